@@ -1,0 +1,62 @@
+# emr-archive — the whole set-up on a fresh machine is `make demo` and `make test`.
+# Each target creates .venv and installs what it needs (pip packages; Debian packages via apt-get
+# when missing and we are root) by itself.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# The stamp changes with pyproject.toml, so a changed dependency list reinstalls.
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+APT_PACKAGES := qpdf poppler-utils
+
+.PHONY: venv sysdeps lint typecheck test unit integration demo bench stack-up stack-down clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+sysdeps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "please install:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \
+	fi
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+integration: venv sysdeps
+	$(BIN)/pytest -q tests/integration
+
+test: venv sysdeps lint typecheck
+	$(BIN)/pytest -q
+
+demo: venv sysdeps
+	$(BIN)/emr-archive demo
+
+bench: venv sysdeps
+	$(BIN)/python -m bench.bench_store
+
+stack-up: venv
+	$(BIN)/emr-archive stack up
+
+stack-down: venv
+	$(BIN)/emr-archive stack down
+
+clean:
+	-$(BIN)/emr-archive stack down 2>/dev/null
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,0 +1,112 @@
+"""The one exception tree of emr-archive.
+
+Every error the archive raises on purpose is an ``ArchiveError``. Foreign errors (botocore, pyHanko,
+cryptography's ``InvalidTag``, pyarrow) are wrapped once, at the boundary where they occur, with
+``raise ... from e`` so the cause stays available to a debugger but callers only need to know this
+tree.
+
+Messages say what happened and what to do next. They never contain PHI (names, national ids,
+insurance numbers, diagnoses): messages end up in logs, Prefect's database and terminal output.
+"""
+
+from __future__ import annotations
+
+
+class ArchiveError(Exception):
+    """Base of every error emr-archive raises on purpose."""
+
+
+# --- configuration -------------------------------------------------------------------------------
+
+
+class ConfigError(ArchiveError):
+    """A setting is missing or invalid; the message names the setting and how to fix it."""
+
+
+# --- keys ------------------------------------------------------------------------------------------
+
+
+class KeyringError(ArchiveError):
+    """The key store is missing, unreadable, has unsafe permissions or is malformed."""
+
+
+class UnknownKeyError(KeyringError):
+    """A sealed object names a key-encryption key (id or version) this key store does not hold."""
+
+
+# --- sealed envelope -----------------------------------------------------------------------------
+
+
+class SealError(ArchiveError):
+    """Sealing or unsealing failed. No plaintext is ever returned alongside this error."""
+
+
+class EnvelopeFormatError(SealError):
+    """The bytes are not a sealed object this version understands (magic, version, algorithm)."""
+
+
+class EnvelopeIntegrityError(SealError):
+    """Authentication failed: the sealed object was changed, truncated, extended, reordered,
+    moved to another identity, or is opened with the wrong key."""
+
+
+class KeyCommitmentError(EnvelopeIntegrityError):
+    """The data key does not match the key commitment in the header."""
+
+
+class DecompressionLimitError(SealError):
+    """The plaintext would exceed the configured maximum size (a decompression bomb is refused)."""
+
+
+# --- object store --------------------------------------------------------------------------------
+
+
+class StoreError(ArchiveError):
+    """The object store refused or failed an operation."""
+
+
+class StoreUnavailableError(StoreError):
+    """The object store cannot be reached, or kept failing after retries."""
+
+
+class BucketNotCompliantError(StoreError):
+    """The bucket lacks Object Lock or versioning; the archive refuses to write to it."""
+
+
+class ObjectConflictError(StoreError):
+    """A different object already exists under a key the archive meant to create once."""
+
+
+class ObjectNotFoundError(StoreError):
+    """The key, or the exact version of it, does not exist in the bucket."""
+
+
+class LockRefusedError(StoreError):
+    """The store refused a change to an object's lock (as WORM storage must when asked to
+    shorten a retention, weaken the mode or delete a locked version)."""
+
+
+# --- catalog ---------------------------------------------------------------------------------------
+
+
+class CatalogError(ArchiveError):
+    """The catalog cannot be read or written."""
+
+
+class ManifestCorruptError(CatalogError):
+    """A manifest file cannot be parsed, or its bytes do not match the hash recorded for it."""
+
+
+class ChainBrokenError(CatalogError):
+    """The hash chain of manifests is broken: a manifest is missing, altered or out of order."""
+
+
+# --- embedded stack ---------------------------------------------------------------------------------
+
+
+class StackError(ArchiveError):
+    """The embedded development stack failed to start, stop or answer its health check."""
+
+
+class PkiError(ArchiveError):
+    """Certificates, signing keys or the timestamp/OCSP/CRL service are unusable."""

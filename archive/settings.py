@@ -1,0 +1,222 @@
+"""Settings, read in exactly one place.
+
+Everything configurable comes from (highest priority first) keyword arguments, environment
+variables prefixed ``EMR_ARCHIVE_`` (nested with ``__``, e.g. ``EMR_ARCHIVE_S3__BUCKET``), a TOML
+file (``EMR_ARCHIVE_CONFIG`` or ``./emr-archive.toml``), and the defaults below. The result is a
+frozen object passed down to the code that needs it; nothing else reads ``os.environ``.
+
+Unset production knobs (S3 endpoint, TSA, signer) mean "use the embedded development stack under
+``data_dir``"; once they are set, nothing development-only is used.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from archive.errors import ConfigError
+
+ENV_PREFIX = "EMR_ARCHIVE_"
+CONFIG_FILE_ENV = "EMR_ARCHIVE_CONFIG"
+DEFAULT_CONFIG_FILE = Path("emr-archive.toml")
+
+_MiB = 1024 * 1024
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class S3Settings(_Frozen):
+    """Where records are stored. Leave ``endpoint_url`` unset to use the embedded SeaweedFS."""
+
+    endpoint_url: str | None = Field(
+        default=None,
+        description="S3 endpoint, e.g. https://s3.ap-southeast-1.amazonaws.com; unset = embedded",
+    )
+    region: str = "us-east-1"
+    bucket: str = Field(default="emr-archive", min_length=3, max_length=63)
+    access_key_id: str | None = Field(
+        default=None, description="unset = the standard AWS chain (AWS_ACCESS_KEY_ID, profile, ...)"
+    )
+    secret_access_key: SecretStr | None = None
+    addressing_style: Literal["path", "virtual", "auto"] = "path"
+    max_attempts: int = Field(default=8, ge=1, le=20, description="botocore retries (standard)")
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=60.0, gt=0)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
+class KeySettings(_Frozen):
+    """Key-encryption keys and the pseudonym secret."""
+
+    provider: Literal["local"] = Field(
+        default="local", description="'local' keyring; KMS and PKCS#11 plug in behind KeyProvider"
+    )
+    keyring_dir: Path | None = Field(default=None, description="unset = <data_dir>/keys")
+    kek_id: str = Field(default="emr-archive-kek", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class SignerSettings(_Frozen):
+    """The hospital's signing certificate and the timestamp authority."""
+
+    pkcs12_path: Path | None = Field(default=None, description="unset = development PKI")
+    pkcs12_password_env: str | None = Field(
+        default=None, description="name of an environment variable holding the PKCS#12 password"
+    )
+    pkcs12_password_file: Path | None = Field(
+        default=None, description="file (0600) holding the PKCS#12 password"
+    )
+    tsa_url: str | None = Field(default=None, description="RFC 3161 TSA; unset = development TSA")
+    trust_roots: tuple[Path, ...] = Field(
+        default=(), description="PEM/DER CA certificates trusted for validation; empty = dev CA"
+    )
+    ocsp_url_override: str | None = Field(
+        default=None, description="force one OCSP responder instead of the certificates' AIA"
+    )
+
+
+class SealSettings(_Frozen):
+    """Client-side envelope encryption."""
+
+    frame_size: int = Field(default=_MiB, ge=4096, le=64 * _MiB)
+    max_plaintext_bytes: int = Field(default=512 * _MiB, ge=1)
+    zstd_level: int = Field(default=3, ge=1, le=19)
+
+
+class StackSettings(_Frozen):
+    """Ports of the embedded development stack; all bound to 127.0.0.1."""
+
+    # gRPC ports are these + 10000, so every port stays <= 55535.
+    s3_port: int = Field(default=18333, ge=1024, le=55535)
+    master_port: int = Field(default=19333, ge=1024, le=55535)
+    volume_port: int = Field(default=18080, ge=1024, le=55535)
+    filer_port: int = Field(default=18888, ge=1024, le=55535)
+    admin_port: int = Field(default=18646, ge=1024, le=55535)
+    pki_port: int = Field(default=18990, ge=1024, le=65535)
+    volume_max: int = Field(default=100, ge=8, description="SeaweedFS volumes (~7 per bucket)")
+
+
+class CatalogSettings(_Frozen):
+    """Where the Parquet catalog lives and how long its bucket copies are locked."""
+
+    catalog_dir: Path | None = Field(default=None, description="unset = <data_dir>/catalog")
+    manifest_retain_years: int = Field(default=100, ge=1, le=1000)
+
+
+class Settings(BaseSettings):
+    """All of emr-archive's settings. Build with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    data_dir: Path = Field(default=Path("var"), description="generated state; git-ignored")
+    s3: S3Settings = S3Settings()
+    keys: KeySettings = KeySettings()
+    signer: SignerSettings = SignerSettings()
+    seal: SealSettings = SealSettings()
+    stack: StackSettings = StackSettings()
+    catalog: CatalogSettings = CatalogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _config_file()
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    # Derived locations: one definition each, so nobody rebuilds paths by hand.
+    @property
+    def keyring_dir(self) -> Path:
+        return self.keys.keyring_dir or self.data_dir / "keys"
+
+    @property
+    def catalog_dir(self) -> Path:
+        return self.catalog.catalog_dir or self.data_dir / "catalog"
+
+    @property
+    def stack_dir(self) -> Path:
+        return self.data_dir / "stack"
+
+    @property
+    def seaweedfs_dir(self) -> Path:
+        return self.data_dir / "seaweedfs"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.data_dir / "pki"
+
+    @property
+    def uses_embedded_s3(self) -> bool:
+        return self.s3.endpoint_url is None
+
+    @property
+    def s3_endpoint_url(self) -> str:
+        return self.s3.endpoint_url or f"http://127.0.0.1:{self.stack.s3_port}"
+
+    @property
+    def uses_dev_pki(self) -> bool:
+        return self.signer.pkcs12_path is None
+
+    @property
+    def tsa_url(self) -> str:
+        return self.signer.tsa_url or f"http://127.0.0.1:{self.stack.pki_port}/emr-dev/tsa/tsa"
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get(CONFIG_FILE_ENV)
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(
+                f"{CONFIG_FILE_ENV}={explicit!s} does not name a readable file: "
+                "point it at a TOML settings file or unset it"
+            )
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings once; a bad value becomes a :class:`ConfigError` naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        raise ConfigError(_explain(e)) from None
+
+
+def _explain(error: ValidationError) -> str:
+    lines = ["invalid settings:"]
+    for item in error.errors():
+        path = [str(p) for p in item["loc"]]
+        env_name = ENV_PREFIX + "__".join(p.upper() for p in path)
+        # The input value is left out on purpose: it may be a secret.
+        lines.append(f"  {env_name} ({'.'.join(path)}): {item['msg']}")
+    lines.append("Fix the environment variable or the TOML file, or unset it to use the default.")
+    return "\n".join(lines)

