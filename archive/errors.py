@@ -16,14 +16,14 @@ class ArchiveError(Exception):
     """Base of every error emr-archive raises on purpose."""
 
 
-# --- configuration -------------------------------------------------------------------------------
+# --- configuration --------------------------------------------------------------------------------
 
 
 class ConfigError(ArchiveError):
     """A setting is missing or invalid; the message names the setting and how to fix it."""
 
 
-# --- keys ------------------------------------------------------------------------------------------
+# --- keys -----------------------------------------------------------------------------------------
 
 
 class KeyringError(ArchiveError):
@@ -34,7 +34,7 @@ class UnknownKeyError(KeyringError):
     """A sealed object names a key-encryption key (id or version) this key store does not hold."""
 
 
-# --- sealed envelope -----------------------------------------------------------------------------
+# --- sealed envelope ------------------------------------------------------------------------------
 
 
 class SealError(ArchiveError):
@@ -58,7 +58,7 @@ class DecompressionLimitError(SealError):
     """The plaintext would exceed the configured maximum size (a decompression bomb is refused)."""
 
 
-# --- object store --------------------------------------------------------------------------------
+# --- object store ---------------------------------------------------------------------------------
 
 
 class StoreError(ArchiveError):
@@ -86,7 +86,7 @@ class LockRefusedError(StoreError):
     shorten a retention, weaken the mode or delete a locked version)."""
 
 
-# --- catalog ---------------------------------------------------------------------------------------
+# --- catalog --------------------------------------------------------------------------------------
 
 
 class CatalogError(ArchiveError):
@@ -101,7 +101,7 @@ class ChainBrokenError(CatalogError):
     """The hash chain of manifests is broken: a manifest is missing, altered or out of order."""
 
 
-# --- embedded stack ---------------------------------------------------------------------------------
+# --- embedded stack -------------------------------------------------------------------------------
 
 
 class StackError(ArchiveError):
