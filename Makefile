@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The stamp changes with pyproject.toml, so a changed dependency list reinstalls.
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
-APT_PACKAGES := qpdf poppler-utils
+APT_PACKAGES := qpdf poppler-utils fonts-dejavu-core
 
 .PHONY: venv sysdeps lint typecheck test unit integration demo bench stack-up stack-down clean
 

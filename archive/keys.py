@@ -51,6 +51,8 @@ _PSEUDONYM_FORMAT = "emr-archive-pseudonym-secret"
 _KEK_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _PSEUDONYM_DOMAIN = b"emr-archive/patient-pseudonym/v1\x00"
 _PSEUDONYM_PREFIX = "p1_"
+_RECORD_TOKEN_DOMAIN = b"emr-archive/record-token/v1\x00"
+_RECORD_TOKEN_PREFIX = "r1"  # noqa: S105 - a format tag, not a secret
 _MAX_FILE_BYTES = 1024 * 1024  # refuse absurd files before parsing them
 _HOW_TO_CREATE = "run `emr-archive stack up` (development) or `emr-archive keys init` (production)"
 
@@ -97,6 +99,14 @@ class Pseudonymizer(Protocol):
 
     def pseudonym(self, patient_id: str) -> str:
         """``"p1_"`` + 64 hex digits; the same input always gives the same pseudonym."""
+        ...
+
+    def record_token(self, record_id: str) -> str:
+        """A keyed, stable token for a record id, used in object keys instead of the id.
+
+        Record ids (encounter numbers) identify a patient's stay; a plain hash of a short
+        numeric id could be reversed by trying them all, a keyed one cannot.
+        """
         ...
 
 
@@ -221,18 +231,24 @@ class LocalKeyring:
 
     def pseudonym(self, patient_id: str) -> str:
         """HMAC-SHA256 of the NFC form, so the same name typed on two systems matches."""
-        if not patient_id:
-            raise ValueError("patient id is empty")
+        return _PSEUDONYM_PREFIX + self._keyed(_PSEUDONYM_DOMAIN, patient_id, "patient id")
+
+    def record_token(self, record_id: str) -> str:
+        """40 hex digits (160 bits) of a domain-separated HMAC: short enough for object keys."""
+        return _RECORD_TOKEN_PREFIX + self._keyed(_RECORD_TOKEN_DOMAIN, record_id, "record id")[:38]
+
+    def _keyed(self, domain: bytes, value: str, what: str) -> str:
+        if not value:
+            raise ValueError(f"{what} is empty")
         try:
-            encoded: bytes | None = unicodedata.normalize("NFC", patient_id).encode("utf-8")
+            encoded: bytes | None = unicodedata.normalize("NFC", value).encode("utf-8")
         except UnicodeEncodeError:
             encoded = None
         if encoded is None:
             # Raised outside the handler: the UnicodeEncodeError quotes the input (PHI) and must
             # not ride along as __context__ into logs or error trackers.
-            raise ValueError("patient id is not valid Unicode text")
-        digest = hmac.new(self._pseudonym_secret, _PSEUDONYM_DOMAIN + encoded, hashlib.sha256)
-        return _PSEUDONYM_PREFIX + digest.hexdigest()
+            raise ValueError(f"{what} is not valid Unicode text")
+        return hmac.new(self._pseudonym_secret, domain + encoded, hashlib.sha256).hexdigest()
 
     def __repr__(self) -> str:
         keks = self._keks

@@ -15,7 +15,15 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -43,16 +51,23 @@ class S3Settings(_Frozen):
         default=None,
         description="S3 endpoint, e.g. https://s3.ap-southeast-1.amazonaws.com; unset = embedded",
     )
-    region: str = "us-east-1"
-    bucket: str = Field(default="emr-archive", min_length=3, max_length=63)
+    region: str = Field(default="us-east-1", description="S3 region (any value for SeaweedFS)")
+    bucket: str = Field(
+        default="emr-archive",
+        min_length=3,
+        max_length=63,
+        description="bucket with Object Lock + versioning (refused otherwise)",
+    )
     access_key_id: str | None = Field(
         default=None, description="unset = the standard AWS chain (AWS_ACCESS_KEY_ID, profile, ...)"
     )
-    secret_access_key: SecretStr | None = None
-    addressing_style: Literal["path", "virtual", "auto"] = "path"
+    secret_access_key: SecretStr | None = Field(default=None, description="with access_key_id")
+    addressing_style: Literal["path", "virtual", "auto"] = Field(
+        default="path", description="path for SeaweedFS/MinIO/Ceph; virtual for AWS"
+    )
     max_attempts: int = Field(default=8, ge=1, le=20, description="botocore retries (standard)")
-    connect_timeout_s: float = Field(default=5.0, gt=0)
-    read_timeout_s: float = Field(default=60.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0, description="seconds per attempt")
+    read_timeout_s: float = Field(default=60.0, gt=0, description="seconds per attempt")
 
     @field_validator("endpoint_url")
     @classmethod
@@ -69,7 +84,11 @@ class KeySettings(_Frozen):
         default="local", description="'local' keyring; KMS and PKCS#11 plug in behind KeyProvider"
     )
     keyring_dir: Path | None = Field(default=None, description="unset = <data_dir>/keys")
-    kek_id: str = Field(default="emr-archive-kek", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    kek_id: str = Field(
+        default="emr-archive-kek",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="name of the key-encryption key created by `keys init`",
+    )
 
 
 class SignerSettings(_Frozen):
@@ -90,25 +109,52 @@ class SignerSettings(_Frozen):
         default=None, description="force one OCSP responder instead of the certificates' AIA"
     )
 
+    @model_validator(mode="after")
+    def _all_or_nothing(self) -> SignerSettings:
+        # Half a production configuration would silently sign with the development TSA or trust
+        # the development CA: refuse it.
+        production = {
+            "EMR_ARCHIVE_SIGNER__PKCS12_PATH": self.pkcs12_path is not None,
+            "EMR_ARCHIVE_SIGNER__TSA_URL": self.tsa_url is not None,
+            "EMR_ARCHIVE_SIGNER__TRUST_ROOTS": bool(self.trust_roots),
+        }
+        if any(production.values()) and not all(production.values()):
+            missing = ", ".join(name for name, given in production.items() if not given)
+            raise ValueError(
+                f"a production signer needs all of PKCS12_PATH, TSA_URL and TRUST_ROOTS; "
+                f"missing {missing} (or unset all three to use the development PKI)"
+            )
+        if self.pkcs12_path is not None and not (
+            self.pkcs12_password_env or self.pkcs12_password_file
+        ):
+            raise ValueError("set PKCS12_PASSWORD_ENV or PKCS12_PASSWORD_FILE for the PKCS#12")
+        return self
+
 
 class SealSettings(_Frozen):
     """Client-side envelope encryption."""
 
-    frame_size: int = Field(default=_MiB, ge=4096, le=64 * _MiB)
-    max_plaintext_bytes: int = Field(default=512 * _MiB, ge=1)
-    zstd_level: int = Field(default=3, ge=1, le=19)
+    frame_size: int = Field(
+        default=_MiB, ge=4096, le=64 * _MiB, description="bytes per encrypted frame (memory bound)"
+    )
+    max_plaintext_bytes: int = Field(
+        default=512 * _MiB, ge=1, description="larger plaintexts are refused (zstd bombs)"
+    )
+    zstd_level: int = Field(default=3, ge=1, le=19, description="compression level")
 
 
 class StackSettings(_Frozen):
     """Ports of the embedded development stack; all bound to 127.0.0.1."""
 
     # gRPC ports are these + 10000, so every port stays <= 55535.
-    s3_port: int = Field(default=18333, ge=1024, le=55535)
-    master_port: int = Field(default=19333, ge=1024, le=55535)
-    volume_port: int = Field(default=18080, ge=1024, le=55535)
-    filer_port: int = Field(default=18888, ge=1024, le=55535)
-    admin_port: int = Field(default=18646, ge=1024, le=55535)
-    pki_port: int = Field(default=18990, ge=1024, le=65535)
+    s3_port: int = Field(default=18333, ge=1024, le=55535, description="embedded S3 API")
+    master_port: int = Field(default=19333, ge=1024, le=55535, description="SeaweedFS master")
+    volume_port: int = Field(default=18080, ge=1024, le=55535, description="SeaweedFS volume")
+    filer_port: int = Field(default=18888, ge=1024, le=55535, description="SeaweedFS filer")
+    admin_port: int = Field(default=18646, ge=1024, le=55535, description="SeaweedFS admin")
+    pki_port: int = Field(
+        default=18990, ge=1024, le=65535, description="development TSA/OCSP/CRL service"
+    )
     volume_max: int = Field(default=100, ge=8, description="SeaweedFS volumes (~7 per bucket)")
 
 
@@ -116,7 +162,9 @@ class CatalogSettings(_Frozen):
     """Where the Parquet catalog lives and how long its bucket copies are locked."""
 
     catalog_dir: Path | None = Field(default=None, description="unset = <data_dir>/catalog")
-    manifest_retain_years: int = Field(default=100, ge=1, le=1000)
+    manifest_retain_years: int = Field(
+        default=100, ge=1, le=1000, description="COMPLIANCE lock on catalog manifest copies"
+    )
 
 
 class Settings(BaseSettings):
@@ -220,3 +268,24 @@ def _explain(error: ValidationError) -> str:
         lines.append(f"  {env_name} ({'.'.join(path)}): {item['msg']}")
     lines.append("Fix the environment variable or the TOML file, or unset it to use the default.")
     return "\n".join(lines)
+
+
+def reference() -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) for every setting, for docs and `settings`."""
+    rows: list[tuple[str, str, str]] = []
+
+    def walk(model: type[BaseModel], path: list[str]) -> None:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, [*path, name])
+                continue
+            env = ENV_PREFIX + "__".join(p.upper() for p in [*path, name])
+            default = field.default
+            shown = "(unset)" if default is None else str(default)
+            if isinstance(default, tuple):
+                shown = ",".join(str(d) for d in default) or "(empty)"
+            rows.append((env, shown, field.description or ""))
+
+    walk(Settings, [])
+    return rows

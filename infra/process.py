@@ -68,7 +68,9 @@ class ManagedProcess:
             raise StackError(f"cannot start {self.name} ({argv[0]}): {e}") from e
         finally:
             log.close()
-        record = {"pid": child.pid, "argv": _cmdline(child.pid) or list(argv)}
+        # The argv we asked for, not /proc's view: right after fork, before exec, /proc still
+        # shows the parent's command line.
+        record = {"pid": child.pid, "argv": list(argv)}
         tmp = self.pid_file.with_suffix(".pid.tmp")
         tmp.write_text(json.dumps(record), encoding="utf-8")
         os.replace(tmp, self.pid_file)

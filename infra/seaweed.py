@@ -110,18 +110,26 @@ def _base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k in keep}
 
 
-def _require_free(ports: SeaweedPorts) -> None:
-    taken = [p for p in ports.all() if not _port_free(p)]
-    if taken:
-        raise StackError(
-            f"ports {taken} on 127.0.0.1 are in use; SeaweedFS would silently move elsewhere. "
-            "Stop what uses them or set EMR_ARCHIVE_STACK__S3_PORT (and the other "
-            "EMR_ARCHIVE_STACK__*_PORT settings) to free ports"
-        )
+def _require_free(ports: SeaweedPorts, *, wait_s: float = 10.0) -> None:
+    # Right after a stop the kernel may need a moment to release the sockets.
+    deadline = time.monotonic() + wait_s
+    while True:
+        taken = [p for p in ports.all() if not _port_free(p)]
+        if not taken:
+            return
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"ports {taken} on 127.0.0.1 are in use; SeaweedFS would silently move elsewhere. "
+                "Stop what uses them or set EMR_ARCHIVE_STACK__S3_PORT (and the other "
+                "EMR_ARCHIVE_STACK__*_PORT settings) to free ports"
+            )
+        time.sleep(0.25)
 
 
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # Like the Go listener SeaweedFS uses: sockets in TIME_WAIT do not block a bind.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

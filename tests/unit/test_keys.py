@@ -264,3 +264,16 @@ def test_repr_shows_no_key_material(ring: LocalKeyring, keydir: Path) -> None:
     assert doc["versions"]["1"] not in text
     assert secret not in text
     assert KEK_ID in text
+
+
+def test_record_tokens_are_keyed_stable_and_separate_from_pseudonyms(tmp_path: Path) -> None:
+    a = LocalKeyring.create(tmp_path / "a", kek_id="k")
+    b = LocalKeyring.create(tmp_path / "b", kek_id="k")
+    token = a.record_token("ENC-2026-000123")
+    assert token == a.record_token("ENC-2026-000123")
+    assert token != b.record_token("ENC-2026-000123")
+    assert token.startswith("r1")
+    assert len(token) == 40
+    assert all(c in "0123456789abcdef" for c in token[2:])
+    assert token[2:] not in a.pseudonym("ENC-2026-000123")
+    assert "000123" not in token

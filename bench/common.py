@@ -1,0 +1,40 @@
+"""Shared bench helpers: a throwaway embedded stack and a plain timing table."""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from archive.settings import Settings
+from tests.conftest import make_settings
+
+
+@contextlib.contextmanager
+def throwaway_stack(*, full: bool = False) -> Iterator[Settings]:
+    """SeaweedFS (and with ``full`` the PKI service and keyring) on free ports in a temp dir."""
+    from infra import seaweed, stack
+
+    with tempfile.TemporaryDirectory(prefix="emr-bench-") as tmp:
+        settings = make_settings(Path(tmp))
+        try:
+            if full:
+                stack.up(settings)
+            else:
+                seaweed.start(settings)
+            yield settings
+        finally:
+            stack.down(settings)
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

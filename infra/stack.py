@@ -1,0 +1,135 @@
+"""``emr-archive stack up | down | status``: the embedded development stack on one machine.
+
+Up starts, in order: the keyring (created once), the development PKI and its TSA/OCSP/CRL service
+(only when no production signer/TSA is configured), and SeaweedFS with the Object-Lock bucket
+(only when no S3 endpoint is configured). Every step is idempotent, so ``up`` twice is harmless;
+``down`` stops exactly the processes whose pid files ``up`` wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from archive.errors import ArchiveError, StackError
+from archive.keys import LocalKeyring
+from archive.s3 import S3ObjectStore
+from archive.settings import Settings
+from infra import pki, pki_service, seaweed
+from infra.process import ManagedProcess
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentStatus:
+    name: str
+    state: str  # "running", "stopped", "external", "ready", "missing"
+    detail: str
+    healthy: bool
+
+
+def pki_process(settings: Settings) -> ManagedProcess:
+    return ManagedProcess(name="pki-service", run_dir=settings.stack_dir)
+
+
+def up(settings: Settings) -> list[ComponentStatus]:
+    # Certificates are issued relative to the wall clock: the TSA service stamps with it too.
+    moment = datetime.now(UTC)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)
+    LocalKeyring.open_or_create(settings.keyring_dir, kek_id=settings.keys.kek_id)
+    if _needs_dev_pki(settings):
+        _start_pki(settings, now=moment)
+    if settings.uses_embedded_s3:
+        seaweed.start(settings)
+    else:
+        S3ObjectStore.from_settings(settings).ensure_compliant()
+    return status(settings)
+
+
+def down(settings: Settings) -> list[str]:
+    stopped = []
+    for proc in (seaweed.process(settings), pki_process(settings)):
+        if proc.stop():
+            stopped.append(proc.name)
+    return stopped
+
+
+def status(settings: Settings) -> list[ComponentStatus]:
+    return [_keyring_status(settings), _pki_status(settings), _s3_status(settings)]
+
+
+def _needs_dev_pki(settings: Settings) -> bool:
+    # Settings guarantee signer, TSA and trust roots are all set (production) or all unset.
+    return settings.uses_dev_pki
+
+
+def _start_pki(settings: Settings, *, now: datetime) -> None:
+    port = settings.stack.pki_port
+    pki.ensure_dev_pki(settings.pki_dir, port=port, now=now)
+    proc = pki_process(settings)
+    argv = [sys.executable, "-m", "infra.pki_service",
+            "--pki-dir", str(settings.pki_dir), "--port", str(port)]  # fmt: skip
+    proc.start(argv)
+    _wait_pki_ready(proc, settings.tsa_url)
+
+
+def _wait_pki_ready(proc: ManagedProcess, tsa_url: str, *, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.pid() is None:
+            raise StackError(f"the PKI service exited during start-up:\n{proc.log_tail()}")
+        try:
+            pki_service.probe(tsa_url)
+            return
+        except ArchiveError as e:
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"the PKI service did not answer in {timeout_s:.0f} s ({e}); "
+                    f"log: {proc.log_file}"
+                ) from e
+            time.sleep(0.2)
+
+
+def _keyring_status(settings: Settings) -> ComponentStatus:
+    try:
+        ring = LocalKeyring.open(settings.keyring_dir)
+    except ArchiveError as e:
+        return ComponentStatus("keyring", "missing", str(e), healthy=False)
+    current = ring.current()
+    detail = f"{settings.keyring_dir} (current KEK {current.kek_id} v{current.version})"
+    return ComponentStatus("keyring", "ready", detail, healthy=True)
+
+
+def _pki_status(settings: Settings) -> ComponentStatus:
+    if not _needs_dev_pki(settings):
+        return ComponentStatus("pki", "external", f"TSA {settings.tsa_url}", healthy=True)
+    pid = pki_process(settings).pid()
+    if pid is None:
+        return ComponentStatus("pki-service", "stopped", "run `emr-archive stack up`", False)
+    try:
+        pki_service.probe(settings.tsa_url)
+    except ArchiveError as e:
+        return ComponentStatus("pki-service", "running", f"pid {pid}, unhealthy: {e}", False)
+    return ComponentStatus("pki-service", "running", f"pid {pid}, TSA {settings.tsa_url}", True)
+
+
+def _s3_status(settings: Settings) -> ComponentStatus:
+    endpoint = settings.s3_endpoint_url
+    where = f"{endpoint} bucket {settings.s3.bucket}"
+    if settings.uses_embedded_s3:
+        pid = seaweed.process(settings).pid()
+        if pid is None:
+            return ComponentStatus("seaweedfs", "stopped", "run `emr-archive stack up`", False)
+        name, state, where = "seaweedfs", "running", f"pid {pid}, {where}"
+    else:
+        name, state = "s3", "external"
+    try:
+        store = S3ObjectStore.from_settings(settings)
+        store.ensure_compliant()
+        seaweed.health_check(store)
+    except ArchiveError as e:
+        return ComponentStatus(name, state, f"{where}: {e}", healthy=False)
+    return ComponentStatus(name, state, f"{where} (Object Lock on, PUT+GET ok)", healthy=True)

@@ -1,0 +1,32 @@
+"""Build the archive's parts from settings: the one place that picks implementations.
+
+Library code takes its parts (store, key provider, catalog) as arguments; the CLI, the flows and
+the tests call these factories, so switching to AWS KMS or another store touches only this file.
+"""
+
+from __future__ import annotations
+
+from archive.catalog import Catalog
+from archive.errors import ConfigError
+from archive.keys import LocalKeyring
+from archive.s3 import S3ObjectStore
+from archive.settings import Settings
+
+
+def open_keyring(settings: Settings, *, create: bool = False) -> LocalKeyring:
+    if settings.keys.provider != "local":  # pragma: no cover - the settings type allows only local
+        raise ConfigError(f"key provider {settings.keys.provider!r} is not available")
+    if create:
+        return LocalKeyring.open_or_create(settings.keyring_dir, kek_id=settings.keys.kek_id)
+    return LocalKeyring.open(settings.keyring_dir)
+
+
+def open_store(settings: Settings, *, read_only: bool = False) -> S3ObjectStore:
+    """The configured bucket, after checking it has Object Lock and versioning."""
+    store = S3ObjectStore.from_settings(settings, read_only=read_only)
+    store.ensure_compliant()
+    return store
+
+
+def open_catalog(settings: Settings, *, create: bool = False) -> Catalog:
+    return Catalog.open(settings.catalog_dir, create=create)

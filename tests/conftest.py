@@ -1,0 +1,47 @@
+"""Fixtures shared by unit and integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from archive.settings import Settings, StackSettings, load_settings
+from tests.portpick import free_port_block
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A developer's EMR_ARCHIVE_* or AWS_* variables must not leak into tests.
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("EMR_ARCHIVE_", "AWS_")):
+            monkeypatch.delenv(name, raising=False)
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    s3_port, master, volume, filer, admin, pki_port = free_port_block(6)
+    stack = StackSettings(
+        s3_port=s3_port,
+        master_port=master,
+        volume_port=volume,
+        filer_port=filer,
+        admin_port=admin,
+        pki_port=pki_port,
+    )
+    return load_settings(data_dir=data_dir, stack=stack, **overrides)
+
+
+@pytest.fixture(scope="session")
+def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The whole embedded stack (keyring, dev PKI + TSA service, SeaweedFS), once per session."""
+    from infra import stack
+
+    settings = make_settings(tmp_path_factory.mktemp("stack"))
+    try:
+        stack.up(settings)
+        yield settings
+    finally:
+        stack.down(settings)
