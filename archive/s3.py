@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from archive.errors import (
     BucketNotCompliantError,
@@ -376,6 +376,11 @@ class S3ObjectStore:
             if code in {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}:
                 return StoreError(f"{where}: access denied ({code}); check the S3 credentials")
             return StoreError(f"{where}: the store answered {code}")
+        if isinstance(error, NoCredentialsError):
+            return StoreError(
+                f"{where}: no S3 credentials found; set EMR_ARCHIVE_S3__ACCESS_KEY_ID and "
+                "EMR_ARCHIVE_S3__SECRET_ACCESS_KEY, or the standard AWS_* variables or profile"
+            )
         return StoreUnavailableError(
             f"{where}: cannot reach the object store at {self._endpoint} after retries "
             f"({type(error).__name__}); is it running? (`emr-archive stack status`)"

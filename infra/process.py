@@ -74,6 +74,7 @@ class ManagedProcess:
         tmp = self.pid_file.with_suffix(".pid.tmp")
         tmp.write_text(json.dumps(record), encoding="utf-8")
         os.replace(tmp, self.pid_file)
+        _await_exec(child, list(argv))
         return child.pid
 
     def stop(self, *, timeout_s: float = 15.0) -> bool:
@@ -100,6 +101,16 @@ class ManagedProcess:
         except FileNotFoundError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def _await_exec(child: subprocess.Popen[bytes], argv: list[str], timeout_s: float = 5.0) -> None:
+    # Until the child has exec'd, /proc shows the parent's command line and pid() would call
+    # the new process "not ours"; wait for the switch (or for an early exit) before returning.
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and child.poll() is None:
+        if _cmdline(child.pid) == argv:
+            return
+        time.sleep(0.01)
 
 
 def _cmdline(pid: int) -> list[str] | None:

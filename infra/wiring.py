@@ -22,9 +22,14 @@ def open_keyring(settings: Settings, *, create: bool = False) -> LocalKeyring:
 
 
 def open_store(settings: Settings, *, read_only: bool = False) -> S3ObjectStore:
-    """The configured bucket, after checking it has Object Lock and versioning."""
+    """The configured bucket; writers first check it has Object Lock and versioning.
+
+    A read-only identity may not read the bucket's lock configuration (SeaweedFS and AWS treat
+    it as an admin call), and reading needs no such guarantee.
+    """
     store = S3ObjectStore.from_settings(settings, read_only=read_only)
-    store.ensure_compliant()
+    if not read_only:
+        store.ensure_compliant()
     return store
 
 

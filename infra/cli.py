@@ -1,0 +1,240 @@
+"""The ``emr-archive`` command line: thin wiring from settings to library calls.
+
+Every command loads settings once, calls one library function per step and prints a result a
+records officer can read. Errors from the archive's own exception tree are printed as one clear
+line and exit with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import click
+
+from archive.errors import ArchiveError
+from archive.settings import Settings, load_settings
+from infra import files, stack, wiring
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except ArchiveError as e:
+            click.secho(f"error: {e}", fg="red", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+@click.group()
+@click.pass_context
+@_friendly_errors
+def main(ctx: click.Context) -> None:
+    """emr-archive: signed, encrypted, retention-locked medical-record archive."""
+    ctx.obj = load_settings()
+
+
+# --- stack ---------------------------------------------------------------------------------------
+
+
+@main.group(name="stack")
+def stack_group() -> None:
+    """Start, stop and inspect the embedded development stack."""
+
+
+def _print_status(rows: list[stack.ComponentStatus]) -> bool:
+    for row in rows:
+        mark = click.style("ok  ", fg="green") if row.healthy else click.style("FAIL", fg="red")
+        click.echo(f"{mark} {row.name:<12} {row.state:<9} {row.detail}")
+    return all(r.healthy for r in rows)
+
+
+@stack_group.command("up")
+@click.pass_context
+@_friendly_errors
+def stack_up(ctx: click.Context) -> None:
+    """Start SeaweedFS, the development PKI service and the keyring (idempotent)."""
+    ok = _print_status(stack.up(_settings(ctx)))
+    sys.exit(0 if ok else 1)
+
+
+@stack_group.command("down")
+@click.pass_context
+@_friendly_errors
+def stack_down(ctx: click.Context) -> None:
+    """Stop the processes `stack up` started (and only those)."""
+    stopped = stack.down(_settings(ctx))
+    click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@stack_group.command("status")
+@click.pass_context
+@_friendly_errors
+def stack_status(ctx: click.Context) -> None:
+    """Say what runs where, and whether it answers."""
+    ok = _print_status(stack.status(_settings(ctx)))
+    sys.exit(0 if ok else 1)
+
+
+# --- keys ----------------------------------------------------------------------------------------
+
+
+@main.group(name="keys")
+def keys_group() -> None:
+    """Key-encryption keys of the local keyring."""
+
+
+@keys_group.command("init")
+@click.pass_context
+@_friendly_errors
+def keys_init(ctx: click.Context) -> None:
+    """Create the keyring if it does not exist."""
+    ring = wiring.open_keyring(_settings(ctx), create=True)
+    ref = ring.current()
+    click.echo(f"keyring ready: current KEK {ref.kek_id} v{ref.version}")
+
+
+@keys_group.command("rotate")
+@click.pass_context
+@_friendly_errors
+def keys_rotate(ctx: click.Context) -> None:
+    """Make a new current KEK version; older versions stay for decryption."""
+    ref = wiring.open_keyring(_settings(ctx)).rotate()
+    click.echo(f"new current KEK {ref.kek_id} v{ref.version} (older versions kept)")
+
+
+@keys_group.command("status")
+@click.pass_context
+@_friendly_errors
+def keys_status(ctx: click.Context) -> None:
+    """Show the current KEK (never the key material)."""
+    ref = wiring.open_keyring(_settings(ctx)).current()
+    click.echo(f"current KEK {ref.kek_id} v{ref.version}")
+
+
+# --- single files ------------------------------------------------------------------------------
+
+
+@main.command("put")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--record-id", required=True, help="your identifier for the file (never in keys)")
+@click.option(
+    "--retain-days",
+    type=click.IntRange(1, 365 * 100),
+    default=1,
+    show_default=True,
+    help="COMPLIANCE lock length; it cannot be shortened or removed later",
+)
+@click.pass_context
+@_friendly_errors
+def put_cmd(ctx: click.Context, path: Path, record_id: str, retain_days: int) -> None:
+    """Seal PATH, store it under a COMPLIANCE lock, read it back and compare."""
+    settings = _settings(ctx)
+    receipt = files.put_file(
+        settings,
+        path.read_bytes(),
+        record_id=record_id,
+        retain_until=datetime.now(UTC) + timedelta(days=retain_days),
+    )
+    click.echo(f"stored   {receipt.deposit.key}")
+    click.echo(f"version  {receipt.deposit.version_id}")
+    click.echo(f"locked   COMPLIANCE until {receipt.lock_until:%Y-%m-%d %H:%M} UTC")
+    click.echo(
+        f"sealed   {receipt.deposit.sealed_size} bytes, KEK {receipt.deposit.kek.kek_id} "
+        f"v{receipt.deposit.kek.version}"
+        + ("" if receipt.deposit.created else " (already stored: adopted)")
+    )
+    click.echo(f"read back: identical (sha256 {receipt.sha256[:16]}...)")
+
+
+@main.command("get")
+@click.option("--record-id", required=True)
+@click.option("--version-id", default=None, help="default: the current version")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+@_friendly_errors
+def get_cmd(ctx: click.Context, record_id: str, version_id: str | None, out: Path) -> None:
+    """Fetch a file stored with `put`, check it and write the plaintext to OUT (0600)."""
+    size = files.get_file(_settings(ctx), record_id=record_id, version_id=version_id, out=out)
+    click.echo(f"wrote {out} ({size} bytes, authenticated)")
+
+
+# --- catalog -------------------------------------------------------------------------------------
+
+
+@main.group(name="catalog")
+def catalog_group() -> None:
+    """The Parquet catalog of archived records."""
+
+
+@catalog_group.command("verify")
+@click.pass_context
+@_friendly_errors
+def catalog_verify(ctx: click.Context) -> None:
+    """Check the manifest hash chain and compare it with the locked bucket copies."""
+    settings = _settings(ctx)
+    catalog = wiring.open_catalog(settings, create=True)
+    store = wiring.open_store(settings)
+    uploaded = catalog.sync(store, retain_until=files.manifest_lock(settings))
+    rows = catalog.rows().num_rows
+    click.echo(
+        f"catalog intact: {len(catalog.manifests)} manifests, {rows} records, "
+        f"head {catalog.latest_manifest_sha256[:16]}...; bucket copies match"
+        + (f" ({len(uploaded)} re-uploaded)" if uploaded else "")
+    )
+
+
+@catalog_group.command("rebuild")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.pass_context
+@_friendly_errors
+def catalog_rebuild(ctx: click.Context, directory: Path) -> None:
+    """Rebuild a catalog into DIRECTORY from the bucket's locked manifest copies."""
+    from archive.catalog import Catalog
+
+    catalog = Catalog.rebuild(directory, wiring.open_store(_settings(ctx), read_only=True))
+    click.echo(
+        f"rebuilt {len(catalog.manifests)} manifests, {catalog.rows().num_rows} records "
+        f"into {directory}"
+    )
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+
+@main.command("settings")
+@click.option("--markdown", is_flag=True, help="print the reference table for the README")
+@click.pass_context
+@_friendly_errors
+def settings_cmd(ctx: click.Context, markdown: bool) -> None:
+    """List every setting: environment variable, default and meaning."""
+    from archive.settings import reference
+
+    rows = reference()
+    if markdown:
+        click.echo("| variable | default | meaning |\n|---|---|---|")
+        for env, default, text in rows:
+            click.echo(f"| `{env}` | `{default}` | {text} |")
+        return
+    for env, default, text in rows:
+        click.echo(f"{env:<44} {default:<20} {text}")
+
+
+if __name__ == "__main__":
+    main()
