@@ -236,5 +236,16 @@ def settings_cmd(ctx: click.Context, markdown: bool) -> None:
         click.echo(f"{env:<44} {default:<20} {text}")
 
 
+@main.command("demo")
+@click.pass_context
+@_friendly_errors
+def demo_cmd(ctx: click.Context) -> None:
+    """Run the main job on the embedded stack and show the result (`make demo`)."""
+    from infra import demo
+
+    demo.run_foundation(_settings(ctx))
+    demo.closing_hint()
+
+
 if __name__ == "__main__":
     main()
