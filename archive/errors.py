@@ -58,6 +58,17 @@ class DecompressionLimitError(SealError):
     """The plaintext would exceed the configured maximum size (a decompression bomb is refused)."""
 
 
+# --- documents -----------------------------------------------------------------------------------
+
+
+class RenderError(ArchiveError):
+    """A document cannot be rendered (missing font, uncovered character, bad input)."""
+
+
+class PdfaError(ArchiveError):
+    """The PDF does not hold what the archive put in it (e.g. no embedded FHIR Bundle)."""
+
+
 # --- object store ---------------------------------------------------------------------------------
 
 
