@@ -156,6 +156,10 @@ class StackSettings(_Frozen):
         default=18990, ge=1024, le=65535, description="development TSA/OCSP/CRL service"
     )
     volume_max: int = Field(default=100, ge=8, description="SeaweedFS volumes (~7 per bucket)")
+    prefect_server: bool = Field(
+        default=True, description="start a local Prefect server (run history, schedules, UI)"
+    )
+    prefect_port: int = Field(default=14200, ge=1024, le=65535, description="Prefect API and UI")
 
 
 class CatalogSettings(_Frozen):
@@ -228,6 +232,10 @@ class Settings(BaseSettings):
     @property
     def s3_endpoint_url(self) -> str:
         return self.s3.endpoint_url or f"http://127.0.0.1:{self.stack.s3_port}"
+
+    @property
+    def prefect_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.stack.prefect_port}/api"
 
     @property
     def uses_dev_pki(self) -> bool:

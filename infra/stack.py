@@ -18,7 +18,7 @@ from archive.errors import ArchiveError, StackError
 from archive.keys import LocalKeyring
 from archive.s3 import S3ObjectStore
 from archive.settings import Settings
-from infra import pki, pki_service, seaweed
+from infra import pki, pki_service, prefect_server, seaweed
 from infra.process import ManagedProcess
 
 
@@ -46,19 +46,37 @@ def up(settings: Settings) -> list[ComponentStatus]:
         seaweed.start(settings)
     else:
         S3ObjectStore.from_settings(settings).ensure_compliant()
+    if settings.stack.prefect_server:
+        prefect_server.start(settings)
     return status(settings)
 
 
 def down(settings: Settings) -> list[str]:
     stopped = []
-    for proc in (seaweed.process(settings), pki_process(settings)):
+    procs = (prefect_server.process(settings), seaweed.process(settings), pki_process(settings))
+    for proc in procs:
         if proc.stop():
             stopped.append(proc.name)
     return stopped
 
 
 def status(settings: Settings) -> list[ComponentStatus]:
-    return [_keyring_status(settings), _pki_status(settings), _s3_status(settings)]
+    rows = [_keyring_status(settings), _pki_status(settings), _s3_status(settings)]
+    if settings.stack.prefect_server:
+        rows.append(_prefect_status(settings))
+    return rows
+
+
+def _prefect_status(settings: Settings) -> ComponentStatus:
+    pid = prefect_server.process(settings).pid()
+    if pid is None:
+        detail = "flows fall back to Prefect's ephemeral mode; run `emr-archive stack up`"
+        return ComponentStatus("prefect", "stopped", detail, healthy=False)
+    url = settings.prefect_api_url
+    if not prefect_server.healthy(url):
+        return ComponentStatus("prefect", "running", f"pid {pid}, {url} not answering", False)
+    ui = url.removesuffix("/api")
+    return ComponentStatus("prefect", "running", f"pid {pid}, UI {ui}", healthy=True)
 
 
 def _needs_dev_pki(settings: Settings) -> bool:

@@ -30,6 +30,8 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         filer_port=filer,
         admin_port=admin,
         pki_port=pki_port,
+        # Tests run flows in Prefect's ephemeral mode; the server costs ~20 s to start.
+        prefect_server=False,
     )
     return load_settings(data_dir=data_dir, stack=stack, **overrides)
 
