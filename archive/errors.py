@@ -58,6 +58,18 @@ class DecompressionLimitError(SealError):
     """The plaintext would exceed the configured maximum size (a decompression bomb is refused)."""
 
 
+# --- retention -----------------------------------------------------------------------------------
+
+
+class PolicyError(ArchiveError):
+    """The retention policy cannot be used. ``line`` is the 1-based line of the problem in
+    ``source`` when there is one; the message names both and says what to change."""
+
+    def __init__(self, problem: str, *, source: str, line: int | None = None) -> None:
+        self.problem, self.source, self.line = problem, source, line
+        super().__init__(f"{source}, line {line}: {problem}" if line else f"{source}: {problem}")
+
+
 # --- documents -----------------------------------------------------------------------------------
 
 
@@ -67,6 +79,49 @@ class RenderError(ArchiveError):
 
 class PdfaError(ArchiveError):
     """The PDF does not hold what the archive put in it (e.g. no embedded FHIR Bundle)."""
+
+
+# --- signatures ----------------------------------------------------------------------------------
+
+
+class SigningError(ArchiveError):
+    """Signing failed or was refused; nothing signed is returned with this error."""
+
+
+class CertificateRefusedError(SigningError):
+    """The signing (or TSA) certificate must not be used: expired, not yet valid, revoked, not
+    chaining to the trust roots, or without the required key usage."""
+
+    def __init__(self, subject_cn: str, reason: str, detail: str, *, tsa: bool = False) -> None:
+        if tsa:
+            message = (
+                f"refusing timestamps signed with the TSA certificate {subject_cn!r}: {detail}. "
+                "Check EMR_ARCHIVE_SIGNER__TSA_URL and __TRUST_ROOTS"
+            )
+        else:
+            message = (
+                f"refusing to sign with the certificate {subject_cn!r}: {detail}. Configure a "
+                "valid certificate from a trusted CA (EMR_ARCHIVE_SIGNER__PKCS12_PATH)"
+            )
+        super().__init__(message)
+        self.subject_cn = subject_cn
+        self.reason = reason  # expired, not_yet_valid, revoked, untrusted, invalid
+
+
+class TrustServiceUnavailableError(SigningError):
+    """The TSA or an OCSP responder/CRL server kept failing after retries; sign in a later run."""
+
+
+class TimestampUnavailableError(TrustServiceUnavailableError):
+    """The TSA did not grant a timestamp after retries."""
+
+
+class RevocationUnavailableError(TrustServiceUnavailableError):
+    """No OCSP response or CRL could be fetched for a certificate after retries."""
+
+
+class SignatureReadError(ArchiveError):
+    """The signatures or document timestamps of a PDF cannot be read."""
 
 
 # --- object store ---------------------------------------------------------------------------------

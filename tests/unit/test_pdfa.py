@@ -22,7 +22,8 @@ from pyhanko.sign import signers
 from pyhanko.sign.fields import SigSeedSubFilter
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from archive.pdfa import PdfaError, PdfaReport, check_pdfa3b, extract_embedded_data
+from archive.errors import PdfaError
+from archive.pdfa import PdfaReport, check_pdfa3b, extract_embedded_data
 from archive.pdfa_tools import pdffonts_check, qpdf_check
 from archive.pdfa_xmp import pdf_date, xmp_date
 from archive.render import Renderer, RenderSettings
