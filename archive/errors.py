@@ -58,6 +58,16 @@ class DecompressionLimitError(SealError):
     """The plaintext would exceed the configured maximum size (a decompression bomb is refused)."""
 
 
+# --- sources -------------------------------------------------------------------------------------
+
+
+class SourceError(ArchiveError):
+    """The export as a whole is unusable (missing, unreadable, incomplete, changed while read).
+
+    Bad *records* never raise: they become quarantine entries.
+    """
+
+
 # --- retention -----------------------------------------------------------------------------------
 
 

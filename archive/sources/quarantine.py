@@ -1,0 +1,105 @@
+"""Quarantine: what a source could not archive, why, and the bytes it came from.
+
+Pure data. Entries are sealed and stored by the write path like any record (``raw_line`` holds PHI
+and the rest of the entry never does): ``detail`` is built from fixed phrases, file names, line
+numbers, JSON paths and code points only, and ids appear only as SHA-256 digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class QuarantineReason(StrEnum):
+    """Why something was held back. The values are stable: they are stored and reported."""
+
+    MALFORMED_JSON = "malformed-json"
+    """Not UTF-8, not JSON, or not a JSON object."""
+    MALFORMED_RESOURCE = "malformed-resource"
+    """JSON, but not a usable resource: wrong ``resourceType`` for the file, a required element
+    missing or of the wrong shape (Encounter without subject or serviceProvider, Organization
+    without its MA_CSKCB identifier, nesting too deep)."""
+    OVERSIZED_LINE = "oversized-line"
+    """A line longer than the collector's limit; ``raw_line`` holds only its beginning."""
+    UNRESOLVED_REFERENCE = "unresolved-reference"
+    """The Encounter's Patient, Organization, Practitioner or diagnosis Condition (or a
+    Patient/Organization/Practitioner any of its resources points at) is not in the export."""
+    INCONSISTENT_REFERENCE = "inconsistent-reference"
+    """A resource of the encounter belongs to another patient (its ``subject`` differs)."""
+    MISSING_PERIOD_END = "missing-period-end"
+    """A finished Encounter without ``period.end``: its day cannot be known."""
+    INVALID_DATETIME = "invalid-datetime"
+    """``period.start``/``period.end`` unparseable, without a UTC offset, or end before start."""
+    INVALID_ICD10 = "invalid-icd10"
+    """A Condition without an ICD-10 coding, or with a code that fails the format/chapter check."""
+    INVALID_CODE = "invalid-code"
+    """Another code the retention policy relies on is invalid: ICD-9-CM procedure code, accident
+    code (MA_TAI_NAN), facility code (MA_CSKCB)."""
+    INVALID_ID = "invalid-id"
+    """A resource id breaks the FHIR id rule (path separators, control, invisible or look-alike
+    characters, too long)."""
+    CONTROL_CHARACTERS = "control-characters"
+    """Text with control characters (other than TAB, LF, CR), unpaired surrogates or bidi
+    overrides."""
+    DUPLICATE_ID = "duplicate-id"
+    """Two different lines carry the same resource type and id for one encounter."""
+
+
+class QuarantineScope(StrEnum):
+    ENCOUNTER = "encounter"
+    """A whole encounter was held back; ``raw_line`` is its Encounter line."""
+    LINE = "line"
+    """One bad source line; ``encounter_id_digest`` names the encounter it held back, if known."""
+
+
+def id_digest(value: object) -> str | None:
+    """SHA-256 (hex) of a raw id exactly as it appeared; ``None`` when there was no id.
+
+    Ids in bad lines may contain anything, so only the digest is ever kept.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        data = value.encode("utf-8", "surrogatepass")
+    else:
+        data = json.dumps(value, sort_keys=True, ensure_ascii=True).encode("ascii")
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuarantineEntry:
+    """One thing the source could not archive. ``repr`` and :meth:`metadata` never show
+    ``raw_line``."""
+
+    reason: QuarantineReason
+    scope: QuarantineScope
+    source_file: str
+    line_number: int
+    resource_type: str | None
+    resource_id_digest: str | None
+    encounter_id_digest: str | None
+    detail: str
+    raw_line: bytes = field(repr=False)
+
+    @property
+    def raw_sha256(self) -> str:
+        return hashlib.sha256(self.raw_line).hexdigest()
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything but the raw bytes, JSON-ready (for reports and the quarantine index)."""
+        return {
+            "reason": self.reason.value,
+            "scope": self.scope.value,
+            "source_file": self.source_file,
+            "line_number": self.line_number,
+            "resource_type": self.resource_type,
+            "resource_id_digest": self.resource_id_digest,
+            "encounter_id_digest": self.encounter_id_digest,
+            "detail": self.detail,
+            "raw_sha256": self.raw_sha256,
+            "raw_size": len(self.raw_line),
+        }
