@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from archive.errors import ObjectConflictError, SealError
@@ -36,6 +36,8 @@ class Deposit:
     format_version: int
     retain_until: datetime
     created: bool  # False: an earlier attempt had stored it and it was adopted
+    # The plaintext found and accepted when adopting, so callers need not fetch it again.
+    adopted_document: bytes | None = field(default=None, repr=False)
 
 
 def deposit(
@@ -109,7 +111,7 @@ def adopt(
     header = read_header(sealed)
     return Deposit(identity.key, existing.version_id, hashlib.sha256(sealed).hexdigest(),
                    len(sealed), header.kek, header.format_version, retain_until,
-                   created=False)  # fmt: skip
+                   created=False, adopted_document=plaintext)  # fmt: skip
 
 
 def withdraw(

@@ -17,11 +17,10 @@ QUARANTINE_PREFIX = "quarantine/v1/"
 
 _FACILITY = re.compile(r"^[A-Za-z0-9]{1,16}$")
 _TOKEN = re.compile(r"^r1[0-9a-f]{38}$")
-_RUN_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class NamingError(ArchiveError):
-    """A facility code, token or run id is not safe to put in an object key."""
+    """A facility code or token is not safe to put in an object key."""
 
 
 def record_key(*, facility: str, token: str) -> str:
@@ -34,11 +33,10 @@ def file_key(*, token: str) -> str:
     return f"{FILES_PREFIX}{_token(token)[2:4]}/{token}"
 
 
-def quarantine_key(*, run_id: str, sequence: int) -> str:
-    """Key of one sealed quarantine entry of an archive run."""
-    if not _RUN_ID.match(run_id) or sequence < 0:
-        raise NamingError("run id or sequence not usable in an object key")
-    return f"{QUARANTINE_PREFIX}{run_id}/{sequence:08d}"
+def quarantine_key(*, token: str) -> str:
+    """Key of one sealed quarantine entry; the token derives from its content, so a rerun that
+    quarantines the same line again finds the entry already stored."""
+    return f"{QUARANTINE_PREFIX}{_token(token)[2:4]}/{token}"
 
 
 def _facility(code: str) -> str:

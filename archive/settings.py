@@ -171,6 +171,25 @@ class CatalogSettings(_Frozen):
     )
 
 
+class ArchiveSettings(_Frozen):
+    """The nightly archive run."""
+
+    source_dir: Path | None = Field(
+        default=None, description="FHIR Bulk Data export directory read by default"
+    )
+    timezone: str = Field(
+        default="Asia/Ho_Chi_Minh", description="local day boundaries and schedules"
+    )
+    batch_size: int = Field(default=200, ge=1, le=5000, description="encounters per Prefect task")
+    workers: int = Field(default=0, ge=0, le=256, description="worker processes; 0 = all cores")
+    retention_policy: Path | None = Field(
+        default=None, description="retention policy TOML; unset = the shipped TT 33/2025 policy"
+    )
+    quarantine_retain_days: int = Field(
+        default=365, ge=1, le=36500, description="COMPLIANCE lock on sealed quarantine entries"
+    )
+
+
 class Settings(BaseSettings):
     """All of emr-archive's settings. Build with :func:`load_settings`."""
 
@@ -188,6 +207,7 @@ class Settings(BaseSettings):
     seal: SealSettings = SealSettings()
     stack: StackSettings = StackSettings()
     catalog: CatalogSettings = CatalogSettings()
+    archive: ArchiveSettings = ArchiveSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,69 +1,145 @@
-"""`make demo`: the archive's main path on the embedded stack, explained as it runs.
+"""`make demo`: the nightly archive on the embedded stack, explained as it runs.
 
-Each step prints what a records officer would want to see. The demo uses short (1-day) locks so
-the development bucket does not fill with decade-long records.
+Set-up, stack up, 200 synthetic encounters discharged yesterday, one archive run, a second run
+that archives nothing new, a summary, and one archived record decrypted to ``var/demo/`` for a
+person to open — with its signature and PDF/A checks, and a delete the store refuses.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import secrets
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
+from archive.catalog import Catalog
+from archive.deposit import withdraw
 from archive.errors import LockRefusedError
+from archive.pdfa import check_pdfa3b, extract_embedded_data
+from archive.sample import write_sample_export
+from archive.seal import ObjectIdentity
 from archive.settings import Settings
-from infra import files, stack, wiring
+from archive.sign import SignerConfig, load_trust_roots
+from archive.signature import validate_pdf_signatures
+from infra import prefect_server, stack, wiring
 
-_DOCUMENT = """TÓM TẮT HỒ SƠ BỆNH ÁN (demo)
-Bệnh viện Đa khoa Demo — Khoa Nội tổng hợp
-Họ tên: Nguyễn Thị Hồng Nhung    Số CCCD: 001190012345
-Chẩn đoán ra viện: J18.9 Viêm phổi, không đặc hiệu
-"""
+ENCOUNTERS = 200
 
 
 def _step(title: str) -> None:
     click.secho(f"\n== {title}", bold=True)
 
 
-def run_foundation(settings: Settings) -> None:
-    """Store one sealed file under a lock, prove it is unreadable and undeletable, read it back."""
-    _step("1. Embedded stack (SeaweedFS with Object Lock, development PKI, keyring)")
+def run_demo(settings: Settings) -> None:
+    _step("1. Embedded stack: SeaweedFS (Object Lock), development PKI + TSA, keyring, Prefect")
     for row in stack.up(settings):
         click.echo(f"   {'ok' if row.healthy else 'FAIL'}  {row.name:<12} {row.detail}")
+    prefect_server.apply_environment(settings)
 
-    _step("2. Seal a discharge summary and store it under a COMPLIANCE lock")
-    data = _DOCUMENT.encode("utf-8")
-    receipt = files.put_file(settings, data, record_id="DEMO-ENC-0001",
-                             retain_until=datetime.now(UTC) + timedelta(days=1))  # fmt: skip
-    dep = receipt.deposit
-    click.echo(f"   object key  {dep.key}   (a keyed token: no name, id or date)")
-    click.echo(f"   version     {dep.version_id}")
-    click.echo(f"   lock        COMPLIANCE until {receipt.lock_until:%Y-%m-%d %H:%M} UTC")
+    _step(f"2. A synthetic FHIR export from the hospital system: {ENCOUNTERS} encounters")
+    tz = ZoneInfo(settings.archive.timezone)
+    yesterday = datetime.now(tz).date() - timedelta(days=1)
+    export = settings.data_dir / "demo" / f"export-{secrets.token_hex(3)}"
+    sample = write_sample_export(
+        export,
+        encounters=ENCOUNTERS,
+        seed=secrets.randbits(31),
+        day=yesterday,
+        tz=settings.archive.timezone,
+    )
+    bad = sum(sample.bad_counts().values())
     click.echo(
-        f"   sealed      {dep.sealed_size} bytes under KEK {dep.kek.kek_id} v{dep.kek.version}"
+        f"   {export}: {len(sample.in_window)} finished yesterday ({yesterday}), "
+        f"{bad} deliberately bad records, the rest other days or still in progress"
     )
 
+    from flows.nightly import nightly_archive
+
+    _step("3. The nightly archive run (render PDF/A-3b, sign PAdES B-LTA, seal, store, catalog)")
+    first = nightly_archive(source=str(export))
+    _step("4. The same run again: nothing new may be stored")
+    second = nightly_archive(source=str(export))
+    _step("5. Summary")
+    _summary([("first run", first), ("second run", second)])
+
+    _step("6. One archived record, decrypted for a person to open")
+    _show_record(settings, first["run_id"])
+
+
+def _summary(runs: list[tuple[str, dict[str, Any]]]) -> None:
+    labels = [
+        ("archived (new)", "archived"),
+        ("already archived", "already_archived"),
+        ("adopted after a crash", "adopted"),
+        ("quarantined", "quarantined_total"),
+        ("failed (next run)", "failed_total"),
+        ("seconds", "duration_s"),
+        ("records / s", "throughput_per_s"),
+    ]
+    click.echo(f"   {'':<24}" + "".join(f"{name:>14}" for name, _ in runs))
+    for label, key in labels:
+        values = "".join(f"{_fmt(result[key]):>14}" for _, result in runs)
+        click.echo(f"   {label:<24}{values}")
+    reasons = runs[0][1]["quarantined"]
+    if reasons:
+        click.echo(
+            "   quarantine reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+        )
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def _show_record(settings: Settings, run_id: str) -> None:
+    catalog = Catalog.open(settings.catalog_dir)
+    rows = [r for r in catalog.rows().to_pylist() if r["run_id"] == run_id]
+    if not rows:
+        click.echo("   (this run archived nothing new)")
+        return
+    row = rows[0]
     store = wiring.open_store(settings)
-    sealed = store.get(dep.key, version_id=dep.version_id)
-    readable = "Nguyễn".encode() in sealed or b"001190012345" in sealed
-    click.echo(f"   the bucket holds ciphertext only: name or CCCD readable in it? {readable}")
-
-    _step("3. Try to delete the locked version (the store must refuse)")
-    try:
-        store.delete_version(dep.key, version_id=dep.version_id)
-        click.secho("   DELETED - the bucket is not WORM!", fg="red")
-    except LockRefusedError as e:
-        click.echo(f"   refused: {e}")
-
-    _step("4. Read it back and check it")
+    keys = wiring.open_keyring(settings)
+    identity = ObjectIdentity(row["bucket"], row["object_key"], row["encounter_id"])
+    pdf = withdraw(
+        identity=identity,
+        version_id=row["version_id"],
+        store=store,
+        keys=keys,
+        settings=settings.seal,
+    )
     out_dir = settings.data_dir / "demo"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / "demo-file.txt"
-    files.get_file(settings, record_id="DEMO-ENC-0001", version_id=dep.version_id, out=out)
-    same = out.read_bytes() == data
-    click.echo(f"   decrypted copy {out}: identical to the original? {same}")
+    out = out_dir / f"record-{row['encounter_id']}.pdf"
+    _write(out, pdf)
+    _write(out.with_suffix(".fhir.json"), extract_embedded_data(pdf))
+    roots = load_trust_roots(SignerConfig.from_settings(settings).trust_roots)
+    report = validate_pdf_signatures(pdf, trust_roots=roots)
+    pdfa = check_pdfa3b(pdf)
+    head = store.head(row["object_key"], version_id=row["version_id"])
+    click.echo(f"   {out}  ({len(pdf):,} bytes; embedded FHIR bundle beside it)")
+    click.echo(
+        f"   retention class {row['retention_class']}, locked (COMPLIANCE) until "
+        f"{head.lock.retain_until:%Y-%m-%d}"
+    )
+    click.echo(f"   signature: {report.reason_code} ({report.reason})")
+    click.echo(f"   PDF/A-3b structure: {'passed' if pdfa.passed else 'FAILED'}")
+    try:
+        store.delete_version(row["object_key"], version_id=row["version_id"])
+        click.secho("   the store DELETED a locked record: this bucket is not WORM", fg="red")
+    except LockRefusedError:
+        click.echo("   deleting it: refused by the store (COMPLIANCE lock)")
 
 
-def closing_hint() -> None:
-    click.echo("\nThe stack keeps running for you to explore (`emr-archive stack status`);")
-    click.echo("stop it with `.venv/bin/emr-archive stack down`.")
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    path.chmod(0o600)
+
+
+def closing_hint(settings: Settings) -> None:
+    ui = settings.prefect_api_url.removesuffix("/api")
+    click.echo(f"\nRun history: {ui} (Prefect UI).  The stack keeps running for you to explore;")
+    click.echo("`.venv/bin/emr-archive stack status` shows it, `... stack down` stops it.")

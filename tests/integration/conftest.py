@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -21,3 +23,16 @@ def store(stack_settings: Settings) -> S3ObjectStore:
 def retain_until() -> datetime:
     # Short locks keep the test store's data small; COMPLIANCE rules apply the same way.
     return datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+
+
+@pytest.fixture
+def settings(stack_settings: Settings, tmp_path: Path) -> Settings:
+    """The session stack with a bucket and a catalog of this test's own."""
+    bucket = f"nightly-{secrets.token_hex(4)}"
+    changed = stack_settings.model_copy(update={
+        "s3": stack_settings.s3.model_copy(update={"bucket": bucket}),
+        "catalog": stack_settings.catalog.model_copy(update={"catalog_dir": tmp_path / "catalog"}),
+        "archive": stack_settings.archive.model_copy(update={"workers": 1}),
+    })  # fmt: skip
+    S3ObjectStore.from_settings(changed).create_locked_bucket()
+    return changed

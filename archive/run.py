@@ -1,0 +1,436 @@
+"""One archive run: collect a window of finished encounters and archive them exactly once.
+
+The library behind the ``nightly-archive`` flow (which only sequences these steps) and the
+benchmark. The run is idempotent by construction, not by orchestration:
+
+- encounters already in the catalog are skipped (counted as "already archived");
+- an object stored by an interrupted run but never catalogued is adopted, not written again
+  (create-once keys + :func:`archive.deposit.adopt`);
+- the catalog gets one manifest per run, and only when the run archived something new.
+
+If the process dies at any line, the next run over the same window ends with every valid
+encounter archived once and the catalog matching the bucket. Bad input becomes a sealed quarantine
+entry with a reason; a record that fails (TSA down, store error) is reported and left for the next
+run. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import multiprocessing
+import os
+import secrets
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from archive.catalog import Catalog, CatalogRow, manifest_retain_until
+from archive.deposit import deposit
+from archive.errors import ArchiveError
+from archive.keys import LocalKeyring
+from archive.naming import quarantine_key
+from archive.records import RecordOutcome, RecordWorker
+from archive.s3 import S3ObjectStore
+from archive.seal import ObjectIdentity
+from archive.settings import Settings
+from archive.sign import DocumentSigner, SignerConfig
+from archive.sources import EncounterBundle, QuarantineEntry, Window
+from archive.sources.bulk import collect
+
+Progress = Callable[[int, int], None]  # (encounters done, encounters collected so far)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    window: Window
+    source: Path
+    batch_size: int
+    workers: int
+    run_id: str
+    started_at: datetime  # also the documents' creation date, so a rerun renders the same bytes
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings,
+        *,
+        window: Window,
+        source: Path | None,
+        now: datetime,
+        batch_size: int | None = None,
+        run_id: str | None = None,
+    ) -> RunOptions:
+        chosen = source or settings.archive.source_dir
+        if chosen is None:
+            raise ArchiveError(
+                "no source: pass --source DIR or set EMR_ARCHIVE_ARCHIVE__SOURCE_DIR"
+            )
+        workers = settings.archive.workers or os.cpu_count() or 1
+        return cls(
+            window=window,
+            source=chosen,
+            batch_size=batch_size or settings.archive.batch_size,
+            workers=workers,
+            run_id=run_id or f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}",
+            started_at=now,
+        )
+
+
+@dataclass
+class RunSummary:
+    """What happened, in counts and bytes; no PHI (no ids, names or codes)."""
+
+    run_id: str
+    window_start: str
+    window_end: str
+    collected: int = 0
+    archived: int = 0
+    adopted: int = 0
+    already_archived: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    pdf_bytes: int = 0
+    sealed_bytes: int = 0
+    duration_s: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    manifest: str | None = None
+
+    @property
+    def failed_total(self) -> int:
+        return sum(self.failed.values())
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(self.quarantined.values())
+
+    @property
+    def throughput(self) -> float:
+        done = self.archived + self.adopted
+        return done / self.duration_s if self.duration_s else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(
+            failed_total=self.failed_total,
+            quarantined_total=self.quarantined_total,
+            throughput_per_s=round(self.throughput, 2),
+        )
+        return data
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"# Nightly archive run `{self.run_id}`",
+            "",
+            f"Window: {self.window_start} → {self.window_end}",
+            "",
+            "| outcome | records |",
+            "|---|---:|",
+            f"| archived (new) | {self.archived} |",
+            f"| adopted (stored by an interrupted run) | {self.adopted} |",
+            f"| already archived (skipped) | {self.already_archived} |",
+            f"| quarantined | {self.quarantined_total} |",
+            f"| failed (left for the next run) | {self.failed_total} |",
+            "",
+            f"Bytes: {self.pdf_bytes:,} signed PDF, {self.sealed_bytes:,} sealed. "
+            f"Duration {self.duration_s:.1f} s, {self.throughput:.1f} records/s.",
+        ]
+        for title, counts in (
+            ("Quarantine reasons", self.quarantined),
+            ("Failure reasons", self.failed),
+        ):
+            if counts:
+                lines += ["", f"## {title}", "", "| reason | count |", "|---|---:|"]
+                lines += [f"| {reason} | {n} |" for reason, n in sorted(counts.items())]
+        if self.stage_seconds:
+            lines += [
+                "",
+                "## Time by stage (seconds, summed over workers)",
+                "",
+                "| stage | s |",
+                "|---|---:|",
+            ]
+            lines += [f"| {k} | {v:.2f} |" for k, v in sorted(self.stage_seconds.items())]
+        return "\n".join(lines) + "\n"
+
+
+class ArchiveRun:
+    """Start with :meth:`start`; then :meth:`batches` → :meth:`archive_batch` for each →
+    :meth:`store_quarantine` → :meth:`finish`. Always :meth:`close` (or use ``with``)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        options: RunOptions,
+        store: S3ObjectStore,
+        keys: LocalKeyring,
+        catalog: Catalog,
+        started: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self._store = store
+        self._keys = keys
+        self._catalog = catalog
+        self._known = catalog.encounter_ids()
+        self._rows: list[CatalogRow] = []
+        self._quarantine: list[QuarantineEntry] = []
+        self._pool: Executor | None = None
+        self._started = started if started is not None else time.perf_counter()
+        self.summary = RunSummary(
+            options.run_id, options.window.start.isoformat(), options.window.end.isoformat()
+        )
+        self._stages: dict[str, float] = defaultdict(float)
+        self.progress: Progress | None = None
+
+    @classmethod
+    def start(cls, settings: Settings, options: RunOptions) -> ArchiveRun:
+        """Check everything a run needs before touching a record; fail early and clearly."""
+        started = time.perf_counter()
+        if not options.source.is_dir():
+            raise ArchiveError(f"source {options.source} is not a directory of NDJSON files")
+        store = S3ObjectStore.from_settings(settings)
+        store.ensure_compliant()
+        keys = LocalKeyring.open(settings.keyring_dir)
+        catalog = Catalog.open(settings.catalog_dir, create=True)
+        catalog.sync(store, retain_until=_manifest_lock(settings, options.started_at))
+        # Refuses an expired, not-yet-valid, revoked or untrusted certificate before any work.
+        DocumentSigner.create(SignerConfig.from_settings(settings))
+        return cls(
+            settings=settings,
+            options=options,
+            store=store,
+            keys=keys,
+            catalog=catalog,
+            started=started,
+        )
+
+    def __enter__(self) -> ArchiveRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def batches(self) -> Iterator[list[EncounterBundle]]:
+        """Stream the window's encounters in batches, skipping what the catalog already has."""
+        batch: list[EncounterBundle] = []
+        items = collect(self.options.source, window=self.options.window)
+        while True:
+            begin = time.perf_counter()
+            item = next(items, None)
+            self._stages["collect"] += time.perf_counter() - begin
+            if item is None:
+                break
+            if isinstance(item, QuarantineEntry):
+                self._quarantine.append(item)
+                continue
+            self.summary.collected += 1
+            if item.encounter_id in self._known:
+                self.summary.already_archived += 1
+                continue
+            batch.append(item)
+            if len(batch) >= self.options.batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def archive_batch(self, batch: Sequence[EncounterBundle]) -> dict[str, int]:
+        """Render, sign, seal and store one batch on every core; returns counts only."""
+        chunks = _split(list(batch), self.options.workers * 2)
+        pool = self._executor()
+        args = (self.options.run_id, self.options.started_at)
+        results = pool.map(_work, chunks, [args] * len(chunks))
+        counts: Counter[str] = Counter()
+        for outcomes in results:
+            for outcome in outcomes:
+                self._record(outcome)
+                counts[outcome.status] += 1
+        if self.progress is not None:
+            done = self.summary.archived + self.summary.adopted + self.summary.failed_total
+            self.progress(done, self.summary.collected - self.summary.already_archived)
+        return dict(counts)
+
+    def store_quarantine(self) -> int:
+        """Seal and store every quarantine entry (content-addressed: reruns add nothing)."""
+        begin = time.perf_counter()
+        index = self._quarantine_index_path()
+        index.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lines = []
+        until = self.options.started_at + _days(self.settings.archive.quarantine_retain_days)
+        for entry in self._quarantine:
+            token = self._keys.record_token(
+                "\0".join(
+                    (
+                        "quarantine",
+                        entry.reason.value,
+                        entry.source_file,
+                        str(entry.line_number),
+                        entry.raw_sha256,
+                    )
+                )
+            )
+            identity = ObjectIdentity(self._store.bucket, quarantine_key(token=token), token)
+            receipt = deposit(
+                _quarantine_document(entry),
+                identity=identity,
+                retain_until=until,
+                store=self._store,
+                keys=self._keys,
+                settings=self.settings.seal,
+            )
+            self.summary.quarantined[entry.reason.value] = (
+                self.summary.quarantined.get(entry.reason.value, 0) + 1
+            )
+            lines.append(
+                json.dumps(
+                    {
+                        **entry.metadata(),
+                        "object_key": receipt.key,
+                        "version_id": receipt.version_id,
+                    },
+                    sort_keys=True,
+                )
+            )
+        _write_private(index, "".join(line + "\n" for line in lines))
+        self._stages["quarantine"] += time.perf_counter() - begin
+        return len(lines)
+
+    def finish(self) -> RunSummary:
+        """Catalog what this run archived (one manifest) and write the run report."""
+        begin = time.perf_counter()
+        if self._rows:
+            result = self._catalog.append(
+                self._rows,
+                run_id=self.options.run_id,
+                now=self.options.started_at,
+                store=self._store,
+                retain_until=_manifest_lock(self.settings, self.options.started_at),
+            )
+            self.summary.manifest = result.manifest.name
+        self._stages["catalog"] += time.perf_counter() - begin
+        self.summary.duration_s = time.perf_counter() - self._started
+        self.summary.stage_seconds = {k: round(v, 3) for k, v in self._stages.items()}
+        report = self.settings.data_dir / "runs" / f"{self.options.run_id}.json"
+        report.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_private(report, json.dumps(self.summary.to_dict(), indent=2, sort_keys=True))
+        return self.summary
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _record(self, outcome: RecordOutcome) -> None:
+        s = self.summary
+        for stage, seconds in outcome.timings.items():
+            self._stages[stage] += seconds
+        if outcome.status == "failed":
+            code = (outcome.reason_code or "unknown").split(" ", 1)[0]
+            s.failed[code] = s.failed.get(code, 0) + 1
+            return
+        if outcome.row is not None:
+            self._rows.append(outcome.row)
+        if outcome.status == "archived":
+            s.archived += 1
+        else:
+            s.adopted += 1
+        s.pdf_bytes += outcome.pdf_bytes
+        s.sealed_bytes += outcome.sealed_bytes
+
+    def _executor(self) -> Executor:
+        if self._pool is None:
+            self._pool = (
+                _InProcess(self.settings)
+                if self.options.workers == 1
+                else ProcessPoolExecutor(
+                    max_workers=self.options.workers,
+                    # spawn: no fork of a process that already runs threads (boto3, Prefect)
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_init_worker,
+                    initargs=(self.settings,),
+                )
+            )
+        return self._pool
+
+    def _quarantine_index_path(self) -> Path:
+        return self.settings.data_dir / "quarantine" / f"{self.options.run_id}.jsonl"
+
+
+def window_for(tz: str, *, since: date | None, until: date | None, now: datetime) -> Window:
+    """Local days ``since`` to ``until``, both inclusive; yesterday when neither is given."""
+    if since is None and until is None:
+        return Window.previous_day(now, tz)
+    first = since if since is not None else until
+    last = until if until is not None else since
+    if first is None or last is None:  # unreachable: one of them is set
+        raise ArchiveError("a window needs a first and a last day")
+    if last < first:
+        raise ArchiveError("the last day of the window is before the first (--until < --since)")
+    return Window(start=Window.for_day(first, tz).start, end=Window.for_day(last, tz).end)
+
+
+# --- worker processes -------------------------------------------------------------------------
+
+_WORKER: RecordWorker | None = None
+
+
+def _init_worker(settings: Settings) -> None:
+    global _WORKER  # one worker state per process, built once
+    _WORKER = RecordWorker.create(settings)
+
+
+def _work(chunk: list[EncounterBundle], args: tuple[str, datetime]) -> list[RecordOutcome]:
+    if _WORKER is None:
+        raise ArchiveError("worker process was not initialised")
+    run_id, created_at = args
+    return _WORKER.process(chunk, run_id=run_id, created_at=created_at)
+
+
+class _InProcess(Executor):
+    """workers = 1: the same code path without a pool (debugging, small runs)."""
+
+    def __init__(self, settings: Settings) -> None:
+        _init_worker(settings)
+
+    def map(self, fn: Callable[..., Any], *iterables: Any, **_: Any) -> Iterator[Any]:
+        return iter([fn(*args) for args in zip(*iterables, strict=True)])
+
+
+def _split(items: list[EncounterBundle], parts: int) -> list[list[EncounterBundle]]:
+    parts = max(1, min(parts, len(items)))
+    size = -(-len(items) // parts)
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _quarantine_document(entry: QuarantineEntry) -> bytes:
+    body = {**entry.metadata(), "raw_line_base64": base64.b64encode(entry.raw_line).decode()}
+    return json.dumps(body, sort_keys=True).encode()
+
+
+def _manifest_lock(settings: Settings, now: datetime) -> datetime:
+    return manifest_retain_until(now, years=settings.catalog.manifest_retain_years)
+
+
+def _days(n: int) -> timedelta:
+    return timedelta(days=n)
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,28 @@
+"""The scheduled deployments `emr-archive serve` runs (and prefect.yaml declares for workers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.schedules import Cron
+
+from archive.settings import Settings
+from flows.nightly import nightly_archive
+
+NIGHTLY_CRON = "0 1 * * *"  # 01:00 local: after the HIS closes the day's encounters
+
+
+def deployments(settings: Settings) -> list[Any]:
+    tz = settings.archive.timezone
+    params: dict[str, Any] = {}
+    if settings.archive.source_dir is not None:
+        params["source"] = str(settings.archive.source_dir)
+    return [
+        nightly_archive.to_deployment(
+            name="nightly",
+            schedule=Cron(NIGHTLY_CRON, timezone=tz),
+            parameters=params,
+            description="Archive yesterday's finished encounters (local time).",
+            tags=["emr-archive"],
+        )
+    ]
