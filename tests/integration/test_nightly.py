@@ -28,7 +28,7 @@ from archive.s3 import S3ObjectStore
 from archive.sample import SampleSummary, write_sample_export
 from archive.seal import ObjectIdentity, unseal
 from archive.settings import Settings
-from archive.sign import SignerConfig, load_trust_roots
+from archive.sign import SignerConfig, load_signer, load_trust_roots
 from archive.signature import validate_pdf_signatures
 from archive.sources import Window
 
@@ -101,7 +101,7 @@ def test_a_window_is_archived_and_every_record_checks_out(
     rows = catalog.rows().to_pylist()
     assert {r["encounter_id"] for r in rows} == expected
     roots = load_trust_roots(SignerConfig.from_settings(settings).trust_roots)
-    signer_p12 = SignerConfig.from_settings(settings)
+    configured = load_signer(SignerConfig.from_settings(settings)).identity.fingerprint_sha256
     bundles = _source_bundles(export)
     for row in rows[:6]:  # the full set of checks on a few; the cheap ones on all below
         identity = ObjectIdentity(row["bucket"], row["object_key"], row["encounter_id"])
@@ -114,8 +114,7 @@ def test_a_window_is_archived_and_every_record_checks_out(
         assert embedded == bundles[row["encounter_id"]]
         report = validate_pdf_signatures(pdf, trust_roots=roots)
         assert report.passed, report.reason
-        assert report.checks[0].signer_cert_sha256 == row["signer_cert_sha256"]
-        assert signer_p12.pkcs12_path.name == "hospital-signer.p12"
+        assert report.checks[0].signer_cert_sha256 == row["signer_cert_sha256"] == configured
         text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True,
                               check=True).stdout.decode("utf-8")  # fmt: skip
         patient = json.loads(embedded)["entry"][1]["resource"]

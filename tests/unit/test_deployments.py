@@ -1,0 +1,29 @@
+"""prefect.yaml and `emr-archive serve` declare the same deployments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from archive.settings import load_settings
+from flows.deployments import NIGHTLY_CRON, deployments
+from flows.nightly import nightly_archive
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_prefect_yaml_matches_the_served_deployments() -> None:
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
+    declared = {d["name"]: d for d in spec["deployments"]}
+    served = {d.name: d for d in deployments(load_settings())}
+    assert set(declared) == set(served)
+    nightly = declared["nightly"]
+    module, function = nightly["entrypoint"].split(":")
+    assert (ROOT / module).is_file()
+    assert function == nightly_archive.fn.__name__
+    schedule = nightly["schedules"][0]
+    assert (schedule["cron"], schedule["timezone"]) == (NIGHTLY_CRON, "Asia/Ho_Chi_Minh")
+    served_schedule = served["nightly"].schedules[0].schedule
+    assert served_schedule.cron == NIGHTLY_CRON
+    assert served_schedule.timezone == "Asia/Ho_Chi_Minh"
