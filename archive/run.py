@@ -43,7 +43,7 @@ from archive.sign import DocumentSigner, SignerConfig
 from archive.sources import EncounterBundle, QuarantineEntry, Window
 from archive.sources.bulk import collect
 
-Progress = Callable[[int, int], None]  # (encounters done, encounters collected so far)
+Progress = Callable[[int, int], None]  # (encounters done or skipped, encounters selected)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +188,7 @@ class ArchiveRun:
         )
         self._stages: dict[str, float] = defaultdict(float)
         self.progress: Progress | None = None
+        self._selected_count = 0
 
     @classmethod
     def start(cls, settings: Settings, options: RunOptions) -> ArchiveRun:
@@ -222,7 +223,7 @@ class ArchiveRun:
     def batches(self) -> Iterator[list[EncounterBundle]]:
         """Stream the window's encounters in batches, skipping what the catalog already has."""
         batch: list[EncounterBundle] = []
-        items = collect(self.options.source, window=self.options.window)
+        items = collect(self.options.source, window=self.options.window, on_selected=self._selected)
         while True:
             begin = time.perf_counter()
             item = next(items, None)
@@ -254,10 +255,18 @@ class ArchiveRun:
             for outcome in outcomes:
                 self._record(outcome)
                 counts[outcome.status] += 1
-        if self.progress is not None:
-            done = self.summary.archived + self.summary.adopted + self.summary.failed_total
-            self.progress(done, self.summary.collected - self.summary.already_archived)
+        self._report_progress()
         return dict(counts)
+
+    def _selected(self, count: int) -> None:
+        self._selected_count = count
+        self._report_progress()
+
+    def _report_progress(self) -> None:
+        s = self.summary
+        if self.progress is not None:
+            done = s.archived + s.adopted + s.failed_total + s.already_archived
+            self.progress(done, self._selected_count)
 
     def store_quarantine(self) -> int:
         """Seal and store every quarantine entry (content-addressed: reruns add nothing)."""

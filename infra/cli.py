@@ -323,7 +323,10 @@ def _yesterday(tz: str) -> date:
 
 
 def _progress_line(done: int, total: int) -> None:
-    click.echo(f"\r  processed {done} of {total} encounters collected so far", nl=False)
+    width = 30
+    filled = width * done // total if total else 0
+    bar = "#" * filled + "-" * (width - filled)
+    click.echo(f"\r  [{bar}] {done}/{total} encounters", nl=False, err=True)
 
 
 def _print_summary(result: dict[str, object]) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,17 +58,23 @@ _SALVAGE_ID: Final = re.compile(rb'"id"\s*:\s*"([^"\\]{0,256})"')
 
 
 def collect(
-    export_dir: Path, *, window: Window, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    export_dir: Path,
+    *,
+    window: Window,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    on_selected: Callable[[int], None] | None = None,
 ) -> Iterator[CollectedItem]:
     """Stream the encounters of ``export_dir`` whose ``period.end`` falls in ``window``.
 
     The export is checked now (raising :class:`SourceError` when it is unusable); records are
-    read lazily as the iterator is consumed.
+    read lazily as the iterator is consumed. ``on_selected`` learns how many encounters were
+    selected once the export has been indexed, before the first bundle (for progress bars).
     """
     if not 0 < max_line_bytes < 1 << 32:
         raise ValueError("max_line_bytes must be between 1 and 4 GiB")
     files = _discover(Path(export_dir), window)
-    return _Collector(files, window=window, max_line_bytes=max_line_bytes).run()
+    collector = _Collector(files, window=window, max_line_bytes=max_line_bytes)
+    return collector.run(on_selected)
 
 
 # --- the export's files ---------------------------------------------------------------------------
@@ -324,13 +330,15 @@ class _Collector:
         self.emitted: set[int] = set()  # positions whose LINE entry was yielded
         self.handles: dict[int, IO[bytes]] = {}
 
-    def run(self) -> Iterator[CollectedItem]:
+    def run(self, on_selected: Callable[[int], None] | None = None) -> Iterator[CollectedItem]:
         for file in self.files:
             for line in _lines(file, self.limit):
                 if file.resource_type == "Encounter":
                     yield from self._select(line)
                 else:
                     yield from self._index(line)
+        if on_selected is not None:
+            on_selected(len(self.encounters))
         with ExitStack() as stack:
             self.handles = {f.index: stack.enter_context(_open(f, random=True)) for f in self.files}
             order = sorted(range(len(self.encounters)), key=lambda o: self.encounters[o].id)
