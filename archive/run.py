@@ -40,7 +40,7 @@ from archive.s3 import S3ObjectStore
 from archive.seal import ObjectIdentity
 from archive.settings import Settings
 from archive.sign import DocumentSigner, SignerConfig
-from archive.sources import EncounterBundle, QuarantineEntry, Window
+from archive.sources import EncounterBundle, QuarantineEntry, QuarantineScope, Window
 from archive.sources.bulk import collect
 
 Progress = Callable[[int, int], None]  # (encounters done or skipped, encounters selected)
@@ -189,6 +189,7 @@ class ArchiveRun:
         self._stages: dict[str, float] = defaultdict(float)
         self.progress: Progress | None = None
         self._selected_count = 0
+        self._held_back = 0  # encounters quarantined as a whole
 
     @classmethod
     def start(cls, settings: Settings, options: RunOptions) -> ArchiveRun:
@@ -232,6 +233,7 @@ class ArchiveRun:
                 break
             if isinstance(item, QuarantineEntry):
                 self._quarantine.append(item)
+                self._held_back += item.scope == QuarantineScope.ENCOUNTER
                 continue
             self.summary.collected += 1
             if item.encounter_id in self._known:
@@ -243,6 +245,7 @@ class ArchiveRun:
                 batch = []
         if batch:
             yield batch
+        self._report_progress()
 
     def archive_batch(self, batch: Sequence[EncounterBundle]) -> dict[str, int]:
         """Render, sign, seal and store one batch on every core; returns counts only."""
@@ -265,7 +268,7 @@ class ArchiveRun:
     def _report_progress(self) -> None:
         s = self.summary
         if self.progress is not None:
-            done = s.archived + s.adopted + s.failed_total + s.already_archived
+            done = s.archived + s.adopted + s.failed_total + s.already_archived + self._held_back
             self.progress(done, self._selected_count)
 
     def store_quarantine(self) -> int:
