@@ -5,7 +5,9 @@ with the document as its ``/Source``). Both are covered by the signature added l
 
 Pure: the output depends only on the Bundle, its canonical bytes, ``created_at`` and the font
 files, so the same input gives the same bytes (the document ``/ID`` is fpdf2's MD5 over the
-body and the creation date). Fonts are read and pre-subset once, in :meth:`Renderer.create`.
+body and the creation date). Fonts are read, subset and the primary face serialised once,
+in :meth:`Renderer.create` (:mod:`archive.render_fonts`; fpdf2 internals in
+:mod:`archive.render_fpdf`).
 
 Metadata (Info dictionary and XMP) carries only the encounter id, the facility code and the
 record number; the patient's name and other PHI appear only in the page content.
@@ -24,11 +26,11 @@ from xml.sax.saxutils import escape
 
 from fpdf import FPDF_VERSION
 from fpdf.errors import FPDFException
-from fpdf.output import ContentWithoutID, OutputProducer, PDFXrefAndTrailer
 from pydantic import BaseModel, ConfigDict, Field
 
 from archive.errors import RenderError
 from archive.render_fonts import FontFiles, FontSet
+from archive.render_fpdf import SummaryOutput, assert_fixed_fonts_written
 from archive.render_layout import SummaryPdf
 from archive.render_model import DASH, Summary, clean
 from archive.render_sections import build_summary
@@ -73,7 +75,7 @@ class Renderer:
 
     @classmethod
     def create(cls, settings: RenderSettings | None = None) -> Renderer:
-        """Read, check and pre-subset the fonts; raises :class:`RenderError` if one is missing."""
+        """Check fpdf2, read, check and subset the fonts; :class:`RenderError` if one is missing."""
         settings = settings or RenderSettings()
         fonts = FontSet.load(
             FontFiles(settings.font_regular, settings.font_bold),
@@ -100,10 +102,11 @@ class Renderer:
             raise RenderError("the Encounter has no id; quarantine the Bundle with this reason")
         try:
             pdf = self._compose(summary, canonical, created_at)
-            data = bytes(pdf.output(output_producer_class=_OutputWithInfo))
+            data = bytes(pdf.output(output_producer_class=SummaryOutput))
         except FPDFException as e:
             raise RenderError(f"fpdf2 could not produce the document: {e}") from e
         _no_missing_glyphs(pdf)
+        assert_fixed_fonts_written(pdf)
         return RenderedDocument(
             pdf=data,
             pdf_sha256=hashlib.sha256(data).hexdigest(),
@@ -185,41 +188,6 @@ class _Metadata:
   </rdf:Description>
  </rdf:RDF>
 </x:xmpmeta>"""  # noqa: E501 - one XMP property per line reads best
-
-
-class _OutputWithInfo(OutputProducer):
-    """fpdf2 leaves the Info dictionary out of PDF/A files. PDF/A-3 allows one that matches the
-    XMP, and tools such as pdfinfo read the title only from it, so this adds it back.
-
-    Without /Producer and /ModDate on purpose: when pyHanko signs, it appends its name to an
-    existing /Producer but writes only its own name to the XMP, and it stamps /ModDate and
-    xmp:ModifyDate from two clock readings; either would break PDF/A's Info = XMP rule. Absent
-    entries it leaves absent (ModDate) or sets identically in both (Producer)."""
-
-    _info: Any = None
-
-    def _add_encryption(self) -> Any:
-        # Called right after fpdf2 skipped the Info dictionary: add it as the next object.
-        self._info = self._add_info()
-        self._info.producer = None
-        return super()._add_encryption()
-
-    def _finalize_catalog(self, *args: Any, **kwargs: Any) -> None:
-        super()._finalize_catalog(*args, **kwargs)
-        trailer = self.pdf_objs[-1]
-        if not isinstance(trailer, PDFXrefAndTrailer):
-            raise RenderError(f"fpdf2 {FPDF_VERSION} changed its output order; update render.py")
-        self.pdf_objs[-1] = _TrailerWithInfo(trailer, self._info)
-
-
-class _TrailerWithInfo(ContentWithoutID):
-    def __init__(self, trailer: PDFXrefAndTrailer, info: Any) -> None:
-        self._trailer = trailer
-        self._info = info
-
-    def serialize(self, _security_handler: Any = None) -> str:
-        self._trailer.info_obj = self._info
-        return self._trailer.serialize(_security_handler)
 
 
 def _no_missing_glyphs(pdf: SummaryPdf) -> None:

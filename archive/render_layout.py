@@ -5,7 +5,10 @@ re-measures the whole line for every character it adds (quadratic per line, ~1 m
 line), while words measured once from the font's width table keep a two-page summary at a few
 milliseconds of layout. Every string is measured before it is drawn, which is also where a
 character's font is chosen (:meth:`FontSet.advance`) and a fallback face is added to the document
-the first time it is needed.
+the first time it is needed. A line entirely in the primary face (nearly all of them) is written
+straight into the page (:func:`archive.render_fpdf.show_text`, placed exactly where ``cell``
+would place it); a line with another face or the page-count alias goes through ``FPDF.cell``,
+which splits it into runs per face.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Sequence
 from fpdf import FPDF
 
 from archive.render_fonts import FontSet
+from archive.render_fpdf import FixedProgram, show_text
 from archive.render_model import DASH, Field, Fields, Section, Summary, Table, Text
 from archive.render_style import (
     BODY,
@@ -52,6 +56,8 @@ class SummaryPdf(FPDF):
         self.alias_nb_pages(PAGES_ALIAS)
         fonts.install(self, self._primary)
         fonts.install(self, self._primary + "B")
+        # The primary face is a fixed subset: its widths and codes are plain look-ups.
+        self._fixed = (fonts.fixed(bold=False), fonts.fixed(bold=True))
 
     # --- fonts and measuring -----------------------------------------------------------------
 
@@ -60,13 +66,20 @@ class SummaryPdf(FPDF):
         return self._fonts.advance(char, "B" in style)[0]
 
     def measure(self, text: str, size: float, bold: bool = False) -> float:
+        try:  # the common case: every character is in the primary face
+            total = sum(map(self._fixed[bold][1].advances.__getitem__, text))
+        except KeyError:
+            total = self._measure_mixed(text, bold)
+        return total * size / 1000 * PT
+
+    def _measure_mixed(self, text: str, bold: bool) -> float:
         total = 0.0
         for char in text:
             key, width = self._fonts.advance(char, bold)
             if key not in self.fonts:
                 self._add_fallback(key)
             total += width
-        return total * size / 1000 * PT
+        return total
 
     def _add_fallback(self, key: str) -> None:
         self._fonts.install(self, key)
@@ -121,6 +134,28 @@ class SummaryPdf(FPDF):
         w: float = 0,
         align: str = "L",
     ) -> None:
+        """One line of text in a cell at (x, y) of width ``w`` (0: to the right margin)."""
+        fontkey, program = self._fixed[bold]
+        # fpdf2 substitutes the page-count alias when it writes the file: leave it to cell().
+        codes = None if PAGES_ALIAS in text else _encode(program, text)
+        if codes is None:  # the alias, or a character from another face
+            self._put_cell(x, y, text, size, bold, w, align)
+            return
+        w = w or self.w - self.r_margin - x
+        if text:
+            # Where FPDF.cell would place it (c_margin is 0): aligned in the cell, baseline at
+            # mid-height less 0.3 of the font size.
+            width = sum(map(program.advances.__getitem__, text)) * size / 1000 * PT
+            dx = w - width if align == "R" else (w - width) / 2 if align == "C" else 0.0
+            baseline = self.h - y - 0.5 * line_height(size) - 0.3 * size * PT
+            show_text(self, fontkey, size, (x + dx) * self.k, baseline * self.k, codes)
+        # Leave the position where set_xy() + cell() leave it; the layout builds on that.
+        self.x, self.y = x + w, y
+
+    def _put_cell(
+        self, x: float, y: float, text: str, size: float, bold: bool, w: float, align: str
+    ) -> None:
+        # fpdf2's own path: splits fallback-font runs and substitutes the page count.
         self.measure(text.replace(PAGES_ALIAS, "0"), size, bold)  # installs the fonts it needs
         self.set_font(self._primary, "B" if bold else "", size)
         self.set_xy(x, y)
@@ -267,6 +302,14 @@ class SummaryPdf(FPDF):
             if not self.room(line_height(size)):
                 self.new_page()
             self._lines(MARGIN, [line], size, color)
+
+
+def _encode(program: FixedProgram, text: str) -> str | None:
+    """``text`` as the fixed face's hex codes, or None if a character is not in the face."""
+    try:
+        return "".join(map(program.encoded.__getitem__, text))
+    except KeyError:
+        return None
 
 
 def _pair_up(fields: Sequence[Field]) -> list[list[Field]]:

@@ -72,9 +72,11 @@ def clean(value: object) -> str:
 def _normalise(value: object) -> str:
     if isinstance(value, bool) or value is None:
         return ""
-    text = value if isinstance(value, str) else str(value)
+    text = unicodedata.normalize("NFC", value if isinstance(value, str) else str(value))
+    if text.isprintable():  # no control or format character (nor line feed): nothing to drop
+        return text
     out = []
-    for ch in unicodedata.normalize("NFC", text):
+    for ch in text:
         category = unicodedata.category(ch)
         if category == "Cf":  # zero-width space/joiners, BOM, bidi marks, soft hyphen
             continue

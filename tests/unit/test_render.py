@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import shutil
 import subprocess
+import sys
 import unicodedata
+import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fontTools import ttLib
+from fpdf.output import OutputProducer
+from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 
+from archive import render_fpdf
 from archive.pdfa import check_pdfa3b, extract_embedded_data
 from archive.pdfa_tools import pdffonts_check, qpdf_check
 from archive.render import RenderedDocument, Renderer, RenderError, RenderSettings
+from archive.render_fonts import CORE, REPERTOIRE
+from archive.render_layout import SummaryPdf
 from tests.fixtures_fhir import (
     ALL_VIETNAMESE,
     COURSE,
@@ -255,3 +266,169 @@ def test_invalid_input_is_refused_with_a_reason(
 ) -> None:
     with pytest.raises(RenderError, match=message):
         renderer.render(bundle, canonical_bytes, created_at=created_at)
+
+
+# --- the fixed font subset and the direct text path -----------------------------------------------
+
+# Characters a laboratory report or a foreign name brings, all inside the fixed subset (CORE).
+FIXED_EXTRAS = "Men gan 2× (µmol/L), μ β-hCG α-FP ≤ 10 ≥ 5 ± 0,2 — “ổn định” ₫ ℃ № Ä ß ø"  # noqa: RUF001
+
+
+@dataclass(frozen=True)
+class EmbeddedFont:
+    font_file: bytes  # FontFile2 stream exactly as stored (compressed)
+    to_unicode: bytes
+    cid_to_gid: bytes
+    widths: list[Any]
+
+
+def embedded_fonts(pdf: bytes) -> dict[str, EmbeddedFont]:
+    """Every composite font the pages use, by /BaseFont, with its streams' stored bytes."""
+    reader = PdfFileReader(BytesIO(pdf))
+    found: dict[str, EmbeddedFont] = {}
+    for kid in reader.root["/Pages"]["/Kids"]:
+        for font in kid.get_object()["/Resources"]["/Font"].values():
+            font = font.get_object()
+            cid = font["/DescendantFonts"][0]
+            found[str(font["/BaseFont"])] = EmbeddedFont(
+                font_file=cid["/FontDescriptor"]["/FontFile2"].encoded_data,
+                to_unicode=font["/ToUnicode"].encoded_data,
+                cid_to_gid=cid["/CIDToGIDMap"].encoded_data,
+                widths=list(cid["/W"]),
+            )
+    return found
+
+
+def fixed_fonts(pdf: bytes) -> dict[str, EmbeddedFont]:
+    # fpdf2's own subsets are all tagged MPDFAA; the fixed ones carry a tag of their own.
+    return {name: f for name, f in embedded_fonts(pdf).items() if "/MPDFAA+" not in name}
+
+
+def test_documents_embed_the_same_prebuilt_font_streams(
+    renderer: Renderer, example: RenderedDocument
+) -> None:
+    other = render(renderer, example_bundle(course=ALL_VIETNAMESE + " " + FIXED_EXTRAS))
+    assert " ".join(FIXED_EXTRAS.split()) in pdftotext(other.pdf)  # µ and μ kept apart
+    assert pdffonts_check(other.pdf).reason.startswith("2 font(s)")
+    mine, theirs = fixed_fonts(example.pdf), fixed_fonts(other.pdf)
+    assert len(mine) == 2
+    assert mine == theirs  # byte for byte: font programs, ToUnicode, CIDToGIDMap, widths
+    assert all(font.font_file for font in mine.values())
+    # The size budget: fpdf2's per-document subsets took ~15 kB per document; a fixed subset may
+    # add up to 40 kB. Enlarging CORE moves this number.
+    stored = sum(len(f.font_file) + len(f.to_unicode) + len(f.cid_to_gid) for f in mine.values())
+    assert stored < 55_000
+
+
+def test_fixed_font_maps_each_code_to_its_characters_glyph(example: RenderedDocument) -> None:
+    for name, font in fixed_fonts(example.pdf).items():
+        program = ttLib.TTFont(BytesIO(zlib.decompress(font.font_file)))
+        cmap, order = program.getBestCmap(), program.getGlyphOrder()
+        scale = 1000 / program["head"].unitsPerEm
+        gids = zlib.decompress(font.cid_to_gid)
+        widths = cid_widths(font.widths)
+        text = zlib.decompress(font.to_unicode).decode("latin-1")
+        blocks = "".join(re.findall(r"beginbfchar\n(.*?)endbfchar", text, re.DOTALL))
+        pairs = re.findall(r"<([0-9A-F]{4})> <([0-9A-F]{4})>", blocks)
+        assert len(pairs) > 400, name
+        for code_hex, char_hex in pairs:
+            code, char = int(code_hex, 16), int(char_hex, 16)
+            glyph = order[int.from_bytes(gids[2 * code : 2 * code + 2], "big")]
+            if char == 0:
+                assert glyph == ".notdef"
+                continue
+            assert cmap[char] == glyph, (name, hex(char))
+            assert widths[code] == round(program["hmtx"][glyph][0] * scale + 0.001), hex(char)
+
+
+def cid_widths(w: list[Any]) -> dict[int, int]:
+    """A CIDFont /W array (``c [w ...]`` and ``c_first c_last w`` entries) as code -> width."""
+    out: dict[int, int] = {}
+    i = 0
+    while i < len(w):
+        if isinstance(w[i + 1], generic.ArrayObject):
+            out.update((w[i] + n, int(width)) for n, width in enumerate(w[i + 1]))
+            i += 2
+        else:
+            out.update((c, int(w[i + 2])) for c in range(w[i], w[i + 1] + 1))
+            i += 3
+    return out
+
+
+def test_fixed_subset_lies_within_the_extended_repertoire() -> None:
+    # The fixed face is cut from the extended one: a CORE range outside it would come out empty.
+    for lo, hi in CORE:
+        assert any(a <= lo and hi <= b for a, b in REPERTOIRE), f"U+{lo:04X}..U+{hi:04X}"
+
+
+def test_character_outside_the_fixed_subset_is_subset_per_document(
+    renderer: Renderer, example: RenderedDocument
+) -> None:
+    doc = render(renderer, example_bundle(course="Bệnh nhân Łódź Şahin chuyển viện"))
+    assert "Bệnh nhân Łódź Şahin chuyển viện" in pdftotext(doc.pdf)
+    fonts = pdffonts_check(doc.pdf)
+    assert fonts.passed, fonts.reason
+    assert fonts.reason.startswith("3 font(s)")  # regular, bold and the extended regular
+    assert qpdf_check(doc.pdf).passed
+    assert check_pdfa3b(doc.pdf).passed
+    assert fixed_fonts(doc.pdf) == fixed_fonts(example.pdf)
+
+
+def test_direct_text_draws_what_fpdf2_cell_draws(
+    renderer: Renderer, example: RenderedDocument, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def through_cell(
+        self: SummaryPdf,
+        x: float,
+        y: float,
+        text: str,
+        size: float,
+        bold: bool = False,
+        w: float = 0,
+        align: str = "L",
+    ) -> None:
+        self._put_cell(x, y, text, size, bold, w, align)
+
+    monkeypatch.setattr(SummaryPdf, "put", through_cell)
+    with_cell = render(renderer, example_bundle())
+    assert with_cell.pdf != example.pdf
+    for page in (1, 2):  # same pixels, colours included
+        assert raster(example.pdf, page) == raster(with_cell.pdf, page)
+
+
+def raster(pdf: bytes, page: int) -> bytes:
+    argv = ["pdftoppm", "-r", "100", "-gray", "-f", str(page), "-l", str(page), "-"]
+    return subprocess.run(argv, input=pdf, capture_output=True, check=True).stdout
+
+
+def test_same_bytes_in_another_process(example: RenderedDocument) -> None:
+    code = (
+        "from datetime import datetime, timedelta, timezone\n"
+        "from archive.render import Renderer\n"
+        "from tests.fixtures_fhir import canonical, example_bundle\n"
+        "created = datetime(2025, 3, 8, 23, 0, tzinfo=timezone(timedelta(hours=7)))\n"
+        "b = example_bundle()\n"
+        "print(Renderer.create().render(b, canonical(b), created_at=created).pdf_sha256)\n"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert done.stdout.strip() == example.pdf_sha256
+
+
+def test_other_fpdf2_versions_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render_fpdf, "FPDF_VERSION", "2.9.0")
+    with pytest.raises(RenderError, match=r"fpdf2==2\.8\.9"):
+        Renderer.create()
+
+
+def test_fixed_font_bypassing_the_prebuilt_objects_fails_loudly(
+    renderer: Renderer, example: RenderedDocument, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if fpdf2 stopped calling the overridden _add_fonts: its own subsetting is refused.
+    monkeypatch.setattr(render_fpdf.SummaryOutput, "_add_fonts", OutputProducer._add_fonts)
+    with pytest.raises(RenderError, match="internals changed"):
+        render(renderer, example_bundle())
+    monkeypatch.undo()
+    assert render(renderer, example_bundle()).pdf == example.pdf  # nothing shared was harmed
