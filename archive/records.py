@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -76,6 +77,7 @@ class RecordWorker:
         self._store = store
         self._policy = policy
         self._roots = load_trust_roots(SignerConfig.from_settings(settings).trust_roots)
+        self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="store")
 
     @classmethod
     def create(cls, settings: Settings) -> RecordWorker:
@@ -131,19 +133,22 @@ class RecordWorker:
         start = time.perf_counter()
         signed = self._signer.sign_batch([pdf for _, pdf, _ in rendered])
         sign_each = (time.perf_counter() - start) / max(1, len(rendered))
+        to_store: list[tuple[_Planned, SignedDocument, dict[str, float]]] = []
         for (item, pdf, render_s), result in zip(rendered, signed, strict=True):
-            if not isinstance(result, SignedDocument):
+            if isinstance(result, SignedDocument):
+                to_store.append((item, result, {"render": render_s, "sign": sign_each}))
+            else:
                 outcomes.append(
                     _failed(
                         item, result.reason_code, "", retryable=result.retryable, pdf_bytes=len(pdf)
                     )
                 )
-                continue
-            outcomes.append(
-                self._store_signed(
-                    item, result, run_id=run_id, timings={"render": render_s, "sign": sign_each}
-                )
-            )
+        # PUTs wait on the network and the store: keep several in flight (boto3 clients are
+        # thread-safe; sealing releases the GIL in zstd and AES).
+        stored = self._io.map(
+            lambda job: self._store_signed(job[0], job[1], run_id=run_id, timings=job[2]), to_store
+        )
+        outcomes.extend(stored)
         return outcomes
 
     def _store_signed(
