@@ -6,17 +6,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import os
-import signal
 import socket
 import stat
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Awaitable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -56,6 +51,7 @@ from pyhanko_certvalidator.registry import SimpleTrustManager
 
 from archive.errors import PkiError
 from infra.pki import DevPki, ensure_dev_pki, probe
+from tests.pki_service import PkiServiceProcess, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -63,65 +59,19 @@ REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class _Service:
-    """``python -m infra.pki_service`` as a subprocess; stopped by PID with SIGTERM."""
-
-    pki: DevPki
-    log: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        argv = [sys.executable, "-m", "infra.pki_service", "--pki-dir", str(self.pki.pki_dir)]
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [*argv, "--port", str(self.pki.port)], cwd=REPO, stdout=log, stderr=log
-            )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                probe(self.pki.tsa_url, timeout_s=2)
-                return
-            except PkiError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    pytest.fail(f"PKI service did not come up:\n{self.log.read_text()}")
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            returncode = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            pytest.fail("PKI service ignored SIGTERM for 15 s")
-        assert returncode == 0, f"unclean exit {returncode}:\n{self.log.read_text()}"
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
     pki_dir = tmp_path_factory.mktemp("pki-root") / "pki"
-    return ensure_dev_pki(pki_dir, port=_free_port(), now=datetime.now(UTC))
+    return ensure_dev_pki(pki_dir, port=free_port(), now=datetime.now(UTC))
 
 
 @pytest.fixture(scope="module")
-def service(pki: DevPki) -> Iterator[_Service]:
-    svc = _Service(pki=pki, log=pki.pki_dir.parent / "service.log")
+def service(pki: DevPki) -> Iterator[PkiServiceProcess]:
+    svc = PkiServiceProcess(pki=pki, log=pki.pki_dir.parent / "service.log")
     svc.start()
     yield svc
-    svc.stop()
+    # SIGTERM must end the service cleanly (in-flight requests finish, exit 0).
+    assert svc.stop() == 0, f"unclean exit:\n{svc.log.read_text()}"
 
 
 def _cert(path: Path) -> x509.Certificate:
@@ -235,7 +185,7 @@ def test_chains_validate_to_the_root_and_misfits_fail_as_designed(pki: DevPki) -
 # --- the service --------------------------------------------------------------------------------
 
 
-def test_timestamp_from_the_service_validates(service: _Service, pki: DevPki) -> None:
+def test_timestamp_from_the_service_validates(service: PkiServiceProcess, pki: DevPki) -> None:
     digest = hashlib.sha256(b"ho so benh an").digest()
     token = asyncio.run(HTTPTimeStamper(pki.tsa_url).async_timestamp(digest, "sha256"))
     context = ValidationContext(
@@ -271,7 +221,7 @@ def _ocsp_status(pki: DevPki, label: str) -> str:
     return status
 
 
-def test_ocsp_answers_good_and_revoked(service: _Service, pki: DevPki) -> None:
+def test_ocsp_answers_good_and_revoked(service: PkiServiceProcess, pki: DevPki) -> None:
     assert _ocsp_status(pki, "hospital-signer") == "good"
     assert _ocsp_status(pki, "revoked-signer") == "revoked"
     with pytest.raises(RevokedError):
@@ -279,7 +229,9 @@ def test_ocsp_answers_good_and_revoked(service: _Service, pki: DevPki) -> None:
     _validate(pki, "hospital-signer", online=True)  # CRL of the root + OCSP, fetched live
 
 
-def test_crl_downloads_and_lists_the_revoked_serial(service: _Service, pki: DevPki) -> None:
+def test_crl_downloads_and_lists_the_revoked_serial(
+    service: PkiServiceProcess, pki: DevPki
+) -> None:
     crl = x509.load_der_x509_crl(_http(pki.crl_url(), None, None))
     issuer = _cert(pki.cert_path("issuing-ca"))
     assert crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
@@ -289,7 +241,9 @@ def test_crl_downloads_and_lists_the_revoked_serial(service: _Service, pki: DevP
     assert crl.get_revoked_certificate_by_serial_number(good) is None
 
 
-def test_threaded_server_serves_requests_in_parallel(service: _Service, pki: DevPki) -> None:
+def test_threaded_server_serves_requests_in_parallel(
+    service: PkiServiceProcess, pki: DevPki
+) -> None:
     # A client that sends headers and then stalls would block a single-threaded server for good.
     with socket.create_connection(("127.0.0.1", pki.port)) as stalled:
         stalled.sendall(b"POST /emr-dev/tsa/tsa HTTP/1.1\r\nHost: x\r\nContent-Length: 99\r\n\r\n")
@@ -308,7 +262,7 @@ def test_threaded_server_serves_requests_in_parallel(service: _Service, pki: Dev
 
 def test_probe_fails_clearly(pki: DevPki) -> None:
     with pytest.raises(PkiError, match="does not answer"):
-        probe(f"http://127.0.0.1:{_free_port()}/emr-dev/tsa/tsa", timeout_s=2)
+        probe(f"http://127.0.0.1:{free_port()}/emr-dev/tsa/tsa", timeout_s=2)
     with pytest.raises(PkiError, match="must start with http"):
         probe("file:///etc/passwd")
 
@@ -338,7 +292,7 @@ def _tiny_pdf() -> bytes:
     return bytes(out)
 
 
-def test_pades_b_lta_signature_validates_offline(service: _Service, pki: DevPki) -> None:
+def test_pades_b_lta_signature_validates_offline(service: PkiServiceProcess, pki: DevPki) -> None:
     root = _asn1_cert(pki.trust_root)
     signer = signers.SimpleSigner.load_pkcs12_data(
         pki.signer.p12.read_bytes(), other_certs=[], passphrase=pki.signer.read_password()

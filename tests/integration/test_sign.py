@@ -15,9 +15,6 @@ import io
 import multiprocessing
 import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -39,7 +36,6 @@ from pyhanko.sign.fields import SigSeedSubFilter
 from pyhanko.sign.timestamps import HTTPTimeStamper
 from pyhanko_certvalidator import ValidationContext
 
-from archive.errors import PkiError
 from archive.pdfa import check_pdfa3b, extract_embedded_data
 from archive.render import Renderer
 from archive.sign import (
@@ -61,94 +57,23 @@ from archive.signature import SignatureReport, newest_document_timestamp, valida
 from infra.pki import ARCH, DevPki, P12Credential, ensure_dev_pki, probe
 from tests.conftest import make_settings
 from tests.fixtures_fhir import canonical, example_bundle
+from tests.pki_service import PkiServiceProcess, free_port
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 FAST_RETRY = RetryPolicy(attempts=3, first_delay_s=0.05, max_delay_s=0.2, request_timeout_s=2.0)
-_REQUEST_LINE = re.compile(r'"(?:GET|POST) /[^/ ]+/(tsa|ocsp|crls)/')
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class _Service:
-    """``python -m infra.pki_service --access-log`` as a subprocess, stopped by PID."""
-
-    pki: DevPki
-    log: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        argv = [sys.executable, "-m", "infra.pki_service", "--pki-dir", str(self.pki.pki_dir)]
-        argv += ["--port", str(self.pki.port), "--access-log"]
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                probe(self.pki.tsa_url, timeout_s=2)
-                return
-            except PkiError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    pytest.fail(f"PKI service did not come up:\n{self.log.read_text()}")
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-    @contextmanager
-    def stopped(self) -> Iterator[None]:
-        self.stop()
-        try:
-            yield
-        finally:
-            self.start()
-
-    def mark(self) -> int:
-        return self.log.stat().st_size
-
-    def requests_since(self, mark: int) -> Counter[str]:
-        """Requests the service logged after ``mark``, by kind: tsa, ocsp, crls."""
-        counts: Counter[str] | None = None
-        for _ in range(40):  # the service logs a request just after answering it
-            with self.log.open("rb") as log:
-                log.seek(mark)
-                text = log.read().decode("utf-8", "replace")
-            latest = Counter(m.group(1) for m in _REQUEST_LINE.finditer(text))
-            if latest == counts:
-                break
-            counts = latest
-            time.sleep(0.05)
-        return latest
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
     pki_dir = tmp_path_factory.mktemp("sign-pki") / "pki"
-    return ensure_dev_pki(pki_dir, port=_free_port(), now=datetime.now(UTC))
+    return ensure_dev_pki(pki_dir, port=free_port(), now=datetime.now(UTC))
 
 
 @pytest.fixture(scope="module")
-def service(pki: DevPki) -> Iterator[_Service]:
-    svc = _Service(pki=pki, log=pki.pki_dir.parent / "service.log")
+def service(pki: DevPki) -> Iterator[PkiServiceProcess]:
+    svc = PkiServiceProcess(pki=pki, log=pki.pki_dir.parent / "service.log", access_log=True)
     svc.start()
     yield svc
     svc.stop()
@@ -171,7 +96,7 @@ def config(pki: DevPki) -> SignerConfig:
 
 
 @pytest.fixture(scope="module")
-def signer(service: _Service, config: SignerConfig) -> DocumentSigner:
+def signer(service: PkiServiceProcess, config: SignerConfig) -> DocumentSigner:
     return DocumentSigner.create(config, retry=FAST_RETRY)
 
 
@@ -211,7 +136,7 @@ def _validate(pdf: bytes, root: asn1_x509.Certificate) -> SignatureReport:
 
 
 def test_b_lta_signature_validates_offline_and_the_document_stays_pdfa(
-    service: _Service,
+    service: PkiServiceProcess,
     pki: DevPki,
     document: bytes,
     signed: SignedDocument,
@@ -274,7 +199,7 @@ def test_b_lta_signature_validates_offline_and_the_document_stays_pdfa(
 
 
 def test_process_pool_workers_sign_with_their_own_key_load(
-    service: _Service, config: SignerConfig, document: bytes, root: asn1_x509.Certificate
+    service: PkiServiceProcess, config: SignerConfig, document: bytes, root: asn1_x509.Certificate
 ) -> None:
     context = multiprocessing.get_context("spawn")
     options = {"retry": FAST_RETRY}
@@ -301,7 +226,7 @@ def test_process_pool_workers_sign_with_their_own_key_load(
     ],
 )
 def test_refuses_a_certificate_it_must_not_sign_with(
-    service: _Service, pki: DevPki, label: str, reason: str, words: str
+    service: PkiServiceProcess, pki: DevPki, label: str, reason: str, words: str
 ) -> None:
     config = _config(pki, pki.credential(label))
     cn = _asn1_cert(pki.cert_path(label)).subject.native["common_name"]
@@ -314,7 +239,7 @@ def test_refuses_a_certificate_it_must_not_sign_with(
 
 
 def test_tsa_down_is_retried_then_reported_unavailable(pki: DevPki) -> None:
-    config = _config(pki, tsa_url=f"http://127.0.0.1:{_free_port()}/emr-dev/tsa/tsa")
+    config = _config(pki, tsa_url=f"http://127.0.0.1:{free_port()}/emr-dev/tsa/tsa")
     signer = DocumentSigner(
         key=load_signer(config),
         tsa_url=config.tsa_url,
@@ -329,7 +254,7 @@ def test_tsa_down_is_retried_then_reported_unavailable(pki: DevPki) -> None:
 
 
 def test_tsa_outage_mid_run_returns_nothing_signed_and_recovers(
-    service: _Service, signer: DocumentSigner, document: bytes
+    service: PkiServiceProcess, signer: DocumentSigner, document: bytes
 ) -> None:
     before = signer.timestamp_requests
     with service.stopped():
@@ -366,7 +291,7 @@ def _tsa_only(pki: DevPki) -> Iterator[str]:
 
 
 def test_revocation_servers_down_is_retried_then_reported_unavailable(
-    service: _Service, pki: DevPki
+    service: PkiServiceProcess, pki: DevPki
 ) -> None:
     with service.stopped(), _tsa_only(pki) as tsa_url:
         probe(tsa_url)
@@ -375,7 +300,7 @@ def test_revocation_servers_down_is_retried_then_reported_unavailable(
 
 
 def test_stale_validation_data_is_fetched_again(
-    service: _Service, config: SignerConfig, document: bytes
+    service: PkiServiceProcess, config: SignerConfig, document: bytes
 ) -> None:
     offset = timedelta(0)
     signer = DocumentSigner.create(
@@ -540,7 +465,7 @@ ATTACKS: dict[str, tuple[Callable[[_Attack], bytes], set[str]]] = {
 @pytest.mark.parametrize("name", list(ATTACKS))
 def test_validator_rejects(
     name: str,
-    service: _Service,
+    service: PkiServiceProcess,
     pki: DevPki,
     document: bytes,
     signed: SignedDocument,
@@ -558,7 +483,7 @@ def test_validator_rejects(
 
 
 def test_batch_of_20_fetches_validation_data_once_and_reports_timings(
-    service: _Service, config: SignerConfig, document: bytes, root: asn1_x509.Certificate
+    service: PkiServiceProcess, config: SignerConfig, document: bytes, root: asn1_x509.Certificate
 ) -> None:
     n = 20
     mark = service.mark()
