@@ -33,6 +33,7 @@ from typing import Any
 from archive.catalog import Catalog, CatalogRow, manifest_retain_until
 from archive.deposit import deposit
 from archive.errors import ArchiveError
+from archive.fsutil import write_private
 from archive.keys import LocalKeyring
 from archive.naming import quarantine_key
 from archive.records import RecordOutcome, RecordWorker
@@ -312,7 +313,7 @@ class ArchiveRun:
                     sort_keys=True,
                 )
             )
-        _write_private(index, "".join(line + "\n" for line in lines))
+        write_private(index, "".join(line + "\n" for line in lines))
         self._stages["quarantine"] += time.perf_counter() - begin
         return len(lines)
 
@@ -333,7 +334,7 @@ class ArchiveRun:
         self.summary.stage_seconds = {k: round(v, 3) for k, v in self._stages.items()}
         report = self.settings.data_dir / "runs" / f"{self.options.run_id}.json"
         report.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_private(report, json.dumps(self.summary.to_dict(), indent=2, sort_keys=True))
+        write_private(report, json.dumps(self.summary.to_dict(), indent=2, sort_keys=True))
         return self.summary
 
     def close(self) -> None:
@@ -436,13 +437,3 @@ def _manifest_lock(settings: Settings, now: datetime) -> datetime:
 
 def _days(n: int) -> timedelta:
     return timedelta(days=n)
-
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

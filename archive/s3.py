@@ -16,7 +16,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +35,7 @@ from archive.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from archive.fsutil import write_private
 from archive.settings import Settings
 from archive.store import COMPLIANCE, ObjectHead, ObjectLock, ObjectVersion, PutResult
 
@@ -103,10 +103,7 @@ class DevCredentials:
             },
             indent=2,
         )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(body)
-        os.chmod(path, 0o600)
+        write_private(path, body)
 
 
 # --- client --------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import click
 from archive.catalog import Catalog
 from archive.deposit import withdraw
 from archive.errors import LockRefusedError
+from archive.fsutil import write_private
 from archive.pdfa import check_pdfa3b, extract_embedded_data
 from archive.sample import write_sample_export
 from archive.seal import ObjectIdentity
@@ -135,8 +136,7 @@ def _show_record(settings: Settings, run_id: str) -> None:
 
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    path.chmod(0o600)
+    write_private(path, data)
 
 
 def closing_hint(settings: Settings) -> None:

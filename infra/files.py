@@ -7,7 +7,6 @@ lock) and is read back and compared before the command reports success.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from archive.catalog import manifest_retain_until
 from archive.deposit import Deposit, deposit, withdraw
 from archive.errors import ObjectNotFoundError, SealError
+from archive.fsutil import write_private
 from archive.naming import file_key
 from archive.seal import ObjectIdentity
 from archive.settings import Settings
@@ -61,9 +61,7 @@ def get_file(settings: Settings, *, record_id: str, version_id: str | None, out:
         version_id = latest.version_id
     data = withdraw(identity=identity, version_id=version_id, store=store, keys=keys,
                     settings=settings.seal)  # fmt: skip
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    write_private(out, data)
     return len(data)
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from archive.errors import ArchiveError, StackError
+from archive.fsutil import write_private
 from archive.s3 import DevCredentials, S3Credentials, S3ObjectStore
 from archive.settings import Settings
 from infra.process import ManagedProcess
@@ -137,13 +138,6 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _write_private(path: Path, body: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(body)
-    os.chmod(path, 0o600)
-
-
 def _ensure_credentials(data_dir: Path) -> DevCredentials:
     """Generate the admin and read-only identities once (0600), and SeaweedFS's s3.json."""
     if DevCredentials.path(data_dir).exists():
@@ -157,7 +151,7 @@ def _ensure_credentials(data_dir: Path) -> DevCredentials:
             _identity("archive-reader", creds.reader, ["Read", "List"]),
         ]
     }
-    _write_private(data_dir / "s3.json", json.dumps(config, indent=2))
+    write_private(data_dir / "s3.json", json.dumps(config, indent=2))
     return creds
 
 
@@ -179,7 +173,7 @@ def _jwt_keys(data_dir: Path) -> dict[str, str]:
         keys: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
     else:
         keys = {name: secrets.token_urlsafe(32) for name in _JWT_ENV}
-        _write_private(path, json.dumps(keys))
+        write_private(path, json.dumps(keys))
     return keys
 
 
