@@ -80,6 +80,18 @@ class PolicyError(ArchiveError):
         super().__init__(f"{source}, line {line}: {problem}" if line else f"{source}: {problem}")
 
 
+class RetentionError(ArchiveError):
+    """A hold, upgrade or disposition was refused; the message says why and what to do."""
+
+
+# --- audit log -----------------------------------------------------------------------------------
+
+
+class AuditChainError(ArchiveError):
+    """A hash-chained log (audit log, retention register) was edited, cut or reordered, or its
+    local copy differs from the locked bucket copy: stop appending and investigate."""
+
+
 # --- documents -----------------------------------------------------------------------------------
 
 

@@ -30,6 +30,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from archive.audit import AuditEvent, AuditLog
 from archive.catalog import Catalog, CatalogRow, manifest_retain_until
 from archive.deposit import deposit
 from archive.errors import ArchiveError
@@ -335,7 +336,22 @@ class ArchiveRun:
         report = self.settings.data_dir / "runs" / f"{self.options.run_id}.json"
         report.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_private(report, json.dumps(self.summary.to_dict(), indent=2, sort_keys=True))
+        self._audit()
         return self.summary
+
+    def _audit(self) -> None:
+        """One audit event per run: counts only (the catalog manifest names the records)."""
+        s = self.summary
+        entities = (("run", s.run_id),) + ((("manifest", s.manifest),) if s.manifest else ())
+        log = AuditLog.for_settings(self.settings, self._store)
+        counts = {"archived": s.archived, "adopted": s.adopted, "failed": s.failed_total,
+                  "quarantined": s.quarantined_total}  # fmt: skip
+        log.append(AuditEvent(
+            actor="nightly-archive", role="system", action="archive.run",
+            recorded=self.options.started_at, outcome="failure" if s.failed_total else "success",
+            entities=entities, detail={**counts, "window_start": s.window_start},
+        ))  # fmt: skip
+        log.flush()
 
     def close(self) -> None:
         if self._pool is not None:

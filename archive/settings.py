@@ -234,6 +234,16 @@ class Settings(BaseSettings):
         return self.catalog.catalog_dir or self.data_dir / "catalog"
 
     @property
+    def audit_dir(self) -> Path:
+        """Local copy of the audit log (the locked bucket segments are the authority)."""
+        return self.catalog_dir.with_name("audit")
+
+    @property
+    def retention_dir(self) -> Path:
+        """Local copy of the retention register (holds, lock changes, dispositions)."""
+        return self.catalog_dir.with_name("retention")
+
+    @property
     def stack_dir(self) -> Path:
         return self.data_dir / "stack"
 

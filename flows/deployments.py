@@ -8,8 +8,10 @@ from prefect.schedules import Cron
 
 from archive.settings import Settings
 from flows.nightly import nightly_archive
+from flows.retention import retention_sweep
 
 NIGHTLY_CRON = "0 1 * * *"  # 01:00 local: after the HIS closes the day's encounters
+SWEEP_CRON = "0 3 1 * *"  # 03:00 local on the 1st: after that night's archive run
 
 
 def deployments(settings: Settings) -> list[Any]:
@@ -24,5 +26,11 @@ def deployments(settings: Settings) -> list[Any]:
             parameters=params,
             description="Archive yesterday's finished encounters (local time).",
             tags=["emr-archive"],
-        )
+        ),
+        retention_sweep.to_deployment(
+            name="monthly",
+            schedule=Cron(SWEEP_CRON, timezone=tz),
+            description="Propose records whose retention has passed; a person approves.",
+            tags=["emr-archive", "retention"],
+        ),
     ]

@@ -386,5 +386,16 @@ def demo_cmd(ctx: click.Context) -> None:
     demo.closing_hint(_settings(ctx))
 
 
+def _register_retention_commands() -> None:
+    """hold, retention, disposition and audit live in infra.cli_retention."""
+    from infra.cli_retention import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_retention_commands()
+
+
 if __name__ == "__main__":
     main()

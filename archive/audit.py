@@ -1,0 +1,312 @@
+"""The tamper-evident audit log, and the hash-chained segment log it is built on.
+
+Every sensitive action (an archive run, a verification run, a hold, a retention change, a
+disposition, later a retrieval) is appended as an :class:`AuditEvent`, modelled on FHIR
+AuditEvent: who (``actor``, ``role``), what (``action``, ``entities``), when (``recorded``),
+with what ``outcome`` and why (``reason``). PHI never enters an event: patients appear only as
+pseudonyms (``p1_...``), records as encounter ids or object keys.
+
+:class:`SegmentChain` is the storage, shared with the retention registers (holds, lock changes,
+dispositions). Each ``flush`` writes one segment: a JSONL file whose lines are events carrying
+``seq`` (1, 2, ... across all segments) and ``prev`` (sha256 of the previous event's line; 64
+zeros for the first). So an edited event changes its hash and breaks the next ``prev`` (or HEAD
+for the newest); a removed or reordered event breaks ``seq`` and ``prev``; a removed segment
+leaves a gap in the names. Each segment is stored create-once under a COMPLIANCE lock in the
+bucket (``<prefix>0000000001.jsonl``), which is the authority: :meth:`SegmentChain.verify` with a
+store also compares every local segment with its locked copy and notices copies the local
+directory lacks. Seq and prev are assigned under a file lock at flush time, so several processes
+may append to the same log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from archive.catalog_schema import manifest_retain_until
+from archive.errors import AuditChainError
+from archive.settings import Settings
+from archive.store import ObjectStore, sha256_hex
+
+GENESIS: Final = "0" * 64
+AUDIT_PREFIX: Final = "audit/segments/"
+_SEGMENT = re.compile(r"([0-9]{10})\.jsonl")
+_PSEUDONYM = re.compile(r"p1_[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """Bottom line of :meth:`SegmentChain.verify`; an empty log passes with zero events."""
+
+    passed: bool
+    events: int
+    segments: int
+    reason: str
+
+
+def canonical(record: Mapping[str, Any]) -> bytes:
+    """One deterministic JSON line: the bytes an event's hash is taken over."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class SegmentChain:
+    """A hash-chained log of JSON records in locally cached, bucket-locked JSONL segments."""
+
+    def __init__(self, directory: Path, *, prefix: str, retain_years: int = 100) -> None:
+        self.directory, self.prefix, self.retain_years = directory, prefix, retain_years
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every record, oldest first, after checking the local chain (AuditChainError)."""
+        return [r for _, lines in self._check(self._local()) for r in lines]
+
+    def append(
+        self, payloads: Sequence[Mapping[str, Any]], *, store: ObjectStore, now: datetime
+    ) -> list[dict[str, Any]]:
+        """Chain ``payloads`` onto the log as one new segment, write it, lock a copy."""
+        if not payloads:
+            return []
+        with self._lock():
+            segments = self._local()
+            chained = self._check(segments)
+            self._upload_missing(segments, store, now)
+            seq, prev = _tail(chained)
+            records: list[dict[str, Any]] = []
+            for payload in payloads:
+                seq += 1
+                record = {**payload, "seq": seq, "prev": prev}
+                prev = sha256_hex(canonical(record))
+                records.append(record)
+            data = b"".join(canonical(r) + b"\n" for r in records)
+            name = f"{len(segments) + 1:010d}.jsonl"
+            _write_atomic(self.directory / "segments" / name, data)
+            _write_atomic(self.directory / "HEAD", canonical({"seq": seq, "sha256": prev}))
+            self._put(store, name, data, now)
+            return records
+
+    def verify(self, store: ObjectStore | None = None) -> ChainReport:
+        """Check the local chain and HEAD, and (with ``store``) that the bucket agrees."""
+        try:
+            segments = self._local()
+            chained = self._check(segments)
+            if store is not None:
+                self._compare_bucket(segments, store)
+        except AuditChainError as e:
+            return ChainReport(passed=False, events=0, segments=0, reason=str(e))
+        events = sum(len(lines) for _, lines in chained)
+        return ChainReport(True, events, len(segments), f"{events} events chained and intact")
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _local(self) -> list[tuple[str, bytes]]:
+        folder = self.directory / "segments"
+        if not folder.is_dir():
+            return []
+        names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
+        for i, name in enumerate(names, start=1):
+            if name != f"{i:010d}.jsonl":
+                raise AuditChainError(
+                    f"{folder}: expected segment {i:010d}.jsonl, found {name}: a segment was "
+                    "removed, renamed or added; compare with the locked bucket copies"
+                )
+        return [(n, (folder / n).read_bytes()) for n in names]
+
+    def _check(self, segments: list[tuple[str, bytes]]) -> list[tuple[str, list[dict[str, Any]]]]:
+        seq, prev, out = 0, GENESIS, []
+        for name, data in segments:
+            lines = []
+            for n, line in enumerate(data.splitlines(), start=1):
+                where = f"{self.prefix}{name} line {n}"
+                record = _parse(line, where)
+                if record.get("seq") != seq + 1 or record.get("prev") != prev:
+                    raise AuditChainError(
+                        f"{where}: expected event {seq + 1} chained to {prev[:12]}...: an event "
+                        "before it was edited, removed or reordered"
+                    )
+                seq, prev = seq + 1, sha256_hex(line)
+                lines.append(record)
+            out.append((name, lines))
+        self._check_head(seq, prev)
+        return out
+
+    def _check_head(self, seq: int, prev: str) -> None:
+        head = self.directory / "HEAD"
+        if not head.exists():
+            if seq:
+                raise AuditChainError(f"{head} is missing while the log holds {seq} events")
+            return
+        if _parse(head.read_bytes(), str(head)) != {"seq": seq, "sha256": prev}:
+            raise AuditChainError(
+                f"{head} does not name the newest event ({seq}): the newest event or segment "
+                "was edited or removed; compare with the locked bucket copies"
+            )
+
+    def _compare_bucket(self, segments: list[tuple[str, bytes]], store: ObjectStore) -> None:
+        local = dict(segments)
+        for version in store.list_versions(self.prefix):
+            name = version.key.removeprefix(self.prefix)
+            if version.is_delete_marker or not _SEGMENT.fullmatch(name):
+                continue
+            if name not in local:
+                raise AuditChainError(
+                    f"the bucket holds {version.key}, which the local log lacks: it was cut short"
+                )
+            if store.get(version.key, version_id=version.version_id) != local[name]:
+                raise AuditChainError(f"local {name} differs from its locked copy {version.key}")
+
+    def _upload_missing(
+        self, segments: list[tuple[str, bytes]], store: ObjectStore, now: datetime
+    ) -> None:
+        """Finish an upload a crash interrupted (put_locked is idempotent for equal bytes)."""
+        present = {v.key for v in store.list_versions(self.prefix)}
+        for name, data in segments:
+            if self.prefix + name not in present:
+                self._put(store, name, data, now)
+
+    def _put(self, store: ObjectStore, name: str, data: bytes, now: datetime) -> None:
+        until = manifest_retain_until(now, years=self.retain_years)
+        store.put_locked(self.prefix + name, data, retain_until=until)
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        (self.directory / "segments").mkdir(parents=True, exist_ok=True)
+        with open(self.directory / ".lock", "a+b") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # short critical section: wait for it
+            yield
+
+
+def _tail(chained: list[tuple[str, list[dict[str, Any]]]]) -> tuple[int, str]:
+    lines = [r for _, rs in chained for r in rs]
+    return (lines[-1]["seq"], sha256_hex(canonical(lines[-1]))) if lines else (0, GENESIS)
+
+
+def _parse(line: bytes, where: str) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except ValueError as e:
+        raise AuditChainError(f"{where} is not JSON: it was edited or truncated") from e
+    if not isinstance(value, dict):
+        raise AuditChainError(f"{where} is not a JSON object")
+    return value
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+# --- audit events ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEvent:
+    """One audited action (FHIR AuditEvent: agent, action, recorded, outcome, entity).
+
+    ``entities`` are ``(kind, id)`` pairs such as ``("encounter", "E1")``, ``("patient",
+    "p1_...")``, ``("object", key)``, ``("case", ref)``; a patient must be a pseudonym.
+    ``detail`` holds counts and codes, never names or diagnoses.
+    """
+
+    actor: str
+    role: str
+    action: str  # dotted: archive.run, verify.run, hold.add, retention.extend, disposition.destroy
+    recorded: datetime
+    outcome: str = "success"  # success | failure
+    entities: tuple[tuple[str, str], ...] = ()
+    reason: str | None = None
+    detail: Mapping[str, str | int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.recorded.tzinfo is None:
+            raise ValueError("AuditEvent.recorded must be timezone-aware")
+        if self.outcome not in ("success", "failure"):
+            raise ValueError("AuditEvent.outcome is 'success' or 'failure'")
+        for kind, value in self.entities:
+            if kind == "patient" and not _PSEUDONYM.fullmatch(value):
+                raise ValueError("a patient entity must be a pseudonym (p1_...), never an id")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor,
+            "role": self.role,
+            "action": self.action,
+            "recorded": self.recorded.astimezone(UTC).isoformat(),
+            "outcome": self.outcome,
+            "entities": [list(e) for e in self.entities],
+            "reason": self.reason,
+            "detail": dict(self.detail),
+        }
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> AuditEvent:
+        return cls(
+            actor=value["actor"],
+            role=value["role"],
+            action=value["action"],
+            recorded=datetime.fromisoformat(value["recorded"]),
+            outcome=value["outcome"],
+            entities=tuple((k, v) for k, v in value["entities"]),
+            reason=value["reason"],
+            detail=value["detail"],
+        )
+
+
+class AuditLog:
+    """Append, flush, verify and filter the audit log. Build with :meth:`open` or
+    :meth:`for_settings`; events are buffered until :meth:`flush` writes one segment."""
+
+    def __init__(self, chain: SegmentChain, store: ObjectStore) -> None:
+        self._chain, self._store, self._pending = chain, store, list[AuditEvent]()
+
+    @classmethod
+    def open(cls, directory: Path, store: ObjectStore, *, retain_years: int = 100) -> AuditLog:
+        return cls(SegmentChain(directory, prefix=AUDIT_PREFIX, retain_years=retain_years), store)
+
+    @classmethod
+    def for_settings(cls, settings: Settings, store: ObjectStore) -> AuditLog:
+        return cls.open(audit_dir(settings), store, retain_years=_retain_years(settings))
+
+    def append(self, event: AuditEvent) -> None:
+        self._pending.append(event)
+
+    def flush(self, *, now: datetime | None = None) -> int:
+        """Write the buffered events as one locked segment; returns how many were written."""
+        events, self._pending = self._pending, []
+        payloads = [e.to_json() for e in events]
+        return len(self._chain.append(payloads, store=self._store, now=now or datetime.now(UTC)))
+
+    def verify_chain(self, *, against_bucket: bool = True) -> ChainReport:
+        return self._chain.verify(self._store if against_bucket else None)
+
+    def show(
+        self, *, actor: str | None = None, action: str | None = None, since: datetime | None = None
+    ) -> list[AuditEvent]:
+        """Events matching every given filter; ``action`` also matches a dotted prefix."""
+        events = [AuditEvent.from_json(r) for r in self._chain.records()]
+        return [
+            e
+            for e in events
+            if (actor is None or e.actor == actor)
+            and (action is None or e.action == action or e.action.startswith(action + "."))
+            and (since is None or e.recorded >= since)
+        ]
+
+
+def audit_dir(settings: Settings) -> Path:
+    """Beside the catalog: both are local caches of bucket-locked, hash-chained records."""
+    return settings.audit_dir
+
+
+def _retain_years(settings: Settings) -> int:
+    return settings.catalog.manifest_retain_years

@@ -1,0 +1,240 @@
+"""Upgrades: extend locks when a record's class rises (new facts) or a policy period grows.
+
+Two causes, one rule. A new policy file changes the period of the classes records already have;
+new facts (a death recorded after archiving) can put a record in a longer class. For each live
+record the new class is the **longest** of its current class (as the new policy defines it) and
+what the new facts classify to: a class rises, never falls, on new data. Rules are re-run only on
+records given facts: the catalog keeps classes and dates, not codes (they are health data), so a
+policy whose *rules* moved needs the facts again (``--facts`` or ``--export``).
+
+:func:`plan_upgrade` reads the catalog and the register only; it touches nothing.
+:func:`apply_upgrade` extends the COMPLIANCE lock of every version (after reading each version's
+current lock: the store is the authority) and records each extension in the register and the
+audit log. A shorter new date is reported as "shorter rule, lock unchanged" and never applied.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from archive.audit import AuditEvent, AuditLog
+from archive.errors import PolicyError
+from archive.fhir import parse_datetime
+from archive.sources import EncounterBundle, Window
+from archive.sources.bulk import MANIFEST_NAME, collect
+from retention.facts import RecordFacts
+from retention.policy import (
+    Classification,
+    LockAction,
+    RetentionPolicy,
+    classification_for,
+    classify,
+    dossier_class,
+    retain_until,
+)
+from retention.register import Register, RetentionError, live_rows, versions_of
+
+FactsUpdate = Mapping[str, Any]  # RecordFacts fields except discharged_at (the catalog's)
+_LIST_FIELDS = ("icd10_codes", "procedure_codes")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlannedChange:
+    encounter_id: str
+    object_key: str
+    old_class: str
+    new_class: str
+    current_until: datetime
+    new_until: datetime
+    action: LockAction
+    cause: str  # "policy" or "facts"
+
+
+@dataclass(frozen=True, slots=True)
+class ClassSummary:
+    class_id: str
+    records: int
+    extend: int
+    unchanged: int
+    keep_longer: int
+    earliest_new: datetime | None  # of the extensions
+    latest_new: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradePlan:
+    policy_ref: str
+    changes: tuple[PlannedChange, ...]
+    skipped: tuple[str, ...]  # why records could not be planned (no PHI: class ids only)
+
+    @property
+    def extensions(self) -> tuple[PlannedChange, ...]:
+        return tuple(c for c in self.changes if c.action is LockAction.EXTEND)
+
+    def by_class(self) -> list[ClassSummary]:
+        """Counts per new class, with the earliest and latest extended date."""
+        out = []
+        for class_id in sorted({c.new_class for c in self.changes}):
+            mine = [c for c in self.changes if c.new_class == class_id]
+            ext = sorted(c.new_until for c in mine if c.action is LockAction.EXTEND)
+            count = {a: sum(c.action is a for c in mine) for a in LockAction}
+            out.append(ClassSummary(
+                class_id, len(mine), count[LockAction.EXTEND], count[LockAction.UNCHANGED],
+                count[LockAction.KEEP_LONGER], ext[0] if ext else None, ext[-1] if ext else None,
+            ))  # fmt: skip
+        return out
+
+
+def load_facts_file(path: Path) -> dict[str, FactsUpdate]:
+    """``{"E123": {"deceased": true}, ...}``: new facts by encounter id (codes as lists)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RetentionError(f"cannot read facts file {path}: {e}") from e
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise RetentionError(f"{path}: expected an object of encounter id -> facts object")
+    known = set(RecordFacts.__dataclass_fields__) - {"discharged_at"}
+    for encounter_id, facts in data.items():
+        unknown = set(facts) - known
+        if unknown:
+            raise RetentionError(
+                f"{path}: encounter {encounter_id} has unknown fact(s) {sorted(unknown)}; "
+                f"known: {sorted(known)}"
+            )
+    return data
+
+
+def facts_from_export(export_dir: Path) -> dict[str, FactsUpdate]:
+    """Facts of every encounter in a FHIR Bulk Data export (the collector's view of it)."""
+    window = Window(start=datetime(1900, 1, 1, tzinfo=UTC), end=_taken_at(export_dir))
+    out: dict[str, FactsUpdate] = {}
+    for item in collect(export_dir, window=window):
+        if isinstance(item, EncounterBundle):
+            facts = RecordFacts.from_bundle(item)
+            out[item.encounter_id] = {
+                name: getattr(facts, name)
+                for name in RecordFacts.__dataclass_fields__
+                if name != "discharged_at"
+            }
+    return out
+
+
+def _taken_at(export_dir: Path) -> datetime:
+    """The export's transactionTime: the collector refuses a window ending after it (an export
+    cannot vouch for encounters finished after it was taken)."""
+    manifest = export_dir / MANIFEST_NAME
+    try:
+        doc = json.loads(manifest.read_bytes()) if manifest.is_file() else {}
+    except (OSError, ValueError) as e:
+        raise RetentionError(f"cannot read {manifest}: {e}") from e
+    taken = parse_datetime(doc.get("transactionTime") if isinstance(doc, dict) else None,
+                           date_tz=UTC)  # fmt: skip
+    return taken or datetime.now(UTC)
+
+
+def plan_upgrade(
+    catalog_rows: Any,
+    register: Register,
+    *,
+    policy: RetentionPolicy,
+    facts: Mapping[str, FactsUpdate],
+    tz: str,
+) -> UpgradePlan:
+    """What ``policy`` and ``facts`` would do to every live record's lock; touches nothing."""
+    changes, skipped = [], []
+    for row in live_rows(catalog_rows, register):
+        try:
+            changes.append(_plan_row(row, policy, facts.get(row["encounter_id"]), tz))
+        except PolicyError:
+            skipped.append(f"class {row['retention_class']} is not in {policy.ref}: lock unchanged")
+    return UpgradePlan(policy.ref, tuple(changes), tuple(sorted(set(skipped))))
+
+
+def _plan_row(
+    row: dict[str, Any], policy: RetentionPolicy, update: FactsUpdate | None, tz: str
+) -> PlannedChange:
+    candidates: list[Classification] = [classification_for(policy, row["retention_class"])]
+    if update is not None:
+        candidates.append(classify(_facts(row, update), policy))
+    new = dossier_class(candidates)
+    new_until = retain_until(new, discharged_at=row["discharged_at"], tz=tz)
+    current = row["retain_until"]
+    action = (
+        LockAction.EXTEND
+        if new_until > current
+        else LockAction.UNCHANGED
+        if new_until == current
+        else LockAction.KEEP_LONGER
+    )
+    return PlannedChange(
+        encounter_id=row["encounter_id"], object_key=row["object_key"],
+        old_class=row["retention_class"], new_class=new.class_id, current_until=current,
+        new_until=new_until, action=action,
+        cause="facts" if new.class_id != candidates[0].class_id else "policy",
+    )  # fmt: skip
+
+
+def _facts(row: dict[str, Any], update: FactsUpdate) -> RecordFacts:
+    values: dict[str, Any] = {k: tuple(v) if k in _LIST_FIELDS else v for k, v in update.items()}
+    return RecordFacts(discharged_at=row["discharged_at"], **values)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    extended_records: int
+    extended_versions: int
+    already_later: int  # versions whose stored lock was already at or past the new date
+
+
+def apply_upgrade(
+    plan: UpgradePlan, *, register: Register, audit: AuditLog, by: str, now: datetime
+) -> ApplyResult:
+    """Extend every version of each EXTEND record, then record and audit what was done."""
+    events, versions, later = [], 0, 0
+    for change in plan.extensions:
+        done, skipped = _extend(register, change)
+        versions, later = versions + len(done), later + skipped
+        events.append({
+            "type": "lock.extended", "encounter_id": change.encounter_id,
+            "object_key": change.object_key, "versions": done, "old_class": change.old_class,
+            "new_class": change.new_class, "old_until": change.current_until.isoformat(),
+            "new_until": change.new_until.isoformat(), "policy": plan.policy_ref,
+            "cause": change.cause, "by": by, "at": now.isoformat(),
+        })  # fmt: skip
+    register.append(events, now=now)
+    _audit(audit, plan, by, now, len(events), versions)
+    return ApplyResult(len(events), versions, later)
+
+
+def _extend(register: Register, change: PlannedChange) -> tuple[list[str], int]:
+    store, done, later = register.store, [], 0
+    for version_id in versions_of(store, change.object_key):
+        current = store.head(change.object_key, version_id=version_id).lock.retain_until
+        if current is not None and current >= change.new_until:
+            later += 1
+            continue
+        store.extend_retention(
+            change.object_key, version_id=version_id, retain_until=change.new_until
+        )
+        done.append(version_id)
+    return done, later
+
+
+def _audit(
+    audit: AuditLog, plan: UpgradePlan, by: str, now: datetime, records: int, versions: int
+) -> None:
+    kept = sum(c.action is LockAction.KEEP_LONGER for c in plan.changes)
+    entities: Iterable[tuple[str, str]] = (("policy", plan.policy_ref),)
+    if records <= 200:  # the register has every record; the audit names small batches in full
+        entities = (*entities, *(("encounter", c.encounter_id) for c in plan.extensions))
+    audit.append(AuditEvent(
+        actor=by, role="records-officer", action="retention.extend", recorded=now,
+        entities=tuple(entities),
+        detail={"records": records, "versions": versions, "shorter_rule_unchanged": kept},
+    ))  # fmt: skip
+    audit.flush(now=now)
