@@ -190,6 +190,34 @@ class ArchiveSettings(_Frozen):
     )
 
 
+class VerificationSettings(_Frozen):
+    """Periodic verification (verification/, flows/verify.py)."""
+
+    renewal_horizon_days: int = Field(
+        default=730,
+        ge=1,
+        le=36500,
+        description="list records whose newest timestamp's TSA certificate expires within this",
+    )
+    weak_hash_algorithms: tuple[str, ...] = Field(
+        default=("sha1", "md5"), description="timestamp hash algorithms that need renewal"
+    )
+    sample_share: float = Field(
+        default=0.1, gt=0, le=1, description="share of each archive day the weekly sample checks"
+    )
+    batch_size: int = Field(default=200, ge=1, le=5000, description="records per Prefect task")
+    workers: int = Field(default=0, ge=0, le=256, description="worker processes; 0 = all cores")
+    threads: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="records in flight per worker, fixity runs only (overlaps store I/O)",
+    )
+    output_dir: Path | None = Field(
+        default=None, description="unset = <data_dir>/verification (log, reports)"
+    )
+
+
 class Settings(BaseSettings):
     """All of emr-archive's settings. Build with :func:`load_settings`."""
 
@@ -208,6 +236,7 @@ class Settings(BaseSettings):
     stack: StackSettings = StackSettings()
     catalog: CatalogSettings = CatalogSettings()
     archive: ArchiveSettings = ArchiveSettings()
+    verification: VerificationSettings = VerificationSettings()
 
     @classmethod
     def settings_customise_sources(

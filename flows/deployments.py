@@ -9,6 +9,7 @@ from prefect.schedules import Cron
 from archive.settings import Settings
 from flows.nightly import nightly_archive
 from flows.retention import retention_sweep
+from flows.verify import verification_deployments
 
 NIGHTLY_CRON = "0 1 * * *"  # 01:00 local: after the HIS closes the day's encounters
 SWEEP_CRON = "0 3 1 * *"  # 03:00 local on the 1st: after that night's archive run
@@ -33,4 +34,5 @@ def deployments(settings: Settings) -> list[Any]:
             description="Propose records whose retention has passed; a person approves.",
             tags=["emr-archive", "retention"],
         ),
+        *verification_deployments(settings),  # weekly sample Sun 02:00, full on the 2nd 02:00
     ]

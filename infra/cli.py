@@ -397,5 +397,16 @@ def _register_retention_commands() -> None:
 _register_retention_commands()
 
 
+def _register_verification_commands() -> None:
+    """verify and verify-file live in infra.cli_verify."""
+    from infra.cli_verify import verify_cmd, verify_file_cmd
+
+    main.add_command(verify_cmd)
+    main.add_command(verify_file_cmd)
+
+
+_register_verification_commands()
+
+
 if __name__ == "__main__":
     main()

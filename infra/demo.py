@@ -69,6 +69,16 @@ def run_demo(settings: Settings) -> None:
     _step("6. One archived record, decrypted for a person to open")
     _show_record(settings, first["run_id"])
 
+    from flows.verify import verify_archive
+
+    _step("7. Verification: every record present, unchanged, decryptable, signed, PDF/A, locked")
+    checked = verify_archive(mode="full")
+    click.echo(
+        f"   {checked['status'].upper()}: {checked['verified']} record(s) verified, "
+        f"{checked['renewal_due']} due for timestamp renewal"
+    )
+    click.echo(f"   report: {checked['report']}")
+
 
 def _summary(runs: list[tuple[str, dict[str, Any]]]) -> None:
     labels = [

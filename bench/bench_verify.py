@@ -1,0 +1,123 @@
+"""Verification throughput, full and fixity-only, with a stage breakdown and peak RSS.
+
+Run by hand: ``python -m bench.bench_verify [--encounters 500] [--baseline 60]``. It starts a
+throwaway embedded stack (SeaweedFS + PKI service), archives a sample day with the archive library,
+then verifies every record:
+
+- full (object, unseal, signature B-LTA offline, PDF/A, embedded data, lock) on every core;
+- fixity only (object, unseal, embedded data, lock: no signature or structure validation);
+- a baseline on a subset: the same full checks in one process (workers = 1).
+
+The library is timed, not the Prefect flow (the flow adds ~1 s of tasks per run, see
+bench_nightly for orchestration overhead). Nothing is asserted: the machine is shared and noisy.
+Targets (issue #4): full >= 50 records/s, fixity >= 500 records/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from datetime import UTC, date, datetime
+from typing import Any
+
+from archive.run import ArchiveRun, RunOptions, window_for
+from archive.sample import write_sample_export
+from archive.settings import Settings
+from bench.common import table, throwaway_stack
+from verification.config import VerificationSettings
+from verification.report import Summary
+from verification.run import RunPlan, VerificationRun
+from verification.select import Mode, Selection
+
+DAY = date(2026, 11, 22)
+
+
+def archive_day(settings: Settings, encounters: int) -> int:
+    export = settings.data_dir / "export"
+    write_sample_export(export, encounters=encounters, seed=5, day=DAY, bad_share=0.0)
+    window = window_for(settings.archive.timezone, since=DAY, until=None, now=datetime.now(UTC))
+    options = RunOptions.create(settings, window=window, source=export, now=datetime.now(UTC))
+    with ArchiveRun.start(settings, options) as run:
+        for batch in run.batches():
+            run.archive_batch(batch)
+        summary = run.finish()
+    return summary.archived
+
+
+def verify(
+    settings: Settings, *, checks: str, workers: int, limit: int | None = None, threads: int = 4
+) -> Summary:
+    out = settings.data_dir / "verify"
+    vsettings = VerificationSettings(workers=workers, threads=threads, output_dir=out)
+    plan = RunPlan.create(settings, vsettings, selection=Selection(mode=Mode.FULL),
+                          now=datetime.now(UTC), checks=checks)  # fmt: skip
+    begin = time.perf_counter()
+    with VerificationRun.start(settings, vsettings, plan) as run:
+        started = time.perf_counter()
+        if limit is not None:
+            run.rows = run.rows[:limit]
+        run.verify_batch(run.rows[:1])  # spawn and initialise the worker pool
+        warm = time.perf_counter()
+        for batch in run.batches():
+            run.verify_batch(batch)
+        steady = time.perf_counter() - warm
+        summary = run.finish()
+    print(f"  {checks}: start (catalog, bucket copies, inventory) {started - begin:.2f} s, "
+          f"pool start {warm - started:.2f} s, records {steady:.2f} s "
+          f"= {len(run.rows) / steady:.1f} records/s steady")  # fmt: skip
+    return summary
+
+
+def _timed(label: str, fn: Any) -> tuple[Summary, float]:
+    begin = time.perf_counter()
+    summary = fn()
+    wall = time.perf_counter() - begin
+    print(f"{label}: {len(summary.results)} records, {summary.status.value}, {wall:.1f} s")
+    return summary, wall
+
+
+def _rss_mib(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--encounters", type=int, default=500)
+    parser.add_argument("--baseline", type=int, default=60, help="records for the baseline")
+    parser.add_argument("--threads", type=int, default=4, help="records in flight per worker")
+    args = parser.parse_args()
+    with throwaway_stack(full=True) as settings:
+        begin = time.perf_counter()
+        archived = archive_day(settings, args.encounters)
+        print(f"archived {archived} records in {time.perf_counter() - begin:.1f} s")
+        full, full_s = _timed("full", lambda: verify(settings, checks="full", workers=0))
+        fixity, fixity_s = _timed(
+            "fixity", lambda: verify(settings, checks="fixity", workers=0, threads=args.threads)
+        )
+        base, base_s = _timed("baseline (1 process)", lambda: verify(
+            settings, checks="full", workers=1, limit=args.baseline))  # fmt: skip
+    stages = [("stage (seconds, summed over workers)", "full", "fixity")]
+    names = sorted(set(full.stage_seconds()) | set(fixity.stage_seconds()))
+    for name in names:
+        f, x = full.stage_seconds().get(name, 0.0), fixity.stage_seconds().get(name, 0.0)
+        stages.append((name, f"{f:.2f}", f"{x:.2f}"))
+    print()
+    print(table(stages))
+    rows = [("", "records", "seconds", "records/s", "target")]
+    rows.append(("full", str(len(full.results)), f"{full_s:.1f}",
+                 f"{len(full.results) / full_s:.1f}", ">= 50"))  # fmt: skip
+    rows.append(("fixity only", str(len(fixity.results)), f"{fixity_s:.1f}",
+                 f"{len(fixity.results) / fixity_s:.1f}", ">= 500"))  # fmt: skip
+    rows.append(("baseline: full, 1 process", str(len(base.results)), f"{base_s:.1f}",
+                 f"{len(base.results) / base_s:.1f}", ""))  # fmt: skip
+    print()
+    print(table(rows))
+    print(
+        f"\npeak RSS: parent {_rss_mib(resource.RUSAGE_SELF):.0f} MiB, largest worker "
+        f"{_rss_mib(resource.RUSAGE_CHILDREN):.0f} MiB (includes the stack's own processes)"
+    )
+
+
+if __name__ == "__main__":
+    main()

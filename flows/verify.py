@@ -1,0 +1,148 @@
+"""Prefect flow ``verify-archive``: a table of contents over ``VerificationRun``.
+
+Weekly a stratified sample, monthly everything (flows/deployments.py). One task per batch of
+records (hundreds; a task costs 20-80 ms here), the checks fan out to a process pool inside the
+run. Tasks pass no PHI through Prefect: parameters are a mode, a share, a date; results are
+counts; nothing is persisted or cached. The run's verdict is the flow's return value and its
+markdown artifact; the flow itself completes so that its report is always written (the CLI turns
+the verdict into an exit code).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.schedules import Cron
+from prefect.utilities.annotations import quote
+
+from archive.catalog import CatalogRow
+from archive.s3 import S3ObjectStore
+from archive.settings import Settings, load_settings
+from verification.config import HoldSet, VerificationSettings
+from verification.report import Summary
+from verification.run import RunPlan, VerificationRun
+from verification.select import Mode, Selection
+from verification.worker import FULL_CHECKS
+
+# The CLI sets these (a progress bar, the settings it loaded); Prefect never sees them. A
+# deployment's flow run leaves them unset and loads settings from its environment.
+PROGRESS: Callable[[int, int], None] | None = None
+SETTINGS: Settings | None = None
+VERIFICATION_SETTINGS: VerificationSettings | None = None
+
+_NO_STATE: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+def _opaque(value: Any) -> Any:
+    # Prefect walks task arguments looking for futures; settings look like mappings and a batch
+    # holds hundreds of rows. quote() hands them over untouched.
+    return quote(value)
+
+
+@task(name="start-verification", retries=2, retry_delay_seconds=[5, 30], **_NO_STATE)
+def start_verification(
+    settings: Settings, vsettings: VerificationSettings, plan: RunPlan
+) -> VerificationRun:
+    holds, disposed = register_inputs(settings)
+    return VerificationRun.start(settings, vsettings, plan, holds=holds, disposed=disposed)
+
+
+def register_inputs(settings: Settings) -> tuple[HoldSet, frozenset[tuple[str, str]]]:
+    """What the retention register says the lock state must be: the encounters under an active
+    legal hold, and the versions destroyed after their retention. No register yet: no holds,
+    nothing destroyed (so any hold found in the store is reported)."""
+    from retention.register import Register, register_dir
+
+    if not register_dir(settings).is_dir():
+        return HoldSet(), frozenset()
+    register = Register.for_settings(
+        settings, S3ObjectStore.from_settings(settings, read_only=True)
+    )
+    return HoldSet.of(register.held_encounters()), frozenset(register.destroyed_versions())
+
+
+@task(name="verify-batch", **_NO_STATE)
+def verify_batch(run: VerificationRun, batch: list[CatalogRow]) -> dict[str, int]:
+    return run.verify_batch(batch)
+
+
+@task(name="write-verification-report", **_NO_STATE)
+def write_report(run: VerificationRun) -> Summary:
+    return run.finish()
+
+
+@task(name="publish-verification-report", **_NO_STATE)
+def publish_report(summary: Summary) -> None:
+    create_markdown_artifact(
+        key="verify-archive",
+        markdown=summary.to_markdown(),
+        description="verification verdict, counts and reasons (encounter ids only in the report)",
+    )
+
+
+@flow(name="verify-archive", log_prints=False)
+def verify_archive(
+    mode: str = "sample",
+    share: float | None = None,
+    since: date | None = None,
+    seed: int | None = None,
+    checks: str = FULL_CHECKS,
+) -> dict[str, Any]:
+    """Verify the archive: ``full``, a stratified ``sample`` (``share`` of every archive day) or
+    the records archived ``since`` a local day. Returns the run summary (status, counts)."""
+    settings = SETTINGS or load_settings()
+    vsettings = VERIFICATION_SETTINGS or settings.verification
+    chosen = Mode(mode)
+    selection = Selection(
+        mode=chosen,
+        share=(share or vsettings.sample_share) if chosen is Mode.SAMPLE else None,
+        since=since,
+        seed=(seed if seed is not None else secrets.randbits(32))
+        if chosen is Mode.SAMPLE
+        else None,
+    )
+    plan = RunPlan.create(settings, vsettings, selection=selection, now=datetime.now(UTC),
+                          checks=checks)  # fmt: skip
+    run = start_verification(_opaque(settings), _opaque(vsettings), plan)
+    try:
+        run.progress = PROGRESS
+        for batch in run.batches():
+            verify_batch(run, _opaque(batch))
+        summary = write_report(run)
+    finally:
+        run.close()
+    publish_report(summary)
+    return summary.to_dict()
+
+
+WEEKLY_SAMPLE_CRON = "0 2 * * 0"  # Sunday 02:00 local: after the nightly run, before the week
+# The 2nd at 02:00 local: every record once a month, away from the retention sweep (1st, 03:00)
+# that would compete for the same cores.
+MONTHLY_FULL_CRON = "0 2 2 * *"
+
+
+def verification_deployments(settings: Settings) -> list[Any]:
+    """The weekly sample and the monthly full verification (flows/deployments.py serves them)."""
+    tz = settings.archive.timezone
+    return [
+        verify_archive.to_deployment(
+            name="weekly-sample",
+            schedule=Cron(WEEKLY_SAMPLE_CRON, timezone=tz),
+            parameters={"mode": "sample"},
+            description="Verify a random share of every archive day (default 10%).",
+            tags=["emr-archive", "verification"],
+        ),
+        verify_archive.to_deployment(
+            name="monthly-full",
+            schedule=Cron(MONTHLY_FULL_CRON, timezone=tz),
+            parameters={"mode": "full"},
+            description="Verify every catalogued record and the whole bucket.",
+            tags=["emr-archive", "verification"],
+        ),
+    ]

@@ -1,0 +1,147 @@
+"""``emr-archive verify`` and ``emr-archive verify-file``: registered on the main group by
+infra/cli.py (``main.add_command(verify_cmd)``, ``main.add_command(verify_file_cmd)``).
+
+Exit status: 0 when everything passed, 1 when anything failed or was indeterminate (a record,
+an archive-wide check), 2 for a configuration or usage error (as every command).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import click
+
+from archive.errors import ArchiveError
+from archive.settings import Settings
+from infra import prefect_server
+from verification.results import CheckResult, Status, bottom_line
+
+_MARK = {
+    Status.PASSED: ("ok  ", "green"),
+    Status.FAILED: ("FAIL", "red"),
+    Status.INDETERMINATE: ("??  ", "yellow"),
+}
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """As infra.cli's (one red line, exit 2). Not imported from there: infra/cli.py imports this
+    module to register the commands, and the cycle would break whichever is imported first."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except ArchiveError as e:
+            click.secho(f"error: {e}", fg="red", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+@click.command("verify")
+@click.option(
+    "--mode", type=click.Choice(["full", "sample", "since"]), default="sample", show_default=True
+)
+@click.option("--share", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="sample mode: share of every archive day [default: 0.1]")  # fmt: skip
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="since mode: first local day (records signed on or after it)")  # fmt: skip
+@click.option("--seed", type=int, default=None, help="sample mode: reproduce an earlier sample")
+@click.option("--fixity-only", is_flag=True, help="skip signature and PDF/A validation")
+@click.pass_context
+@_friendly_errors
+def verify_cmd(
+    ctx: click.Context,
+    mode: str,
+    share: float | None,
+    since: datetime | None,
+    seed: int | None,
+    fixity_only: bool,
+) -> None:
+    """Verify the archive now: present, unchanged, decryptable, validly signed, PDF/A, locked."""
+    if mode == "since" and since is None:
+        raise click.UsageError("--mode since needs --since YYYY-MM-DD")
+    prefect_server.apply_environment(_settings(ctx))
+    from flows import verify
+
+    verify.PROGRESS = _progress_line
+    verify.SETTINGS = _settings(ctx)
+    result = verify.verify_archive(
+        mode=mode,
+        share=share,
+        since=since.date() if since else None,
+        seed=seed,
+        checks="fixity" if fixity_only else "full",
+    )
+    click.echo("")
+    _print_summary(result)
+    sys.exit(0 if result["status"] == Status.PASSED.value else 1)
+
+
+@click.command("verify-file")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+@_friendly_errors
+def verify_file_cmd(ctx: click.Context, path: Path) -> None:
+    """Validate one signed PDF from anywhere (an inspector's copy): signature, PDF/A, data."""
+    from archive.sign import SignerConfig, load_trust_roots
+    from verification.document import renewal_need, verify_document
+
+    settings = _settings(ctx)
+    pdf = path.read_bytes()
+    roots = load_trust_roots(SignerConfig.from_settings(settings).trust_roots)
+    now = datetime.now(UTC)
+    results = verify_document(pdf, trust_roots=roots, now=now)
+    _print_checks(results)
+    renewal = renewal_need(pdf, now=now, settings=settings.verification)
+    if renewal is not None:
+        click.echo(f"note {renewal.reason_code}: {renewal.message}")
+    verdict = bottom_line(results)
+    click.secho(f"{path.name}: {verdict.value.upper()}", bold=True)
+    sys.exit(0 if verdict is Status.PASSED else 1)
+
+
+def _print_checks(results: tuple[CheckResult, ...]) -> None:
+    for r in results:
+        mark, colour = _MARK[r.status]
+        click.echo(f"{click.style(mark, fg=colour)} {r.check:<14} {r.reason_code:<32} {r.message}")
+
+
+def _progress_line(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total if total else width
+    bar = "#" * filled + "." * (width - filled)
+    click.echo(f"\r  [{bar}] {done}/{total} records", nl=False)
+
+
+def _print_summary(result: dict[str, object]) -> None:
+    status = str(result["status"])
+    colour = {"passed": "green", "failed": "red"}.get(status, "yellow")
+    click.secho(f"verification {result['run_id']}: {status.upper()}", fg=colour, bold=True)
+    click.echo(f"  {result['mode']}; {result['verified']} record(s) in {result['duration_s']} s")
+    records = result["records"]
+    assert isinstance(records, dict)
+    for label, count in records.items():
+        click.echo(f"  {label:<16} {count:>7}")
+    click.echo(f"  {'renewal due':<16} {result['renewal_due']:>7}")
+    reasons = result["reasons"]
+    assert isinstance(reasons, dict)
+    for code, count in reasons.items():
+        click.echo(f"  reason {code:<40} {count:>5}")
+    click.echo(f"  report: {result['report']}")
+    click.echo(f"  log:    {result['log']}")

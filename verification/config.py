@@ -1,0 +1,42 @@
+"""Verification settings and the inputs a run needs that the catalog does not hold (legal holds).
+
+The settings themselves are ``archive.settings.VerificationSettings`` (``Settings.verification``);
+they are re-exported here for the modules of this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from archive.settings import Settings, VerificationSettings
+
+__all__ = ["HoldSet", "HoldSource", "VerificationSettings", "output_directory"]
+
+
+def output_directory(settings: Settings, vsettings: VerificationSettings) -> Path:
+    """Where the log, reports and run summaries go."""
+    return vsettings.output_dir or settings.data_dir / "verification"
+
+
+class HoldSource(Protocol):
+    """Which records should be under legal hold; the catalog has no hold column (yet)."""
+
+    def expected_hold(self, encounter_id: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HoldSet:
+    """Holds as a set of encounter ids (picklable, for worker processes). Empty: no record is
+    expected to be held, so any hold found is reported until a holds register is wired in."""
+
+    held: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, encounter_ids: Iterable[str]) -> HoldSet:
+        return cls(frozenset(encounter_ids))
+
+    def expected_hold(self, encounter_id: str) -> bool:
+        return encounter_id in self.held

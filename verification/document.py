@@ -1,0 +1,129 @@
+"""Checks on one signed PDF's bytes: signature, PDF/A-3b structure, embedded data, renewal need.
+
+Pure functions of the bytes, the trust roots and ``now``: the record checks call them on the
+unsealed document, ``emr-archive verify-file`` on an inspector's copy from anywhere. The expected
+values (signer fingerprint, data sha256) come from the catalog when there is one; a file checked
+on its own is judged on what it carries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from asn1crypto import x509
+
+from archive.errors import ArchiveError
+from archive.pdfa import check_pdfa3b, extract_embedded_data
+from archive.signature import newest_document_timestamp, validate_pdf_signatures
+from verification.config import VerificationSettings
+from verification.results import CheckResult, Renewal
+
+SIGNATURE = "signature"
+PDFA = "pdfa"
+EMBEDDED_DATA = "embedded-data"
+# The validator's own "could not decide" outcomes; every other non-ok code is a failure.
+_UNDECIDED = frozenset({"sig.error"})
+
+
+def check_signature(
+    pdf: bytes,
+    *,
+    trust_roots: Sequence[x509.Certificate],
+    now: datetime,
+    expected_signer_sha256: str | None = None,
+) -> CheckResult:
+    """Offline B-LTA validation (archive.signature); with a catalog, also the signer's identity:
+    a valid signature by someone else is not the document the archive stored."""
+    report = validate_pdf_signatures(pdf, trust_roots=trust_roots, now=now)
+    if not report.passed:
+        make = CheckResult.indeterminate if report.reason_code in _UNDECIDED else CheckResult.failed
+        return make(SIGNATURE, report.reason_code, report.reason)
+    signers = {c.signer_cert_sha256 for c in report.checks if c.kind == "signature"}
+    if expected_signer_sha256 is not None and expected_signer_sha256 not in signers:
+        found = ", ".join(sorted(f"{s[:16]}..." for s in signers if s))
+        return CheckResult.failed(
+            SIGNATURE,
+            "sig.signer_mismatch",
+            f"signed by certificate {found}, but the catalog records "
+            f"{expected_signer_sha256[:16]}...",
+        )
+    return CheckResult.passed(SIGNATURE, report.reason, code=report.reason_code)
+
+
+def check_pdfa(pdf: bytes) -> CheckResult:
+    """PDF/A-3b structure (XMP pdfaid, output intent, fonts embedded, associated file, ...)."""
+    report = check_pdfa3b(pdf)
+    if report.passed:
+        return CheckResult.passed(PDFA, f"PDF/A-3b structure holds ({len(report.checks)} checks)")
+    if not report.checks:
+        return CheckResult.indeterminate(PDFA, "pdfa.error", "no PDF/A check ran")
+    first = report.failures[0]
+    return CheckResult.failed(PDFA, f"pdfa.{first.name}", report.reason)
+
+
+def check_embedded_data(pdf: bytes, *, expected_sha256: str | None = None) -> CheckResult:
+    """The embedded FHIR Bundle is there, and with a catalog, byte for byte the archived one."""
+    try:
+        data = extract_embedded_data(pdf)
+    except ArchiveError as e:
+        return CheckResult.failed(EMBEDDED_DATA, "data.unusable", str(e))
+    digest = hashlib.sha256(data).hexdigest()
+    if expected_sha256 is not None and digest != expected_sha256:
+        return CheckResult.failed(
+            EMBEDDED_DATA,
+            "data.sha256_mismatch",
+            f"the embedded data hashes to {digest[:16]}..., the catalog records "
+            f"{expected_sha256[:16]}...",
+        )
+    return CheckResult.passed(EMBEDDED_DATA, f"embedded data present, sha256 {digest[:16]}...")
+
+
+def renewal_need(pdf: bytes, *, now: datetime, settings: VerificationSettings) -> Renewal | None:
+    """Why the newest document timestamp must be renewed soon, or None. A document without a
+    readable document timestamp is the signature check's finding, not a renewal."""
+    try:
+        newest = newest_document_timestamp(pdf)
+    except ArchiveError:
+        return None
+    if newest is None:
+        return None
+    algorithm = newest.hash_algorithm.lower()
+    if algorithm in {a.lower() for a in settings.weak_hash_algorithms}:
+        return Renewal(
+            "horizon.weak_hash",
+            f"the newest document timestamp uses {algorithm}, marked weak",
+            newest.tsa_cert_not_after,
+            algorithm,
+        )
+    horizon = now + timedelta(days=settings.renewal_horizon_days)
+    if newest.tsa_cert_not_after <= horizon:
+        return Renewal(
+            "horizon.tsa_expiring",
+            f"the newest document timestamp's TSA certificate expires on "
+            f"{newest.tsa_cert_not_after:%Y-%m-%d}, within {settings.renewal_horizon_days} days",
+            newest.tsa_cert_not_after,
+            algorithm,
+        )
+    return None
+
+
+def verify_document(
+    pdf: bytes, *, trust_roots: Sequence[x509.Certificate], now: datetime
+) -> tuple[CheckResult, ...]:
+    """What ``verify-file`` reports for a PDF from anywhere: signature, PDF/A, embedded data."""
+    return (
+        _guarded(SIGNATURE, lambda: check_signature(pdf, trust_roots=trust_roots, now=now)),
+        _guarded(PDFA, lambda: check_pdfa(pdf)),
+        _guarded(EMBEDDED_DATA, lambda: check_embedded_data(pdf)),
+    )
+
+
+def _guarded(name: str, check: Callable[[], CheckResult]) -> CheckResult:
+    try:
+        return check()
+    except Exception as e:  # noqa: BLE001 - fail closed: a crash is never a pass
+        return CheckResult.indeterminate(
+            name, f"{name}.error", f"the check raised {type(e).__name__}; nothing was concluded"
+        )

@@ -1,0 +1,113 @@
+"""What the record checks look at: one catalogued record's object, fetched once and shared.
+
+Each stage (HEAD, GET, unseal) runs at most once per record, whichever check asks first, and its
+outcome (value or exception) is kept, so five checks cost one GET and one unseal. A check that
+needs a stage an earlier check found broken gets :class:`NotReached`: it is reported as
+indeterminate ``<check>.not_reached`` and the record's bottom line names the real failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from asn1crypto import x509
+
+from archive.catalog import CatalogRow
+from archive.keys import KeyProvider
+from archive.seal import ObjectIdentity, unseal
+from archive.settings import SealSettings
+from archive.store import ObjectHead, ObjectStore
+from verification.config import HoldSource, VerificationSettings
+
+_T = TypeVar("_T")
+
+
+class NotReached(Exception):  # noqa: N818 - a signal between evidence and checks, not an error
+    """A stage this check depends on failed; the failure is reported by the check that owns it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """Everything a worker loads once and every record shares."""
+
+    store: ObjectStore
+    keys: KeyProvider
+    seal: SealSettings
+    trust_roots: tuple[x509.Certificate, ...]
+    holds: HoldSource
+    settings: VerificationSettings
+
+
+class Evidence:
+    """One record's object, stage by stage, each computed once and timed."""
+
+    def __init__(self, row: CatalogRow, env: Environment) -> None:
+        self.row = row
+        self.env = env
+        self._done: dict[str, tuple[bool, Any]] = {}
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def head(self) -> ObjectHead:
+        key, version = self.row.object_key, self.row.version_id
+        return self._once("head", lambda: self.env.store.head(key, version_id=version))
+
+    def sealed(self) -> bytes:
+        key, version = self.row.object_key, self.row.version_id
+        return self._once("get", lambda: self.env.store.get(key, version_id=version))
+
+    def sealed_sha256(self) -> str:
+        sealed = self.sealed()  # outside the "hash" timing, which would count the GET twice
+        return self._once("hash", lambda: hashlib.sha256(sealed).hexdigest())
+
+    def pdf(self) -> bytes:
+        """The unsealed PDF, only once the sealed bytes are the catalogued ones and opened."""
+        try:
+            matches = self.sealed_sha256() == self.row.sealed_sha256
+        except Exception as e:
+            raise NotReached("the object could not be read (see the object check)") from e
+        if not matches:
+            raise NotReached("the stored bytes differ from the catalog's (see the object check)")
+        try:
+            return self.unsealed()
+        except Exception as e:
+            raise NotReached("the object did not unseal (see the unseal check)") from e
+
+    def unsealed(self) -> bytes:
+        identity = ObjectIdentity(self.row.bucket, self.row.object_key, self.row.encounter_id)
+        return self._once(
+            "unseal",
+            lambda: unseal(
+                self.sealed(), identity=identity, keys=self.env.keys, settings=self.env.seal
+            ),
+        )
+
+    def pdf_matches(self) -> bytes:
+        """The PDF, only if it is the catalogued one: checks of a different document would
+        report that document's findings, not the record's."""
+        pdf = self.pdf()
+        if self._once("pdf-hash", lambda: hashlib.sha256(pdf).hexdigest()) != self.row.pdf_sha256:
+            raise NotReached("the PDF differs from the catalog's (see the unseal check)")
+        return pdf
+
+    def timed(self, stage: str, fn: Callable[[], _T]) -> _T:
+        begin = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.seconds[stage] += time.perf_counter() - begin
+
+    def _once(self, stage: str, fn: Callable[[], _T]) -> _T:
+        if stage not in self._done:
+            try:
+                self._done[stage] = (True, self.timed(stage, fn))
+            except Exception as e:  # noqa: BLE001 - kept and re-raised to every asker
+                self._done[stage] = (False, e)
+        ok, value = self._done[stage]
+        if not ok:
+            raise value
+        return cast(_T, value)

@@ -1,0 +1,197 @@
+"""What a run tells people: a summary (JSON, Prefect markdown) and an HTML report for inspectors.
+
+The report names records by encounter id and patient pseudonym only, and every value is
+HTML-escaped (reason messages quote what files and stores said). Files are written atomically
+under ``<verification dir>/reports/`` and ``runs/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from verification.inventory import Finding
+from verification.results import CheckResult, RecordResult, Status, bottom_line
+
+_MAX_DETAIL = 2000  # failed records listed in full; the log holds every row anyway
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Summary:
+    run_id: str
+    mode: str
+    checks: str
+    started_at: datetime
+    duration_s: float
+    archive_checks: tuple[CheckResult, ...]
+    findings: tuple[Finding, ...]
+    results: tuple[RecordResult, ...]
+    selected: int
+    report_path: Path | None = None
+    log_path: Path | None = None
+
+    @classmethod
+    def create(cls, **fields: Any) -> Summary:
+        return cls(**fields)
+
+    @property
+    def status(self) -> Status:
+        """Fail closed over everything: archive-wide checks and every record's bottom line."""
+        return bottom_line([*self.archive_checks, *(r.reason for r in self.results)])
+
+    def counts(self) -> dict[str, int]:
+        counts = Counter(r.status.value for r in self.results)
+        return {s.value: counts.get(s.value, 0) for s in Status}
+
+    def reasons(self) -> dict[str, int]:
+        """Records (and archive-wide findings) by the reason code that explains them."""
+        reasons = Counter(
+            r.reason.reason_code for r in self.results if r.status is not Status.PASSED
+        )
+        reasons.update(c.reason_code for c in self.archive_checks if c.status is not Status.PASSED)
+        reasons.update(f.reason_code for f in self.findings)
+        return dict(sorted(reasons.items()))
+
+    def stage_seconds(self) -> dict[str, float]:
+        total: Counter[str] = Counter()
+        for r in self.results:
+            total.update(dict(r.stage_seconds))
+        return {k: round(v, 3) for k, v in sorted(total.items())}
+
+    @property
+    def renewals(self) -> tuple[RecordResult, ...]:
+        return tuple(r for r in self.results if r.renewal is not None)
+
+    @property
+    def throughput(self) -> float:
+        return len(self.results) / self.duration_s if self.duration_s else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status.value,
+            "mode": self.mode,
+            "checks": self.checks,
+            "started_at": self.started_at.isoformat(),
+            "duration_s": round(self.duration_s, 3),
+            "selected": self.selected,
+            "verified": len(self.results),
+            "records": self.counts(),
+            "reasons": self.reasons(),
+            "archive_checks": [dataclasses.asdict(c) for c in self.archive_checks],
+            "findings": [dataclasses.asdict(f) for f in self.findings],
+            "renewal_due": len(self.renewals),
+            "records_per_s": round(self.throughput, 2),
+            "stage_seconds": self.stage_seconds(),
+            "report": str(self.report_path) if self.report_path else None,
+            "log": str(self.log_path) if self.log_path else None,
+        }
+
+    def to_markdown(self) -> str:
+        c = self.counts()
+        lines = [
+            f"# Verification `{self.run_id}`: **{self.status.value.upper()}**", "",
+            f"{self.mode}; checks: {self.checks}. {len(self.results)} record(s) verified in "
+            f"{self.duration_s:.1f} s ({self.throughput:.1f}/s).", "",
+            "| records | count |", "|---|---:|",
+            *(f"| {k} | {v} |" for k, v in c.items()),
+            f"| renewal due | {len(self.renewals)} |", "",
+            "| archive-wide check | status | reason |", "|---|---|---|",
+            *(f"| {a.check} | {a.status.value} | `{a.reason_code}` |" for a in self.archive_checks),
+        ]  # fmt: skip
+        if self.reasons():
+            lines += ["", "| reason | count |", "|---|---:|"]
+            lines += [f"| `{k}` | {v} |" for k, v in self.reasons().items()]
+        if self.report_path:
+            lines += ["", f"Report: `{self.report_path}`"]
+        return "\n".join(lines) + "\n"
+
+
+def write_reports(directory: Path, summary: Summary, *, log_path: Path) -> Summary:
+    report = directory / "reports" / f"{summary.run_id}.html"
+    summary = dataclasses.replace(summary, report_path=report, log_path=log_path)
+    _write_atomic(report, render_html(summary))
+    data = json.dumps(summary.to_dict(), indent=2, sort_keys=True, default=str)
+    _write_atomic(directory / "runs" / f"{summary.run_id}.json", data)
+    return summary
+
+
+def render_html(s: Summary) -> str:
+    e = html.escape
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>Verification {e(s.run_id)}</title>{_STYLE}</head><body>",
+        f"<h1>Archive verification {e(s.run_id)}: <span class='{e(s.status.value)}'>"
+        f"{e(s.status.value.upper())}</span></h1>",
+        f"<p>{e(s.mode)}; checks: {e(s.checks)}; started {e(s.started_at.isoformat())}; "
+        f"{len(s.results)} record(s) in {s.duration_s:.1f} s.</p>",
+        "<h2>Summary</h2>", _table(["records", "count"], list(s.counts().items())),
+        "<h2>Archive-wide checks</h2>",
+        _table(["check", "status", "reason", "message"],
+               [(c.check, c.status.value, c.reason_code, c.message) for c in s.archive_checks]),
+    ]  # fmt: skip
+    if s.reasons():
+        parts += ["<h2>Failures by reason</h2>", _table(["reason", "count"], s.reasons().items())]
+    if s.findings:
+        found = [(f.reason_code, f.object_key, f.version_id, f.message) for f in s.findings]
+        parts += [
+            "<h2>Inventory findings</h2>",
+            _table(["reason", "key", "version", "what"], found),
+        ]
+    parts += _failed_records(s)
+    if s.renewals:
+        rows = [(r.encounter_id, r.renewal.reason_code, r.renewal.message)
+                for r in s.renewals[:_MAX_DETAIL] if r.renewal]  # fmt: skip
+        parts += [f"<h2>Timestamp renewal due ({len(s.renewals)})</h2>",
+                  _table(["encounter", "reason", "detail"], rows)]  # fmt: skip
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _failed_records(s: Summary) -> list[str]:
+    bad = [r for r in s.results if r.status is not Status.PASSED]
+    if not bad:
+        return []
+    out = [f"<h2>Records that did not pass ({len(bad)})</h2>"]
+    for r in bad[:_MAX_DETAIL]:
+        e = html.escape
+        out.append(
+            f"<h3>{e(r.encounter_id)} <small>pseudonym {e(r.patient_pseudonym[:16])}…, "
+            f"{e(r.object_key)} v {e(r.version_id)}</small></h3>"
+        )
+        checks = [(c.check, c.status.value, c.reason_code, c.message) for c in r.checks]
+        out.append(_table(["check", "status", "reason", "message"], checks))
+    return out
+
+
+def _table(header: list[str], rows: Any) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+_STYLE = (
+    "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}"
+    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .5em;"
+    "text-align:left;vertical-align:top}.passed{color:#070}.failed{color:#b00}"
+    ".indeterminate{color:#a60}</style>"
+)

@@ -1,0 +1,216 @@
+"""One verification run: archive-wide checks, then the selected records in batches on every core,
+then the log, the report and the summary. The library behind the ``verify-archive`` flow, the
+CLI and the benchmark.
+
+Read only: the store is opened with the read-only identity and nothing is uploaded; the catalog
+is opened (which verifies its chain), never appended to. A broken catalog chain stops the run
+after the archive-wide checks: its rows cannot be trusted to say what to verify.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from archive.audit import AuditEvent, AuditLog
+from archive.catalog import CatalogRow
+from archive.s3 import S3ObjectStore
+from archive.settings import Settings
+from archive.store import ObjectStore
+from verification.config import HoldSet, VerificationSettings, output_directory
+from verification.inventory import Finding, compare_bucket_copies, inventory, open_catalog
+from verification.log import write_log
+from verification.report import Summary, write_reports
+from verification.results import CheckResult, RecordResult, Status
+from verification.select import Selection, catalog_rows, select
+from verification.worker import FULL_CHECKS, init_worker, verify_chunk
+
+Progress = Callable[[int, int], None]  # (records done, records selected)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunPlan:
+    run_id: str
+    selection: Selection
+    started_at: datetime
+    workers: int
+    batch_size: int
+    checks: str = FULL_CHECKS  # "full" or "fixity"
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings,
+        vsettings: VerificationSettings,
+        *,
+        selection: Selection,
+        now: datetime,
+        checks: str = FULL_CHECKS,
+    ) -> RunPlan:
+        return cls(
+            run_id=f"verify-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}",
+            selection=selection,
+            started_at=now,
+            workers=vsettings.workers or settings.archive.workers or os.cpu_count() or 1,
+            batch_size=vsettings.batch_size,
+            checks=checks,
+        )
+
+
+class VerificationRun:
+    """:meth:`start` → :meth:`batches` → :meth:`verify_batch` each → :meth:`finish`; then
+    :meth:`close` (or use ``with``)."""
+
+    def __init__(self, *, settings: Settings, vsettings: VerificationSettings, plan: RunPlan,
+                 holds: HoldSet, archive_checks: list[CheckResult], findings: tuple[Finding, ...],
+                 rows: list[CatalogRow], audit_store: ObjectStore) -> None:  # fmt: skip
+        self.settings, self.vsettings, self.plan, self.holds = settings, vsettings, plan, holds
+        self._audit_store = audit_store
+        self.archive_checks = archive_checks
+        self.findings = findings
+        self.rows = rows
+        self.results: list[RecordResult] = []
+        self.progress: Progress | None = None
+        self._pool: Executor | None = None
+        self._began = time.perf_counter()
+
+    @classmethod
+    def start(
+        cls,
+        settings: Settings,
+        vsettings: VerificationSettings,
+        plan: RunPlan,
+        *,
+        holds: HoldSet | None = None,
+        disposed: frozenset[tuple[str, str]] = frozenset(),
+        store: ObjectStore | None = None,
+    ) -> VerificationRun:
+        """Archive-wide checks and the selection; no record is read yet. ``disposed`` are the
+        (key, version) pairs lawfully destroyed after their retention (the retention register):
+        they are expected to be gone, so neither verified nor reported missing."""
+        # Records are read with the read-only identity; only the audit log is written.
+        audit_store = store or S3ObjectStore.from_settings(settings)
+        store = store or S3ObjectStore.from_settings(settings, read_only=True)
+        catalog, chain = open_catalog(settings.catalog_dir)
+        checks: list[CheckResult] = [chain]
+        findings: tuple[Finding, ...] = ()
+        rows: list[CatalogRow] = []
+        if catalog is not None:
+            checks = [compare_bucket_copies(catalog, store)]
+            all_rows = [r for r in catalog_rows(catalog.rows())
+                        if (r.object_key, r.version_id) not in disposed]  # fmt: skip
+            rows = select(all_rows, plan.selection, tz=settings.archive.timezone)
+            verified = {(r.object_key, r.version_id) for r in rows}
+            catalogued = [(r.object_key, r.version_id) for r in all_rows]
+            result, findings = inventory(catalogued, store.list_versions("records/"),
+                                         verified=verified)  # fmt: skip
+            checks.append(result)
+        return cls(settings=settings, vsettings=vsettings, plan=plan, holds=holds or HoldSet(),
+                   archive_checks=checks, findings=findings, rows=rows,
+                   audit_store=audit_store)  # fmt: skip
+
+    def __enter__(self) -> VerificationRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def batches(self) -> Iterator[list[CatalogRow]]:
+        size = self.plan.batch_size
+        for i in range(0, len(self.rows), size):
+            yield self.rows[i : i + size]
+
+    def verify_batch(self, batch: Sequence[CatalogRow]) -> dict[str, int]:
+        """Verify one batch on every core; returns counts by status (no PHI through Prefect)."""
+        chunks = _split(list(batch), self.plan.workers * 2)
+        now = self.plan.started_at
+        counts: dict[str, int] = {}
+        for results in self._executor().map(verify_chunk, chunks, [now] * len(chunks)):
+            for r in results:
+                self.results.append(r)
+                counts[r.status.value] = counts.get(r.status.value, 0) + 1
+        if self.progress is not None:
+            self.progress(len(self.results), len(self.rows))
+        return counts
+
+    def finish(self) -> Summary:
+        """Write the log, the HTML report and the summary JSON; return the summary."""
+        summary = Summary.create(
+            run_id=self.plan.run_id,
+            mode=self.plan.selection.describe(),
+            checks=self.plan.checks,
+            started_at=self.plan.started_at,
+            duration_s=time.perf_counter() - self._began,
+            archive_checks=tuple(self.archive_checks),
+            findings=self.findings,
+            results=tuple(self.results),
+            selected=len(self.rows),
+        )
+        directory = output_directory(self.settings, self.vsettings)
+        plan = self.plan
+        log = write_log(
+            directory,
+            self.results,
+            run_id=plan.run_id,
+            mode=plan.selection.mode.value,
+            verified_at=plan.started_at,
+        )
+        written = write_reports(directory, summary, log_path=log)
+        self._audit(written)
+        return written
+
+    def _audit(self, summary: Summary) -> None:
+        """One audit event per verification run: mode and counts, no record names."""
+        log = AuditLog.for_settings(self.settings, self._audit_store)
+        counts = summary.counts()
+        log.append(AuditEvent(
+            actor="verify-archive", role="system", action="verify.run",
+            recorded=self.plan.started_at,
+            outcome="success" if summary.status is Status.PASSED else "failure",
+            entities=(("run", self.plan.run_id),),
+            detail={**counts, "mode": self.plan.selection.mode.value, "selected": summary.selected},
+        ))  # fmt: skip
+        log.flush()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _executor(self) -> Executor:
+        if self._pool is None:
+            args = (self.settings, self.vsettings, self.holds, self.plan.checks)
+            if self.plan.workers == 1:
+                self._pool = _InProcess(args)
+            else:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.plan.workers,
+                    # spawn: no fork of a process that already runs threads (boto3, Prefect)
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=init_worker,
+                    initargs=args,
+                )
+        return self._pool
+
+
+class _InProcess(Executor):
+    """workers = 1: the same code path without a pool (tests, debugging)."""
+
+    def __init__(self, args: tuple[Any, ...]) -> None:
+        init_worker(*args)
+
+    def map(self, fn: Callable[..., Any], *iterables: Any, **_: Any) -> Iterator[Any]:
+        return iter([fn(*a) for a in zip(*iterables, strict=True)])
+
+
+def _split(items: list[CatalogRow], parts: int) -> list[list[CatalogRow]]:
+    parts = max(1, min(parts, len(items)))
+    size = -(-len(items) // parts)
+    return [items[i : i + size] for i in range(0, len(items), size)]
