@@ -216,6 +216,12 @@ class VerificationSettings(_Frozen):
     output_dir: Path | None = Field(
         default=None, description="unset = <data_dir>/verification (log, reports)"
     )
+    read_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="S3 attempts per read: a damaged object answers 500 on every try",
+    )
 
 
 class Settings(BaseSettings):
