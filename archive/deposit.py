@@ -19,7 +19,7 @@ from archive.errors import ObjectConflictError, SealError
 from archive.keys import KekRef, KeyProvider
 from archive.seal import ObjectIdentity, read_header, seal, unseal
 from archive.settings import SealSettings
-from archive.store import ObjectHead, ObjectStore
+from archive.store import COMPLIANCE, ObjectHead, ObjectStore
 
 Acceptance = Callable[[bytes], bool]
 
@@ -71,8 +71,11 @@ def deposit(
         return adopt(raced, identity=identity, retain_until=retain_until, store=store,
                      keys=keys, settings=settings, accept=accept)  # fmt: skip
     header = read_header(sealed)
+    # created=False here means our own earlier attempt landed (its response was lost): the
+    # stored document is this one, byte for byte.
     return Deposit(put.key, put.version_id, put.sha256, put.size, header.kek,
-                   header.format_version, retain_until, created=put.created)  # fmt: skip
+                   header.format_version, retain_until, created=put.created,
+                   adopted_document=None if put.created else document)  # fmt: skip
 
 
 def adopt(
@@ -103,11 +106,12 @@ def adopt(
             "nothing was overwritten. Compare it with the source before re-archiving"
         )
     current = existing.lock.retain_until
-    if current is None or current < retain_until:
-        store.extend_retention(identity.key, version_id=existing.version_id,
-                               retain_until=retain_until)  # fmt: skip
-    else:
-        retain_until = current
+    # A version stored without a COMPLIANCE lock (another tool, a GOVERNANCE default) is put
+    # under COMPLIANCE now: PutObjectRetention sets the mode as well as the date.
+    target = retain_until if current is None else max(current, retain_until)
+    if existing.lock.mode != COMPLIANCE or current != target:
+        store.extend_retention(identity.key, version_id=existing.version_id, retain_until=target)
+    retain_until = target
     header = read_header(sealed)
     return Deposit(identity.key, existing.version_id, hashlib.sha256(sealed).hexdigest(),
                    len(sealed), header.kek, header.format_version, retain_until,

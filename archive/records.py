@@ -19,7 +19,13 @@ from typing import Literal
 
 from archive.catalog import CatalogRow
 from archive.deposit import Deposit, adopt, deposit
-from archive.errors import ArchiveError, ObjectConflictError, PdfaError
+from archive.errors import (
+    ArchiveError,
+    ObjectConflictError,
+    PdfaError,
+    SigningError,
+    TrustServiceUnavailableError,
+)
 from archive.keys import LocalKeyring
 from archive.naming import record_key
 from archive.pdfa import extract_embedded_data
@@ -96,8 +102,22 @@ class RecordWorker:
         outcomes: list[RecordOutcome] = []
         fresh: list[_Planned] = []
         for bundle in bundles:
-            planned = self._plan(bundle)
-            existing = self._store.latest(planned.identity.key)
+            try:
+                planned = self._plan(bundle)
+            except (ArchiveError, ValueError) as e:  # a policy or naming problem of this record
+                outcomes.append(
+                    RecordOutcome(
+                        bundle.encounter_id,
+                        "failed",
+                        reason_code=f"plan.error ({type(e).__name__})",
+                    )
+                )
+                continue
+            try:
+                existing = self._store.latest(planned.identity.key)
+            except ArchiveError as e:
+                outcomes.append(_failed(planned, "store.error", type(e).__name__, retryable=True))
+                continue
             if existing is None:
                 fresh.append(planned)
             else:
@@ -131,7 +151,18 @@ class RecordWorker:
                 continue
             rendered.append((item, doc.pdf, time.perf_counter() - start))
         start = time.perf_counter()
-        signed = self._signer.sign_batch([pdf for _, pdf, _ in rendered])
+        try:
+            signed = self._signer.sign_batch([pdf for _, pdf, _ in rendered])
+        except SigningError as e:
+            # E.g. validation data had to be refetched and the OCSP responder is down: the
+            # whole chunk waits for the next run; nothing unsigned is ever stored.
+            code = (
+                "sign.unavailable" if isinstance(e, TrustServiceUnavailableError) else "sign.error"
+            )
+            return outcomes + [
+                _failed(item, code, type(e).__name__, retryable=True, pdf_bytes=len(pdf))
+                for item, pdf, _ in rendered
+            ]
         sign_each = (time.perf_counter() - start) / max(1, len(rendered))
         to_store: list[tuple[_Planned, SignedDocument, dict[str, float]]] = []
         for (item, pdf, render_s), result in zip(rendered, signed, strict=True):

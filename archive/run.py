@@ -293,27 +293,20 @@ class ArchiveRun:
                 )
             )
             identity = ObjectIdentity(self._store.bucket, quarantine_key(token=token), token)
-            receipt = deposit(
-                _quarantine_document(entry),
-                identity=identity,
-                retain_until=until,
-                store=self._store,
-                keys=self._keys,
-                settings=self.settings.seal,
-            )
-            self.summary.quarantined[entry.reason.value] = (
-                self.summary.quarantined.get(entry.reason.value, 0) + 1
-            )
-            lines.append(
-                json.dumps(
-                    {
-                        **entry.metadata(),
-                        "object_key": receipt.key,
-                        "version_id": receipt.version_id,
-                    },
-                    sort_keys=True,
-                )
-            )
+            reason = entry.reason.value
+            self.summary.quarantined[reason] = self.summary.quarantined.get(reason, 0) + 1
+            stored: dict[str, str | None] = {"object_key": identity.key, "version_id": None}
+            try:
+                receipt = deposit(_quarantine_document(entry), identity=identity,
+                                  retain_until=until, store=self._store, keys=self._keys,
+                                  settings=self.settings.seal)  # fmt: skip
+                stored["version_id"] = receipt.version_id
+            except ArchiveError as e:
+                # Reported, never fatal: the run's archived records must still be catalogued.
+                code = "quarantine.store_error"
+                self.summary.failed[code] = self.summary.failed.get(code, 0) + 1
+                stored["error"] = type(e).__name__
+            lines.append(json.dumps({**entry.metadata(), **stored}, sort_keys=True))
         write_private(index, "".join(line + "\n" for line in lines))
         self._stages["quarantine"] += time.perf_counter() - begin
         return len(lines)
@@ -443,7 +436,16 @@ def _split(items: list[EncounterBundle], parts: int) -> list[list[EncounterBundl
 
 
 def _quarantine_document(entry: QuarantineEntry) -> bytes:
-    body = {**entry.metadata(), "raw_line_base64": base64.b64encode(entry.raw_line).decode()}
+    """Exactly what the object's key derives from, so a re-export that shifts *other* lines
+    (which ``detail`` and the digests may mention) still finds the same document stored; the
+    rest of the entry is in the local quarantine index."""
+    body = {
+        "reason": entry.reason.value,
+        "source_file": entry.source_file,
+        "line_number": entry.line_number,
+        "raw_sha256": entry.raw_sha256,
+        "raw_line_base64": base64.b64encode(entry.raw_line).decode(),
+    }
     return json.dumps(body, sort_keys=True).encode()
 
 
