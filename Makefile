@@ -3,7 +3,7 @@
 # when missing and we are root) by itself.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 # The stamp changes with pyproject.toml, so a changed dependency list reinstalls.
@@ -15,7 +15,9 @@ APT_PACKAGES := qpdf poppler-utils fonts-dejavu-core
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	@# Debian ships venv without ensurepip unless python3-venv is installed.
+	@$(PYTHON) -c "import ensurepip" 2>/dev/null || $(MAKE) --no-print-directory sysdeps APT_PACKAGES="python3-venv"
+	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 12), "Python 3.11 or 3.12 is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -36,7 +38,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-unit: venv
+unit: venv sysdeps
 	$(BIN)/pytest -q tests/unit
 
 integration: venv sysdeps

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _NOT_FOUND = {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}
+_TRANSIENT = {"SlowDown", "ServiceUnavailable", "RequestTimeout", "InternalError", "503", "500"}
 _REFUSED = {"AccessDenied", "InvalidRequest", "InvalidArgument", "403"}
 
 
@@ -372,6 +373,12 @@ class S3ObjectStore:
                 )
             if code in {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}:
                 return StoreError(f"{where}: access denied ({code}); check the S3 credentials")
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if code in _TRANSIENT or status >= 500:
+                # Still failing after botocore's retries: the store is unwell, the object
+                # is not known to be damaged.
+                return StoreUnavailableError(f"{where}: the store kept answering {code} "
+                                             "after retries; try again later")  # fmt: skip
             return StoreError(f"{where}: the store answered {code}")
         if isinstance(error, NoCredentialsError):
             return StoreError(

@@ -16,10 +16,11 @@ def _free(port: int) -> bool:
 
 
 def free_port_block(count: int, *, grpc_offset: int = 10000) -> list[int]:
-    """``count`` consecutive ports p with p and p + grpc_offset free, in 20000-45000."""
+    """``count`` consecutive ports p with p and p + grpc_offset free, below the kernel's
+    ephemeral range (32768+) so an outgoing connection cannot take one between check and use."""
     rng = random.Random()
     for _ in range(200):
-        base = rng.randrange(20000, 45000 - count)
+        base = rng.randrange(10000, 32768 - grpc_offset - count)
         ports = list(range(base, base + count))
         if all(_free(p) and _free(p + grpc_offset) for p in ports):
             return ports
