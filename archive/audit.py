@@ -16,6 +16,10 @@ bucket (``<prefix>0000000001.jsonl``), which is the authority: :meth:`SegmentCha
 store also compares every local segment with its locked copy and notices copies the local
 directory lacks. Seq and prev are assigned under a file lock at flush time, so several processes
 may append to the same log.
+
+Segments name encounters, pseudonyms, staff and cases: the chain is given a
+:class:`archive.sealed_store.SealedStore` (:meth:`AuditLog.for_settings` wraps the store it is
+given), so the bucket holds only envelopes, and local files are private (0600).
 """
 
 from __future__ import annotations
@@ -32,12 +36,15 @@ from pathlib import Path
 from typing import Any, Final
 
 from archive.catalog_schema import manifest_retain_until
-from archive.errors import AuditChainError
+from archive.errors import AuditChainError, SealError
+from archive.fsutil import write_private
+from archive.sealed_store import SealedStore
 from archive.settings import Settings
 from archive.store import ObjectStore, sha256_hex
 
 GENESIS: Final = "0" * 64
-AUDIT_PREFIX: Final = "audit/segments/"
+AUDIT_PREFIX: Final = "audit/sealed/v1/segments/"
+LEGACY_AUDIT_PREFIX: Final = "audit/segments/"  # plaintext copies of releases before sealing
 _SEGMENT = re.compile(r"([0-9]{10})\.jsonl")
 _PSEUDONYM = re.compile(r"p1_[0-9a-f]{64}")
 
@@ -158,7 +165,14 @@ class SegmentChain:
                 raise AuditChainError(
                     f"the bucket holds {version.key}, which the local log lacks: it was cut short"
                 )
-            if store.get(version.key, version_id=version.version_id) != local[name]:
+            try:
+                copy = store.get(version.key, version_id=version.version_id)
+            except SealError as e:
+                raise AuditChainError(
+                    f"the locked copy {version.key} does not open under this keyring "
+                    f"({type(e).__name__}): it is damaged or was not written by this archive"
+                ) from e
+            if copy != local[name]:
                 raise AuditChainError(f"local {name} differs from its locked copy {version.key}")
 
     def _upload_missing(
@@ -176,7 +190,7 @@ class SegmentChain:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        (self.directory / "segments").mkdir(parents=True, exist_ok=True)
+        (self.directory / "segments").mkdir(parents=True, exist_ok=True, mode=0o700)
         with open(self.directory / ".lock", "a+b") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # short critical section: wait for it
             yield
@@ -198,12 +212,8 @@ def _parse(line: bytes, where: str) -> dict[str, Any]:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Private (0600): segments name encounters, pseudonyms, staff and cases."""
+    write_private(path, data)
 
 
 # --- audit events ---------------------------------------------------------------------------------
@@ -271,11 +281,14 @@ class AuditLog:
 
     @classmethod
     def open(cls, directory: Path, store: ObjectStore, *, retain_years: int = 100) -> AuditLog:
+        """A log whose segments go to ``store`` as they are: pass a SealedStore for a bucket."""
         return cls(SegmentChain(directory, prefix=AUDIT_PREFIX, retain_years=retain_years), store)
 
     @classmethod
     def for_settings(cls, settings: Settings, store: ObjectStore) -> AuditLog:
-        return cls.open(audit_dir(settings), store, retain_years=_retain_years(settings))
+        """The configured log; segments are sealed under the configured keyring in the bucket."""
+        sealed = SealedStore.for_settings(settings, store)
+        return cls.open(audit_dir(settings), sealed, retain_years=_retain_years(settings))
 
     def append(self, event: AuditEvent) -> None:
         self._pending.append(event)

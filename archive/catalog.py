@@ -10,9 +10,11 @@ On disk (``Settings.catalog_dir``)::
         manifests/.<name>.<pid>.tmp   an interrupted write: ignored by readers, removed by writers
 
 In the bucket each manifest is stored create-once under a COMPLIANCE lock as
-``catalog/manifests/0000000001.parquet`` (keys carry sequence numbers only, never PHI). The locked
-bucket copies are the authority; the local directory is a fast cache of them that
-:meth:`Catalog.rebuild` recreates byte for byte.
+``catalog/sealed/v1/manifests/0000000001.parquet`` (keys carry sequence numbers only, never PHI).
+Manifests name encounters, pseudonyms and classes, so callers pass a
+:class:`archive.sealed_store.SealedStore`: the bucket holds only envelopes, and this module reads
+and compares plaintext through it. The locked bucket copies are the authority; the local
+directory is a fast cache of them that :meth:`Catalog.rebuild` recreates byte for byte.
 
 The chain. Manifest ``n`` records in its Parquet metadata the sha256 of manifest ``n-1``'s file
 bytes (64 zeros for the first), its own sequence number and its row count; ``HEAD`` records the
@@ -63,6 +65,7 @@ from archive.catalog_schema import (
     BUCKET_PREFIX,
     CATALOG_FORMAT_VERSION,
     GENESIS_SHA256,
+    LEGACY_BUCKET_PREFIX,
     PARQUET_ERRORS,
     REBUILD_HINT,
     SCHEMA,
@@ -82,7 +85,13 @@ from archive.catalog_schema import (
     rows_to_table,
     validate_run_id,
 )
-from archive.errors import CatalogError, ChainBrokenError, ManifestCorruptError, ObjectConflictError
+from archive.errors import (
+    CatalogError,
+    ChainBrokenError,
+    ManifestCorruptError,
+    ObjectConflictError,
+    SealError,
+)
 from archive.store import ObjectStore, PutResult, sha256_hex
 
 __all__ = [
@@ -450,6 +459,12 @@ def _bucket_versions(store: ObjectStore) -> dict[int, list[str]]:
 def _download_chain(store: ObjectStore, target: Path) -> ManifestInfo | None:
     """Download and verify every manifest copy into ``target``; return the newest."""
     versions = _bucket_versions(store)
+    if not versions and any(True for _ in store.list_versions(LEGACY_BUCKET_PREFIX)):
+        raise CatalogError(
+            f"the bucket holds only plaintext manifest copies of an earlier release "
+            f"({LEGACY_BUCKET_PREFIX}), none sealed yet: run `emr-archive catalog verify` where "
+            "the catalog is, which uploads them sealed, then rebuild"
+        )
     newest, data = None, b""
     for seq in check_sequence(versions, where=BUCKET_PREFIX):
         data = _fetch(store, manifest_key(seq), versions[seq])
@@ -463,8 +478,15 @@ def _download_chain(store: ObjectStore, target: Path) -> ManifestInfo | None:
 def _fetch(store: ObjectStore, key: str, version_ids: list[str]) -> bytes:
     blobs = set()
     for version_id in version_ids:
-        data = store.get(key, version_id=version_id)
-        recorded = store.head(key, version_id=version_id).sha256
+        try:
+            data = store.get(key, version_id=version_id)
+        except SealError as e:
+            raise ManifestCorruptError(
+                f"bucket copy {key} (version {version_id}) does not open under this keyring "
+                f"({type(e).__name__}): it is damaged or was not written by this archive; "
+                "restore it from a replica or backup, or check the keyring"
+            ) from e
+        recorded = store.head(key, version_id=version_id).sha256  # None through a SealedStore
         if recorded is not None and recorded != sha256_hex(data):
             raise ManifestCorruptError(
                 f"bucket copy {key} does not match the SHA-256 the store recorded for it: "

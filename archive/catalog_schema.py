@@ -34,7 +34,11 @@ from archive.errors import CatalogError, ChainBrokenError, ManifestCorruptError
 
 CATALOG_FORMAT_VERSION: Final = 1
 GENESIS_SHA256: Final = "0" * 64
-BUCKET_PREFIX: Final = "catalog/manifests/"
+# Bucket copies are sealed (archive.sealed_store): they name encounters, pseudonyms and classes.
+# Releases before sealing wrote plaintext copies under LEGACY_BUCKET_PREFIX; those stay locked
+# (COMPLIANCE) and are ignored: every manifest is uploaded again, sealed, under BUCKET_PREFIX.
+BUCKET_PREFIX: Final = "catalog/sealed/v1/manifests/"
+LEGACY_BUCKET_PREFIX: Final = "catalog/manifests/"
 REBUILD_HINT: Final = (
     "restore the catalog from the locked bucket copies with Catalog.rebuild(new_dir, store)"
 )

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import base64
 import json
-import multiprocessing
 import os
 import secrets
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -37,9 +36,11 @@ from archive.errors import ArchiveError
 from archive.fsutil import write_private
 from archive.keys import LocalKeyring
 from archive.naming import quarantine_key
+from archive.pool import split, worker_pool
 from archive.records import RecordOutcome, RecordWorker
 from archive.s3 import S3ObjectStore
 from archive.seal import ObjectIdentity
+from archive.sealed_store import SealedStore
 from archive.settings import Settings
 from archive.sign import DocumentSigner, SignerConfig
 from archive.sources import EncounterBundle, QuarantineEntry, QuarantineScope, Window
@@ -203,7 +204,8 @@ class ArchiveRun:
         store.ensure_compliant()
         keys = LocalKeyring.open(settings.keyring_dir)
         catalog = Catalog.open(settings.catalog_dir, create=True)
-        catalog.sync(store, retain_until=_manifest_lock(settings, options.started_at))
+        meta = SealedStore.for_settings(settings, store, keys=keys)  # manifests: sealed copies
+        catalog.sync(meta, retain_until=_manifest_lock(settings, options.started_at))
         # Refuses an expired, not-yet-valid, revoked or untrusted certificate before any work.
         DocumentSigner.create(SignerConfig.from_settings(settings))
         return cls(
@@ -251,7 +253,7 @@ class ArchiveRun:
 
     def archive_batch(self, batch: Sequence[EncounterBundle]) -> dict[str, int]:
         """Render, sign, seal and store one batch on every core; returns counts only."""
-        chunks = _split(list(batch), self.options.workers * 2)
+        chunks = split(list(batch), self.options.workers * 2)
         pool = self._executor()
         args = (self.options.run_id, self.options.started_at)
         results = pool.map(_work, chunks, [args] * len(chunks))
@@ -319,7 +321,7 @@ class ArchiveRun:
                 self._rows,
                 run_id=self.options.run_id,
                 now=self.options.started_at,
-                store=self._store,
+                store=SealedStore.for_settings(self.settings, self._store, keys=self._keys),
                 retain_until=_manifest_lock(self.settings, self.options.started_at),
             )
             self.summary.manifest = result.manifest.name
@@ -372,17 +374,8 @@ class ArchiveRun:
 
     def _executor(self) -> Executor:
         if self._pool is None:
-            self._pool = (
-                _InProcess(self.settings)
-                if self.options.workers == 1
-                else ProcessPoolExecutor(
-                    max_workers=self.options.workers,
-                    # spawn: no fork of a process that already runs threads (boto3, Prefect)
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_init_worker,
-                    initargs=(self.settings,),
-                )
-            )
+            self._pool = worker_pool(self.options.workers, initializer=_init_worker,
+                                     initargs=(self.settings,))  # fmt: skip
         return self._pool
 
     def _quarantine_index_path(self) -> Path:
@@ -417,22 +410,6 @@ def _work(chunk: list[EncounterBundle], args: tuple[str, datetime]) -> list[Reco
         raise ArchiveError("worker process was not initialised")
     run_id, created_at = args
     return _WORKER.process(chunk, run_id=run_id, created_at=created_at)
-
-
-class _InProcess(Executor):
-    """workers = 1: the same code path without a pool (debugging, small runs)."""
-
-    def __init__(self, settings: Settings) -> None:
-        _init_worker(settings)
-
-    def map(self, fn: Callable[..., Any], *iterables: Any, **_: Any) -> Iterator[Any]:
-        return iter([fn(*args) for args in zip(*iterables, strict=True)])
-
-
-def _split(items: list[EncounterBundle], parts: int) -> list[list[EncounterBundle]]:
-    parts = max(1, min(parts, len(items)))
-    size = -(-len(items) // parts)
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _quarantine_document(entry: QuarantineEntry) -> bytes:

@@ -43,7 +43,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _NOT_FOUND = {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}
-_TRANSIENT = {"SlowDown", "ServiceUnavailable", "RequestTimeout", "InternalError", "503", "500"}
+# Throttling and unavailability: the store said "not now". A 500 InternalError is not here on
+# purpose: SeaweedFS answers 500 for a block that fails its CRC, which is damage, not a blip.
+_TRANSIENT = {"SlowDown", "ServiceUnavailable", "RequestTimeout", "503"}
 _REFUSED = {"AccessDenied", "InvalidRequest", "InvalidArgument", "403"}
 
 
@@ -374,7 +376,7 @@ class S3ObjectStore:
             if code in {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}:
                 return StoreError(f"{where}: access denied ({code}); check the S3 credentials")
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if code in _TRANSIENT or status >= 500:
+            if code in _TRANSIENT or status == 503:
                 # Still failing after botocore's retries: the store is unwell, the object
                 # is not known to be damaged.
                 return StoreUnavailableError(f"{where}: the store kept answering {code} "

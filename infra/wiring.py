@@ -10,6 +10,7 @@ from archive.catalog import Catalog
 from archive.errors import ConfigError
 from archive.keys import LocalKeyring
 from archive.s3 import S3ObjectStore
+from archive.sealed_store import SealedStore
 from archive.settings import Settings
 
 
@@ -31,6 +32,12 @@ def open_store(settings: Settings, *, read_only: bool = False) -> S3ObjectStore:
     if not read_only:
         store.ensure_compliant()
     return store
+
+
+def open_meta_store(settings: Settings, *, read_only: bool = False) -> SealedStore:
+    """The bucket for the archive's own metadata (catalog copies, logs): sealed, never clear."""
+    store = open_store(settings, read_only=read_only)
+    return SealedStore.for_settings(settings, store, keys=open_keyring(settings))
 
 
 def open_catalog(settings: Settings, *, create: bool = False) -> Catalog:

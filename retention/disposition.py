@@ -7,8 +7,9 @@ is past its lock and carries no legal hold. **Linked** means: another live recor
 patient pseudonym has a longer class (by the policy's ranking; a class the policy no longer
 knows counts as longest) and is still retained at ``now`` - destroying part of a patient's file
 while a longer-kept part remains would break that dossier (Archive Law art. 16, Decree 113/2025
-art. 20). The proposal (list and totals, pseudonyms and hashes, no names) is written locally and
-locked in the bucket, and its sha256 is registered, so the list approved is the list proposed.
+art. 20). The proposal (list and totals, pseudonyms and hashes, no names) is written locally
+(0600) and locked in the bucket, sealed (:attr:`Register.meta_store`), and its sha256 is
+registered, so the list approved is the list proposed.
 
 **Approval** must come from another person than the proposer. Each item is checked again
 (holds and locks may have changed since the proposal); only items that still pass are deleted,
@@ -29,7 +30,8 @@ from typing import Any
 
 from archive.audit import AuditEvent, AuditLog, canonical
 from archive.catalog_schema import manifest_retain_until
-from archive.errors import PolicyError
+from archive.errors import PolicyError, SealError
+from archive.fsutil import write_private
 from archive.store import sha256_hex
 from retention.policy import RetentionPolicy
 from retention.register import (
@@ -40,7 +42,8 @@ from retention.register import (
     versions_of,
 )
 
-PROPOSALS_PREFIX = "retention/proposals/"
+PROPOSALS_PREFIX = "retention/sealed/v1/proposals/"
+LEGACY_PROPOSALS_PREFIX = "retention/proposals/"  # plaintext, from releases before sealing
 _Rank = tuple[bool, int]  # (permanent, years): a longer period sorts higher
 SWEEP_ACTOR = "retention-sweep"
 
@@ -186,10 +189,10 @@ def propose(
         proposed_at=now.isoformat(), policy_ref=policy.ref, items=tuple(items), excluded=excluded,
     )  # fmt: skip
     data = proposal.encode()
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / f"{proposal.proposal_id}.json").write_bytes(data)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private(directory / f"{proposal.proposal_id}.json", data)
     key = f"{PROPOSALS_PREFIX}{proposal.proposal_id}.json"
-    register.store.put_locked(key, data, retain_until=manifest_retain_until(now, years=100))
+    register.meta_store.put_locked(key, data, retain_until=manifest_retain_until(now, years=100))
     register.append([{"type": "disposition.proposed", "proposal_id": proposal.proposal_id,
                       "sha256": sha256_hex(data), "key": key, "by": by, "at": now.isoformat(),
                       "records": len(items)}], now=now)  # fmt: skip
@@ -204,9 +207,17 @@ def load_proposal(register: Register, proposal_id: str) -> Proposal:
     event = register.proposal_event(proposal_id, "disposition.proposed")
     if event is None:
         raise RetentionError(f"no proposal {proposal_id} in the register")
-    store = register.store
+    # A proposal made before sealing is a plaintext object; the registered sha256 vouches for it.
+    legacy = event["key"].startswith(LEGACY_PROPOSALS_PREFIX)
+    store = register.store if legacy else register.meta_store
     head = store.latest(event["key"])
-    data = store.get(event["key"], version_id=head.version_id) if head else b""
+    try:
+        data = store.get(event["key"], version_id=head.version_id) if head else b""
+    except SealError as e:
+        raise RetentionError(
+            f"proposal {proposal_id}'s locked copy does not open ({type(e).__name__}): it is "
+            "damaged or the keyring is not this archive's; propose again"
+        ) from e
     if sha256_hex(data) != event["sha256"]:
         raise RetentionError(f"proposal {proposal_id} does not match its registered sha256")
     return Proposal.decode(data)

@@ -3,8 +3,9 @@
 The catalog records what was archived, once; it is append-only and per run, so it cannot say
 "this record is now on hold", "its lock was extended" or "it was destroyed". Those facts live
 here, as typed events in a :class:`archive.audit.SegmentChain` (local copy beside the catalog in
-``<catalog_dir>/../retention``, locked copies under ``retention/events/`` in the bucket). Every
-reader (holds, upgrades, disposition, the verifier) folds the events into current state:
+``<catalog_dir>/../retention``, sealed locked copies under ``retention/sealed/v1/events/`` in the
+bucket: see :mod:`archive.sealed_store`). Every reader (holds, upgrades, disposition, the
+verifier) folds the events into current state:
 
 * ``hold.placed`` / ``hold.released``: which object versions each active case holds;
 * ``lock.extended``: an encounter's current class and retain-until after an upgrade;
@@ -13,6 +14,9 @@ reader (holds, upgrades, disposition, the verifier) folds the events into curren
   stops expecting them (:meth:`Register.destroyed_versions`, :meth:`Register.destroyed_encounters`).
 
 Events hold encounter ids, pseudonyms, object keys and version ids: never names or patient ids.
+Still, with classes, dates and case references they are sensitive, so the register's own objects
+(segments, disposition proposals) go through :attr:`Register.meta_store`, which seals them;
+:attr:`Register.store` is the plain store, for the lock state of the records themselves.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from typing import Any, Final
 
 from archive.audit import ChainReport, SegmentChain
 from archive.errors import RetentionError as RetentionError  # re-exported for retention.*
+from archive.sealed_store import SealedStore
 from archive.settings import Settings
 from archive.store import ObjectStore
 
-REGISTER_PREFIX: Final = "retention/events/"
+REGISTER_PREFIX: Final = "retention/sealed/v1/events/"
+LEGACY_REGISTER_PREFIX: Final = "retention/events/"  # plaintext copies of releases before sealing
 Version = tuple[str, str]  # (object_key, version_id)
 
 
@@ -50,30 +56,49 @@ class Hold:
 class Register:
     """Read and append the retention register. Build with :meth:`open` or :meth:`for_settings`."""
 
-    def __init__(self, chain: SegmentChain, store: ObjectStore) -> None:
+    def __init__(
+        self, chain: SegmentChain, store: ObjectStore, *, meta_store: ObjectStore | None = None
+    ) -> None:
         self._chain, self._store = chain, store
+        self._meta = meta_store if meta_store is not None else store
 
     @classmethod
-    def open(cls, directory: Path, store: ObjectStore, *, retain_years: int = 100) -> Register:
+    def open(
+        cls,
+        directory: Path,
+        store: ObjectStore,
+        *,
+        retain_years: int = 100,
+        meta_store: ObjectStore | None = None,
+    ) -> Register:
+        """``meta_store`` (default: ``store`` as it is) takes the register's own objects: pass a
+        SealedStore for a bucket, as :meth:`for_settings` does."""
         chain = SegmentChain(directory, prefix=REGISTER_PREFIX, retain_years=retain_years)
-        return cls(chain, store)
+        return cls(chain, store, meta_store=meta_store)
 
     @classmethod
     def for_settings(cls, settings: Settings, store: ObjectStore) -> Register:
         years = settings.catalog.manifest_retain_years
-        return cls.open(register_dir(settings), store, retain_years=years)
+        sealed = SealedStore.for_settings(settings, store)  # records' locks: the plain store
+        return cls.open(register_dir(settings), sealed.inner, retain_years=years, meta_store=sealed)
 
     @property
     def store(self) -> ObjectStore:
+        """The plain store: the records' versions and lock state (holds, extensions, deletion)."""
         return self._store
+
+    @property
+    def meta_store(self) -> ObjectStore:
+        """Where the register's own objects (segments, proposals) are written: sealing."""
+        return self._meta
 
     def append(self, events: Sequence[Mapping[str, Any]], *, now: datetime) -> None:
         """Chain ``events`` (each with a ``type``) as one locked segment."""
-        self._chain.append(events, store=self._store, now=now)
+        self._chain.append(events, store=self._meta, now=now)
 
     def verify(self) -> ChainReport:
         """The chain checked locally and against the locked bucket copies."""
-        return self._chain.verify(self._store)
+        return self._chain.verify(self._meta)
 
     def events(self, *types: str) -> list[dict[str, Any]]:
         records = self._chain.records()

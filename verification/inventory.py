@@ -1,10 +1,12 @@
 """Archive-wide checks: the catalog's chain and its bucket copies, and the bucket's inventory.
 
-Run once per verification run, whatever the mode: they are cheap (one listing, one HEAD per
-manifest) and a sample cannot find an orphan.
+Run once per verification run, whatever the mode: they are cheap (one listing, one GET per
+manifest: the copies are sealed, so the store's checksum is not the manifest's) and a sample
+cannot find an orphan.
 
 - ``catalog.chain``   the local manifests chain (opened by :meth:`Catalog.open`, which hashes every
-                      manifest) and each equals its locked copy in the bucket, which holds no more
+                      manifest) and each equals its locked copy in the bucket (opened through a
+                      :class:`archive.sealed_store.SealedStore`), which holds no more
 - ``inventory``       every object version under ``records/`` is catalogued (else an *orphan*, or a
                       *newer version* written over a catalogued key), no catalogued key is hidden
                       by a delete marker, and every catalogued version exists (rows not verified
@@ -19,10 +21,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from archive.catalog import Catalog
-from archive.errors import CatalogError, ChainBrokenError, ManifestCorruptError
+from archive.catalog import BUCKET_PREFIX, Catalog
+from archive.errors import CatalogError, ChainBrokenError, ManifestCorruptError, SealError
 from archive.naming import RECORDS_PREFIX
-from archive.store import ObjectStore, ObjectVersion
+from archive.store import ObjectStore, ObjectVersion, sha256_hex
 from verification.results import CheckResult
 
 CHAIN = "catalog.chain"
@@ -60,13 +62,23 @@ def _pending(catalog: Catalog) -> str:
 
 def compare_bucket_copies(catalog: Catalog, store: ObjectStore) -> CheckResult:
     """Each local manifest equals its locked bucket copy; the bucket holds no extra manifest
-    (which would mean the local chain was cut short and HEAD rewritten)."""
-    copies = {v.key: v for v in store.list_versions("catalog/manifests/") if not v.is_delete_marker}
+    (which would mean the local chain was cut short and HEAD rewritten). ``store`` opens the
+    sealed copies (a SealedStore): the manifest's sha256 is compared with the opened bytes."""
+    copies = {v.key: v for v in store.list_versions(BUCKET_PREFIX) if not v.is_delete_marker}
     for info in catalog.manifests:
         head = store.latest(info.key)
         if head is None:
             return _no_copy(info.key, newest=info is catalog.manifests[-1])
-        if head.sha256 != info.sha256:
+        try:
+            copy = store.get(info.key, version_id=head.version_id)
+        except SealError as e:
+            return CheckResult.failed(
+                CHAIN,
+                "catalog.copy_unreadable",
+                f"the locked bucket copy of {info.name} does not open ({type(e).__name__}): "
+                "it is damaged or was not written by this archive",
+            )
+        if sha256_hex(copy) != info.sha256:
             return CheckResult.failed(
                 CHAIN,
                 "catalog.copy_mismatch",

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from archive.fsutil import write_private
 from verification.results import RecordResult
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -56,15 +57,15 @@ def write_log(
     mode: str,
     verified_at: datetime,
 ) -> Path:
-    """Write this run's rows as ``log/<run_id>.parquet`` (temp file, fsync, rename)."""
+    """Write this run's rows as ``log/<run_id>.parquet``: private (0600; rows name encounters
+    and pseudonyms), through a temp file, fsync and rename."""
     rows = [_row(r, run_id=run_id, mode=mode, verified_at=verified_at) for r in results]
     table = pa.Table.from_pylist(rows, schema=LOG_SCHEMA)
     target = log_dir(directory) / f"{run_id}.parquet"
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    _fsync(tmp)
-    os.replace(tmp, target)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    write_private(target, sink.getvalue().to_pybytes())
     _fsync(target.parent)
     return target
 

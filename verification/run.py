@@ -9,19 +9,19 @@ after the archive-wide checks: its rows cannot be trusted to say what to verify.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from archive.audit import AuditEvent, AuditLog
 from archive.catalog import CatalogRow
+from archive.pool import split, worker_pool
 from archive.s3 import S3ObjectStore
+from archive.sealed_store import SealedStore
 from archive.settings import Settings
 from archive.store import ObjectStore
 from verification.config import HoldSet, VerificationSettings, output_directory
@@ -103,7 +103,7 @@ class VerificationRun:
         findings: tuple[Finding, ...] = ()
         rows: list[CatalogRow] = []
         if catalog is not None:
-            checks = [compare_bucket_copies(catalog, store)]
+            checks = [compare_bucket_copies(catalog, SealedStore.for_settings(settings, store))]
             all_rows = [r for r in catalog_rows(catalog.rows())
                         if (r.object_key, r.version_id) not in disposed]  # fmt: skip
             rows = select(all_rows, plan.selection, tz=settings.archive.timezone)
@@ -129,7 +129,7 @@ class VerificationRun:
 
     def verify_batch(self, batch: Sequence[CatalogRow]) -> dict[str, int]:
         """Verify one batch on every core; returns counts by status (no PHI through Prefect)."""
-        chunks = _split(list(batch), self.plan.workers * 2)
+        chunks = split(list(batch), self.plan.workers * 2)
         now = self.plan.started_at
         counts: dict[str, int] = {}
         for results in self._executor().map(verify_chunk, chunks, [now] * len(chunks)):
@@ -187,30 +187,5 @@ class VerificationRun:
     def _executor(self) -> Executor:
         if self._pool is None:
             args = (self.settings, self.vsettings, self.holds, self.plan.checks)
-            if self.plan.workers == 1:
-                self._pool = _InProcess(args)
-            else:
-                self._pool = ProcessPoolExecutor(
-                    max_workers=self.plan.workers,
-                    # spawn: no fork of a process that already runs threads (boto3, Prefect)
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=init_worker,
-                    initargs=args,
-                )
+            self._pool = worker_pool(self.plan.workers, initializer=init_worker, initargs=args)
         return self._pool
-
-
-class _InProcess(Executor):
-    """workers = 1: the same code path without a pool (tests, debugging)."""
-
-    def __init__(self, args: tuple[Any, ...]) -> None:
-        init_worker(*args)
-
-    def map(self, fn: Callable[..., Any], *iterables: Any, **_: Any) -> Iterator[Any]:
-        return iter([fn(*a) for a in zip(*iterables, strict=True)])
-
-
-def _split(items: list[CatalogRow], parts: int) -> list[list[CatalogRow]]:
-    parts = max(1, min(parts, len(items)))
-    size = -(-len(items) // parts)
-    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from archive.audit import AuditEvent, AuditLog, audit_dir
+from archive.audit import AUDIT_PREFIX, AuditEvent, AuditLog, audit_dir
 from archive.errors import LockRefusedError
+from archive.seal import MAGIC
 from archive.settings import Settings
 from infra import wiring
 
@@ -30,8 +31,12 @@ def test_segments_are_locked_and_the_bucket_catches_a_local_rewrite(settings: Se
         log.append(_event(n))
         log.flush()
     assert log.verify_chain().passed
-    versions = list(store.list_versions("audit/segments/"))
+    versions = list(store.list_versions(AUDIT_PREFIX))
     assert len(versions) == 3
+    for version in versions:  # sealed: the bucket never sees an event in clear
+        raw = store.get(version.key, version_id=version.version_id)
+        assert raw.startswith(MAGIC)
+        assert b"verify.run" not in raw
     head = store.head(versions[0].key, version_id=versions[0].version_id)
     assert head.lock.mode == "COMPLIANCE"
     with pytest.raises(LockRefusedError):

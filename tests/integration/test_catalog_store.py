@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from archive.catalog import Catalog, CatalogRow
+from archive.catalog import BUCKET_PREFIX, Catalog, CatalogRow
 from archive.s3 import S3ObjectStore
+from archive.seal import MAGIC
+from archive.sealed_store import SealedStore
 from archive.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -38,8 +40,9 @@ def test_manifests_are_locked_in_the_bucket_and_the_catalog_rebuilds_identically
     settings = stack_settings.model_copy(
         update={"s3": stack_settings.s3.model_copy(update={"bucket": bucket})}
     )
-    store = S3ObjectStore.from_settings(settings)
-    store.create_locked_bucket()
+    plain = S3ObjectStore.from_settings(settings)
+    plain.create_locked_bucket()
+    store = SealedStore.for_settings(settings, plain)
     catalog = Catalog.open(tmp_path / "catalog", create=True)
     for run in range(3):
         run_id = f"run-{run}"
@@ -47,11 +50,16 @@ def test_manifests_are_locked_in_the_bucket_and_the_catalog_rebuilds_identically
         catalog.append(rows, run_id=run_id, now=datetime.now(UTC), store=store,
                        retain_until=retain_until)  # fmt: skip
 
-    copies = [v for v in store.list_versions("catalog/manifests/") if not v.is_delete_marker]
+    copies = [v for v in store.list_versions(BUCKET_PREFIX) if not v.is_delete_marker]
     assert len(copies) == 3
     for copy in copies:
         lock = store.head(copy.key, version_id=copy.version_id).lock
         assert (lock.mode, lock.retain_until) == ("COMPLIANCE", retain_until)
+        raw = plain.get(copy.key, version_id=copy.version_id)  # the bucket holds envelopes only
+        assert raw.startswith(MAGIC)
+        assert b"PAR1" not in raw
+        assert b"ENC-run-" not in raw
+    assert catalog.sync(store, retain_until=retain_until) == ()  # same plaintext: nothing new
 
     rebuilt = Catalog.rebuild(tmp_path / "rebuilt", store)
     assert rebuilt.rows().equals(catalog.rows())

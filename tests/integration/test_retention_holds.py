@@ -11,7 +11,7 @@ from archive.settings import Settings
 from flows.retention import RetentionParts
 from infra import wiring
 from retention.holds import HoldScope, list_holds, place_hold, release_hold
-from retention.register import RetentionError, register_dir
+from retention.register import REGISTER_PREFIX, RetentionError, register_dir
 from tests.integration.test_retention_support import Rec, add_version, archive_records, lock_of
 
 pytestmark = pytest.mark.integration
@@ -54,8 +54,14 @@ def test_a_patient_hold_covers_every_version_and_keeps_only_the_pseudonym(
     assert hold.encounters == {"E-A1", "E-A2"}
     for path in register_dir(settings).rglob("*.jsonl"):
         assert PATIENT.encode() not in path.read_bytes()
-    for version in parts.store.list_versions("retention/events/"):
-        assert PATIENT.encode() not in parts.store.get(version.key, version_id=version.version_id)
+    events = list(parts.store.list_versions(REGISTER_PREFIX))
+    assert events
+    for version in events:  # sealed; and even opened, no patient id
+        raw = parts.store.get(version.key, version_id=version.version_id)
+        assert b"TA-7/2026" not in raw
+        opened = parts.register.meta_store.get(version.key, version_id=version.version_id)
+        assert PATIENT.encode() not in opened
+        assert b"TA-7/2026" in opened
     [event] = parts.audit.show(action="hold.add")
     assert ("patient", scope.pseudonym) in event.entities
     assert ("case", "TA-7/2026") in event.entities

@@ -21,6 +21,7 @@ from archive.deposit import deposit
 from archive.naming import record_key
 from archive.s3 import S3ObjectStore
 from archive.seal import ObjectIdentity
+from archive.sealed_store import SealedStore
 from archive.settings import Settings
 from archive.store import ObjectHead, ObjectVersion, PutResult
 from infra import wiring
@@ -59,7 +60,8 @@ def archive_records(settings: Settings, recs: list[Rec]) -> list[CatalogRow]:
             kek_version=d.kek.version, format_version=d.format_version, run_id=run_id,
         ))  # fmt: skip
     catalog = Catalog.open(settings.catalog_dir, create=True)
-    catalog.append(rows, run_id=run_id, now=now, store=store, retain_until=now + timedelta(days=2))
+    sealed = SealedStore.for_settings(settings, store, keys=keys)  # as the nightly run does
+    catalog.append(rows, run_id=run_id, now=now, store=sealed, retain_until=now + timedelta(days=2))
     return rows
 
 

@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 
-from archive.catalog import Catalog, CatalogRow
+from archive.catalog import BUCKET_PREFIX, Catalog, CatalogRow
 from archive.catalog_schema import table_to_rows
 from archive.errors import StoreError
 from archive.memstore import MemoryStore
 from archive.s3 import S3ObjectStore
+from archive.sealed_store import SealedStore
 from archive.settings import Settings
 from tests.integration.test_nightly import Export, _export, run_once
 from verification.config import HoldSet, VerificationSettings
@@ -281,9 +282,9 @@ class _BucketView(MemoryStore):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__()
-        real = S3ObjectStore.from_settings(settings)
-        for v in real.list_versions("catalog/manifests/"):
-            data = real.get(v.key, version_id=v.version_id)
+        real = SealedStore.for_settings(settings, S3ObjectStore.from_settings(settings))
+        for v in real.list_versions(BUCKET_PREFIX):
+            data = real.get(v.key, version_id=v.version_id)  # opened: what append compares
             self.put_locked(v.key, data, retain_until=datetime.now(UTC) + timedelta(days=1))
 
 
@@ -297,7 +298,7 @@ def _second_manifest(settings: Settings) -> None:
     """An empty second run's manifest, so that there is a manifest in the middle of the chain."""
     Catalog.open(settings.catalog_dir).append(
         [], run_id="second-run", now=datetime.now(UTC),
-        store=S3ObjectStore.from_settings(settings),
+        store=SealedStore.for_settings(settings, S3ObjectStore.from_settings(settings)),
         retain_until=datetime.now(UTC) + timedelta(days=1),
     )  # fmt: skip
 

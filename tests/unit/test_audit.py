@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from archive.audit import AuditEvent, AuditLog, SegmentChain
+from archive.audit import AUDIT_PREFIX, AuditEvent, AuditLog, SegmentChain
 from archive.errors import AuditChainError
 from archive.memstore import MemoryStore
 
@@ -100,7 +100,7 @@ def test_a_consistent_local_rewrite_is_caught_by_the_bucket(tmp_path: Path) -> N
     log.append(_event(1))
     log.flush(now=NOW)
     # An attacker rewrites the whole local log consistently (new chain, new HEAD)...
-    forged = SegmentChain(tmp_path / "forged", prefix="audit/segments/")
+    forged = SegmentChain(tmp_path / "forged", prefix=AUDIT_PREFIX)
     forged.append([_event(1, actor="forger").to_json()], store=MemoryStore(), now=NOW)
     for name in ("HEAD", "segments/0000000001.jsonl"):
         (tmp_path / "audit" / name).write_bytes((tmp_path / "forged" / name).read_bytes())
@@ -122,7 +122,7 @@ def test_segments_are_locked_in_the_bucket(tmp_path: Path) -> None:
     log.append(_event(1))
     assert log.flush(now=NOW) == 1
     assert log.flush(now=NOW) == 0  # nothing buffered: no empty segment
-    head = store.latest("audit/segments/0000000001.jsonl")
+    head = store.latest(AUDIT_PREFIX + "0000000001.jsonl")
     assert head is not None
     assert head.lock.mode == "COMPLIANCE"
     assert head.lock.retain_until is not None

@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -352,7 +353,7 @@ def test_cut_short_local_catalog_is_caught_by_the_bucket(tmp_path: Path) -> None
     (tmp_path / HEAD_FILE).write_text(json.dumps(head, sort_keys=True))
     shortened = Catalog.open(tmp_path)  # self-consistent: the local chain alone cannot tell
     assert len(shortened.manifests) == 2
-    with pytest.raises(CatalogError, match=r"bucket holds catalog/manifests/0000000003\.parquet"):
+    with pytest.raises(CatalogError, match=f"bucket holds {re.escape(manifest_key(3))}"):
         append_run(shortened, store, 4)
 
 
@@ -538,7 +539,10 @@ def test_an_append_by_another_instance_is_seen_before_writing(tmp_path: Path) ->
 def test_bucket_copies_are_locked_under_sequence_keys(tmp_path: Path) -> None:
     _, store = build(tmp_path, runs=2)
     keys = sorted({v.key for v in store.list_versions(BUCKET_PREFIX)})
-    assert keys == ["catalog/manifests/0000000001.parquet", "catalog/manifests/0000000002.parquet"]
+    assert keys == [
+        "catalog/sealed/v1/manifests/0000000001.parquet",
+        "catalog/sealed/v1/manifests/0000000002.parquet",
+    ]
     head = store.latest(manifest_key(2))
     assert head is not None
     assert head.lock.mode == COMPLIANCE

@@ -12,8 +12,21 @@ import pytest
 
 from archive.audit import AuditLog
 from archive.catalog import Catalog, CatalogRow
+from archive.keys import LocalKeyring
 from archive.memstore import MemoryStore
-from retention.disposition import Item, Proposal, approve, find_candidates, propose
+from archive.sealed_store import SealedStore
+from archive.settings import SealSettings
+from archive.store import sha256_hex
+from retention.disposition import (
+    LEGACY_PROPOSALS_PREFIX,
+    PROPOSALS_PREFIX,
+    Item,
+    Proposal,
+    approve,
+    find_candidates,
+    load_proposal,
+    propose,
+)
 from retention.holds import HoldScope, place_hold, release_hold
 from retention.policy import LockAction, load_policy
 from retention.register import Register, RetentionError, live_rows
@@ -65,10 +78,13 @@ def world(tmp_path: Path) -> World:
         _row("E-MENTAL-GONE", "5", "ordinary", PAST, store),
         _row("E-MENTAL", "5", "mental", PAST, store),  # longer class, but expired too
     ]
+    # Metadata goes to the bucket sealed, as in production (Register/AuditLog.for_settings).
+    keys = LocalKeyring.create(tmp_path / "keys", kek_id="emr-archive-kek")
+    sealed = SealedStore(store, keys=keys, settings=SealSettings())
     catalog = Catalog.open(tmp_path / "catalog", create=True)
-    catalog.append(rows, run_id="r1", now=NOW, store=store, retain_until=FUTURE)
-    register = Register.open(tmp_path / "retention", store)
-    return World(store, catalog, register, AuditLog.open(tmp_path / "audit", store), tmp_path)
+    catalog.append(rows, run_id="r1", now=NOW, store=sealed, retain_until=FUTURE)
+    register = Register.open(tmp_path / "retention", store, meta_store=sealed)
+    return World(store, catalog, register, AuditLog.open(tmp_path / "audit", sealed), tmp_path)
 
 
 def _ids(items: list[Item] | tuple[Item, ...]) -> set[str]:
@@ -138,12 +154,37 @@ def test_a_tampered_proposal_is_refused(world: World) -> None:
     proposal = propose(world.rows(), world.register, world.audit, policy=POLICY, by="lan",
                        now=NOW, directory=world.tmp / "proposals")  # fmt: skip
     assert proposal is not None
-    key = f"retention/proposals/{proposal.proposal_id}.json"
+    key = f"{PROPOSALS_PREFIX}{proposal.proposal_id}.json"
     head = world.store.latest(key)
     assert head is not None
     world.store.corrupt(key, version_id=head.version_id, data=b"{}")
-    with pytest.raises(RetentionError, match="sha256"):
+    with pytest.raises(RetentionError, match="does not open"):
         _approve(world, proposal, "binh")
+
+
+def test_proposals_and_register_are_sealed_in_the_bucket(world: World) -> None:
+    proposal = propose(world.rows(), world.register, world.audit, policy=POLICY, by="lan",
+                       now=NOW, directory=world.tmp / "proposals")  # fmt: skip
+    assert proposal is not None
+    local = world.tmp / "proposals" / f"{proposal.proposal_id}.json"
+    assert local.stat().st_mode & 0o777 == 0o600
+    assert load_proposal(world.register, proposal.proposal_id) == proposal
+    metadata = [v for v in world.store.list_versions() if not v.key.startswith("records/")]
+    assert {v.key.split("/sealed/")[0] for v in metadata} == {"catalog", "retention", "audit"}
+    for v in metadata:
+        raw = world.store.get(v.key, version_id=v.version_id)
+        for clear in (b"E-OLD", b"p1_" + b"1" * 64, b'"proposed_by"', b"ordinary", b"PAR1"):
+            assert clear not in raw, (v.key, clear)
+
+
+def test_a_proposal_stored_before_sealing_still_loads(world: World) -> None:
+    proposal = Proposal(proposal_id="disp-legacy", proposed_by="lan", proposed_at=NOW.isoformat(),
+                        policy_ref="p", items=(), excluded={})  # fmt: skip
+    data, key = proposal.encode(), f"{LEGACY_PROPOSALS_PREFIX}disp-legacy.json"
+    world.store.put_locked(key, data, retain_until=FUTURE)
+    world.register.append([{"type": "disposition.proposed", "proposal_id": "disp-legacy",
+                            "sha256": sha256_hex(data), "key": key}], now=NOW)  # fmt: skip
+    assert load_proposal(world.register, "disp-legacy") == proposal
 
 
 def test_releasing_a_hold_keeps_what_another_case_needs(world: World) -> None:

@@ -65,4 +65,5 @@ def test_log_and_reports_are_written_with_one_row_per_record(tmp_path: Path) -> 
     assert "lock.hold_mismatch" in summary.report_path.read_text(encoding="utf-8")
     assert (tmp_path / "runs" / "verify-test.json").is_file()
     assert not list(tmp_path.rglob("*.tmp"))
+    assert log.stat().st_mode & 0o777 == 0o600  # rows name encounters and pseudonyms
     assert summary.reasons() == {"inventory.orphan": 1, "lock.hold_mismatch": 1}
