@@ -146,6 +146,17 @@ class SignatureReadError(ArchiveError):
     """The signatures or document timestamps of a PDF cannot be read."""
 
 
+# --- retrieval ---------------------------------------------------------------------------------
+
+
+class AuthenticationError(ArchiveError):
+    """No valid identity: wrong password, unknown user, bad, expired or revoked token (401)."""
+
+
+class AccessDeniedError(ArchiveError):
+    """The identity is known but may not do this (403): role or grant does not allow it."""
+
+
 # --- object store ---------------------------------------------------------------------------------
 
 

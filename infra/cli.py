@@ -190,7 +190,7 @@ def catalog_verify(ctx: click.Context) -> None:
     """Check the manifest hash chain and compare it with the locked bucket copies."""
     settings = _settings(ctx)
     catalog = wiring.open_catalog(settings, create=True)
-    store = wiring.open_store(settings)
+    store = wiring.open_meta_store(settings)
     uploaded = catalog.sync(store, retain_until=files.manifest_lock(settings))
     rows = catalog.rows().num_rows
     click.echo(
@@ -208,7 +208,8 @@ def catalog_rebuild(ctx: click.Context, directory: Path) -> None:
     """Rebuild a catalog into DIRECTORY from the bucket's locked manifest copies."""
     from archive.catalog import Catalog
 
-    catalog = Catalog.rebuild(directory, wiring.open_store(_settings(ctx), read_only=True))
+    store = wiring.open_meta_store(_settings(ctx), read_only=True)
+    catalog = Catalog.rebuild(directory, store)
     click.echo(
         f"rebuilt {len(catalog.manifests)} manifests, {catalog.rows().num_rows} records "
         f"into {directory}"
@@ -406,6 +407,17 @@ def _register_verification_commands() -> None:
 
 
 _register_verification_commands()
+
+
+def _register_retrieval_commands() -> None:
+    """search, retrieve, grant, user, login and logout live in infra.cli_retrieval."""
+    from infra.cli_retrieval import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_retrieval_commands()
 
 
 if __name__ == "__main__":
