@@ -7,39 +7,17 @@ line and exit with status 2; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
 import click
 
-from archive.errors import ArchiveError, StackError
-from archive.settings import Settings, load_settings
+from archive.errors import StackError
+from archive.settings import load_settings
 from infra import files, prefect_server, stack, wiring
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except ArchiveError as e:
-            click.secho(f"error: {e}", fg="red", err=True)
-            sys.exit(2)
-
-    return wrapper
-
-
-def _settings(ctx: click.Context) -> Settings:
-    settings = ctx.obj
-    assert isinstance(settings, Settings)
-    return settings
+from infra.cli_common import friendly_errors as _friendly_errors
+from infra.cli_common import settings_of as _settings
 
 
 @click.group()

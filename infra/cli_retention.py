@@ -8,41 +8,18 @@ history, process list), and turned into its pseudonym at once.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
+from infra.cli_common import friendly_errors as _friendly_errors
+from infra.cli_common import settings_of as _settings
+
 if TYPE_CHECKING:
-    from archive.settings import Settings
     from flows.retention import RetentionParts
     from retention.upgrades import UpgradePlan
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """infra.cli's error handling, looked up at call time: infra.cli imports this module to
-    register its commands, so importing infra.cli here at load time would be circular."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from infra.cli import _friendly_errors as friendly
-
-        return friendly(fn)(*args, **kwargs)
-
-    return wrapper
-
-
-def _settings(ctx: click.Context) -> Settings:
-    from infra.cli import _settings as settings
-
-    return settings(ctx)
-
 
 _WHO = click.option("--by", "by", required=True, help="your name: recorded in the audit log")
 

@@ -9,50 +9,19 @@ command line, and pseudonymised at once. Exit status: 0 done, 2 usage or archive
 
 from __future__ import annotations
 
-import functools
 import os
-import sys
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
-from archive.errors import ArchiveError
-from retrieval.access import AccessDeniedError, AuthenticationError, Principal, Role
+from infra.cli_common import friendly_errors as _friendly_errors
+from infra.cli_common import settings_of as _settings
+from retrieval.access import Principal, Role
 
 if TYPE_CHECKING:
-    from archive.settings import Settings
     from retrieval.service import Hit, Retrieval
-
-P = ParamSpec("P")
-R = TypeVar("R")
-EXIT_UNAUTHENTICATED, EXIT_FORBIDDEN = 3, 4
-
-
-def _friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except AuthenticationError as e:
-            click.secho(f"not signed in: {e}", fg="red", err=True)
-            sys.exit(EXIT_UNAUTHENTICATED)
-        except AccessDeniedError as e:
-            click.secho(f"refused: {e}", fg="red", err=True)
-            sys.exit(EXIT_FORBIDDEN)
-        except ArchiveError as e:
-            click.secho(f"error: {e}", fg="red", err=True)
-            sys.exit(2)
-
-    return wrapper
-
-
-def _settings(ctx: click.Context) -> Settings:
-    from infra.cli import _settings as settings
-
-    return settings(ctx)
 
 
 def _retrieval(ctx: click.Context) -> Retrieval:

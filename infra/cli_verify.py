@@ -7,18 +7,15 @@ an archive-wide check), 2 for a configuration or usage error (as every command).
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
 import click
 
-from archive.errors import ArchiveError
-from archive.settings import Settings
 from infra import prefect_server
+from infra.cli_common import friendly_errors as _friendly_errors
+from infra.cli_common import settings_of as _settings
 from verification.results import CheckResult, Status, bottom_line
 
 _MARK = {
@@ -26,31 +23,6 @@ _MARK = {
     Status.FAILED: ("FAIL", "red"),
     Status.INDETERMINATE: ("??  ", "yellow"),
 }
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """As infra.cli's (one red line, exit 2). Not imported from there: infra/cli.py imports this
-    module to register the commands, and the cycle would break whichever is imported first."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except ArchiveError as e:
-            click.secho(f"error: {e}", fg="red", err=True)
-            sys.exit(2)
-
-    return wrapper
-
-
-def _settings(ctx: click.Context) -> Settings:
-    settings = ctx.obj
-    assert isinstance(settings, Settings)
-    return settings
 
 
 @click.command("verify")

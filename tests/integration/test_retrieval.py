@@ -20,9 +20,8 @@ from archive.audit import AuditLog
 from archive.catalog import Catalog
 from archive.s3 import S3ObjectStore
 from archive.settings import Settings
+from infra.cli_common import EXIT_FORBIDDEN, EXIT_UNAUTHENTICATED
 from infra.cli_retrieval import (
-    EXIT_FORBIDDEN,
-    EXIT_UNAUTHENTICATED,
     grant_group,
     login_cmd,
     logout_cmd,
