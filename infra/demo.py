@@ -133,7 +133,7 @@ def _show_record(settings: Settings, run_id: str) -> None:
     click.echo(f"   {out}  ({len(pdf):,} bytes; embedded FHIR bundle beside it)")
     click.echo(
         f"   retention class {row['retention_class']}, locked (COMPLIANCE) until "
-        f"{head.lock.retain_until:%Y-%m-%d}"
+        f"{_local(head.lock.retain_until, settings):%Y-%m-%d %H:%M} (local time)"
     )
     click.echo(f"   signature: {report.reason_code} ({report.reason})")
     click.echo(f"   PDF/A-3b structure: {'passed' if pdfa.passed else 'FAILED'}")
@@ -142,6 +142,12 @@ def _show_record(settings: Settings, run_id: str) -> None:
         click.secho("   the store DELETED a locked record: this bucket is not WORM", fg="red")
     except LockRefusedError:
         click.echo("   deleting it: refused by the store (COMPLIANCE lock)")
+
+
+def _local(moment: datetime | None, settings: Settings) -> datetime:
+    if moment is None:  # a locked record always has a date; say so rather than crash
+        raise ValueError("the record has no retain-until date")
+    return moment.astimezone(ZoneInfo(settings.archive.timezone))
 
 
 def _write(path: Path, data: bytes) -> None:
