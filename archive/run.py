@@ -193,6 +193,7 @@ class ArchiveRun:
         self.progress: Progress | None = None
         self._selected_count = 0
         self._held_back = 0  # encounters quarantined as a whole
+        self._failures: list[dict[str, object]] = []
 
     @classmethod
     def start(cls, settings: Settings, options: RunOptions) -> ArchiveRun:
@@ -331,6 +332,11 @@ class ArchiveRun:
         report = self.settings.data_dir / "runs" / f"{self.options.run_id}.json"
         report.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_private(report, json.dumps(self.summary.to_dict(), indent=2, sort_keys=True))
+        if self._failures:
+            # Which records to look at and rerun: local and private like the catalog (the
+            # summary, Prefect and the logs only ever see counts).
+            lines = "".join(json.dumps(f, sort_keys=True) + "\n" for f in self._failures)
+            write_private(report.with_name(f"{self.options.run_id}.failures.jsonl"), lines)
         self._audit()
         return self.summary
 
@@ -362,6 +368,9 @@ class ArchiveRun:
         if outcome.status == "failed":
             code = (outcome.reason_code or "unknown").split(" ", 1)[0]
             s.failed[code] = s.failed.get(code, 0) + 1
+            self._failures.append({"encounter_id": outcome.encounter_id,
+                                   "reason": outcome.reason_code or "unknown",
+                                   "retryable": outcome.retryable})  # fmt: skip
             return
         if outcome.row is not None:
             self._rows.append(outcome.row)
