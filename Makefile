@@ -9,8 +9,11 @@ BIN := $(VENV)/bin
 # The stamp changes with pyproject.toml, so a changed dependency list reinstalls.
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 APT_PACKAGES := qpdf poppler-utils fonts-dejavu-core
+# The portal's browser tests drive Debian's Chromium (Playwright's own browser download is not
+# reachable here, and a distribution browser gets security updates with the rest of the system).
+BROWSER_PACKAGES := chromium
 
-.PHONY: venv sysdeps lint typecheck test unit integration demo bench stack-up stack-down clean
+.PHONY: venv sysdeps browser lint typecheck test unit integration demo bench stack-up stack-down clean
 
 venv: $(STAMP)
 
@@ -31,6 +34,9 @@ sysdeps:
 	  else echo "please install:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \
 	fi
 
+browser:
+	@$(MAKE) --no-print-directory sysdeps APT_PACKAGES="$(BROWSER_PACKAGES)"
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -41,10 +47,10 @@ typecheck: venv
 unit: venv sysdeps
 	$(BIN)/pytest -q tests/unit
 
-integration: venv sysdeps
+integration: venv sysdeps browser
 	$(BIN)/pytest -q tests/integration
 
-test: venv sysdeps lint typecheck
+test: venv sysdeps browser lint typecheck
 	$(BIN)/pytest -q
 
 demo: venv sysdeps

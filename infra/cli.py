@@ -400,3 +400,14 @@ _register_retrieval_commands()
 
 if __name__ == "__main__":
     main()
+
+
+def _register_portal_command() -> None:
+    """portal lives in infra.cli_portal (imports FastAPI only when it runs)."""
+    from infra.cli_portal import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_portal_command()
