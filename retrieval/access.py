@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import hmac
 import json
@@ -278,6 +279,13 @@ def check_password(password: str, encoded: str) -> bool:
     return kind == "scrypt" and hmac.compare_digest(got, expected)
 
 
+@functools.cache
+def _decoy_hash(params: ScryptParams) -> str:
+    """What an unknown username's password is checked against: made once per process, so the
+    check costs one scrypt like a real account's (hashing per call would cost two)."""
+    return hash_password(secrets.token_urlsafe(16), params=params)
+
+
 def _scrypt(password: str, salt: bytes, params: ScryptParams) -> bytes:
     return hashlib.scrypt(
         password.encode(), salt=salt, n=params.n, r=params.r, p=params.p, maxmem=2**26, dklen=32
@@ -330,8 +338,8 @@ class UserStore:
     def authenticate(self, username: str, password: str) -> User:
         """The user, or AuthenticationError that does not say which part was wrong."""
         user = self.get(username)
-        # Hash even for an unknown user, so timing does not tell which usernames exist.
-        encoded = user.password_hash if user else hash_password("x" * 12, params=self.params)
+        # One scrypt for an unknown user too, so timing does not tell which usernames exist.
+        encoded = user.password_hash if user else _decoy_hash(self.params)
         if not check_password(password, encoded) or user is None or user.disabled:
             raise AuthenticationError("unknown user or wrong password")
         return user
@@ -356,6 +364,22 @@ class UserStore:
 
 
 # --- tokens --------------------------------------------------------------------------------------
+
+
+class TokenRefusedError(AuthenticationError):
+    """A token whose signature holds but which is refused (expired, logged out, account changed):
+    it names its account and token id, so the audit log can say whose token was replayed."""
+
+    def __init__(self, message: str, *, subject: str, token_id: str) -> None:
+        super().__init__(message)
+        self.subject, self.token_id = subject, token_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_token_refused, (str(self), self.subject, self.token_id))
+
+
+def _token_refused(message: str, subject: str, token_id: str) -> TokenRefusedError:
+    return TokenRefusedError(message, subject=subject, token_id=token_id)
 
 
 class TokenService:
@@ -397,11 +421,13 @@ class TokenService:
         except BadSignature as e:
             raise AuthenticationError("the token is not valid (altered or foreign): sign in") from e
         expires = datetime.fromtimestamp(int(payload["exp"]), UTC)
+        who = {"subject": str(payload["sub"]), "token_id": str(payload["jti"])}
         if now >= expires:
-            raise AuthenticationError("the token expired: sign in again")
+            raise TokenRefusedError("the token expired: sign in again", **who)
         if payload["jti"] in revoked:
-            raise AuthenticationError("the token was logged out: sign in again")
+            raise TokenRefusedError("the token was logged out: sign in again", **who)
         user = users.get(payload["sub"])
         if user is None or user.disabled or user.role.value != payload["role"]:
-            raise AuthenticationError("the account changed since the token was issued: sign in")
+            raise TokenRefusedError("the account changed since the token was issued: sign in",
+                                    **who)  # fmt: skip
         return Principal(user.username, user.role, payload["jti"], expires)

@@ -44,6 +44,7 @@ from retrieval.access import (
     Grant,
     Principal,
     Role,
+    TokenRefusedError,
     TokenService,
     UserStore,
     access_dir,
@@ -194,6 +195,10 @@ class Retrieval:
             return self.tokens.verify(
                 token, now=now, users=self.users, revoked=self.access.revoked_tokens()
             )
+        except TokenRefusedError as e:  # a genuine token, refused: say whose
+            self._record(Principal(e.subject, Role.INSPECTOR), "auth.token", now, error=e,
+                         role="unknown", detail={"token": e.token_id})  # fmt: skip
+            raise
         except AuthenticationError as e:
             self._record(
                 Principal("(token)", Role.INSPECTOR), "auth.token", now, error=e, role="unknown"
@@ -213,10 +218,14 @@ class Retrieval:
         """An admin adds an account; with no account at all, the first admin bootstraps itself
         (``principal`` None), as `make demo` and a fresh installation do."""
         bootstrap = principal is None
+        if bootstrap and (self.users.users() or role is not Role.ADMIN):
+            refused = AuthenticationError("sign in as an admin to add users (--as ADMIN)")
+            asked = {"user": username, "user_role": role.value}
+            self._record(Principal(username, Role.ADMIN), "user.add", now, error=refused,
+                         role="unknown", detail=asked)  # fmt: skip
+            raise refused
         actor = principal or Principal(username, Role.ADMIN)
         with self._audited(actor, "user.add", now, []) as ev:
-            if bootstrap and (self.users.users() or role is not Role.ADMIN):
-                raise AuthenticationError("sign in as an admin to add users (--as ADMIN)")
             if principal is not None:
                 require(principal, Action.USER_MANAGE)
             self.users.add(username, role, password)
@@ -417,9 +426,11 @@ class Retrieval:
     def _require_covered(
         self, principal: Principal, grants: Sequence[Grant], rows: Sequence[dict[str, Any]]
     ) -> None:
-        if not rows:
+        # An empty match is refused like an uncovered one for an inspector: the answer must not
+        # tell them what exists outside their grant.
+        if not rows and principal.role not in GRANT_BOUND:
             raise ArchiveError("no catalogued record matched")
-        if not all(_covered(principal, grants, r) for r in rows):
+        if not rows or not all(_covered(principal, grants, r) for r in rows):
             raise AccessDeniedError(
                 f"no active grant of {principal.username} covers these records: ask a records "
                 "officer for a grant naming them"
