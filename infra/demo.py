@@ -2,7 +2,9 @@
 
 Set-up, stack up, 200 synthetic encounters discharged yesterday, one archive run, a second run
 that archives nothing new, a summary, and one archived record decrypted to ``var/demo/`` for a
-person to open — with its signature and PDF/A checks, and a delete the store refuses.
+person to open — with its signature and PDF/A checks, and a delete the store refuses; then
+inspector retrieval (demo accounts, a grant, a dossier export, a refusal, the audit trail) and how
+to open the web portal.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from archive.settings import Settings
 from archive.sign import SignerConfig, load_trust_roots
 from archive.signature import validate_pdf_signatures
 from infra import prefect_server, stack, wiring
+from infra.demo_retrieval import show_retrieval
 
 ENCOUNTERS = 200
 
@@ -67,7 +70,7 @@ def run_demo(settings: Settings) -> None:
     _summary([("first run", first), ("second run", second)])
 
     _step("6. One archived record, decrypted for a person to open")
-    _show_record(settings, first["run_id"])
+    record = _show_record(settings, first["run_id"])
 
     from flows.verify import verify_archive
 
@@ -78,6 +81,9 @@ def run_demo(settings: Settings) -> None:
         f"{checked['renewal_due']} due for timestamp renewal"
     )
     click.echo(f"   report: {checked['report']}")
+
+    _step("8. Inspector retrieval: accounts, a grant, a dossier export, a refusal, the audit log")
+    show_retrieval(settings, record)
 
 
 def _summary(runs: list[tuple[str, dict[str, Any]]]) -> None:
@@ -105,12 +111,13 @@ def _fmt(value: Any) -> str:
     return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
-def _show_record(settings: Settings, run_id: str) -> None:
+def _show_record(settings: Settings, run_id: str) -> dict[str, Any] | None:
+    """Show one record of the run and return its catalog row (None: the run archived none)."""
     catalog = Catalog.open(settings.catalog_dir)
     rows = [r for r in catalog.rows().to_pylist() if r["run_id"] == run_id]
     if not rows:
         click.echo("   (this run archived nothing new)")
-        return
+        return None
     row = rows[0]
     store = wiring.open_store(settings)
     keys = wiring.open_keyring(settings)
@@ -142,6 +149,7 @@ def _show_record(settings: Settings, run_id: str) -> None:
         click.secho("   the store DELETED a locked record: this bucket is not WORM", fg="red")
     except LockRefusedError:
         click.echo("   deleting it: refused by the store (COMPLIANCE lock)")
+    return dict(row)
 
 
 def _local(moment: datetime | None, settings: Settings) -> datetime:
