@@ -7,12 +7,18 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
@@ -22,7 +28,7 @@ from archive.settings import Settings
 from portal.app import create_app
 from retrieval.dossier import validate_zip
 from retrieval.service import Retrieval
-from tests.integration.portal_support import PASSWORD, ArchivedSite, archived_site
+from tests.integration.portal_support import PASSWORD, ArchivedSite, archived_site, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -268,3 +274,46 @@ def test_labels_in_vietnamese_and_english_and_security_headers(client: TestClien
     assert 'lang="en"' in en.text
     assert client.get("/lang/en", params={"next": "//evil.example"}).headers["location"] == "/"
     client.cookies.clear()
+
+
+def test_emr_archive_portal_serves_on_loopback(site: ArchivedSite) -> None:
+    """The command people run: `emr-archive portal` answers on 127.0.0.1 and stops on SIGTERM."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EMR_ARCHIVE_", "AWS_"))}
+    env.update({
+        "EMR_ARCHIVE_DATA_DIR": str(site.settings.data_dir),
+        "EMR_ARCHIVE_S3__BUCKET": site.settings.s3.bucket,
+        "EMR_ARCHIVE_CATALOG__CATALOG_DIR": str(site.settings.catalog_dir),
+        "EMR_ARCHIVE_PORTAL__EXPORT_DIR": str(site.settings.portal.export_dir),
+        **{f"EMR_ARCHIVE_STACK__{k.upper()}": str(v)
+           for k, v in site.settings.stack.model_dump().items()},
+    })  # fmt: skip
+    cli = Path(sys.executable).with_name("emr-archive")
+    argv = [str(cli), "portal", "--port", str(port)]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).text == "ok":
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, "the portal exited"
+            assert time.monotonic() < deadline, "the portal did not answer in 90 s"
+            time.sleep(0.3)
+        with httpx.Client(base_url=base) as web:
+            signed = web.post("/login", data={"username": "ro.binh", "password": PASSWORD})
+            assert signed.status_code == 303
+            assert web.get("/search").status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    # uvicorn shuts down cleanly, then re-raises the signal it got (exit status -15).
+    assert proc.returncode in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete" in output
+    assert f"http://127.0.0.1:{port}/" in output
+    assert "POST /login 303" in output  # the portal's own access line: route, not URL
+    assert "?" not in "".join(line for line in output.splitlines() if "emr_archive.portal" in line)
