@@ -62,9 +62,7 @@ def grants_page(request: Request, issued: str | None = None, revoked: str | None
                   key=lambda r: (r.state != "active", r.valid_until), reverse=False)  # fmt: skip
     inspectors = []
     if caller.principal.role is Role.RECORDS_OFFICER:
-        users = portal.call(portal.retrieval.users.users)
-        inspectors = sorted(u.username for u in users.values()
-                            if u.role is Role.INSPECTOR and not u.disabled)  # fmt: skip
+        inspectors = portal.call(portal.retrieval.inspectors, caller.principal)
     return portal.render(request, "grants.html", caller=caller, grants=rows,
                          inspectors=inspectors, issued=issued, revoked=revoked,
                          manage=caller.principal.role is Role.RECORDS_OFFICER)  # fmt: skip

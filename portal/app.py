@@ -27,6 +27,7 @@ from fastapi import FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from archive.errors import ArchiveError
@@ -35,9 +36,11 @@ from portal import admin, exports, i18n, pages
 from portal.web import (
     HOME,
     LANG_COOKIE,
-    SESSION_COOKIE,
+    FormRefusedError,
     NotSignedInError,
     Portal,
+    audited,
+    client_address,
     local_path,
     portal_of,
     status_of,
@@ -98,11 +101,16 @@ def _guard(
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]],
                     ) -> Response:  # fmt: skip
         started = time.perf_counter()
-        origin = request.headers.get("origin")
-        if request.method == "POST" and origin and origin != _own_origin(request):
+        if request.method == "POST" and _foreign(request):
             response: Response = PlainTextResponse("cross-origin form refused", status_code=403)
         else:
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception as e:  # noqa: BLE001 - its message may hold anything: log the type
+                log.error("%s %s failed: %s", request.method, _route(request), type(e).__name__)
+                response = portal_of(request).render(
+                    request, "error.html", status=500, title="error.500",
+                    detail="internal error: logged without details", audited=False)  # fmt: skip
         response.headers.update({
             "Content-Security-Policy": _CSP, "X-Content-Type-Options": "nosniff",
             "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
@@ -110,16 +118,24 @@ def _guard(
         })  # fmt: skip
         if settings.portal.secure_cookies:
             response.headers["Strict-Transport-Security"] = "max-age=31536000"
-        route = getattr(request.scope.get("route"), "path", "(unrouted)")
-        log.info("%s %s %d %.0f ms", request.method, route, response.status_code,
+        log.info("%s %s %d %.0f ms", request.method, _route(request), response.status_code,
                  (time.perf_counter() - started) * 1000)  # fmt: skip
         return response
 
     return guard
 
 
-def _own_origin(request: Request) -> str:
-    return f"{request.url.scheme}://{request.url.netloc}"
+def _foreign(request: Request) -> bool:
+    """A POST another site's page made (CSRF, login CSRF). Browsers send Origin on every POST
+    and Sec-Fetch-Site where they can; a script without either is not a browser being abused."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        return True
+    return request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none")
+
+
+def _route(request: Request) -> str:
+    return str(getattr(request.scope.get("route"), "path", "(unrouted)"))
 
 
 async def _archive_error(request: Request, error: Exception) -> Response:
@@ -129,19 +145,23 @@ async def _archive_error(request: Request, error: Exception) -> Response:
         return RedirectResponse(f"/login?next={_quote(target)}", status_code=303)
     status = status_of(error)
     if isinstance(error, AuthenticationError):
+        # Back to the page after signing in again, if it was a page (not a form's POST target).
+        again = request.url.path if request.method == "GET" else ""
         response = portal.render(request, "login.html", status=status, message="login.expired",
-                                 next=request.url.path)  # fmt: skip
-        response.delete_cookie(SESSION_COOKIE, path="/")
+                                 next=again)  # fmt: skip
+        response.delete_cookie(portal.cookie, path="/")
         return response
+    if isinstance(error, FormRefusedError):
+        log.warning("%s %s refused: %s", request.method, _route(request), type(error).__name__)
     caller = None
-    if status != 401:
-        try:
-            caller = portal.caller(request)
+    if status not in (401, 429):
+        try:  # for the page's header; authenticate blocks on the lock: not on the event loop
+            caller = await run_in_threadpool(portal.caller, request)
         except ArchiveError:
             caller = None
     return portal.render(request, "error.html", caller=caller, status=status,
                          title=f"error.{status}", detail=str(error),
-                         audited=status in (401, 403))  # fmt: skip
+                         audited=audited(error))  # fmt: skip
 
 
 async def _http_error(request: Request, error: Exception) -> Response:
@@ -178,10 +198,13 @@ def _session_routes(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/")
     def home(request: Request) -> Response:
+        portal = portal_of(request)
         try:
-            caller = portal_of(request).caller(request)
+            caller = portal.caller(request)
         except ArchiveError:
-            return RedirectResponse("/login", status_code=303)
+            response = RedirectResponse("/login", status_code=303)
+            response.delete_cookie(portal.cookie, path="/")  # a dead cookie is not sent again
+            return response
         return RedirectResponse(HOME[caller.principal.role], status_code=303)
 
     @app.get("/login")
@@ -197,16 +220,20 @@ def _session_routes(app: FastAPI, settings: Settings) -> None:
         next: Annotated[str, Form()] = "",
     ) -> Response:
         portal = portal_of(request)
+        address = client_address(request)
+        portal.throttle.check(address)
         try:
             session = portal.call(portal.retrieval.login, username.strip(), password,
                                   now=portal.clock())  # fmt: skip
         except AuthenticationError:
+            portal.throttle.failed(address)
             return portal.render(request, "login.html", status=401, message="login.failed",
-                                 next=local_path(next, ""), username=username)  # fmt: skip
+                                 next=local_path(next, ""), username=username[:64])  # fmt: skip
+        _end_previous_session(portal, request)
         target = local_path(next, HOME[session.principal.role])
         response = RedirectResponse(target, status_code=303)
         ttl = portal.retrieval.tokens.ttl
-        response.set_cookie(SESSION_COOKIE, session.token, max_age=int(ttl.total_seconds()),
+        response.set_cookie(portal.cookie, session.token, max_age=int(ttl.total_seconds()),
                             path="/", httponly=True, samesite="strict",
                             secure=settings.portal.secure_cookies)  # fmt: skip
         return response
@@ -218,7 +245,7 @@ def _session_routes(app: FastAPI, settings: Settings) -> None:
         caller.check_csrf(csrf)
         portal.call(portal.retrieval.logout, caller.principal, now=portal.clock())
         response = RedirectResponse("/login?bye=1", status_code=303)
-        response.delete_cookie(SESSION_COOKIE, path="/")
+        response.delete_cookie(portal.cookie, path="/")
         return response
 
     @app.get("/lang/{code}")
@@ -228,3 +255,14 @@ def _session_routes(app: FastAPI, settings: Settings) -> None:
             response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, path="/",
                                 samesite="lax", secure=settings.portal.secure_cookies)  # fmt: skip
         return response
+
+
+def _end_previous_session(portal: Portal, request: Request) -> None:
+    """Signing in again revokes the session the browser still held (no orphaned live tokens)."""
+    if not request.cookies.get(portal.cookie):
+        return
+    try:
+        previous = portal.caller(request)
+    except ArchiveError:
+        return  # already dead (and that was audited)
+    portal.call(portal.retrieval.logout, previous.principal, now=portal.clock())

@@ -4,9 +4,10 @@ Why processes: ``bagit`` changes the process's working directory while it writes
 would pull the ground from under every other request thread (the settings' ``data_dir`` may be
 relative). A worker process also keeps a large patient dossier from stalling the pages.
 
-Each worker opens its own :class:`Retrieval` once; the web process has already authenticated
-the caller and passes the :class:`Principal`. The worker authorises and audits the export
-itself (grants are checked again at the moment the documents are read). The zip is written in a
+Each worker opens its own :class:`Retrieval` once. It is handed the caller's session token, not
+an identity: it authenticates the token itself (a session logged out or an account disabled
+while the export waited is refused), then authorises and audits the export, checking grants at
+the moment the documents are read. The zip is written in a
 fresh 0700 directory under ``export_dir``; the portal streams it and then deletes it, so no
 decrypted dossier stays on the server (:func:`discard`). Exports left by a crash are swept at
 start-up (:func:`sweep`).
@@ -26,7 +27,6 @@ from typing import TYPE_CHECKING
 from archive.settings import Settings
 
 if TYPE_CHECKING:
-    from retrieval.access import Principal
     from retrieval.dossier import ExportResult
     from retrieval.service import Retrieval
 
@@ -55,7 +55,7 @@ def _init(settings: Settings) -> None:
 
 
 def run_export(
-    principal: Principal,
+    token: str,
     *,
     root: Path,
     now: datetime,
@@ -65,6 +65,7 @@ def run_export(
     """In a worker: one export into a new private directory under ``root``."""
     if _worker is None:
         raise RuntimeError("run_export runs in a pool opened by open_pool")
+    principal = _worker.authenticate(token, now=now)
     out = root / secrets.token_hex(8)
     out.mkdir(parents=True, mode=0o700)
     try:

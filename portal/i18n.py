@@ -158,6 +158,8 @@ LABELS: Final[Mapping[str, tuple[str, str]]] = {
     "error.403": ("Không được phép (403)", "Not allowed (403)"),
     "error.404": ("Không tìm thấy (404)", "Not found (404)"),
     "error.400": ("Yêu cầu không hợp lệ (400)", "Bad request (400)"),
+    "error.429": ("Quá nhiều lần thử (429)", "Too many attempts (429)"),
+    "error.500": ("Lỗi hệ thống (500)", "Internal error (500)"),
     "error.503": ("Tạm thời không phục vụ được (503)", "Temporarily unavailable (503)"),
     "error.audited": (
         "Lượt truy cập này đã được ghi vào nhật ký.",

@@ -8,20 +8,25 @@ patient" button.
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
-from archive.errors import ArchiveError
+from archive.errors import ArchiveError, StoreUnavailableError
 from portal import exports
 from portal.web import Caller, Portal, optional, portal_of
 from retention.policy import load_policy
 from retrieval.access import Role
+from retrieval.dossier import ExportResult
 from retrieval.service import Hit, Query, SearchResult
 
 router = APIRouter()
@@ -132,28 +137,52 @@ def dossier(request: Request, encounter_id: str) -> Response:
 
 
 @router.post("/export")
-def export(
+async def export(
     request: Request,
     csrf: Annotated[str, Form()],
     encounter: Annotated[str, Form()] = "",
     patient: Annotated[str, Form()] = "",
 ) -> Response:
-    """Build the dossier in a worker process, stream the zip, delete it once sent."""
+    """Build the dossier in a worker process, stream the zip, delete it once sent.
+
+    Async so a waiting export holds no request thread; at most two per worker wait or run, the
+    next one is told to come back (503) rather than queue without bound."""
     portal = portal_of(request)
-    caller = portal.caller(request)
+    caller = await run_in_threadpool(portal.caller, request)
     caller.check_csrf(csrf)
     pseudonym = caller.unseal(patient) if patient else None
     if bool(optional(encounter)) == bool(pseudonym):
         raise ArchiveError("export one encounter or one patient")
-    if portal.pool is None:
-        raise ArchiveError("the portal is starting: try again in a moment")
-    root = exports.export_dir(portal.settings)
-    now: datetime = portal.clock()
-    future = portal.pool.submit(exports.run_export, caller.principal, root=root, now=now,
-                                encounter_id=optional(encounter),
-                                patient_pseudonym=pseudonym)  # fmt: skip
-    result = future.result()
+    if not portal.export_slots.acquire(blocking=False):
+        raise StoreUnavailableError("every export worker is busy: try again in a minute")
+    try:
+        result = await _exported(portal, caller, optional(encounter), pseudonym)
+    finally:
+        portal.export_slots.release()
     return FileResponse(result.path, media_type="application/zip", filename=result.path.name,
                         headers={"X-Dossier-SHA256": result.sha256,
                                  "X-Dossier-Documents": str(len(result.documents))},
                         background=BackgroundTask(exports.discard, result.path))  # fmt: skip
+
+
+async def _exported(portal: Portal, caller: Caller, encounter_id: str | None,
+                    pseudonym: str | None) -> ExportResult:  # fmt: skip
+    if portal.pool is None:
+        raise StoreUnavailableError("the portal is starting: try again in a moment")
+    future = portal.pool.submit(exports.run_export, caller.token,
+                                root=exports.export_dir(portal.settings), now=portal.clock(),
+                                encounter_id=encounter_id, patient_pseudonym=pseudonym)  # fmt: skip
+    try:
+        return await asyncio.wrap_future(future)
+    except asyncio.CancelledError:  # the browser went away: the zip nobody fetches is removed
+        future.add_done_callback(_discard_when_done)
+        raise
+    except BrokenProcessPool as e:  # a worker died (out of memory on a huge dossier, killed)
+        broken, portal.pool = portal.pool, exports.open_pool(portal.settings)
+        broken.shutdown(wait=False, cancel_futures=True)
+        raise StoreUnavailableError("the export worker stopped: try again") from e
+
+
+def _discard_when_done(future: Future[ExportResult]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        exports.discard(future.result().path)

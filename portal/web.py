@@ -13,9 +13,14 @@ the one long call, run in worker processes (:mod:`portal.exports`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import secrets
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -25,9 +30,10 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import jinja2
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
-from itsdangerous import BadSignature, URLSafeSerializer
 from starlette.responses import HTMLResponse
 
 from archive.errors import (
@@ -42,6 +48,9 @@ from retrieval.access import Action, Principal, Role
 from retrieval.service import Retrieval
 
 SESSION_COOKIE: Final = "emr_session"
+# Behind HTTPS the cookie takes the __Host- prefix: the browser then only accepts it Secure,
+# from this host, for path / (no subdomain can plant or overwrite it).
+SECURE_SESSION_COOKIE: Final = "__Host-emr_session"
 LANG_COOKIE: Final = "emr_lang"
 T = TypeVar("T")
 
@@ -57,6 +66,48 @@ class NotSignedInError(AuthenticationError):
     """No session at all (a browser is sent to the sign-in page; an API caller gets 401)."""
 
 
+class FormRefusedError(AccessDeniedError):
+    """403 for a form without this session's CSRF token or with an altered sealed field: refused
+    by the portal before the archive is asked, so not an audit event (it is logged)."""
+
+
+class TooManyAttemptsError(ArchiveError):
+    """429: this address failed to authenticate too often; answered before any audit write."""
+
+
+class FailureThrottle:
+    """Failed sign-ins and refused tokens per client address in a sliding window.
+
+    Every failure is an audit event, and every audit event a locked, undeletable object: without
+    a limit, anyone who can reach the portal could write to the archive's log at will. Past the
+    limit an address is answered 429 without touching the log until the window moves on."""
+
+    def __init__(self, *, limit: int = 20, window_s: float = 60.0) -> None:
+        self.limit, self.window_s = limit, window_s
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, address: str) -> None:
+        with self._lock:
+            if len(self._failures) > 10_000:  # forget quiet addresses now and then
+                for quiet in [a for a in self._failures if not self._recent(a)]:
+                    del self._failures[quiet]
+            if len(self._recent(address)) >= self.limit:
+                raise TooManyAttemptsError("too many failed sign-ins from this address: wait a "
+                                           "minute and try again")  # fmt: skip
+
+    def failed(self, address: str) -> None:
+        with self._lock:
+            self._recent(address).append(time.monotonic())
+
+    def _recent(self, address: str) -> deque[float]:
+        recent = self._failures.setdefault(address, deque())
+        cutoff = time.monotonic() - self.window_s
+        while recent and recent[0] < cutoff:
+            recent.popleft()
+        return recent
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     principal: Principal
@@ -69,17 +120,24 @@ class Caller:
 
     def check_csrf(self, submitted: str) -> None:
         if not hmac.compare_digest(self.csrf, submitted or ""):
-            raise AccessDeniedError("the form expired or came from elsewhere: reload the page")
+            raise FormRefusedError("the form expired or came from elsewhere: reload the page")
 
     def seal(self, value: str) -> str:
-        """A value a page hands back in a form, unforgeable and valid in this session only."""
-        return str(URLSafeSerializer(self.token, salt="portal.form").dumps(value))
+        """A value a page hands back in a form: encrypted (an inspector may not read a patient's
+        pseudonym), unforgeable, and valid in this session only."""
+        nonce = secrets.token_bytes(12)
+        box = nonce + AESGCM(self._form_key()).encrypt(nonce, value.encode(), None)
+        return base64.urlsafe_b64encode(box).decode()
 
     def unseal(self, sealed: str) -> str:
         try:
-            return str(URLSafeSerializer(self.token, salt="portal.form").loads(sealed))
-        except BadSignature as e:
-            raise AccessDeniedError("the form was altered or belongs to another session") from e
+            box = base64.b64decode(sealed.encode(), altchars=b"-_", validate=True)
+            return AESGCM(self._form_key()).decrypt(box[:12], box[12:], None).decode()
+        except (InvalidTag, ValueError, binascii.Error) as e:
+            raise FormRefusedError("the form was altered or belongs to another session") from e
+
+    def _form_key(self) -> bytes:
+        return hashlib.sha256(b"emr-archive.portal.form\0" + self.token.encode()).digest()
 
 
 @dataclass
@@ -92,12 +150,20 @@ class Portal:
     templates: Jinja2Templates = field(init=False)
     pool: Executor | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    throttle: FailureThrottle = field(default_factory=FailureThrottle)
+    # Exports waiting or running; beyond this the portal answers 503 rather than queue more.
+    export_slots: threading.BoundedSemaphore = field(init=False)
 
     def __post_init__(self) -> None:
         directory = Path(str(resources.files("portal").joinpath("templates")))
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(directory), autoescape=True,
                                  undefined=jinja2.StrictUndefined)  # fmt: skip
         self.templates = Jinja2Templates(env=env)
+        self.export_slots = threading.BoundedSemaphore(2 * self.settings.portal.export_workers)
+
+    @property
+    def cookie(self) -> str:
+        return SECURE_SESSION_COOKIE if self.settings.portal.secure_cookies else SESSION_COOKIE
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with self.lock:
@@ -105,13 +171,19 @@ class Portal:
 
     def caller(self, request: Request) -> Caller:
         """The authenticated caller, or NotSignedIn / AuthenticationError (audited)."""
-        token = request.cookies.get(SESSION_COOKIE)
+        token = request.cookies.get(self.cookie)
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             token = auth[7:].strip()
         if not token:
             raise NotSignedInError("sign in first")
-        principal = self.call(self.retrieval.authenticate, token, now=self.clock())
+        address = client_address(request)
+        self.throttle.check(address)
+        try:
+            principal = self.call(self.retrieval.authenticate, token, now=self.clock())
+        except AuthenticationError:
+            self.throttle.failed(address)
+            raise
         return Caller(principal, token)
 
     def render(self, request: Request, template: str, *, caller: Caller | None = None,
@@ -121,6 +193,11 @@ class Portal:
         page = {"request": request, "t": i18n.translator(lang), "lang": lang, "caller": caller,
                 "nav": _nav(caller), "path": request.url.path, **context}  # fmt: skip
         return self.templates.TemplateResponse(request, template, page, status_code=status)
+
+
+def client_address(request: Request) -> str:
+    """The caller's address (uvicorn puts the proxy's X-Forwarded-For here if trusted)."""
+    return request.client.host if request.client else "unknown"
 
 
 def portal_of(request: Request) -> Portal:
@@ -157,11 +234,20 @@ def optional(value: str | None) -> str | None:
     return value or None
 
 
+def audited(error: Exception) -> bool:
+    """Whether the archive recorded this refusal (the page says so only then)."""
+    return isinstance(error, AuthenticationError | AccessDeniedError) and not isinstance(
+        error, FormRefusedError | NotSignedInError
+    )
+
+
 def status_of(error: Exception) -> int:
     if isinstance(error, AuthenticationError):
         return 401
     if isinstance(error, AccessDeniedError):
         return 403
+    if isinstance(error, TooManyAttemptsError):
+        return 429
     if isinstance(error, StoreUnavailableError):
         return 503
     if isinstance(error, ArchiveError):

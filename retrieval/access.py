@@ -100,6 +100,12 @@ class Principal:
     expires_at: datetime | None = None
 
 
+def audit_name(username: str) -> str:
+    """The name a failed sign-in is audited under: what was typed only if it could be a username,
+    so a patient id or a megabyte of text typed into the field never enters the locked log."""
+    return username if _USERNAME.fullmatch(username) else "(not a username)"
+
+
 def require(principal: Principal, action: Action) -> None:
     """Raise AccessDeniedError unless the role has ``action`` (grants are checked per record)."""
     if action not in PERMISSIONS[principal.role]:

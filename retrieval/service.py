@@ -18,6 +18,7 @@ in a worker process (or one export at a time), never on a thread beside others.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -48,6 +49,7 @@ from retrieval.access import (
     TokenService,
     UserStore,
     access_dir,
+    audit_name,
     new_grant,
     require,
 )
@@ -171,7 +173,11 @@ class Retrieval:
             user = self.users.authenticate(username, password)
         except AuthenticationError as e:
             self._record(
-                Principal(username, Role.INSPECTOR), "auth.login", now, error=e, role="unknown"
+                Principal(audit_name(username), Role.INSPECTOR),
+                "auth.login",
+                now,
+                error=e,
+                role="unknown",
             )
             raise
         token, principal = self.tokens.issue(user, now=now)
@@ -183,8 +189,8 @@ class Retrieval:
         try:
             user = self.users.authenticate(username, password)
         except AuthenticationError as e:
-            self._record(Principal(username, Role.INSPECTOR), "auth.login", now, error=e,
-                         role="unknown")  # fmt: skip
+            who = Principal(audit_name(username), Role.INSPECTOR)
+            self._record(who, "auth.login", now, error=e, role="unknown")
             raise
         principal = Principal(user.username, user.role)
         self._record(principal, "auth.login", now, detail={"token": "none"})
@@ -279,6 +285,10 @@ class Retrieval:
         with self._audited(principal, "retrieval.export", now, _query_entities(query)) as ev:
             grants = self._authorise(principal, Action.EXPORT, now)
             rows = self._rows(query)
+            if patient_pseudonym is not None and principal.role in GRANT_BOUND:
+                # A patient's dossier holds what the grants cover, as the search showed it:
+                # refusing because of records elsewhere would tell that they exist.
+                rows = [r for r in rows if _covered(principal, grants, r)]
             self._require_covered(principal, grants, rows)
             chosen = newest_per_encounter([CatalogRow.from_dict(self._full(r)) for r in rows])
             label = _label(encounter_id, patient_pseudonym, now)
@@ -341,10 +351,20 @@ class Retrieval:
 
     def grants(self, principal: Principal, *, now: datetime) -> list[Grant]:
         """Records officers see all grants; an inspector sees their own active ones."""
-        if principal.role is Role.INSPECTOR:
-            return self.access.active_grants(principal.username, now)
+        with self._audited(principal, "retrieval.grant.list", now, []) as ev:
+            if principal.role is Role.INSPECTOR:
+                grants = self.access.active_grants(principal.username, now)
+            else:
+                require(principal, Action.GRANT_MANAGE)
+                grants = list(self.access.grants().values())
+            ev["results"] = len(grants)
+            return grants
+
+    def inspectors(self, principal: Principal) -> list[str]:
+        """The enabled inspector accounts a records officer may grant to."""
         require(principal, Action.GRANT_MANAGE)
-        return list(self.access.grants().values())
+        return sorted(u.username for u in self.users.users().values()
+                      if u.role is Role.INSPECTOR and not u.disabled)  # fmt: skip
 
     def audit_events(self, principal: Principal, *, now: datetime, actor: str | None = None,
                      action: str | None = None) -> list[AuditEvent]:  # fmt: skip
@@ -502,6 +522,8 @@ def _query_entities(q: Query) -> list[tuple[str, str]]:
 
 
 def _label(encounter_id: str | None, pseudonym: str | None, now: datetime) -> str:
-    what = f"encounter-{encounter_id}" if encounter_id else f"patient-{(pseudonym or '')[3:15]}"
+    # Not the pseudonym itself (hidden from inspectors): a short digest of it names the file.
+    digest = hashlib.sha256((pseudonym or "").encode()).hexdigest()[:10]
+    what = f"encounter-{encounter_id}" if encounter_id else f"patient-{digest}"
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in what)
     return f"dossier-{safe}-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"

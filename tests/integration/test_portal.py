@@ -26,6 +26,7 @@ from httpx import Response
 from archive.audit import AuditEvent
 from archive.settings import Settings
 from portal.app import create_app
+from portal.web import FailureThrottle
 from retrieval.dossier import validate_zip
 from retrieval.service import Retrieval
 from tests.integration.portal_support import PASSWORD, ArchivedSite, archived_site, free_port
@@ -317,3 +318,52 @@ def test_emr_archive_portal_serves_on_loopback(site: ArchivedSite) -> None:
     assert f"http://127.0.0.1:{port}/" in output
     assert "POST /login 303" in output  # the portal's own access line: route, not URL
     assert "?" not in "".join(line for line in output.splitlines() if "emr_archive.portal" in line)
+
+
+def test_an_unexpected_error_answers_500_without_its_message(
+    client: TestClient, site: ArchivedSite, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    sign_in(client, "ro.binh")
+    token = csrf(client)
+    retrieval = client.app.state.portal.retrieval  # type: ignore[attr-defined]
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("patient 079123456789 Nguyễn Văn A")  # what a library might put there
+
+    monkeypatch.setattr(retrieval, "search", broken)
+    with caplog.at_level(logging.INFO):
+        failed = client.post("/search", data={"csrf": token, "encounter": "E1"})
+    assert failed.status_code == 500
+    assert failed.headers["cache-control"] == "no-store"  # the guard's headers are still there
+    assert "079123456789" not in failed.text
+    assert "079123456789" not in caplog.text
+    assert "POST /search failed: KeyError" in caplog.text
+
+
+def test_repeated_failed_sign_ins_are_throttled_before_the_audit_log(
+    client: TestClient, site: ArchivedSite
+) -> None:
+    portal = client.app.state.portal  # type: ignore[attr-defined]
+    portal.throttle = FailureThrottle()  # earlier tests' failures do not count here
+    limit = portal.throttle.limit
+    before = len(events(site, "(not a username)", "auth.login"))
+    try:
+        for _ in range(limit):
+            assert sign_in(client, "Nguyễn Văn A", "wrong password 1234").status_code == 401
+        assert sign_in(client, "ro.binh").status_code == 429  # even the right password waits
+        client.cookies.set("emr_session", "forged.token")
+        assert client.get("/search").status_code == 429
+    finally:
+        portal.throttle = FailureThrottle()
+    audited_now = events(site, "(not a username)", "auth.login")
+    assert len(audited_now) - before == limit  # the throttled attempts wrote nothing
+    assert all("Nguyễn" not in e.actor for e in audited_now)  # typed text is not a username
+
+
+def test_signing_in_again_revokes_the_previous_session(client: TestClient) -> None:
+    first = sign_in(client, "insp.an").cookies["emr_session"]
+    again = client.post("/login", data={"username": "insp.an", "password": PASSWORD})
+    assert again.status_code == 303
+    client.cookies.set("emr_session", first)
+    assert client.get("/search").status_code == 401

@@ -35,7 +35,7 @@ def test_every_label_a_template_names_is_defined() -> None:
     *(f"status.{s}" for s in ("passed", "failed", "indeterminate")),
     *(f"state.{s}" for s in ("active", "expired", "pending")),
     *(f"outcome.{o}" for o in ("success", "failure")),
-    *(f"error.{c}" for c in (400, 401, 403, 404, 503)),
+    *(f"error.{c}" for c in (400, 401, 403, 404, 429, 500, 503)),
     "scope.facility", "scope.encounters", "scope.patient", "login.failed", "login.expired",
     "login.signed_out",
 ])  # fmt: skip
