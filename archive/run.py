@@ -96,7 +96,8 @@ class RunSummary:
     archived: int = 0
     adopted: int = 0
     already_archived: int = 0
-    quarantined: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)  # every entry found, by reason
+    quarantine_new: int = 0  # of those, entries no earlier run had stored
     failed: dict[str, int] = field(default_factory=dict)
     pdf_bytes: int = 0
     sealed_bytes: int = 0
@@ -137,7 +138,8 @@ class RunSummary:
             f"| archived (new) | {self.archived} |",
             f"| adopted (stored by an interrupted run) | {self.adopted} |",
             f"| already archived (skipped) | {self.already_archived} |",
-            f"| quarantined | {self.quarantined_total} |",
+            f"| quarantined (still unresolved) | {self.quarantined_total} |",
+            f"| of which new in this run | {self.quarantine_new} |",
             f"| failed (left for the next run) | {self.failed_total} |",
             "",
             f"Bytes: {self.pdf_bytes:,} signed PDF, {self.sealed_bytes:,} sealed. "
@@ -304,6 +306,7 @@ class ArchiveRun:
                                   retain_until=until, store=self._store, keys=self._keys,
                                   settings=self.settings.seal)  # fmt: skip
                 stored["version_id"] = receipt.version_id
+                self.summary.quarantine_new += receipt.created
             except ArchiveError as e:
                 # Reported, never fatal: the run's archived records must still be catalogued.
                 code = "quarantine.store_error"
@@ -391,10 +394,13 @@ class ArchiveRun:
         return self.settings.data_dir / "quarantine" / f"{self.options.run_id}.jsonl"
 
 
-def window_for(tz: str, *, since: date | None, until: date | None, now: datetime) -> Window:
-    """Local days ``since`` to ``until``, both inclusive; yesterday when neither is given."""
+def window_for(tz: str, *, since: date | None, until: date | None, now: datetime,
+               lookback_days: int = 1) -> Window:  # fmt: skip
+    """Local days ``since`` to ``until``, both inclusive; when neither is given, the
+    ``lookback_days`` days up to yesterday (what the nightly run collects: what earlier runs
+    archived is skipped, so a missed night or a record that failed is caught up)."""
     if since is None and until is None:
-        return Window.previous_day(now, tz)
+        return Window.previous_days(now, tz, days=lookback_days)
     first = since if since is not None else until
     last = until if until is not None else since
     if first is None or last is None:  # unreachable: one of them is set

@@ -182,6 +182,13 @@ class ArchiveSettings(_Frozen):
     )
     batch_size: int = Field(default=200, ge=1, le=5000, description="encounters per Prefect task")
     workers: int = Field(default=0, ge=0, le=256, description="worker processes; 0 = all cores")
+    lookback_days: int = Field(
+        default=7,
+        ge=1,
+        le=366,
+        description="nightly window: the N days up to yesterday (archived ones are skipped, so "
+        "a missed night or a failed record is caught up); the export must cover them",
+    )
     retention_policy: Path | None = Field(
         default=None, description="retention policy TOML; unset = the shipped TT 33/2025 policy"
     )

@@ -41,6 +41,7 @@ def run_product(settings: Settings, export: Path) -> dict[str, Any]:
     from prefect import flow
 
     from flows.nightly import nightly_archive
+    from flows.outcome import summary_of
 
     @flow
     def warm_up() -> None:  # start Prefect's ephemeral API before timing (a server is always up)
@@ -48,7 +49,7 @@ def run_product(settings: Settings, export: Path) -> dict[str, Any]:
 
     warm_up()
     start = time.perf_counter()
-    result = nightly_archive(since=DAY, source=str(export))
+    result = summary_of(nightly_archive, since=DAY, source=str(export))
     result["wall_s"] = time.perf_counter() - start
     return result
 

@@ -17,11 +17,13 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from prefect.utilities.annotations import quote
 
 from archive.run import ArchiveRun, RunOptions, RunSummary, window_for
 from archive.settings import Settings, load_settings
 from archive.sources import EncounterBundle
+from flows.outcome import ended
 
 # The CLI sets this to draw a progress bar; Prefect never sees it.
 PROGRESS: Callable[[int, int], None] | None = None
@@ -70,12 +72,14 @@ def nightly_archive(
     until: date | None = None,
     source: str | None = None,
     batch_size: int | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | State:
     """Archive the encounters discharged from ``since`` to ``until`` (local days, inclusive;
-    default: yesterday)."""
+    default: the ``archive.lookback_days`` days up to yesterday, skipping what is archived).
+    Ends Failed when records failed (the summary travels with the state)."""
     settings = load_settings()
     now = datetime.now(UTC)
-    window = window_for(settings.archive.timezone, since=since, until=until, now=now)
+    window = window_for(settings.archive.timezone, since=since, until=until, now=now,
+                        lookback_days=settings.archive.lookback_days)  # fmt: skip
     options = RunOptions.create(
         settings,
         window=window,
@@ -93,4 +97,6 @@ def nightly_archive(
     finally:
         run.close()
     publish_report(summary)
-    return summary.to_dict()
+    failed = summary.failed_total
+    message = f"{failed} record(s) failed: the next run retries them (see the run's failures)"
+    return ended(summary.to_dict(), problems=failed, message=message)

@@ -18,12 +18,14 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from prefect.schedules import Cron
 from prefect.utilities.annotations import quote
 
 from archive.catalog import CatalogRow
 from archive.s3 import S3ObjectStore
 from archive.settings import Settings, load_settings
+from flows.outcome import ended
 from verification.config import HoldSet, VerificationSettings
 from verification.report import Summary
 from verification.run import RunPlan, VerificationRun
@@ -93,9 +95,10 @@ def verify_archive(
     since: date | None = None,
     seed: int | None = None,
     checks: str = FULL_CHECKS,
-) -> dict[str, Any]:
+) -> dict[str, Any] | State:
     """Verify the archive: ``full``, a stratified ``sample`` (``share`` of every archive day) or
-    the records archived ``since`` a local day. Returns the run summary (status, counts)."""
+    the records archived ``since`` a local day. Returns the run summary (status, counts), in a
+    Failed state unless everything passed."""
     settings = SETTINGS or load_settings()
     vsettings = VERIFICATION_SETTINGS or settings.verification
     chosen = Mode(mode)
@@ -118,7 +121,10 @@ def verify_archive(
     finally:
         run.close()
     publish_report(summary)
-    return summary.to_dict()
+    result = summary.to_dict()
+    bad = sum(n for status, n in result["records"].items() if status != "passed")
+    message = f"verification {result['status']}: {bad} record(s) not passed"  # or archive-wide
+    return ended(result, problems=int(result["status"] != "passed"), message=message)
 
 
 WEEKLY_SAMPLE_CRON = "0 2 * * 0"  # Sunday 02:00 local: after the nightly run, before the week

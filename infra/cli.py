@@ -238,7 +238,7 @@ def sample_cmd(
     "--since",
     type=click.DateTime(["%Y-%m-%d"]),
     default=None,
-    help="first discharge day (local); default: yesterday",
+    help="first discharge day (local); default: the look-back days up to yesterday",
 )
 @click.option(
     "--until",
@@ -266,9 +266,11 @@ def archive_cmd(
     settings = _settings(ctx)
     prefect_server.apply_environment(settings)
     from flows import nightly
+    from flows.outcome import summary_of
 
     nightly.PROGRESS = _progress_line
-    result = nightly.nightly_archive(
+    result = summary_of(
+        nightly.nightly_archive,
         since=since.date() if since else None,
         until=until.date() if until else None,
         source=str(source) if source else None,
@@ -314,6 +316,7 @@ def _print_summary(result: dict[str, object]) -> None:
         ("adopted (stored by an interrupted run)", result["adopted"]),
         ("already archived (skipped)", result["already_archived"]),
         ("quarantined", result["quarantined_total"]),
+        ("  new this run", result["quarantine_new"]),
         ("failed (left for the next run)", result["failed_total"]),
     ]
     click.secho(

@@ -50,10 +50,12 @@ def verify_cmd(
         raise click.UsageError("--mode since needs --since YYYY-MM-DD")
     prefect_server.apply_environment(_settings(ctx))
     from flows import verify
+    from flows.outcome import summary_of
 
     verify.PROGRESS = _progress_line
     verify.SETTINGS = _settings(ctx)
-    result = verify.verify_archive(
+    result = summary_of(
+        verify.verify_archive,
         mode=mode,
         share=share,
         since=since.date() if since else None,

@@ -59,13 +59,18 @@ def run_demo(settings: Settings) -> None:
         f"   {export}: {len(sample.in_window)} finished yesterday ({yesterday}), "
         f"{bad} deliberately bad records, the rest other days or still in progress"
     )
+    click.echo(
+        f"   the nightly run collects the last {settings.archive.lookback_days} days up to "
+        "yesterday and skips what is archived: a missed night is caught up by the next"
+    )
 
     from flows.nightly import nightly_archive
+    from flows.outcome import summary_of
 
     _step("3. The nightly archive run (render PDF/A-3b, sign PAdES B-LTA, seal, store, catalog)")
-    first = nightly_archive(source=str(export))
+    first = summary_of(nightly_archive, source=str(export))
     _step("4. The same run again: nothing new may be stored")
-    second = nightly_archive(source=str(export))
+    second = summary_of(nightly_archive, source=str(export))
     _step("5. Summary")
     _summary([("first run", first), ("second run", second)])
 
@@ -75,7 +80,7 @@ def run_demo(settings: Settings) -> None:
     from flows.verify import verify_archive
 
     _step("7. Verification: every record present, unchanged, decryptable, signed, PDF/A, locked")
-    checked = verify_archive(mode="full")
+    checked = summary_of(verify_archive, mode="full")
     click.echo(
         f"   {checked['status'].upper()}: {checked['verified']} record(s) verified, "
         f"{checked['renewal_due']} due for timestamp renewal"
@@ -92,6 +97,7 @@ def _summary(runs: list[tuple[str, dict[str, Any]]]) -> None:
         ("already archived", "already_archived"),
         ("adopted after a crash", "adopted"),
         ("quarantined", "quarantined_total"),
+        ("  new this run", "quarantine_new"),
         ("failed (next run)", "failed_total"),
         ("seconds", "duration_s"),
         ("records / s", "throughput_per_s"),

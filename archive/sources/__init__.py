@@ -71,6 +71,15 @@ class Window:
             raise ValueError("previous_day needs a timezone-aware 'now'")
         return cls.for_day(now.astimezone(zone(tz)).date() - timedelta(days=1), tz)
 
+    @classmethod
+    def previous_days(cls, now: datetime, tz: str = DEFAULT_TZ, *, days: int = 1) -> Window:
+        """The ``days`` local days up to and including yesterday, as seen at ``now``."""
+        if days < 1:
+            raise ValueError("a look-back covers at least one day")
+        last = cls.previous_day(now, tz)
+        first = cls.for_day(last.start.date() - timedelta(days=days - 1), tz)
+        return cls(start=first.start, end=last.end)
+
     @property
     def tz(self) -> tzinfo:
         """The zone of ``start``; a bare FHIR date (no time) is placed at midnight there."""
