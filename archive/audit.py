@@ -29,6 +29,7 @@ import fcntl
 import json
 import os
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +48,7 @@ AUDIT_PREFIX: Final = "audit/sealed/v1/segments/"
 LEGACY_AUDIT_PREFIX: Final = "audit/segments/"  # plaintext copies of releases before sealing
 _SEGMENT = re.compile(r"([0-9]{10})\.jsonl")
 _PSEUDONYM = re.compile(r"p1_[0-9a-f]{64}")
+SWEEP_S: Final = 60.0  # how often a long-lived process re-stats every segment it checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +71,20 @@ class SegmentChain:
 
     def __init__(self, directory: Path, *, prefix: str, retain_years: int = 100) -> None:
         self.directory, self.prefix, self.retain_years = directory, prefix, retain_years
+        # What this process has already checked: segments (with their size and mtime, so an
+        # edit is noticed) and the records they hold. Appending and reading then cost the new
+        # segments only, not the whole log: the portal appends one segment per request.
+        self._checked: dict[str, tuple[int, int]] = {}
+        self._records: list[dict[str, Any]] = []
+        self._tail: tuple[int, str] = (0, GENESIS)
+        self._swept = time.monotonic()
+        self._uploads_checked = False
 
     def records(self) -> list[dict[str, Any]]:
         """Every record, oldest first, after checking the local chain (AuditChainError)."""
-        return [r for _, lines in self._check(self._local()) for r in lines]
+        with self._lock(shared=True):  # not between another process's segment and its HEAD
+            self._refresh()
+            return list(self._records)
 
     def append(
         self, payloads: Sequence[Mapping[str, Any]], *, store: ObjectStore, now: datetime
@@ -81,10 +93,11 @@ class SegmentChain:
         if not payloads:
             return []
         with self._lock():
-            segments = self._local()
-            chained = self._check(segments)
-            self._upload_missing(segments, store, now)
-            seq, prev = _tail(chained)
+            self._refresh()
+            if not self._uploads_checked:  # once per process: what a crash left unuploaded
+                self._upload_missing(self._local(), store, now)
+                self._uploads_checked = True
+            seq, prev = self._tail
             records: list[dict[str, Any]] = []
             for payload in payloads:
                 seq += 1
@@ -92,10 +105,11 @@ class SegmentChain:
                 prev = sha256_hex(canonical(record))
                 records.append(record)
             data = b"".join(canonical(r) + b"\n" for r in records)
-            name = f"{len(segments) + 1:010d}.jsonl"
+            name = f"{len(self._checked) + 1:010d}.jsonl"
             _write_atomic(self.directory / "segments" / name, data)
             _write_atomic(self.directory / "HEAD", canonical({"seq": seq, "sha256": prev}))
             self._put(store, name, data, now)
+            self._refresh()  # takes the new segment in (and checks HEAD) like anyone else's
             return records
 
     def verify(self, store: ObjectStore | None = None) -> ChainReport:
@@ -112,7 +126,42 @@ class SegmentChain:
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _local(self) -> list[tuple[str, bytes]]:
+    def _refresh(self) -> None:
+        """Check the segments this process has not seen yet, chained onto what it has.
+
+        Segments it had checked are looked at again cheaply: the newest one's size and time on
+        every call, all of them at most once a minute (a stat each); a change starts a full
+        check over. An edit that keeps size and time is left to :meth:`verify`, which rereads
+        everything and compares it with the locked bucket copies."""
+        folder = self.directory / "segments"
+        names = self._names()
+        if self._changed(folder, names):
+            self._checked, self._records, self._tail = {}, [], (0, GENESIS)
+        fresh = [(n, (folder / n).read_bytes()) for n in names[len(self._checked) :]]
+        records: list[dict[str, Any]] = []
+        for name, lines in self._check(fresh, start=self._tail):
+            records += lines
+            self._checked[name] = _stat(folder / name)
+        if records:
+            self._tail = (records[-1]["seq"], sha256_hex(canonical(records[-1])))
+        self._records += records
+
+    def _changed(self, folder: Path, names: list[str]) -> bool:
+        if not self._checked:
+            return False
+        newest = next(reversed(self._checked))
+        if len(names) < len(self._checked) or names[len(self._checked) - 1] != newest:
+            return True
+        if _stat(folder / newest) != self._checked[newest]:
+            return True
+        if time.monotonic() - self._swept < SWEEP_S:
+            return False
+        self._swept = time.monotonic()
+        with os.scandir(folder) as entries:
+            seen = {e.name: (e.stat().st_size, e.stat().st_mtime_ns) for e in entries}
+        return any(seen.get(n) != stat for n, stat in self._checked.items())
+
+    def _names(self) -> list[str]:
         folder = self.directory / "segments"
         if not folder.is_dir():
             return []
@@ -123,10 +172,17 @@ class SegmentChain:
                     f"{folder}: expected segment {i:010d}.jsonl, found {name}: a segment was "
                     "removed, renamed or added; compare with the locked bucket copies"
                 )
-        return [(n, (folder / n).read_bytes()) for n in names]
+        return names
 
-    def _check(self, segments: list[tuple[str, bytes]]) -> list[tuple[str, list[dict[str, Any]]]]:
-        seq, prev, out = 0, GENESIS, []
+    def _local(self) -> list[tuple[str, bytes]]:
+        folder = self.directory / "segments"
+        return [(n, (folder / n).read_bytes()) for n in self._names()]
+
+    def _check(
+        self, segments: list[tuple[str, bytes]], *, start: tuple[int, str] = (0, GENESIS)
+    ) -> list[tuple[str, list[dict[str, Any]]]]:
+        """Chain-check ``segments`` following the event ``start`` names, then HEAD."""
+        (seq, prev), out = start, []
         for name, data in segments:
             lines = []
             for n, line in enumerate(data.splitlines(), start=1):
@@ -189,16 +245,17 @@ class SegmentChain:
         store.put_locked(self.prefix + name, data, retain_until=until)
 
     @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
+    def _lock(self, *, shared: bool = False) -> Iterator[None]:
         (self.directory / "segments").mkdir(parents=True, exist_ok=True, mode=0o700)
         with open(self.directory / ".lock", "a+b") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # short critical section: wait for it
+            # Short critical sections: wait for them. Readers share, an append is exclusive.
+            fcntl.flock(lock.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             yield
 
 
-def _tail(chained: list[tuple[str, list[dict[str, Any]]]]) -> tuple[int, str]:
-    lines = [r for _, rs in chained for r in rs]
-    return (lines[-1]["seq"], sha256_hex(canonical(lines[-1]))) if lines else (0, GENESIS)
+def _stat(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
 
 
 def _parse(line: bytes, where: str) -> dict[str, Any]:

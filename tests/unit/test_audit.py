@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from archive import audit
 from archive.audit import AUDIT_PREFIX, AuditEvent, AuditLog, SegmentChain
 from archive.errors import AuditChainError
 from archive.memstore import MemoryStore
@@ -132,3 +133,43 @@ def test_segments_are_locked_in_the_bucket(tmp_path: Path) -> None:
 def test_a_patient_entity_must_be_a_pseudonym() -> None:
     with pytest.raises(ValueError, match="pseudonym"):
         AuditEvent(actor="a", role="r", action="x", recorded=NOW, entities=(("patient", "BN01"),))
+
+
+def test_an_edit_after_the_log_was_read_is_noticed_by_the_same_process(
+    log: AuditLog, tmp_path: Path
+) -> None:
+    assert len(log.show()) == 9  # read and checked once; later reads check what changed
+    newest = _segment(tmp_path, 3)
+    newest.write_bytes(newest.read_bytes().replace(b'"E7"', b'"E1"'))
+    with pytest.raises(AuditChainError):  # the newest segment is looked at on every read
+        log.show()
+
+
+def test_an_edit_to_an_older_segment_is_noticed_at_the_next_sweep(
+    log: AuditLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert len(log.show()) == 9
+    older = _segment(tmp_path, 1)
+    older.write_bytes(older.read_bytes().replace(b'"E1"', b'"E7"'))
+    monkeypatch.setattr(audit, "SWEEP_S", 0.0)  # the minute has passed
+    with pytest.raises(AuditChainError):
+        log.show()
+    log.append(_event(99))
+    with pytest.raises(AuditChainError):
+        log.flush(now=NOW)
+    assert not log.verify_chain(against_bucket=False).passed  # and verify rereads everything
+
+
+def test_segments_another_process_appends_are_chained_and_read(tmp_path: Path) -> None:
+    store = MemoryStore()
+    ours, theirs = (AuditLog.open(tmp_path / "audit", store) for _ in range(2))
+    ours.append(_event(1))
+    ours.flush(now=NOW)
+    assert len(ours.show()) == 1
+    theirs.append(_event(2, actor="other"))
+    theirs.flush(now=NOW)
+    ours.append(_event(3))
+    ours.flush(now=NOW)  # chained after the other process's segment, not over it
+    assert [e.actor for e in ours.show()] == ["nurse.lan", "other", "nurse.lan"]
+    assert ours.verify_chain().passed
+    assert len(theirs.show()) == 3
