@@ -61,6 +61,10 @@ class DecompressionLimitError(SealError):
 # --- sources -------------------------------------------------------------------------------------
 
 
+class RunInProgressError(ArchiveError):
+    """Another archive run holds the catalog: this one is refused before doing any work."""
+
+
 class SourceError(ArchiveError):
     """The export as a whole is unusable (missing, unreadable, incomplete, changed while read).
 

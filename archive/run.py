@@ -38,6 +38,7 @@ from archive.keys import LocalKeyring
 from archive.naming import quarantine_key
 from archive.pool import split, worker_pool
 from archive.records import RecordOutcome, RecordWorker
+from archive.runlock import RunLock
 from archive.s3 import S3ObjectStore
 from archive.seal import ObjectIdentity
 from archive.sealed_store import SealedStore
@@ -177,7 +178,9 @@ class ArchiveRun:
         keys: LocalKeyring,
         catalog: Catalog,
         started: float | None = None,
+        lock: RunLock | None = None,
     ) -> None:
+        self._lock = lock
         self.settings = settings
         self.options = options
         self._store = store
@@ -203,22 +206,21 @@ class ArchiveRun:
         started = time.perf_counter()
         if not options.source.is_dir():
             raise ArchiveError(f"source {options.source} is not a directory of NDJSON files")
-        store = S3ObjectStore.from_settings(settings)
-        store.ensure_compliant()
-        keys = LocalKeyring.open(settings.keyring_dir)
-        catalog = Catalog.open(settings.catalog_dir, create=True)
-        meta = SealedStore.for_settings(settings, store, keys=keys)  # manifests: sealed copies
-        catalog.sync(meta, retain_until=_manifest_lock(settings, options.started_at))
-        # Refuses an expired, not-yet-valid, revoked or untrusted certificate before any work.
-        DocumentSigner.create(SignerConfig.from_settings(settings))
-        return cls(
-            settings=settings,
-            options=options,
-            store=store,
-            keys=keys,
-            catalog=catalog,
-            started=started,
-        )
+        lock = RunLock.acquire(settings.catalog_dir, run_id=options.run_id, now=options.started_at)
+        try:
+            store = S3ObjectStore.from_settings(settings)
+            store.ensure_compliant()
+            keys = LocalKeyring.open(settings.keyring_dir)
+            catalog = Catalog.open(settings.catalog_dir, create=True)
+            meta = SealedStore.for_settings(settings, store, keys=keys)  # sealed manifests
+            catalog.sync(meta, retain_until=_manifest_lock(settings, options.started_at))
+            # Refuses an expired, not-yet-valid, revoked or untrusted certificate up front.
+            DocumentSigner.create(SignerConfig.from_settings(settings))
+        except BaseException:
+            lock.release()
+            raise
+        return cls(settings=settings, options=options, store=store, keys=keys, catalog=catalog,
+                   started=started, lock=lock)  # fmt: skip
 
     def __enter__(self) -> ArchiveRun:
         return self
@@ -361,6 +363,9 @@ class ArchiveRun:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # -- helpers --------------------------------------------------------------------------------
 

@@ -162,6 +162,20 @@ def test_objects_stored_before_a_crash_are_adopted_not_duplicated(
     assert {(r["object_key"], r["version_id"]) for r in rows} == set(after)
 
 
+def test_a_second_run_while_one_is_in_progress_is_refused_before_any_work(
+    settings: Settings, export: Export
+) -> None:
+    from archive.errors import RunInProgressError
+
+    options = RunOptions.create(settings, window=export.window, source=export.path,
+                                now=datetime.now(UTC), batch_size=8)  # fmt: skip
+    with ArchiveRun.start(settings, options) as first:
+        with pytest.raises(RunInProgressError, match=options.run_id):
+            run_once(settings, export)
+        first.archive_batch(next(first.batches()))
+    assert run_once(settings, export).adopted > 0  # the lock went with the first run
+
+
 def test_every_quarantine_kind_is_stored_sealed_with_a_reason(
     settings: Settings, export: Export
 ) -> None:
