@@ -99,7 +99,7 @@ def publish_proposal(result: dict[str, Any]) -> None:
     if result["proposal_id"]:
         lines += [
             "",
-            f"Approve: `emr-archive disposition approve {result['proposal_id']} --by NAME`",
+            f"Approve: `emr-archive disposition approve {result['proposal_id']} --as USER`",
         ]
     create_markdown_artifact(
         key="retention-sweep",

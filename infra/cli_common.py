@@ -1,4 +1,5 @@
-"""What every command module of the CLI shares: error handling and the loaded settings.
+"""What every command module of the CLI shares: error handling, the loaded settings, and who
+is running the command (``--as USER`` with a hidden password prompt, or ``--token-file``).
 
 Kept apart from infra/cli.py, which imports the command modules to register them: importing
 infra.cli from them would be circular.
@@ -9,12 +10,18 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import click
 
 from archive.errors import AccessDeniedError, ArchiveError, AuthenticationError
 from archive.settings import Settings
+
+if TYPE_CHECKING:
+    from retrieval.access import Principal
+    from retrieval.service import Retrieval
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,3 +55,20 @@ def settings_of(ctx: click.Context) -> Settings:
     if not isinstance(settings, Settings):
         raise click.UsageError("settings were not loaded: run through the emr-archive command")
     return settings
+
+
+AS_USER = click.option("--as", "as_user", default=None, help="your account (password is prompted)")
+TOKEN_FILE = click.option(
+    "--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="a token written by `emr-archive login` instead of --as",
+)  # fmt: skip
+
+
+def identity(r: Retrieval, as_user: str | None, token_file: Path | None) -> Principal:
+    """The account running this command: a token file, or a password asked for (hidden)."""
+    now = datetime.now(UTC)
+    if token_file is not None:
+        return r.authenticate(token_file.read_text(encoding="ascii").strip(), now=now)
+    if as_user is None:
+        raise click.UsageError("say who you are: --as USER or --token-file FILE")
+    return r.sign_in(as_user, click.prompt("password", hide_input=True), now=now)

@@ -1,19 +1,24 @@
 """``emr-archive hold | retention | disposition | audit``: the records officer's commands.
 
 Thin wiring like :mod:`infra.cli`: settings from the main group, one library call per step, a
-readable result. Every command that changes something takes ``--by NAME`` (who, for the register
-and the audit log). A patient id is read from a hidden prompt, never from the command line (shell
-history, process list), and turned into its pseudonym at once.
+readable result. Every command that changes something runs as a records officer's account
+(``--as USER``, password prompted, or ``--token-file``), whose name goes into the register and the
+audit log: a destruction approved "by" a typed name proved nothing. A patient id is read from a
+hidden prompt, never from the command line (shell history, process list), and turned into its
+pseudonym at once.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from infra.cli_common import AS_USER, TOKEN_FILE, identity
 from infra.cli_common import friendly_errors as _friendly_errors
 from infra.cli_common import settings_of as _settings
 
@@ -21,7 +26,25 @@ if TYPE_CHECKING:
     from flows.retention import RetentionParts
     from retention.upgrades import UpgradePlan
 
-_WHO = click.option("--by", "by", required=True, help="your name: recorded in the audit log")
+
+def _officer(fn: Callable[..., None]) -> Callable[..., None]:
+    """Adds --as / --token-file and calls ``fn`` with ``by`` = the signed-in records officer."""
+
+    @AS_USER
+    @TOKEN_FILE
+    @functools.wraps(fn)
+    def wrapper(*args: Any, as_user: str | None, token_file: Path | None, **kwargs: Any) -> None:
+        from retrieval.service import Retrieval
+
+        r = Retrieval.open(_settings(click.get_current_context()))
+        try:
+            principal = identity(r, as_user, token_file)
+            by = r.retention_officer(principal, "auth.retention", now=datetime.now(UTC))
+        finally:
+            r.index.close()
+        fn(*args, by=by, **kwargs)
+
+    return wrapper
 
 
 def _parts(ctx: click.Context) -> RetentionParts:
@@ -46,9 +69,9 @@ def hold_group() -> None:
 @click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), default=None)
 @click.option("--case", "case_ref", required=True, help="case reference, e.g. court file number")
 @click.option("--reason", required=True)
-@_WHO
 @click.pass_context
 @_friendly_errors
+@_officer
 def hold_add(
     ctx: click.Context,
     encounters: tuple[str, ...],
@@ -93,9 +116,9 @@ def hold_add(
 @hold_group.command("remove")
 @click.argument("hold_id")
 @click.option("--reason", required=True)
-@_WHO
 @click.pass_context
 @_friendly_errors
+@_officer
 def hold_remove(ctx: click.Context, hold_id: str, reason: str, by: str) -> None:
     """Release a hold; versions another active hold needs stay held."""
     from retention.holds import release_hold
@@ -207,9 +230,9 @@ def retention_plan(
 @_POLICY
 @_FACTS
 @_EXPORT
-@_WHO
 @click.pass_context
 @_friendly_errors
+@_officer
 def retention_apply(
     ctx: click.Context, policy_path: Path | None, facts: Path | None, export: Path | None, by: str
 ) -> None:
@@ -235,9 +258,9 @@ def disposition_group() -> None:
 
 
 @disposition_group.command("propose")
-@_WHO
 @click.pass_context
 @_friendly_errors
+@_officer
 def disposition_propose(ctx: click.Context, by: str) -> None:
     """Propose every expired record not on hold or linked (the monthly sweep does the same)."""
     proposal = _parts(ctx).propose(by=by, now=datetime.now(UTC))
@@ -271,7 +294,6 @@ def disposition_show(ctx: click.Context, proposal_id: str) -> None:
 
 @disposition_group.command("approve")
 @click.argument("proposal_id")
-@_WHO
 @click.option(
     "--minutes-out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -280,6 +302,7 @@ def disposition_show(ctx: click.Context, proposal_id: str) -> None:
 )
 @click.pass_context
 @_friendly_errors
+@_officer
 def disposition_approve(
     ctx: click.Context, proposal_id: str, by: str, minutes_out: Path | None
 ) -> None:

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from infra.cli_common import AS_USER, TOKEN_FILE, identity
 from infra.cli_common import friendly_errors as _friendly_errors
 from infra.cli_common import settings_of as _settings
-from retrieval.access import Principal, Role
+from retrieval.access import Role
 
 if TYPE_CHECKING:
     from retrieval.service import Hit, Retrieval
@@ -28,22 +29,6 @@ def _retrieval(ctx: click.Context) -> Retrieval:
     from retrieval.service import Retrieval
 
     return Retrieval.open(_settings(ctx))
-
-
-_AS = click.option("--as", "as_user", default=None, help="your account (password is prompted)")
-_TOKEN = click.option(
-    "--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="a token written by `emr-archive login` instead of --as",
-)  # fmt: skip
-
-
-def _identity(r: Retrieval, as_user: str | None, token_file: Path | None) -> Principal:
-    now = datetime.now(UTC)
-    if token_file is not None:
-        return r.authenticate(token_file.read_text(encoding="ascii").strip(), now=now)
-    if as_user is None:
-        raise click.UsageError("say who you are: --as USER or --token-file FILE")
-    return r.sign_in(as_user, click.prompt("password", hide_input=True), now=now)
 
 
 # --- sessions ------------------------------------------------------------------------------------
@@ -90,8 +75,8 @@ def logout_cmd(ctx: click.Context, token_file: Path) -> None:
               help="first discharge day (local)")  # fmt: skip
 @click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="last discharge day (local, inclusive)")  # fmt: skip
-@_AS
-@_TOKEN
+@AS_USER
+@TOKEN_FILE
 @click.pass_context
 @_friendly_errors
 def search_cmd(
@@ -109,7 +94,7 @@ def search_cmd(
     from retrieval.service import Query
 
     r = _retrieval(ctx)
-    principal = _identity(r, as_user, token_file)
+    principal = identity(r, as_user, token_file)
     pseudonym = r.pseudonym(click.prompt("patient id", hide_input=True)) if patient else None
     query = Query(encounter_id=encounter, patient_pseudonym=pseudonym, facility=facility,
                   retention_class=retention_class, discharged_from=start.date() if start else None,
@@ -138,8 +123,8 @@ def _hit_line(hit: Hit) -> str:
 @click.option("--patient", is_flag=True, help="every record of a patient (id is prompted)")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("."), show_default=True, help="where the zipped bag goes")  # fmt: skip
-@_AS
-@_TOKEN
+@AS_USER
+@TOKEN_FILE
 @click.pass_context
 @_friendly_errors
 def retrieve_cmd(
@@ -154,7 +139,7 @@ def retrieve_cmd(
     if bool(encounter) == patient:
         raise click.UsageError("give exactly one of --encounter ID or --patient")
     r = _retrieval(ctx)
-    principal = _identity(r, as_user, token_file)
+    principal = identity(r, as_user, token_file)
     pseudonym = r.pseudonym(click.prompt("patient id", hide_input=True)) if patient else None
     result = r.export(principal, out_dir=out_dir, now=datetime.now(UTC),
                       encounter_id=encounter, patient_pseudonym=pseudonym)  # fmt: skip
@@ -180,8 +165,8 @@ def grant_group() -> None:
 @click.option("--patient", is_flag=True, help="one patient's records (id is prompted)")
 @click.option("--days", type=click.IntRange(1, 366), default=14, show_default=True)
 @click.option("--case", "case_ref", required=True, help="inspection decision or court file")
-@_AS
-@_TOKEN
+@AS_USER
+@TOKEN_FILE
 @click.pass_context
 @_friendly_errors
 def grant_issue(
@@ -197,7 +182,7 @@ def grant_issue(
 ) -> None:
     """Issue a grant, from now for --days; it expires by itself."""
     r = _retrieval(ctx)
-    principal = _identity(r, as_user, token_file)
+    principal = identity(r, as_user, token_file)
     pseudonym = r.pseudonym(click.prompt("patient id", hide_input=True)) if patient else None
     now = datetime.now(UTC)
     grant = r.issue_grant(principal, now=now, inspector=inspector, facility=facility,
@@ -210,8 +195,8 @@ def grant_issue(
 @grant_group.command("revoke")
 @click.argument("grant_id")
 @click.option("--reason", required=True)
-@_AS
-@_TOKEN
+@AS_USER
+@TOKEN_FILE
 @click.pass_context
 @_friendly_errors
 def grant_revoke(
@@ -219,21 +204,21 @@ def grant_revoke(
 ) -> None:
     """Revoke a grant before it expires."""
     r = _retrieval(ctx)
-    principal = _identity(r, as_user, token_file)
+    principal = identity(r, as_user, token_file)
     r.revoke_grant(principal, grant_id, reason=reason, now=datetime.now(UTC))
     click.echo(f"grant {grant_id} revoked")
 
 
 @grant_group.command("list")
-@_AS
-@_TOKEN
+@AS_USER
+@TOKEN_FILE
 @click.pass_context
 @_friendly_errors
 def grant_list(ctx: click.Context, as_user: str | None, token_file: Path | None) -> None:
     """Grants (records officers: all; inspectors: their own active ones)."""
     r = _retrieval(ctx)
     now = datetime.now(UTC)
-    for g in r.grants(_identity(r, as_user, token_file), now=now):
+    for g in r.grants(identity(r, as_user, token_file), now=now):
         scope = ", ".join(x for x in (
             g.facility and f"facility {g.facility}",
             g.encounter_ids and f"{len(g.encounter_ids)} encounter(s)",
@@ -254,13 +239,13 @@ def user_group() -> None:
 @user_group.command("add")
 @click.argument("username")
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
-@_AS
+@AS_USER
 @click.pass_context
 @_friendly_errors
 def user_add(ctx: click.Context, username: str, role: str, as_user: str | None) -> None:
     """Add an account (an admin does; the very first account is an admin adding itself)."""
     r = _retrieval(ctx)
-    principal = _identity(r, as_user, None) if as_user else None
+    principal = identity(r, as_user, None) if as_user else None
     password = click.prompt(f"new password for {username}", hide_input=True,
                             confirmation_prompt=True)  # fmt: skip
     r.add_user(principal, username, Role(role), password, now=datetime.now(UTC))
@@ -269,13 +254,13 @@ def user_add(ctx: click.Context, username: str, role: str, as_user: str | None) 
 
 @user_group.command("disable")
 @click.argument("username")
-@_AS
+@AS_USER
 @click.pass_context
 @_friendly_errors
 def user_disable(ctx: click.Context, username: str, as_user: str | None) -> None:
     """Disable an account: its password and all its tokens stop working."""
     r = _retrieval(ctx)
-    r.disable_user(_identity(r, as_user, None), username, now=datetime.now(UTC))
+    r.disable_user(identity(r, as_user, None), username, now=datetime.now(UTC))
     click.echo(f"user {username} disabled")
 
 

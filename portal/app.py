@@ -135,7 +135,11 @@ def _foreign(request: Request) -> bool:
 
 
 def _route(request: Request) -> str:
-    return str(getattr(request.scope.get("route"), "path", "(unrouted)"))
+    """The route's template (``/dossier/{encounter_id}``), never the path with its ids."""
+    route = getattr(request.scope.get("route"), "path", None)
+    if route is None:
+        return "/static/*" if request.url.path.startswith("/static/") else "(unrouted)"
+    return str(route)
 
 
 async def _archive_error(request: Request, error: Exception) -> Response:

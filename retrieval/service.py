@@ -244,6 +244,17 @@ class Retrieval:
             self.users.set_disabled(username, True)
             ev["user"] = username
 
+    def retention_officer(self, principal: Principal, action: str, *, now: datetime) -> str:
+        """The name a retention change (hold, extension, disposition) is recorded under: only a
+        records officer may make one; a refusal is audited under ``action``."""
+        with self._audited(principal, action, now, []) as ev:
+            if principal.role is not Role.RECORDS_OFFICER:
+                role = principal.role.value
+                raise AccessDeniedError(f"retention changes are made by a records officer; "
+                                        f"{principal.username} is {role}")  # fmt: skip
+            ev["authorised"] = 1
+        return principal.username
+
     # --- records ---------------------------------------------------------------------------------
 
     def pseudonym(self, patient_id: str) -> str:

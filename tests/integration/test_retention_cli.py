@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from click.testing import CliRunner, Result
 from archive.pdfa import check_pdfa3b
 from archive.settings import Settings
 from infra.cli_retention import COMMANDS
+from retrieval.access import Role
+from retrieval.service import Retrieval
 from tests.integration.test_retention_support import Rec, archive_records, wait_until
 
 pytestmark = pytest.mark.integration
@@ -27,8 +30,27 @@ for command in COMMANDS:
     cli.add_command(command)
 
 
+PASSWORD = "correct horse battery"
+
+
 def _run(settings: Settings, *args: str, stdin: str | None = None) -> Result:
     return CliRunner().invoke(cli, list(args), obj=settings, input=stdin)
+
+
+def _as(user: str, *more: str) -> dict[str, str]:
+    """Run as ``user``: the password answers the prompt, then any further prompts."""
+    return {"stdin": "\n".join([PASSWORD, *more]) + "\n"}
+
+
+def _accounts(settings: Settings) -> None:
+    r = Retrieval.open(settings)
+    now = datetime.now(UTC)
+    r.add_user(None, "admin.minh", Role.ADMIN, PASSWORD, now=now)
+    admin = r.sign_in("admin.minh", PASSWORD, now=now)
+    for name, role in (("lan", Role.RECORDS_OFFICER), ("binh", Role.RECORDS_OFFICER),
+                       ("insp.an", Role.INSPECTOR)):  # fmt: skip
+        r.add_user(admin, name, role, PASSWORD, now=now)
+    r.index.close()
 
 
 def test_hold_plan_propose_approve_and_audit_from_the_command_line(
@@ -39,8 +61,13 @@ def test_hold_plan_propose_approve_and_audit_from_the_command_line(
     discharged = datetime(2014, 6, 1, 3, tzinfo=UTC)
     archive_records(settings, [Rec("E-C1", "BN-77", "ordinary", discharged, soon),
                                Rec("E-C2", "BN-78", "ordinary", discharged, soon)])  # fmt: skip
-    added = _run(settings, "hold", "add", "--patient", "--case", "TA-1", "--reason", "lawsuit",
-                 "--by", "lan", stdin="BN-77\n")  # fmt: skip
+    _accounts(settings)
+    hold = ["hold", "add", "--patient", "--case", "TA-1", "--reason", "lawsuit"]
+    inspector = _run(settings, *hold, "--as", "insp.an", **_as("insp.an", "BN-77"))
+    assert inspector.exit_code == 4, inspector.output  # not a records officer: nothing held
+    unknown = _run(settings, *hold, "--by", "lan", stdin="BN-77\n")
+    assert unknown.exit_code == 2  # a typed name is no longer accepted
+    added = _run(settings, *hold, "--as", "lan", **_as("lan", "BN-77"))
     assert added.exit_code == 0, added.output
     assert "BN-77" not in added.output.split("patient id:")[-1]
     listed = _run(settings, "hold", "list")
@@ -55,24 +82,29 @@ def test_hold_plan_propose_approve_and_audit_from_the_command_line(
     assert "extend 1" in plan.output
 
     wait_until(soon)
-    proposed = _run(settings, "disposition", "propose", "--by", "lan")
+    proposed = _run(settings, "disposition", "propose", "--as", "lan", **_as("lan"))
     assert proposed.exit_code == 0, proposed.output
     assert "left out, on hold: 1" in proposed.output
-    proposal_id = proposed.output.split()[1].rstrip(":")
-    refused = _run(settings, "disposition", "approve", proposal_id, "--by", "lan")
+    found = re.search(r"proposal (\S+):", proposed.output)
+    assert found, proposed.output
+    proposal_id = found[1]
+    refused = _run(settings, "disposition", "approve", proposal_id, "--as", "lan", **_as("lan"))
     assert refused.exit_code == 2
     assert "another person" in refused.output
     out = tmp_path / "minutes.pdf"
-    approved = _run(settings, "disposition", "approve", proposal_id, "--by", "binh",
-                    "--minutes-out", str(out))  # fmt: skip
+    approved = _run(settings, "disposition", "approve", proposal_id, "--as", "binh",
+                    "--minutes-out", str(out), **_as("binh"))  # fmt: skip
     assert approved.exit_code == 0, approved.output
     assert "destroyed 1 records" in approved.output
     assert check_pdfa3b(out.read_bytes()).passed
 
-    removed = _run(settings, "hold", "remove", hold_id, "--reason", "closed", "--by", "lan")
+    removed = _run(settings, "hold", "remove", hold_id, "--reason", "closed", "--as", "lan",
+                   **_as("lan"))  # fmt: skip
     assert removed.exit_code == 0, removed.output
     shown = _run(settings, "audit", "show", "--action", "hold")
     assert shown.output.count("hold.") == 2
+    refusals = _run(settings, "audit", "show", "--actor", "insp.an", "--action", "auth")
+    assert "auth.retention" in refusals.output
     verified = _run(settings, "audit", "verify")
     assert verified.exit_code == 0, verified.output
     assert verified.output.count("ok") == 2
