@@ -52,7 +52,7 @@ import fcntl
 import functools
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -209,6 +209,21 @@ class Catalog:
 
     def encounter_ids(self) -> set[str]:
         return set(self._scan(columns=["encounter_id"]).column(0).to_pylist())
+
+    def data_versions(self, encounter_ids: Collection[str]) -> dict[str, list[str]]:
+        """The ``data_sha256`` of every catalogued row of each of ``encounter_ids``, oldest
+        signature first (one scan for the lot: an archive run asks once per batch of encounters
+        it already knows)."""
+        if not encounter_ids:
+            return {}
+        table = self._scan(columns=["encounter_id", "signed_at", "data_sha256"],
+                           filter=pc.field("encounter_id").isin(list(encounter_ids)))  # fmt: skip
+        rows = sorted(zip(*(table.column(i).to_pylist() for i in range(3)), strict=True),
+                      key=lambda r: (r[0], r[1]))  # fmt: skip
+        found: dict[str, list[str]] = {}
+        for eid, _, sha in rows:
+            found.setdefault(eid, []).append(sha)
+        return found
 
     def _scan(self, **options: Any) -> Any:
         paths = [str(self._dir / MANIFESTS_DIR / m.name) for m in self.manifests]

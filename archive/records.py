@@ -128,7 +128,7 @@ class RecordWorker:
     # -- one record -----------------------------------------------------------------------------
 
     def _plan(self, bundle: EncounterBundle) -> _Planned:
-        token = self._keys.record_token(bundle.encounter_id)
+        token = self._keys.record_token(_record_id(bundle))
         key = record_key(facility=bundle.facility_code, token=token)
         identity = ObjectIdentity(self._store.bucket, key, bundle.encounter_id)
         classification = classify(RecordFacts.from_bundle(bundle), self._policy)
@@ -345,3 +345,11 @@ def _with_timing(outcome: RecordOutcome, stage: str, seconds: float) -> RecordOu
         outcome.sealed_bytes,
         {**outcome.timings, stage: seconds},
     )
+
+
+def _record_id(bundle: EncounterBundle) -> str:
+    """What names the object: the encounter; for an amendment also its revision and data, so
+    each version has a create-once key of its own and a rerun after a crash finds the same."""
+    if bundle.revision == 1:
+        return bundle.encounter_id
+    return f"{bundle.encounter_id}\x00revision\x00{bundle.revision}\x00{bundle.sha256}"

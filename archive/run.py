@@ -17,6 +17,7 @@ run. Nothing is dropped silently.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import secrets
@@ -99,6 +100,7 @@ class RunSummary:
     already_archived: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)  # every entry found, by reason
     quarantine_new: int = 0  # of those, entries no earlier run had stored
+    amended: int = 0  # archived before with other data: sent again as a new version
     failed: dict[str, int] = field(default_factory=dict)
     pdf_bytes: int = 0
     sealed_bytes: int = 0
@@ -139,6 +141,7 @@ class RunSummary:
             f"| archived (new) | {self.archived} |",
             f"| adopted (stored by an interrupted run) | {self.adopted} |",
             f"| already archived (skipped) | {self.already_archived} |",
+            f"| amended since archived (new version) | {self.amended} |",
             f"| quarantined (still unresolved) | {self.quarantined_total} |",
             f"| of which new in this run | {self.quarantine_new} |",
             f"| failed (left for the next run) | {self.failed_total} |",
@@ -231,8 +234,11 @@ class ArchiveRun:
     # -- steps ----------------------------------------------------------------------------------
 
     def batches(self) -> Iterator[list[EncounterBundle]]:
-        """Stream the window's encounters in batches, skipping what the catalog already has."""
-        batch: list[EncounterBundle] = []
+        """Stream the window's encounters in batches, skipping what the catalog already has
+        with the same data; an encounter whose data changed since it was archived comes back
+        as an amendment (a new version beside the old)."""
+        fresh: list[EncounterBundle] = []
+        known: list[EncounterBundle] = []  # catalogued encounters: compared by the batch
         items = collect(self.options.source, window=self.options.window, on_selected=self._selected)
         while True:
             begin = time.perf_counter()
@@ -245,16 +251,31 @@ class ArchiveRun:
                 self._held_back += item.scope == QuarantineScope.ENCOUNTER
                 continue
             self.summary.collected += 1
-            if item.encounter_id in self._known:
+            (known if item.encounter_id in self._known else fresh).append(item)
+            if len(known) >= self.options.batch_size:
+                fresh += self._amendments(known)
+                known = []
+            while len(fresh) >= self.options.batch_size:
+                yield fresh[: self.options.batch_size]
+                fresh = fresh[self.options.batch_size :]
+        fresh += self._amendments(known)
+        for start in range(0, len(fresh), self.options.batch_size):
+            yield fresh[start : start + self.options.batch_size]
+        self._report_progress()
+
+    def _amendments(self, known: list[EncounterBundle]) -> list[EncounterBundle]:
+        """Of encounters the catalog holds, those whose data differs from their newest archived
+        version, each as the next revision; the rest are counted as already archived."""
+        versions = self._catalog.data_versions({b.encounter_id for b in known})
+        changed = []
+        for bundle in known:
+            archived = versions.get(bundle.encounter_id, [])
+            if archived and archived[-1] == bundle.sha256:
                 self.summary.already_archived += 1
                 continue
-            batch.append(item)
-            if len(batch) >= self.options.batch_size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-        self._report_progress()
+            changed.append(dataclasses.replace(bundle, revision=len(archived) + 1))
+            self.summary.amended += bool(archived)
+        return changed
 
     def archive_batch(self, batch: Sequence[EncounterBundle]) -> dict[str, int]:
         """Render, sign, seal and store one batch on every core; returns counts only."""

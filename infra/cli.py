@@ -315,6 +315,7 @@ def _print_summary(result: dict[str, object]) -> None:
         ("archived (new)", result["archived"]),
         ("adopted (stored by an interrupted run)", result["adopted"]),
         ("already archived (skipped)", result["already_archived"]),
+        ("amended since archived (new version)", result["amended"]),
         ("quarantined", result["quarantined_total"]),
         ("  new this run", result["quarantine_new"]),
         ("failed (left for the next run)", result["failed_total"]),

@@ -95,6 +95,7 @@ def _summary(runs: list[tuple[str, dict[str, Any]]]) -> None:
     labels = [
         ("archived (new)", "archived"),
         ("already archived", "already_archived"),
+        ("amended (new version)", "amended"),
         ("adopted after a crash", "adopted"),
         ("quarantined", "quarantined_total"),
         ("  new this run", "quarantine_new"),

@@ -118,6 +118,10 @@ class EncounterBundle:
     episode_key: str | None  # MA_LK
     bundle: dict[str, Any] = field(repr=False, compare=False)
     canonical: bytes = field(repr=False)
+    # Set by the archive run, never by a source: 1 for an encounter's first archived version;
+    # more when the catalog holds the encounter with other data (an amendment), which is then
+    # archived as a new version beside the old ones, under a key of its own.
+    revision: int = 1
 
     @property
     def sha256(self) -> str:
