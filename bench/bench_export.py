@@ -32,20 +32,16 @@ import json
 import math
 import os
 import re
-import socket
 import statistics
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
-import uvicorn
 
 from archive.catalog import Catalog, CatalogRow
 from archive.run import ArchiveRun, RunOptions, window_for
@@ -54,6 +50,7 @@ from archive.settings import Settings
 from bench.bench_verify import DAY
 from bench.common import peak_rss_mib, table, throwaway_stack
 from portal.app import create_app
+from portal.serve import in_thread
 from retrieval.access import Principal, Role
 from retrieval.dossier import export_dossier, validate_zip
 from retrieval.service import Retrieval
@@ -244,32 +241,6 @@ def _accounts(r: Retrieval) -> Principal:
 # --- through the portal --------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def served(app: Any, port: int) -> Iterator[str]:
-    """The app on a real loopback socket (uvicorn in a thread); stopped on the way out."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False,
-                                           log_level="warning", lifespan="on"))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the portal did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
-
-
 def _field(page: str, name: str) -> str:
     match = re.search(rf'name="{name}" value="([^"]+)"', page)
     if not match:
@@ -282,7 +253,7 @@ def portal_phase(settings: Settings, rows: list[CatalogRow], patients: list[str]
     got: list[Measured] = []
     path = "portal (HTTP)"
     with (
-        served(create_app(settings), free_port()) as url,
+        in_thread(create_app(settings)) as url,
         httpx.Client(base_url=url, follow_redirects=False, timeout=600) as client,
     ):
         begin = time.perf_counter()

@@ -8,17 +8,10 @@ inspector names or revokes what it issued.
 from __future__ import annotations
 
 import secrets
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import uvicorn
 
 from archive.catalog import Catalog
 from archive.s3 import S3ObjectStore
@@ -77,29 +70,3 @@ def archived_site(stack_settings: Settings, root: Path, *, encounters: int = 24)
     rows = Catalog.open(settings.catalog_dir).rows().to_pylist()
     assert len(rows) >= 4, "the tests need several archived encounters"
     return ArchivedSite(settings, export, rows)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextmanager
-def served(app: Any, port: int) -> Iterator[str]:
-    """The app on a real loopback socket (uvicorn in a thread), for a real browser."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False,
-                                           log_level="warning", lifespan="on"))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the portal did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)

@@ -29,7 +29,8 @@ from portal.app import create_app
 from portal.web import FailureThrottle
 from retrieval.dossier import validate_zip
 from retrieval.service import Retrieval
-from tests.integration.portal_support import PASSWORD, ArchivedSite, archived_site, free_port
+from tests.integration.portal_support import PASSWORD, ArchivedSite, archived_site
+from tests.pki_service import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -19,14 +19,9 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from archive.settings import Settings
 from portal.app import create_app
+from portal.serve import in_thread
 from retrieval.dossier import validate_zip
-from tests.integration.portal_support import (
-    PASSWORD,
-    ArchivedSite,
-    archived_site,
-    free_port,
-    served,
-)
+from tests.integration.portal_support import PASSWORD, ArchivedSite, archived_site
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +41,7 @@ def site(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def base_url(site: ArchivedSite) -> Iterator[str]:
-    with served(create_app(site.settings), free_port()) as url:
+    with in_thread(create_app(site.settings)) as url:
         yield url
 
 
