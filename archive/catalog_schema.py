@@ -25,12 +25,15 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from archive.errors import CatalogError, ChainBrokenError, ManifestCorruptError
+
+if TYPE_CHECKING:
+    from archive.settings import Settings
 
 CATALOG_FORMAT_VERSION: Final = 1
 GENESIS_SHA256: Final = "0" * 64
@@ -421,6 +424,12 @@ def check_head(head: HeadRecord | None, manifests: Sequence[ManifestInfo], *, wh
             f"manifest (or HEAD) was altered; {REBUILD_HINT} and compare"
         )
     return head_seq == n - 1
+
+
+def manifest_lock(settings: Settings, now: datetime) -> datetime:
+    """How long the bucket copies of catalog manifests, audit and register segments written at
+    ``now`` stay locked, by the settings."""
+    return manifest_retain_until(now, years=settings.catalog.manifest_retain_years)
 
 
 def manifest_retain_until(now: datetime, *, years: int) -> datetime:

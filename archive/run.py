@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from archive.audit import AuditEvent, AuditLog
-from archive.catalog import Catalog, CatalogRow, manifest_retain_until
+from archive.catalog import Catalog, CatalogRow
+from archive.catalog_schema import manifest_lock
 from archive.deposit import deposit
 from archive.errors import ArchiveError
 from archive.fsutil import write_private
@@ -216,7 +217,7 @@ class ArchiveRun:
             keys = LocalKeyring.open(settings.keyring_dir)
             catalog = Catalog.open(settings.catalog_dir, create=True)
             meta = SealedStore.for_settings(settings, store, keys=keys)  # sealed manifests
-            catalog.sync(meta, retain_until=_manifest_lock(settings, options.started_at))
+            catalog.sync(meta, retain_until=manifest_lock(settings, options.started_at))
             # Refuses an expired, not-yet-valid, revoked or untrusted certificate up front.
             DocumentSigner.create(SignerConfig.from_settings(settings))
         except BaseException:
@@ -349,7 +350,7 @@ class ArchiveRun:
                 run_id=self.options.run_id,
                 now=self.options.started_at,
                 store=SealedStore.for_settings(self.settings, self._store, keys=self._keys),
-                retain_until=_manifest_lock(self.settings, self.options.started_at),
+                retain_until=manifest_lock(self.settings, self.options.started_at),
             )
             self.summary.manifest = result.manifest.name
         self._stages["catalog"] += time.perf_counter() - begin
@@ -465,10 +466,6 @@ def _quarantine_document(entry: QuarantineEntry) -> bytes:
         "raw_line_base64": base64.b64encode(entry.raw_line).decode(),
     }
     return json.dumps(body, sort_keys=True).encode()
-
-
-def _manifest_lock(settings: Settings, now: datetime) -> datetime:
-    return manifest_retain_until(now, years=settings.catalog.manifest_retain_years)
 
 
 def _days(n: int) -> timedelta:

@@ -166,10 +166,12 @@ def catalog_group() -> None:
 @_friendly_errors
 def catalog_verify(ctx: click.Context) -> None:
     """Check the manifest hash chain and compare it with the locked bucket copies."""
+    from archive.catalog_schema import manifest_lock
+
     settings = _settings(ctx)
     catalog = wiring.open_catalog(settings, create=True)
     store = wiring.open_meta_store(settings)
-    uploaded = catalog.sync(store, retain_until=files.manifest_lock(settings))
+    uploaded = catalog.sync(store, retain_until=manifest_lock(settings, datetime.now(UTC)))
     rows = catalog.rows().num_rows
     click.echo(
         f"catalog intact: {len(catalog.manifests)} manifests, {rows} records, "

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-from archive.catalog import manifest_retain_until
 from archive.deposit import Deposit, deposit, withdraw
 from archive.errors import ObjectNotFoundError, SealError
 from archive.fsutil import write_private
@@ -63,7 +62,3 @@ def get_file(settings: Settings, *, record_id: str, version_id: str | None, out:
                     settings=settings.seal)  # fmt: skip
     write_private(out, data)
     return len(data)
-
-
-def manifest_lock(settings: Settings) -> datetime:
-    return manifest_retain_until(datetime.now(UTC), years=settings.catalog.manifest_retain_years)

@@ -24,7 +24,6 @@ from starlette.concurrency import run_in_threadpool
 from archive.errors import ArchiveError, StoreUnavailableError
 from portal import exports
 from portal.web import Caller, Portal, optional, portal_of
-from retention.policy import load_policy
 from retrieval.access import Role
 from retrieval.dossier import ExportResult
 from retrieval.service import Hit, Query, SearchResult
@@ -110,8 +109,7 @@ def _search_context(portal: Portal, caller: Caller) -> dict[str, Any]:
     if caller.principal.role is Role.INSPECTOR:
         now = portal.clock()
         grants = portal.call(portal.retrieval.grants, caller.principal, now=now)
-    classes = [c.class_id for c in load_policy(portal.settings.archive.retention_policy).classes]
-    return {"grants": grants, "classes": classes}
+    return {"grants": grants, "classes": portal.retention_classes}
 
 
 def _day(value: str) -> date | None:

@@ -44,6 +44,7 @@ from archive.errors import (
 )
 from archive.settings import Settings
 from portal import i18n
+from retention.policy import load_policy
 from retrieval.access import Action, Principal, Role
 from retrieval.service import Retrieval
 
@@ -153,6 +154,7 @@ class Portal:
     throttle: FailureThrottle = field(default_factory=FailureThrottle)
     # Exports waiting or running; beyond this the portal answers 503 rather than queue more.
     export_slots: threading.BoundedSemaphore = field(init=False)
+    retention_classes: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
         directory = Path(str(resources.files("portal").joinpath("templates")))
@@ -160,6 +162,9 @@ class Portal:
                                  undefined=jinja2.StrictUndefined)  # fmt: skip
         self.templates = Jinja2Templates(env=env)
         self.export_slots = threading.BoundedSemaphore(2 * self.settings.portal.export_workers)
+        # For the search form's class list: read once, not on every page.
+        policy = load_policy(self.settings.archive.retention_policy)
+        self.retention_classes = [c.class_id for c in policy.classes]
 
     @property
     def cookie(self) -> str:

@@ -702,6 +702,13 @@ class LockAction(StrEnum):
     UNCHANGED = "unchanged"  # the new date is the current one
     KEEP_LONGER = "shorter rule, lock unchanged"  # the new date is earlier: never shortened
 
+    @classmethod
+    def between(cls, new_until: datetime, current: datetime) -> LockAction:
+        """What a lock until ``current`` becomes when a rule says ``new_until``."""
+        if new_until > current:
+            return cls.EXTEND
+        return cls.UNCHANGED if new_until == current else cls.KEEP_LONGER
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LockChange:
@@ -738,13 +745,7 @@ def plan_lock(
     new_until = retain_until(new, discharged_at=facts.discharged_at, tz=tz)
     current = old_until if current_retain_until is None else current_retain_until
     _aware(current_retain_until=current)
-    action = (
-        LockAction.EXTEND
-        if new_until > current
-        else LockAction.UNCHANGED
-        if new_until == current
-        else LockAction.KEEP_LONGER
-    )
+    action = LockAction.between(new_until, current)
     return LockChange(
         old=old,
         new=new,

@@ -164,13 +164,7 @@ def _plan_row(
     new = dossier_class(candidates)
     new_until = retain_until(new, discharged_at=row["discharged_at"], tz=tz)
     current = row["retain_until"]
-    action = (
-        LockAction.EXTEND
-        if new_until > current
-        else LockAction.UNCHANGED
-        if new_until == current
-        else LockAction.KEEP_LONGER
-    )
+    action = LockAction.between(new_until, current)
     return PlannedChange(
         encounter_id=row["encounter_id"], object_key=row["object_key"],
         old_class=row["retention_class"], new_class=new.class_id, current_until=current,

@@ -13,13 +13,13 @@ import pytest
 
 from archive.audit import AuditEvent, AuditLog
 from archive.catalog import Catalog
-from archive.catalog_schema import table_to_rows
+from archive.catalog_schema import manifest_lock, table_to_rows
 from archive.naming import RECORDS_PREFIX
 from archive.s3 import S3ObjectStore
 from archive.seal import MAGIC
 from archive.settings import Settings
 from flows.retention import RetentionParts
-from infra import files, wiring
+from infra import wiring
 from retention.holds import HoldScope, place_hold
 from tests.integration.test_nightly import _export, run_once
 from tests.integration.test_retention_support import Rec, archive_records, wait_until
@@ -64,8 +64,8 @@ def test_no_metadata_reaches_the_bucket_in_clear(settings: Settings, tmp_path: P
     assert log.flush() == 1
     wait_until(soon)
     assert parts.propose(by=STAFF, now=datetime.now(UTC)) is not None
-    Catalog.open(settings.catalog_dir).sync(wiring.open_meta_store(settings),
-                                            retain_until=files.manifest_lock(settings))  # fmt: skip
+    until = manifest_lock(settings, datetime.now(UTC))
+    Catalog.open(settings.catalog_dir).sync(wiring.open_meta_store(settings), retain_until=until)
     assert parts.audit.verify_chain().passed
     assert parts.register.verify().passed
 
