@@ -44,11 +44,11 @@ from pathlib import Path
 import httpx
 
 from archive.catalog import Catalog, CatalogRow
-from archive.run import ArchiveRun, RunOptions, window_for
-from archive.sample import MANIFEST_NAME, write_sample_export
-from archive.settings import Settings
+from archive.pipeline import ArchiveRun, RunOptions, window_for
 from bench.bench_verify import DAY
 from bench.common import peak_rss_mib, table, throwaway_stack
+from infra.sample.generator import MANIFEST_NAME, write_sample_export
+from infra.settings import AppSettings as Settings
 from portal.app import create_app
 from portal.serve import in_thread
 from retrieval.access import Principal, Role
@@ -63,8 +63,13 @@ OFFICER = "ro.bench"
 # --- the sample day ------------------------------------------------------------------------------
 
 
-def archive_day(settings: Settings, encounters: int, *, documents: int, patients: int,
-                ) -> tuple[int, list[str]]:  # fmt: skip
+def archive_day(
+    settings: Settings,
+    encounters: int,
+    *,
+    documents: int,
+    patients: int,
+) -> tuple[int, list[str]]:
     """Archive a sample day; returns the records archived and the clear ids of the patients
     given ``documents`` encounters each (as many as the sample allows, up to ``patients``)."""
     export = settings.data_dir / "export"
@@ -79,8 +84,13 @@ def archive_day(settings: Settings, encounters: int, *, documents: int, patients
     return archived, merged
 
 
-def merge_patients(export: Path, in_window: Sequence[str], *, documents: int, patients: int,
-                   ) -> list[str]:  # fmt: skip
+def merge_patients(
+    export: Path,
+    in_window: Sequence[str],
+    *,
+    documents: int,
+    patients: int,
+) -> list[str]:
     """Give up to ``patients`` patients ``documents`` in-window encounters each.
 
     Only encounters whose living patient has no other encounter are used; the first of each
@@ -96,8 +106,9 @@ def merge_patients(export: Path, in_window: Sequence[str], *, documents: int, pa
         if patient.get("deceasedDateTime") or patient.get("deceasedBoolean") is True:
             deceased.add(patient["id"])
     visits = Counter(subject.values())
-    eligible = [e for e in sorted(in_window)
-                if visits[subject[e]] == 1 and subject[e] not in deceased]  # fmt: skip
+    eligible = [
+        e for e in sorted(in_window) if visits[subject[e]] == 1 and subject[e] not in deceased
+    ]
     groups = [eligible[i : i + documents] for i in range(0, len(eligible), documents)]
     groups = [g for g in groups if len(g) == documents][:patients]
     moved = {subject[e]: subject[g[0]] for g in groups for e in g[1:]}
@@ -125,13 +136,30 @@ class Measured:
     def row(self) -> tuple[str, ...]:
         s = self.seconds
         p50 = statistics.median(s)
-        return (self.path, self.export, str(self.documents), str(len(s)), f"{p50:.2f}",
-                f"{min(s):.2f}", f"{max(s):.2f}", f"{p50 / self.documents:.2f}",
-                self.rss)  # fmt: skip
+        return (
+            self.path,
+            self.export,
+            str(self.documents),
+            str(len(s)),
+            f"{p50:.2f}",
+            f"{min(s):.2f}",
+            f"{max(s):.2f}",
+            f"{p50 / self.documents:.2f}",
+            self.rss,
+        )
 
 
-HEADER = ("path", "export", "documents", "n", "p50 s", "min s", "max s", "s/document",
-          "peak RSS MiB")  # fmt: skip
+HEADER = (
+    "path",
+    "export",
+    "documents",
+    "n",
+    "p50 s",
+    "min s",
+    "max s",
+    "s/document",
+    "peak RSS MiB",
+)
 
 
 def _status_mib(pid: int | str, field: str) -> float:
@@ -162,8 +190,12 @@ def _export_workers() -> list[int]:
     return sorted(found)
 
 
-def timed(fn: Callable[[int], list[Path]], n: int, *, workers: bool = False,
-          ) -> tuple[list[float], str]:  # fmt: skip
+def timed(
+    fn: Callable[[int], list[Path]],
+    n: int,
+    *,
+    workers: bool = False,
+) -> tuple[list[float], str]:
     """``n`` calls of ``fn(i)``: their wall times and the peak RSS while they ran. The zips
     each call returns are validated as BagIt bags outside the timing."""
     _rss_reset("self")
@@ -186,8 +218,15 @@ def timed(fn: Callable[[int], list[Path]], n: int, *, workers: bool = False,
 # --- in-process ----------------------------------------------------------------------------------
 
 
-def service_phase(settings: Settings, rows: list[CatalogRow], patients: list[str], *,
-                  documents: int, repeat: int, out: Path) -> list[Measured]:  # fmt: skip
+def service_phase(
+    settings: Settings,
+    rows: list[CatalogRow],
+    patients: list[str],
+    *,
+    documents: int,
+    repeat: int,
+    out: Path,
+) -> list[Measured]:
     r = Retrieval.open(settings)
     try:
         officer = _accounts(r)
@@ -196,8 +235,9 @@ def service_phase(settings: Settings, rows: list[CatalogRow], patients: list[str
         path = "service (in-process)"
 
         def encounter(i: int) -> list[Path]:  # one encounter through the API: the CLI's `retrieve`
-            result = r.export(officer, out_dir=out, now=datetime.now(UTC),
-                              encounter_id=rows[i].encounter_id)  # fmt: skip
+            result = r.export(
+                officer, out_dir=out, now=datetime.now(UTC), encounter_id=rows[i].encounter_id
+            )
             return [result.path]
 
         seconds, rss = timed(encounter, repeat)
@@ -206,19 +246,29 @@ def service_phase(settings: Settings, rows: list[CatalogRow], patients: list[str
 
         def baseline(i: int) -> list[Path]:  # n documents in one bag, no authorise/index/audit
             chosen = rows[i * documents : (i + 1) * documents]
-            result = export_dossier(chosen, env=env, out_dir=out, label=f"bench-{i}",
-                                    now=datetime.now(UTC),
-                                    context={"exported_by": "bench"})  # fmt: skip
+            result = export_dossier(
+                chosen,
+                env=env,
+                out_dir=out,
+                label=f"bench-{i}",
+                now=datetime.now(UTC),
+                context={"exported_by": "bench"},
+            )
             return [result.path]
 
         seconds, rss = timed(baseline, repeat)
-        got.append(Measured(path, f"export_dossier, {documents} rows (baseline)", documents,
-                            seconds, rss))  # fmt: skip
+        got.append(
+            Measured(path, f"export_dossier, {documents} rows (baseline)", documents, seconds, rss)
+        )
         if patients:
 
             def patient(i: int) -> list[Path]:
-                result = r.export(officer, out_dir=out, now=datetime.now(UTC),
-                                  patient_pseudonym=r.pseudonym(patients[i]))  # fmt: skip
+                result = r.export(
+                    officer,
+                    out_dir=out,
+                    now=datetime.now(UTC),
+                    patient_pseudonym=r.pseudonym(patients[i]),
+                )
                 if len(result.documents) != documents:
                     raise RuntimeError(f"{len(result.documents)} documents")
                 return [result.path]
@@ -248,8 +298,15 @@ def _field(page: str, name: str) -> str:
     return html.unescape(match.group(1))
 
 
-def portal_phase(settings: Settings, rows: list[CatalogRow], patients: list[str], *,
-                 documents: int, repeat: int, out: Path) -> list[Measured]:  # fmt: skip
+def portal_phase(
+    settings: Settings,
+    rows: list[CatalogRow],
+    patients: list[str],
+    *,
+    documents: int,
+    repeat: int,
+    out: Path,
+) -> list[Measured]:
     got: list[Measured] = []
     path = "portal (HTTP)"
     with (
@@ -275,10 +332,12 @@ def portal_phase(settings: Settings, rows: list[CatalogRow], patients: list[str]
 
         first = rows[-1].encounter_id  # not among the warm ones below
         seconds, rss = timed(lambda _: export({"encounter": first}, 1), 1, workers=True)
-        got.append(Measured(f"{path}, cold", "POST /export, 1 encounter (+ worker start)", 1,
-                            seconds, rss))  # fmt: skip
-        seconds, rss = timed(lambda i: export({"encounter": rows[i].encounter_id}, 1), repeat,
-                             workers=True)  # fmt: skip
+        got.append(
+            Measured(f"{path}, cold", "POST /export, 1 encounter (+ worker start)", 1, seconds, rss)
+        )
+        seconds, rss = timed(
+            lambda i: export({"encounter": rows[i].encounter_id}, 1), repeat, workers=True
+        )
         got.append(Measured(path, "POST /export, 1 encounter", 1, seconds, rss))
         if patients:
             sealed, searched = [], []
@@ -287,10 +346,13 @@ def portal_phase(settings: Settings, rows: list[CatalogRow], patients: list[str]
                 page = client.post("/search", data={"csrf": csrf, "patient": patient})
                 searched.append(time.perf_counter() - begin)
                 sealed.append(_field(page.text, "patient"))
-            print(f"portal: patient search p50 {statistics.median(searched):.3f} s "
-                  f"(n={len(searched)})")  # fmt: skip
-            seconds, rss = timed(lambda i: export({"patient": sealed[i]}, documents),
-                                 len(sealed), workers=True)  # fmt: skip
+            print(
+                f"portal: patient search p50 {statistics.median(searched):.3f} s "
+                f"(n={len(searched)})"
+            )
+            seconds, rss = timed(
+                lambda i: export({"patient": sealed[i]}, documents), len(sealed), workers=True
+            )
             got.append(Measured(path, "POST /export, 1 patient", documents, seconds, rss))
 
         def in_a_row(i: int) -> list[Path]:
@@ -298,8 +360,9 @@ def portal_phase(settings: Settings, rows: list[CatalogRow], patients: list[str]
             return [p for row in chosen for p in export({"encounter": row.encounter_id}, 1)]
 
         seconds, rss = timed(in_a_row, repeat, workers=True)
-        got.append(Measured(path, f"{documents} x POST /export, 1 encounter each", documents,
-                            seconds, rss))  # fmt: skip
+        got.append(
+            Measured(path, f"{documents} x POST /export, 1 encounter each", documents, seconds, rss)
+        )
     return got
 
 
@@ -313,22 +376,27 @@ def main() -> None:
     encounters = max(40, math.ceil(2 * repeat * documents / 0.7) + 10)
     with throwaway_stack(full=True) as settings, tempfile.TemporaryDirectory() as tmp:
         begin = time.perf_counter()
-        archived, patients = archive_day(settings, encounters, documents=documents,
-                                         patients=2 * repeat)  # fmt: skip
-        print(f"archived {archived} of {encounters} sample encounters in "
-              f"{time.perf_counter() - begin:.1f} s; {len(patients)} patients with "
-              f"{documents} encounters each")  # fmt: skip
+        archived, patients = archive_day(
+            settings, encounters, documents=documents, patients=2 * repeat
+        )
+        print(
+            f"archived {archived} of {encounters} sample encounters in "
+            f"{time.perf_counter() - begin:.1f} s; {len(patients)} patients with "
+            f"{documents} encounters each"
+        )
         rows = [
             CatalogRow.from_dict(x) for x in Catalog.open(settings.catalog_dir).rows().to_pylist()
         ]
         repeat = min(repeat, (len(rows) - 1) // documents)
         half = len(patients) // 2
         (out := Path(tmp) / "service").mkdir()
-        measured = service_phase(settings, rows, patients[:half], documents=documents,
-                                 repeat=repeat, out=out)  # fmt: skip
+        measured = service_phase(
+            settings, rows, patients[:half], documents=documents, repeat=repeat, out=out
+        )
         (out := Path(tmp) / "portal").mkdir()
-        measured += portal_phase(settings, rows, patients[half:], documents=documents,
-                                 repeat=repeat, out=out)  # fmt: skip
+        measured += portal_phase(
+            settings, rows, patients[half:], documents=documents, repeat=repeat, out=out
+        )
     print()
     print(table([HEADER, *(m.row() for m in measured)]))
     if not patients:

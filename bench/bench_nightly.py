@@ -23,9 +23,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from archive.sample import write_sample_export
-from archive.settings import Settings
 from bench.common import table, throwaway_stack
+from infra.sample.generator import write_sample_export
+from infra.settings import AppSettings as Settings
 
 DAY = date(2026, 11, 22)
 
@@ -64,14 +64,10 @@ def run_naive(settings: Settings, export: Path, limit: int) -> tuple[int, float]
     from pyhanko.sign.timestamps import HTTPTimeStamper
     from pyhanko_certvalidator import ValidationContext
 
-    from archive.deposit import deposit
-    from archive.keys import LocalKeyring
-    from archive.naming import record_key
     from archive.render import Renderer
-    from archive.s3 import S3ObjectStore
-    from archive.seal import ObjectIdentity
-    from archive.sources import EncounterBundle, Window
-    from archive.sources.bulk import collect
+    from archive.seal import LocalKeyring, ObjectIdentity
+    from archive.sources import EncounterBundle, Window, collect
+    from archive.store import S3ObjectStore, deposit, record_key
 
     signers_dir = settings.pki_dir / "signers"
     root = load_cert_from_pemder(str(settings.pki_dir / "trust-root.pem"))  # type: ignore[no-untyped-call]

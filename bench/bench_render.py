@@ -32,15 +32,20 @@ from unittest import mock
 from fpdf import FPDF
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from archive.render import Renderer, RenderSettings
-from archive.render_fonts import REPERTOIRE, FontFiles, FontSet, _face, _read_font
-from archive.render_fpdf import FixedProgram
-from archive.render_layout import SummaryPdf
-from archive.render_style import PT
-from archive.sample import write_sample_export
-from archive.sources import EncounterBundle, Window
-from archive.sources.bulk import collect
+from archive.render import (
+    PT,
+    REPERTOIRE,
+    FixedProgram,
+    FontFiles,
+    FontSet,
+    Renderer,
+    RenderSettings,
+    SummaryPdf,
+)
+from archive.render.fonts import _face, _read_font
+from archive.sources import EncounterBundle, Window, collect
 from bench.common import peak_rss_mib, table
+from infra.sample.generator import write_sample_export
 
 DAY = date(2026, 11, 22)
 CREATED = datetime(2026, 11, 22, 16, 0, tzinfo=UTC)
@@ -103,8 +108,14 @@ class Result:
     font_kib: float
 
 
-def run(name: str, make: type[SummaryPdf], renderer: Renderer, bundles: list[EncounterBundle],
-        rounds: int, create_s: float) -> Result:  # fmt: skip
+def run(
+    name: str,
+    make: type[SummaryPdf],
+    renderer: Renderer,
+    bundles: list[EncounterBundle],
+    rounds: int,
+    create_s: float,
+) -> Result:
     with _layout(make):
         docs = [renderer.render(b.bundle, b.canonical, created_at=CREATED) for b in bundles[:2]]
         best = float("inf")
@@ -125,7 +136,7 @@ def run(name: str, make: type[SummaryPdf], renderer: Renderer, bundles: list[Enc
 
 @contextmanager
 def _layout(make: type[SummaryPdf]) -> Iterator[None]:
-    with mock.patch("archive.render.SummaryPdf", make):
+    with mock.patch("archive.render.renderer.SummaryPdf", make):
         yield
 
 
@@ -139,8 +150,11 @@ def _font_bytes(pdf: bytes) -> int:
             seen.add(ref.idnum)
             font = ref.get_object()
             cid = font["/DescendantFonts"][0]
-            streams = (cid["/FontDescriptor"]["/FontFile2"], font["/ToUnicode"],
-                       cid["/CIDToGIDMap"])  # fmt: skip
+            streams = (
+                cid["/FontDescriptor"]["/FontFile2"],
+                font["/ToUnicode"],
+                cid["/CIDToGIDMap"],
+            )
             total += sum(len(s.encoded_data) for s in streams)
     return total
 
@@ -171,15 +185,39 @@ def main() -> None:
         run("fixed", SummaryPdf, shipped, bundles, args.rounds, create_fixed),
     ]
     base = results[0]
-    print(f"{len(bundles)} sample documents (seed {args.seed}), best of {args.rounds} rounds, "
-          "CPU time of Renderer.render in one process\n")  # fmt: skip
-    print(table([
-        ("variant", "create s", "CPU ms/doc", "docs/s/core", "vs stock", "pages/doc", "KiB/doc",
-         "font KiB/doc"),
-        *[(r.name, f"{r.create_s:.2f}", f"{r.cpu_ms:.1f}", f"{1000 / r.cpu_ms:.0f}",
-           f"{r.cpu_ms / base.cpu_ms:.0%}", f"{r.pages:.2f}", f"{r.kib:.1f}", f"{r.font_kib:.1f}")
-          for r in results],
-    ]))  # fmt: skip
+    print(
+        f"{len(bundles)} sample documents (seed {args.seed}), best of {args.rounds} rounds, "
+        "CPU time of Renderer.render in one process\n"
+    )
+    print(
+        table(
+            [
+                (
+                    "variant",
+                    "create s",
+                    "CPU ms/doc",
+                    "docs/s/core",
+                    "vs stock",
+                    "pages/doc",
+                    "KiB/doc",
+                    "font KiB/doc",
+                ),
+                *[
+                    (
+                        r.name,
+                        f"{r.create_s:.2f}",
+                        f"{r.cpu_ms:.1f}",
+                        f"{1000 / r.cpu_ms:.0f}",
+                        f"{r.cpu_ms / base.cpu_ms:.0%}",
+                        f"{r.pages:.2f}",
+                        f"{r.kib:.1f}",
+                        f"{r.font_kib:.1f}",
+                    )
+                    for r in results
+                ],
+            ]
+        )
+    )
     print(f"\npeak RSS {peak_rss_mib():.0f} MiB")
 
 

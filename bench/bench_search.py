@@ -28,16 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from archive.audit import AuditLog
-from archive.catalog import Catalog, CatalogRow
-from archive.catalog_schema import manifest_retain_until
-from archive.keys import LocalKeyring
-from archive.memstore import MemoryStore
-from archive.settings import load_settings
+from archive.catalog import Catalog, CatalogRow, manifest_retain_until
+from archive.seal import LocalKeyring
 from bench.common import table
+from infra.settings import load_app_settings as load_settings
 from retention.register import Register
 from retrieval.access import AccessRegister, Principal, Role, TokenService, UserStore
 from retrieval.index import SearchIndex
 from retrieval.service import Query, Retrieval
+from tests.support.memstore import MemoryStore
 from verification.config import HoldSet
 from verification.evidence import Environment
 
@@ -64,8 +63,13 @@ def generate_catalog(
             _row(i, rng, pseudonyms[rng.randrange(patients)], run_id)
             for i in range(first, min(rows, first + PER_MANIFEST))
         ]
-        catalog.append(batch, run_id=run_id, now=now, store=store,
-                       retain_until=manifest_retain_until(now, years=1))  # fmt: skip
+        catalog.append(
+            batch,
+            run_id=run_id,
+            now=now,
+            store=store,
+            retain_until=manifest_retain_until(now, years=1),
+        )
     return catalog, [f"BN{i:09d}" for i in range(patients)]
 
 
@@ -73,16 +77,27 @@ def _row(i: int, rng: random.Random, pseudonym: str, run_id: str) -> CatalogRow:
     admitted = START + timedelta(minutes=rng.randrange(10 * 365 * 24 * 60))
     h = f"{i:064x}"
     return CatalogRow(
-        encounter_id=f"ENC{i:09d}", patient_pseudonym=pseudonym,
-        facility=FACILITIES[i % len(FACILITIES)], admitted_at=admitted,
+        encounter_id=f"ENC{i:09d}",
+        patient_pseudonym=pseudonym,
+        facility=FACILITIES[i % len(FACILITIES)],
+        admitted_at=admitted,
         discharged_at=admitted + timedelta(days=rng.randrange(1, 15)),
         retention_class=CLASSES[i % len(CLASSES)],
-        retain_until=admitted + timedelta(days=3650), bucket="emr-archive",
-        object_key=f"records/{h[:40]}", version_id=f"v{i}", pdf_sha256=h, data_sha256=h,
-        sealed_sha256=h, sealed_size=100_000, signer_cert_sha256=h,
-        signed_at=admitted + timedelta(days=16), kek_id="emr-archive-kek", kek_version=1,
-        format_version=1, run_id=run_id,
-    )  # fmt: skip
+        retain_until=admitted + timedelta(days=3650),
+        bucket="emr-archive",
+        object_key=f"records/{h[:40]}",
+        version_id=f"v{i}",
+        pdf_sha256=h,
+        data_sha256=h,
+        sealed_sha256=h,
+        sealed_size=100_000,
+        signer_cert_sha256=h,
+        signed_at=admitted + timedelta(days=16),
+        kek_id="emr-archive-kek",
+        kek_version=1,
+        format_version=1,
+        run_id=run_id,
+    )
 
 
 def _service(work: Path, catalog: Catalog, index: SearchIndex, keyring: LocalKeyring) -> Retrieval:
@@ -93,12 +108,18 @@ def _service(work: Path, catalog: Catalog, index: SearchIndex, keyring: LocalKey
         raise AssertionError("the bench does not export")
 
     service = Retrieval(
-        settings=settings, store=store, catalog=catalog, index=index,
+        settings=settings,
+        store=store,
+        catalog=catalog,
+        index=index,
         register=Register.for_settings(settings, store),
         access=AccessRegister.for_settings(settings, store),
-        users=UserStore(work / "users.json"), tokens=TokenService(b"b" * 32),
-        audit=AuditLog.for_settings(settings, store), keyring=keyring, env_factory=no_export,
-    )  # fmt: skip
+        users=UserStore(work / "users.json"),
+        tokens=TokenService(b"b" * 32),
+        audit=AuditLog.for_settings(settings, store),
+        keyring=keyring,
+        env_factory=no_export,
+    )
     service.refresh()
     return service
 
@@ -141,21 +162,25 @@ def bench_size(rows: int, queries: int, work: Path) -> list[list[str]]:
     index.sync(catalog)
     indexed = time.perf_counter() - begin
     size = (work / "index" / "search.sqlite").stat().st_size / 2**20
-    print(f"{rows:>9} rows: catalog written in {generated:.1f} s, opened (chain verified) in "
-          f"{opened:.2f} s; index built in {indexed:.1f} s ({size:.0f} MiB on disk)")  # fmt: skip
+    print(
+        f"{rows:>9} rows: catalog written in {generated:.1f} s, opened (chain verified) in "
+        f"{opened:.2f} s; index built in {indexed:.1f} s ({size:.0f} MiB on disk)"
+    )
     service = _service(work, catalog, index, keyring)
     officer = Principal("ro.bench", Role.RECORDS_OFFICER)
     rng = random.Random(7)
 
     def week() -> Any:
         start = START + timedelta(days=rng.randrange(3600))
-        return index.by_facility(rng.choice(FACILITIES), start=start,
-                                 end=start + timedelta(days=7), limit=500)  # fmt: skip
+        return index.by_facility(
+            rng.choice(FACILITIES), start=start, end=start + timedelta(days=7), limit=500
+        )
 
     def day() -> Any:
         start = START + timedelta(days=rng.randrange(3600))
-        return index.by_class(rng.choice(CLASSES), start=start,
-                              end=start + timedelta(days=1), limit=500)  # fmt: skip
+        return index.by_class(
+            rng.choice(CLASSES), start=start, end=start + timedelta(days=1), limit=500
+        )
 
     kinds: list[tuple[str, Callable[[], Any]]] = [
         ("encounter", lambda: index.by_encounter(f"ENC{rng.randrange(rows):09d}")),
@@ -176,8 +201,17 @@ def bench_size(rows: int, queries: int, work: Path) -> list[list[str]]:
     out: list[list[str]] = []
     for name, fn in kinds:
         p50, p95, grew, found = _time(fn, queries)
-        out.append([f"{rows:,}", name, f"{p50:.2f}", f"{p95:.2f}", f"{found / queries:.1f}",
-                    f"{max(grew, 0.0):.1f}", f"{_status_mib('VmRSS'):.0f}"])  # fmt: skip
+        out.append(
+            [
+                f"{rows:,}",
+                name,
+                f"{p50:.2f}",
+                f"{p95:.2f}",
+                f"{found / queries:.1f}",
+                f"{max(grew, 0.0):.1f}",
+                f"{_status_mib('VmRSS'):.0f}",
+            ]
+        )
     index.close()
     probe = [sys.executable, "-m", "bench.bench_search", "--probe", str(work), "--one", str(rows)]
     peak = subprocess.run(probe, check=True, capture_output=True, text=True).stdout.strip()
@@ -211,11 +245,19 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="emr-bench-search-") as tmp:
             print(json.dumps(bench_size(args.one, args.queries, Path(tmp))))
         return
-    results: list[tuple[str, ...]] = [("rows", "query", "p50 ms", "p95 ms", "hits/query",
-                                       "RSS growth MiB", "RSS MiB")]  # fmt: skip
+    results: list[tuple[str, ...]] = [
+        ("rows", "query", "p50 ms", "p95 ms", "hits/query", "RSS growth MiB", "RSS MiB")
+    ]
     for rows in (int(s) for s in args.sizes.split(",")):
-        argv = [sys.executable, "-m", "bench.bench_search", "--one", str(rows),
-                "--queries", str(args.queries)]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.bench_search",
+            "--one",
+            str(rows),
+            "--queries",
+            str(args.queries),
+        ]
         done = subprocess.run(argv, check=True, capture_output=True, text=True)
         *notes, last = done.stdout.strip().splitlines()
         print("\n".join(notes), flush=True)

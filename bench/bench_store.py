@@ -16,11 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from archive.keys import LocalKeyring
-from archive.s3 import S3ObjectStore
-from archive.seal import ObjectIdentity, seal, unseal
-from archive.settings import Settings
+from archive.seal import LocalKeyring, ObjectIdentity, seal, unseal
+from archive.store import S3ObjectStore
 from bench.common import peak_rss_mib, table, throwaway_stack
+from infra.settings import AppSettings as Settings
 
 
 def documents(count: int, size: int) -> list[bytes]:
@@ -56,8 +55,9 @@ def run(settings: Settings, *, count: int, size: int, threads: int) -> Timing:
 
     # Sealing is CPU work measured alone; PUT/GET are I/O measured with `threads` in flight.
     start = time.perf_counter()
-    sealed = [seal(d, identity=ident(i), keys=keys, settings=settings.seal)
-              for i, d in enumerate(docs)]  # fmt: skip
+    sealed = [
+        seal(d, identity=ident(i), keys=keys, settings=settings.seal) for i, d in enumerate(docs)
+    ]
     t.seal = time.perf_counter() - start
 
     def timed_pool(fn: Callable[[int], None], items: range) -> float:
@@ -70,12 +70,14 @@ def run(settings: Settings, *, count: int, size: int, threads: int) -> Timing:
     sealed_versions: dict[int, str] = {}
 
     def raw_put(i: int) -> None:
-        raw_versions[i] = store.put_locked(f"{prefix}/raw/{i:06d}", sealed[i],
-                                           retain_until=until).version_id  # fmt: skip
+        raw_versions[i] = store.put_locked(
+            f"{prefix}/raw/{i:06d}", sealed[i], retain_until=until
+        ).version_id
 
     def sealed_put(i: int) -> None:
-        sealed_versions[i] = store.put_locked(ident(i).key, sealed[i],
-                                              retain_until=until).version_id  # fmt: skip
+        sealed_versions[i] = store.put_locked(
+            ident(i).key, sealed[i], retain_until=until
+        ).version_id
 
     t.raw_put = timed_pool(raw_put, range(count))
     t.put = timed_pool(sealed_put, range(count))
@@ -117,18 +119,35 @@ def main() -> None:
     write_overhead = t.seal / t.raw_put * 100
     read_overhead = t.unseal / t.raw_get * 100
     print(f"{n} documents of {args.size // 1024} KiB, {args.threads} concurrent requests\n")
-    print(table([
-        ("stage", "per document", "throughput", "baseline (raw)", "baseline per doc"),
-        ("seal (CPU)", ms(t.seal), rate(t.seal), "", ""),
-        ("PUT sealed", ms(t.put), rate(t.put), rate(t.raw_put), ms(t.raw_put)),
-        ("GET sealed", ms(t.get), rate(t.get), rate(t.raw_get), ms(t.raw_get)),
-        ("unseal (CPU)", ms(t.unseal), rate(t.unseal), "", ""),
-        ("seal + PUT", ms(t.seal + t.put), rate(t.seal + t.put), rate(t.raw_put), ms(t.raw_put)),
-        ("GET + unseal", ms(t.get + t.unseal), rate(t.get + t.unseal), rate(t.raw_get),
-         ms(t.raw_get)),
-    ]))  # fmt: skip
-    print(f"\nsealing adds {write_overhead:.1f}% to raw PUT time, unsealing {read_overhead:.1f}% "
-          f"to raw GET time (target < 10%); peak RSS {peak_rss_mib():.0f} MiB")  # fmt: skip
+    print(
+        table(
+            [
+                ("stage", "per document", "throughput", "baseline (raw)", "baseline per doc"),
+                ("seal (CPU)", ms(t.seal), rate(t.seal), "", ""),
+                ("PUT sealed", ms(t.put), rate(t.put), rate(t.raw_put), ms(t.raw_put)),
+                ("GET sealed", ms(t.get), rate(t.get), rate(t.raw_get), ms(t.raw_get)),
+                ("unseal (CPU)", ms(t.unseal), rate(t.unseal), "", ""),
+                (
+                    "seal + PUT",
+                    ms(t.seal + t.put),
+                    rate(t.seal + t.put),
+                    rate(t.raw_put),
+                    ms(t.raw_put),
+                ),
+                (
+                    "GET + unseal",
+                    ms(t.get + t.unseal),
+                    rate(t.get + t.unseal),
+                    rate(t.raw_get),
+                    ms(t.raw_get),
+                ),
+            ]
+        )
+    )
+    print(
+        f"\nsealing adds {write_overhead:.1f}% to raw PUT time, unsealing {read_overhead:.1f}% "
+        f"to raw GET time (target < 10%); peak RSS {peak_rss_mib():.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

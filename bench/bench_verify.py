@@ -21,10 +21,10 @@ import time
 from datetime import UTC, date, datetime
 from typing import Any
 
-from archive.run import ArchiveRun, RunOptions, window_for
-from archive.sample import write_sample_export
-from archive.settings import Settings
+from archive.pipeline import ArchiveRun, RunOptions, window_for
 from bench.common import table, throwaway_stack
+from infra.sample.generator import write_sample_export
+from infra.settings import AppSettings as Settings
 from verification.config import VerificationSettings
 from verification.report import Summary
 from verification.run import RunPlan, VerificationRun
@@ -50,8 +50,13 @@ def verify(
 ) -> Summary:
     out = settings.data_dir / "verify"
     vsettings = VerificationSettings(workers=workers, threads=threads, output_dir=out)
-    plan = RunPlan.create(settings, vsettings, selection=Selection(mode=Mode.FULL),
-                          now=datetime.now(UTC), checks=checks)  # fmt: skip
+    plan = RunPlan.create(
+        settings,
+        vsettings,
+        selection=Selection(mode=Mode.FULL),
+        now=datetime.now(UTC),
+        checks=checks,
+    )
     begin = time.perf_counter()
     with VerificationRun.start(settings, vsettings, plan) as run:
         started = time.perf_counter()
@@ -63,9 +68,11 @@ def verify(
             run.verify_batch(batch)
         steady = time.perf_counter() - warm
         summary = run.finish()
-    print(f"  {checks}: start (catalog, bucket copies, inventory) {started - begin:.2f} s, "
-          f"pool start {warm - started:.2f} s, records {steady:.2f} s "
-          f"= {len(run.rows) / steady:.1f} records/s steady")  # fmt: skip
+    print(
+        f"  {checks}: start (catalog, bucket copies, inventory) {started - begin:.2f} s, "
+        f"pool start {warm - started:.2f} s, records {steady:.2f} s "
+        f"= {len(run.rows) / steady:.1f} records/s steady"
+    )
     return summary
 
 
@@ -95,8 +102,10 @@ def main() -> None:
         fixity, fixity_s = _timed(
             "fixity", lambda: verify(settings, checks="fixity", workers=0, threads=args.threads)
         )
-        base, base_s = _timed("baseline (1 process)", lambda: verify(
-            settings, checks="full", workers=1, limit=args.baseline))  # fmt: skip
+        base, base_s = _timed(
+            "baseline (1 process)",
+            lambda: verify(settings, checks="full", workers=1, limit=args.baseline),
+        )
     stages = [("stage (seconds, summed over workers)", "full", "fixity")]
     names = sorted(set(full.stage_seconds()) | set(fixity.stage_seconds()))
     for name in names:
@@ -105,12 +114,33 @@ def main() -> None:
     print()
     print(table(stages))
     rows = [("", "records", "seconds", "records/s", "target")]
-    rows.append(("full", str(len(full.results)), f"{full_s:.1f}",
-                 f"{len(full.results) / full_s:.1f}", ">= 50"))  # fmt: skip
-    rows.append(("fixity only", str(len(fixity.results)), f"{fixity_s:.1f}",
-                 f"{len(fixity.results) / fixity_s:.1f}", ">= 500"))  # fmt: skip
-    rows.append(("baseline: full, 1 process", str(len(base.results)), f"{base_s:.1f}",
-                 f"{len(base.results) / base_s:.1f}", ""))  # fmt: skip
+    rows.append(
+        (
+            "full",
+            str(len(full.results)),
+            f"{full_s:.1f}",
+            f"{len(full.results) / full_s:.1f}",
+            ">= 50",
+        )
+    )
+    rows.append(
+        (
+            "fixity only",
+            str(len(fixity.results)),
+            f"{fixity_s:.1f}",
+            f"{len(fixity.results) / fixity_s:.1f}",
+            ">= 500",
+        )
+    )
+    rows.append(
+        (
+            "baseline: full, 1 process",
+            str(len(base.results)),
+            f"{base_s:.1f}",
+            f"{len(base.results) / base_s:.1f}",
+            "",
+        )
+    )
     print()
     print(table(rows))
     print(

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from archive.settings import Settings
+from infra.settings import AppSettings as Settings
 from tests.conftest import make_settings
 
 

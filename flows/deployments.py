@@ -6,10 +6,10 @@ from typing import Any
 
 from prefect.schedules import Cron
 
-from archive.settings import Settings
 from flows.nightly import nightly_archive
 from flows.retention import retention_sweep
 from flows.verify import verification_deployments
+from verification.settings import VerifySettings as Settings
 
 NIGHTLY_CRON = "0 1 * * *"  # 01:00 local: after the HIS closes the day's encounters
 SWEEP_CRON = "0 3 1 * *"  # 03:00 local on the 1st: after that night's archive run

@@ -20,8 +20,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.utilities.annotations import quote
 
-from archive.run import ArchiveRun, RunOptions, RunSummary, window_for
-from archive.settings import Settings, load_settings
+from archive.core.settings import Settings, load_settings
+from archive.pipeline import ArchiveRun, RunOptions, RunSummary, window_for
 from archive.sources import EncounterBundle
 from flows.outcome import ended
 
@@ -78,8 +78,13 @@ def nightly_archive(
     Ends Failed when records failed (the summary travels with the state)."""
     settings = load_settings()
     now = datetime.now(UTC)
-    window = window_for(settings.archive.timezone, since=since, until=until, now=now,
-                        lookback_days=settings.archive.lookback_days)  # fmt: skip
+    window = window_for(
+        settings.archive.timezone,
+        since=since,
+        until=until,
+        now=now,
+        lookback_days=settings.archive.lookback_days,
+    )
     options = RunOptions.create(
         settings,
         window=window,

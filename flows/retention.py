@@ -17,12 +17,12 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from archive import wiring
 from archive.audit import AuditLog
 from archive.catalog import Catalog
-from archive.keys import LocalKeyring
-from archive.settings import Settings, load_settings
+from archive.core.settings import Settings, load_settings
+from archive.seal import LocalKeyring
 from archive.store import ObjectStore
-from infra import wiring
 from retention.disposition import SWEEP_ACTOR, Proposal, propose
 from retention.minutes import MinutesWriter
 from retention.policy import RetentionPolicy, load_policy

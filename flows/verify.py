@@ -23,19 +23,20 @@ from prefect.schedules import Cron
 from prefect.utilities.annotations import quote
 
 from archive.catalog import CatalogRow
-from archive.s3 import S3ObjectStore
-from archive.settings import Settings, load_settings
+from archive.core.settings import load
+from archive.store import S3ObjectStore
 from flows.outcome import ended
 from verification.config import HoldSet, VerificationSettings
 from verification.report import Summary
 from verification.run import RunPlan, VerificationRun
 from verification.select import Mode, Selection
+from verification.settings import VerifySettings
 from verification.worker import FULL_CHECKS
 
 # The CLI sets these (a progress bar, the settings it loaded); Prefect never sees them. A
 # deployment's flow run leaves them unset and loads settings from its environment.
 PROGRESS: Callable[[int, int], None] | None = None
-SETTINGS: Settings | None = None
+SETTINGS: VerifySettings | None = None
 VERIFICATION_SETTINGS: VerificationSettings | None = None
 
 _NO_STATE: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -49,13 +50,13 @@ def _opaque(value: Any) -> Any:
 
 @task(name="start-verification", retries=2, retry_delay_seconds=[5, 30], **_NO_STATE)
 def start_verification(
-    settings: Settings, vsettings: VerificationSettings, plan: RunPlan
+    settings: VerifySettings, vsettings: VerificationSettings, plan: RunPlan
 ) -> VerificationRun:
     holds, disposed = register_inputs(settings)
     return VerificationRun.start(settings, vsettings, plan, holds=holds, disposed=disposed)
 
 
-def register_inputs(settings: Settings) -> tuple[HoldSet, frozenset[tuple[str, str]]]:
+def register_inputs(settings: VerifySettings) -> tuple[HoldSet, frozenset[tuple[str, str]]]:
     """What the retention register says the lock state must be: the encounters under an active
     legal hold, and the versions destroyed after their retention. No register yet: no holds,
     nothing destroyed (so any hold found in the store is reported)."""
@@ -99,7 +100,7 @@ def verify_archive(
     """Verify the archive: ``full``, a stratified ``sample`` (``share`` of every archive day) or
     the records archived ``since`` a local day. Returns the run summary (status, counts), in a
     Failed state unless everything passed."""
-    settings = SETTINGS or load_settings()
+    settings = SETTINGS or load(VerifySettings)
     vsettings = VERIFICATION_SETTINGS or settings.verification
     chosen = Mode(mode)
     selection = Selection(
@@ -110,8 +111,9 @@ def verify_archive(
         if chosen is Mode.SAMPLE
         else None,
     )
-    plan = RunPlan.create(settings, vsettings, selection=selection, now=datetime.now(UTC),
-                          checks=checks)  # fmt: skip
+    plan = RunPlan.create(
+        settings, vsettings, selection=selection, now=datetime.now(UTC), checks=checks
+    )
     run = start_verification(_opaque(settings), _opaque(vsettings), plan)
     try:
         run.progress = PROGRESS
@@ -133,7 +135,7 @@ WEEKLY_SAMPLE_CRON = "0 2 * * 0"  # Sunday 02:00 local: after the nightly run, b
 MONTHLY_FULL_CRON = "0 2 2 * *"
 
 
-def verification_deployments(settings: Settings) -> list[Any]:
+def verification_deployments(settings: VerifySettings) -> list[Any]:
     """The weekly sample and the monthly full verification (flows/deployments.py serves them)."""
     tz = settings.archive.timezone
     return [

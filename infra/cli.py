@@ -13,11 +13,12 @@ from pathlib import Path
 
 import click
 
-from archive.errors import StackError
-from archive.settings import load_settings
-from infra import files, prefect_server, stack, wiring
+from archive import wiring
+from infra import files, prefect_server, stack
 from infra.cli_common import friendly_errors as _friendly_errors
 from infra.cli_common import settings_of as _settings
+from infra.errors import StackError
+from infra.settings import load_app_settings, settings_reference
 
 
 @click.group()
@@ -25,7 +26,7 @@ from infra.cli_common import settings_of as _settings
 @_friendly_errors
 def main(ctx: click.Context) -> None:
     """emr-archive: signed, encrypted, retention-locked medical-record archive."""
-    ctx.obj = load_settings()
+    ctx.obj = load_app_settings()
 
 
 # --- stack ---------------------------------------------------------------------------------------
@@ -166,7 +167,7 @@ def catalog_group() -> None:
 @_friendly_errors
 def catalog_verify(ctx: click.Context) -> None:
     """Check the manifest hash chain and compare it with the locked bucket copies."""
-    from archive.catalog_schema import manifest_lock
+    from archive.catalog import manifest_lock
 
     settings = _settings(ctx)
     catalog = wiring.open_catalog(settings, create=True)
@@ -221,7 +222,7 @@ def sample_cmd(
     bad_share: float,
 ) -> None:
     """Write a realistic, synthetic Vietnamese FHIR Bulk Data export (deterministic per seed)."""
-    from archive.sample import write_sample_export
+    from infra.sample.generator import write_sample_export
 
     tz = _settings(ctx).archive.timezone
     chosen = day.date() if day else _yesterday(tz)
@@ -348,9 +349,8 @@ def _print_summary(result: dict[str, object]) -> None:
 @_friendly_errors
 def settings_cmd(ctx: click.Context, markdown: bool) -> None:
     """List every setting: environment variable, default and meaning."""
-    from archive.settings import reference
 
-    rows = reference()
+    rows = settings_reference()
     if markdown:
         click.echo("| variable | default | meaning |\n|---|---|---|")
         for env, default, text in rows:

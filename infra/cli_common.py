@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import click
 
-from archive.errors import AccessDeniedError, ArchiveError, AuthenticationError
-from archive.settings import Settings
+from archive.core.errors import ArchiveError
+from infra.settings import AppSettings as Settings
+from retrieval.errors import AccessDeniedError, AuthenticationError
 
 if TYPE_CHECKING:
     from retrieval.access import Principal
@@ -59,9 +60,11 @@ def settings_of(ctx: click.Context) -> Settings:
 
 AS_USER = click.option("--as", "as_user", default=None, help="your account (password is prompted)")
 TOKEN_FILE = click.option(
-    "--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
     help="a token written by `emr-archive login` instead of --as",
-)  # fmt: skip
+)
 
 
 def identity(r: Retrieval, as_user: str | None, token_file: Path | None) -> Principal:

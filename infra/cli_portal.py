@@ -16,8 +16,12 @@ from infra.cli_common import friendly_errors, settings_of
 
 @click.command("portal")
 @click.option("--host", default=None, help="listen address (default: settings, 127.0.0.1)")
-@click.option("--port", type=click.IntRange(1024, 65535), default=None,
-              help="listen port (default: settings, 14300)")  # fmt: skip
+@click.option(
+    "--port",
+    type=click.IntRange(1024, 65535),
+    default=None,
+    help="listen port (default: settings, 14300)",
+)
 @click.pass_context
 @friendly_errors
 def portal_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
@@ -31,9 +35,16 @@ def portal_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     scheme = "https" if settings.portal.secure_cookies else "http"
     click.echo(f"portal on http://{host}:{port}/  (users reach it via {scheme}; Ctrl-C stops)")
-    uvicorn.run(create_app(settings), host=host, port=port, access_log=False,
-                proxy_headers=True, forwarded_allow_ips=settings.portal.trusted_proxies,
-                server_header=False, log_level="info")  # fmt: skip
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.portal.trusted_proxies,
+        server_header=False,
+        log_level="info",
+    )
 
 
 COMMANDS = (portal_cmd,)

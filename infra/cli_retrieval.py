@@ -71,10 +71,20 @@ def logout_cmd(ctx: click.Context, token_file: Path) -> None:
 @click.option("--patient", is_flag=True, help="every record of a patient (id is prompted)")
 @click.option("--facility", default=None, help="facility code (MA_CSKCB)")
 @click.option("--class", "retention_class", default=None, help="retention class")
-@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="first discharge day (local)")  # fmt: skip
-@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="last discharge day (local, inclusive)")  # fmt: skip
+@click.option(
+    "--from",
+    "start",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="first discharge day (local)",
+)
+@click.option(
+    "--to",
+    "end",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="last discharge day (local, inclusive)",
+)
 @AS_USER
 @TOKEN_FILE
 @click.pass_context
@@ -96,12 +106,19 @@ def search_cmd(
     r = _retrieval(ctx)
     principal = identity(r, as_user, token_file)
     pseudonym = r.pseudonym(click.prompt("patient id", hide_input=True)) if patient else None
-    query = Query(encounter_id=encounter, patient_pseudonym=pseudonym, facility=facility,
-                  retention_class=retention_class, discharged_from=start.date() if start else None,
-                  discharged_to=end.date() if end else None)  # fmt: skip
+    query = Query(
+        encounter_id=encounter,
+        patient_pseudonym=pseudonym,
+        facility=facility,
+        retention_class=retention_class,
+        discharged_from=start.date() if start else None,
+        discharged_to=end.date() if end else None,
+    )
     result = r.search(principal, query, now=datetime.now(UTC))
-    click.echo(f"{'encounter':<16} {'facility':<8} {'discharged':<10} {'class':<18} "
-               f"{'retain until':<12} {'hold':<4} verification")  # fmt: skip
+    click.echo(
+        f"{'encounter':<16} {'facility':<8} {'discharged':<10} {'class':<18} "
+        f"{'retain until':<12} {'hold':<4} verification"
+    )
     for hit in result.hits:
         click.echo(_hit_line(hit))
     more = " (more: narrow the search)" if result.truncated else ""
@@ -121,8 +138,14 @@ def _hit_line(hit: Hit) -> str:
 @click.command("retrieve")
 @click.option("--encounter", default=None, help="encounter id")
 @click.option("--patient", is_flag=True, help="every record of a patient (id is prompted)")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("."), show_default=True, help="where the zipped bag goes")  # fmt: skip
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="where the zipped bag goes",
+)
 @AS_USER
 @TOKEN_FILE
 @click.pass_context
@@ -141,8 +164,13 @@ def retrieve_cmd(
     r = _retrieval(ctx)
     principal = identity(r, as_user, token_file)
     pseudonym = r.pseudonym(click.prompt("patient id", hide_input=True)) if patient else None
-    result = r.export(principal, out_dir=out_dir, now=datetime.now(UTC),
-                      encounter_id=encounter, patient_pseudonym=pseudonym)  # fmt: skip
+    result = r.export(
+        principal,
+        out_dir=out_dir,
+        now=datetime.now(UTC),
+        encounter_id=encounter,
+        patient_pseudonym=pseudonym,
+    )
     for d in result.documents:
         colour = "green" if d.status == "passed" else "red"
         click.echo(f"{d.encounter_id:<16} {click.style(d.status, fg=colour):<22} {d.reason_code}")
@@ -185,10 +213,17 @@ def grant_issue(
     principal = identity(r, as_user, token_file)
     pseudonym = r.pseudonym(click.prompt("patient id", hide_input=True)) if patient else None
     now = datetime.now(UTC)
-    grant = r.issue_grant(principal, now=now, inspector=inspector, facility=facility,
-                          encounter_ids=encounters, patient_pseudonym=pseudonym,
-                          case_ref=case_ref, valid_from=now,
-                          valid_until=now + timedelta(days=days))  # fmt: skip
+    grant = r.issue_grant(
+        principal,
+        now=now,
+        inspector=inspector,
+        facility=facility,
+        encounter_ids=encounters,
+        patient_pseudonym=pseudonym,
+        case_ref=case_ref,
+        valid_from=now,
+        valid_until=now + timedelta(days=days),
+    )
     click.echo(f"grant {grant.grant_id} for {inspector} until {grant.valid_until:%Y-%m-%d %H:%M}Z")
 
 
@@ -219,13 +254,20 @@ def grant_list(ctx: click.Context, as_user: str | None, token_file: Path | None)
     r = _retrieval(ctx)
     now = datetime.now(UTC)
     for g in r.grants(identity(r, as_user, token_file), now=now):
-        scope = ", ".join(x for x in (
-            g.facility and f"facility {g.facility}",
-            g.encounter_ids and f"{len(g.encounter_ids)} encounter(s)",
-            g.patient_pseudonym and "one patient") if x)  # fmt: skip
+        scope = ", ".join(
+            x
+            for x in (
+                g.facility and f"facility {g.facility}",
+                g.encounter_ids and f"{len(g.encounter_ids)} encounter(s)",
+                g.patient_pseudonym and "one patient",
+            )
+            if x
+        )
         state = "active" if g.active(now) else "expired"
-        click.echo(f"{g.grant_id} {g.inspector:<16} {scope:<32} until "
-                   f"{g.valid_until:%Y-%m-%d %H:%M}Z {state} case {g.case_ref}")  # fmt: skip
+        click.echo(
+            f"{g.grant_id} {g.inspector:<16} {scope:<32} until "
+            f"{g.valid_until:%Y-%m-%d %H:%M}Z {state} case {g.case_ref}"
+        )
 
 
 # --- users ---------------------------------------------------------------------------------------
@@ -246,8 +288,9 @@ def user_add(ctx: click.Context, username: str, role: str, as_user: str | None) 
     """Add an account (an admin does; the very first account is an admin adding itself)."""
     r = _retrieval(ctx)
     principal = identity(r, as_user, None) if as_user else None
-    password = click.prompt(f"new password for {username}", hide_input=True,
-                            confirmation_prompt=True)  # fmt: skip
+    password = click.prompt(
+        f"new password for {username}", hide_input=True, confirmation_prompt=True
+    )
     r.add_user(principal, username, Role(role), password, now=datetime.now(UTC))
     click.echo(f"user {username} ({role}) added")
 

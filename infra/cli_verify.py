@@ -29,10 +29,18 @@ _MARK = {
 @click.option(
     "--mode", type=click.Choice(["full", "sample", "since"]), default="sample", show_default=True
 )
-@click.option("--share", type=click.FloatRange(0, 1, min_open=True), default=None,
-              help="sample mode: share of every archive day [default: 0.1]")  # fmt: skip
-@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="since mode: first local day (records signed on or after it)")  # fmt: skip
+@click.option(
+    "--share",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="sample mode: share of every archive day [default: 0.1]",
+)
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="since mode: first local day (records signed on or after it)",
+)
 @click.option("--seed", type=int, default=None, help="sample mode: reproduce an earlier sample")
 @click.option("--fixity-only", is_flag=True, help="skip signature and PDF/A validation")
 @click.pass_context

@@ -17,18 +17,18 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from archive import wiring
 from archive.catalog import Catalog
-from archive.deposit import withdraw
-from archive.errors import LockRefusedError
-from archive.fsutil import write_private
-from archive.pdfa import check_pdfa3b, extract_embedded_data
-from archive.sample import write_sample_export
+from archive.core.atomic import write_private
+from archive.core.errors import LockRefusedError
+from archive.render import check_pdfa3b, extract_embedded_data
 from archive.seal import ObjectIdentity
-from archive.settings import Settings
-from archive.sign import SignerConfig, load_trust_roots
-from archive.signature import validate_pdf_signatures
-from infra import prefect_server, stack, wiring
+from archive.sign import SignerConfig, load_trust_roots, validate_pdf_signatures
+from archive.store import withdraw
+from infra import prefect_server, stack
 from infra.demo_retrieval import show_retrieval
+from infra.sample.generator import write_sample_export
+from infra.settings import AppSettings as Settings
 
 ENCOUNTERS = 200
 

@@ -20,11 +20,12 @@ import bagit  # type: ignore[import-untyped]
 import click
 
 from archive.audit import AuditEvent
-from archive.errors import AccessDeniedError, ArchiveError
-from archive.fsutil import write_private
-from archive.settings import Settings
+from archive.core.atomic import write_private
+from archive.core.errors import ArchiveError
+from infra.settings import AppSettings as Settings
 from retrieval.access import Principal, Role, User
 from retrieval.dossier import ExportResult, validate_zip
+from retrieval.errors import AccessDeniedError
 from retrieval.service import Retrieval
 
 ACCOUNTS: Final = (
@@ -177,10 +178,14 @@ def _inspection(
     encounter, facility = str(row["encounter_id"]), str(row["facility"])
     now = _now()
     grant = r.issue_grant(
-        people[OFFICER], now=now, inspector=INSPECTOR, facility=facility,
-        case_ref=f"DEMO-inspection-{now:%Y%m%d}", valid_from=now,
+        people[OFFICER],
+        now=now,
+        inspector=INSPECTOR,
+        facility=facility,
+        case_ref=f"DEMO-inspection-{now:%Y%m%d}",
+        valid_from=now,
         valid_until=now + timedelta(days=GRANT_DAYS),
-    )  # fmt: skip
+    )
     click.echo(
         f"   {OFFICER} grants {INSPECTOR} facility {facility} for {GRANT_DAYS} days: "
         f"{grant.grant_id}, case {grant.case_ref}"

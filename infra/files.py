@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from archive.deposit import Deposit, deposit, withdraw
-from archive.errors import ObjectNotFoundError, SealError
-from archive.fsutil import write_private
-from archive.naming import file_key
+from archive import wiring
+from archive.core.atomic import write_private
+from archive.core.errors import ObjectNotFoundError, SealError
+from archive.core.settings import Settings
 from archive.seal import ObjectIdentity
-from archive.settings import Settings
-from infra import wiring
+from archive.store import Deposit, deposit, file_key, withdraw
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +28,9 @@ class PutReceipt:
 
 def identity_for(settings: Settings, record_id: str) -> ObjectIdentity:
     keys = wiring.open_keyring(settings)
-    return ObjectIdentity(settings.s3.bucket, file_key(token=keys.record_token(record_id)),
-                          record_id)  # fmt: skip
+    return ObjectIdentity(
+        settings.s3.bucket, file_key(token=keys.record_token(record_id)), record_id
+    )
 
 
 def put_file(
@@ -39,10 +39,21 @@ def put_file(
     keys = wiring.open_keyring(settings)
     store = wiring.open_store(settings)
     identity = identity_for(settings, record_id)
-    receipt = deposit(data, identity=identity, retain_until=retain_until, store=store,
-                      keys=keys, settings=settings.seal)  # fmt: skip
-    back = withdraw(identity=identity, version_id=receipt.version_id, store=store, keys=keys,
-                    settings=settings.seal)  # fmt: skip
+    receipt = deposit(
+        data,
+        identity=identity,
+        retain_until=retain_until,
+        store=store,
+        keys=keys,
+        settings=settings.seal,
+    )
+    back = withdraw(
+        identity=identity,
+        version_id=receipt.version_id,
+        store=store,
+        keys=keys,
+        settings=settings.seal,
+    )
     if back != data:
         raise SealError("the stored file read back differently; it was not changed, investigate")
     lock = store.head(identity.key, version_id=receipt.version_id).lock
@@ -58,7 +69,8 @@ def get_file(settings: Settings, *, record_id: str, version_id: str | None, out:
         if latest is None:
             raise ObjectNotFoundError("no file stored under that record id")
         version_id = latest.version_id
-    data = withdraw(identity=identity, version_id=version_id, store=store, keys=keys,
-                    settings=settings.seal)  # fmt: skip
+    data = withdraw(
+        identity=identity, version_id=version_id, store=store, keys=keys, settings=settings.seal
+    )
     write_private(out, data)
     return len(data)

@@ -40,8 +40,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from archive.errors import PkiError
 from infra import pki_config
+from infra.errors import PkiError
 
 ARCH = pki_config.ARCH
 FORMAT_VERSION = 1

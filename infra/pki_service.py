@@ -24,7 +24,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from archive.errors import ArchiveError, PkiError, StackError
+from archive.core.errors import ArchiveError
+from infra.errors import PkiError, StackError
 from infra.pki import ARCH, DevPki, ensure_dev_pki, probe
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ import time
 import urllib.error
 import urllib.request
 
-from archive.errors import StackError
-from archive.settings import Settings
+from archive.core.settings import Settings
+from infra.errors import StackError
 from infra.process import ManagedProcess
 
 
@@ -50,8 +50,17 @@ def start(settings: Settings, *, timeout_s: float = 90.0) -> None:
         env.pop("PREFECT_API_URL", None)
         # `python -m prefect`, not the console script: /proc shows a script's interpreter first,
         # and the pid file must match the command line exactly.
-        argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                "--port", str(settings.stack.prefect_port)]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(settings.stack.prefect_port),
+        ]
         proc.start(argv, env=env)
     _wait_healthy(proc, settings.prefect_api_url, timeout_s=timeout_s)
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from archive.errors import StackError
+from infra.errors import StackError
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from archive.errors import ArchiveError, StackError
-from archive.fsutil import write_private
-from archive.s3 import DevCredentials, S3Credentials, S3ObjectStore
-from archive.settings import Settings
+from archive.core.atomic import write_private
+from archive.core.errors import ArchiveError
+from archive.core.settings import Settings
+from archive.store import DevCredentials, S3Credentials, S3ObjectStore
+from infra.errors import StackError
 from infra.process import ManagedProcess
 
 _GRPC_OFFSET = 10000
@@ -89,21 +90,32 @@ def stop(settings: Settings) -> bool:
 def _argv(settings: Settings, ports: SeaweedPorts) -> list[str]:
     d = settings.seaweedfs_dir
     return [
-        weed_binary(), "mini",
+        weed_binary(),
+        "mini",
         f"-dir={d / 'data'}",
-        "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        "-master.telemetry=false", "-admin.ui=false", "-webdav=false",
-        "-s3.port.iceberg=0", "-s3.port.lance=0",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-master.telemetry=false",
+        "-admin.ui=false",
+        "-webdav=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
         f"-s3.config={d / 's3.json'}",
-        f"-s3.port={ports.s3}", f"-s3.port.grpc={ports.s3 + _GRPC_OFFSET}",
-        f"-master.port={ports.master}", f"-master.port.grpc={ports.master + _GRPC_OFFSET}",
-        f"-volume.port={ports.volume}", f"-volume.port.grpc={ports.volume + _GRPC_OFFSET}",
-        f"-filer.port={ports.filer}", f"-filer.port.grpc={ports.filer + _GRPC_OFFSET}",
-        f"-admin.port={ports.admin}", f"-admin.port.grpc={ports.admin + _GRPC_OFFSET}",
+        f"-s3.port={ports.s3}",
+        f"-s3.port.grpc={ports.s3 + _GRPC_OFFSET}",
+        f"-master.port={ports.master}",
+        f"-master.port.grpc={ports.master + _GRPC_OFFSET}",
+        f"-volume.port={ports.volume}",
+        f"-volume.port.grpc={ports.volume + _GRPC_OFFSET}",
+        f"-filer.port={ports.filer}",
+        f"-filer.port.grpc={ports.filer + _GRPC_OFFSET}",
+        f"-admin.port={ports.admin}",
+        f"-admin.port.grpc={ports.admin + _GRPC_OFFSET}",
         f"-volume.max={settings.stack.volume_max}",
-        f"-s3.localSocket={d / 's3.sock'}", f"-filer.localSocket={d / 'filer.sock'}",
+        f"-s3.localSocket={d / 's3.sock'}",
+        f"-filer.localSocket={d / 'filer.sock'}",
         "-s3.autoCreateBucket=false",
-    ]  # fmt: skip
+    ]
 
 
 def _base_env() -> dict[str, str]:

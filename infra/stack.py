@@ -14,11 +14,12 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from archive.errors import ArchiveError, StackError
-from archive.keys import LocalKeyring
-from archive.s3 import S3ObjectStore
-from archive.settings import Settings
+from archive.core.errors import ArchiveError
+from archive.core.settings import Settings
+from archive.seal import LocalKeyring
+from archive.store import S3ObjectStore
 from infra import pki, pki_service, prefect_server, seaweed
+from infra.errors import StackError
 from infra.process import ManagedProcess
 
 
@@ -88,8 +89,15 @@ def _start_pki(settings: Settings, *, now: datetime) -> None:
     port = settings.stack.pki_port
     pki.ensure_dev_pki(settings.pki_dir, port=port, now=now)
     proc = pki_process(settings)
-    argv = [sys.executable, "-m", "infra.pki_service",
-            "--pki-dir", str(settings.pki_dir), "--port", str(port)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "infra.pki_service",
+        "--pki-dir",
+        str(settings.pki_dir),
+        "--port",
+        str(port),
+    ]
     proc.start(argv)
     _wait_pki_ready(proc, settings.tsa_url)
 

@@ -30,9 +30,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from archive.errors import ArchiveError
-from archive.settings import Settings
+from archive.core.errors import ArchiveError
 from portal import admin, exports, i18n, pages
+from portal.settings import PortalAppSettings as Settings
 from portal.web import (
     HOME,
     LANG_COOKIE,
@@ -50,8 +50,10 @@ from retrieval.service import Retrieval
 
 log = logging.getLogger("emr_archive.portal")
 
-_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'")  # fmt: skip
+_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 def create_app(
@@ -76,8 +78,13 @@ def create_app(
             portal.pool.shutdown(wait=True, cancel_futures=True)
             portal.retrieval.index.close()
 
-    app = FastAPI(title="emr-archive portal", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)  # fmt: skip
+    app = FastAPI(
+        title="emr-archive portal",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     static = Path(str(resources.files("portal").joinpath("static")))
     app.mount("/static", StaticFiles(directory=static), name="static")
     app.middleware("http")(_guard(settings))
@@ -98,8 +105,10 @@ def _guard(
     Referrer-Policy is ``same-origin``, not ``no-referrer``: with the latter Chromium sends
     ``Origin: null`` on our own forms, and the origin check would refuse every one of them."""
 
-    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]],
-                    ) -> Response:  # fmt: skip
+    async def guard(
+        request: Request,
+        call_next: Callable[[Request], Awaitable[Response]],
+    ) -> Response:
         started = time.perf_counter()
         if request.method == "POST" and _foreign(request):
             response: Response = PlainTextResponse("cross-origin form refused", status_code=403)
@@ -109,17 +118,31 @@ def _guard(
             except Exception as e:  # noqa: BLE001 - its message may hold anything: log the type
                 log.error("%s %s failed: %s", request.method, _route(request), type(e).__name__)
                 response = portal_of(request).render(
-                    request, "error.html", status=500, title="error.500",
-                    detail="internal error: logged without details", audited=False)  # fmt: skip
-        response.headers.update({
-            "Content-Security-Policy": _CSP, "X-Content-Type-Options": "nosniff",
-            "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
-            "Cache-Control": "no-store",
-        })  # fmt: skip
+                    request,
+                    "error.html",
+                    status=500,
+                    title="error.500",
+                    detail="internal error: logged without details",
+                    audited=False,
+                )
+        response.headers.update(
+            {
+                "Content-Security-Policy": _CSP,
+                "X-Content-Type-Options": "nosniff",
+                "X-Frame-Options": "DENY",
+                "Referrer-Policy": "same-origin",
+                "Cache-Control": "no-store",
+            }
+        )
         if settings.portal.secure_cookies:
             response.headers["Strict-Transport-Security"] = "max-age=31536000"
-        log.info("%s %s %d %.0f ms", request.method, _route(request), response.status_code,
-                 (time.perf_counter() - started) * 1000)  # fmt: skip
+        log.info(
+            "%s %s %d %.0f ms",
+            request.method,
+            _route(request),
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
         return response
 
     return guard
@@ -151,8 +174,9 @@ async def _archive_error(request: Request, error: Exception) -> Response:
     if isinstance(error, AuthenticationError):
         # Back to the page after signing in again, if it was a page (not a form's POST target).
         again = request.url.path if request.method == "GET" else ""
-        response = portal.render(request, "login.html", status=status, message="login.expired",
-                                 next=again)  # fmt: skip
+        response = portal.render(
+            request, "login.html", status=status, message="login.expired", next=again
+        )
         response.delete_cookie(portal.cookie, path="/")
         return response
     if isinstance(error, FormRefusedError):
@@ -163,9 +187,15 @@ async def _archive_error(request: Request, error: Exception) -> Response:
             caller = await run_in_threadpool(portal.caller, request)
         except ArchiveError:
             caller = None
-    return portal.render(request, "error.html", caller=caller, status=status,
-                         title=f"error.{status}", detail=str(error),
-                         audited=audited(error))  # fmt: skip
+    return portal.render(
+        request,
+        "error.html",
+        caller=caller,
+        status=status,
+        title=f"error.{status}",
+        detail=str(error),
+        audited=audited(error),
+    )
 
 
 async def _http_error(request: Request, error: Exception) -> Response:
@@ -173,15 +203,26 @@ async def _http_error(request: Request, error: Exception) -> Response:
     if error.status_code == 405:
         return PlainTextResponse("method not allowed", status_code=405)
     code = error.status_code if error.status_code in (400, 401, 403, 404) else 400
-    return portal_of(request).render(request, "error.html", status=code, title=f"error.{code}",
-                                     detail=str(error.detail), audited=False)  # fmt: skip
+    return portal_of(request).render(
+        request,
+        "error.html",
+        status=code,
+        title=f"error.{code}",
+        detail=str(error.detail),
+        audited=False,
+    )
 
 
 async def _bad_form(request: Request, error: Exception) -> Response:
     """A form without its fields: 400 with a page, not FastAPI's JSON 422."""
-    return portal_of(request).render(request, "error.html", status=400, title="error.400",
-                                     detail="the form is incomplete: reload the page",
-                                     audited=False)  # fmt: skip
+    return portal_of(request).render(
+        request,
+        "error.html",
+        status=400,
+        title="error.400",
+        detail="the form is incomplete: reload the page",
+        audited=False,
+    )
 
 
 def _wants_html(request: Request) -> bool:
@@ -213,8 +254,12 @@ def _session_routes(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/login")
     def login_page(request: Request, next: str | None = None, bye: int = 0) -> Response:
-        return portal_of(request).render(request, "login.html", next=local_path(next, ""),
-                                         message="login.signed_out" if bye else None)  # fmt: skip
+        return portal_of(request).render(
+            request,
+            "login.html",
+            next=local_path(next, ""),
+            message="login.signed_out" if bye else None,
+        )
 
     @app.post("/login")
     def login(
@@ -227,19 +272,32 @@ def _session_routes(app: FastAPI, settings: Settings) -> None:
         address = client_address(request)
         portal.throttle.check(address)
         try:
-            session = portal.call(portal.retrieval.login, username.strip(), password,
-                                  now=portal.clock())  # fmt: skip
+            session = portal.call(
+                portal.retrieval.login, username.strip(), password, now=portal.clock()
+            )
         except AuthenticationError:
             portal.throttle.failed(address)
-            return portal.render(request, "login.html", status=401, message="login.failed",
-                                 next=local_path(next, ""), username=username[:64])  # fmt: skip
+            return portal.render(
+                request,
+                "login.html",
+                status=401,
+                message="login.failed",
+                next=local_path(next, ""),
+                username=username[:64],
+            )
         _end_previous_session(portal, request)
         target = local_path(next, HOME[session.principal.role])
         response = RedirectResponse(target, status_code=303)
         ttl = portal.retrieval.tokens.ttl
-        response.set_cookie(portal.cookie, session.token, max_age=int(ttl.total_seconds()),
-                            path="/", httponly=True, samesite="strict",
-                            secure=settings.portal.secure_cookies)  # fmt: skip
+        response.set_cookie(
+            portal.cookie,
+            session.token,
+            max_age=int(ttl.total_seconds()),
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=settings.portal.secure_cookies,
+        )
         return response
 
     @app.post("/logout")
@@ -256,8 +314,14 @@ def _session_routes(app: FastAPI, settings: Settings) -> None:
     def choose_language(request: Request, code: str, next: str | None = None) -> Response:
         response = RedirectResponse(local_path(next, "/"), status_code=303)
         if code in i18n.LANGUAGES:
-            response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, path="/",
-                                samesite="lax", secure=settings.portal.secure_cookies)  # fmt: skip
+            response.set_cookie(
+                LANG_COOKIE,
+                code,
+                max_age=365 * 86400,
+                path="/",
+                samesite="lax",
+                secure=settings.portal.secure_cookies,
+            )
         return response
 
 

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from archive.settings import Settings
+from portal.settings import PortalAppSettings as Settings
 
 if TYPE_CHECKING:
     from retrieval.dossier import ExportResult
@@ -69,8 +69,13 @@ def run_export(
     out = root / secrets.token_hex(8)
     out.mkdir(parents=True, mode=0o700)
     try:
-        return _worker.export(principal, out_dir=out, now=now, encounter_id=encounter_id,
-                              patient_pseudonym=patient_pseudonym)  # fmt: skip
+        return _worker.export(
+            principal,
+            out_dir=out,
+            now=now,
+            encounter_id=encounter_id,
+            patient_pseudonym=patient_pseudonym,
+        )
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise

@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from archive.errors import ArchiveError, StoreUnavailableError
+from archive.core.errors import ArchiveError, StoreUnavailableError
 from portal import exports
 from portal.web import Caller, Portal, optional, portal_of
 from retrieval.access import Role
@@ -69,8 +69,9 @@ def hit_row(hit: Hit, tz: ZoneInfo) -> HitRow:
 def search_page(request: Request) -> Response:
     portal = portal_of(request)
     caller = portal.caller(request)
-    return portal.render(request, "search.html", caller=caller, form={}, **_search_context(
-        portal, caller))  # fmt: skip
+    return portal.render(
+        request, "search.html", caller=caller, form={}, **_search_context(portal, caller)
+    )
 
 
 @router.post("/search")
@@ -88,20 +89,37 @@ def search(
     caller = portal.caller(request)
     caller.check_csrf(csrf)
     pseudonym = portal.retrieval.pseudonym(patient.strip()) if patient.strip() else None
-    query = Query(encounter_id=optional(encounter), patient_pseudonym=pseudonym,
-                  facility=optional(facility), retention_class=optional(retention_class),
-                  discharged_from=_day(date_from), discharged_to=_day(date_to))  # fmt: skip
-    result: SearchResult = portal.call(portal.retrieval.search, caller.principal, query,
-                                       now=portal.clock())  # fmt: skip
+    query = Query(
+        encounter_id=optional(encounter),
+        patient_pseudonym=pseudonym,
+        facility=optional(facility),
+        retention_class=optional(retention_class),
+        discharged_from=_day(date_from),
+        discharged_to=_day(date_to),
+    )
+    result: SearchResult = portal.call(
+        portal.retrieval.search, caller.principal, query, now=portal.clock()
+    )
     tz = ZoneInfo(portal.settings.archive.timezone)
     # The patient id is not echoed back into the page.
-    form = {"encounter": encounter, "facility": facility, "retention_class": retention_class,
-            "date_from": date_from, "date_to": date_to}  # fmt: skip
-    return portal.render(request, "search.html", caller=caller, form=form,
-                         hits=[hit_row(h, tz) for h in result.hits], searched=True,
-                         truncated=result.truncated,
-                         patient_export=caller.seal(pseudonym) if pseudonym and result.hits
-                         else None, **_search_context(portal, caller))  # fmt: skip
+    form = {
+        "encounter": encounter,
+        "facility": facility,
+        "retention_class": retention_class,
+        "date_from": date_from,
+        "date_to": date_to,
+    }
+    return portal.render(
+        request,
+        "search.html",
+        caller=caller,
+        form=form,
+        hits=[hit_row(h, tz) for h in result.hits],
+        searched=True,
+        truncated=result.truncated,
+        patient_export=caller.seal(pseudonym) if pseudonym and result.hits else None,
+        **_search_context(portal, caller),
+    )
 
 
 def _search_context(portal: Portal, caller: Caller) -> dict[str, Any]:
@@ -130,8 +148,9 @@ def dossier(request: Request, encounter_id: str) -> Response:
     if not hits:
         raise ArchiveError("no archived record of this encounter")
     tz = ZoneInfo(portal.settings.archive.timezone)
-    return portal.render(request, "dossier.html", caller=caller, hit=hit_row(hits[0], tz),
-                         versions=hits[0].versions)  # fmt: skip
+    return portal.render(
+        request, "dossier.html", caller=caller, hit=hit_row(hits[0], tz), versions=hits[0].versions
+    )
 
 
 @router.post("/export")
@@ -157,19 +176,31 @@ async def export(
         result = await _exported(portal, caller, optional(encounter), pseudonym)
     finally:
         portal.export_slots.release()
-    return FileResponse(result.path, media_type="application/zip", filename=result.path.name,
-                        headers={"X-Dossier-SHA256": result.sha256,
-                                 "X-Dossier-Documents": str(len(result.documents))},
-                        background=BackgroundTask(exports.discard, result.path))  # fmt: skip
+    return FileResponse(
+        result.path,
+        media_type="application/zip",
+        filename=result.path.name,
+        headers={
+            "X-Dossier-SHA256": result.sha256,
+            "X-Dossier-Documents": str(len(result.documents)),
+        },
+        background=BackgroundTask(exports.discard, result.path),
+    )
 
 
-async def _exported(portal: Portal, caller: Caller, encounter_id: str | None,
-                    pseudonym: str | None) -> ExportResult:  # fmt: skip
+async def _exported(
+    portal: Portal, caller: Caller, encounter_id: str | None, pseudonym: str | None
+) -> ExportResult:
     if portal.pool is None:
         raise StoreUnavailableError("the portal is starting: try again in a moment")
-    future = portal.pool.submit(exports.run_export, caller.token,
-                                root=exports.export_dir(portal.settings), now=portal.clock(),
-                                encounter_id=encounter_id, patient_pseudonym=pseudonym)  # fmt: skip
+    future = portal.pool.submit(
+        exports.run_export,
+        caller.token,
+        root=exports.export_dir(portal.settings),
+        now=portal.clock(),
+        encounter_id=encounter_id,
+        patient_pseudonym=pseudonym,
+    )
     try:
         return await asyncio.wrap_future(future)
     except asyncio.CancelledError:  # the browser went away: the zip nobody fetches is removed

@@ -15,8 +15,9 @@ import uvicorn
 @contextmanager
 def in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Serve ``app`` until the block ends; yields its base URL (port 0: a free one, no race)."""
-    config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning",
-                            lifespan="on")  # fmt: skip
+    config = uvicorn.Config(
+        app, host=host, port=port, access_log=False, log_level="warning", lifespan="on"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -36,16 +36,12 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
-from archive.errors import (
-    AccessDeniedError,
-    ArchiveError,
-    AuthenticationError,
-    StoreUnavailableError,
-)
-from archive.settings import Settings
+from archive.core.errors import ArchiveError, StoreUnavailableError
 from portal import i18n
+from portal.settings import PortalAppSettings as Settings
 from retention.policy import load_policy
 from retrieval.access import Action, Principal, Role
+from retrieval.errors import AccessDeniedError, AuthenticationError
 from retrieval.service import Retrieval
 
 SESSION_COOKIE: Final = "emr_session"
@@ -94,8 +90,9 @@ class FailureThrottle:
                 for quiet in [a for a in self._failures if not self._recent(a)]:
                     del self._failures[quiet]
             if len(self._recent(address)) >= self.limit:
-                raise TooManyAttemptsError("too many failed sign-ins from this address: wait a "
-                                           "minute and try again")  # fmt: skip
+                raise TooManyAttemptsError(
+                    "too many failed sign-ins from this address: wait a minute and try again"
+                )
 
     def failed(self, address: str) -> None:
         with self._lock:
@@ -158,8 +155,11 @@ class Portal:
 
     def __post_init__(self) -> None:
         directory = Path(str(resources.files("portal").joinpath("templates")))
-        env = jinja2.Environment(loader=jinja2.FileSystemLoader(directory), autoescape=True,
-                                 undefined=jinja2.StrictUndefined)  # fmt: skip
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(directory),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+        )
         self.templates = Jinja2Templates(env=env)
         self.export_slots = threading.BoundedSemaphore(2 * self.settings.portal.export_workers)
         # For the search form's class list: read once, not on every page.
@@ -191,12 +191,27 @@ class Portal:
             raise
         return Caller(principal, token)
 
-    def render(self, request: Request, template: str, *, caller: Caller | None = None,
-               status: int = 200, **context: Any) -> HTMLResponse:  # fmt: skip
-        lang = i18n.language(request.cookies.get(LANG_COOKIE),
-                             request.headers.get("accept-language"))  # fmt: skip
-        page = {"request": request, "t": i18n.translator(lang), "lang": lang, "caller": caller,
-                "nav": _nav(caller), "path": request.url.path, **context}  # fmt: skip
+    def render(
+        self,
+        request: Request,
+        template: str,
+        *,
+        caller: Caller | None = None,
+        status: int = 200,
+        **context: Any,
+    ) -> HTMLResponse:
+        lang = i18n.language(
+            request.cookies.get(LANG_COOKIE), request.headers.get("accept-language")
+        )
+        page = {
+            "request": request,
+            "t": i18n.translator(lang),
+            "lang": lang,
+            "caller": caller,
+            "nav": _nav(caller),
+            "path": request.url.path,
+            **context,
+        }
         return self.templates.TemplateResponse(request, template, page, status_code=status)
 
 

@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from archive.audit import AuditEvent, AuditLog, canonical
-from archive.catalog_schema import manifest_retain_until
-from archive.errors import PolicyError, SealError
-from archive.fsutil import write_private
+from archive.catalog import manifest_retain_until
+from archive.core.atomic import write_private
+from archive.core.errors import SealError
 from archive.store import sha256_hex
+from retention.errors import PolicyError
 from retention.policy import RetentionPolicy
 from retention.register import (
     Register,
@@ -166,39 +167,72 @@ def _store_blocks(
 
 def _item(row: dict[str, Any], versions: list[str]) -> Item:
     return Item(
-        encounter_id=row["encounter_id"], patient_pseudonym=row["patient_pseudonym"],
-        facility=row["facility"], retention_class=row["retention_class"],
+        encounter_id=row["encounter_id"],
+        patient_pseudonym=row["patient_pseudonym"],
+        facility=row["facility"],
+        retention_class=row["retention_class"],
         discharged_at=row["discharged_at"].isoformat(),
         retain_until=row["retain_until"].isoformat(),
-        object_key=row["object_key"], versions=tuple(versions), pdf_sha256=row["pdf_sha256"],
+        object_key=row["object_key"],
+        versions=tuple(versions),
+        pdf_sha256=row["pdf_sha256"],
         sealed_sha256=row["sealed_sha256"],
-    )  # fmt: skip
+    )
 
 
 def propose(
-    catalog_rows: Any, register: Register, audit: AuditLog, *, policy: RetentionPolicy, by: str,
-    now: datetime, directory: Path,
-) -> Proposal | None:  # fmt: skip
+    catalog_rows: Any,
+    register: Register,
+    audit: AuditLog,
+    *,
+    policy: RetentionPolicy,
+    by: str,
+    now: datetime,
+    directory: Path,
+) -> Proposal | None:
     """Write, lock and register a proposal of every proposable record; None when there is none."""
-    items, excluded = find_candidates(live_rows(catalog_rows, register), register, policy=policy,
-                                      now=now)  # fmt: skip
+    items, excluded = find_candidates(
+        live_rows(catalog_rows, register), register, policy=policy, now=now
+    )
     if not items:
         return None
     proposal = Proposal(
-        proposal_id=f"disp-{now:%Y%m%d%H%M%S}-{secrets.token_hex(3)}", proposed_by=by,
-        proposed_at=now.isoformat(), policy_ref=policy.ref, items=tuple(items), excluded=excluded,
-    )  # fmt: skip
+        proposal_id=f"disp-{now:%Y%m%d%H%M%S}-{secrets.token_hex(3)}",
+        proposed_by=by,
+        proposed_at=now.isoformat(),
+        policy_ref=policy.ref,
+        items=tuple(items),
+        excluded=excluded,
+    )
     data = proposal.encode()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_private(directory / f"{proposal.proposal_id}.json", data)
     key = f"{PROPOSALS_PREFIX}{proposal.proposal_id}.json"
     register.meta_store.put_locked(key, data, retain_until=manifest_retain_until(now, years=100))
-    register.append([{"type": "disposition.proposed", "proposal_id": proposal.proposal_id,
-                      "sha256": sha256_hex(data), "key": key, "by": by, "at": now.isoformat(),
-                      "records": len(items)}], now=now)  # fmt: skip
+    register.append(
+        [
+            {
+                "type": "disposition.proposed",
+                "proposal_id": proposal.proposal_id,
+                "sha256": sha256_hex(data),
+                "key": key,
+                "by": by,
+                "at": now.isoformat(),
+                "records": len(items),
+            }
+        ],
+        now=now,
+    )
     ids = [i.encounter_id for i in items]
-    _audit(audit, "disposition.propose", by, "records-officer", now,
-           proposal_id=proposal.proposal_id, encounters=ids)  # fmt: skip
+    _audit(
+        audit,
+        "disposition.propose",
+        by,
+        "records-officer",
+        now,
+        proposal_id=proposal.proposal_id,
+        encounters=ids,
+    )
     return proposal
 
 
@@ -224,9 +258,16 @@ def load_proposal(register: Register, proposal_id: str) -> Proposal:
 
 
 def approve(
-    proposal_id: str, *, by: str, catalog_rows: Any, register: Register, audit: AuditLog,
-    policy: RetentionPolicy, write_minutes: MinutesWriter, now: datetime,
-) -> Outcome:  # fmt: skip
+    proposal_id: str,
+    *,
+    by: str,
+    catalog_rows: Any,
+    register: Register,
+    audit: AuditLog,
+    policy: RetentionPolicy,
+    write_minutes: MinutesWriter,
+    now: datetime,
+) -> Outcome:
     """Refuse self-approval, re-check every item, delete what still qualifies, write minutes."""
     proposal = load_proposal(register, proposal_id)
     if not by.strip() or by.strip().casefold() == proposal.proposed_by.strip().casefold():
@@ -236,27 +277,55 @@ def approve(
         )
     if register.proposal_event(proposal_id, "disposition.destroyed") is not None:
         raise RetentionError(f"proposal {proposal_id} was already carried out")
-    register.append([{"type": "disposition.approved", "proposal_id": proposal_id, "by": by,
-                      "at": now.isoformat()}], now=now)  # fmt: skip
+    register.append(
+        [
+            {
+                "type": "disposition.approved",
+                "proposal_id": proposal_id,
+                "by": by,
+                "at": now.isoformat(),
+            }
+        ],
+        now=now,
+    )
     destroyed, skipped = _destroy(proposal, catalog_rows, register, policy, now)
     minutes = write_minutes(proposal, destroyed, by, now)
-    register.append([{
-        "type": "disposition.destroyed", "proposal_id": proposal_id, "proposed_by":
-        proposal.proposed_by, "approved_by": by, "at": now.isoformat(),
-        "encounters": [i.encounter_id for i in destroyed],
-        "versions": [[i.object_key, v] for i in destroyed for v in i.versions],
-        "skipped": skipped, "minutes": minutes,
-    }], now=now)  # fmt: skip
+    register.append(
+        [
+            {
+                "type": "disposition.destroyed",
+                "proposal_id": proposal_id,
+                "proposed_by": proposal.proposed_by,
+                "approved_by": by,
+                "at": now.isoformat(),
+                "encounters": [i.encounter_id for i in destroyed],
+                "versions": [[i.object_key, v] for i in destroyed for v in i.versions],
+                "skipped": skipped,
+                "minutes": minutes,
+            }
+        ],
+        now=now,
+    )
     ids = [i.encounter_id for i in destroyed]
-    _audit(audit, "disposition.destroy", by, "facility-head", now, proposal_id=proposal_id,
-           encounters=ids)  # fmt: skip
+    _audit(
+        audit,
+        "disposition.destroy",
+        by,
+        "facility-head",
+        now,
+        proposal_id=proposal_id,
+        encounters=ids,
+    )
     return Outcome(destroyed, skipped, minutes)
 
 
 def _destroy(
-    proposal: Proposal, catalog_rows: Any, register: Register, policy: RetentionPolicy,
+    proposal: Proposal,
+    catalog_rows: Any,
+    register: Register,
+    policy: RetentionPolicy,
     now: datetime,
-) -> tuple[tuple[Item, ...], dict[str, str]]:  # fmt: skip
+) -> tuple[tuple[Item, ...], dict[str, str]]:
     rows = live_rows(catalog_rows, register)
     by_id = {r["encounter_id"]: r for r in rows}
     held, longest = register.held_encounters(), _longest_retained(rows, policy, now)
@@ -282,12 +351,26 @@ def _destroy(
 
 
 def _audit(
-    audit: AuditLog, action: str, by: str, role: str, now: datetime, *, proposal_id: str,
+    audit: AuditLog,
+    action: str,
+    by: str,
+    role: str,
+    now: datetime,
+    *,
+    proposal_id: str,
     encounters: list[str],
-) -> None:  # fmt: skip
+) -> None:
     entities: tuple[tuple[str, str], ...] = (("proposal", proposal_id),)
     if len(encounters) <= 200:  # the register lists every record; the audit names small batches
         entities += tuple(("encounter", e) for e in encounters)
-    audit.append(AuditEvent(actor=by, role=role, action=action, recorded=now,
-                            entities=entities, detail={"records": len(encounters)}))  # fmt: skip
+    audit.append(
+        AuditEvent(
+            actor=by,
+            role=role,
+            action=action,
+            recorded=now,
+            entities=entities,
+            detail={"records": len(encounters)},
+        )
+    )
     audit.flush(now=now)

@@ -24,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from archive.audit import AuditEvent, AuditLog
-from archive.keys import Pseudonymizer
+from archive.seal import Pseudonymizer
 from retention.register import (
     Hold,
     Register,
@@ -118,11 +118,22 @@ def place_hold(
             versions.append((row["object_key"], version_id))
     hold_id = f"hold-{now:%Y%m%d}-{secrets.token_hex(4)}"
     encounters = sorted({r["encounter_id"] for r in rows})
-    register.append([{
-        "type": "hold.placed", "hold_id": hold_id, "case_ref": case_ref, "reason": reason,
-        "by": by, "at": now.isoformat(), "scope": scope.to_json(),
-        "encounters": encounters, "versions": [list(v) for v in versions],
-    }], now=now)  # fmt: skip
+    register.append(
+        [
+            {
+                "type": "hold.placed",
+                "hold_id": hold_id,
+                "case_ref": case_ref,
+                "reason": reason,
+                "by": by,
+                "at": now.isoformat(),
+                "scope": scope.to_json(),
+                "encounters": encounters,
+                "versions": [list(v) for v in versions],
+            }
+        ],
+        now=now,
+    )
     patient = (("patient", scope.pseudonym),) if scope.pseudonym else ()
     _audit(
         audit, "hold.add", by, now, hold_id, case_ref, reason, encounters, len(versions), patient
@@ -143,10 +154,19 @@ def release_hold(
     for key, version_id in cleared:
         register.store.set_legal_hold(key, version_id=version_id, on=False)
     kept = len(hold.versions & others)
-    register.append([{
-        "type": "hold.released", "hold_id": hold_id, "by": by, "at": now.isoformat(),
-        "reason": reason, "cleared": [list(v) for v in cleared],
-    }], now=now)  # fmt: skip
+    register.append(
+        [
+            {
+                "type": "hold.released",
+                "hold_id": hold_id,
+                "by": by,
+                "at": now.isoformat(),
+                "reason": reason,
+                "cleared": [list(v) for v in cleared],
+            }
+        ],
+        now=now,
+    )
     encounters = sorted(hold.encounters)
     _audit(audit, "hold.remove", by, now, hold_id, hold.case_ref, reason, encounters, len(cleared))
     return HoldResult(hold_id, len(encounters), len(cleared), kept)
@@ -170,10 +190,17 @@ def _audit(
 ) -> None:
     entities = (("hold", hold_id), ("case", case_ref), *extra)
     entities += tuple(("encounter", e) for e in encounters)
-    audit.append(AuditEvent(
-        actor=by, role="records-officer", action=action, recorded=now, entities=entities,
-        reason=reason, detail={"encounters": len(encounters), "versions": versions},
-    ))  # fmt: skip
+    audit.append(
+        AuditEvent(
+            actor=by,
+            role="records-officer",
+            action=action,
+            recorded=now,
+            entities=entities,
+            reason=reason,
+            detail={"encounters": len(encounters), "versions": versions},
+        )
+    )
     audit.flush(now=now)
 
 

@@ -20,13 +20,11 @@ from typing import Any
 from fpdf import FPDF
 
 from archive.audit import canonical
-from archive.catalog_schema import manifest_retain_until
-from archive.deposit import deposit
-from archive.keys import KeyProvider
-from archive.seal import ObjectIdentity, unseal
-from archive.settings import Settings
+from archive.catalog import manifest_retain_until
+from archive.core.settings import Settings
+from archive.seal import KeyProvider, ObjectIdentity, unseal
 from archive.sign import DocumentSigner, SignedDocument, SignerConfig
-from archive.store import ObjectStore, sha256_hex
+from archive.store import ObjectStore, deposit, sha256_hex
 from retention.disposition import Item, Proposal
 from retention.policy import RetentionPolicy
 from retention.register import RetentionError
@@ -43,23 +41,43 @@ def listing(proposal: Proposal, items: tuple[Item, ...], approver: str, at: date
     def ext(name: str, value: str) -> dict[str, str]:
         return {"url": f"{_EXT}#{name}", "valueString": value}
 
-    entries = [{
-        "item": {"identifier": {"system": "urn:emr-archive:encounter", "value": i.encounter_id}},
-        "extension": [ext("patient-pseudonym", i.patient_pseudonym),
-                      ext("class", i.retention_class),
-                      ext("discharged-at", i.discharged_at), ext("retain-until", i.retain_until),
-                      ext("sealed-sha256", i.sealed_sha256), ext("pdf-sha256", i.pdf_sha256),
-                      ext("object-key", i.object_key), ext("versions", ",".join(i.versions))],
-    } for i in items]  # fmt: skip
-    return canonical({
-        "resourceType": "List", "status": "current", "mode": "snapshot",
-        "title": "Biên bản hủy hồ sơ bệnh án hết thời hạn bảo quản", "date": at.isoformat(),
-        "identifier": [{"system": "urn:emr-archive:disposition", "value": proposal.proposal_id}],
-        "extension": [ext("proposed-by", proposal.proposed_by),
-                      ext("proposed-at", proposal.proposed_at), ext("approved-by", approver),
-                      ext("policy", proposal.policy_ref)],
-        "entry": entries,
-    })  # fmt: skip
+    entries = [
+        {
+            "item": {
+                "identifier": {"system": "urn:emr-archive:encounter", "value": i.encounter_id}
+            },
+            "extension": [
+                ext("patient-pseudonym", i.patient_pseudonym),
+                ext("class", i.retention_class),
+                ext("discharged-at", i.discharged_at),
+                ext("retain-until", i.retain_until),
+                ext("sealed-sha256", i.sealed_sha256),
+                ext("pdf-sha256", i.pdf_sha256),
+                ext("object-key", i.object_key),
+                ext("versions", ",".join(i.versions)),
+            ],
+        }
+        for i in items
+    ]
+    return canonical(
+        {
+            "resourceType": "List",
+            "status": "current",
+            "mode": "snapshot",
+            "title": "Biên bản hủy hồ sơ bệnh án hết thời hạn bảo quản",
+            "date": at.isoformat(),
+            "identifier": [
+                {"system": "urn:emr-archive:disposition", "value": proposal.proposal_id}
+            ],
+            "extension": [
+                ext("proposed-by", proposal.proposed_by),
+                ext("proposed-at", proposal.proposed_at),
+                ext("approved-by", approver),
+                ext("policy", proposal.policy_ref),
+            ],
+            "entry": entries,
+        }
+    )
 
 
 def render_minutes(
@@ -81,10 +99,17 @@ def render_minutes(
     for item in items:
         _row(pdf, item)
     data = listing(proposal, items, approver, at)
-    pdf.embed_file(bytes=data, basename=f"{proposal.proposal_id}.fhir.json", mime_type=FHIR_MIME,
-                   associated_file_relationship="Source", creation_date=at,
-                   modification_date=at, compress=True, checksum=False,
-                   desc=f"FHIR R4 List of destroyed records {sha256_hex(data)}")  # fmt: skip
+    pdf.embed_file(
+        bytes=data,
+        basename=f"{proposal.proposal_id}.fhir.json",
+        mime_type=FHIR_MIME,
+        associated_file_relationship="Source",
+        creation_date=at,
+        modification_date=at,
+        compress=True,
+        checksum=False,
+        desc=f"FHIR R4 List of destroyed records {sha256_hex(data)}",
+    )
     return bytes(pdf.output())
 
 
@@ -106,20 +131,33 @@ def _header(pdf: FPDF, p: Proposal, items: tuple[Item, ...], approver: str, at: 
         pdf.cell(0, 5, line, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
     pdf.set_font("DejaVu", "B", 7)
-    pdf.cell(0, 4, "encounter id | class | discharged | retain until | versions", new_x="LMARGIN",
-             new_y="NEXT")  # fmt: skip
-    pdf.cell(0, 4, "    patient pseudonym | sealed sha256 | pdf sha256", new_x="LMARGIN",
-             new_y="NEXT")  # fmt: skip
+    pdf.cell(
+        0,
+        4,
+        "encounter id | class | discharged | retain until | versions",
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
+    pdf.cell(
+        0, 4, "    patient pseudonym | sealed sha256 | pdf sha256", new_x="LMARGIN", new_y="NEXT"
+    )
 
 
 def _row(pdf: FPDF, item: Item) -> None:
     pdf.set_font("DejaVu", "", 7)
-    line = (f"{item.encounter_id} | {item.retention_class} | {item.discharged_at[:10]} | "
-            f"{item.retain_until} | {len(item.versions)}")  # fmt: skip
+    line = (
+        f"{item.encounter_id} | {item.retention_class} | {item.discharged_at[:10]} | "
+        f"{item.retain_until} | {len(item.versions)}"
+    )
     pdf.cell(0, 4, line, new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("DejaVu", "", 5.5)
-    pdf.cell(0, 3.5, f"    {item.patient_pseudonym} | {item.sealed_sha256} | {item.pdf_sha256}",
-             new_x="LMARGIN", new_y="NEXT")  # fmt: skip
+    pdf.cell(
+        0,
+        3.5,
+        f"    {item.patient_pseudonym} | {item.sealed_sha256} | {item.pdf_sha256}",
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
 
 
 def _totals(items: tuple[Item, ...]) -> dict[str, int]:
@@ -163,9 +201,14 @@ class MinutesWriter:
         signed = _sign(self._settings, render_minutes(proposal, items, approver, at))
         key = f"{MINUTES_PREFIX}{proposal.proposal_id}.pdf"
         until = manifest_retain_until(at, years=self._policy.permanent_horizon_years)
-        stored = deposit(signed.pdf, identity=ObjectIdentity(self._store.bucket, key,
-                         proposal.proposal_id), retain_until=until, store=self._store,
-                         keys=self._keys, settings=self._settings.seal)  # fmt: skip
+        stored = deposit(
+            signed.pdf,
+            identity=ObjectIdentity(self._store.bucket, key, proposal.proposal_id),
+            retain_until=until,
+            store=self._store,
+            keys=self._keys,
+            settings=self._settings.seal,
+        )
         return {"key": key, "version_id": stored.version_id, "pdf_sha256": signed.sha256}
 
 
@@ -194,7 +237,7 @@ def read_minutes(
 
 
 def embedded_listing(pdf: bytes) -> dict[str, Any]:
-    from archive.pdfa import extract_embedded_data
+    from archive.render import extract_embedded_data
 
     value = json.loads(extract_embedded_data(pdf))
     assert isinstance(value, dict)

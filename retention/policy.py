@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Final, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from archive.errors import PolicyError
+from retention.errors import PolicyError
 from retention.facts import RecordFacts, code_key, icd10_key, procedure_key
 
 DEFAULT_TZ: Final = "Asia/Ho_Chi_Minh"

@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from archive.audit import ChainReport, SegmentChain
-from archive.errors import RetentionError as RetentionError  # re-exported for retention.*
-from archive.sealed_store import SealedStore
-from archive.settings import Settings
-from archive.store import ObjectStore
+from archive.core.settings import Settings
+from archive.store import ObjectStore, SealedStore
+from retention.errors import RetentionError as RetentionError
 
 REGISTER_PREFIX: Final = "retention/sealed/v1/events/"
 LEGACY_REGISTER_PREFIX: Final = "retention/events/"  # plaintext copies of releases before sealing

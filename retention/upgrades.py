@@ -23,10 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from archive.audit import AuditEvent, AuditLog
-from archive.errors import PolicyError
-from archive.fhir import parse_datetime
-from archive.sources import EncounterBundle, Window
-from archive.sources.bulk import MANIFEST_NAME, collect
+from archive.sources import MANIFEST_NAME, EncounterBundle, Window, collect, parse_datetime
+from retention.errors import PolicyError
 from retention.facts import RecordFacts
 from retention.policy import (
     Classification,
@@ -83,10 +81,17 @@ class UpgradePlan:
             mine = [c for c in self.changes if c.new_class == class_id]
             ext = sorted(c.new_until for c in mine if c.action is LockAction.EXTEND)
             count = {a: sum(c.action is a for c in mine) for a in LockAction}
-            out.append(ClassSummary(
-                class_id, len(mine), count[LockAction.EXTEND], count[LockAction.UNCHANGED],
-                count[LockAction.KEEP_LONGER], ext[0] if ext else None, ext[-1] if ext else None,
-            ))  # fmt: skip
+            out.append(
+                ClassSummary(
+                    class_id,
+                    len(mine),
+                    count[LockAction.EXTEND],
+                    count[LockAction.UNCHANGED],
+                    count[LockAction.KEEP_LONGER],
+                    ext[0] if ext else None,
+                    ext[-1] if ext else None,
+                )
+            )
         return out
 
 
@@ -132,8 +137,9 @@ def _taken_at(export_dir: Path) -> datetime:
         doc = json.loads(manifest.read_bytes()) if manifest.is_file() else {}
     except (OSError, ValueError) as e:
         raise RetentionError(f"cannot read {manifest}: {e}") from e
-    taken = parse_datetime(doc.get("transactionTime") if isinstance(doc, dict) else None,
-                           date_tz=UTC)  # fmt: skip
+    taken = parse_datetime(
+        doc.get("transactionTime") if isinstance(doc, dict) else None, date_tz=UTC
+    )
     return taken or datetime.now(UTC)
 
 
@@ -166,11 +172,15 @@ def _plan_row(
     current = row["retain_until"]
     action = LockAction.between(new_until, current)
     return PlannedChange(
-        encounter_id=row["encounter_id"], object_key=row["object_key"],
-        old_class=row["retention_class"], new_class=new.class_id, current_until=current,
-        new_until=new_until, action=action,
+        encounter_id=row["encounter_id"],
+        object_key=row["object_key"],
+        old_class=row["retention_class"],
+        new_class=new.class_id,
+        current_until=current,
+        new_until=new_until,
+        action=action,
         cause="facts" if new.class_id != candidates[0].class_id else "policy",
-    )  # fmt: skip
+    )
 
 
 def _facts(row: dict[str, Any], update: FactsUpdate) -> RecordFacts:
@@ -193,13 +203,22 @@ def apply_upgrade(
     for change in plan.extensions:
         done, skipped = _extend(register, change)
         versions, later = versions + len(done), later + skipped
-        events.append({
-            "type": "lock.extended", "encounter_id": change.encounter_id,
-            "object_key": change.object_key, "versions": done, "old_class": change.old_class,
-            "new_class": change.new_class, "old_until": change.current_until.isoformat(),
-            "new_until": change.new_until.isoformat(), "policy": plan.policy_ref,
-            "cause": change.cause, "by": by, "at": now.isoformat(),
-        })  # fmt: skip
+        events.append(
+            {
+                "type": "lock.extended",
+                "encounter_id": change.encounter_id,
+                "object_key": change.object_key,
+                "versions": done,
+                "old_class": change.old_class,
+                "new_class": change.new_class,
+                "old_until": change.current_until.isoformat(),
+                "new_until": change.new_until.isoformat(),
+                "policy": plan.policy_ref,
+                "cause": change.cause,
+                "by": by,
+                "at": now.isoformat(),
+            }
+        )
     register.append(events, now=now)
     _audit(audit, plan, by, now, len(events), versions)
     return ApplyResult(len(events), versions, later)
@@ -226,9 +245,14 @@ def _audit(
     entities: Iterable[tuple[str, str]] = (("policy", plan.policy_ref),)
     if records <= 200:  # the register has every record; the audit names small batches in full
         entities = (*entities, *(("encounter", c.encounter_id) for c in plan.extensions))
-    audit.append(AuditEvent(
-        actor=by, role="records-officer", action="retention.extend", recorded=now,
-        entities=tuple(entities),
-        detail={"records": records, "versions": versions, "shorter_rule_unchanged": kept},
-    ))  # fmt: skip
+    audit.append(
+        AuditEvent(
+            actor=by,
+            role="records-officer",
+            action="retention.extend",
+            recorded=now,
+            entities=tuple(entities),
+            detail={"records": records, "versions": versions, "shorter_rule_unchanged": kept},
+        )
+    )
     audit.flush(now=now)

@@ -51,12 +51,11 @@ from typing import Any, Final
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from archive.audit import ChainReport, SegmentChain
-from archive.errors import AccessDeniedError as AccessDeniedError
-from archive.errors import ArchiveError
-from archive.errors import AuthenticationError as AuthenticationError
-from archive.sealed_store import SealedStore
-from archive.settings import Settings
-from archive.store import ObjectStore
+from archive.core.errors import ArchiveError
+from archive.core.settings import Settings
+from archive.store import ObjectStore, SealedStore
+from retrieval.errors import AccessDeniedError as AccessDeniedError
+from retrieval.errors import AuthenticationError as AuthenticationError
 
 ACCESS_PREFIX: Final = "access/sealed/v1/events/"
 TOKEN_TTL: Final = timedelta(hours=8)
@@ -357,9 +356,17 @@ class UserStore:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             users = self.users()
             yield users
-            doc = {"format": "emr-archive-users-1", "users": {
-                u.username: {"role": u.role.value, "password_hash": u.password_hash,
-                             "disabled": u.disabled} for u in users.values()}}  # fmt: skip
+            doc = {
+                "format": "emr-archive-users-1",
+                "users": {
+                    u.username: {
+                        "role": u.role.value,
+                        "password_hash": u.password_hash,
+                        "disabled": u.disabled,
+                    }
+                    for u in users.values()
+                },
+            }
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -415,8 +422,12 @@ class TokenService:
     def issue(self, user: User, *, now: datetime) -> tuple[str, Principal]:
         expires = now + self.ttl
         principal = Principal(user.username, user.role, secrets.token_hex(16), expires)
-        payload = {"sub": user.username, "role": user.role.value, "jti": principal.token_id,
-                   "exp": int(expires.timestamp())}  # fmt: skip
+        payload = {
+            "sub": user.username,
+            "role": user.role.value,
+            "jti": principal.token_id,
+            "exp": int(expires.timestamp()),
+        }
         return str(self._serializer.dumps(payload)), principal
 
     def verify(
@@ -434,6 +445,7 @@ class TokenService:
             raise TokenRefusedError("the token was logged out: sign in again", **who)
         user = users.get(payload["sub"])
         if user is None or user.disabled or user.role.value != payload["role"]:
-            raise TokenRefusedError("the account changed since the token was issued: sign in",
-                                    **who)  # fmt: skip
+            raise TokenRefusedError(
+                "the account changed since the token was issued: sign in", **who
+            )
         return Principal(user.username, user.role, payload["jti"], expires)

@@ -32,8 +32,8 @@ from typing import Any
 import bagit  # type: ignore[import-untyped]
 
 from archive.catalog import CatalogRow
-from archive.errors import ArchiveError
-from archive.pdfa import extract_embedded_data
+from archive.core.errors import ArchiveError
+from archive.render import extract_embedded_data
 from archive.seal import ObjectIdentity, unseal
 from verification.checks import FULL
 from verification.evidence import Environment
@@ -152,20 +152,27 @@ def _unsealed(row: CatalogRow, env: Environment) -> bytes:
 
 
 def _report(row: CatalogRow, result: RecordResult, now: datetime) -> bytes:
-    return _json_bytes({
-        "encounter_id": row.encounter_id,
-        "object_key": row.object_key,
-        "version_id": row.version_id,
-        "pdf_sha256": row.pdf_sha256,
-        "verified_at": now.astimezone(UTC).isoformat(),
-        "status": result.status.value,
-        "reason_code": result.reason.reason_code,
-        "checks": [
-            {"check": c.check, "status": c.status.value, "reason_code": c.reason_code,
-             "message": c.message} for c in result.checks
-        ],
-        "renewal": None if result.renewal is None else result.renewal.reason_code,
-    })  # fmt: skip
+    return _json_bytes(
+        {
+            "encounter_id": row.encounter_id,
+            "object_key": row.object_key,
+            "version_id": row.version_id,
+            "pdf_sha256": row.pdf_sha256,
+            "verified_at": now.astimezone(UTC).isoformat(),
+            "status": result.status.value,
+            "reason_code": result.reason.reason_code,
+            "checks": [
+                {
+                    "check": c.check,
+                    "status": c.status.value,
+                    "reason_code": c.reason_code,
+                    "message": c.message,
+                }
+                for c in result.checks
+            ],
+            "renewal": None if result.renewal is None else result.renewal.reason_code,
+        }
+    )
 
 
 def _dossier(
@@ -180,16 +187,25 @@ def _dossier(
         "exported_at": now.astimezone(UTC).isoformat(),
         **dict(context),
         "records": [
-            {"encounter_id": r.encounter_id, "facility": r.facility,
-             "admitted_at": r.admitted_at.isoformat(), "discharged_at": r.discharged_at.isoformat(),
-             "retention_class": r.retention_class, "retain_until": r.retain_until.isoformat(),
-             "object_key": r.object_key, "version_id": r.version_id, "pdf_sha256": r.pdf_sha256,
-             "data_sha256": r.data_sha256, "signer_cert_sha256": r.signer_cert_sha256,
-             "signed_at": r.signed_at.isoformat(), "verification": d.status}
+            {
+                "encounter_id": r.encounter_id,
+                "facility": r.facility,
+                "admitted_at": r.admitted_at.isoformat(),
+                "discharged_at": r.discharged_at.isoformat(),
+                "retention_class": r.retention_class,
+                "retain_until": r.retain_until.isoformat(),
+                "object_key": r.object_key,
+                "version_id": r.version_id,
+                "pdf_sha256": r.pdf_sha256,
+                "data_sha256": r.data_sha256,
+                "signer_cert_sha256": r.signer_cert_sha256,
+                "signed_at": r.signed_at.isoformat(),
+                "verification": d.status,
+            }
             for r, d in zip(rows, documents, strict=True)
         ],
         "files_sha256": dict(sorted(files.items())),
-    }  # fmt: skip
+    }
 
 
 def _make_bag(bag_dir: Path, context: Mapping[str, str], now: datetime) -> None:

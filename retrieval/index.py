@@ -33,14 +33,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from archive.catalog import MANIFESTS_DIR, Catalog
-from archive.errors import CatalogError
+from archive.core.errors import CatalogError
 from archive.store import sha256_hex
 
 COLUMNS: Final = (
-    "encounter_id", "patient_pseudonym", "facility", "admitted_at", "discharged_at",
-    "retention_class", "retain_until", "object_key", "version_id", "pdf_sha256", "signed_at",
+    "encounter_id",
+    "patient_pseudonym",
+    "facility",
+    "admitted_at",
+    "discharged_at",
+    "retention_class",
+    "retain_until",
+    "object_key",
+    "version_id",
+    "pdf_sha256",
+    "signed_at",
     "run_id",
-)  # fmt: skip
+)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _TIMES: Final = frozenset({"admitted_at", "discharged_at", "retain_until", "signed_at"})
 _INSERT: Final = "INSERT INTO records VALUES (" + ",".join("?" * (len(COLUMNS) + 1)) + ")"  # noqa: S608

@@ -30,9 +30,8 @@ from zoneinfo import ZoneInfo
 
 from archive.audit import AuditEvent, AuditLog
 from archive.catalog import HEAD_FILE, Catalog, CatalogRow
-from archive.errors import ArchiveError
-from archive.keys import LocalKeyring
-from archive.settings import Settings
+from archive.core.errors import ArchiveError
+from archive.seal import LocalKeyring
 from archive.sign import SignerConfig, load_trust_roots
 from archive.store import ObjectStore
 from retention.register import Register
@@ -58,6 +57,7 @@ from retrieval.index import LastVerification, SearchIndex
 from verification.config import HoldSet, output_directory
 from verification.evidence import Environment
 from verification.log import log_dir
+from verification.settings import VerifySettings as Settings
 
 MAX_RESULTS = 500
 
@@ -82,10 +82,17 @@ class Query:
             )
 
     def describe(self) -> dict[str, str]:
-        d = {k: str(v) for k, v in (
-            ("encounter", self.encounter_id), ("facility", self.facility),
-            ("class", self.retention_class), ("from", self.discharged_from),
-            ("to", self.discharged_to)) if v is not None}  # fmt: skip
+        d = {
+            k: str(v)
+            for k, v in (
+                ("encounter", self.encounter_id),
+                ("facility", self.facility),
+                ("class", self.retention_class),
+                ("from", self.discharged_from),
+                ("to", self.discharged_to),
+            )
+            if v is not None
+        }
         if self.patient_pseudonym:
             d["patient"] = "pseudonym"
         return d
@@ -142,15 +149,21 @@ class Retrieval:
 
     @classmethod
     def open(cls, settings: Settings, *, store: ObjectStore | None = None) -> Retrieval:
-        from infra import wiring  # the one place that picks implementations
+        from archive import wiring
 
         store = store or wiring.open_store(settings)
         keyring = wiring.open_keyring(settings)
         roots = tuple(load_trust_roots(SignerConfig.from_settings(settings).trust_roots))
 
         def env(holds: HoldSet) -> Environment:
-            return Environment(store=store, keys=keyring, seal=settings.seal, trust_roots=roots,
-                               holds=holds, settings=settings.verification)  # fmt: skip
+            return Environment(
+                store=store,
+                keys=keyring,
+                seal=settings.seal,
+                trust_roots=roots,
+                holds=holds,
+                settings=settings.verification,
+            )
 
         return cls(
             settings=settings,
@@ -202,8 +215,14 @@ class Retrieval:
                 token, now=now, users=self.users, revoked=self.access.revoked_tokens()
             )
         except TokenRefusedError as e:  # a genuine token, refused: say whose
-            self._record(Principal(e.subject, Role.INSPECTOR), "auth.token", now, error=e,
-                         role="unknown", detail={"token": e.token_id})  # fmt: skip
+            self._record(
+                Principal(e.subject, Role.INSPECTOR),
+                "auth.token",
+                now,
+                error=e,
+                role="unknown",
+                detail={"token": e.token_id},
+            )
             raise
         except AuthenticationError as e:
             self._record(
@@ -215,20 +234,40 @@ class Retrieval:
         if principal.token_id is None:
             return
         until = (principal.expires_at or now).astimezone(UTC).isoformat()
-        self.access.append({"type": "token.revoked", "token_id": principal.token_id,
-                            "by": principal.username, "until": until}, now=now)  # fmt: skip
+        self.access.append(
+            {
+                "type": "token.revoked",
+                "token_id": principal.token_id,
+                "by": principal.username,
+                "until": until,
+            },
+            now=now,
+        )
         self._record(principal, "auth.logout", now, detail={"token": principal.token_id})
 
-    def add_user(self, principal: Principal | None, username: str, role: Role, password: str,
-                 *, now: datetime) -> None:  # fmt: skip
+    def add_user(
+        self,
+        principal: Principal | None,
+        username: str,
+        role: Role,
+        password: str,
+        *,
+        now: datetime,
+    ) -> None:
         """An admin adds an account; with no account at all, the first admin bootstraps itself
         (``principal`` None), as `make demo` and a fresh installation do."""
         bootstrap = principal is None
         if bootstrap and (self.users.users() or role is not Role.ADMIN):
             refused = AuthenticationError("sign in as an admin to add users (--as ADMIN)")
             asked = {"user": username, "user_role": role.value}
-            self._record(Principal(username, Role.ADMIN), "user.add", now, error=refused,
-                         role="unknown", detail=asked)  # fmt: skip
+            self._record(
+                Principal(username, Role.ADMIN),
+                "user.add",
+                now,
+                error=refused,
+                role="unknown",
+                detail=asked,
+            )
             raise refused
         actor = principal or Principal(username, Role.ADMIN)
         with self._audited(actor, "user.add", now, []) as ev:
@@ -250,8 +289,10 @@ class Retrieval:
         with self._audited(principal, action, now, []) as ev:
             if principal.role is not Role.RECORDS_OFFICER:
                 role = principal.role.value
-                raise AccessDeniedError(f"retention changes are made by a records officer; "
-                                        f"{principal.username} is {role}")  # fmt: skip
+                raise AccessDeniedError(
+                    f"retention changes are made by a records officer; "
+                    f"{principal.username} is {role}"
+                )
             ev["authorised"] = 1
         return principal.username
 
@@ -303,14 +344,21 @@ class Retrieval:
             self._require_covered(principal, grants, rows)
             chosen = newest_per_encounter([CatalogRow.from_dict(self._full(r)) for r in rows])
             label = _label(encounter_id, patient_pseudonym, now)
-            context = {"exported_by": principal.username, "role": principal.role.value,
-                       "grants": ",".join(g.grant_id for g in grants)}  # fmt: skip
+            context = {
+                "exported_by": principal.username,
+                "role": principal.role.value,
+                "grants": ",".join(g.grant_id for g in grants),
+            }
             env = self._env_factory(HoldSet.of(self.register.held_encounters()))
-            result = export_dossier(chosen, env=env, out_dir=out_dir, label=label, now=now,
-                                    context=context)  # fmt: skip
-            ev.update(grants=context["grants"], documents=len(result.documents),
-                      zip_sha256=result.sha256,
-                      failed=sum(d.status != "passed" for d in result.documents))  # fmt: skip
+            result = export_dossier(
+                chosen, env=env, out_dir=out_dir, label=label, now=now, context=context
+            )
+            ev.update(
+                grants=context["grants"],
+                documents=len(result.documents),
+                zip_sha256=result.sha256,
+                failed=sum(d.status != "passed" for d in result.documents),
+            )
             documents = [("encounter", d.encounter_id) for d in result.documents]
             ev["entities"] = [
                 *_query_entities(query),
@@ -340,13 +388,20 @@ class Retrieval:
             account = self.users.get(inspector)
             if account is None or account.role is not Role.INSPECTOR:
                 raise ArchiveError(f"{inspector} is not an inspector account")
-            grant = new_grant(issued_by=principal.username, inspector=inspector,
-                              case_ref=case_ref, valid_from=valid_from, valid_until=valid_until,
-                              facility=facility, encounter_ids=encounter_ids,
-                              patient_pseudonym=patient_pseudonym)  # fmt: skip
+            grant = new_grant(
+                issued_by=principal.username,
+                inspector=inspector,
+                case_ref=case_ref,
+                valid_from=valid_from,
+                valid_until=valid_until,
+                facility=facility,
+                encounter_ids=encounter_ids,
+                patient_pseudonym=patient_pseudonym,
+            )
             self.access.append(grant.to_event(), now=now)
-            ev.update(grant=grant.grant_id, inspector=grant.inspector,
-                      until=grant.valid_until.isoformat())  # fmt: skip
+            ev.update(
+                grant=grant.grant_id, inspector=grant.inspector, until=grant.valid_until.isoformat()
+            )
             return grant
 
     def revoke_grant(
@@ -356,8 +411,15 @@ class Retrieval:
             require(principal, Action.GRANT_MANAGE)
             if grant_id not in self.access.grants():
                 raise ArchiveError(f"no active grant {grant_id}")
-            self.access.append({"type": "grant.revoked", "grant_id": grant_id,
-                                "by": principal.username, "reason": reason}, now=now)  # fmt: skip
+            self.access.append(
+                {
+                    "type": "grant.revoked",
+                    "grant_id": grant_id,
+                    "by": principal.username,
+                    "reason": reason,
+                },
+                now=now,
+            )
             ev["grant"] = grant_id
 
     def grants(self, principal: Principal, *, now: datetime) -> list[Grant]:
@@ -374,11 +436,20 @@ class Retrieval:
     def inspectors(self, principal: Principal) -> list[str]:
         """The enabled inspector accounts a records officer may grant to."""
         require(principal, Action.GRANT_MANAGE)
-        return sorted(u.username for u in self.users.users().values()
-                      if u.role is Role.INSPECTOR and not u.disabled)  # fmt: skip
+        return sorted(
+            u.username
+            for u in self.users.users().values()
+            if u.role is Role.INSPECTOR and not u.disabled
+        )
 
-    def audit_events(self, principal: Principal, *, now: datetime, actor: str | None = None,
-                     action: str | None = None) -> list[AuditEvent]:  # fmt: skip
+    def audit_events(
+        self,
+        principal: Principal,
+        *,
+        now: datetime,
+        actor: str | None = None,
+        action: str | None = None,
+    ) -> list[AuditEvent]:
         with self._audited(principal, "retrieval.audit.read", now, []) as ev:
             require(principal, Action.AUDIT_READ)
             events = self.audit.show(actor=actor, action=action)
@@ -448,10 +519,20 @@ class Retrieval:
             cls, until = newest["retention_class"], newest["retain_until"]
             if eid in changes and changes[eid][1] > until:
                 cls, until = changes[eid]
-            hits.append(Hit(eid, newest["facility"], newest["admitted_at"],
-                            newest["discharged_at"], cls, until, eid in held, len(versions),
-                            verified.get(eid),
-                            newest["patient_pseudonym"] if show_patient else None))  # fmt: skip
+            hits.append(
+                Hit(
+                    eid,
+                    newest["facility"],
+                    newest["admitted_at"],
+                    newest["discharged_at"],
+                    cls,
+                    until,
+                    eid in held,
+                    len(versions),
+                    verified.get(eid),
+                    newest["patient_pseudonym"] if show_patient else None,
+                )
+            )
         return hits
 
     def _require_covered(
@@ -476,13 +557,20 @@ class Retrieval:
                 indexed["version_id"],
             ):
                 return dict(row)
-        raise ArchiveError(f"encounter {indexed['encounter_id']} is indexed but not catalogued: "
-                           "delete <data_dir>/index and retry")  # fmt: skip
+        raise ArchiveError(
+            f"encounter {indexed['encounter_id']} is indexed but not catalogued: "
+            "delete <data_dir>/index and retry"
+        )
 
     @contextmanager
-    def _audited(self, principal: Principal, action: str, now: datetime,
-                 entities: Sequence[tuple[str, str]], query: dict[str, str] | None = None,
-                 ) -> Iterator[dict[str, Any]]:  # fmt: skip
+    def _audited(
+        self,
+        principal: Principal,
+        action: str,
+        now: datetime,
+        entities: Sequence[tuple[str, str]],
+        query: dict[str, str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Yield a detail dict the body fills in; append and flush one event either way."""
         detail: dict[str, Any] = dict(query or {})
         try:
@@ -494,18 +582,31 @@ class Retrieval:
         detail.setdefault("entities", entities)
         self._record(principal, action, now, detail=detail)
 
-    def _record(self, principal: Principal, action: str, now: datetime, *,
-                detail: dict[str, Any] | None = None, error: Exception | None = None,
-                role: str | None = None) -> None:  # fmt: skip
+    def _record(
+        self,
+        principal: Principal,
+        action: str,
+        now: datetime,
+        *,
+        detail: dict[str, Any] | None = None,
+        error: Exception | None = None,
+        role: str | None = None,
+    ) -> None:
         detail = dict(detail or {})
         entities = tuple(detail.pop("entities", ()))
         reason = None if error is None else f"{type(error).__name__}: {error}"[:300]
-        self.audit.append(AuditEvent(
-            actor=principal.username, role=role or principal.role.value, action=action,
-            recorded=now,
-            outcome="failure" if error else "success", entities=entities, reason=reason,
-            detail={k: v if isinstance(v, int) else str(v) for k, v in detail.items()},
-        ))  # fmt: skip
+        self.audit.append(
+            AuditEvent(
+                actor=principal.username,
+                role=role or principal.role.value,
+                action=action,
+                recorded=now,
+                outcome="failure" if error else "success",
+                entities=entities,
+                reason=reason,
+                detail={k: v if isinstance(v, int) else str(v) for k, v in detail.items()},
+            )
+        )
         self.audit.flush(now=now)
 
 
@@ -518,9 +619,13 @@ def _covered(principal: Principal, grants: Sequence[Grant], row: dict[str, Any])
     if principal.role not in GRANT_BOUND:
         return True
     return any(
-        g.covers(facility=row["facility"], encounter_id=row["encounter_id"],
-                 patient_pseudonym=row["patient_pseudonym"]) for g in grants
-    )  # fmt: skip
+        g.covers(
+            facility=row["facility"],
+            encounter_id=row["encounter_id"],
+            patient_pseudonym=row["patient_pseudonym"],
+        )
+        for g in grants
+    )
 
 
 def _query_entities(q: Query) -> list[tuple[str, str]]:

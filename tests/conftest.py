@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from archive.settings import Settings, StackSettings, load_settings
-from tests.portpick import free_port_block
+from archive.core.settings import StackSettings
+from infra.settings import AppSettings, load_app_settings
+from tests.support.ports import free_port_block
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +22,7 @@ def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name, raising=False)
 
 
-def make_settings(data_dir: Path, **overrides: object) -> Settings:
+def make_settings(data_dir: Path, **overrides: object) -> AppSettings:
     s3_port, master, volume, filer, admin, pki_port = free_port_block(6)
     stack = StackSettings(
         s3_port=s3_port,
@@ -33,11 +34,11 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         # Tests run flows in Prefect's ephemeral mode; the server costs ~20 s to start.
         prefect_server=False,
     )
-    return load_settings(data_dir=data_dir, stack=stack, **overrides)
+    return load_app_settings(data_dir=data_dir, stack=stack, **overrides)
 
 
 @pytest.fixture(scope="session")
-def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppSettings]:
     """The whole embedded stack (keyring, dev PKI + TSA service, SeaweedFS), once per session."""
     from infra import stack
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from archive.errors import (
+from archive.core.errors import (
     DecompressionLimitError,
     EnvelopeFormatError,
     EnvelopeIntegrityError,

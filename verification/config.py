@@ -1,7 +1,7 @@
 """Verification settings and the inputs a run needs that the catalog does not hold (legal holds).
 
-The settings themselves are ``archive.settings.VerificationSettings`` (``Settings.verification``);
-they are re-exported here for the modules of this package.
+The settings section itself is :class:`verification.settings.VerificationSettings`; it is
+re-exported here for the modules of this package.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from archive.settings import Settings, VerificationSettings
+from archive.core.settings import Settings
+from verification.settings import VerificationSettings
 
 __all__ = ["HoldSet", "HoldSource", "VerificationSettings", "output_directory"]
 

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 
 from asn1crypto import x509
 
-from archive.errors import ArchiveError
-from archive.pdfa import check_pdfa3b, extract_embedded_data
-from archive.signature import newest_document_timestamp, validate_pdf_signatures
+from archive.core.errors import ArchiveError
+from archive.render import check_pdfa3b, extract_embedded_data
+from archive.sign import newest_document_timestamp, validate_pdf_signatures
 from verification.config import VerificationSettings
 from verification.results import CheckResult, Renewal
 

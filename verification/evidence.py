@@ -18,9 +18,8 @@ from typing import Any, TypeVar, cast
 from asn1crypto import x509
 
 from archive.catalog import CatalogRow
-from archive.keys import KeyProvider
-from archive.seal import ObjectIdentity, unseal
-from archive.settings import SealSettings
+from archive.core.settings import SealSettings
+from archive.seal import KeyProvider, ObjectIdentity, unseal
 from archive.store import ObjectHead, ObjectStore
 from verification.config import HoldSource, VerificationSettings
 

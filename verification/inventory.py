@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from archive.catalog import BUCKET_PREFIX, Catalog
-from archive.errors import CatalogError, ChainBrokenError, ManifestCorruptError, SealError
-from archive.naming import RECORDS_PREFIX
-from archive.store import ObjectStore, ObjectVersion, sha256_hex
+from archive.core.errors import CatalogError, ChainBrokenError, ManifestCorruptError, SealError
+from archive.store import RECORDS_PREFIX, ObjectStore, ObjectVersion, sha256_hex
 from verification.results import CheckResult
 
 CHAIN = "catalog.chain"
@@ -124,8 +123,11 @@ def inventory(
             continue
         pair = (v.key, v.version_id)
         if v.is_delete_marker and v.key in keys:
-            found.append(Finding("inventory.delete_marker", *pair,
-                                 "a delete marker hides a catalogued record"))  # fmt: skip
+            found.append(
+                Finding(
+                    "inventory.delete_marker", *pair, "a delete marker hides a catalogued record"
+                )
+            )
         elif not v.is_delete_marker and pair not in wanted:
             code, what = (
                 ("inventory.newer_version", "a version no catalog row names, over a catalogued key")

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from archive.fsutil import write_private
+from archive.core.atomic import write_private
 from verification.results import RecordResult
 
 _TS = pa.timestamp("us", tz="UTC")

@@ -97,15 +97,20 @@ class Summary:
     def to_markdown(self) -> str:
         c = self.counts()
         lines = [
-            f"# Verification `{self.run_id}`: **{self.status.value.upper()}**", "",
+            f"# Verification `{self.run_id}`: **{self.status.value.upper()}**",
+            "",
             f"{self.mode}; checks: {self.checks}. {len(self.results)} record(s) verified in "
-            f"{self.duration_s:.1f} s ({self.throughput:.1f}/s).", "",
-            "| records | count |", "|---|---:|",
+            f"{self.duration_s:.1f} s ({self.throughput:.1f}/s).",
+            "",
+            "| records | count |",
+            "|---|---:|",
             *(f"| {k} | {v} |" for k, v in c.items()),
-            f"| renewal due | {len(self.renewals)} |", "",
-            "| archive-wide check | status | reason |", "|---|---|---|",
+            f"| renewal due | {len(self.renewals)} |",
+            "",
+            "| archive-wide check | status | reason |",
+            "|---|---|---|",
             *(f"| {a.check} | {a.status.value} | `{a.reason_code}` |" for a in self.archive_checks),
-        ]  # fmt: skip
+        ]
         if self.reasons():
             lines += ["", "| reason | count |", "|---|---:|"]
             lines += [f"| `{k}` | {v} |" for k, v in self.reasons().items()]
@@ -132,11 +137,14 @@ def render_html(s: Summary) -> str:
         f"{e(s.status.value.upper())}</span></h1>",
         f"<p>{e(s.mode)}; checks: {e(s.checks)}; started {e(s.started_at.isoformat())}; "
         f"{len(s.results)} record(s) in {s.duration_s:.1f} s.</p>",
-        "<h2>Summary</h2>", _table(["records", "count"], list(s.counts().items())),
+        "<h2>Summary</h2>",
+        _table(["records", "count"], list(s.counts().items())),
         "<h2>Archive-wide checks</h2>",
-        _table(["check", "status", "reason", "message"],
-               [(c.check, c.status.value, c.reason_code, c.message) for c in s.archive_checks]),
-    ]  # fmt: skip
+        _table(
+            ["check", "status", "reason", "message"],
+            [(c.check, c.status.value, c.reason_code, c.message) for c in s.archive_checks],
+        ),
+    ]
     if s.reasons():
         parts += ["<h2>Failures by reason</h2>", _table(["reason", "count"], s.reasons().items())]
     if s.findings:
@@ -147,10 +155,15 @@ def render_html(s: Summary) -> str:
         ]
     parts += _failed_records(s)
     if s.renewals:
-        rows = [(r.encounter_id, r.renewal.reason_code, r.renewal.message)
-                for r in s.renewals[:_MAX_DETAIL] if r.renewal]  # fmt: skip
-        parts += [f"<h2>Timestamp renewal due ({len(s.renewals)})</h2>",
-                  _table(["encounter", "reason", "detail"], rows)]  # fmt: skip
+        rows = [
+            (r.encounter_id, r.renewal.reason_code, r.renewal.message)
+            for r in s.renewals[:_MAX_DETAIL]
+            if r.renewal
+        ]
+        parts += [
+            f"<h2>Timestamp renewal due ({len(s.renewals)})</h2>",
+            _table(["encounter", "reason", "detail"], rows),
+        ]
     parts.append("</body></html>\n")
     return "\n".join(parts)
 

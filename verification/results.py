@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from archive.errors import ArchiveError
+from archive.core.errors import ArchiveError
 
 
 class VerificationError(ArchiveError):

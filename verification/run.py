@@ -19,11 +19,9 @@ from datetime import datetime
 
 from archive.audit import AuditEvent, AuditLog
 from archive.catalog import CatalogRow
-from archive.pool import split, worker_pool
-from archive.s3 import S3ObjectStore
-from archive.sealed_store import SealedStore
-from archive.settings import Settings
-from archive.store import ObjectStore
+from archive.core.pool import split, worker_pool
+from archive.core.settings import Settings
+from archive.store import ObjectStore, S3ObjectStore, SealedStore
 from verification.config import HoldSet, VerificationSettings, output_directory
 from verification.inventory import Finding, compare_bucket_copies, inventory, open_catalog
 from verification.log import write_log
@@ -68,9 +66,18 @@ class VerificationRun:
     """:meth:`start` → :meth:`batches` → :meth:`verify_batch` each → :meth:`finish`; then
     :meth:`close` (or use ``with``)."""
 
-    def __init__(self, *, settings: Settings, vsettings: VerificationSettings, plan: RunPlan,
-                 holds: HoldSet, archive_checks: list[CheckResult], findings: tuple[Finding, ...],
-                 rows: list[CatalogRow], audit_store: ObjectStore) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        vsettings: VerificationSettings,
+        plan: RunPlan,
+        holds: HoldSet,
+        archive_checks: list[CheckResult],
+        findings: tuple[Finding, ...],
+        rows: list[CatalogRow],
+        audit_store: ObjectStore,
+    ) -> None:
         self.settings, self.vsettings, self.plan, self.holds = settings, vsettings, plan, holds
         self._audit_store = audit_store
         self.archive_checks = archive_checks
@@ -104,17 +111,28 @@ class VerificationRun:
         rows: list[CatalogRow] = []
         if catalog is not None:
             checks = [compare_bucket_copies(catalog, SealedStore.for_settings(settings, store))]
-            all_rows = [r for r in catalog_rows(catalog.rows())
-                        if (r.object_key, r.version_id) not in disposed]  # fmt: skip
+            all_rows = [
+                r
+                for r in catalog_rows(catalog.rows())
+                if (r.object_key, r.version_id) not in disposed
+            ]
             rows = select(all_rows, plan.selection, tz=settings.archive.timezone)
             verified = {(r.object_key, r.version_id) for r in rows}
             catalogued = [(r.object_key, r.version_id) for r in all_rows]
-            result, findings = inventory(catalogued, store.list_versions("records/"),
-                                         verified=verified)  # fmt: skip
+            result, findings = inventory(
+                catalogued, store.list_versions("records/"), verified=verified
+            )
             checks.append(result)
-        return cls(settings=settings, vsettings=vsettings, plan=plan, holds=holds or HoldSet(),
-                   archive_checks=checks, findings=findings, rows=rows,
-                   audit_store=audit_store)  # fmt: skip
+        return cls(
+            settings=settings,
+            vsettings=vsettings,
+            plan=plan,
+            holds=holds or HoldSet(),
+            archive_checks=checks,
+            findings=findings,
+            rows=rows,
+            audit_store=audit_store,
+        )
 
     def __enter__(self) -> VerificationRun:
         return self
@@ -170,13 +188,21 @@ class VerificationRun:
         """One audit event per verification run: mode and counts, no record names."""
         log = AuditLog.for_settings(self.settings, self._audit_store)
         counts = summary.counts()
-        log.append(AuditEvent(
-            actor="verify-archive", role="system", action="verify.run",
-            recorded=self.plan.started_at,
-            outcome="success" if summary.status is Status.PASSED else "failure",
-            entities=(("run", self.plan.run_id),),
-            detail={**counts, "mode": self.plan.selection.mode.value, "selected": summary.selected},
-        ))  # fmt: skip
+        log.append(
+            AuditEvent(
+                actor="verify-archive",
+                role="system",
+                action="verify.run",
+                recorded=self.plan.started_at,
+                outcome="success" if summary.status is Status.PASSED else "failure",
+                entities=(("run", self.plan.run_id),),
+                detail={
+                    **counts,
+                    "mode": self.plan.selection.mode.value,
+                    "selected": summary.selected,
+                },
+            )
+        )
         log.flush()
 
     def close(self) -> None:

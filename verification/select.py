@@ -17,8 +17,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from archive.catalog import CatalogRow
-from archive.catalog_schema import table_to_rows
+from archive.catalog import CatalogRow, table_to_rows
 from verification.results import VerificationError
 from verification.verifier import archive_day
 

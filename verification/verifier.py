@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from archive.catalog import CatalogRow
-from archive.errors import StoreUnavailableError
+from archive.core.errors import StoreUnavailableError
 from verification.checks import RecordCheck
 from verification.document import renewal_need
 from verification.evidence import Environment, Evidence, NotReached

@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Final
 
 from archive.catalog import CatalogRow
-from archive.keys import LocalKeyring
-from archive.s3 import S3ObjectStore
-from archive.settings import Settings
+from archive.core.settings import Settings
+from archive.seal import LocalKeyring
 from archive.sign import SignerConfig, load_trust_roots
+from archive.store import S3ObjectStore
 from verification.checks import FIXITY, FULL
 from verification.config import HoldSet, VerificationSettings
 from verification.evidence import Environment

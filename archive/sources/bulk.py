@@ -33,9 +33,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Final, NamedTuple
 
-from archive import fhir
-from archive.fhir import Ref, Resource
-from archive.sources import CollectedItem, EncounterBundle, SourceError, Window
+from archive.core.errors import SourceError
+from archive.sources import fhir
+from archive.sources.fhir import Ref, Resource
+from archive.sources.model import CollectedItem, EncounterBundle, Window
 from archive.sources.quarantine import (
     QuarantineEntry,
     QuarantineReason,

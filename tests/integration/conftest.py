@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from archive.s3 import S3ObjectStore
-from archive.settings import Settings
+from archive.store import S3ObjectStore
+from infra.settings import AppSettings as Settings
 
 pytestmark = pytest.mark.integration
 
@@ -29,10 +29,14 @@ def retain_until() -> datetime:
 def settings(stack_settings: Settings, tmp_path: Path) -> Settings:
     """The session stack with a bucket and a catalog of this test's own."""
     bucket = f"nightly-{secrets.token_hex(4)}"
-    changed = stack_settings.model_copy(update={
-        "s3": stack_settings.s3.model_copy(update={"bucket": bucket}),
-        "catalog": stack_settings.catalog.model_copy(update={"catalog_dir": tmp_path / "catalog"}),
-        "archive": stack_settings.archive.model_copy(update={"workers": 1}),
-    })  # fmt: skip
+    changed = stack_settings.model_copy(
+        update={
+            "s3": stack_settings.s3.model_copy(update={"bucket": bucket}),
+            "catalog": stack_settings.catalog.model_copy(
+                update={"catalog_dir": tmp_path / "catalog"}
+            ),
+            "archive": stack_settings.archive.model_copy(update={"workers": 1}),
+        }
+    )
     S3ObjectStore.from_settings(changed).create_locked_bucket()
     return changed

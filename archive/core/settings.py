@@ -1,0 +1,355 @@
+"""Settings, read in exactly one place.
+
+Everything configurable comes from (highest priority first) keyword arguments, environment
+variables prefixed ``EMR_ARCHIVE_`` (nested with ``__``, e.g. ``EMR_ARCHIVE_S3__BUCKET``), a TOML
+file (``EMR_ARCHIVE_CONFIG`` or ``./emr-archive.toml``), and the defaults below. The result is a
+frozen object passed down to the code that needs it; nothing else reads ``os.environ``.
+
+Unset production knobs (S3 endpoint, TSA, signer) mean "use the embedded development stack under
+``data_dir``"; once they are set, nothing development-only is used.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from archive.core.errors import ConfigError
+
+ENV_PREFIX = "EMR_ARCHIVE_"
+CONFIG_FILE_ENV = "EMR_ARCHIVE_CONFIG"
+DEFAULT_CONFIG_FILE = Path("emr-archive.toml")
+
+_MiB = 1024 * 1024
+
+
+class Section(BaseModel):
+    """One ``[section]`` of the settings: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class S3Settings(Section):
+    """Where records are stored. Leave ``endpoint_url`` unset to use the embedded SeaweedFS."""
+
+    endpoint_url: str | None = Field(
+        default=None,
+        description="S3 endpoint, e.g. https://s3.ap-southeast-1.amazonaws.com; unset = embedded",
+    )
+    region: str = Field(default="us-east-1", description="S3 region (any value for SeaweedFS)")
+    bucket: str = Field(
+        default="emr-archive",
+        min_length=3,
+        max_length=63,
+        description="bucket with Object Lock + versioning (refused otherwise)",
+    )
+    access_key_id: str | None = Field(
+        default=None, description="unset = the standard AWS chain (AWS_ACCESS_KEY_ID, profile, ...)"
+    )
+    secret_access_key: SecretStr | None = Field(default=None, description="with access_key_id")
+    addressing_style: Literal["path", "virtual", "auto"] = Field(
+        default="path", description="path for SeaweedFS/MinIO/Ceph; virtual for AWS"
+    )
+    max_attempts: int = Field(default=8, ge=1, le=20, description="botocore retries (standard)")
+    connect_timeout_s: float = Field(default=5.0, gt=0, description="seconds per attempt")
+    read_timeout_s: float = Field(default=60.0, gt=0, description="seconds per attempt")
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
+class KeySettings(Section):
+    """Key-encryption keys and the pseudonym secret."""
+
+    provider: Literal["local"] = Field(
+        default="local", description="'local' keyring; KMS and PKCS#11 plug in behind KeyProvider"
+    )
+    keyring_dir: Path | None = Field(default=None, description="unset = <data_dir>/keys")
+    kek_id: str = Field(
+        default="emr-archive-kek",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="name of the key-encryption key created by `keys init`",
+    )
+
+
+class SignerSettings(Section):
+    """The hospital's signing certificate and the timestamp authority."""
+
+    pkcs12_path: Path | None = Field(default=None, description="unset = development PKI")
+    pkcs12_password_env: str | None = Field(
+        default=None, description="name of an environment variable holding the PKCS#12 password"
+    )
+    pkcs12_password_file: Path | None = Field(
+        default=None, description="file (0600) holding the PKCS#12 password"
+    )
+    tsa_url: str | None = Field(default=None, description="RFC 3161 TSA; unset = development TSA")
+    trust_roots: tuple[Path, ...] = Field(
+        default=(), description="PEM/DER CA certificates trusted for validation; empty = dev CA"
+    )
+    ocsp_url_override: str | None = Field(
+        default=None, description="force one OCSP responder instead of the certificates' AIA"
+    )
+
+    @model_validator(mode="after")
+    def _all_or_nothing(self) -> SignerSettings:
+        # Half a production configuration would silently sign with the development TSA or trust
+        # the development CA: refuse it.
+        production = {
+            "EMR_ARCHIVE_SIGNER__PKCS12_PATH": self.pkcs12_path is not None,
+            "EMR_ARCHIVE_SIGNER__TSA_URL": self.tsa_url is not None,
+            "EMR_ARCHIVE_SIGNER__TRUST_ROOTS": bool(self.trust_roots),
+        }
+        if any(production.values()) and not all(production.values()):
+            missing = ", ".join(name for name, given in production.items() if not given)
+            raise ValueError(
+                f"a production signer needs all of PKCS12_PATH, TSA_URL and TRUST_ROOTS; "
+                f"missing {missing} (or unset all three to use the development PKI)"
+            )
+        if self.pkcs12_path is not None and not (
+            self.pkcs12_password_env or self.pkcs12_password_file
+        ):
+            raise ValueError("set PKCS12_PASSWORD_ENV or PKCS12_PASSWORD_FILE for the PKCS#12")
+        return self
+
+
+class SealSettings(Section):
+    """Client-side envelope encryption."""
+
+    frame_size: int = Field(
+        default=_MiB, ge=4096, le=64 * _MiB, description="bytes per encrypted frame (memory bound)"
+    )
+    max_plaintext_bytes: int = Field(
+        default=512 * _MiB, ge=1, description="larger plaintexts are refused (zstd bombs)"
+    )
+    zstd_level: int = Field(default=3, ge=1, le=19, description="compression level")
+
+
+class StackSettings(Section):
+    """Ports of the embedded development stack; all bound to 127.0.0.1."""
+
+    # gRPC ports are these + 10000, so every port stays <= 55535.
+    s3_port: int = Field(default=18333, ge=1024, le=55535, description="embedded S3 API")
+    master_port: int = Field(default=19333, ge=1024, le=55535, description="SeaweedFS master")
+    volume_port: int = Field(default=18080, ge=1024, le=55535, description="SeaweedFS volume")
+    filer_port: int = Field(default=18888, ge=1024, le=55535, description="SeaweedFS filer")
+    admin_port: int = Field(default=18646, ge=1024, le=55535, description="SeaweedFS admin")
+    pki_port: int = Field(
+        default=18990, ge=1024, le=65535, description="development TSA/OCSP/CRL service"
+    )
+    volume_max: int = Field(default=100, ge=8, description="SeaweedFS volumes (~7 per bucket)")
+    prefect_server: bool = Field(
+        default=True, description="start a local Prefect server (run history, schedules, UI)"
+    )
+    prefect_port: int = Field(default=14200, ge=1024, le=65535, description="Prefect API and UI")
+
+
+class CatalogSettings(Section):
+    """Where the Parquet catalog lives and how long its bucket copies are locked."""
+
+    catalog_dir: Path | None = Field(default=None, description="unset = <data_dir>/catalog")
+    manifest_retain_years: int = Field(
+        default=100, ge=1, le=1000, description="COMPLIANCE lock on catalog manifest copies"
+    )
+
+
+class ArchiveSettings(Section):
+    """The nightly archive run."""
+
+    source_dir: Path | None = Field(
+        default=None, description="FHIR Bulk Data export directory read by default"
+    )
+    timezone: str = Field(
+        default="Asia/Ho_Chi_Minh", description="local day boundaries and schedules"
+    )
+    batch_size: int = Field(default=200, ge=1, le=5000, description="encounters per Prefect task")
+    workers: int = Field(default=0, ge=0, le=256, description="worker processes; 0 = all cores")
+    lookback_days: int = Field(
+        default=7,
+        ge=1,
+        le=366,
+        description="nightly window: the N days up to yesterday (archived ones are skipped, so "
+        "a missed night or a failed record is caught up); the export must cover them",
+    )
+    retention_policy: Path | None = Field(
+        default=None, description="retention policy TOML; unset = the shipped TT 33/2025 policy"
+    )
+    quarantine_retain_days: int = Field(
+        default=365, ge=1, le=36500, description="COMPLIANCE lock on sealed quarantine entries"
+    )
+
+
+class Settings(BaseSettings):
+    """The write path's settings (and the embedded stack's ports its defaults point at).
+
+    Packages above ``archive`` declare their own sections next to their code and extend this
+    class with them (``verification.settings``, ``portal.settings``); the command line loads the
+    whole set (``infra.settings.AppSettings``), which also refuses unknown keys. Build any of them
+    with :func:`load`.
+    """
+
+    # Unknown TOML sections are left for the classes that declare them: a flow that needs only
+    # the write path loads this class from the same file the CLI validates whole.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(default=Path("var"), description="generated state; git-ignored")
+    s3: S3Settings = S3Settings()
+    keys: KeySettings = KeySettings()
+    signer: SignerSettings = SignerSettings()
+    seal: SealSettings = SealSettings()
+    stack: StackSettings = StackSettings()
+    catalog: CatalogSettings = CatalogSettings()
+    archive: ArchiveSettings = ArchiveSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _config_file()
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    # Derived locations: one definition each, so nobody rebuilds paths by hand.
+    @property
+    def keyring_dir(self) -> Path:
+        return self.keys.keyring_dir or self.data_dir / "keys"
+
+    @property
+    def catalog_dir(self) -> Path:
+        return self.catalog.catalog_dir or self.data_dir / "catalog"
+
+    @property
+    def audit_dir(self) -> Path:
+        """Local copy of the audit log (the locked bucket segments are the authority)."""
+        return self.catalog_dir.with_name("audit")
+
+    @property
+    def retention_dir(self) -> Path:
+        """Local copy of the retention register (holds, lock changes, dispositions)."""
+        return self.catalog_dir.with_name("retention")
+
+    @property
+    def stack_dir(self) -> Path:
+        return self.data_dir / "stack"
+
+    @property
+    def seaweedfs_dir(self) -> Path:
+        return self.data_dir / "seaweedfs"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.data_dir / "pki"
+
+    @property
+    def uses_embedded_s3(self) -> bool:
+        return self.s3.endpoint_url is None
+
+    @property
+    def s3_endpoint_url(self) -> str:
+        return self.s3.endpoint_url or f"http://127.0.0.1:{self.stack.s3_port}"
+
+    @property
+    def prefect_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.stack.prefect_port}/api"
+
+    @property
+    def uses_dev_pki(self) -> bool:
+        return self.signer.pkcs12_path is None
+
+    @property
+    def tsa_url(self) -> str:
+        return self.signer.tsa_url or f"http://127.0.0.1:{self.stack.pki_port}/emr-dev/tsa/tsa"
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get(CONFIG_FILE_ENV)
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(
+                f"{CONFIG_FILE_ENV}={explicit!s} does not name a readable file: "
+                "point it at a TOML settings file or unset it"
+            )
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+S = TypeVar("S", bound=Settings)
+
+
+def load(kind: type[S], **overrides: Any) -> S:
+    """Read settings of ``kind`` once: the one place that reads the environment and the TOML
+    file. A bad value becomes a :class:`ConfigError` naming the variable."""
+    try:
+        return kind(**overrides)
+    except ValidationError as e:
+        raise ConfigError(_explain(e)) from None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The write path's settings (see :func:`load` for the settings of other packages)."""
+    return load(Settings, **overrides)
+
+
+def _explain(error: ValidationError) -> str:
+    lines = ["invalid settings:"]
+    for item in error.errors():
+        path = [str(p) for p in item["loc"]]
+        env_name = ENV_PREFIX + "__".join(p.upper() for p in path)
+        # The input value is left out on purpose: it may be a secret.
+        lines.append(f"  {env_name} ({'.'.join(path)}): {item['msg']}")
+    lines.append("Fix the environment variable or the TOML file, or unset it to use the default.")
+    return "\n".join(lines)
+
+
+def reference(kind: type[BaseModel]) -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) for every setting, for docs and `settings`."""
+    rows: list[tuple[str, str, str]] = []
+
+    def walk(model: type[BaseModel], path: list[str]) -> None:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, [*path, name])
+                continue
+            env = ENV_PREFIX + "__".join(p.upper() for p in [*path, name])
+            default = field.default
+            shown = "(unset)" if default is None else str(default)
+            if isinstance(default, tuple):
+                shown = ",".join(str(d) for d in default) or "(empty)"
+            rows.append((env, shown, field.description or ""))
+
+    walk(kind, [])
+    return rows

@@ -1,0 +1,44 @@
+"""Store: sealed bytes in, a COMPLIANCE-locked object version out.
+
+:class:`ObjectStore` is the interface, :class:`S3ObjectStore` the adapter (AWS S3, Ceph RGW,
+MinIO, SeaweedFS). ``naming`` derives object keys without PHI; ``deposit`` stores once with a
+conditional create and adopts what an interrupted run already stored; ``sealed`` seals metadata
+(catalog copies, audit and register segments) before it reaches the bucket.
+"""
+
+from archive.store.base import (
+    COMPLIANCE,
+    ObjectHead,
+    ObjectLock,
+    ObjectStore,
+    ObjectVersion,
+    PutResult,
+    sha256_hex,
+)
+from archive.store.deposit import Deposit, adopt, deposit, withdraw
+from archive.store.naming import RECORDS_PREFIX, file_key, quarantine_key, record_key
+from archive.store.s3 import DevCredentials, S3Credentials, S3ObjectStore, make_client
+from archive.store.sealed import SealedStore
+
+__all__ = [
+    "COMPLIANCE",
+    "RECORDS_PREFIX",
+    "Deposit",
+    "DevCredentials",
+    "ObjectHead",
+    "ObjectLock",
+    "ObjectStore",
+    "ObjectVersion",
+    "PutResult",
+    "S3Credentials",
+    "S3ObjectStore",
+    "SealedStore",
+    "adopt",
+    "deposit",
+    "file_key",
+    "make_client",
+    "quarantine_key",
+    "record_key",
+    "sha256_hex",
+    "withdraw",
+]

@@ -1,0 +1,51 @@
+"""Object keys: where things live in the bucket, with no PHI in any key.
+
+Keys carry a facility code (public: the Ministry's MA_CSKCB) and a keyed record token from the
+keyring (never the encounter id, the patient or a date of care). The two hex characters after the
+facility spread keys over prefixes, which S3 partitions by.
+"""
+
+from __future__ import annotations
+
+import re
+
+from archive.core.errors import ArchiveError
+
+RECORDS_PREFIX = "records/v1/"
+FILES_PREFIX = "files/v1/"
+QUARANTINE_PREFIX = "quarantine/v1/"
+
+_FACILITY = re.compile(r"^[A-Za-z0-9]{1,16}$")
+_TOKEN = re.compile(r"^r1[0-9a-f]{38}$")
+
+
+class NamingError(ArchiveError):
+    """A facility code or token is not safe to put in an object key."""
+
+
+def record_key(*, facility: str, token: str) -> str:
+    """Key of one archived record (a signed, sealed PDF/A)."""
+    return f"{RECORDS_PREFIX}{_facility(facility)}/{_token(token)[2:4]}/{token}"
+
+
+def file_key(*, token: str) -> str:
+    """Key of an ad-hoc sealed file (``emr-archive put``), outside the record series."""
+    return f"{FILES_PREFIX}{_token(token)[2:4]}/{token}"
+
+
+def quarantine_key(*, token: str) -> str:
+    """Key of one sealed quarantine entry; the token derives from its content, so a rerun that
+    quarantines the same line again finds the entry already stored."""
+    return f"{QUARANTINE_PREFIX}{_token(token)[2:4]}/{token}"
+
+
+def _facility(code: str) -> str:
+    if not _FACILITY.match(code):
+        raise NamingError("facility code must be 1-16 ASCII letters or digits")
+    return code
+
+
+def _token(token: str) -> str:
+    if not _TOKEN.match(token):
+        raise NamingError("record token is not a keyring record token (r1 + 38 hex)")
+    return token

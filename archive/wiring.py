@@ -1,0 +1,43 @@
+"""Build the archive's parts from settings: the one place that picks implementations.
+
+Library code takes its parts (store, key provider, catalog) as arguments; the CLI, the flows and
+the tests call these factories, so switching to AWS KMS or another store touches only this file.
+"""
+
+from __future__ import annotations
+
+from archive.catalog import Catalog
+from archive.core.errors import ConfigError
+from archive.core.settings import Settings
+from archive.seal import LocalKeyring
+from archive.store import S3ObjectStore, SealedStore
+
+
+def open_keyring(settings: Settings, *, create: bool = False) -> LocalKeyring:
+    if settings.keys.provider != "local":  # pragma: no cover - the settings type allows only local
+        raise ConfigError(f"key provider {settings.keys.provider!r} is not available")
+    if create:
+        return LocalKeyring.open_or_create(settings.keyring_dir, kek_id=settings.keys.kek_id)
+    return LocalKeyring.open(settings.keyring_dir)
+
+
+def open_store(settings: Settings, *, read_only: bool = False) -> S3ObjectStore:
+    """The configured bucket; writers first check it has Object Lock and versioning.
+
+    A read-only identity may not read the bucket's lock configuration (SeaweedFS and AWS treat
+    it as an admin call), and reading needs no such guarantee.
+    """
+    store = S3ObjectStore.from_settings(settings, read_only=read_only)
+    if not read_only:
+        store.ensure_compliant()
+    return store
+
+
+def open_meta_store(settings: Settings, *, read_only: bool = False) -> SealedStore:
+    """The bucket for the archive's own metadata (catalog copies, logs): sealed, never clear."""
+    store = open_store(settings, read_only=read_only)
+    return SealedStore.for_settings(settings, store, keys=open_keyring(settings))
+
+
+def open_catalog(settings: Settings, *, create: bool = False) -> Catalog:
+    return Catalog.open(settings.catalog_dir, create=create)

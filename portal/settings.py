@@ -1,0 +1,39 @@
+"""The portal's settings section (``[portal]``, ``EMR_ARCHIVE_PORTAL__*``), and the settings the
+portal process loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from archive.core.settings import Section
+from verification.settings import VerifySettings
+
+
+class PortalSettings(Section):
+    """The inspectors' web portal (portal/, ``emr-archive portal``). Serve it on loopback and put
+    a TLS-terminating proxy in front for other machines (README: the portal in production)."""
+
+    host: str = Field(
+        default="127.0.0.1", description="listen address; keep loopback behind a proxy"
+    )
+    port: int = Field(default=14300, ge=1024, le=65535, description="listen port")
+    secure_cookies: bool = Field(
+        default=False, description="mark the session cookie Secure: set true behind HTTPS"
+    )
+    trusted_proxies: str = Field(
+        default="127.0.0.1", description="addresses whose X-Forwarded-* headers are believed"
+    )
+    export_workers: int = Field(
+        default=1, ge=1, le=16, description="processes building dossier exports side by side"
+    )
+    export_dir: Path | None = Field(
+        default=None, description="unset = <data_dir>/portal/exports (deleted once downloaded)"
+    )
+
+
+class PortalAppSettings(VerifySettings):
+    """Everything the portal reads: the write path's, verification's and its own settings."""
+
+    portal: PortalSettings = PortalSettings()

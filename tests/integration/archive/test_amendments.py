@@ -1,0 +1,85 @@
+"""An encounter amended in the hospital system after it was archived is archived again, as a new
+version beside the first (both kept, each under its own create-once key), never counted as
+"already archived" with its new data silently left out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from archive import wiring
+from archive.catalog import Catalog
+from archive.render import extract_embedded_data
+from archive.seal import ObjectIdentity
+from archive.store import S3ObjectStore, withdraw
+from infra.settings import AppSettings as Settings
+from tests.integration.flows.test_nightly import Export, _export, record_versions, run_once
+
+pytestmark = pytest.mark.integration
+
+
+def _amend(export: Export, dst: Path, encounter_id: str) -> Export:
+    """A re-export in which one encounter's admission time was corrected."""
+    shutil.copytree(export.path, dst)
+    path = dst / "Encounter.ndjson"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        try:
+            encounter = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(encounter, dict) and encounter.get("id") == encounter_id:
+            start = datetime.fromisoformat(encounter["period"]["start"])
+            encounter["period"]["start"] = (start - timedelta(hours=2)).isoformat()
+            lines[i] = json.dumps(encounter, ensure_ascii=False)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return replace(export, path=dst)
+
+
+def test_an_amended_encounter_is_archived_again_as_a_new_version(
+    settings: Settings, tmp_path: Path
+) -> None:
+    export = _export(tmp_path / "a", encounters=12, seed=23)
+    first = run_once(settings, export)
+    eid = sorted(export.summary.in_window)[0]
+    amended = _amend(export, tmp_path / "b", eid)
+
+    again = run_once(settings, amended)
+    assert (again.amended, again.archived) == (1, 1)
+    assert again.already_archived == first.archived - 1
+
+    rows = [
+        r for r in Catalog.open(settings.catalog_dir).rows().to_pylist() if r["encounter_id"] == eid
+    ]
+    assert len(rows) == 2
+    original, newer = sorted(rows, key=lambda r: r["signed_at"])
+    assert original["object_key"] != newer["object_key"]  # both kept, each create-once
+    assert original["data_sha256"] != newer["data_sha256"]
+    store = S3ObjectStore.from_settings(settings)
+    assert {original["object_key"], newer["object_key"]} <= dict(record_versions(store)).keys()
+    for row in (original, newer):  # each version holds its own data, signed
+        pdf = withdraw(
+            identity=ObjectIdentity(row["bucket"], row["object_key"], eid),
+            version_id=row["version_id"],
+            store=store,
+            keys=wiring.open_keyring(settings),
+            settings=settings.seal,
+        )
+        assert hashlib.sha256(extract_embedded_data(pdf)).hexdigest() == row["data_sha256"]
+
+    third = run_once(settings, amended)  # the amendment is now the newest version
+    assert (third.amended, third.archived, third.adopted) == (0, 0, 0)
+    back = run_once(settings, export)  # and the old data again is a change too, kept apart
+    assert (back.amended, back.archived) == (1, 1)
+    keys = {
+        r["object_key"]
+        for r in Catalog.open(settings.catalog_dir).rows().to_pylist()
+        if r["encounter_id"] == eid
+    }
+    assert len(keys) == 3

@@ -1,0 +1,140 @@
+"""Upgrades on the real stack: a death recorded after archiving extends the lock 10 -> 30 years on
+every version; a shorter rule in a new policy leaves every lock as it is."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.retention import RetentionParts
+from infra.settings import AppSettings as Settings
+from retention.policy import LockAction, classification_for, load_policy, retain_until
+from retention.upgrades import apply_upgrade, facts_from_export, load_facts_file, plan_upgrade
+from tests.integration.flows.test_nightly import _export, run_once
+from tests.support.paths import REPO
+from tests.support.retention import RecordingStore, lock_of
+
+pytestmark = pytest.mark.integration
+
+SHIPPED = REPO / "retention" / "policy.toml"
+
+
+@pytest.fixture
+def archived(settings: Settings, tmp_path: Path) -> RetentionParts:
+    summary = run_once(settings, _export(tmp_path / "export", encounters=16, seed=11))
+    assert summary.archived > 0
+    return RetentionParts.open(settings)
+
+
+def _ordinary(parts: RetentionParts) -> dict[str, Any]:
+    rows = [r for r in parts.catalog.rows().to_pylist() if r["retention_class"] == "ordinary"]
+    assert rows, "the sample window has no ordinary record"
+    return dict(rows[0])
+
+
+def test_a_death_recorded_after_archiving_extends_the_lock_to_30_years(
+    archived: RetentionParts, tmp_path: Path
+) -> None:
+    row = _ordinary(archived)
+    eid, key = str(row["encounter_id"]), str(row["object_key"])
+    [(before, _)] = lock_of(archived.store, key)
+    assert before == row["retain_until"]
+    facts = tmp_path / "facts.json"
+    facts.write_text(json.dumps({eid: {"deceased": True, "discharge_disposition": "exp"}}))
+
+    plan = plan_upgrade(
+        archived.catalog.rows(),
+        archived.register,
+        policy=archived.policy,
+        facts=load_facts_file(facts),
+        tz=archived.tz,
+    )
+    [change] = plan.extensions
+    death = classification_for(archived.policy, "death")
+    expected = retain_until(death, discharged_at=row["discharged_at"])
+    assert (change.encounter_id, change.old_class, change.new_class) == (eid, "ordinary", "death")
+    assert change.new_until == expected
+    assert before is not None
+    assert expected.year - before.year == 20
+    summary = {s.class_id: s for s in plan.by_class()}["death"]
+    assert (summary.extend, summary.earliest_new, summary.latest_new) == (1, expected, expected)
+    assert lock_of(archived.store, key) == [(before, False)]  # plan touches nothing
+
+    store = RecordingStore(archived.store)  # type: ignore[arg-type]
+    parts = RetentionParts.open(archived.settings, store=store)
+    result = apply_upgrade(
+        plan, register=parts.register, audit=parts.audit, by="lan", now=datetime.now(UTC)
+    )
+    assert (result.extended_records, result.extended_versions) == (1, 1)
+    assert {c[1] for c in store.calls if c[0] == "extend_retention"} == {key}
+    assert lock_of(archived.store, key) == [(expected, False)]
+    assert parts.register.lock_changes()[eid] == ("death", expected)
+    again = plan_upgrade(
+        parts.catalog.rows(),
+        parts.register,
+        policy=parts.policy,
+        facts=load_facts_file(facts),
+        tz=parts.tz,
+    )
+    assert again.extensions == ()  # applied once; the register now knows the new date
+    [event] = parts.audit.show(action="retention.extend")
+    assert ("encounter", eid) in event.entities
+    assert parts.audit.verify_chain().passed
+
+
+def test_a_shorter_rule_leaves_every_lock_unchanged(
+    archived: RetentionParts, tmp_path: Path
+) -> None:
+    text = SHIPPED.read_text(encoding="utf-8")
+    shorter = text.replace("[classes.ordinary]\nyears = 10", "[classes.ordinary]\nyears = 5")
+    assert shorter != text
+    path = tmp_path / "policy-v2.toml"
+    path.write_text(shorter.replace("version = 1", "version = 2", 1), encoding="utf-8")
+    before = {
+        r["object_key"]: lock_of(archived.store, r["object_key"])
+        for r in archived.catalog.rows().to_pylist()
+    }
+
+    plan = plan_upgrade(
+        archived.catalog.rows(),
+        archived.register,
+        policy=load_policy(path),
+        facts={},
+        tz=archived.tz,
+    )
+    ordinary = {s.class_id: s for s in plan.by_class()}["ordinary"]
+    assert ordinary.keep_longer == ordinary.records > 0
+    assert plan.extensions == ()
+    assert {c.action for c in plan.changes} <= {LockAction.KEEP_LONGER, LockAction.UNCHANGED}
+    store = RecordingStore(archived.store)  # type: ignore[arg-type]
+    parts = RetentionParts.open(archived.settings, store=store)
+    result = apply_upgrade(
+        plan, register=parts.register, audit=parts.audit, by="lan", now=datetime.now(UTC)
+    )
+    assert result.extended_records == 0
+    assert [c for c in store.calls if c[0] == "extend_retention"] == []
+    after = {k: lock_of(archived.store, k) for k in before}
+    assert after == before
+    [event] = parts.audit.show(action="retention.extend")
+    assert event.detail["shorter_rule_unchanged"] == ordinary.records
+
+
+def test_facts_read_again_from_the_export_change_nothing(
+    archived: RetentionParts, tmp_path: Path
+) -> None:
+    facts = facts_from_export(tmp_path / "export")
+    catalogued = {r["encounter_id"] for r in archived.catalog.rows().to_pylist()}
+    assert catalogued <= set(facts)
+    plan = plan_upgrade(
+        archived.catalog.rows(),
+        archived.register,
+        policy=archived.policy,
+        facts=facts,
+        tz=archived.tz,
+    )
+    assert len(plan.changes) == len(catalogued)
+    assert {c.action for c in plan.changes} == {LockAction.UNCHANGED}

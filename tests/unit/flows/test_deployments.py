@@ -1,0 +1,28 @@
+"""prefect.yaml and `emr-archive serve` declare the same deployments."""
+
+from __future__ import annotations
+
+import yaml
+
+from flows.deployments import NIGHTLY_CRON, deployments
+from flows.nightly import nightly_archive
+from infra.settings import load_app_settings as load_settings
+from tests.support.paths import REPO
+
+ROOT = REPO
+
+
+def test_prefect_yaml_matches_the_served_deployments() -> None:
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
+    declared = {d["name"]: d for d in spec["deployments"]}
+    served = {d.name: d for d in deployments(load_settings())}
+    assert set(declared) == set(served)
+    nightly = declared["nightly"]
+    module, function = nightly["entrypoint"].split(":")
+    assert (ROOT / module).is_file()
+    assert function == nightly_archive.fn.__name__
+    schedule = nightly["schedules"][0]
+    assert (schedule["cron"], schedule["timezone"]) == (NIGHTLY_CRON, "Asia/Ho_Chi_Minh")
+    served_schedule = served["nightly"].schedules[0].schedule
+    assert served_schedule.cron == NIGHTLY_CRON
+    assert served_schedule.timezone == "Asia/Ho_Chi_Minh"

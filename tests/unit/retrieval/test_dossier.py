@@ -1,0 +1,95 @@
+"""Dossier export refuses a document that is not byte-identical to the catalogued one, and picks
+the newest version of a renewed record."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from archive.catalog import CatalogRow
+from archive.core.settings import SealSettings
+from archive.seal import LocalKeyring, ObjectIdentity, seal
+from retrieval.dossier import DossierError, export_dossier, newest_per_encounter
+from tests.support.memstore import MemoryStore
+from verification.config import HoldSet
+from verification.evidence import Environment
+from verification.settings import VerificationSettings
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+PDF = b"%PDF-1.7 not really a signed document"
+
+
+def _row(*, pdf_sha256: str, version_id: str, signed_at: datetime) -> CatalogRow:
+    h = "ab" * 32
+    return CatalogRow(
+        encounter_id="E1",
+        patient_pseudonym="p1_" + h,
+        facility="79001",
+        admitted_at=NOW,
+        discharged_at=NOW,
+        retention_class="standard-10y",
+        retain_until=NOW + timedelta(3650),
+        bucket="memory",
+        object_key="records/abc",
+        version_id=version_id,
+        pdf_sha256=pdf_sha256,
+        data_sha256=h,
+        sealed_sha256=h,
+        sealed_size=1,
+        signer_cert_sha256=h,
+        signed_at=signed_at,
+        kek_id="emr-archive-kek",
+        kek_version=1,
+        format_version=1,
+        run_id="run-1",
+    )
+
+
+def test_newest_version_of_each_encounter_is_exported() -> None:
+    old = _row(pdf_sha256="aa" * 32, version_id="v1", signed_at=NOW)
+    renewed = _row(pdf_sha256="bb" * 32, version_id="v2", signed_at=NOW + timedelta(days=900))
+    other = replace(old, encounter_id="E0")
+    assert newest_per_encounter([renewed, old, other]) == [other, renewed]
+
+
+def test_a_document_that_differs_from_the_catalog_is_not_exported(tmp_path: Path) -> None:
+    keys = LocalKeyring.create(tmp_path / "keys", kek_id="emr-archive-kek")
+    store = MemoryStore()
+    sealed = seal(
+        PDF,
+        identity=ObjectIdentity("memory", "records/abc", "E1"),
+        keys=keys,
+        settings=SealSettings(),
+    )
+    put = store.put_locked("records/abc", sealed, retain_until=NOW + timedelta(days=1))
+    wrong = hashlib.sha256(PDF + b"x").hexdigest()  # the catalog recorded another document
+    row = _row(pdf_sha256=wrong, version_id=put.version_id, signed_at=NOW)
+    env = Environment(
+        store=store,
+        keys=keys,
+        seal=SealSettings(),
+        trust_roots=(),
+        holds=HoldSet(),
+        settings=VerificationSettings(),
+    )
+    with pytest.raises(DossierError, match="differs from the catalog"):
+        export_dossier([row], env=env, out_dir=tmp_path / "out", label="d", now=NOW, context={})
+    assert not list((tmp_path / "out").glob("*.zip"))  # nothing partial left behind
+    assert not list((tmp_path / "out").glob(".dossier-*"))
+
+
+def test_nothing_to_export_is_an_error(tmp_path: Path) -> None:
+    env = Environment(
+        store=MemoryStore(),
+        keys=LocalKeyring.create(tmp_path, kek_id="k"),
+        seal=SealSettings(),
+        trust_roots=(),
+        holds=HoldSet(),
+        settings=VerificationSettings(),
+    )
+    with pytest.raises(DossierError, match="nothing to export"):
+        export_dossier([], env=env, out_dir=tmp_path, label="d", now=NOW, context={})

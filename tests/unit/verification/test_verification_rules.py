@@ -1,0 +1,282 @@
+"""The verifier's fail-closed rules, on the in-memory store (no network, no PKI).
+
+The documents here are not signed PDFs: these tests are about what the verifier concludes from
+its checks' results, exceptions and missing inputs, not about signatures (see the integration
+tests for those).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from archive.catalog import CatalogRow
+from archive.core.errors import StoreUnavailableError
+from archive.core.settings import SealSettings
+from archive.seal import LocalKeyring, ObjectIdentity, seal
+from archive.store import ObjectVersion
+from tests.support.memstore import MemoryStore
+from verification.checks import FIXITY, LOCK, OBJECT, RecordCheck
+from verification.config import HoldSet, VerificationSettings
+from verification.document import check_signature, verify_document
+from verification.evidence import Environment, Evidence
+from verification.inventory import inventory
+from verification.results import CheckResult, Status, VerificationError, bottom_line
+from verification.select import Mode, Selection, select
+from verification.verifier import Verifier
+
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+SEAL = SealSettings()
+PLAINTEXT = b"%PDF-1.7 not really a pdf, enough for fixity"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> LocalKeyring:
+    return LocalKeyring.create(tmp_path / "keys", kek_id="test-kek")
+
+
+def _archive(store: MemoryStore, keys: LocalKeyring, i: int, *, run_id: str) -> CatalogRow:
+    key = f"records/v1/BV01/{i:02x}/r1{i:038x}"
+    encounter = f"enc-{i}"
+    sealed = seal(
+        PLAINTEXT, identity=ObjectIdentity(store.bucket, key, encounter), keys=keys, settings=SEAL
+    )
+    until = NOW + timedelta(days=3650)
+    put = store.put_locked(key, sealed, retain_until=until)
+    return CatalogRow(
+        encounter_id=encounter,
+        patient_pseudonym=_sha(b"p"),
+        facility="BV01",
+        admitted_at=NOW - timedelta(days=5),
+        discharged_at=NOW - timedelta(days=1),
+        retention_class="standard-10y",
+        retain_until=until,
+        bucket=store.bucket,
+        object_key=key,
+        version_id=put.version_id,
+        pdf_sha256=_sha(PLAINTEXT),
+        data_sha256=_sha(b"data"),
+        sealed_sha256=_sha(sealed),
+        sealed_size=len(sealed),
+        signer_cert_sha256=_sha(b"signer"),
+        signed_at=NOW - timedelta(days=1),
+        kek_id="test-kek",
+        kek_version=1,
+        format_version=1,
+        run_id=run_id,
+    )
+
+
+def _env(store: object, keys: LocalKeyring, holds: HoldSet | None = None) -> Environment:
+    return Environment(
+        store=store,  # type: ignore[arg-type]
+        keys=keys,
+        seal=SEAL,
+        trust_roots=(),
+        holds=holds or HoldSet(),
+        settings=VerificationSettings(),
+    )
+
+
+def _verify(row: CatalogRow, env: Environment, checks: tuple[RecordCheck, ...] = FIXITY[:2]):  # type: ignore[no-untyped-def]
+    return Verifier.create(checks=(*checks, LOCK), env=env).verify(row, now=NOW)
+
+
+def _codes(result: object) -> dict[str, str]:
+    return {c.check: c.reason_code for c in result.checks}  # type: ignore[attr-defined]
+
+
+def test_no_checks_is_an_error_never_a_pass(keys: LocalKeyring) -> None:
+    with pytest.raises(VerificationError):
+        Verifier.create(checks=[], env=_env(MemoryStore(), keys))
+    with pytest.raises(VerificationError):
+        bottom_line([])
+
+
+def test_duplicate_check_names_are_refused(keys: LocalKeyring) -> None:
+    with pytest.raises(VerificationError):
+        Verifier.create(checks=[OBJECT, OBJECT], env=_env(MemoryStore(), keys))
+
+
+def test_indeterminate_is_never_a_pass() -> None:
+    ok = CheckResult.passed("a", "fine")
+    unsure = CheckResult.indeterminate("b", "b.error", "could not tell")
+    assert bottom_line([ok, unsure]) is Status.INDETERMINATE
+    assert bottom_line([ok, unsure, CheckResult.failed("c", "c.bad", "bad")]) is Status.FAILED
+    assert bottom_line([ok]) is Status.PASSED
+
+
+def test_an_intact_record_passes_fixity_and_lock(keys: LocalKeyring) -> None:
+    store = MemoryStore()
+    row = _archive(store, keys, 1, run_id="20261122T010000Z-abc")
+    result = _verify(row, _env(store, keys))
+    assert result.status is Status.PASSED, result.checks
+    assert _codes(result) == {"object": "object.ok", "unseal": "unseal.ok", "lock": "lock.ok"}
+    assert result.archive_day == "2026-11-22"
+
+
+def test_changed_bytes_fail_once_and_dependent_checks_are_not_reached(keys: LocalKeyring) -> None:
+    store = MemoryStore()
+    row = _archive(store, keys, 1, run_id="r")
+    data = bytearray(store.get(row.object_key, version_id=row.version_id))
+    data[len(data) // 2] ^= 0x01
+    store.corrupt(row.object_key, version_id=row.version_id, data=bytes(data))
+    result = _verify(row, _env(store, keys))
+    assert result.status is Status.FAILED
+    assert result.reason.reason_code == "object.checksum_mismatch"
+    assert _codes(result)["unseal"] == "unseal.not_reached"
+    assert _codes(result)["lock"] == "lock.ok"
+
+
+def test_a_missing_version_fails_and_lock_is_not_reached(keys: LocalKeyring) -> None:
+    store = MemoryStore()
+    row = _archive(store, keys, 1, run_id="r")
+    ghost = CatalogRow.from_dict({**_asdict(row), "version_id": "v-does-not-exist"})
+    result = _verify(ghost, _env(store, keys))
+    assert _codes(result) == {
+        "object": "object.missing",
+        "unseal": "unseal.not_reached",
+        "lock": "lock.not_reached",
+    }
+
+
+def test_a_record_moved_to_another_identity_does_not_unseal(keys: LocalKeyring) -> None:
+    store = MemoryStore()
+    row = _archive(store, keys, 1, run_id="r")
+    moved = CatalogRow.from_dict({**_asdict(row), "encounter_id": "enc-someone-else"})
+    result = _verify(moved, _env(store, keys))
+    assert _codes(result)["unseal"] == "unseal.integrity"
+    assert result.status is Status.FAILED
+
+
+def test_legal_hold_must_match_the_expected_holds(keys: LocalKeyring) -> None:
+    store = MemoryStore()
+    row = _archive(store, keys, 1, run_id="r")
+    store.set_legal_hold(row.object_key, version_id=row.version_id, on=True)
+    assert _codes(_verify(row, _env(store, keys)))["lock"] == "lock.hold_mismatch"
+    held = _env(store, keys, HoldSet.of([row.encounter_id]))
+    assert _verify(row, held).status is Status.PASSED
+
+
+def test_a_retain_until_earlier_than_the_catalog_fails(keys: LocalKeyring) -> None:
+    store = MemoryStore()
+    row = _archive(store, keys, 1, run_id="r")
+    later = CatalogRow.from_dict({**_asdict(row), "retain_until": row.retain_until + timedelta(1)})
+    assert _codes(_verify(later, _env(store, keys)))["lock"] == "lock.retention_shortened"
+
+
+def test_an_exception_inside_a_check_is_indeterminate_with_its_type(keys: LocalKeyring) -> None:
+    store = MemoryStore()
+    row = _archive(store, keys, 1, run_id="r")
+
+    def boom(ev: Evidence, now: datetime) -> CheckResult:
+        raise KeyError("x")
+
+    def wrong(ev: Evidence, now: datetime) -> CheckResult:
+        return CheckResult.passed("someone-else", "not mine")
+
+    checks = (RecordCheck("boom", boom), RecordCheck("wrong", wrong))
+    result = Verifier.create(checks=checks, env=_env(store, keys)).verify(row, now=NOW)
+    assert result.status is Status.INDETERMINATE
+    assert _codes(result) == {"boom": "boom.error", "wrong": "wrong.error"}
+    assert "KeyError" in result.checks[0].message
+
+
+def test_an_unreachable_store_is_indeterminate(keys: LocalKeyring) -> None:
+    class Down(MemoryStore):
+        def head(self, key: str, *, version_id: str):  # type: ignore[no-untyped-def]
+            raise StoreUnavailableError("connection refused")
+
+        get = head
+
+    store = Down()
+    row = _archive(store, keys, 1, run_id="r")
+    result = _verify(row, _env(store, keys))
+    assert result.status is Status.INDETERMINATE
+    assert _codes(result)["object"] == "object.store_unavailable"
+
+
+def test_a_file_the_validator_cannot_read_is_not_a_pass() -> None:
+    result = check_signature(b"%PDF-1.7\nnothing", trust_roots=[], now=NOW)
+    assert result.status is not Status.PASSED
+    results = verify_document(b"not a pdf", trust_roots=[], now=NOW)
+    assert [r.check for r in results] == ["signature", "pdfa", "embedded-data"]
+    assert all(r.status is not Status.PASSED for r in results)
+
+
+def test_inventory_finds_orphans_newer_versions_and_missing_versions() -> None:
+    t = NOW
+    listed = [
+        ObjectVersion("records/v1/a", "1", 10, False, False, t),
+        ObjectVersion("records/v1/a", "2", 10, True, False, t),  # written over a catalogued key
+        ObjectVersion("records/v1/orphan", "1", 10, True, False, t),
+        ObjectVersion("records/v1/c", "9", 0, True, True, t),  # delete marker on catalogued key
+        ObjectVersion("quarantine/v1/q", "1", 10, True, False, t),  # not a record
+    ]
+    catalogued = [
+        ("records/v1/a", "1"),
+        ("records/v1/b", "1"),
+        ("records/v1/c", "1"),
+        ("records/v1/d", "1"),
+    ]
+    result, findings = inventory(catalogued, listed, verified={("records/v1/d", "1")})
+    assert result.status is Status.FAILED
+    assert sorted((f.reason_code, f.object_key) for f in findings) == [
+        ("inventory.delete_marker", "records/v1/c"),
+        ("inventory.missing", "records/v1/b"),
+        ("inventory.missing", "records/v1/c"),
+        ("inventory.newer_version", "records/v1/a"),
+        ("inventory.orphan", "records/v1/orphan"),
+    ]
+    clean, none = inventory([("records/v1/a", "1")], listed[:1], verified=set())
+    assert clean.status is Status.PASSED
+    assert none == ()
+
+
+def test_sample_takes_a_share_of_every_archive_day_reproducibly(keys: LocalKeyring) -> None:
+    store = MemoryStore()
+    rows = [_archive(store, keys, i, run_id=f"202611{10 + i % 3:02d}T010000Z-x") for i in range(60)]
+    rows += [_archive(store, keys, 99, run_id="20261101T010000Z-x")]  # a day with one record
+    selection = Selection(mode=Mode.SAMPLE, share=0.1, seed=7)
+    picked = select(rows, selection, tz="Asia/Ho_Chi_Minh")
+    days = sorted({r.run_id[:8] for r in picked})
+    assert days == ["20261101", "20261110", "20261111", "20261112"]
+    assert len(picked) == 1 + 3 * 2
+    assert picked == select(rows, selection, tz="Asia/Ho_Chi_Minh")
+    since = Selection(mode=Mode.SINCE, since=date(2026, 11, 23))
+    assert len(select(rows, since, tz="Asia/Ho_Chi_Minh")) == 0
+    with pytest.raises(VerificationError):
+        Selection(mode=Mode.SAMPLE, share=0.1)
+
+
+def _asdict(row: CatalogRow) -> dict[str, object]:
+    return {name: getattr(row, name) for name in CatalogRow.__dataclass_fields__}
+
+
+def test_bytes_changed_under_an_unchanged_checksum_are_caught_by_hashing(
+    keys: LocalKeyring,
+) -> None:
+    """A store that serves changed bytes but still reports the checksum written at upload (bit
+    rot below the API of a store without its own CRC)."""
+
+    class Rotten(MemoryStore):
+        def get(self, key: str, *, version_id: str) -> bytes:
+            data = bytearray(super().get(key, version_id=version_id))
+            data[len(data) // 2] ^= 0x01
+            return bytes(data)
+
+    store = Rotten()
+    row = _archive(store, keys, 1, run_id="r")
+    result = _verify(row, _env(store, keys))
+    assert _codes(result) == {
+        "object": "object.sealed_sha256_mismatch",
+        "unseal": "unseal.not_reached",
+        "lock": "lock.ok",
+    }

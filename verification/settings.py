@@ -1,0 +1,50 @@
+"""Verification's settings section (``[verification]``, ``EMR_ARCHIVE_VERIFICATION__*``), and the
+settings of every process that verifies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from archive.core.settings import Section, Settings
+
+
+class VerificationSettings(Section):
+    """Periodic verification (verification/, flows/verify.py)."""
+
+    renewal_horizon_days: int = Field(
+        default=730,
+        ge=1,
+        le=36500,
+        description="list records whose newest timestamp's TSA certificate expires within this",
+    )
+    weak_hash_algorithms: tuple[str, ...] = Field(
+        default=("sha1", "md5"), description="timestamp hash algorithms that need renewal"
+    )
+    sample_share: float = Field(
+        default=0.1, gt=0, le=1, description="share of each archive day the weekly sample checks"
+    )
+    batch_size: int = Field(default=200, ge=1, le=5000, description="records per Prefect task")
+    workers: int = Field(default=0, ge=0, le=256, description="worker processes; 0 = all cores")
+    threads: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="records in flight per worker, fixity runs only (overlaps store I/O)",
+    )
+    output_dir: Path | None = Field(
+        default=None, description="unset = <data_dir>/verification (log, reports)"
+    )
+    read_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="S3 attempts per read: a damaged object answers 500 on every try",
+    )
+
+
+class VerifySettings(Settings):
+    """The write path's settings plus verification's: what a verification run loads."""
+
+    verification: VerificationSettings = VerificationSettings()
