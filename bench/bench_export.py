@@ -51,6 +51,7 @@ from infra.sample.generator import MANIFEST_NAME, write_sample_export
 from infra.settings import AppSettings as Settings
 from portal.app import create_app
 from portal.serve import in_thread
+from retention.classifier import PolicyClassifier
 from retrieval.access import Principal, Role
 from retrieval.dossier import export_dossier, validate_zip
 from retrieval.service import Retrieval
@@ -77,7 +78,9 @@ def archive_day(
     merged = merge_patients(export, summary.in_window, documents=documents, patients=patients)
     window = window_for(settings.archive.timezone, since=DAY, until=None, now=datetime.now(UTC))
     options = RunOptions.create(settings, window=window, source=export, now=datetime.now(UTC))
-    with ArchiveRun.start(settings, options) as run:
+    with ArchiveRun.start(
+        settings, options, classifier=PolicyClassifier.from_settings(settings)
+    ) as run:
         for batch in run.batches():
             run.archive_batch(batch)
         archived = run.finish().archived

@@ -30,13 +30,13 @@ from typing import Any
 from archive.audit import AuditLog
 from archive.catalog import Catalog, CatalogRow, manifest_retain_until
 from archive.seal import LocalKeyring
-from bench.common import table
+from archive.store import ObjectStore, S3ObjectStore
+from bench.common import table, throwaway_stack
 from infra.settings import load_app_settings as load_settings
 from retention.register import Register
 from retrieval.access import AccessRegister, Principal, Role, TokenService, UserStore
 from retrieval.index import SearchIndex
 from retrieval.service import Query, Retrieval
-from tests.support.memstore import MemoryStore
 from verification.config import HoldSet
 from verification.evidence import Environment
 
@@ -48,11 +48,10 @@ PER_MANIFEST = 100_000
 
 
 def generate_catalog(
-    directory: Path, *, rows: int, keyring: LocalKeyring, seed: int = 1
+    directory: Path, *, rows: int, keyring: LocalKeyring, store: ObjectStore, seed: int = 1
 ) -> tuple[Catalog, list[str]]:
     """A catalog of ``rows`` rows (about 3 encounters per patient); returns it and patient ids."""
     rng = random.Random(seed)
-    store = MemoryStore()
     catalog = Catalog.open(directory, create=True)
     patients = max(1, rows // 3)
     pseudonyms = [keyring.pseudonym(f"BN{i:09d}") for i in range(patients)]
@@ -100,9 +99,10 @@ def _row(i: int, rng: random.Random, pseudonym: str, run_id: str) -> CatalogRow:
     )
 
 
-def _service(work: Path, catalog: Catalog, index: SearchIndex, keyring: LocalKeyring) -> Retrieval:
+def _service(
+    work: Path, catalog: Catalog, index: SearchIndex, keyring: LocalKeyring, store: ObjectStore
+) -> Retrieval:
     settings = load_settings(data_dir=work)
-    store = MemoryStore()
 
     def no_export(holds: HoldSet) -> Environment:
         raise AssertionError("the bench does not export")
@@ -149,10 +149,10 @@ def _time(fn: Callable[[], Any], n: int) -> tuple[float, float, float, int]:
     return statistics.median(samples), p95, _status_mib("VmHWM") - before, found
 
 
-def bench_size(rows: int, queries: int, work: Path) -> list[list[str]]:
+def bench_size(rows: int, queries: int, work: Path, store: ObjectStore) -> list[list[str]]:
     keyring = LocalKeyring.create(work / "keys", kek_id="emr-archive-kek")
     begin = time.perf_counter()
-    catalog, patients = generate_catalog(work / "catalog", rows=rows, keyring=keyring)
+    catalog, patients = generate_catalog(work / "catalog", rows=rows, keyring=keyring, store=store)
     generated = time.perf_counter() - begin
     begin = time.perf_counter()
     catalog = Catalog.open(catalog.directory)
@@ -166,7 +166,7 @@ def bench_size(rows: int, queries: int, work: Path) -> list[list[str]]:
         f"{rows:>9} rows: catalog written in {generated:.1f} s, opened (chain verified) in "
         f"{opened:.2f} s; index built in {indexed:.1f} s ({size:.0f} MiB on disk)"
     )
-    service = _service(work, catalog, index, keyring)
+    service = _service(work, catalog, index, keyring, store)
     officer = Principal("ro.bench", Role.RECORDS_OFFICER)
     rng = random.Random(7)
 
@@ -188,7 +188,7 @@ def bench_size(rows: int, queries: int, work: Path) -> list[list[str]]:
         ("facility+week", week),
         ("class+day", day),
         # Through the API the CLI and portal call: holds, upgrades and verification state folded
-        # in, and one audit event appended, fsynced and locked (in-memory store) per search.
+        # in, and one audit event appended, fsynced and locked (the embedded SeaweedFS) per search.
         (
             "api:encounter",
             lambda: (
@@ -242,8 +242,15 @@ def main() -> None:
         print(f"{probe(args.probe, args.one, args.queries):.0f}")
         return
     if args.one is not None:  # one size in a fresh process, so its peak RSS is its own
-        with tempfile.TemporaryDirectory(prefix="emr-bench-search-") as tmp:
-            print(json.dumps(bench_size(args.one, args.queries, Path(tmp))))
+        # A real object store (SeaweedFS on loopback): manifests and audit events are locked
+        # objects in production, and the API search appends one audit event per query.
+        with (
+            tempfile.TemporaryDirectory(prefix="emr-bench-search-") as tmp,
+            throwaway_stack() as settings,
+        ):
+            store = S3ObjectStore.from_settings(settings)
+            store.create_locked_bucket()
+            print(json.dumps(bench_size(args.one, args.queries, Path(tmp), store)))
         return
     results: list[tuple[str, ...]] = [
         ("rows", "query", "p50 ms", "p95 ms", "hits/query", "RSS growth MiB", "RSS MiB")

@@ -25,6 +25,7 @@ from archive.pipeline import ArchiveRun, RunOptions, window_for
 from bench.common import table, throwaway_stack
 from infra.sample.generator import write_sample_export
 from infra.settings import AppSettings as Settings
+from retention.classifier import PolicyClassifier
 from verification.config import VerificationSettings
 from verification.report import Summary
 from verification.run import RunPlan, VerificationRun
@@ -38,7 +39,9 @@ def archive_day(settings: Settings, encounters: int) -> int:
     write_sample_export(export, encounters=encounters, seed=5, day=DAY, bad_share=0.0)
     window = window_for(settings.archive.timezone, since=DAY, until=None, now=datetime.now(UTC))
     options = RunOptions.create(settings, window=window, source=export, now=datetime.now(UTC))
-    with ArchiveRun.start(settings, options) as run:
+    with ArchiveRun.start(
+        settings, options, classifier=PolicyClassifier.from_settings(settings)
+    ) as run:
         for batch in run.batches():
             run.archive_batch(batch)
         summary = run.finish()

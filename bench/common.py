@@ -8,8 +8,8 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from infra.ports import throwaway_settings
 from infra.settings import AppSettings as Settings
-from tests.conftest import make_settings
 
 
 @contextlib.contextmanager
@@ -18,7 +18,7 @@ def throwaway_stack(*, full: bool = False) -> Iterator[Settings]:
     from infra import seaweed, stack
 
     with tempfile.TemporaryDirectory(prefix="emr-bench-") as tmp:
-        settings = make_settings(Path(tmp))
+        settings = throwaway_settings(Path(tmp))
         try:
             if full:
                 stack.up(settings)

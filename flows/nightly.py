@@ -24,6 +24,7 @@ from archive.core.settings import Settings, load_settings
 from archive.pipeline import ArchiveRun, RunOptions, RunSummary, window_for
 from archive.sources import EncounterBundle
 from flows.outcome import ended
+from retention.classifier import PolicyClassifier
 
 # The CLI sets this to draw a progress bar; Prefect never sees it.
 PROGRESS: Callable[[int, int], None] | None = None
@@ -33,7 +34,7 @@ _NO_STATE: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 
 @task(name="start-run", **_NO_STATE)
 def start_run(settings: Settings, options: RunOptions) -> ArchiveRun:
-    return ArchiveRun.start(settings, options)
+    return ArchiveRun.start(settings, options, classifier=PolicyClassifier.from_settings(settings))
 
 
 def _opaque(value: Any) -> Any:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from archive.core.settings import StackSettings
-from infra.settings import AppSettings, load_app_settings
-from tests.support.ports import free_port_block
+from infra.ports import throwaway_settings
+from infra.settings import AppSettings
 
 
 @pytest.fixture(autouse=True)
@@ -22,19 +22,8 @@ def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name, raising=False)
 
 
-def make_settings(data_dir: Path, **overrides: object) -> AppSettings:
-    s3_port, master, volume, filer, admin, pki_port = free_port_block(6)
-    stack = StackSettings(
-        s3_port=s3_port,
-        master_port=master,
-        volume_port=volume,
-        filer_port=filer,
-        admin_port=admin,
-        pki_port=pki_port,
-        # Tests run flows in Prefect's ephemeral mode; the server costs ~20 s to start.
-        prefect_server=False,
-    )
-    return load_app_settings(data_dir=data_dir, stack=stack, **overrides)
+def make_settings(data_dir: Path, **overrides: Any) -> AppSettings:
+    return throwaway_settings(data_dir, **overrides)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,16 @@ report) under a per-catalog run lock; ``worker`` takes one encounter through ren
 and store in a worker process and returns its catalog row or why it failed.
 """
 
+from archive.pipeline.retention import Classifier, RetentionDecision
 from archive.pipeline.run import ArchiveRun, RunOptions, RunSummary, window_for
 from archive.pipeline.runlock import RunLock
 
-__all__ = ["ArchiveRun", "RunLock", "RunOptions", "RunSummary", "window_for"]
+__all__ = [
+    "ArchiveRun",
+    "Classifier",
+    "RetentionDecision",
+    "RunLock",
+    "RunOptions",
+    "RunSummary",
+    "window_for",
+]

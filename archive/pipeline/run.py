@@ -36,6 +36,7 @@ from archive.core.atomic import write_private
 from archive.core.errors import ArchiveError
 from archive.core.pool import split, worker_pool
 from archive.core.settings import Settings
+from archive.pipeline.retention import Classifier
 from archive.pipeline.runlock import RunLock
 from archive.pipeline.worker import RecordOutcome, RecordWorker
 from archive.seal import LocalKeyring, ObjectIdentity
@@ -175,6 +176,7 @@ class ArchiveRun:
         store: S3ObjectStore,
         keys: LocalKeyring,
         catalog: Catalog,
+        classifier: Classifier,
         started: float | None = None,
         lock: RunLock | None = None,
     ) -> None:
@@ -184,6 +186,7 @@ class ArchiveRun:
         self._store = store
         self._keys = keys
         self._catalog = catalog
+        self._classifier = classifier
         self._known = catalog.encounter_ids()
         self._rows: list[CatalogRow] = []
         self._quarantine: list[QuarantineEntry] = []
@@ -199,8 +202,11 @@ class ArchiveRun:
         self._failures: list[dict[str, object]] = []
 
     @classmethod
-    def start(cls, settings: Settings, options: RunOptions) -> ArchiveRun:
-        """Check everything a run needs before touching a record; fail early and clearly."""
+    def start(
+        cls, settings: Settings, options: RunOptions, *, classifier: Classifier
+    ) -> ArchiveRun:
+        """Check everything a run needs before touching a record; fail early and clearly.
+        ``classifier`` gives each record its retention class and lock date."""
         started = time.perf_counter()
         if not options.source.is_dir():
             raise ArchiveError(f"source {options.source} is not a directory of NDJSON files")
@@ -223,6 +229,7 @@ class ArchiveRun:
             store=store,
             keys=keys,
             catalog=catalog,
+            classifier=classifier,
             started=started,
             lock=lock,
         )
@@ -434,7 +441,9 @@ class ArchiveRun:
     def _executor(self) -> Executor:
         if self._pool is None:
             self._pool = worker_pool(
-                self.options.workers, initializer=_init_worker, initargs=(self.settings,)
+                self.options.workers,
+                initializer=_init_worker,
+                initargs=(self.settings, self._classifier),
             )
         return self._pool
 
@@ -464,9 +473,9 @@ def window_for(
 _WORKER: RecordWorker | None = None
 
 
-def _init_worker(settings: Settings) -> None:
+def _init_worker(settings: Settings, classifier: Classifier) -> None:
     global _WORKER  # one worker state per process, built once
-    _WORKER = RecordWorker.create(settings)
+    _WORKER = RecordWorker.create(settings, classifier)
 
 
 def _work(chunk: list[EncounterBundle], args: tuple[str, datetime]) -> list[RecordOutcome]:

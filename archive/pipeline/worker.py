@@ -26,6 +26,7 @@ from archive.core.errors import (
     TrustServiceUnavailableError,
 )
 from archive.core.settings import Settings
+from archive.pipeline.retention import Classifier, RetentionDecision
 from archive.render import Renderer, extract_embedded_data
 from archive.seal import LocalKeyring, ObjectIdentity
 from archive.sign import (
@@ -37,8 +38,6 @@ from archive.sign import (
 )
 from archive.sources import EncounterBundle
 from archive.store import Deposit, ObjectHead, S3ObjectStore, adopt, deposit, record_key
-from retention.facts import RecordFacts
-from retention.policy import Classification, RetentionPolicy, classify, load_policy, retain_until
 
 Status = Literal["archived", "adopted", "failed"]
 
@@ -59,8 +58,7 @@ class RecordOutcome:
 class _Planned:
     bundle: EncounterBundle
     identity: ObjectIdentity
-    classification: Classification
-    retain_until: datetime
+    retention: RetentionDecision
 
 
 class RecordWorker:
@@ -74,26 +72,26 @@ class RecordWorker:
         signer: DocumentSigner,
         keys: LocalKeyring,
         store: S3ObjectStore,
-        policy: RetentionPolicy,
+        classifier: Classifier,
     ) -> None:
         self._settings = settings
         self._renderer = renderer
         self._signer = signer
         self._keys = keys
         self._store = store
-        self._policy = policy
+        self._classifier = classifier
         self._roots = load_trust_roots(SignerConfig.from_settings(settings).trust_roots)
         self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="store")
 
     @classmethod
-    def create(cls, settings: Settings) -> RecordWorker:
+    def create(cls, settings: Settings, classifier: Classifier) -> RecordWorker:
         return cls(
             settings=settings,
             renderer=Renderer.create(),
             signer=DocumentSigner.create(SignerConfig.from_settings(settings)),
             keys=LocalKeyring.open(settings.keyring_dir),
             store=S3ObjectStore.from_settings(settings),
-            policy=load_policy(settings.archive.retention_policy),
+            classifier=classifier,
         )
 
     def process(
@@ -131,9 +129,7 @@ class RecordWorker:
         token = self._keys.record_token(_record_id(bundle))
         key = record_key(facility=bundle.facility_code, token=token)
         identity = ObjectIdentity(self._store.bucket, key, bundle.encounter_id)
-        classification = classify(RecordFacts.from_bundle(bundle), self._policy)
-        until = retain_until(classification, discharged_at=bundle.discharged_at)
-        return _Planned(bundle, identity, classification, until)
+        return _Planned(bundle, identity, self._classifier.decide(bundle))
 
     def _archive(
         self, batch: list[_Planned], *, run_id: str, created_at: datetime
@@ -190,7 +186,7 @@ class RecordWorker:
             receipt = deposit(
                 signed.pdf,
                 identity=item.identity,
-                retain_until=item.retain_until,
+                retain_until=item.retention.retain_until,
                 store=self._store,
                 keys=self._keys,
                 settings=self._settings.seal,
@@ -225,7 +221,7 @@ class RecordWorker:
             receipt = adopt(
                 existing,
                 identity=item.identity,
-                retain_until=item.retain_until,
+                retain_until=item.retention.retain_until,
                 store=self._store,
                 keys=self._keys,
                 settings=self._settings.seal,
@@ -285,7 +281,7 @@ class RecordWorker:
             facility=b.facility_code,
             admitted_at=b.admitted_at,
             discharged_at=b.discharged_at,
-            retention_class=item.classification.class_id,
+            retention_class=item.retention.class_id,
             retain_until=receipt.retain_until,
             bucket=self._store.bucket,
             object_key=receipt.key,

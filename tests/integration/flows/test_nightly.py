@@ -27,6 +27,7 @@ from archive.sources import Window, canonical_json
 from archive.store import S3ObjectStore
 from infra.sample.generator import SampleSummary, write_sample_export
 from infra.settings import AppSettings as Settings
+from retention.classifier import PolicyClassifier
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +78,9 @@ def run_once(settings: Settings, export: Export, *, batch_size: int = 8) -> RunS
         now=datetime.now(UTC),
         batch_size=batch_size,
     )
-    with ArchiveRun.start(settings, options) as run:
+    with ArchiveRun.start(
+        settings, options, classifier=PolicyClassifier.from_settings(settings)
+    ) as run:
         for batch in run.batches():
             run.archive_batch(batch)
         run.store_quarantine()
@@ -156,7 +159,9 @@ def test_objects_stored_before_a_crash_are_adopted_not_duplicated(
     options = RunOptions.create(
         settings, window=export.window, source=export.path, now=datetime.now(UTC), batch_size=8
     )
-    with ArchiveRun.start(settings, options) as crashed:
+    with ArchiveRun.start(
+        settings, options, classifier=PolicyClassifier.from_settings(settings)
+    ) as crashed:
         batch = next(crashed.batches())
         crashed.archive_batch(batch)  # stored, then "killed": no quarantine, no catalog
     store = S3ObjectStore.from_settings(settings)
@@ -180,7 +185,9 @@ def test_a_second_run_while_one_is_in_progress_is_refused_before_any_work(
     options = RunOptions.create(
         settings, window=export.window, source=export.path, now=datetime.now(UTC), batch_size=8
     )
-    with ArchiveRun.start(settings, options) as first:
+    with ArchiveRun.start(
+        settings, options, classifier=PolicyClassifier.from_settings(settings)
+    ) as first:
         with pytest.raises(RunInProgressError, match=options.run_id):
             run_once(settings, export)
         first.archive_batch(next(first.batches()))

@@ -62,7 +62,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     settings = load_settings(data_dir=tmp)
     store = MemoryStore()
     keyring = LocalKeyring.create(settings.keyring_dir, kek_id="emr-archive-kek")
-    catalog, patients = generate_catalog(settings.catalog_dir, rows=3000, keyring=keyring)
+    catalog, patients = generate_catalog(
+        settings.catalog_dir, rows=3000, keyring=keyring, store=store
+    )
     users = UserStore(access_dir(settings) / "users.json", params=ScryptParams(n=2**10))
     for p in (OFFICER, INSPECTOR, AUDITOR):
         users.add(p.username, p.role, PASSWORD)
@@ -290,8 +292,12 @@ def test_login_logout_and_replay(world: World) -> None:
 
 def test_index_rebuilds_when_the_catalog_is_not_the_indexed_one(tmp_path: Path) -> None:
     keyring = LocalKeyring.create(tmp_path / "keys", kek_id="emr-archive-kek")
-    one, _ = generate_catalog(tmp_path / "one", rows=50, keyring=keyring, seed=1)
-    two, _ = generate_catalog(tmp_path / "two", rows=20, keyring=keyring, seed=2)
+    one, _ = generate_catalog(
+        tmp_path / "one", rows=50, keyring=keyring, store=MemoryStore(), seed=1
+    )
+    two, _ = generate_catalog(
+        tmp_path / "two", rows=20, keyring=keyring, store=MemoryStore(), seed=2
+    )
     index = SearchIndex.open(tmp_path)
     assert index.sync(one) == 50
     assert index.sync(one) == 0  # incremental: nothing new

@@ -1,0 +1,28 @@
+"""The retention policy as the archive pipeline's :class:`~archive.pipeline.Classifier`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from archive.core.settings import Settings
+from archive.pipeline.retention import RetentionDecision
+from archive.sources import EncounterBundle
+from retention.facts import RecordFacts
+from retention.policy import RetentionPolicy, classify, load_policy, retain_until
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyClassifier:
+    """Classifies a collected encounter by the facts in its bundle (plain data: picklable)."""
+
+    policy: RetentionPolicy
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PolicyClassifier:
+        """The configured policy file, or the shipped TT 33/2025 policy."""
+        return cls(load_policy(settings.archive.retention_policy))
+
+    def decide(self, bundle: EncounterBundle) -> RetentionDecision:
+        classification = classify(RecordFacts.from_bundle(bundle), self.policy)
+        until = retain_until(classification, discharged_at=bundle.discharged_at)
+        return RetentionDecision(classification.class_id, until)
