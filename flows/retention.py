@@ -1,4 +1,4 @@
-"""Prefect flow ``retention-sweep`` and the wiring the retention commands share.
+"""Prefect flow ``retention-sweep``: a table of contents over :class:`retention.RetentionParts`.
 
 The sweep runs monthly: it proposes every record whose retention has passed and that is neither
 held nor linked to a longer-retention dossier, and publishes the totals. It never deletes: a
@@ -9,7 +9,6 @@ the proposal id and counts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,65 +16,11 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from archive import wiring
-from archive.audit import AuditLog
-from archive.catalog import Catalog
-from archive.core.settings import Settings, load_settings
-from archive.seal import LocalKeyring
-from archive.store import ObjectStore
-from retention.disposition import SWEEP_ACTOR, Proposal, propose
-from retention.minutes import MinutesWriter
-from retention.policy import RetentionPolicy, load_policy
-from retention.register import Register, register_dir
+from archive.core.settings import load_settings
+from retention.disposition import SWEEP_ACTOR
+from retention.parts import RetentionParts
 
 _NO_STATE: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
-
-
-@dataclass(frozen=True)
-class RetentionParts:
-    """Everything a retention command needs, built once from settings."""
-
-    settings: Settings
-    store: ObjectStore
-    catalog: Catalog
-    register: Register
-    audit: AuditLog
-    policy: RetentionPolicy
-
-    @classmethod
-    def open(cls, settings: Settings, *, store: ObjectStore | None = None) -> RetentionParts:
-        store = store or wiring.open_store(settings)
-        return cls(
-            settings=settings,
-            store=store,
-            catalog=wiring.open_catalog(settings, create=True),
-            register=Register.for_settings(settings, store),
-            audit=AuditLog.for_settings(settings, store),
-            policy=load_policy(settings.archive.retention_policy),
-        )
-
-    @property
-    def tz(self) -> str:
-        return self.settings.archive.timezone
-
-    def keyring(self) -> LocalKeyring:
-        return wiring.open_keyring(self.settings)
-
-    def minutes_writer(self) -> MinutesWriter:
-        return MinutesWriter(
-            settings=self.settings, store=self.store, keys=self.keyring(), policy=self.policy
-        )
-
-    def propose(self, *, by: str, now: datetime) -> Proposal | None:
-        return propose(
-            self.catalog.rows(),
-            self.register,
-            self.audit,
-            policy=self.policy,
-            by=by,
-            now=now,
-            directory=register_dir(self.settings) / "proposals",
-        )
 
 
 @task(name="propose-disposition", **_NO_STATE)

@@ -24,8 +24,8 @@ from prefect.utilities.annotations import quote
 
 from archive.catalog import CatalogRow
 from archive.core.settings import load
-from archive.store import S3ObjectStore
 from flows.outcome import ended
+from retention.parts import lock_expectations
 from verification.config import HoldSet, VerificationSettings
 from verification.report import Summary
 from verification.run import RunPlan, VerificationRun
@@ -57,17 +57,9 @@ def start_verification(
 
 
 def register_inputs(settings: VerifySettings) -> tuple[HoldSet, frozenset[tuple[str, str]]]:
-    """What the retention register says the lock state must be: the encounters under an active
-    legal hold, and the versions destroyed after their retention. No register yet: no holds,
-    nothing destroyed (so any hold found in the store is reported)."""
-    from retention.register import Register, register_dir
-
-    if not register_dir(settings).is_dir():
-        return HoldSet(), frozenset()
-    register = Register.for_settings(
-        settings, S3ObjectStore.from_settings(settings, read_only=True)
-    )
-    return HoldSet.of(register.held_encounters()), frozenset(register.destroyed_versions())
+    """The legal holds and destroyed versions the retention register expects (as a HoldSet)."""
+    held, disposed = lock_expectations(settings)
+    return HoldSet.of(held), disposed
 
 
 @task(name="verify-batch", **_NO_STATE)

@@ -23,7 +23,7 @@ from infra.cli_common import friendly_errors as _friendly_errors
 from infra.cli_common import settings_of as _settings
 
 if TYPE_CHECKING:
-    from flows.retention import RetentionParts
+    from retention.parts import RetentionParts
     from retention.upgrades import UpgradePlan
 
 
@@ -48,7 +48,7 @@ def _officer(fn: Callable[..., None]) -> Callable[..., None]:
 
 
 def _parts(ctx: click.Context) -> RetentionParts:
-    from flows.retention import RetentionParts  # lazy: importing Prefect takes seconds
+    from retention.parts import RetentionParts  # lazy: importing Prefect takes seconds
 
     return RetentionParts.open(_settings(ctx))
 

@@ -16,9 +16,9 @@ from archive.audit import AuditEvent, AuditLog
 from archive.catalog import Catalog, manifest_lock, table_to_rows
 from archive.seal import MAGIC
 from archive.store import RECORDS_PREFIX, S3ObjectStore
-from flows.retention import RetentionParts
 from infra.settings import AppSettings as Settings
 from retention.holds import HoldScope, place_hold
+from retention.parts import RetentionParts
 from tests.integration.flows.test_nightly import _export, run_once
 from tests.support.retention import Rec, archive_records, wait_until
 from verification.config import VerificationSettings

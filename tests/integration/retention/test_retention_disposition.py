@@ -10,11 +10,11 @@ import pytest
 from archive import wiring
 from archive.render import check_pdfa3b
 from archive.sign import SignerConfig, load_trust_roots, validate_pdf_signatures
-from flows.retention import RetentionParts
 from infra.settings import AppSettings as Settings
 from retention.disposition import Outcome, approve
 from retention.holds import HoldScope, place_hold
 from retention.minutes import embedded_listing, read_minutes
+from retention.parts import RetentionParts
 from retention.register import RetentionError
 from tests.support.retention import (
     Rec,

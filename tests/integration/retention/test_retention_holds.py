@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from archive import wiring
-from flows.retention import RetentionParts
 from infra.settings import AppSettings as Settings
 from retention.holds import HoldScope, list_holds, place_hold, release_hold
+from retention.parts import RetentionParts
 from retention.register import REGISTER_PREFIX, RetentionError, register_dir
 from tests.support.retention import Rec, add_version, archive_records, lock_of
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from flows.retention import RetentionParts
 from infra.settings import AppSettings as Settings
+from retention.parts import RetentionParts
 from retention.policy import LockAction, classification_for, load_policy, retain_until
 from retention.upgrades import apply_upgrade, facts_from_export, load_facts_file, plan_upgrade
 from tests.integration.flows.test_nightly import _export, run_once

@@ -467,9 +467,9 @@ def test_a_hold_placed_through_the_retention_register_is_expected(
 ) -> None:
     """The flow reads the expected holds from the retention register (verification/ itself
     imports only archive): a hold placed there passes; the same hold without it is reported."""
-    from flows.retention import RetentionParts
     from flows.verify import register_inputs
     from retention.holds import HoldScope, place_hold
+    from retention.parts import RetentionParts
 
     victim = rows(archived)[6]
     parts = RetentionParts.open(archived)
