@@ -11,7 +11,15 @@ import pytest
 from archive.store import S3ObjectStore
 from infra.settings import AppSettings as Settings
 
-pytestmark = pytest.mark.integration
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A `pytestmark` in a conftest marks nothing: mark every test under this directory here,
+    # so `-m integration` / `-m "not integration"` select what they say.
+    for item in items:
+        if _HERE in item.path.parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from archive.store import S3ObjectStore
 from infra.settings import AppSettings as Settings
 from retrieval.access import Role
 from retrieval.service import Retrieval
-from tests.integration.flows.test_nightly import Export, _export, run_once
+from tests.support.nightly import Export, make_export, run_once
 
 PASSWORD = "correct horse battery"
 ACCOUNTS = {
@@ -59,7 +59,7 @@ def archived_site(stack_settings: Settings, root: Path, *, encounters: int = 24)
         }
     )
     S3ObjectStore.from_settings(settings).create_locked_bucket()
-    export = _export(root / "export", encounters=encounters, seed=41)
+    export = make_export(root / "export", encounters=encounters, seed=41)
     assert run_once(settings, export).archived
     r = Retrieval.open(settings)
     now = datetime.now(UTC)

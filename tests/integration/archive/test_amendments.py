@@ -19,7 +19,7 @@ from archive.render import extract_embedded_data
 from archive.seal import ObjectIdentity
 from archive.store import S3ObjectStore, withdraw
 from infra.settings import AppSettings as Settings
-from tests.integration.flows.test_nightly import Export, _export, record_versions, run_once
+from tests.support.nightly import Export, make_export, record_versions, run_once
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,7 @@ def _amend(export: Export, dst: Path, encounter_id: str) -> Export:
 def test_an_amended_encounter_is_archived_again_as_a_new_version(
     settings: Settings, tmp_path: Path
 ) -> None:
-    export = _export(tmp_path / "a", encounters=12, seed=23)
+    export = make_export(tmp_path / "a", encounters=12, seed=23)
     first = run_once(settings, export)
     eid = sorted(export.summary.in_window)[0]
     amended = _amend(export, tmp_path / "b", eid)

@@ -9,13 +9,13 @@ import pytest
 from archive import wiring
 from archive.audit import AuditLog
 from infra.settings import AppSettings as Settings
-from tests.integration.flows.test_nightly import _export, run_once
+from tests.support.nightly import make_export, run_once
 
 pytestmark = pytest.mark.integration
 
 
 def test_an_archive_run_is_audited(settings: Settings, tmp_path: Path) -> None:
-    summary = run_once(settings, _export(tmp_path / "export", encounters=8, seed=3))
+    summary = run_once(settings, make_export(tmp_path / "export", encounters=8, seed=3))
     log = AuditLog.for_settings(settings, wiring.open_store(settings))
     [event] = log.show(action="archive.pipeline.run")
     assert ("run", summary.run_id) in event.entities

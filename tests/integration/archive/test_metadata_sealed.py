@@ -19,7 +19,7 @@ from archive.store import RECORDS_PREFIX, S3ObjectStore
 from infra.settings import AppSettings as Settings
 from retention.holds import HoldScope, place_hold
 from retention.parts import RetentionParts
-from tests.integration.flows.test_nightly import _export, run_once
+from tests.support.nightly import make_export, run_once
 from tests.support.retention import Rec, archive_records, wait_until
 from verification.config import VerificationSettings
 from verification.results import Status
@@ -44,7 +44,7 @@ def _verify(settings: Settings, tmp_path: Path) -> Status:
 
 
 def test_no_metadata_reaches_the_bucket_in_clear(settings: Settings, tmp_path: Path) -> None:
-    export = _export(tmp_path / "export", encounters=24, seed=23)
+    export = make_export(tmp_path / "export", encounters=24, seed=23)
     summary = run_once(settings, export)
     assert summary.archived > 10
     assert _verify(settings, tmp_path) is Status.PASSED

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from infra.settings import AppSettings as Settings
-from tests.integration.flows.test_nightly import _export, run_once
+from tests.support.nightly import make_export, run_once
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ def _reexport_with_an_extra_line(src: Path, dst: Path) -> None:
 def test_rerun_after_a_reexport_stores_quarantine_and_catalogues_the_records(
     settings: Settings, tmp_path: Path
 ) -> None:
-    first_export = _export(tmp_path / "a", encounters=30, seed=11)
+    first_export = make_export(tmp_path / "a", encounters=30, seed=11)
     first = run_once(settings, first_export)
     assert first.failed == {}
     _reexport_with_an_extra_line(first_export.path, tmp_path / "b")

@@ -9,14 +9,14 @@ import pytest
 
 from archive.catalog import Catalog
 from infra.settings import AppSettings as Settings
-from tests.integration.flows.test_nightly import DAY, Export, _export, run_once
+from tests.support.nightly import DAY, Export, make_export, run_once
 
 pytestmark = pytest.mark.integration
 
 
 def _poisoned_export(tmp_path: Path) -> tuple[Export, set[str]]:
     """A sample export whose first patient's name no shipped font can render."""
-    export = _export(tmp_path / "export", encounters=12, seed=5)
+    export = make_export(tmp_path / "export", encounters=12, seed=5)
     patients = (export.path / "Patient.ndjson").read_text(encoding="utf-8").splitlines()
     victim = json.loads(patients[0])
     victim["name"][0]["text"] += " 中文"  # no font the renderer ships covers CJK

@@ -15,7 +15,7 @@ import pytest
 from archive.catalog import Catalog
 from archive.store import S3ObjectStore
 from infra.settings import AppSettings as Settings
-from tests.integration.flows.test_nightly import DAY, _export, record_versions, run_once
+from tests.support.nightly import DAY, make_export, record_versions, run_once
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,7 +39,7 @@ def _cli_env(settings: Settings) -> dict[str, str]:
 def test_killed_mid_batch_then_rerun_archives_everything_exactly_once(
     settings: Settings, tmp_path: Path
 ) -> None:
-    export = _export(tmp_path / "export", encounters=40, seed=23)
+    export = make_export(tmp_path / "export", encounters=40, seed=23)
     store = S3ObjectStore.from_settings(settings)
     argv = [
         sys.executable,

@@ -14,7 +14,7 @@ from infra.settings import AppSettings as Settings
 from retention.parts import RetentionParts
 from retention.policy import LockAction, classification_for, load_policy, retain_until
 from retention.upgrades import apply_upgrade, facts_from_export, load_facts_file, plan_upgrade
-from tests.integration.flows.test_nightly import _export, run_once
+from tests.support.nightly import make_export, run_once
 from tests.support.paths import REPO
 from tests.support.retention import RecordingStore, lock_of
 
@@ -25,7 +25,7 @@ SHIPPED = REPO / "retention" / "policy.toml"
 
 @pytest.fixture
 def archived(settings: Settings, tmp_path: Path) -> RetentionParts:
-    summary = run_once(settings, _export(tmp_path / "export", encounters=16, seed=11))
+    summary = run_once(settings, make_export(tmp_path / "export", encounters=16, seed=11))
     assert summary.archived > 0
     return RetentionParts.open(settings)
 

@@ -31,7 +31,7 @@ from infra.settings import AppSettings as Settings
 from retrieval.access import AccessDeniedError, Principal, Role
 from retrieval.dossier import validate_zip
 from retrieval.service import Query, Retrieval
-from tests.integration.flows.test_nightly import Export, _export, run_once
+from tests.support.nightly import Export, make_export, run_once
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture(scope="module")
 def export(tmp_path_factory: pytest.TempPathFactory) -> Export:
-    return _export(tmp_path_factory.mktemp("export"), encounters=12, seed=23)
+    return make_export(tmp_path_factory.mktemp("export"), encounters=12, seed=23)
 
 
 @dataclass

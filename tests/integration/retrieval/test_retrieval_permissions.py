@@ -52,7 +52,7 @@ from retrieval.access import (
     Role,
 )
 from retrieval.service import Query, Retrieval
-from tests.integration.flows.test_nightly import Export, _export, run_once
+from tests.support.nightly import Export, make_export, run_once
 
 pytestmark = pytest.mark.integration
 
@@ -145,7 +145,7 @@ def world_settings(stack_settings: Settings, tmp_path_factory: pytest.TempPathFa
 def world(world_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     # 10 encounters with seed 1 archive 3 good records over two facilities (the rest are planted
     # bad or outside the window): enough for "another facility", and exports stay cheap.
-    export: Export = _export(tmp_path_factory.mktemp("export"), encounters=10, seed=1)
+    export: Export = make_export(tmp_path_factory.mktemp("export"), encounters=10, seed=1)
     assert run_once(world_settings, export).archived
     rows = Catalog.open(world_settings.catalog_dir).rows().to_pylist()
     by_facility: dict[str, list[str]] = {}

@@ -22,8 +22,8 @@ from archive.catalog import BUCKET_PREFIX, Catalog, CatalogRow, table_to_rows
 from archive.core.errors import StoreError
 from archive.store import S3ObjectStore, SealedStore
 from infra.settings import AppSettings as Settings
-from tests.integration.flows.test_nightly import Export, _export, run_once
 from tests.support.memstore import MemoryStore
+from tests.support.nightly import Export, make_export, run_once
 from verification.config import HoldSet, VerificationSettings
 from verification.report import Summary
 from verification.results import RecordResult, Status
@@ -37,7 +37,7 @@ ENCOUNTERS = 24
 
 @pytest.fixture(scope="module")
 def export(tmp_path_factory: pytest.TempPathFactory) -> Export:
-    return _export(tmp_path_factory.mktemp("verify-export"), encounters=ENCOUNTERS, seed=23)
+    return make_export(tmp_path_factory.mktemp("verify-export"), encounters=ENCOUNTERS, seed=23)
 
 
 @pytest.fixture

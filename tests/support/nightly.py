@@ -1,0 +1,73 @@
+"""A sample FHIR export and one archive run over it: what the end-to-end tests of the write path,
+verification, retention and retrieval start from."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from archive.pipeline import ArchiveRun, RunOptions, RunSummary, window_for
+from archive.sources import Window
+from archive.store import S3ObjectStore
+from infra.sample.generator import SampleSummary, write_sample_export
+from infra.settings import AppSettings as Settings
+from retention.classifier import PolicyClassifier
+
+DAY = date(2026, 11, 22)
+
+
+@dataclass(frozen=True)
+class Export:
+    path: Path
+    summary: SampleSummary
+    window: Window
+    names: dict[str, str]  # patient id -> name, for PHI scans and pdftotext checks
+    secrets: list[str]  # names, CCCD and BHYT numbers
+
+
+def make_export(path: Path, *, encounters: int, seed: int) -> Export:
+    summary = write_sample_export(path, encounters=encounters, seed=seed, day=DAY)
+    names: dict[str, str] = {}
+    phi: list[str] = []
+    for line in (path / "Patient.ndjson").read_text(encoding="utf-8").splitlines():
+        try:
+            patient = json.loads(line)
+        except ValueError:
+            continue
+        name = patient.get("name", [{}])[0].get("text")
+        if isinstance(name, str) and isinstance(patient.get("id"), str):
+            names[patient["id"]] = name
+            phi.append(name)
+        phi += [
+            i["value"]
+            for i in patient.get("identifier", [])
+            if i.get("system") in {"urn:vn:cccd", "urn:vn:bhyt"}
+        ]
+    window = window_for("Asia/Ho_Chi_Minh", since=DAY, until=None, now=datetime.now(UTC))
+    return Export(path, summary, window, names, phi)
+
+
+def run_once(settings: Settings, export: Export, *, batch_size: int = 8) -> RunSummary:
+    options = RunOptions.create(
+        settings,
+        window=export.window,
+        source=export.path,
+        now=datetime.now(UTC),
+        batch_size=batch_size,
+    )
+    with ArchiveRun.start(
+        settings, options, classifier=PolicyClassifier.from_settings(settings)
+    ) as run:
+        for batch in run.batches():
+            run.archive_batch(batch)
+        run.store_quarantine()
+        return run.finish()
+
+
+def record_versions(store: S3ObjectStore) -> Iterator[tuple[str, str]]:
+    for v in store.list_versions("records/"):
+        if not v.is_delete_marker:
+            yield v.key, v.version_id
