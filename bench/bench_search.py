@@ -33,7 +33,7 @@ from archive.seal import LocalKeyring
 from archive.store import ObjectStore, S3ObjectStore
 from bench.common import table, throwaway_stack
 from infra.settings import load_app_settings as load_settings
-from retention.register import Register
+from retention import Register
 from retrieval.access import AccessRegister, Principal, Role, TokenService, UserStore
 from retrieval.index import SearchIndex
 from retrieval.service import Query, Retrieval

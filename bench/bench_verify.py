@@ -25,7 +25,7 @@ from archive.pipeline import ArchiveRun, RunOptions, window_for
 from bench.common import table, throwaway_stack
 from infra.sample.generator import write_sample_export
 from infra.settings import AppSettings as Settings
-from retention.classifier import PolicyClassifier
+from retention import PolicyClassifier
 from verification.config import VerificationSettings
 from verification.report import Summary
 from verification.run import RunPlan, VerificationRun

@@ -24,7 +24,7 @@ from archive.core.settings import Settings, load_settings
 from archive.pipeline import ArchiveRun, RunOptions, RunSummary, window_for
 from archive.sources import EncounterBundle
 from flows.outcome import ended
-from retention.classifier import PolicyClassifier
+from retention import PolicyClassifier
 
 # The CLI sets this to draw a progress bar; Prefect never sees it.
 PROGRESS: Callable[[int, int], None] | None = None

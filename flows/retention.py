@@ -17,8 +17,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from archive.core.settings import load_settings
-from retention.disposition import SWEEP_ACTOR
-from retention.parts import RetentionParts
+from retention import SWEEP_ACTOR, RetentionParts
 
 _NO_STATE: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 

@@ -25,7 +25,7 @@ from prefect.utilities.annotations import quote
 from archive.catalog import CatalogRow
 from archive.core.settings import load
 from flows.outcome import ended
-from retention.parts import lock_expectations
+from retention import lock_expectations
 from verification.config import HoldSet, VerificationSettings
 from verification.report import Summary
 from verification.run import RunPlan, VerificationRun

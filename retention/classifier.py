@@ -1,4 +1,10 @@
-"""The retention policy as the archive pipeline's :class:`~archive.pipeline.Classifier`."""
+"""The retention policy as the archive pipeline's :class:`~archive.pipeline.Classifier`.
+
+The write path must lock each record with its retention date, but ``archive`` may import no other
+package of ours; so the pipeline names the interface it needs and this adapter, handed in by
+whoever starts a run, answers it with :func:`~retention.policy.classify` and
+:func:`~retention.policy.retain_until`.
+"""
 
 from __future__ import annotations
 

@@ -1,13 +1,7 @@
-"""Disposition: propose expired records for destruction, approve, destroy, and evidence it.
+"""Disposition: propose qualifying records for destruction, approve, destroy, and evidence it.
 
-A record is **proposed** when, at ``now``: it is not destroyed; its retain-until (the longer of
-the catalog's and any registered extension) has passed; no active hold names it; it is not
-*linked* to a longer-retention dossier; and every version of its object, read from the store,
-is past its lock and carries no legal hold. **Linked** means: another live record of the same
-patient pseudonym has a longer class (by the policy's ranking; a class the policy no longer
-knows counts as longest) and is still retained at ``now`` - destroying part of a patient's file
-while a longer-kept part remains would break that dossier (Archive Law art. 16, Decree 113/2025
-art. 20). The proposal (list and totals, pseudonyms and hashes, no names) is written locally
+Which records qualify is :mod:`retention.candidates`; this module is the four-eyes workflow
+around it. The proposal (list and totals, pseudonyms and hashes, no names) is written locally
 (0600) and locked in the bucket, sealed (:attr:`Register.meta_store`), and its sha256 is
 registered, so the list approved is the list proposed.
 
@@ -33,36 +27,13 @@ from archive.catalog import manifest_retain_until
 from archive.core.atomic import write_private
 from archive.core.errors import SealError
 from archive.store import sha256_hex
-from retention.errors import PolicyError
+from retention.candidates import Item, blocked, find_candidates, longest_retained, store_blocks
 from retention.policy import RetentionPolicy
-from retention.register import (
-    Register,
-    RetentionError,
-    live_rows,
-    versions_by_key,
-    versions_of,
-)
+from retention.register import Register, RetentionError, live_rows, versions_of
 
 PROPOSALS_PREFIX = "retention/sealed/v1/proposals/"
 LEGACY_PROPOSALS_PREFIX = "retention/proposals/"  # plaintext, from releases before sealing
-_Rank = tuple[bool, int]  # (permanent, years): a longer period sorts higher
 SWEEP_ACTOR = "retention-sweep"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Item:
-    """One record proposed for destruction (no PHI: ids, pseudonym, class, dates, hashes)."""
-
-    encounter_id: str
-    patient_pseudonym: str
-    facility: str
-    retention_class: str
-    discharged_at: str
-    retain_until: str
-    object_key: str
-    versions: tuple[str, ...]
-    pdf_sha256: str
-    sealed_sha256: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,85 +70,6 @@ class Outcome:
 
 
 MinutesWriter = Callable[[Proposal, tuple[Item, ...], str, datetime], dict[str, str]]
-
-
-def find_candidates(
-    rows: list[dict[str, Any]], register: Register, *, policy: RetentionPolicy, now: datetime
-) -> tuple[list[Item], dict[str, int]]:
-    """The proposable items among live ``rows``, and counts of the expired ones left out."""
-    held, longest = register.held_encounters(), _longest_retained(rows, policy, now)
-    expired = [row for row in rows if row["retain_until"] <= now]
-    stored = versions_by_key(register.store, (row["object_key"] for row in expired))
-    items, excluded = [], {"on hold": 0, "linked to a longer-retention dossier": 0}
-    for row in expired:
-        why = _blocked(row, longest, held, policy) or _store_blocks(
-            register, row, now, stored[row["object_key"]]
-        )
-        if isinstance(why, str):
-            excluded[why] = excluded.get(why, 0) + 1
-        else:
-            items.append(_item(row, why))
-    return items, excluded
-
-
-def _blocked(
-    row: dict[str, Any], longest: dict[str, _Rank], held: set[str], policy: RetentionPolicy
-) -> str | None:
-    if row["encounter_id"] in held:
-        return "on hold"
-    kept = longest.get(row["patient_pseudonym"])
-    if kept is not None and kept > _rank(policy, row["retention_class"]):
-        return "linked to a longer-retention dossier"
-    return None
-
-
-def _longest_retained(
-    rows: list[dict[str, Any]], policy: RetentionPolicy, now: datetime
-) -> dict[str, _Rank]:
-    """Per patient pseudonym, the longest class among their records still retained at ``now``."""
-    longest: dict[str, _Rank] = {}
-    for row in rows:
-        if row["retain_until"] > now:
-            rank, pseudonym = _rank(policy, row["retention_class"]), row["patient_pseudonym"]
-            longest[pseudonym] = max(rank, longest.get(pseudonym, rank))
-    return longest
-
-
-def _rank(policy: RetentionPolicy, class_id: str) -> _Rank:
-    """Period order only (the policy's rank also orders equal periods by declaration)."""
-    try:
-        permanent, years, _ = policy.rank(class_id)
-        return (permanent, years)
-    except (PolicyError, StopIteration):
-        return (True, 1 << 30)  # a class the policy does not know: assume the longest
-
-
-def _store_blocks(
-    register: Register, row: dict[str, Any], now: datetime, versions: list[str]
-) -> str | list[str]:
-    """The store's word, version by version: a held or still-locked version blocks the record."""
-    for version_id in versions:
-        lock = register.store.head(row["object_key"], version_id=version_id).lock
-        if lock.legal_hold:
-            return "on hold"
-        if lock.retain_until is not None and lock.retain_until > now:
-            return "locked longer in the store than the catalog says"
-    return versions if versions else "no stored version found"
-
-
-def _item(row: dict[str, Any], versions: list[str]) -> Item:
-    return Item(
-        encounter_id=row["encounter_id"],
-        patient_pseudonym=row["patient_pseudonym"],
-        facility=row["facility"],
-        retention_class=row["retention_class"],
-        discharged_at=row["discharged_at"].isoformat(),
-        retain_until=row["retain_until"].isoformat(),
-        object_key=row["object_key"],
-        versions=tuple(versions),
-        pdf_sha256=row["pdf_sha256"],
-        sealed_sha256=row["sealed_sha256"],
-    )
 
 
 def propose(
@@ -328,18 +220,18 @@ def _destroy(
 ) -> tuple[tuple[Item, ...], dict[str, str]]:
     rows = live_rows(catalog_rows, register)
     by_id = {r["encounter_id"]: r for r in rows}
-    held, longest = register.held_encounters(), _longest_retained(rows, policy, now)
+    held, longest = register.held_encounters(), longest_retained(rows, policy, now)
     destroyed, skipped = [], {}
     for item in proposal.items:
         row = by_id.get(item.encounter_id)
-        why = "no longer in the catalog" if row is None else _blocked(row, longest, held, policy)
+        why = "no longer in the catalog" if row is None else blocked(row, longest, held, policy)
         if why is None and row is not None and row["retain_until"] > now:
             why = "retention was extended since the proposal"
         now_versions = versions_of(register.store, item.object_key)
         if why is None and set(now_versions) - set(item.versions):
             why = "a version was added since the proposal"
         if why is None and row is not None:
-            state = _store_blocks(register, row, now, now_versions) if now_versions else []
+            state = store_blocks(register, row, now, now_versions) if now_versions else []
             why = state if isinstance(state, str) else None
         if why is not None:
             skipped[item.encounter_id] = why

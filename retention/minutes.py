@@ -25,7 +25,8 @@ from archive.core.settings import Settings
 from archive.seal import KeyProvider, ObjectIdentity, unseal
 from archive.sign import DocumentSigner, SignedDocument, SignerConfig
 from archive.store import ObjectStore, deposit, sha256_hex
-from retention.disposition import Item, Proposal
+from retention.candidates import Item
+from retention.disposition import Proposal
 from retention.policy import RetentionPolicy
 from retention.register import RetentionError
 

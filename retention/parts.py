@@ -1,4 +1,10 @@
-"""Everything a retention command or the sweep needs, opened once from settings."""
+"""Everything a retention command or the sweep needs, opened once from settings.
+
+The CLI and the Prefect sweep both need the same store, catalog, register, audit log and policy;
+building them here keeps the wiring in one place below both (flows may not import infra), and
+:func:`lock_expectations` gives the verifier the register's view of holds and destructions
+without the verification package importing retention.
+"""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The catalog records what was archived, once; it is append-only and per run, so i
 "this record is now on hold", "its lock was extended" or "it was destroyed". Those facts live
 here, as typed events in a :class:`archive.audit.SegmentChain` (local copy beside the catalog in
 ``<catalog_dir>/../retention``, sealed locked copies under ``retention/sealed/v1/events/`` in the
-bucket: see :mod:`archive.sealed_store`). Every reader (holds, upgrades, disposition, the
+bucket: see :mod:`archive.store.sealed`). Every reader (holds, upgrades, disposition, the
 verifier) folds the events into current state:
 
 * ``hold.placed`` / ``hold.released``: which object versions each active case holds;

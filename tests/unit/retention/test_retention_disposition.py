@@ -15,13 +15,12 @@ from archive.catalog import Catalog, CatalogRow
 from archive.core.settings import SealSettings
 from archive.seal import LocalKeyring
 from archive.store import SealedStore, sha256_hex
+from retention.candidates import Item, find_candidates
 from retention.disposition import (
     LEGACY_PROPOSALS_PREFIX,
     PROPOSALS_PREFIX,
-    Item,
     Proposal,
     approve,
-    find_candidates,
     load_proposal,
     propose,
 )

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from retention.disposition import Item, Proposal
+from retention.candidates import Item
+from retention.disposition import Proposal
 from retention.holds import HoldScope
 from retention.register import RetentionError
 from retention.upgrades import load_facts_file
