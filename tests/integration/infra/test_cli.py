@@ -23,10 +23,21 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-def _run(settings: Settings, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+MODULE = (sys.executable, "-m", "infra.cli")
+SCRIPT = (str(Path(sys.executable).with_name("emr-archive")),)
+
+
+def _run(
+    settings: Settings,
+    *args: str,
+    entry: tuple[str, ...] = MODULE,
+    stdin: str | None = None,
+    **extra: str,
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "infra.cli", *args],
+        [*entry, *args],
         env=_env(settings, **extra),
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,
@@ -107,3 +118,15 @@ def test_keys_rotate_keeps_old_files_readable(stack_settings: Settings, tmp_path
     out = tmp_path / "back.txt"
     assert _run(stack_settings, "get", "--record-id", "ROT-1", "--out", str(out)).returncode == 0
     assert out.read_text() == "sealed before the rotation"
+
+
+def test_a_wrong_password_is_not_signed_in_exit_3(stack_settings: Settings) -> None:
+    result = _run(
+        stack_settings,
+        *("search", "--encounter", "E-1", "--as", "nobody.here"),
+        entry=SCRIPT,
+        stdin="not the password\n",
+    )
+    assert result.returncode == 3, result.stderr
+    assert "not signed in: unknown user or wrong password" in result.stderr
+    assert "Traceback" not in result.stderr

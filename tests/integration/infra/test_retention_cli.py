@@ -1,4 +1,4 @@
-"""The records officer's commands end to end (click's runner, real stack)."""
+"""The records officer's commands end to end (click's runner on the root group, real stack)."""
 
 from __future__ import annotations
 
@@ -7,27 +7,17 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner, Result
 
 from archive.render import check_pdfa3b
-from infra.cli_retention import COMMANDS
+from infra.cli import cli
 from infra.settings import AppSettings as Settings
 from retrieval.access import Role
 from retrieval.service import Retrieval
 from tests.support.retention import Rec, archive_records, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@click.group()
-def cli() -> None:
-    """Stands in for `emr-archive` until the commands are registered in infra/cli.py."""
-
-
-for command in COMMANDS:
-    cli.add_command(command)
 
 
 PASSWORD = "correct horse battery"

@@ -1,8 +1,10 @@
-"""``emr-archive verify`` and ``emr-archive verify-file``: registered on the main group by
-infra/cli.py (``main.add_command(verify_cmd)``, ``main.add_command(verify_file_cmd)``).
+"""``emr-archive verify | verify-file``: prove the archive, or one PDF from anywhere, is intact.
 
-Exit status: 0 when everything passed, 1 when anything failed or was indeterminate (a record,
-an archive-wide check), 2 for a configuration or usage error (as every command).
+``verify`` runs the verification flow (Prefect, imported inside the command) over the whole
+archive, a sample of every day, or the records signed since a day; ``verify-file`` checks one
+signed PDF offline against the configured trust roots. Exit status: 0 when everything passed, 1
+when anything failed or was indeterminate (a record, an archive-wide check), 2 for a configuration
+or usage error (as every command).
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from pathlib import Path
 import click
 
 from infra import prefect_server
-from infra.cli_common import friendly_errors as _friendly_errors
-from infra.cli_common import settings_of as _settings
+from infra.cli._command import Command
+from infra.cli._ctx import settings_of
 from verification.results import CheckResult, Status, bottom_line
 
 _MARK = {
@@ -25,7 +27,7 @@ _MARK = {
 }
 
 
-@click.command("verify")
+@click.command("verify", cls=Command)
 @click.option(
     "--mode", type=click.Choice(["full", "sample", "since"]), default="sample", show_default=True
 )
@@ -44,7 +46,6 @@ _MARK = {
 @click.option("--seed", type=int, default=None, help="sample mode: reproduce an earlier sample")
 @click.option("--fixity-only", is_flag=True, help="skip signature and PDF/A validation")
 @click.pass_context
-@_friendly_errors
 def verify_cmd(
     ctx: click.Context,
     mode: str,
@@ -56,12 +57,12 @@ def verify_cmd(
     """Verify the archive now: present, unchanged, decryptable, validly signed, PDF/A, locked."""
     if mode == "since" and since is None:
         raise click.UsageError("--mode since needs --since YYYY-MM-DD")
-    prefect_server.apply_environment(_settings(ctx))
+    prefect_server.apply_environment(settings_of(ctx))
     from flows import verify
     from flows.outcome import summary_of
 
     verify.PROGRESS = _progress_line
-    verify.SETTINGS = _settings(ctx)
+    verify.SETTINGS = settings_of(ctx)
     result = summary_of(
         verify.verify_archive,
         mode=mode,
@@ -75,16 +76,15 @@ def verify_cmd(
     sys.exit(0 if result["status"] == Status.PASSED.value else 1)
 
 
-@click.command("verify-file")
+@click.command("verify-file", cls=Command)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_context
-@_friendly_errors
 def verify_file_cmd(ctx: click.Context, path: Path) -> None:
     """Validate one signed PDF from anywhere (an inspector's copy): signature, PDF/A, data."""
     from archive.sign import SignerConfig, load_trust_roots
     from verification.document import renewal_need, verify_document
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     pdf = path.read_bytes()
     roots = load_trust_roots(SignerConfig.from_settings(settings).trust_roots)
     now = datetime.now(UTC)

@@ -11,10 +11,11 @@ import logging
 
 import click
 
-from infra.cli_common import friendly_errors, settings_of
+from infra.cli._command import Command
+from infra.cli._ctx import settings_of
 
 
-@click.command("portal")
+@click.command("portal", cls=Command)
 @click.option("--host", default=None, help="listen address (default: settings, 127.0.0.1)")
 @click.option(
     "--port",
@@ -23,7 +24,6 @@ from infra.cli_common import friendly_errors, settings_of
     help="listen port (default: settings, 14300)",
 )
 @click.pass_context
-@friendly_errors
 def portal_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Serve the web portal: sign in, search, dossiers and exports, grants, audit log."""
     import uvicorn
@@ -45,6 +45,3 @@ def portal_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
         server_header=False,
         log_level="info",
     )
-
-
-COMMANDS = (portal_cmd,)

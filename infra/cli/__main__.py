@@ -1,0 +1,5 @@
+"""``python -m infra.cli``: the same program as the ``emr-archive`` script."""
+
+from infra.cli import main
+
+main()

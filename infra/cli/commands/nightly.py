@@ -1,0 +1,157 @@
+"""``emr-archive sample | archive | serve``: the nightly archive, once now or on its schedule, and
+a synthetic export to run it on.
+
+``archive`` runs the Prefect flow once (on the stack's Prefect server if one runs, else an
+ephemeral one) and exits 1 when any record failed and was left for the next run; ``serve`` runs
+the scheduled deployments until stopped. Prefect is imported only inside the commands: it takes
+seconds to import.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from infra import prefect_server
+from infra.cli._command import Command
+from infra.cli._ctx import settings_of
+from infra.errors import StackError
+
+
+@click.command("sample", cls=Command)
+@click.option("--encounters", type=click.IntRange(0, 1_000_000), default=200, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--day",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="discharge day of most encounters (default: yesterday, local time)",
+)
+@click.option("--bad-share", type=click.FloatRange(0, 1), default=0.05, show_default=True)
+@click.pass_context
+def sample_cmd(
+    ctx: click.Context,
+    encounters: int,
+    seed: int,
+    out: Path,
+    day: datetime | None,
+    bad_share: float,
+) -> None:
+    """Write a realistic, synthetic Vietnamese FHIR Bulk Data export (deterministic per seed)."""
+    from infra.sample.generator import write_sample_export
+
+    tz = settings_of(ctx).archive.timezone
+    chosen = day.date() if day else _yesterday(tz)
+    summary = write_sample_export(
+        out, encounters=encounters, seed=seed, day=chosen, bad_share=bad_share, tz=tz
+    )
+    bad = sum(summary.bad_counts().values())
+    click.echo(
+        f"wrote {summary.encounters} encounters to {out} ({summary.size_bytes:,} bytes): "
+        f"{len(summary.in_window)} finished on {chosen}, {bad} planted bad records"
+    )
+
+
+@click.command("archive", cls=Command)
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="first discharge day (local); default: the look-back days up to yesterday",
+)
+@click.option(
+    "--until",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="last discharge day (local, inclusive); default: --since",
+)
+@click.option(
+    "--source",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="FHIR Bulk Data export directory (default: EMR_ARCHIVE_ARCHIVE__SOURCE_DIR)",
+)
+@click.option("--batch-size", type=click.IntRange(1, 5000), default=None)
+@click.pass_context
+def archive_cmd(
+    ctx: click.Context,
+    since: datetime | None,
+    until: datetime | None,
+    source: Path | None,
+    batch_size: int | None,
+) -> None:
+    """Run the nightly archive once now (Prefect server if running, else ephemeral)."""
+    prefect_server.apply_environment(settings_of(ctx))
+    from flows import nightly
+    from flows.outcome import summary_of
+
+    nightly.PROGRESS = _progress_line
+    result = summary_of(
+        nightly.nightly_archive,
+        since=since.date() if since else None,
+        until=until.date() if until else None,
+        source=str(source) if source else None,
+        batch_size=batch_size,
+    )
+    click.echo("")
+    _print_summary(result)
+    sys.exit(1 if result["failed_total"] else 0)
+
+
+@click.command("serve", cls=Command)
+@click.pass_context
+def serve_cmd(ctx: click.Context) -> None:
+    """Run the scheduled deployments (nightly 01:00 local) until stopped."""
+    settings = settings_of(ctx)
+    if prefect_server.process(settings).pid() is None and settings.uses_embedded_s3:
+        raise StackError("schedules need the Prefect server: run `emr-archive stack up` first")
+    prefect_server.apply_environment(settings)
+    from prefect import serve
+
+    from flows.deployments import deployments
+
+    serve(*deployments(settings))
+
+
+def _yesterday(tz: str) -> date:
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo(tz)).date() - timedelta(days=1)
+
+
+def _progress_line(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total if total else 0
+    bar = "#" * filled + "-" * (width - filled)
+    click.echo(f"\r  [{bar}] {done}/{total} encounters", nl=False, err=True)
+
+
+def _print_summary(result: dict[str, object]) -> None:
+    rows = [
+        ("archived (new)", result["archived"]),
+        ("adopted (stored by an interrupted run)", result["adopted"]),
+        ("already archived (skipped)", result["already_archived"]),
+        ("amended since archived (new version)", result["amended"]),
+        ("quarantined", result["quarantined_total"]),
+        ("  new this run", result["quarantine_new"]),
+        ("failed (left for the next run)", result["failed_total"]),
+    ]
+    click.secho(
+        f"run {result['run_id']}  window {result['window_start']} .. {result['window_end']}",
+        bold=True,
+    )
+    for label, value in rows:
+        click.echo(f"  {label:<40} {value:>7}")
+    for title in ("quarantined", "failed"):
+        counts = result[title]
+        assert isinstance(counts, dict)
+        for reason, n in sorted(counts.items()):
+            click.echo(f"    {title} {reason:<32} {n:>7}")
+    click.echo(
+        f"  signed PDF bytes {result['pdf_bytes']:,}, sealed {result['sealed_bytes']:,}; "
+        f"{result['duration_s']:.1f} s, {result['throughput_per_s']} records/s"
+    )
