@@ -49,12 +49,9 @@ from bench.bench_verify import DAY
 from bench.common import peak_rss_mib, table, throwaway_stack
 from infra.sample.generator import MANIFEST_NAME, write_sample_export
 from infra.settings import AppSettings as Settings
-from portal.app import create_app
-from portal.serve import in_thread
-from retention.classifier import PolicyClassifier
-from retrieval.access import Principal, Role
-from retrieval.dossier import export_dossier, validate_zip
-from retrieval.service import Retrieval
+from portal import create_app, in_thread
+from retention import PolicyClassifier
+from retrieval import Principal, Retrieval, Role, export_dossier, validate_zip
 from verification.config import HoldSet
 
 PASSWORD = "bench password 123"  # noqa: S105 - a throwaway account in a throwaway stack
@@ -137,32 +134,14 @@ class Measured:
     rss: str
 
     def row(self) -> tuple[str, ...]:
-        s = self.seconds
-        p50 = statistics.median(s)
-        return (
-            self.path,
-            self.export,
-            str(self.documents),
-            str(len(s)),
-            f"{p50:.2f}",
-            f"{min(s):.2f}",
-            f"{max(s):.2f}",
-            f"{p50 / self.documents:.2f}",
-            self.rss,
-        )
+        """The row under :data:`HEADER`."""
+        s, p50 = self.seconds, statistics.median(self.seconds)
+        times = (f"{t:.2f}" for t in (p50, min(s), max(s), p50 / self.documents))
+        return (self.path, self.export, str(self.documents), str(len(s)), *times, self.rss)
 
 
-HEADER = (
-    "path",
-    "export",
-    "documents",
-    "n",
-    "p50 s",
-    "min s",
-    "max s",
-    "s/document",
-    "peak RSS MiB",
-)
+TIMES = ("p50 s", "min s", "max s", "s/document")
+HEADER = ("path", "export", "documents", "n", *TIMES, "peak RSS MiB")
 
 
 def _status_mib(pid: int | str, field: str) -> float:

@@ -22,13 +22,9 @@ import shutil
 from concurrent.futures import Executor, ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from portal.settings import PortalAppSettings as Settings
-
-if TYPE_CHECKING:
-    from retrieval.dossier import ExportResult
-    from retrieval.service import Retrieval
+from retrieval import ExportResult, Retrieval
 
 _worker: Retrieval | None = None
 
@@ -49,8 +45,6 @@ def open_pool(settings: Settings) -> Executor:
 
 def _init(settings: Settings) -> None:
     global _worker
-    from retrieval.service import Retrieval
-
     _worker = Retrieval.open(settings)
 
 

@@ -36,13 +36,11 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
-from archive.core.errors import ArchiveError, StoreUnavailableError
 from portal import i18n
+from portal.errors import FormRefusedError, NotSignedInError, TooManyAttemptsError
 from portal.settings import PortalAppSettings as Settings
-from retention.policy import load_policy
-from retrieval.access import Action, Principal, Role
-from retrieval.errors import AccessDeniedError, AuthenticationError
-from retrieval.service import Retrieval
+from retention import load_policy
+from retrieval import PERMISSIONS, Action, AuthenticationError, Principal, Retrieval, Role
 
 SESSION_COOKIE: Final = "emr_session"
 # Behind HTTPS the cookie takes the __Host- prefix: the browser then only accepts it Secure,
@@ -57,19 +55,6 @@ HOME: Final[dict[Role, str]] = {
     Role.AUDITOR: "/audit",
     Role.ADMIN: "/audit",
 }
-
-
-class NotSignedInError(AuthenticationError):
-    """No session at all (a browser is sent to the sign-in page; an API caller gets 401)."""
-
-
-class FormRefusedError(AccessDeniedError):
-    """403 for a form without this session's CSRF token or with an altered sealed field: refused
-    by the portal before the archive is asked, so not an audit event (it is logged)."""
-
-
-class TooManyAttemptsError(ArchiveError):
-    """429: this address failed to authenticate too often; answered before any audit write."""
 
 
 class FailureThrottle:
@@ -220,17 +205,10 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def portal_of(request: Request) -> Portal:
-    portal: Portal = request.app.state.portal
-    return portal
-
-
 def _nav(caller: Caller | None) -> list[tuple[str, str]]:
     """Only the pages the role may use (the handlers still check: this is convenience)."""
     if caller is None:
         return []
-    from retrieval.access import PERMISSIONS
-
     allowed = PERMISSIONS[caller.principal.role]
     links = []
     if Action.SEARCH in allowed:
@@ -252,24 +230,3 @@ def local_path(candidate: str | None, default: str) -> str:
 def optional(value: str | None) -> str | None:
     value = (value or "").strip()
     return value or None
-
-
-def audited(error: Exception) -> bool:
-    """Whether the archive recorded this refusal (the page says so only then)."""
-    return isinstance(error, AuthenticationError | AccessDeniedError) and not isinstance(
-        error, FormRefusedError | NotSignedInError
-    )
-
-
-def status_of(error: Exception) -> int:
-    if isinstance(error, AuthenticationError):
-        return 401
-    if isinstance(error, AccessDeniedError):
-        return 403
-    if isinstance(error, TooManyAttemptsError):
-        return 429
-    if isinstance(error, StoreUnavailableError):
-        return 503
-    if isinstance(error, ArchiveError):
-        return 400
-    return 500

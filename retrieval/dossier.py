@@ -35,6 +35,7 @@ from archive.catalog import CatalogRow
 from archive.core.errors import ArchiveError
 from archive.render import extract_embedded_data
 from archive.seal import ObjectIdentity, unseal
+from retrieval.errors import DossierError
 from verification.checks import FULL
 from verification.evidence import Environment
 from verification.results import RecordResult
@@ -45,10 +46,6 @@ DATA_NAME = "fhir-bundle.json"
 REPORT_NAME = "verification.json"
 DOSSIER_NAME = "dossier.json"
 _CHECKSUMS = ["sha256", "sha512"]
-
-
-class DossierError(ArchiveError):
-    """A dossier could not be exported; nothing partial is left behind."""
 
 
 @dataclass(frozen=True, slots=True)

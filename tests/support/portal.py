@@ -16,8 +16,7 @@ from typing import Any
 from archive.catalog import Catalog
 from archive.store import S3ObjectStore
 from infra.settings import AppSettings as Settings
-from retrieval.access import Role
-from retrieval.service import Retrieval
+from retrieval import Retrieval, Role
 from tests.support.nightly import Export, make_export, run_once
 
 PASSWORD = "correct horse battery"

@@ -25,10 +25,8 @@ from httpx import Response
 
 from archive.audit import AuditEvent
 from infra.settings import AppSettings as Settings
-from portal.app import create_app
-from portal.web import FailureThrottle
-from retrieval.dossier import validate_zip
-from retrieval.service import Retrieval
+from portal import FailureThrottle, create_app
+from retrieval import Retrieval, validate_zip
 from tests.support.pki_service import free_port
 from tests.support.portal import PASSWORD, ArchivedSite, archived_site
 

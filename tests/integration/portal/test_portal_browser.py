@@ -18,9 +18,8 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from infra.settings import AppSettings as Settings
-from portal.app import create_app
-from portal.serve import in_thread
-from retrieval.dossier import validate_zip
+from portal import create_app, in_thread
+from retrieval import validate_zip
 from tests.support.paths import REPO
 from tests.support.portal import PASSWORD, ArchivedSite, archived_site
 

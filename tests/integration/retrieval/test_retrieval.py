@@ -19,8 +19,8 @@ from click.testing import CliRunner
 from archive.audit import AuditLog
 from archive.catalog import Catalog
 from archive.store import S3ObjectStore
-from infra.cli_common import EXIT_FORBIDDEN, EXIT_UNAUTHENTICATED
-from infra.cli_retrieval import (
+from infra.cli import EXIT_FORBIDDEN, EXIT_UNAUTHENTICATED
+from infra.cli.commands import (
     grant_group,
     login_cmd,
     logout_cmd,
@@ -28,9 +28,7 @@ from infra.cli_retrieval import (
     search_cmd,
 )
 from infra.settings import AppSettings as Settings
-from retrieval.access import AccessDeniedError, Principal, Role
-from retrieval.dossier import validate_zip
-from retrieval.service import Query, Retrieval
+from retrieval import AccessDeniedError, Principal, Query, Retrieval, Role, validate_zip
 from tests.support.nightly import Export, make_export, run_once
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from portal import i18n
-from portal.web import local_path
-from retrieval.access import Role
+from portal import i18n, local_path
+from retrieval import Role
 
 TEMPLATES = Path(str(resources.files("portal").joinpath("templates")))
 

@@ -6,18 +6,17 @@ from __future__ import annotations
 import pytest
 from starlette.requests import Request
 
-from portal.app import _foreign
-from portal.web import (
+from portal import (
     Caller,
     FailureThrottle,
     FormRefusedError,
     NotSignedInError,
     TooManyAttemptsError,
     audited,
+    cross_origin,
     status_of,
 )
-from retrieval.access import Principal, Role
-from retrieval.errors import AccessDeniedError, AuthenticationError
+from retrieval import AccessDeniedError, AuthenticationError, Principal, Role
 
 
 def caller(token: str = "token-a") -> Caller:  # noqa: S107 - a test session, not a secret
@@ -90,7 +89,7 @@ def request_with(headers: dict[str, str]) -> Request:
     ],
 )
 def test_cross_origin_posts_are_told_apart(headers: dict[str, str], foreign: bool) -> None:
-    assert _foreign(request_with(headers)) is foreign
+    assert cross_origin(request_with(headers)) is foreign
 
 
 def test_only_refusals_the_archive_recorded_are_called_audited() -> None:

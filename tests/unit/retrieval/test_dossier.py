@@ -13,7 +13,7 @@ import pytest
 from archive.catalog import CatalogRow
 from archive.core.settings import SealSettings
 from archive.seal import LocalKeyring, ObjectIdentity, seal
-from retrieval.dossier import DossierError, export_dossier, newest_per_encounter
+from retrieval import DossierError, export_dossier, newest_per_encounter
 from tests.support.memstore import MemoryStore
 from verification.config import HoldSet
 from verification.evidence import Environment

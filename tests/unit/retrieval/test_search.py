@@ -19,19 +19,20 @@ from bench.bench_search import CLASSES, FACILITIES, generate_catalog
 from infra.settings import AppSettings as Settings
 from infra.settings import load_app_settings as load_settings
 from retention.register import Register
-from retrieval.access import (
+from retrieval import (
     AccessDeniedError,
     AccessRegister,
     AuthenticationError,
     Principal,
+    Query,
+    Retrieval,
     Role,
     ScryptParams,
+    SearchIndex,
     TokenService,
     UserStore,
     access_dir,
 )
-from retrieval.index import SearchIndex
-from retrieval.service import Query, Retrieval
 from tests.support.memstore import MemoryStore
 from verification.config import HoldSet
 from verification.evidence import Environment

@@ -19,14 +19,12 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
-from starlette.concurrency import run_in_threadpool
 
 from archive.core.errors import ArchiveError, StoreUnavailableError
 from portal import exports
-from portal.web import Caller, Portal, optional, portal_of
-from retrieval.access import Role
-from retrieval.dossier import ExportResult
-from retrieval.service import Hit, Query, SearchResult
+from portal.deps import CurrentUser, PortalDep
+from portal.web import Caller, Portal, optional
+from retrieval import ExportResult, Hit, Query, Role, SearchResult
 
 router = APIRouter()
 
@@ -66,9 +64,7 @@ def hit_row(hit: Hit, tz: ZoneInfo) -> HitRow:
 
 
 @router.get("/search")
-def search_page(request: Request) -> Response:
-    portal = portal_of(request)
-    caller = portal.caller(request)
+def search_page(request: Request, portal: PortalDep, caller: CurrentUser) -> Response:
     return portal.render(
         request, "search.html", caller=caller, form={}, **_search_context(portal, caller)
     )
@@ -77,6 +73,8 @@ def search_page(request: Request) -> Response:
 @router.post("/search")
 def search(
     request: Request,
+    portal: PortalDep,
+    caller: CurrentUser,
     csrf: Annotated[str, Form()],
     encounter: Annotated[str, Form()] = "",
     patient: Annotated[str, Form()] = "",
@@ -85,8 +83,6 @@ def search(
     date_from: Annotated[str, Form()] = "",
     date_to: Annotated[str, Form()] = "",
 ) -> Response:
-    portal = portal_of(request)
-    caller = portal.caller(request)
     caller.check_csrf(csrf)
     pseudonym = portal.retrieval.pseudonym(patient.strip()) if patient.strip() else None
     query = Query(
@@ -141,9 +137,9 @@ def _day(value: str) -> date | None:
 
 
 @router.get("/dossier/{encounter_id}")
-def dossier(request: Request, encounter_id: str) -> Response:
-    portal = portal_of(request)
-    caller = portal.caller(request)
+def dossier(
+    request: Request, portal: PortalDep, caller: CurrentUser, encounter_id: str
+) -> Response:
     hits = portal.call(portal.retrieval.view, caller.principal, encounter_id, now=portal.clock())
     if not hits:
         raise ArchiveError("no archived record of this encounter")
@@ -155,7 +151,8 @@ def dossier(request: Request, encounter_id: str) -> Response:
 
 @router.post("/export")
 async def export(
-    request: Request,
+    portal: PortalDep,
+    caller: CurrentUser,
     csrf: Annotated[str, Form()],
     encounter: Annotated[str, Form()] = "",
     patient: Annotated[str, Form()] = "",
@@ -163,9 +160,8 @@ async def export(
     """Build the dossier in a worker process, stream the zip, delete it once sent.
 
     Async so a waiting export holds no request thread; at most two per worker wait or run, the
-    next one is told to come back (503) rather than queue without bound."""
-    portal = portal_of(request)
-    caller = await run_in_threadpool(portal.caller, request)
+    next one is told to come back (503) rather than queue without bound. The caller is
+    authenticated in a worker thread (a sync dependency): it waits on the retrieval lock."""
     caller.check_csrf(csrf)
     pseudonym = caller.unseal(patient) if patient else None
     if bool(optional(encounter)) == bool(pseudonym):

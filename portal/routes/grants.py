@@ -1,26 +1,26 @@
-"""Grants (records officers issue and revoke them) and the audit log (auditors read it).
+"""Grants: records officers issue and revoke them, an inspector sees their own.
 
-The service decides who may: a records officer manages grants, an inspector sees their own, an
-auditor or admin reads the audit log; anyone else gets 403 from :mod:`retrieval.access`, audited.
+The service decides who may: a records officer manages grants, an inspector sees their own
+active ones; anyone else gets 403 from :mod:`retrieval.access`, audited. A grant is never edited:
+it is issued for 1 to 366 days and revoked with a reason.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from archive.audit import AuditEvent
 from archive.core.errors import ArchiveError
-from portal.web import optional, portal_of
-from retrieval.access import Grant, Role
+from portal.deps import CurrentUser, PortalDep
+from portal.web import optional
+from retrieval import Grant, Role
 
 router = APIRouter()
-AUDIT_PAGE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +59,11 @@ def grant_row(g: Grant, now: datetime, tz: ZoneInfo) -> GrantRow:
 @router.get("/grants")
 def grants_page(
     request: Request,
+    portal: PortalDep,
+    caller: CurrentUser,
     issued: str | None = None,
     revoked: str | None = None,
 ) -> Response:
-    portal = portal_of(request)
-    caller = portal.caller(request)
     now = portal.clock()
     grants = portal.call(portal.retrieval.grants, caller.principal, now=now)
     tz = ZoneInfo(portal.settings.archive.timezone)
@@ -89,7 +89,8 @@ def grants_page(
 
 @router.post("/grants")
 def issue_grant(
-    request: Request,
+    portal: PortalDep,
+    caller: CurrentUser,
     csrf: Annotated[str, Form()],
     inspector: Annotated[str, Form()],
     case_ref: Annotated[str, Form()],
@@ -98,8 +99,6 @@ def issue_grant(
     encounters: Annotated[str, Form()] = "",
     patient: Annotated[str, Form()] = "",
 ) -> Response:
-    portal = portal_of(request)
-    caller = portal.caller(request)
     caller.check_csrf(csrf)
     if not 1 <= days <= 366:
         raise ArchiveError("a grant lasts 1 to 366 days")
@@ -123,13 +122,12 @@ def issue_grant(
 
 @router.post("/grants/{grant_id}/revoke")
 def revoke_grant(
-    request: Request,
+    portal: PortalDep,
+    caller: CurrentUser,
     grant_id: str,
     csrf: Annotated[str, Form()],
     reason: Annotated[str, Form()],
 ) -> Response:
-    portal = portal_of(request)
-    caller = portal.caller(request)
     caller.check_csrf(csrf)
     if not reason.strip():
         raise ArchiveError("say why the grant is revoked")
@@ -141,58 +139,3 @@ def revoke_grant(
         now=portal.clock(),
     )
     return RedirectResponse(f"/grants?revoked={grant_id}", status_code=303)
-
-
-@dataclass(frozen=True, slots=True)
-class EventRow:
-    recorded: str
-    actor: str
-    role: str
-    action: str
-    outcome: str
-    entities: str
-    detail: str
-    reason: str
-
-
-def event_row(e: AuditEvent) -> EventRow:
-    entities = ", ".join(f"{k} {v[:15] + '…' if k == 'patient' else v}" for k, v in e.entities)
-    detail = ", ".join(f"{k}={v}" for k, v in sorted(e.detail.items()))
-    return EventRow(
-        f"{e.recorded.astimezone(UTC):%Y-%m-%d %H:%M:%S}",
-        e.actor,
-        e.role,
-        e.action,
-        e.outcome,
-        entities,
-        detail,
-        e.reason or "",
-    )
-
-
-@router.get("/audit")
-def audit_page(
-    request: Request,
-    actor: str | None = None,
-    action: str | None = None,
-) -> Response:
-    portal = portal_of(request)
-    caller = portal.caller(request)
-    events = portal.call(
-        portal.retrieval.audit_events,
-        caller.principal,
-        now=portal.clock(),
-        actor=optional(actor),
-        action=optional(action),
-    )
-    newest = sorted(events, key=lambda e: e.recorded, reverse=True)[:AUDIT_PAGE]
-    rows = [event_row(e) for e in newest]
-    return portal.render(
-        request,
-        "audit.html",
-        caller=caller,
-        events=rows,
-        total=len(events),
-        actor=actor or "",
-        action=action or "",
-    )

@@ -1,0 +1,144 @@
+"""Identities: signing in and out, checking a session, and managing accounts.
+
+A password check gives a :class:`Session` (a token for the portal's cookie or the CLI's token
+file); a token gives back its :class:`Principal`. Every refusal is audited before it is raised,
+under the name typed if it could be a username (:func:`retrieval.access.audit_name`), and a
+refused token under the account it names, so the log shows whose session was replayed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from retrieval.access import (
+    AccessDeniedError,
+    Action,
+    AuthenticationError,
+    Principal,
+    Role,
+    TokenRefusedError,
+    audit_name,
+    require,
+)
+from retrieval.service.parts import ServiceParts
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    token: str
+    principal: Principal
+
+
+class Identities(ServiceParts):
+    def login(self, username: str, password: str, *, now: datetime) -> Session:
+        try:
+            user = self.users.authenticate(username, password)
+        except AuthenticationError as e:
+            self._refused_login(username, now, e)
+            raise
+        token, principal = self.tokens.issue(user, now=now)
+        self._record(principal, "auth.login", now, detail={"token": principal.token_id or ""})
+        return Session(token, principal)
+
+    def sign_in(self, username: str, password: str, *, now: datetime) -> Principal:
+        """A password check without a token (one CLI command); audited like a login."""
+        try:
+            user = self.users.authenticate(username, password)
+        except AuthenticationError as e:
+            self._refused_login(username, now, e)
+            raise
+        principal = Principal(user.username, user.role)
+        self._record(principal, "auth.login", now, detail={"token": "none"})
+        return principal
+
+    def authenticate(self, token: str, *, now: datetime) -> Principal:
+        try:
+            return self.tokens.verify(
+                token, now=now, users=self.users, revoked=self.access.revoked_tokens()
+            )
+        except TokenRefusedError as e:  # a genuine token, refused: say whose
+            self._record(
+                Principal(e.subject, Role.INSPECTOR),
+                "auth.token",
+                now,
+                error=e,
+                role="unknown",
+                detail={"token": e.token_id},
+            )
+            raise
+        except AuthenticationError as e:
+            self._record(
+                Principal("(token)", Role.INSPECTOR), "auth.token", now, error=e, role="unknown"
+            )
+            raise
+
+    def logout(self, principal: Principal, *, now: datetime) -> None:
+        if principal.token_id is None:
+            return
+        until = (principal.expires_at or now).astimezone(UTC).isoformat()
+        self.access.append(
+            {
+                "type": "token.revoked",
+                "token_id": principal.token_id,
+                "by": principal.username,
+                "until": until,
+            },
+            now=now,
+        )
+        self._record(principal, "auth.logout", now, detail={"token": principal.token_id})
+
+    def add_user(
+        self,
+        principal: Principal | None,
+        username: str,
+        role: Role,
+        password: str,
+        *,
+        now: datetime,
+    ) -> None:
+        """An admin adds an account; with no account at all, the first admin bootstraps itself
+        (``principal`` None), as `make demo` and a fresh installation do."""
+        bootstrap = principal is None
+        if bootstrap and (self.users.users() or role is not Role.ADMIN):
+            refused = AuthenticationError("sign in as an admin to add users (--as ADMIN)")
+            asked = {"user": username, "user_role": role.value}
+            self._record(
+                Principal(username, Role.ADMIN),
+                "user.add",
+                now,
+                error=refused,
+                role="unknown",
+                detail=asked,
+            )
+            raise refused
+        actor = principal or Principal(username, Role.ADMIN)
+        with self._audited(actor, "user.add", now, []) as ev:
+            if principal is not None:
+                require(principal, Action.USER_MANAGE)
+            self.users.add(username, role, password)
+            ev.update(user=username, user_role=role.value, bootstrap=int(bootstrap))
+
+    def disable_user(self, principal: Principal, username: str, *, now: datetime) -> None:
+        """Disabling refuses the account's passwords and every token it holds."""
+        with self._audited(principal, "user.disable", now, []) as ev:
+            require(principal, Action.USER_MANAGE)
+            self.users.set_disabled(username, True)
+            ev["user"] = username
+
+    def retention_officer(self, principal: Principal, action: str, *, now: datetime) -> str:
+        """The name a retention change (hold, extension, disposition) is recorded under: only a
+        records officer may make one; a refusal is audited under ``action``."""
+        with self._audited(principal, action, now, []) as ev:
+            if principal.role is not Role.RECORDS_OFFICER:
+                role = principal.role.value
+                raise AccessDeniedError(
+                    f"retention changes are made by a records officer; "
+                    f"{principal.username} is {role}"
+                )
+            ev["authorised"] = 1
+        return principal.username
+
+    def _refused_login(self, username: str, now: datetime, error: AuthenticationError) -> None:
+        who = Principal(audit_name(username), Role.INSPECTOR)
+        self._record(who, "auth.login", now, error=error, role="unknown")

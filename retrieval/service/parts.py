@@ -1,0 +1,98 @@
+"""What every retrieval call shares: the parts it works with, and the audit event it leaves.
+
+Each area of the service (identities, records, export, oversight) is a mixin on
+:class:`ServiceParts`, and :class:`retrieval.Retrieval` is all of them together, so callers
+keep one object while each area reads on its own. Every call that touches records, grants,
+accounts or the log runs inside :meth:`ServiceParts._audited`: one event with who, role, what
+and outcome, appended and flushed before the call returns or raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from archive.audit import AuditEvent, AuditLog
+from archive.catalog import Catalog
+from archive.seal import LocalKeyring
+from archive.store import ObjectStore
+from retention import Register
+from retrieval.access import AccessRegister, Principal, TokenService, UserStore
+from retrieval.index import SearchIndex
+from verification.config import HoldSet
+from verification.evidence import Environment
+from verification.settings import VerifySettings as Settings
+
+
+class ServiceParts:
+    """The parts, passed in by keyword (:meth:`retrieval.Retrieval.open` builds them from
+    settings; tests pass in-memory ones)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: ObjectStore,
+        catalog: Catalog,
+        index: SearchIndex,
+        register: Register,
+        access: AccessRegister,
+        users: UserStore,
+        tokens: TokenService,
+        audit: AuditLog,
+        keyring: LocalKeyring,
+        env_factory: Callable[[HoldSet], Environment],
+    ) -> None:
+        self.settings, self.store, self.catalog, self.index = settings, store, catalog, index
+        self.register, self.access, self.users, self.tokens = register, access, users, tokens
+        self.audit, self.keyring, self._env_factory = audit, keyring, env_factory
+        self._head: bytes | None = None  # the catalog head the index was last synced to
+
+    @contextmanager
+    def _audited(
+        self,
+        principal: Principal,
+        action: str,
+        now: datetime,
+        entities: Sequence[tuple[str, str]],
+        query: dict[str, str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield a detail dict the body fills in; append and flush one event either way."""
+        detail: dict[str, Any] = dict(query or {})
+        try:
+            yield detail
+        except Exception as e:  # refusals and failures alike: audited, then raised
+            detail.setdefault("entities", entities)
+            self._record(principal, action, now, detail=detail, error=e)
+            raise
+        detail.setdefault("entities", entities)
+        self._record(principal, action, now, detail=detail)
+
+    def _record(
+        self,
+        principal: Principal,
+        action: str,
+        now: datetime,
+        *,
+        detail: dict[str, Any] | None = None,
+        error: Exception | None = None,
+        role: str | None = None,
+    ) -> None:
+        detail = dict(detail or {})
+        entities = tuple(detail.pop("entities", ()))
+        reason = None if error is None else f"{type(error).__name__}: {error}"[:300]
+        self.audit.append(
+            AuditEvent(
+                actor=principal.username,
+                role=role or principal.role.value,
+                action=action,
+                recorded=now,
+                outcome="failure" if error else "success",
+                entities=entities,
+                reason=reason,
+                detail={k: v if isinstance(v, int) else str(v) for k, v in detail.items()},
+            )
+        )
+        self.audit.flush(now=now)
