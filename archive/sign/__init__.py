@@ -1,35 +1,32 @@
 """Sign: a rendered PDF in, a PAdES B-LTA signed PDF out; and the validation of such signatures.
 
-Signing takes the PDF bytes and the hospital's key, certificate, TSA and revocation sources;
-returns the signed bytes with a signature timestamp, the validation data and a document timestamp,
-so the document validates offline for decades. Validation (``validate``) takes a PDF and trust
-roots and returns a report; it never signs.
+Signing (``signer``) takes the PDF bytes and the hospital's key, certificate, TSA and revocation
+sources; returns the signed bytes with a signature timestamp, the validation data and a document
+timestamp, so the document validates offline for decades. Validation (``validate``) takes a PDF
+and trust roots and returns a report; it never signs.
 """
 
-from archive.sign.signer import (
-    DocumentSigner,
-    RetryPolicy,
-    SignedDocument,
-    SignerConfig,
-    SignFailure,
-    init_worker,
-    load_signer,
-    load_trust_roots,
-    sign_in_worker,
-)
-from archive.sign.validate import (
-    SignatureReport,
-    newest_document_timestamp,
-    validate_pdf_signatures,
-)
+from archive.sign.config import RetryPolicy, SignerConfig, load_trust_roots
+from archive.sign.key import SignerIdentity, SigningKey, load_signer
+from archive.sign.newest_timestamp import NewestTimestamp, newest_document_timestamp
+from archive.sign.outcomes import SignedDocument, SignFailure, SignOutcome
+from archive.sign.report import SignatureCheck, SignatureReport
+from archive.sign.signer import DocumentSigner
+from archive.sign.validate import validate_pdf_signatures
+from archive.sign.worker import init_worker, sign_in_worker
 
 __all__ = [
     "DocumentSigner",
+    "NewestTimestamp",
     "RetryPolicy",
     "SignFailure",
+    "SignOutcome",
+    "SignatureCheck",
     "SignatureReport",
     "SignedDocument",
     "SignerConfig",
+    "SignerIdentity",
+    "SigningKey",
     "init_worker",
     "load_signer",
     "load_trust_roots",

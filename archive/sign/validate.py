@@ -27,28 +27,23 @@ certificate subjects, fingerprints, times and pyHanko's own classifications.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum, StrEnum
 from typing import Any
 
 from asn1crypto import cms, x509
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate, AdESPassed, AdESSubIndic
-from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.ades.report import AdESIndeterminate, AdESPassed
 from pyhanko.sign.general import extract_certificate_info
 from pyhanko.sign.validation import (
     DocumentSecurityStore,
     EmbeddedPdfSignature,
-    SignatureCoverageLevel,
     async_validate_pdf_timestamp,
     generic_cms,
 )
-from pyhanko.sign.validation.ades import AdESLTAValidationResult, ades_lta_validation
+from pyhanko.sign.validation.ades import ades_lta_validation
 from pyhanko.sign.validation.errors import NoDSSFoundError
 from pyhanko.sign.validation.policy_decl import (
     CertificateFetchingRule,
@@ -57,7 +52,7 @@ from pyhanko.sign.validation.policy_decl import (
     RevocationInfoGatheringSpec,
     SignatureValidationSpec,
 )
-from pyhanko.sign.validation.status import DocumentTimestampStatus, PdfSignatureStatus
+from pyhanko.sign.validation.status import PdfSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.context import CertValidationPolicySpec
 from pyhanko_certvalidator.errors import PathBuildingError
@@ -65,84 +60,17 @@ from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy
 from pyhanko_certvalidator.registry import SimpleTrustManager
 
-from archive.core.errors import SignatureReadError
-
-__all__ = [
-    "Kind",
-    "NewestTimestamp",
-    "SignatureCheck",
-    "SignatureReadError",
-    "SignatureReport",
-    "async_validate_pdf_signatures",
-    "newest_document_timestamp",
-    "validate_pdf_signatures",
-]
-
-_ACCEPTED_MODIFICATIONS = frozenset({ModificationLevel.NONE, ModificationLevel.LTA_UPDATES})
-_UNTRUSTED = frozenset({AdESIndeterminate.NO_CERTIFICATE_CHAIN_FOUND})
-_REVOKED = frozenset(
-    {AdESFailure.REVOKED, AdESIndeterminate.REVOKED_NO_POE, AdESIndeterminate.REVOKED_CA_NO_POE}
-)
-_MISSING_LTV = frozenset(
-    {
-        AdESIndeterminate.TRY_LATER,
-        AdESIndeterminate.NO_POE,
-        AdESIndeterminate.REVOCATION_OUT_OF_BOUNDS_NO_POE,
-        AdESIndeterminate.OUT_OF_BOUNDS_NO_POE,
-        AdESIndeterminate.OUT_OF_BOUNDS_NOT_REVOKED,
-    }
+from archive.sign.report import Kind, SignatureCheck, SignatureReport
+from archive.sign.verdicts import (
+    error_check,
+    judge_integrity,
+    judge_signature,
+    make_check,
+    still_valid_now,
+    timestamp_trust_reason,
 )
 
-
-class Kind(StrEnum):
-    SIGNATURE = "signature"
-    DOCUMENT_TIMESTAMP = "document_timestamp"
-
-
-@dataclass(frozen=True, slots=True)
-class SignatureCheck:
-    """One embedded signature or document timestamp, judged on its own."""
-
-    field_name: str
-    kind: Kind
-    revision: int  # the PDF revision it signs (0 = the original document)
-    indication: str  # AdES: PASSED, INDETERMINATE or FAILED ("" if not reached)
-    subindication: str  # AdES, e.g. OK, NO_CERTIFICATE_CHAIN_FOUND
-    intact: bool  # the digest over /ByteRange matches
-    valid: bool  # the cryptographic signature verifies
-    signer_cert_sha256: str | None
-    signer_subject: str | None
-    signing_time: datetime | None  # trusted: from the (signature) timestamp token
-    has_signature_timestamp: bool
-    modification_level: str | None  # pyHanko's ModificationLevel name after this revision
-    coverage: str | None  # pyHanko's SignatureCoverageLevel name
-    passed: bool
-    reason_code: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class SignatureReport:
-    """Bottom line over all signatures and document timestamps of one PDF."""
-
-    checks: tuple[SignatureCheck, ...]
-    passed: bool
-    reason_code: str
-    reason: str
-    validated_at: datetime  # when this report was made
-    as_of: datetime  # the time the AdES validation used: the newest document timestamp's
-
-
-@dataclass(frozen=True, slots=True)
-class NewestTimestamp:
-    """What the renewal horizon needs: the TSA certificate the newest document timestamp relies
-    on, when it expires, and the timestamp's hash algorithm."""
-
-    field_name: str
-    time: datetime
-    tsa_cert_sha256: str
-    tsa_cert_not_after: datetime
-    hash_algorithm: str
+__all__ = ["async_validate_pdf_signatures", "validate_pdf_signatures"]
 
 
 def validate_pdf_signatures(
@@ -251,7 +179,7 @@ class _Validator:
                 return await self._check_signature(sig)
             return await self._check_timestamp(sig, is_newest=is_newest)
         except Exception as e:  # noqa: BLE001 - fail closed; the type says enough, no PHI
-            return _error_check(sig, kind, e)
+            return error_check(sig, kind, e)
 
     async def _check_signature(self, sig: EmbeddedPdfSignature) -> SignatureCheck:
         result = await ades_lta_validation(sig, self._spec, timing_info=self._timing)
@@ -262,8 +190,8 @@ class _Validator:
         signing_time = getattr(ts_status, "timestamp", None)
         has_ts = any(True for _ in generic_cms.extract_tst_data_iter(sig.signer_info, signed=False))
         chains = result.ades_subindic == AdESPassed.OK or await self._chains_to_roots(sig)
-        code, reason = _judge_signature(sig, result, status, has_ts, signing_time, chains)
-        return _make_check(
+        code, reason = judge_signature(sig, result, status, has_ts, signing_time, chains)
+        return make_check(
             sig,
             Kind.SIGNATURE,
             result.ades_subindic,
@@ -285,13 +213,13 @@ class _Validator:
         # An older timestamp whose TSA certificate has since expired is vouched for by the
         # evidence-record validation of the signature; the newest must hold on its own, now.
         trusted = status.trusted or (not is_newest and self.evidence_chain_valid)
-        code, reason = _judge_integrity(status)
+        code, reason = judge_integrity(status)
         if code == "sig.ok" and not trusted:
-            code, reason = "sig.timestamp_invalid", _timestamp_trust_reason(status)
+            code, reason = "sig.timestamp_invalid", timestamp_trust_reason(status)
         if code == "sig.ok" and is_newest and self._now is not None:
-            code, reason = _still_valid_now(sig.signer_cert, self._now)
+            code, reason = still_valid_now(sig.signer_cert, self._now)
         subindic = AdESPassed.OK if trusted else AdESIndeterminate.GENERIC
-        return _make_check(
+        return make_check(
             sig,
             Kind.DOCUMENT_TIMESTAMP,
             subindic,
@@ -331,200 +259,6 @@ class _Validator:
         return context
 
 
-def _judge_signature(
-    sig: EmbeddedPdfSignature,
-    result: AdESLTAValidationResult,
-    status: PdfSignatureStatus | None,
-    has_ts: bool,
-    signing_time: datetime | None,
-    chains_to_roots: bool,
-) -> tuple[str, str]:
-    subindic = result.ades_subindic
-    if status is None:
-        return _by_subindication(subindic, result.failure_msg)
-    code, reason = _judge_integrity(status)
-    if code != "sig.ok":
-        return code, reason
-    expiry = _expired_at_signing(sig.signer_cert, signing_time or result.best_signature_time)
-    if expiry is not None:
-        return expiry
-    if subindic != AdESPassed.OK and not chains_to_roots:
-        return "sig.untrusted_chain", "the signer's certificate does not chain to a trust root"
-    if subindic in _REVOKED:
-        return "sig.revoked", "the signer's certificate was revoked"
-    if not has_ts:
-        return "sig.no_timestamp", "the signature has no signature timestamp (not B-T or higher)"
-    if result.oldest_evidence_record_timestamp is None:
-        return "sig.ltv_incomplete", "no valid document timestamp follows the signature (not B-LTA)"
-    return _by_subindication(subindic, result.failure_msg)
-
-
-def _judge_integrity(status: PdfSignatureStatus | DocumentTimestampStatus) -> tuple[str, str]:
-    if not status.intact:
-        return "sig.digest_mismatch", "the signed bytes were changed (digest mismatch)"
-    if not status.valid:
-        return "sig.invalid_signature", "the cryptographic signature does not verify"
-    if status.coverage is None or status.coverage < SignatureCoverageLevel.ENTIRE_REVISION:
-        return "sig.coverage_gap", "the /ByteRange leaves part of its revision uncovered"
-    level = status.modification_level
-    if level not in _ACCEPTED_MODIFICATIONS or status.docmdp_ok is False:
-        name = level.name if level is not None else "unknown"
-        return (
-            "sig.modified_after_signing",
-            f"the document was changed after signing ({name}); only validation data and "
-            "document timestamps may follow a signature",
-        )
-    return "sig.ok", "intact"
-
-
-def _still_valid_now(tsa_cert: x509.Certificate, now: datetime) -> tuple[str, str]:
-    validity = tsa_cert["tbs_certificate"]["validity"]
-    not_before, not_after = validity["not_before"].native, validity["not_after"].native
-    if not not_before <= now <= not_after:
-        return (
-            "sig.timestamp_expired",
-            f"the newest document timestamp's TSA certificate expired on {not_after:%Y-%m-%d}: "
-            "the document timestamp was not renewed in time",
-        )
-    return (
-        "sig.ok",
-        f"valid; the TSA certificate of the newest timestamp is valid until {not_after:%Y-%m-%d}",
-    )
-
-
-def _expired_at_signing(cert: x509.Certificate, at: datetime | None) -> tuple[str, str] | None:
-    if at is None:
-        return None
-    validity = cert["tbs_certificate"]["validity"]
-    not_before, not_after = validity["not_before"].native, validity["not_after"].native
-    if at > not_after:
-        return "sig.expired_at_signing", f"the signer's certificate expired on {not_after:%Y-%m-%d}"
-    if at < not_before:
-        return (
-            "sig.not_yet_valid_at_signing",
-            f"the signer's certificate was not valid before {not_before:%Y-%m-%d}",
-        )
-    return None
-
-
-def _by_subindication(subindic: AdESSubIndic, failure_msg: str | None) -> tuple[str, str]:
-    if subindic == AdESPassed.OK:
-        return "sig.ok", "valid at B-LTA, offline"
-    if subindic == AdESFailure.HASH_FAILURE:
-        return "sig.digest_mismatch", "the signed bytes were changed (digest mismatch)"
-    if subindic == AdESFailure.SIG_CRYPTO_FAILURE:
-        return "sig.invalid_signature", "the cryptographic signature does not verify"
-    if subindic in _UNTRUSTED:
-        return "sig.untrusted_chain", "the signer's certificate does not chain to a trust root"
-    if subindic in _REVOKED:
-        return "sig.revoked", "the signer's certificate was revoked"
-    if subindic in _MISSING_LTV:
-        return (
-            "sig.ltv_incomplete",
-            f"validation data is missing or insufficient ({_name(subindic)})",
-        )
-    detail = f"AdES {subindic.status.name}/{_name(subindic)}"
-    return f"sig.{subindic.status.name.lower()}", f"{detail}: {failure_msg or 'no detail'}"
-
-
-def _timestamp_trust_reason(status: DocumentTimestampStatus) -> str:
-    if status.trust_problem_indic is not None:
-        return f"the document timestamp is not trusted ({_name(status.trust_problem_indic)})"
-    return "the document timestamp's TSA certificate could not be validated offline"
-
-
-def _make_check(
-    sig: EmbeddedPdfSignature,
-    kind: Kind,
-    subindic: AdESSubIndic,
-    status: PdfSignatureStatus | DocumentTimestampStatus | None,
-    code: str,
-    reason: str,
-    *,
-    signing_time: datetime | None,
-    has_signature_timestamp: bool,
-) -> SignatureCheck:
-    cert = sig.signer_cert
-    level = status.modification_level if status is not None else None
-    coverage = status.coverage if status is not None else None
-    return SignatureCheck(
-        field_name=str(sig.field_name),
-        kind=kind,
-        revision=sig.signed_revision,
-        indication=subindic.status.name,
-        subindication=_name(subindic),
-        intact=bool(status and status.intact),
-        valid=bool(status and status.valid),
-        signer_cert_sha256=hashlib.sha256(cert.dump()).hexdigest(),
-        signer_subject=cert.subject.human_friendly,
-        signing_time=signing_time,
-        has_signature_timestamp=has_signature_timestamp,
-        modification_level=level.name if level is not None else None,
-        coverage=coverage.name if coverage is not None else None,
-        passed=code == "sig.ok",
-        reason_code=code,
-        reason=reason,
-    )
-
-
-def _error_check(sig: EmbeddedPdfSignature, kind: Kind, error: Exception) -> SignatureCheck:
-    try:
-        name, revision = str(sig.field_name), sig.signed_revision
-    except Exception:  # noqa: BLE001 - the signature dictionary itself may be broken
-        name, revision = "?", -1
-    return SignatureCheck(
-        field_name=name,
-        kind=kind,
-        revision=revision,
-        indication="",
-        subindication="",
-        intact=False,
-        valid=False,
-        signer_cert_sha256=None,
-        signer_subject=None,
-        signing_time=None,
-        has_signature_timestamp=False,
-        modification_level=None,
-        coverage=None,
-        passed=False,
-        reason_code="sig.error",
-        reason=f"validation raised {type(error).__name__}",
-    )
-
-
-def _name(subindic: AdESSubIndic) -> str:
-    return str(subindic.name) if isinstance(subindic, Enum) else str(subindic)
-
-
 def _embedded_certs(signed_data: cms.SignedData) -> list[x509.Certificate]:
     info = extract_certificate_info(signed_data)
     return [info.signer_cert, *info.other_certs]
-
-
-def newest_document_timestamp(pdf: bytes) -> NewestTimestamp | None:
-    """The newest document timestamp's TSA certificate and expiry; None if there is none.
-
-    Read only, not validated: the verifier validates; the renewal horizon only needs to know
-    which certificate to watch.
-    """
-    try:
-        reader = PdfFileReader(io.BytesIO(pdf), strict=True)
-        timestamps = list(reader.embedded_timestamp_signatures)
-        if not timestamps:
-            return None
-        newest = timestamps[-1]
-        token: cms.SignedData = newest.signed_data
-        cert = extract_certificate_info(token).signer_cert
-        info = token["encap_content_info"]["content"].parsed
-    except Exception as e:  # pyHanko and asn1crypto raise many types
-        raise SignatureReadError(
-            f"cannot read the document timestamps ({type(e).__name__}); the file is damaged or "
-            "not a signed PDF: run the verifier on it"
-        ) from e
-    return NewestTimestamp(
-        field_name=str(newest.field_name),
-        time=info["gen_time"].native,
-        tsa_cert_sha256=hashlib.sha256(cert.dump()).hexdigest(),
-        tsa_cert_not_after=cert["tbs_certificate"]["validity"]["not_after"].native,
-        hash_algorithm=info["message_imprint"]["hash_algorithm"]["algorithm"].native,
-    )

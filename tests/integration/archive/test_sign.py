@@ -2,26 +2,23 @@
 validator against documents built to fool it.
 
 Real keys, a real TSA/OCSP/CRL service, real pyHanko: a PAdES B-LTA signature that validates
-with the service stopped, refusals of unusable certificates, TSA outages, attack files, a timed
-batch with request counts, and the process-pool entry points.
+with the service stopped, refusals of unusable certificates, TSA outages, attack files (built by
+tests/support/attacks.py), a batch with request counts, and the process-pool entry points. How
+fast the stage signs is measured by ``python -m bench.bench_sign``, not here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
-import io
 import multiprocessing
 import os
-import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,12 +26,6 @@ from typing import Any
 import pytest
 from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
-from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.sign import signers
-from pyhanko.sign.fields import SigSeedSubFilter
-from pyhanko.sign.timestamps import HTTPTimeStamper
-from pyhanko_certvalidator import ValidationContext
 
 from archive.core.errors import (
     CertificateRefusedError,
@@ -59,6 +50,15 @@ from archive.sign import (
 )
 from infra.pki import ARCH, DevPki, P12Credential, ensure_dev_pki, probe
 from tests.conftest import make_settings
+from tests.support.attacks import (
+    Attack,
+    add_page_content,
+    cut_off_document_timestamp,
+    edit_byte_range,
+    replace_embedded_json,
+    replace_page_content,
+    sign_directly,
+)
 from tests.support.fhir import canonical, example_bundle
 from tests.support.pki_service import PkiServiceProcess, free_port
 
@@ -326,133 +326,33 @@ def test_a_bad_document_fails_alone(signer: DocumentSigner, document: bytes) -> 
 # --- documents built to fool the validator ----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Attack:
-    pki: DevPki
-    document: bytes
-    signed: bytes
-
-
-def _revise(pdf: bytes, change: Callable[[IncrementalPdfFileWriter], None]) -> bytes:
-    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
-    change(writer)
-    out = io.BytesIO()
-    writer.write(out)  # type: ignore[no-untyped-call]
-    assert out.getvalue().startswith(pdf)
-    return out.getvalue()
-
-
-def _add_page_content(attack: _Attack) -> bytes:
-    def change(writer: IncrementalPdfFileWriter) -> None:
-        stream = generic.StreamObject(stream_data=b"q 1 0 0 RG 50 50 400 400 re S Q")
-        writer.add_stream_to_page(0, writer.add_object(stream))  # type: ignore[no-untyped-call]
-
-    return _revise(attack.signed, change)
-
-
-def _replace_page_content(attack: _Attack) -> bytes:
-    def change(writer: IncrementalPdfFileWriter) -> None:
-        page = writer.root["/Pages"]["/Kids"][0].get_object()
-        stream = generic.StreamObject(stream_data=b"BT ET")
-        page["/Contents"] = writer.add_object(stream)
-        writer.update_container(page)
-
-    return _revise(attack.signed, change)
-
-
-def _replace_embedded_json(attack: _Attack) -> bytes:
-    def change(writer: IncrementalPdfFileWriter) -> None:
-        names = writer.root["/Names"]["/EmbeddedFiles"]["/Names"]
-        file_spec = names[1].get_object()
-        ref = file_spec["/EF"].raw_get("/F")
-        old = ref.get_object()
-        forged = generic.StreamObject(
-            {generic.NameObject(k): v for k, v in old.items() if k not in ("/Length", "/Filter")},
-            stream_data=b'{"resourceType":"Bundle","entry":[]}',
-        )
-        writer.objects[(ref.generation, ref.idnum)] = forged
-
-    return _revise(attack.signed, change)
-
-
-def _edit_byte_range(attack: _Attack) -> bytes:
-    match = re.search(rb"/ByteRange \[0 (\d+) (\d+) (\d+)\]", attack.signed[len(attack.document) :])
-    assert match is not None
-    last = match.group(3)
-    shorter = str(int(last) - 6).encode().rjust(len(last))  # same width: offsets stay put
-    start = len(attack.document) + match.start(3)
-    return attack.signed[:start] + shorter + attack.signed[start + len(last) :]
-
-
-def _cut_off_document_timestamp(attack: _Attack) -> bytes:
-    first_revision_end = attack.signed.index(b"%%EOF", len(attack.document) + 1) + len(b"%%EOF\n")
-    return attack.signed[:first_revision_end]
-
-
-def _sign_directly(
-    attack: _Attack,
-    label: str,
-    *,
-    timestamp: bool,
-    lta_trusting: Path | None = None,  # a root the signer chains to, for pyHanko's own checks
-) -> bytes:
-    """Sign with pyHanko itself, bypassing the stage's refusals."""
-    credential = attack.pki.credential(label)
-    signer = signers.SimpleSigner.load_pkcs12_data(
-        credential.p12.read_bytes(), other_certs=[], passphrase=credential.read_password()
-    )
-    timestamper = HTTPTimeStamper(attack.pki.tsa_url) if timestamp else None
-    context = None
-    if lta_trusting is not None:
-        roots = [_asn1_cert(lta_trusting), _asn1_cert(attack.pki.trust_root)]  # + the TSA's
-        context = ValidationContext(trust_roots=roots, allow_fetching=True)
-    meta = signers.PdfSignatureMetadata(
-        field_name="Signature1",
-        subfilter=SigSeedSubFilter.PADES,
-        embed_validation_info=context is not None,
-        use_pades_lta=context is not None,
-        validation_context=context,
-    )
-
-    async def sign() -> bytes:
-        writer = IncrementalPdfFileWriter(io.BytesIO(attack.document))
-        try:
-            out = await signers.async_sign_pdf(writer, meta, signer=signer, timestamper=timestamper)
-            return bytes(out.getvalue())
-        finally:
-            if context is not None:
-                await context.aclose()  # type: ignore[no-untyped-call]
-
-    return asyncio.run(sign())
-
-
-ATTACKS: dict[str, tuple[Callable[[_Attack], bytes], set[str]]] = {
-    "page content added after signing": (_add_page_content, {"sig.modified_after_signing"}),
-    "page content replaced after signing": (_replace_page_content, {"sig.modified_after_signing"}),
+ATTACKS: dict[str, tuple[Callable[[Attack], bytes], set[str]]] = {
+    "page content added after signing": (add_page_content, {"sig.modified_after_signing"}),
+    "page content replaced after signing": (replace_page_content, {"sig.modified_after_signing"}),
     "embedded FHIR JSON replaced in a later revision": (
-        _replace_embedded_json,
+        replace_embedded_json,
         {"sig.modified_after_signing"},
     ),
     "byte range edited to leave bytes uncovered": (
-        _edit_byte_range,
+        edit_byte_range,
         {"sig.digest_mismatch", "sig.coverage_gap"},
     ),
     "document timestamp revision cut off (B-T left)": (
-        _cut_off_document_timestamp,
+        cut_off_document_timestamp,
         {"sig.ltv_incomplete"},
     ),
     "signed by the untrusted CA (B-LTA, trusting it)": (
-        lambda a: _sign_directly(
+        lambda a: sign_directly(
             a, "untrusted-signer", timestamp=True, lta_trusting=a.pki.untrusted_root
         ),
         {"sig.untrusted_chain"},
     ),
     "signer expired at signing time (B-T)": (
-        lambda a: _sign_directly(a, "expired-signer", timestamp=True),
+        lambda a: sign_directly(a, "expired-signer", timestamp=True),
         {"sig.expired_at_signing"},
     ),
     "no timestamp at all (B-B)": (
-        lambda a: _sign_directly(a, "hospital-signer", timestamp=False),
+        lambda a: sign_directly(a, "hospital-signer", timestamp=False),
         {"sig.no_timestamp", "sig.ltv_incomplete"},
     ),
     "bytes appended after the last revision": (
@@ -474,42 +374,34 @@ def test_validator_rejects(
     root: asn1_x509.Certificate,
 ) -> None:
     build, expected = ATTACKS[name]
-    forged = build(_Attack(pki=pki, document=document, signed=signed.pdf))
+    forged = build(Attack(pki=pki, document=document, signed=signed.pdf))
     report = _validate(forged, root)
     assert not report.passed
     assert report.reason_code in expected, (report.reason_code, report.reason, report.checks)
     assert report.reason
 
 
-# --- a batch, counted and timed ----------------------------------------------------------------
+# --- a batch, counted ---------------------------------------------------------------------------
 
 
-def test_batch_of_20_fetches_validation_data_once_and_reports_timings(
+def test_batch_of_20_fetches_validation_data_once(
     service: PkiServiceProcess, config: SignerConfig, document: bytes, root: asn1_x509.Certificate
 ) -> None:
     n = 20
     mark = service.mark()
     signer = DocumentSigner.create(config, retry=FAST_RETRY)
     prepared = service.requests_since(mark)
-    warm_up = signer.sign_batch([document])  # first-use costs (imports, caches) out of timings
+    first = signer.sign_batch([document])  # the run's validation data serves later batches too
     mark = service.mark()
-    started_cpu, started = time.process_time(), time.perf_counter()
     outcomes = signer.sign_batch([document] * n)
-    cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started
     batch = service.requests_since(mark)
-    assert isinstance(warm_up[0], SignedDocument)
+    assert isinstance(first[0], SignedDocument)
     assert all(isinstance(o, SignedDocument) for o in outcomes)
     # Run start: one OCSP for the signer, one for the TSA, the root's CRL for the issuing CA,
     # one timestamp to size placeholders and learn the TSA's certificate.
     assert prepared == Counter({"ocsp": 2, "crls": 1, "tsa": 1})
     # Per document: the signature timestamp and the document timestamp, nothing else.
     assert batch == Counter({"tsa": 2 * n})
-    print(
-        f"\nB-LTA batch of {n}: {cpu / n * 1000:.1f} ms CPU and {wall / n * 1000:.1f} ms wall per "
-        f"document ({n / wall:.0f} documents/s, this process; the TSA runs on the same machine); "
-        f"requests per document: {batch['tsa'] / n:.0f} TSA, 0 OCSP, 0 CRL; at run start: "
-        f"{dict(prepared)}"
-    )
     for outcome in outcomes[:: n // 4]:
         assert isinstance(outcome, SignedDocument)
         assert _validate(outcome.pdf, root).passed

@@ -2,8 +2,8 @@
 and the per-document check functions.
 
 These attacks cannot be written into the archive (its objects are create-once and locked), so
-they are built here from a freshly signed document, with the attack builders of test_sign.py, on
-the session stack's development PKI. Each must fail its signature check with the right reason
+they are built here from a freshly signed document, with the builders in tests/support/attacks.py,
+on the session stack's development PKI. Each must fail its signature check with the right reason
 code and leave the checks it does not concern passing.
 """
 
@@ -19,16 +19,16 @@ from click.testing import CliRunner
 
 from archive.render import Renderer
 from archive.sign import DocumentSigner, SignedDocument, SignerConfig, load_trust_roots
-from infra.cli_verify import verify_file_cmd
+from infra.cli.commands import verify_file_cmd
 from infra.pki import DevPki
 from infra.settings import AppSettings as Settings
-from tests.integration.archive.test_sign import (
-    _add_page_content,
-    _Attack,
-    _edit_byte_range,
-    _replace_embedded_json,
-    _replace_page_content,
-    _sign_directly,
+from tests.support.attacks import (
+    Attack,
+    add_page_content,
+    edit_byte_range,
+    replace_embedded_json,
+    replace_page_content,
+    sign_directly,
 )
 from tests.support.fhir import canonical, example_bundle
 from verification.document import verify_document
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def attack(stack_settings: Settings) -> _Attack:
+def attack(stack_settings: Settings) -> Attack:
     pki = DevPki(pki_dir=stack_settings.pki_dir, port=stack_settings.stack.pki_port)
     bundle = example_bundle()
     created_at = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -46,7 +46,7 @@ def attack(stack_settings: Settings) -> _Attack:
     signer = DocumentSigner.create(SignerConfig.from_settings(stack_settings))
     [signed] = signer.sign_batch([document])
     assert isinstance(signed, SignedDocument), signed
-    return _Attack(pki=pki, document=document, signed=signed.pdf)
+    return Attack(pki=pki, document=document, signed=signed.pdf)
 
 
 @pytest.fixture(scope="module")
@@ -61,42 +61,42 @@ def _by_check(results: tuple[CheckResult, ...]) -> dict[str, str]:
 ALL_PASS = {"signature": "sig.ok", "pdfa": "pdfa.ok", "embedded-data": "embedded-data.ok"}
 
 # attack -> (signature codes accepted, what the other checks must say)
-ATTACKS: dict[str, tuple[Callable[[_Attack], bytes], set[str], dict[str, str]]] = {
+ATTACKS: dict[str, tuple[Callable[[Attack], bytes], set[str], dict[str, str]]] = {
     "page content added by an incremental update": (
-        _add_page_content,
+        add_page_content,
         {"sig.modified_after_signing"},
         {},
     ),
     "page content replaced by an incremental update": (
-        _replace_page_content,
+        replace_page_content,
         {"sig.modified_after_signing"},
         {},
     ),
     "embedded JSON replaced in a later revision": (
-        _replace_embedded_json,
+        replace_embedded_json,
         {"sig.modified_after_signing"},
         # the forged file no longer matches its /Params size and MD5: the same fact, seen twice
         {"pdfa": "pdfa.attachment", "embedded-data": "data.unusable"},
     ),
     "byte range leaving part of the file uncovered": (
-        _edit_byte_range,
+        edit_byte_range,
         {"sig.digest_mismatch", "sig.coverage_gap"},
         {},
     ),
     "signed by a CA outside the trust roots": (
-        lambda a: _sign_directly(
+        lambda a: sign_directly(
             a, "untrusted-signer", timestamp=True, lta_trusting=a.pki.untrusted_root
         ),
         {"sig.untrusted_chain"},
         {},
     ),
     "signer certificate expired at signing time": (
-        lambda a: _sign_directly(a, "expired-signer", timestamp=True),
+        lambda a: sign_directly(a, "expired-signer", timestamp=True),
         {"sig.expired_at_signing"},
         {},
     ),
     "a signature without any timestamp": (
-        lambda a: _sign_directly(a, "hospital-signer", timestamp=False),
+        lambda a: sign_directly(a, "hospital-signer", timestamp=False),
         {"sig.no_timestamp"},
         {},
     ),
@@ -104,7 +104,7 @@ ATTACKS: dict[str, tuple[Callable[[_Attack], bytes], set[str], dict[str, str]]] 
 
 
 def test_the_genuine_document_passes_every_check(
-    attack: _Attack, roots: list[x509.Certificate]
+    attack: Attack, roots: list[x509.Certificate]
 ) -> None:
     results = verify_document(attack.signed, trust_roots=roots, now=datetime.now(UTC))
     assert _by_check(results) == ALL_PASS, results
@@ -112,7 +112,7 @@ def test_the_genuine_document_passes_every_check(
 
 @pytest.mark.parametrize("name", list(ATTACKS))
 def test_the_check_functions_report_the_attack_and_nothing_else(
-    name: str, attack: _Attack, roots: list[x509.Certificate]
+    name: str, attack: Attack, roots: list[x509.Certificate]
 ) -> None:
     build, signature_codes, others = ATTACKS[name]
     forged = build(attack)
@@ -126,7 +126,7 @@ def test_the_check_functions_report_the_attack_and_nothing_else(
 
 @pytest.mark.parametrize("name", list(ATTACKS))
 def test_verify_file_prints_the_reason_and_exits_non_zero(
-    name: str, attack: _Attack, stack_settings: Settings, tmp_path: Path
+    name: str, attack: Attack, stack_settings: Settings, tmp_path: Path
 ) -> None:
     build, signature_codes, _ = ATTACKS[name]
     path = tmp_path / "copy.pdf"
@@ -138,7 +138,7 @@ def test_verify_file_prints_the_reason_and_exits_non_zero(
 
 
 def test_verify_file_passes_the_genuine_document(
-    attack: _Attack, stack_settings: Settings, tmp_path: Path
+    attack: Attack, stack_settings: Settings, tmp_path: Path
 ) -> None:
     path = tmp_path / "genuine.pdf"
     path.write_bytes(attack.signed)
