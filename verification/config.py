@@ -14,12 +14,23 @@ from typing import Protocol
 from archive.core.settings import Settings
 from verification.settings import VerificationSettings
 
-__all__ = ["HoldSet", "HoldSource", "VerificationSettings", "output_directory"]
+__all__ = ["HoldSet", "HoldSource", "VerificationSettings", "output_directory", "read_settings"]
 
 
 def output_directory(settings: Settings, vsettings: VerificationSettings) -> Path:
     """Where the log, reports and run summaries go."""
     return vsettings.output_dir or settings.data_dir / "verification"
+
+
+def read_settings(settings: Settings, vsettings: VerificationSettings) -> Settings:
+    """The settings verification reads records with: at most ``read_attempts`` S3 attempts per
+    read, never more than the S3 section allows. A damaged object fails every retry (SeaweedFS
+    takes seconds to refuse each read of a damaged needle), so a few attempts, not the write
+    path's patience; a smaller ``s3.max_attempts`` is kept, not raised."""
+    attempts = min(settings.s3.max_attempts, vsettings.read_attempts)
+    return settings.model_copy(
+        update={"s3": settings.s3.model_copy(update={"max_attempts": attempts})}
+    )
 
 
 class HoldSource(Protocol):

@@ -34,7 +34,7 @@ def check_signature(
     now: datetime,
     expected_signer_sha256: str | None = None,
 ) -> CheckResult:
-    """Offline B-LTA validation (archive.signature); with a catalog, also the signer's identity:
+    """Offline B-LTA validation (archive.sign.validate); with a catalog, also the signer's identity:
     a valid signature by someone else is not the document the archive stored."""
     report = validate_pdf_signatures(pdf, trust_roots=trust_roots, now=now)
     if not report.passed:

@@ -6,7 +6,7 @@ cannot find an orphan.
 
 - ``catalog.chain``   the local manifests chain (opened by :meth:`Catalog.open`, which hashes every
                       manifest) and each equals its locked copy in the bucket (opened through a
-                      :class:`archive.sealed_store.SealedStore`), which holds no more
+                      :class:`archive.store.SealedStore`), which holds no more
 - ``inventory``       every object version under ``records/`` is catalogued (else an *orphan*, or a
                       *newer version* written over a catalogued key), no catalogued key is hidden
                       by a delete marker, and every catalogued version exists (rows not verified

@@ -14,7 +14,7 @@ from archive.seal import LocalKeyring
 from archive.sign import SignerConfig, load_trust_roots
 from archive.store import S3ObjectStore
 from verification.checks import FIXITY, FULL
-from verification.config import HoldSet, VerificationSettings
+from verification.config import HoldSet, VerificationSettings, read_settings
 from verification.evidence import Environment
 from verification.results import RecordResult, VerificationError
 from verification.verifier import Verifier
@@ -30,10 +30,8 @@ _THREADS: ThreadPoolExecutor | None = None
 def environment(settings: Settings, vsettings: VerificationSettings, holds: HoldSet) -> Environment:
     """What every record check shares; the read-only store identity, because verifying writes
     nothing."""
-    # A damaged object fails every retry: a few attempts, not the write path's patience.
-    s3 = settings.s3.model_copy(update={"max_attempts": vsettings.read_attempts})
     return Environment(
-        store=S3ObjectStore.from_settings(settings.model_copy(update={"s3": s3}), read_only=True),
+        store=S3ObjectStore.from_settings(read_settings(settings, vsettings), read_only=True),
         keys=LocalKeyring.open(settings.keyring_dir),
         seal=settings.seal,
         trust_roots=tuple(load_trust_roots(SignerConfig.from_settings(settings).trust_roots)),

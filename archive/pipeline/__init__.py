@@ -1,13 +1,17 @@
 """Pipeline: a window of days in, archived records, quarantine entries and a catalog manifest out.
 
-``run`` drives one archive run (collect, batches through a worker pool, quarantine, catalog,
-report) under a per-catalog run lock; ``worker`` takes one encounter through render, sign, seal
-and store in a worker process and returns its catalog row or why it failed.
+``options`` fixes what a run is asked to do (window, source, run id); ``run`` drives it (collect,
+batches through a worker pool, quarantine, catalog, report) under a per-catalog run lock;
+``worker`` takes one encounter through render, sign, seal and store in a worker process and
+returns its catalog row or why it failed; ``quarantine`` stores what the collector held back;
+``summary`` is what the run tells Prefect, the CLI, the report and the audit log (counts only).
 """
 
+from archive.pipeline.options import RunOptions, window_for
 from archive.pipeline.retention import Classifier, RetentionDecision
-from archive.pipeline.run import ArchiveRun, RunOptions, RunSummary, window_for
+from archive.pipeline.run import ArchiveRun
 from archive.pipeline.runlock import RunLock
+from archive.pipeline.summary import RunSummary
 
 __all__ = [
     "ArchiveRun",

@@ -6,7 +6,7 @@ does the expensive part once. Faces, in the order a character is looked up:
 
 1. ``dejavu``: DejaVu Sans (regular and bold) cut to :data:`CORE` (Latin, Vietnamese, common
    punctuation and symbols, Greek letters) and **serialised once**
-   (:func:`archive.render_fpdf.build_fixed_program`): every document embeds the same font program
+   (:func:`archive.render.program.build_fixed_program`): every document embeds the same font program
    and the same ToUnicode/CIDToGIDMap/widths, written from bytes prepared at start-up. That costs
    about 12 KiB more per font and document than a per-document subset, and saves ~45 ms of CPU.
 2. ``dejavuext``: DejaVu Sans pre-subset to the wider :data:`REPERTOIRE` (all of Latin Extended,

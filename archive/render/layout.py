@@ -1,4 +1,4 @@
-"""Draws a :class:`~archive.render_model.Summary` on A4 pages with fpdf2.
+"""Draws a :class:`~archive.render.model.Summary` on A4 pages with fpdf2.
 
 Line breaking and page breaking are done here, not by fpdf2's ``multi_cell``/``table``: fpdf2
 re-measures the whole line for every character it adds (quadratic per line, ~1 ms per full-width
@@ -6,7 +6,7 @@ line), while words measured once from the font's width table keep a two-page sum
 milliseconds of layout. Every string is measured before it is drawn, which is also where a
 character's font is chosen (:meth:`FontSet.advance`) and a fallback face is added to the document
 the first time it is needed. A line entirely in the primary face (nearly all of them) is written
-straight into the page (:func:`archive.render_fpdf.show_text`, placed exactly where ``cell``
+straight into the page (:func:`archive.render.program.show_text`, placed exactly where ``cell``
 would place it); a line with another face or the page-count alias goes through ``FPDF.cell``,
 which splits it into runs per face.
 """

@@ -2,8 +2,8 @@
 
 A :class:`Summary` is layout-free and entirely strings, already cleaned (NFC, no control or
 invisible format characters). A missing optional value is ``—``. The helpers never raise on odd
-input: a wrong type reads as missing. :mod:`archive.render_sections` uses them to build the
-sections; :mod:`archive.render_layout` draws them.
+input: a wrong type reads as missing. :mod:`archive.render.sections` uses them to build the
+sections; :mod:`archive.render.layout` draws them.
 """
 
 from __future__ import annotations

@@ -1,30 +1,30 @@
-"""Everything the renderer does with fpdf2's *internals*, in one module; fpdf2 is pinned to 2.8.9.
+"""The fixed font program: what the renderer does with fpdf2's *internals* before output.
 
-What fpdf2's public API cannot do, and why the renderer needs it:
+fpdf2 is pinned to 2.8.9; this module and :mod:`archive.render.output` are the only two that
+touch its internals. What fpdf2's public API cannot do, and why the renderer needs it:
 
 * **A fixed, pre-serialised font subset.** fpdf2 subsets every TrueType font again for every
   document (``OutputProducer._add_fonts``: fontTools ``Subsetter`` + ``TTFont.save`` + zlib), about
   half of a discharge summary's CPU time. The primary face is already cut once per process to a
-  fixed character set (:data:`archive.render_fonts.CORE`), so :func:`build_fixed_program` also
+  fixed character set (:data:`archive.render.fonts.CORE`), so :func:`build_fixed_program` also
   serialises it once: the compressed FontFile2 stream, the ``/W`` widths, the ToUnicode CMap and
   the CIDToGIDMap, with one character code per Unicode code point (two code points drawn by one
   glyph keep separate codes, so text extraction returns exactly the characters written). Every
   document then embeds those same bytes: :class:`FixedSubset` stands in for fpdf2's
-  per-document ``SubsetMap`` so text is encoded with the fixed codes, and :class:`SummaryOutput`
-  writes the prebuilt objects instead of subsetting. The other faces (extended repertoire,
-  complete DejaVu Sans, configured fallbacks) still go through fpdf2's per-document subsetting.
+  per-document ``SubsetMap`` so text is encoded with the fixed codes, and
+  :class:`~archive.render.output.SummaryOutput` writes the prebuilt objects instead of
+  subsetting. The other faces (extended repertoire, complete DejaVu Sans, configured fallbacks)
+  still go through fpdf2's per-document subsetting.
 * **Cheap lines of text.** ``FPDF.cell`` costs ~0.2 ms per call (text fragments, graphics-state
   copies, re-measuring); :func:`show_text` writes the same text object for a line that is all
   in the fixed face. Lines with other faces or the page-count alias still go through ``cell``.
 * **Fonts parsed once per process**, cloned into each document (:func:`fixed_clone`,
   :func:`subset_clone`) with fresh per-document state.
-* **An Info dictionary in a PDF/A file** (see :class:`SummaryOutput`).
 
 :func:`check_fpdf` (run by ``Renderer.create``) refuses any other fpdf2 version and checks the
-internals used here still have the expected shape. After each document,
-:func:`assert_fixed_fonts_written` checks the fixed fonts really went through this module, and
-:class:`FixedSubset` refuses to be subset by fpdf2 itself: a silent change in fpdf2 fails with
-:class:`RenderError` instead of producing a PDF without its fonts.
+internals both modules use still have the expected shape; :class:`FixedSubset` refuses to be
+subset by fpdf2 itself, so a silent change in fpdf2 fails with :class:`RenderError` instead of
+producing a PDF without its fonts.
 """
 
 from __future__ import annotations
@@ -41,17 +41,12 @@ from typing import IO, Any
 from fontTools import ttLib
 from fpdf import FPDF, FPDF_VERSION
 from fpdf.enums import PDFResourceType
-from fpdf.fonts import Glyph, PDFFontDescriptor, SubsetMap, TTFFont
+from fpdf.fonts import Glyph, SubsetMap, TTFFont
 from fpdf.output import (
-    CIDSystemInfo,
-    ContentWithoutID,
     OutputProducer,
-    PDFFont,
-    PDFXrefAndTrailer,
     _build_cmap_blocks,
     _cid_font_widths,
 )
-from fpdf.syntax import Name, PDFArray, PDFContentStream
 
 from archive.core.errors import RenderError
 
@@ -59,8 +54,6 @@ __all__ = [
     "SUPPORTED_FPDF",
     "FixedProgram",
     "FixedSubset",
-    "SummaryOutput",
-    "assert_fixed_fonts_written",
     "build_fixed_program",
     "check_fpdf",
     "fixed_clone",
@@ -69,8 +62,9 @@ __all__ = [
 ]
 
 SUPPORTED_FPDF = "2.8.9"
+_REVIEW = "review archive/render/program.py and output.py"
 
-# The internals this module relies on: (object, attribute, parameter names or None).
+# The internals this module and output.py rely on: (object, attribute, parameter names or None).
 _EXPECTED: tuple[tuple[Any, str, tuple[str, ...] | None], ...] = (
     (
         OutputProducer,
@@ -91,36 +85,25 @@ _EXPECTED: tuple[tuple[Any, str, tuple[str, ...] | None], ...] = (
 
 
 def check_fpdf() -> None:
-    """Refuse an fpdf2 whose internals this module was not written against."""
+    """Refuse an fpdf2 whose internals this module and output.py were not written against."""
     if FPDF_VERSION != SUPPORTED_FPDF:
         raise RenderError(
             f"fpdf2 {FPDF_VERSION} is installed but the renderer relies on internals of "
-            f"fpdf2 {SUPPORTED_FPDF} (archive/render_fpdf.py); install fpdf2=={SUPPORTED_FPDF} "
-            "or review that module against the new version"
+            f"fpdf2 {SUPPORTED_FPDF} (archive/render/program.py, output.py); install "
+            f"fpdf2=={SUPPORTED_FPDF} or review those modules against the new version"
         )
     for owner, name, params in _EXPECTED:
         member = getattr(owner, name, None)
         if member is None:
-            raise RenderError(f"fpdf2 has no {owner.__name__}.{name}; review render_fpdf.py")
+            raise RenderError(f"fpdf2 has no {owner.__name__}.{name}; {_REVIEW}")
         if params is not None and tuple(inspect.signature(member).parameters) != params:
-            raise RenderError(
-                f"fpdf2 changed the signature of {owner.__name__}.{name}; review render_fpdf.py"
-            )
+            raise RenderError(f"fpdf2 changed the signature of {owner.__name__}.{name}; {_REVIEW}")
     catalog = getattr(FPDF(), "_resource_catalog", None)
     if not callable(getattr(catalog, "add", None)):
-        raise RenderError("fpdf2 has no FPDF._resource_catalog.add; review render_fpdf.py")
+        raise RenderError(f"fpdf2 has no FPDF._resource_catalog.add; {_REVIEW}")
 
 
 # --- the fixed subset -----------------------------------------------------------------------------
-
-
-class _PrebuiltStream(PDFContentStream):
-    """A stream whose contents were Flate-compressed once per process."""
-
-    def __init__(self, compressed: bytes, length1: int | None = None) -> None:
-        super().__init__(contents=compressed, compress=False)
-        self.filter = Name("FlateDecode")
-        self.length1 = length1  # /Length1 of a FontFile2 stream; None writes nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +224,7 @@ class FixedSubset(SubsetMap):
         # place: refuse, so an fpdf2 that bypasses SummaryOutput fails before doing damage.
         raise RenderError(
             f"fpdf2 {FPDF_VERSION} tried to subset the fixed font {self.font.fontkey} itself; "
-            "its internals changed, review render_fpdf.py"
+            "its internals changed, review archive/render/program.py"
         )
 
 
@@ -296,120 +279,3 @@ def show_text(
     pdf._out(
         f"q BT /F{font.i} {size_pt:.2f} Tf {x_pt:.2f} {y_pt:.2f} Td {fill}<{hex_codes}> Tj ET Q"
     )
-
-
-def assert_fixed_fonts_written(pdf: FPDF) -> None:
-    """After ``output()``: every fixed font was written by :class:`SummaryOutput`."""
-    for font in pdf.fonts.values():
-        subset = getattr(font, "subset", None)
-        if isinstance(subset, FixedSubset) and not subset.written:
-            raise RenderError(
-                f"fpdf2 {FPDF_VERSION} did not write font {font.fontkey} through "
-                "render_fpdf.SummaryOutput; its internals changed, review render_fpdf.py"
-            )
-
-
-# --- output ---------------------------------------------------------------------------------------
-
-
-class SummaryOutput(OutputProducer):
-    """fpdf2's output producer with the fixed fonts written from their prebuilt objects and an
-    Info dictionary.
-
-    fpdf2 leaves the Info dictionary out of PDF/A files. PDF/A-3 allows one that matches the
-    XMP, and tools such as pdfinfo read the title only from it, so this adds it back.
-
-    Without /Producer and /ModDate on purpose: when pyHanko signs, it appends its name to an
-    existing /Producer but writes only its own name to the XMP, and it stamps /ModDate and
-    xmp:ModifyDate from two clock readings; either would break PDF/A's Info = XMP rule. Absent
-    entries it leaves absent (ModDate) or sets identically in both (Producer)."""
-
-    _info: Any = None
-
-    def _add_fonts(
-        self,
-        image_objects_per_index: Any,
-        gfxstate_objs_per_name: Any,
-        pattern_objs_per_name: Any,
-    ) -> Any:
-        registry = self.fpdf.fonts  # fpdf2's font registry, a dict it iterates here
-        everything = list(registry.items())
-        fixed = [
-            f for f in registry.values() if isinstance(getattr(f, "subset", None), FixedSubset)
-        ]
-        # fpdf2 writes the other fonts (subsetting each one for this document) ...
-        for font in fixed:
-            del registry[font.fontkey]
-        try:
-            objects = super()._add_fonts(
-                image_objects_per_index, gfxstate_objs_per_name, pattern_objs_per_name
-            )
-        finally:
-            registry.clear()
-            registry.update(everything)
-        # ... and the fixed ones are written here from their prebuilt streams.
-        for font in sorted(fixed, key=lambda f: f.i):
-            if not isinstance(font, TTFFont):
-                raise RenderError("internal error: a fixed font is not a TrueType font")
-            objects[font.i] = self._add_fixed_font(font)
-        return objects
-
-    def _add_fixed_font(self, font: TTFFont) -> PDFFont:
-        # The same objects, in the same order, as fpdf2 2.8.9 writes for a TrueType font.
-        subset = font.subset
-        if not isinstance(subset, FixedSubset) or not isinstance(font.desc, PDFFontDescriptor):
-            raise RenderError("internal error: not a fixed font")
-        program = subset.program
-        composite = PDFFont(subtype="Type0", base_font=program.base_font, encoding="Identity-H")
-        self._add_pdf_obj(composite, "fonts")
-        cid_font = PDFFont(
-            subtype="CIDFontType2",
-            base_font=program.base_font,
-            d_w=font.desc.missing_width,
-            w=program.widths,
-        )
-        self._add_pdf_obj(cid_font, "fonts")
-        composite.descendant_fonts = PDFArray([cid_font])
-        to_unicode = _PrebuiltStream(program.to_unicode)
-        self._add_pdf_obj(to_unicode, "fonts")
-        composite.to_unicode = to_unicode
-        system_info = CIDSystemInfo()
-        self._add_pdf_obj(system_info, "fonts")
-        cid_font.c_i_d_system_info = system_info
-        descriptor = font.desc
-        descriptor.font_name = Name(program.base_font)
-        self._add_pdf_obj(descriptor, "fonts")
-        cid_font.font_descriptor = descriptor
-        cid_to_gid = _PrebuiltStream(program.cid_to_gid)
-        self._add_pdf_obj(cid_to_gid, "fonts")
-        cid_font.c_i_d_to_g_i_d_map = cid_to_gid
-        font_file = _PrebuiltStream(program.font_file, length1=program.font_file_length)
-        self._add_pdf_obj(font_file, "fonts")
-        descriptor.font_file2 = font_file  # type: ignore[attr-defined]
-        subset.written = True
-        return composite
-
-    def _add_encryption(self) -> Any:
-        # Called right after fpdf2 skipped the Info dictionary: add it as the next object.
-        self._info = self._add_info()
-        self._info.producer = None
-        return super()._add_encryption()
-
-    def _finalize_catalog(self, *args: Any, **kwargs: Any) -> None:
-        super()._finalize_catalog(*args, **kwargs)
-        trailer = self.pdf_objs[-1]
-        if not isinstance(trailer, PDFXrefAndTrailer):
-            raise RenderError(
-                f"fpdf2 {FPDF_VERSION} changed its output order; review render_fpdf.py"
-            )
-        self.pdf_objs[-1] = _TrailerWithInfo(trailer, self._info)
-
-
-class _TrailerWithInfo(ContentWithoutID):
-    def __init__(self, trailer: PDFXrefAndTrailer, info: Any) -> None:
-        self._trailer = trailer
-        self._info = info
-
-    def serialize(self, _security_handler: Any = None) -> str:
-        self._trailer.info_obj = self._info
-        return self._trailer.serialize(_security_handler)

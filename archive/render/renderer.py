@@ -6,8 +6,8 @@ with the document as its ``/Source``). Both are covered by the signature added l
 Pure: the output depends only on the Bundle, its canonical bytes, ``created_at`` and the font
 files, so the same input gives the same bytes (the document ``/ID`` is fpdf2's MD5 over the
 body and the creation date). Fonts are read, subset and the primary face serialised once,
-in :meth:`Renderer.create` (:mod:`archive.render_fonts`; fpdf2 internals in
-:mod:`archive.render_fpdf`).
+in :meth:`Renderer.create` (:mod:`archive.render.fonts`; fpdf2 internals in
+:mod:`archive.render.program` and :mod:`archive.render.output`).
 
 Metadata (Info dictionary and XMP) carries only the encounter id, the facility code and the
 record number; the patient's name and other PHI appear only in the page content.
@@ -32,7 +32,7 @@ from archive.core.errors import RenderError
 from archive.render.fonts import FontFiles, FontSet
 from archive.render.layout import SummaryPdf
 from archive.render.model import DASH, Summary, clean
-from archive.render.program import SummaryOutput, assert_fixed_fonts_written
+from archive.render.output import SummaryOutput, assert_fixed_fonts_written
 from archive.render.sections import build_summary
 
 __all__ = ["RenderError", "RenderSettings", "RenderedDocument", "Renderer"]

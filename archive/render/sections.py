@@ -1,7 +1,7 @@
 """The sections of the discharge summary, read from an encounter Bundle.
 
 Order and wording follow the Vietnamese "Tóm tắt hồ sơ bệnh án" with English beside each label.
-Codes are printed with their meaning from :mod:`archive.render_codes`; an unknown code is printed
+Codes are printed with their meaning from :mod:`archive.render.codes`; an unknown code is printed
 as it is, never dropped.
 """
 

@@ -35,7 +35,8 @@ from archive.render import (
     pdffonts_check,
     qpdf_check,
 )
-from archive.render import program as render_fpdf
+from archive.render import output as render_output
+from archive.render import program as render_program
 from tests.support.fhir import (
     ALL_VIETNAMESE,
     COURSE,
@@ -426,7 +427,7 @@ def test_same_bytes_in_another_process(example: RenderedDocument) -> None:
 
 
 def test_other_fpdf2_versions_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(render_fpdf, "FPDF_VERSION", "2.9.0")
+    monkeypatch.setattr(render_program, "FPDF_VERSION", "2.9.0")
     with pytest.raises(RenderError, match=r"fpdf2==2\.8\.9"):
         Renderer.create()
 
@@ -435,7 +436,7 @@ def test_fixed_font_bypassing_the_prebuilt_objects_fails_loudly(
     renderer: Renderer, example: RenderedDocument, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As if fpdf2 stopped calling the overridden _add_fonts: its own subsetting is refused.
-    monkeypatch.setattr(render_fpdf.SummaryOutput, "_add_fonts", OutputProducer._add_fonts)
+    monkeypatch.setattr(render_output.SummaryOutput, "_add_fonts", OutputProducer._add_fonts)
     with pytest.raises(RenderError, match="internals changed"):
         render(renderer, example_bundle())
     monkeypatch.undo()

@@ -1,0 +1,137 @@
+"""What a run tells people afterwards: counts for Prefect and the CLI, a report on disk, one audit
+event.
+
+Everything here leaves the process (Prefect's database, a markdown artifact, the audit log), so it
+holds counts, bytes and reason codes only, never an id, a name or a code of a patient. The one
+exception stays local and private: the list of failed encounters, written beside the report so an
+operator knows what the next run will retry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from archive.audit import AuditEvent
+from archive.core.atomic import write_private
+
+
+@dataclass
+class RunSummary:
+    """What happened, in counts and bytes; no PHI (no ids, names or codes)."""
+
+    run_id: str
+    window_start: str
+    window_end: str
+    collected: int = 0
+    archived: int = 0
+    adopted: int = 0
+    already_archived: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)  # every entry found, by reason
+    quarantine_new: int = 0  # of those, entries no earlier run had stored
+    amended: int = 0  # archived before with other data: sent again as a new version
+    failed: dict[str, int] = field(default_factory=dict)
+    pdf_bytes: int = 0
+    sealed_bytes: int = 0
+    duration_s: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    manifest: str | None = None
+
+    @property
+    def failed_total(self) -> int:
+        return sum(self.failed.values())
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(self.quarantined.values())
+
+    @property
+    def throughput(self) -> float:
+        done = self.archived + self.adopted
+        return done / self.duration_s if self.duration_s else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(
+            failed_total=self.failed_total,
+            quarantined_total=self.quarantined_total,
+            throughput_per_s=round(self.throughput, 2),
+        )
+        return data
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"# Nightly archive run `{self.run_id}`",
+            "",
+            f"Window: {self.window_start} → {self.window_end}",
+            "",
+            "| outcome | records |",
+            "|---|---:|",
+            f"| archived (new) | {self.archived} |",
+            f"| adopted (stored by an interrupted run) | {self.adopted} |",
+            f"| already archived (skipped) | {self.already_archived} |",
+            f"| amended since archived (new version) | {self.amended} |",
+            f"| quarantined (still unresolved) | {self.quarantined_total} |",
+            f"| of which new in this run | {self.quarantine_new} |",
+            f"| failed (left for the next run) | {self.failed_total} |",
+            "",
+            f"Bytes: {self.pdf_bytes:,} signed PDF, {self.sealed_bytes:,} sealed. "
+            f"Duration {self.duration_s:.1f} s, {self.throughput:.1f} records/s.",
+        ]
+        for title, counts in (
+            ("Quarantine reasons", self.quarantined),
+            ("Failure reasons", self.failed),
+        ):
+            if counts:
+                lines += ["", f"## {title}", "", "| reason | count |", "|---|---:|"]
+                lines += [f"| {reason} | {n} |" for reason, n in sorted(counts.items())]
+        if self.stage_seconds:
+            lines += [
+                "",
+                "## Time by stage (seconds, summed over workers)",
+                "",
+                "| stage | s |",
+                "|---|---:|",
+            ]
+            lines += [f"| {k} | {v:.2f} |" for k, v in sorted(self.stage_seconds.items())]
+        return "\n".join(lines) + "\n"
+
+
+def write_report(
+    directory: Path, summary: RunSummary, failures: Sequence[Mapping[str, object]]
+) -> Path:
+    """``<run id>.json`` (the summary) and, when records failed, ``<run id>.failures.jsonl``."""
+    report = directory / f"{summary.run_id}.json"
+    report.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private(report, json.dumps(summary.to_dict(), indent=2, sort_keys=True))
+    if failures:
+        # Which records to look at and rerun: local and private like the catalog (the summary,
+        # Prefect and the logs only ever see counts).
+        lines = "".join(json.dumps(f, sort_keys=True) + "\n" for f in failures)
+        write_private(report.with_name(f"{summary.run_id}.failures.jsonl"), lines)
+    return report
+
+
+def run_event(summary: RunSummary, *, recorded: datetime) -> AuditEvent:
+    """One audit event per run: counts only (the catalog manifest names the records)."""
+    s = summary
+    entities = (("run", s.run_id),) + ((("manifest", s.manifest),) if s.manifest else ())
+    counts = {
+        "archived": s.archived,
+        "adopted": s.adopted,
+        "failed": s.failed_total,
+        "quarantined": s.quarantined_total,
+    }
+    return AuditEvent(
+        actor="nightly-archive",
+        role="system",
+        action="archive.run",
+        recorded=recorded,
+        outcome="failure" if s.failed_total else "success",
+        entities=entities,
+        detail={**counts, "window_start": s.window_start},
+    )
