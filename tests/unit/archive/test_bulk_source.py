@@ -27,7 +27,7 @@ from archive.sources import (
     fhir,
     id_digest,
 )
-from infra.sample.generator import (
+from infra.sample import (
     EXPECTED_REASON,
     MANIFEST_NAME,
     SampleSummary,

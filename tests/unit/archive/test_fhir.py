@@ -1,4 +1,4 @@
-"""FHIR helpers: references, ids, codes, text checks, dates and the canonical bytes."""
+"""FHIR helpers and value checks: references, ids, codes, text, dates and the canonical bytes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from archive.sources import Ref, fhir
+from archive.sources import Ref, fhir, validation
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -78,8 +78,8 @@ def test_loads_refuses_what_is_not_json(text: str) -> None:
 
 @pytest.mark.parametrize("value", ["a", "enc-001", "1.2.3", "A" * 64, "0b3c9f1e-7d2a-4c1b-9e3f"])
 def test_valid_ids(value: str) -> None:
-    assert fhir.is_valid_id(value)
-    assert fhir.id_problem(value) is None
+    assert validation.is_valid_id(value)
+    assert validation.id_problem(value) is None
 
 
 @pytest.mark.parametrize(
@@ -100,12 +100,12 @@ def test_valid_ids(value: str) -> None:
     ],
 )
 def test_invalid_ids_say_why_without_echoing_the_id(value: object, phrase: str) -> None:
-    problem = fhir.id_problem(value)
+    problem = validation.id_problem(value)
     assert problem is not None
     assert phrase in problem
     if isinstance(value, str) and value:
         assert value not in problem
-    assert not fhir.is_valid_id(value)
+    assert not validation.is_valid_id(value)
 
 
 # --- codes -------------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ def test_invalid_ids_say_why_without_echoing_the_id(value: object, phrase: str) 
     ["J18.9", "F32.1", "F03", "V43.5", "A09", "S72.00", "U07.1", "U82.0", "Z94.0", "C97", "D48.9"],
 )
 def test_icd10_accepts_who_codes(code: str) -> None:
-    assert fhir.is_icd10(code)
+    assert validation.is_icd10(code)
 
 
 @pytest.mark.parametrize(
@@ -142,25 +142,25 @@ def test_icd10_accepts_who_codes(code: str) -> None:
     ],
 )
 def test_icd10_refuses_malformed_and_unassigned_codes(code: object) -> None:
-    assert not fhir.is_icd10(code)
+    assert not validation.is_icd10(code)
 
 
 def test_icd10_chapter() -> None:
-    assert fhir.icd10_chapter("F32.1") == "V"
-    assert fhir.icd10_chapter("V43.5") == "XX"
-    assert fhir.icd10_chapter("T98.3") == "XIX"
-    assert fhir.icd10_chapter("U07.1") == "XXII"
-    assert fhir.icd10_chapter("E99") is None
+    assert validation.icd10_chapter("F32.1") == "V"
+    assert validation.icd10_chapter("V43.5") == "XX"
+    assert validation.icd10_chapter("T98.3") == "XIX"
+    assert validation.icd10_chapter("U07.1") == "XXII"
+    assert validation.icd10_chapter("E99") is None
 
 
 @pytest.mark.parametrize("code", ["47.01", "74.1", "55.69", "86.82", "86"])
 def test_icd9cm_procedure_accepts(code: str) -> None:
-    assert fhir.is_icd9cm_procedure(code)
+    assert validation.is_icd9cm_procedure(code)
 
 
 @pytest.mark.parametrize("code", ["5569", "4.01", "47.012", "J18.9", "", None])
 def test_icd9cm_procedure_refuses(code: object) -> None:
-    assert not fhir.is_icd9cm_procedure(code)
+    assert not validation.is_icd9cm_procedure(code)
 
 
 def test_codings_identifier_extension_helpers() -> None:
@@ -198,11 +198,11 @@ def test_codings_identifier_extension_helpers() -> None:
 )
 def test_text_problem_names_the_path_and_code_point(text: str, phrase: str) -> None:
     resource = {"resourceType": "Patient", "name": [{"text": "ok"}, {"text": text}]}
-    problem = fhir.text_problem(resource, root="Patient")
+    problem = validation.text_problem(resource, root="Patient")
     assert problem == f"Patient.name[1].text contains the {phrase}"
     line = json.dumps(resource, ensure_ascii=False)
-    assert fhir.may_have_bad_text(line)
-    assert fhir.may_have_bad_text(json.dumps(resource))  # ASCII-escaped exports too
+    assert validation.may_have_bad_text(line)
+    assert validation.may_have_bad_text(json.dumps(resource))  # ASCII-escaped exports too
 
 
 @pytest.mark.parametrize(
@@ -211,11 +211,11 @@ def test_text_problem_names_the_path_and_code_point(text: str, phrase: str) -> N
 )
 def test_text_problem_allows_ordinary_text(text: str) -> None:
     resource = {"resourceType": "Observation", "valueString": text}
-    assert fhir.text_problem(resource) is None
+    assert validation.text_problem(resource) is None
 
 
 def test_control_characters_in_keys_are_found() -> None:
-    assert fhir.text_problem({"a": {"b\x01": 1}}) is not None
+    assert validation.text_problem({"a": {"b\x01": 1}}) is not None
 
 
 # --- dates -------------------------------------------------------------------------------------

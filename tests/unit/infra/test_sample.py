@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from archive.sources import Window, fhir
-from infra.sample.generator import MANIFEST_NAME, BadKind, SampleSummary, write_sample_export
+from archive.sources import Window, fhir, validation
+from infra.sample import MANIFEST_NAME, BadKind, SampleSummary, write_sample_export
 
 DAY = date(2025, 7, 1)
 
@@ -180,8 +180,8 @@ def test_no_bad_share_means_no_bad_records(tmp_path: Path) -> None:
     for name in summary.files:
         for raw in (tmp_path / name).read_bytes().splitlines():
             value = json.loads(raw)
-            assert fhir.text_problem(value) is None
-            assert fhir.is_valid_id(value["id"])
+            assert validation.text_problem(value) is None
+            assert validation.is_valid_id(value["id"])
 
 
 def test_invalid_arguments_are_refused(tmp_path: Path) -> None:
