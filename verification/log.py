@@ -9,7 +9,6 @@ encounter id and pseudonym only, like the catalog. The archive-wide results of t
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -66,7 +65,6 @@ def write_log(
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
     write_private(target, sink.getvalue().to_pybytes())
-    _fsync(target.parent)
     return target
 
 
@@ -101,11 +99,3 @@ def _row(r: RecordResult, *, run_id: str, mode: str, verified_at: datetime) -> d
         "tsa_cert_not_after": r.renewal.tsa_cert_not_after if r.renewal else None,
         "seconds": round(r.seconds, 6),
     }
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

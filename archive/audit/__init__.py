@@ -5,15 +5,8 @@ segment chained to the one before it. The audit log and the retention and access
 such chains; reading one checks its chain and, on request, the locked bucket copies.
 """
 
-from archive.audit.log import (
-    AUDIT_PREFIX,
-    AuditEvent,
-    AuditLog,
-    ChainReport,
-    SegmentChain,
-    audit_dir,
-    canonical,
-)
+from archive.audit.chain import ChainReport, SegmentChain, canonical
+from archive.audit.log import AUDIT_PREFIX, AuditEvent, AuditLog, audit_dir
 
 __all__ = [
     "AUDIT_PREFIX",

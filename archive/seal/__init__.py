@@ -7,8 +7,8 @@ identity and its position, so a changed, cut, extended, reordered or moved objec
 """
 
 from archive.seal.envelope import (
-    MAGIC,
-    ObjectIdentity,
+    SealInfo,
+    UnsealInfo,
     read_header,
     seal,
     seal_stream,
@@ -16,15 +16,12 @@ from archive.seal.envelope import (
     unseal_stream,
     unseal_to_path,
 )
-from archive.seal.keys import (
-    KEKS_FILE,
-    PSEUDONYM_FILE,
-    KekRef,
-    KeyProvider,
-    LocalKeyring,
-    Pseudonymizer,
-    WrappedKey,
-)
+from archive.seal.frames import ObjectIdentity
+from archive.seal.header import MAGIC, SealHeader
+from archive.seal.keyfiles import KEKS_FILE, PSEUDONYM_FILE
+from archive.seal.keyring import LocalKeyring
+from archive.seal.keys import KekRef, KeyProvider, WrappedKey
+from archive.seal.pseudonyms import Pseudonymizer
 
 __all__ = [
     "KEKS_FILE",
@@ -35,6 +32,9 @@ __all__ = [
     "LocalKeyring",
     "ObjectIdentity",
     "Pseudonymizer",
+    "SealHeader",
+    "SealInfo",
+    "UnsealInfo",
     "WrappedKey",
     "read_header",
     "seal",

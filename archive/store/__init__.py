@@ -17,7 +17,8 @@ from archive.store.base import (
 )
 from archive.store.deposit import Deposit, adopt, deposit, withdraw
 from archive.store.naming import RECORDS_PREFIX, file_key, quarantine_key, record_key
-from archive.store.s3 import DevCredentials, S3Credentials, S3ObjectStore, make_client
+from archive.store.s3 import S3ObjectStore
+from archive.store.s3_client import DevCredentials, S3Credentials, make_client
 from archive.store.sealed import SealedStore
 
 __all__ = [

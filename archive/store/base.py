@@ -1,8 +1,8 @@
 """The object-store edge: what the archive needs from S3-compatible WORM storage.
 
-Two adapters implement :class:`ObjectStore`: :mod:`archive.s3` (boto3; AWS S3, SeaweedFS, MinIO,
-Ceph RGW) and :mod:`archive.memstore` (in memory, for pure unit tests only). Callers depend on this
-protocol, never on boto3.
+Two adapters implement :class:`ObjectStore`: :mod:`archive.store.s3` (boto3; AWS S3, SeaweedFS,
+MinIO, Ceph RGW) and ``tests.support.memstore`` (in memory, for pure unit tests only). Callers
+depend on this protocol, never on boto3.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """The S3 adapter of :class:`archive.store.ObjectStore` (AWS S3, SeaweedFS, MinIO, Ceph RGW).
 
-Everything boto3 lives here, and every botocore error is translated once into the archive's
-exception tree. Retries (5xx, SlowDown, throttling, dropped connections) are botocore's "standard"
-mode — exponential backoff with jitter — not a hand-written loop.
+Everything boto3 does for the store goes through here: the client comes from
+:mod:`.s3_client`, and every botocore error leaves as an archive error (:mod:`.s3_errors`).
 
 Create-once semantics come from the store, not from us: ``IfNoneMatch='*'`` makes a second PUT of
 a key fail with 412, so a retried or resumed write can never add a second version. On 412 we read
@@ -15,136 +14,20 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from archive.core.atomic import write_private
-from archive.core.errors import (
-    BucketNotCompliantError,
-    ConfigError,
-    LockRefusedError,
-    ObjectConflictError,
-    ObjectNotFoundError,
-    StoreError,
-    StoreUnavailableError,
-)
+from archive.core.errors import BucketNotCompliantError, ObjectConflictError, StoreError
 from archive.core.settings import Settings
 from archive.store.base import COMPLIANCE, ObjectHead, ObjectLock, ObjectVersion, PutResult
+from archive.store.s3_client import make_client
+from archive.store.s3_errors import NOT_FOUND, error_code, translate
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-_NOT_FOUND = {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}
-# Throttling and unavailability: the store said "not now". A 500 InternalError is not here on
-# purpose: SeaweedFS answers 500 for a block that fails its CRC, which is damage, not a blip.
-_TRANSIENT = {"SlowDown", "ServiceUnavailable", "RequestTimeout", "503"}
-_REFUSED = {"AccessDenied", "InvalidRequest", "InvalidArgument", "403"}
-
-
-# --- credentials of the embedded stack -----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class S3Credentials:
-    access_key_id: str
-    secret_access_key: str
-
-    def __repr__(self) -> str:  # never print the secret
-        return f"S3Credentials(access_key_id={self.access_key_id!r}, secret_access_key='***')"
-
-
-@dataclass(frozen=True, slots=True)
-class DevCredentials:
-    """Identities the embedded SeaweedFS was started with (``<data_dir>/seaweedfs``, 0600)."""
-
-    admin: S3Credentials
-    reader: S3Credentials
-
-    FILE_NAME = "credentials.json"
-
-    @classmethod
-    def path(cls, seaweedfs_dir: Path) -> Path:
-        return seaweedfs_dir / cls.FILE_NAME
-
-    @classmethod
-    def load(cls, seaweedfs_dir: Path) -> DevCredentials:
-        path = cls.path(seaweedfs_dir)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            return cls(admin=S3Credentials(**raw["admin"]), reader=S3Credentials(**raw["reader"]))
-        except FileNotFoundError:
-            raise ConfigError(
-                f"no S3 endpoint configured and no embedded stack credentials at {path}: "
-                "run `emr-archive stack up`, or set EMR_ARCHIVE_S3__ENDPOINT_URL"
-            ) from None
-        except (ValueError, KeyError, TypeError) as e:
-            raise ConfigError(
-                f"{path} is not a valid credentials file: delete it and run "
-                "`emr-archive stack up` again"
-            ) from e
-
-    def save(self, seaweedfs_dir: Path) -> None:
-        path = self.path(seaweedfs_dir)
-        body = json.dumps(
-            {
-                "admin": {
-                    "access_key_id": self.admin.access_key_id,
-                    "secret_access_key": self.admin.secret_access_key,
-                },
-                "reader": {
-                    "access_key_id": self.reader.access_key_id,
-                    "secret_access_key": self.reader.secret_access_key,
-                },
-            },
-            indent=2,
-        )
-        write_private(path, body)
-
-
-# --- client --------------------------------------------------------------------------------------
-
-
-def make_client(settings: Settings, *, read_only: bool = False) -> S3Client:
-    """A boto3 S3 client for the configured endpoint (embedded stack when none is set)."""
-    s3 = settings.s3
-    config = Config(
-        region_name=s3.region,
-        retries={"mode": "standard", "total_max_attempts": s3.max_attempts},
-        connect_timeout=s3.connect_timeout_s,
-        read_timeout=s3.read_timeout_s,
-        s3={"addressing_style": s3.addressing_style},
-        # We send SHA-256 ourselves; avoid botocore adding a second (CRC) checksum per request.
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
-    kwargs: dict[str, Any] = {"endpoint_url": settings.s3_endpoint_url, "config": config}
-    creds = _credentials(settings, read_only=read_only)
-    if creds is not None:
-        kwargs["aws_access_key_id"] = creds.access_key_id
-        kwargs["aws_secret_access_key"] = creds.secret_access_key
-    client: S3Client = boto3.session.Session().client("s3", **kwargs)
-    return client
-
-
-def _credentials(settings: Settings, *, read_only: bool) -> S3Credentials | None:
-    s3 = settings.s3
-    if s3.access_key_id and s3.secret_access_key:
-        return S3Credentials(s3.access_key_id, s3.secret_access_key.get_secret_value())
-    if settings.uses_embedded_s3:
-        dev = DevCredentials.load(settings.seaweedfs_dir)
-        return dev.reader if read_only else dev.admin
-    return None  # boto3's standard chain: AWS_ACCESS_KEY_ID, AWS_PROFILE, instance roles, ...
-
-
-# --- the store -----------------------------------------------------------------------------------
 
 
 class S3ObjectStore:
@@ -179,7 +62,7 @@ class S3ObjectStore:
             lock = self._client.get_object_lock_configuration(Bucket=self._bucket)
             lock_enabled = lock.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled")
         except ClientError as e:
-            if _code(e) != "ObjectLockConfigurationNotFoundError":
+            if error_code(e) != "ObjectLockConfigurationNotFoundError":
                 raise self._translate(e, "GetObjectLockConfiguration") from e
             lock_enabled = None
         except BotoCoreError as e:
@@ -197,7 +80,7 @@ class S3ObjectStore:
         try:
             self._client.create_bucket(Bucket=self._bucket, ObjectLockEnabledForBucket=True)
         except ClientError as e:
-            if _code(e) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+            if error_code(e) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                 raise self._translate(e, "CreateBucket") from e
         except BotoCoreError as e:
             raise self._translate(e, "CreateBucket") from e
@@ -218,7 +101,7 @@ class S3ObjectStore:
                 ContentType="application/octet-stream",
             )
         except ClientError as e:
-            if _code(e) in {"PreconditionFailed", "412"}:
+            if error_code(e) in {"PreconditionFailed", "412"}:
                 return self._adopt_existing(key, sha_hex, len(data))
             raise self._translate(e, "PutObject", key) from e
         except BotoCoreError as e:
@@ -279,7 +162,7 @@ class S3ObjectStore:
                 Bucket=self._bucket, Key=key, ChecksumMode="ENABLED"
             )
         except ClientError as e:
-            if _code(e) in _NOT_FOUND or _code(e) == "MethodNotAllowed":  # delete marker: 405
+            if error_code(e) in NOT_FOUND | {"MethodNotAllowed"}:  # a delete marker answers 405
                 return None
             raise self._translate(e, "HeadObject", key) from e
         except BotoCoreError as e:
@@ -344,7 +227,7 @@ class S3ObjectStore:
             VersionId=version_id,
         )
 
-    # -- error translation, once, here --------------------------------------------------------
+    # -- botocore errors leave here, translated by s3_errors -----------------------------------
 
     def _call(self, op: str, fn: Any, *, key: str | None = None, **kwargs: Any) -> Any:
         try:
@@ -354,48 +237,7 @@ class S3ObjectStore:
 
     def _translate(self, error: Exception, op: str, key: str | None = None) -> StoreError:
         where = f"{op} {self._bucket}/{key}" if key else f"{op} {self._bucket}"
-        if isinstance(error, ClientError):
-            code = _code(error)
-            if code == "NoSuchBucket":
-                return BucketNotCompliantError(
-                    f"{where}: bucket does not exist at {self._endpoint}; run "
-                    "`emr-archive stack up` (embedded) or create it with Object Lock"
-                )
-            if code in _NOT_FOUND:
-                return ObjectNotFoundError(f"{where}: no such object or version")
-            if code in _REFUSED and op in {
-                "DeleteObject",
-                "PutObjectRetention",
-                "PutObjectLegalHold",
-                "PutBucketVersioning",
-            }:
-                return LockRefusedError(
-                    f"{where}: refused by the store ({code}); locked "
-                    "records cannot be deleted, shortened or weakened"
-                )
-            if code in {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}:
-                return StoreError(f"{where}: access denied ({code}); check the S3 credentials")
-            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if code in _TRANSIENT or status == 503:
-                # Still failing after botocore's retries: the store is unwell, the object
-                # is not known to be damaged.
-                return StoreUnavailableError(
-                    f"{where}: the store kept answering {code} after retries; try again later"
-                )
-            return StoreError(f"{where}: the store answered {code}")
-        if isinstance(error, NoCredentialsError):
-            return StoreError(
-                f"{where}: no S3 credentials found; set EMR_ARCHIVE_S3__ACCESS_KEY_ID and "
-                "EMR_ARCHIVE_S3__SECRET_ACCESS_KEY, or the standard AWS_* variables or profile"
-            )
-        return StoreUnavailableError(
-            f"{where}: cannot reach the object store at {self._endpoint} after retries "
-            f"({type(error).__name__}); is it running? (`emr-archive stack status`)"
-        )
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
+        return translate(error, where=where, endpoint=self._endpoint, op=op)
 
 
 def _utc(value: datetime) -> datetime:

@@ -1,23 +1,23 @@
 """An :class:`~archive.store.ObjectStore` that seals what it writes and opens what it reads.
 
-Records are sealed by :mod:`archive.deposit`. The archive's own metadata (catalog manifest
+Records are sealed by :mod:`archive.store.deposit`. The archive's own metadata (catalog manifest
 copies, audit and retention-register segments, disposition proposals) holds encounter ids beside
 object keys, pseudonyms, dates, facilities and retention classes, so it must not reach the bucket
 in clear either (decision 4). Wrapping the store keeps that code unchanged: it writes and reads
 plaintext, the bucket only ever holds envelopes (:mod:`archive.seal`) whose AAD binds the bucket
 and the key, so a copy moved to another key does not open.
 
-Sealing is randomised, so create-once is decided on the plaintext, as :func:`archive.deposit`
+Sealing is randomised, so create-once is decided on the plaintext, as :func:`archive.store.deposit`
 does: if the key already holds an object, it is opened and compared; the same plaintext is the
 existing version (``created=False``), anything else (or an object that does not open) is an
-:class:`~archive.errors.ObjectConflictError`. Unlike a deposit, the lock of an existing version is
-left as it is, like the plain store's ``put_locked``.
+:class:`~archive.core.errors.ObjectConflictError`. Unlike a deposit, the lock of an existing
+version is left as it is, like the plain store's ``put_locked``.
 
 ``PutResult.sha256``/``size`` describe the plaintext (callers compare them with what they wrote);
 :meth:`SealedStore.head` and :meth:`SealedStore.latest` give the sealed object's size and no
 SHA-256 (the store's checksum is of the envelope, not of the plaintext): hash what :meth:`get`
-returns instead. :meth:`get` raises :class:`~archive.errors.SealError` for an object that does not
-open under these keys: callers report it as damaged or foreign.
+returns instead. :meth:`get` raises :class:`~archive.core.errors.SealError` for an object that
+does not open under these keys: callers report it as damaged or foreign.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from archive.audit import AUDIT_PREFIX, AuditEvent, AuditLog, SegmentChain
-from archive.audit import log as audit
+from archive.audit import chain as audit_chain
 from archive.core.errors import AuditChainError
 from tests.support.memstore import MemoryStore
 
@@ -151,7 +151,7 @@ def test_an_edit_to_an_older_segment_is_noticed_at_the_next_sweep(
     assert len(log.show()) == 9
     older = _segment(tmp_path, 1)
     older.write_bytes(older.read_bytes().replace(b'"E1"', b'"E7"'))
-    monkeypatch.setattr(audit, "SWEEP_S", 0.0)  # the minute has passed
+    monkeypatch.setattr(audit_chain, "SWEEP_S", 0.0)  # the minute has passed
     with pytest.raises(AuditChainError):
         log.show()
     log.append(_event(99))

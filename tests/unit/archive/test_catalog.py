@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from dataclasses import fields, replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,58 +42,11 @@ from archive.core.errors import (
     StoreUnavailableError,
 )
 from archive.store import COMPLIANCE, PutResult
+from tests.support.catalog import ICT, NOW, RETAIN, append_run, make_row, make_rows
 from tests.support.memstore import MemoryStore
 from tests.support.paths import REPO
 
-NOW = datetime(2025, 3, 1, 19, 30, tzinfo=UTC)
-RETAIN = datetime(2125, 3, 1, tzinfo=UTC)
-ICT = timezone(timedelta(hours=7))  # Vietnam; timestamps must come back as the same instants
 TAMPERED = (ManifestCorruptError, ChainBrokenError)
-
-
-def _hex(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def make_row(i: int, run_id: str) -> CatalogRow:
-    admitted = datetime(2025, 2, 1, 8, 15, 30, 123456, tzinfo=ICT) + timedelta(hours=i)
-    return CatalogRow(
-        encounter_id=f"enc-{i:06d}",
-        patient_pseudonym=_hex(f"patient-{i % 7}"),
-        facility="BV-01",
-        admitted_at=admitted,
-        discharged_at=admitted + timedelta(days=3),
-        retention_class="standard-10y",
-        retain_until=datetime(2035, 2, 4, tzinfo=UTC),
-        bucket="emr-archive",
-        object_key=f"records/{_hex(str(i))[:32]}",
-        version_id=f"v{i}",
-        pdf_sha256=_hex(f"pdf-{i}"),
-        data_sha256=_hex(f"data-{i}"),
-        sealed_sha256=_hex(f"sealed-{i}"),
-        sealed_size=5_000_000_000 + i,  # beyond int32: sizes are int64
-        signer_cert_sha256=_hex("signer"),
-        signed_at=admitted + timedelta(days=3, hours=1),
-        kek_id="emr-archive-kek",
-        kek_version=3,
-        format_version=1,
-        run_id=run_id,
-    )
-
-
-def make_rows(start: int, count: int, run_id: str) -> list[CatalogRow]:
-    return [make_row(i, run_id) for i in range(start, start + count)]
-
-
-def append_run(catalog: Catalog, store: MemoryStore, n: int, *, rows: int = 3) -> None:
-    run_id = f"run-{n}"
-    catalog.append(
-        make_rows(100 * n, rows, run_id),
-        run_id=run_id,
-        now=NOW + timedelta(days=n),
-        store=store,
-        retain_until=RETAIN,
-    )
 
 
 def build(directory: Path, runs: int = 3) -> tuple[Catalog, MemoryStore]:
@@ -374,11 +327,10 @@ def test_partial_temp_file_is_ignored_then_cleaned_up(tmp_path: Path) -> None:
 
 _CHILD = """
 import os, sys, time
-from datetime import timedelta
 from pathlib import Path
 from archive.catalog import Catalog
+from tests.support.catalog import append_run
 from tests.support.memstore import MemoryStore
-from tests.unit.archive import test_catalog as t
 
 stop_at, calls, real_replace = int(sys.argv[2]), [], os.replace
 def replace_then_hang(src, dst):
@@ -388,7 +340,7 @@ def replace_then_hang(src, dst):
         time.sleep(60)
     real_replace(src, dst)
 os.replace = replace_then_hang
-t.append_run(Catalog.open(Path(sys.argv[1])), MemoryStore(), 4)
+append_run(Catalog.open(Path(sys.argv[1])), MemoryStore(), 4)
 """
 
 

@@ -1,7 +1,8 @@
 """The sealed envelope: round trips, the tamper matrix, bounded memory, zstd bombs.
 
 Real crypto and a real LocalKeyring in tmp_path. The byte positions used to tamper come from the
-layout documented at the top of archive/seal.py, parsed here independently of the implementation.
+layout documented in archive/seal/header.py and frames.py, parsed here independently of the
+implementation.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from archive.seal import (
     unseal_stream,
     unseal_to_path,
 )
-from archive.seal import envelope as seal_module
+from archive.seal.frames import FrameWriter
 
 KEK_ID = "test-kek"
 FRAME = 4096
@@ -540,13 +541,13 @@ def test_authentic_but_malformed_content_is_refused(
 ) -> None:
     # A faulty (or hostile, key-holding) sealer: frames authenticate, the content inside is wrong.
     # The reader must not trust zstd's own end-of-stream detection.
-    original = seal_module._FrameWriter.finish
+    original = FrameWriter.finish
 
-    def faulty_finish(self: seal_module._FrameWriter, plaintext_bytes: int) -> None:
+    def faulty_finish(self: FrameWriter, plaintext_bytes: int) -> None:
         self._pending, plaintext_bytes = fault(self._pending, plaintext_bytes)
         original(self, plaintext_bytes)
 
-    monkeypatch.setattr(seal_module._FrameWriter, "finish", faulty_finish)
+    monkeypatch.setattr(FrameWriter, "finish", faulty_finish)
     data = "Phiếu khám bệnh\n".encode() * 500 + os.urandom(3000)
     sealed = seal(data, identity=IDENT, keys=ring, settings=SMALL)
     monkeypatch.undo()

@@ -14,8 +14,8 @@ from archive.core.errors import CatalogError, ManifestCorruptError, ObjectConfli
 from archive.core.settings import SealSettings, load_settings
 from archive.seal import MAGIC, LocalKeyring
 from archive.store import SealedStore, sha256_hex
+from tests.support.catalog import NOW, RETAIN, make_rows
 from tests.support.memstore import MemoryStore
-from tests.unit.archive.test_catalog import NOW, RETAIN, make_rows
 from verification.inventory import compare_bucket_copies
 from verification.results import Status
 

@@ -1,0 +1,60 @@
+"""Patient pseudonyms and record tokens: keyed hashes that let the catalog and object keys name
+patients and stays without naming them.
+
+The catalog stores ``p1_`` + HMAC-SHA256 of the patient id, and object keys carry a keyed token
+of the record id: a plain hash of a short numeric id could be reversed by trying them all, a
+keyed one cannot. The secret must never change (a new one would orphan every catalog entry), so
+it is kept apart from the rotating KEKs; :class:`~archive.seal.keyring.LocalKeyring` holds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import unicodedata
+from typing import Protocol
+
+_PSEUDONYM_DOMAIN = b"emr-archive/patient-pseudonym/v1\x00"
+_PSEUDONYM_PREFIX = "p1_"
+_RECORD_TOKEN_DOMAIN = b"emr-archive/record-token/v1\x00"
+_RECORD_TOKEN_PREFIX = "r1"  # noqa: S105 - a format tag, not a secret
+
+
+class Pseudonymizer(Protocol):
+    """Turns a patient identifier into a stable pseudonym; the catalog stores only that."""
+
+    def pseudonym(self, patient_id: str) -> str:
+        """``"p1_"`` + 64 hex digits; the same input always gives the same pseudonym."""
+        ...
+
+    def record_token(self, record_id: str) -> str:
+        """A keyed, stable token for a record id, used in object keys instead of the id.
+
+        Record ids (encounter numbers) identify a patient's stay; a plain hash of a short
+        numeric id could be reversed by trying them all, a keyed one cannot.
+        """
+        ...
+
+
+def pseudonym(secret: bytes, patient_id: str) -> str:
+    """HMAC-SHA256 of the NFC form, so the same name typed on two systems matches."""
+    return _PSEUDONYM_PREFIX + _keyed(secret, _PSEUDONYM_DOMAIN, patient_id, "patient id")
+
+
+def record_token(secret: bytes, record_id: str) -> str:
+    """40 hex digits (160 bits) of a domain-separated HMAC: short enough for object keys."""
+    return _RECORD_TOKEN_PREFIX + _keyed(secret, _RECORD_TOKEN_DOMAIN, record_id, "record id")[:38]
+
+
+def _keyed(secret: bytes, domain: bytes, value: str, what: str) -> str:
+    if not value:
+        raise ValueError(f"{what} is empty")
+    try:
+        encoded: bytes | None = unicodedata.normalize("NFC", value).encode("utf-8")
+    except UnicodeEncodeError:
+        encoded = None
+    if encoded is None:
+        # Raised outside the handler: the UnicodeEncodeError quotes the input (PHI) and must
+        # not ride along as __context__ into logs or error trackers.
+        raise ValueError(f"{what} is not valid Unicode text")
+    return hmac.new(secret, domain + encoded, hashlib.sha256).hexdigest()
