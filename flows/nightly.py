@@ -21,7 +21,7 @@ from prefect.client.schemas.objects import State
 from prefect.utilities.annotations import quote
 
 from archive.core.settings import Settings, load_settings
-from archive.pipeline import ArchiveRun, RunOptions, RunSummary, window_for
+from archive.pipeline import ArchiveRun, RunOptions, RunSummary, options_for_days
 from archive.sources import EncounterBundle
 from flows.outcome import ended
 from retention import PolicyClassifier
@@ -78,19 +78,12 @@ def nightly_archive(
     default: the ``archive.lookback_days`` days up to yesterday, skipping what is archived).
     Ends Failed when records failed (the summary travels with the state)."""
     settings = load_settings()
-    now = datetime.now(UTC)
-    window = window_for(
-        settings.archive.timezone,
+    options = options_for_days(
+        settings,
         since=since,
         until=until,
-        now=now,
-        lookback_days=settings.archive.lookback_days,
-    )
-    options = RunOptions.create(
-        settings,
-        window=window,
         source=Path(source) if source else None,
-        now=now,
+        now=datetime.now(UTC),
         batch_size=batch_size,
     )
     run = start_run(_opaque(settings), options)
@@ -103,6 +96,4 @@ def nightly_archive(
     finally:
         run.close()
     publish_report(summary)
-    failed = summary.failed_total
-    message = f"{failed} record(s) failed: the next run retries them (see the run's failures)"
-    return ended(summary.to_dict(), problems=failed, message=message)
+    return ended(summary.to_dict(), failure=summary.failure_message)

@@ -15,10 +15,11 @@ from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
 
-def ended(summary: dict[str, Any], *, problems: int, message: str) -> dict[str, Any] | State:
-    """``summary`` as the run's result; inside a Failed state when ``problems`` > 0."""
-    if problems:
-        return Failed(message=message, data=summary)
+def ended(summary: dict[str, Any], *, failure: str | None) -> dict[str, Any] | State:
+    """``summary`` as the run's result; inside a Failed state, with ``failure`` as its message,
+    when the run did not fully succeed."""
+    if failure is not None:
+        return Failed(message=failure, data=summary)
     return summary
 
 

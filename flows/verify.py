@@ -10,7 +10,6 @@ the verdict into an exit code).
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -29,7 +28,7 @@ from retention import lock_expectations
 from verification.config import HoldSet, VerificationSettings
 from verification.report import Summary
 from verification.run import RunPlan, VerificationRun
-from verification.select import Mode, Selection
+from verification.select import Selection
 from verification.settings import VerifySettings
 from verification.worker import FULL_CHECKS
 
@@ -94,14 +93,8 @@ def verify_archive(
     Failed state unless everything passed."""
     settings = SETTINGS or load(VerifySettings)
     vsettings = VERIFICATION_SETTINGS or settings.verification
-    chosen = Mode(mode)
-    selection = Selection(
-        mode=chosen,
-        share=(share or vsettings.sample_share) if chosen is Mode.SAMPLE else None,
-        since=since,
-        seed=(seed if seed is not None else secrets.randbits(32))
-        if chosen is Mode.SAMPLE
-        else None,
+    selection = Selection.create(
+        mode, default_share=vsettings.sample_share, share=share, since=since, seed=seed
     )
     plan = RunPlan.create(
         settings, vsettings, selection=selection, now=datetime.now(UTC), checks=checks
@@ -115,10 +108,7 @@ def verify_archive(
     finally:
         run.close()
     publish_report(summary)
-    result = summary.to_dict()
-    bad = sum(n for status, n in result["records"].items() if status != "passed")
-    message = f"verification {result['status']}: {bad} record(s) not passed"  # or archive-wide
-    return ended(result, problems=int(result["status"] != "passed"), message=message)
+    return ended(summary.to_dict(), failure=summary.failure_message)
 
 
 WEEKLY_SAMPLE_CRON = "0 2 * * 0"  # Sunday 02:00 local: after the nightly run, before the week

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from archive.core.atomic import write_atomic
 from infra.errors import StackError
 
 
@@ -71,9 +72,7 @@ class ManagedProcess:
         # The argv we asked for, not /proc's view: right after fork, before exec, /proc still
         # shows the parent's command line.
         record = {"pid": child.pid, "argv": list(argv)}
-        tmp = self.pid_file.with_suffix(".pid.tmp")
-        tmp.write_text(json.dumps(record), encoding="utf-8")
-        os.replace(tmp, self.pid_file)
+        write_atomic(self.pid_file, json.dumps(record))
         _await_exec(child, list(argv))
         return child.pid
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from archive.core.atomic import write_private
 from verification.inventory import Finding
 from verification.results import CheckResult, RecordResult, Status, bottom_line
 
@@ -45,6 +45,14 @@ class Summary:
     def status(self) -> Status:
         """Fail closed over everything: archive-wide checks and every record's bottom line."""
         return bottom_line([*self.archive_checks, *(r.reason for r in self.results)])
+
+    @property
+    def failure_message(self) -> str | None:
+        """Why the run is not a pass, for its Failed state; None when everything passed."""
+        if self.status is Status.PASSED:
+            return None
+        bad = sum(n for status, n in self.counts().items() if status != Status.PASSED.value)
+        return f"verification {self.status.value}: {bad} record(s) not passed"  # or archive-wide
 
     def counts(self) -> dict[str, int]:
         counts = Counter(r.status.value for r in self.results)
@@ -193,13 +201,7 @@ def _table(header: list[str], rows: Any) -> str:
 
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_private(path, text)  # reports name encounters and pseudonyms
 
 
 _STYLE = (

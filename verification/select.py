@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import secrets
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +43,28 @@ class Selection:
             raise VerificationError("sample mode needs a seed (recorded to reproduce the sample)")
         if self.mode is Mode.SINCE and self.since is None:
             raise VerificationError("since mode needs a first day, e.g. --since 2026-11-01")
+
+    @classmethod
+    def create(
+        cls,
+        mode: str,
+        *,
+        default_share: float,
+        share: float | None = None,
+        since: date | None = None,
+        seed: int | None = None,
+    ) -> Selection:
+        """The selection a caller asked for by name; a sample gets the configured share unless
+        one is given, and a fresh random seed (recorded in the report) unless one is given."""
+        chosen = Mode(mode)
+        if chosen is not Mode.SAMPLE:
+            return cls(mode=chosen, since=since)
+        return cls(
+            mode=chosen,
+            share=share or default_share,
+            since=since,
+            seed=seed if seed is not None else secrets.randbits(32),
+        )
 
     def describe(self) -> str:
         if self.mode is Mode.SAMPLE:

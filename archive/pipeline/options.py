@@ -54,6 +54,27 @@ class RunOptions:
         )
 
 
+def options_for_days(
+    settings: Settings,
+    *,
+    since: date | None,
+    until: date | None,
+    source: Path | None,
+    now: datetime,
+    batch_size: int | None = None,
+) -> RunOptions:
+    """The options of a run over local days ``since`` to ``until`` (default: the configured
+    look-back up to yesterday), in the hospital's time zone."""
+    window = window_for(
+        settings.archive.timezone,
+        since=since,
+        until=until,
+        now=now,
+        lookback_days=settings.archive.lookback_days,
+    )
+    return RunOptions.create(settings, window=window, source=source, now=now, batch_size=batch_size)
+
+
 def window_for(
     tz: str, *, since: date | None, until: date | None, now: datetime, lookback_days: int = 1
 ) -> Window:

@@ -46,6 +46,16 @@ class RunSummary:
         return sum(self.failed.values())
 
     @property
+    def failure_message(self) -> str | None:
+        """Why the run did not fully succeed, for its Failed state; None when nothing failed."""
+        if not self.failed_total:
+            return None
+        return (
+            f"{self.failed_total} record(s) failed: the next run retries them "
+            "(see the run's failures)"
+        )
+
+    @property
     def quarantined_total(self) -> int:
         return sum(self.quarantined.values())
 

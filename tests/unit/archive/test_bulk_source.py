@@ -550,6 +550,7 @@ def _traced_peak(export: Path, window: Window) -> tuple[int, dict[str, str]]:
         tracemalloc.stop()
 
 
+@pytest.mark.slow
 def test_memory_is_bounded_when_everything_is_selected(
     collected: Collected, record_property: Any
 ) -> None:
@@ -562,6 +563,7 @@ def test_memory_is_bounded_when_everything_is_selected(
     assert digests == {b.encounter_id: b.sha256 for b in collected.bundles}
 
 
+@pytest.mark.slow
 def test_memory_of_a_5000_encounter_export_stays_far_below_its_size(
     tmp_path: Path, record_property: Any
 ) -> None:
