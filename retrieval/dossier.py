@@ -9,6 +9,10 @@ manifests; every payload file is covered by both)::
     data/<encounter_id>/fhir-bundle.json       the FHIR Bundle embedded in (and signed with) the PDF
     data/<encounter_id>/verification.json      every check of the verification flow, run now
 
+A record's folder is its encounter id, so an id that is not one plain path segment (".", "..",
+anything with a separator: ids the collector now quarantines, but a catalog may hold from before)
+refuses the whole export up front, naming the record, rather than write beside the bag.
+
 A document whose unsealed bytes do not hash to the catalog's ``pdf_sha256`` is never exported:
 the export fails with a :class:`DossierError` naming the record, for a records officer to look at
 with ``emr-archive verify``. A document that opens but fails a check (say its lock was found
@@ -35,6 +39,7 @@ from archive.catalog import CatalogRow
 from archive.core.errors import ArchiveError
 from archive.render import extract_embedded_data
 from archive.seal import ObjectIdentity, unseal
+from archive.sources import id_problem
 from retrieval.errors import DossierError
 from verification.checks import FULL
 from verification.evidence import Environment
@@ -79,6 +84,8 @@ def export_dossier(
     it must not contain PHI."""
     if not rows:
         raise DossierError("nothing to export: no catalogued record matched")
+    for row in rows:
+        _require_folder_name(row)
     begin = datetime.now(UTC)
     verifier = Verifier.create(checks=FULL, env=env)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -106,6 +113,16 @@ def newest_per_encounter(rows: Sequence[CatalogRow]) -> list[CatalogRow]:
         if seen is None or row.signed_at >= seen.signed_at:
             newest[row.encounter_id] = row
     return sorted(newest.values(), key=lambda r: (r.discharged_at, r.encounter_id))
+
+
+def _require_folder_name(row: CatalogRow) -> None:
+    problem = id_problem(row.encounter_id)
+    if problem is not None:
+        # The id may be anything here, so the message names the record by its object key.
+        raise DossierError(
+            f"the encounter id of {row.object_key} cannot name a folder in the bag ({problem}); "
+            "nothing was exported - report it to the records office"
+        )
 
 
 def _write_document(

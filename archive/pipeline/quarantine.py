@@ -64,7 +64,8 @@ def store_entries(
         except ArchiveError as e:
             errors += 1
             stored["error"] = type(e).__name__
-        lines.append(json.dumps({**entry.metadata(), **stored}, sort_keys=True))
+        metadata = entry.metadata(keys.quarantine_digest)  # keyed: short ids cannot be tried
+        lines.append(json.dumps({**metadata, **stored}, sort_keys=True))
     return StoredQuarantine(index_lines=tuple(lines), reasons=dict(reasons), new=new, errors=errors)
 
 

@@ -155,6 +155,10 @@ class LocalKeyring:
     def record_token(self, record_id: str) -> str:
         return pseudonyms.record_token(self._pseudonym_secret, record_id)
 
+    def quarantine_digest(self, raw_id: object) -> str | None:
+        """How the quarantine index names a raw id (see :func:`pseudonyms.quarantine_digest`)."""
+        return pseudonyms.quarantine_digest(self._pseudonym_secret, raw_id)
+
     def __repr__(self) -> str:
         keks = self._keks
         return f"LocalKeyring({str(self._directory)!r}, current={keks.kek_id} v{keks.current})"

@@ -1,16 +1,21 @@
-"""Patient pseudonyms and record tokens: keyed hashes that let the catalog and object keys name
-patients and stays without naming them.
+"""Patient pseudonyms, record tokens and quarantine digests: keyed hashes that let the catalog,
+object keys and the quarantine index name patients, stays and ids without naming them.
 
-The catalog stores ``p1_`` + HMAC-SHA256 of the patient id, and object keys carry a keyed token
-of the record id: a plain hash of a short numeric id could be reversed by trying them all, a
-keyed one cannot. The secret must never change (a new one would orphan every catalog entry), so
-it is kept apart from the rotating KEKs; :class:`~archive.seal.keyring.LocalKeyring` holds it.
+The catalog stores ``p1_`` + HMAC-SHA256 of the patient id, object keys carry a keyed token of
+the record id, and the quarantine index names the ids of lines it holds back by ``q1_`` + a keyed
+digest: a plain hash of a short numeric id could be reversed by trying them all, a keyed one
+cannot. Each use has its own domain label, so one value never equals another's (an index digest
+never matches a catalog pseudonym or an object key's token).
+
+The secret must never change (a new one would orphan every catalog entry), so it is kept apart
+from the rotating KEKs; :class:`~archive.seal.keyring.LocalKeyring` holds it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import unicodedata
 from typing import Protocol
 
@@ -18,6 +23,8 @@ _PSEUDONYM_DOMAIN = b"emr-archive/patient-pseudonym/v1\x00"
 _PSEUDONYM_PREFIX = "p1_"
 _RECORD_TOKEN_DOMAIN = b"emr-archive/record-token/v1\x00"
 _RECORD_TOKEN_PREFIX = "r1"  # noqa: S105 - a format tag, not a secret
+_QUARANTINE_DOMAIN = b"emr-archive/quarantine-id/v1\x00"
+QUARANTINE_DIGEST_PREFIX = "q1_"
 
 
 class Pseudonymizer(Protocol):
@@ -44,6 +51,23 @@ def pseudonym(secret: bytes, patient_id: str) -> str:
 def record_token(secret: bytes, record_id: str) -> str:
     """40 hex digits (160 bits) of a domain-separated HMAC: short enough for object keys."""
     return _RECORD_TOKEN_PREFIX + _keyed(secret, _RECORD_TOKEN_DOMAIN, record_id, "record id")[:38]
+
+
+def quarantine_digest(secret: bytes, value: object) -> str | None:
+    """``"q1_"`` + HMAC-SHA256 of a raw id exactly as a source line held it; ``None``: no id.
+
+    Unlike a pseudonym the input is not normalised and may be any JSON value (a bad line's id
+    may be a number, a list, an unpaired surrogate): the digest ties entries to one raw value.
+    A type tag keeps the string "12" apart from the number 12.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        data = b"s" + value.encode("utf-8", "surrogatepass")
+    else:
+        data = b"j" + json.dumps(value, sort_keys=True, ensure_ascii=True).encode("ascii")
+    digest = hmac.new(secret, _QUARANTINE_DOMAIN + data, hashlib.sha256).hexdigest()
+    return QUARANTINE_DIGEST_PREFIX + digest
 
 
 def _keyed(secret: bytes, domain: bytes, value: str, what: str) -> str:

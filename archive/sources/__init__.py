@@ -11,13 +11,15 @@ from archive.core.timezones import DEFAULT_TZ, zone
 from archive.sources.bulk import MANIFEST_NAME, collect
 from archive.sources.fhir import Ref, canonical_json, parse_datetime
 from archive.sources.model import CollectedItem, EncounterBundle, Window
-from archive.sources.quarantine import QuarantineEntry, QuarantineReason, QuarantineScope, id_digest
+from archive.sources.quarantine import IdDigest, QuarantineEntry, QuarantineReason, QuarantineScope
+from archive.sources.validation import id_problem
 
 __all__ = [
     "DEFAULT_TZ",
     "MANIFEST_NAME",
     "CollectedItem",
     "EncounterBundle",
+    "IdDigest",
     "QuarantineEntry",
     "QuarantineReason",
     "QuarantineScope",
@@ -26,7 +28,7 @@ __all__ = [
     "Window",
     "canonical_json",
     "collect",
-    "id_digest",
+    "id_problem",
     "parse_datetime",
     "zone",
 ]

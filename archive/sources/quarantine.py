@@ -1,14 +1,17 @@
 """Quarantine: what a source could not archive, why, and the bytes it came from.
 
-Pure data. Entries are sealed and stored by the write path like any record (``raw_line`` holds PHI
-and the rest of the entry never does): ``detail`` is built from fixed phrases, file names, line
-numbers, JSON paths and code points only, and ids appear only as SHA-256 digests.
+Pure data. Entries are sealed and stored by the write path like any record (``raw_line`` and the
+raw ids hold PHI, are never shown by ``repr`` and never leave in :meth:`QuarantineEntry.metadata`):
+``detail`` is built from fixed phrases, file names, line numbers, JSON paths and code points only,
+and ids leave only as digests made by the caller's function. The write path passes the keyring's
+keyed :meth:`~archive.seal.LocalKeyring.quarantine_digest`: a plain hash of a short id could be
+reversed by trying them all, and sources hold no key.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -41,7 +44,7 @@ class QuarantineReason(StrEnum):
     code (MA_TAI_NAN), facility code (MA_CSKCB)."""
     INVALID_ID = "invalid-id"
     """A resource id breaks the FHIR id rule (path separators, control, invisible or look-alike
-    characters, too long)."""
+    characters, too long) or is made of dots only ("." or "..")."""
     CONTROL_CHARACTERS = "control-characters"
     """Text with control characters (other than TAB, LF, CR), unpaired surrogates or bidi
     overrides."""
@@ -53,35 +56,25 @@ class QuarantineScope(StrEnum):
     ENCOUNTER = "encounter"
     """A whole encounter was held back; ``raw_line`` is its Encounter line."""
     LINE = "line"
-    """One bad source line; ``encounter_id_digest`` names the encounter it held back, if known."""
+    """One bad source line; ``encounter_id`` names the encounter it held back, if known."""
 
 
-def id_digest(value: object) -> str | None:
-    """SHA-256 (hex) of a raw id exactly as it appeared; ``None`` when there was no id.
-
-    Ids in bad lines may contain anything, so only the digest is ever kept.
-    """
-    if value is None:
-        return None
-    if isinstance(value, str):
-        data = value.encode("utf-8", "surrogatepass")
-    else:
-        data = json.dumps(value, sort_keys=True, ensure_ascii=True).encode("ascii")
-    return hashlib.sha256(data).hexdigest()
+IdDigest = Callable[[object], "str | None"]
+"""Turns a raw id (any JSON value; ``None`` when there was none) into what the index shows."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QuarantineEntry:
     """One thing the source could not archive. ``repr`` and :meth:`metadata` never show
-    ``raw_line``."""
+    ``raw_line`` or the raw ids."""
 
     reason: QuarantineReason
     scope: QuarantineScope
     source_file: str
     line_number: int
     resource_type: str | None
-    resource_id_digest: str | None
-    encounter_id_digest: str | None
+    resource_id: object = field(repr=False)  # as the line held it (any JSON value); None: none
+    encounter_id: str | None = field(repr=False)  # the encounter it held back, if known
     detail: str
     raw_line: bytes = field(repr=False)
 
@@ -89,16 +82,17 @@ class QuarantineEntry:
     def raw_sha256(self) -> str:
         return hashlib.sha256(self.raw_line).hexdigest()
 
-    def metadata(self) -> dict[str, Any]:
-        """Everything but the raw bytes, JSON-ready (for reports and the quarantine index)."""
+    def metadata(self, id_digest: IdDigest) -> dict[str, Any]:
+        """Everything but the raw bytes and ids, JSON-ready (for reports and the quarantine
+        index); ids as ``id_digest`` makes them."""
         return {
             "reason": self.reason.value,
             "scope": self.scope.value,
             "source_file": self.source_file,
             "line_number": self.line_number,
             "resource_type": self.resource_type,
-            "resource_id_digest": self.resource_id_digest,
-            "encounter_id_digest": self.encounter_id_digest,
+            "resource_id_digest": id_digest(self.resource_id),
+            "encounter_id_digest": id_digest(self.encounter_id),
             "detail": self.detail,
             "raw_sha256": self.raw_sha256,
             "raw_size": len(self.raw_line),

@@ -6,7 +6,9 @@ returns a short, PHI-free description of the problem (or ``None``), or a plain `
 
 * **ids** — the FHIR rule ``[A-Za-z0-9-.]{1,64}`` and nothing else: path separators, control,
   invisible (zero-width) and non-ASCII look-alike characters (Cyrillic U+0430 for "a") are all
-  refused.
+  refused. Stricter than FHIR, an id of dots only ("." and "..", which the pattern allows) is
+  refused too: an encounter id names a folder in a dossier, where those mean "here" and "parent"
+  (and Windows drops trailing dots, so "..." would become nothing).
 * **ICD-10** (WHO, as used by the Vietnamese MOH list) — an upper-case letter, two digits, and
   optionally "." plus one or two digits ("J18.9", "F32.1", "V43.5", "A09", "S72.00"); the
   3-character category must fall in a WHO chapter range (``ICD10_CHAPTERS``), which refuses e.g.
@@ -38,13 +40,15 @@ _INVISIBLE: Final = frozenset(
 
 
 def is_valid_id(value: object) -> bool:
-    return isinstance(value, str) and _ID.fullmatch(value) is not None
+    return id_problem(value) is None
 
 
 def id_problem(value: object) -> str | None:
-    """Why ``value`` is not a FHIR id, in words that never repeat the id itself."""
+    """Why ``value`` is not a FHIR id we accept, in words that never repeat the id itself."""
     if not isinstance(value, str):
         return f"id is a JSON {type(value).__name__}, not a string"
+    if value and not value.strip("."):
+        return "id is made of only dots, which a file path reads as a folder"
     if _ID.fullmatch(value):
         return None
     if not value:

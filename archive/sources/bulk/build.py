@@ -29,7 +29,7 @@ from archive.sources.bulk.ndjson import Bad, Parsed, changed, decode, read_at, u
 from archive.sources.bulk.scan import salvaged_id
 from archive.sources.fhir import Ref, Resource
 from archive.sources.model import CollectedItem, EncounterBundle, Window
-from archive.sources.quarantine import QuarantineEntry, QuarantineReason, QuarantineScope, id_digest
+from archive.sources.quarantine import QuarantineEntry, QuarantineReason, QuarantineScope
 
 R = QuarantineReason
 
@@ -127,21 +127,20 @@ class Builder:
         detail = first.detail
         if others:
             detail += f" (+{len(others)} more: {', '.join(sorted({p.reason for p in others}))})"
-        digest = id_digest(enc.id)
-        yield self._entry_at(enc.line, first.reason, QuarantineScope.ENCOUNTER, digest, detail)
+        yield self._entry_at(enc.line, first.reason, QuarantineScope.ENCOUNTER, enc.id, detail)
         for problem in problems:
             if problem.line is None or problem.emitted or problem.line in self.emitted:
                 continue
             self.emitted.add(problem.line)
             scope = QuarantineScope.LINE
-            yield self._entry_at(problem.line, problem.reason, scope, digest, problem.detail)
+            yield self._entry_at(problem.line, problem.reason, scope, enc.id, problem.detail)
 
     def _entry_at(
         self,
         position: int,
         reason: QuarantineReason,
         scope: QuarantineScope,
-        enc_digest: str | None,
+        enc_id: str,
         detail: str,
     ) -> QuarantineEntry:
         index, number, length, offset = unpack(position)
@@ -155,8 +154,8 @@ class Builder:
             source_file=file.name,
             line_number=number,
             resource_type=file.resource_type,
-            resource_id_digest=id_digest(rid),
-            encounter_id_digest=enc_digest,
+            resource_id=rid,
+            encounter_id=enc_id,
             detail=detail,
             raw_line=raw,
         )

@@ -28,7 +28,7 @@ from archive.sources.bulk.ndjson import Bad, Line, Parsed, parse, position, read
 from archive.sources.bulk.scan import salvaged_encounter, salvaged_id, scan
 from archive.sources.fhir import Ref, Resource
 from archive.sources.model import Window
-from archive.sources.quarantine import QuarantineEntry, QuarantineReason, QuarantineScope, id_digest
+from archive.sources.quarantine import QuarantineEntry, QuarantineReason, QuarantineScope
 
 R = QuarantineReason
 
@@ -70,7 +70,7 @@ class Indexer:
         parsed = parse(line, self.limit)
         if isinstance(parsed, Bad):
             # Which encounter this was, and whether it is in the window, cannot be known.
-            yield line_entry(line, parsed, None, id_digest(salvaged_id(line.raw)))
+            yield line_entry(line, parsed, None, salvaged_id(line.raw))
             return
         encounter = parsed.resource
         if encounter.get("status") != "finished":
@@ -78,7 +78,7 @@ class Indexer:
         enc_id = encounter.get("id")
         if not isinstance(enc_id, str):
             bad = Bad(R.INVALID_ID, "finished Encounter without a string id")
-            yield line_entry(line, bad, None, id_digest(enc_id))
+            yield line_entry(line, bad, None, enc_id)
             return
         problems = self._period_end_problems(encounter)
         if problems is not None:  # None: finished outside the window
@@ -184,21 +184,19 @@ class Indexer:
             self.broken.setdefault(Ref(kind, rid), problem)
         for ordinal in dict.fromkeys(owners):
             self.encounters[ordinal].problems.append(problem)
-        enc_digest = id_digest(self.encounters[owners[0]].id) if owners else None
-        return line_entry(line, bad, enc_digest, id_digest(rid))
+        enc_id = self.encounters[owners[0]].id if owners else None
+        return line_entry(line, bad, enc_id, rid)
 
 
-def line_entry(
-    line: Line, bad: Bad, enc_digest: str | None, rid_digest: str | None
-) -> QuarantineEntry:
+def line_entry(line: Line, bad: Bad, enc_id: str | None, rid: object) -> QuarantineEntry:
     return QuarantineEntry(
         reason=bad.reason,
         scope=QuarantineScope.LINE,
         source_file=line.file.name,
         line_number=line.number,
         resource_type=line.file.resource_type,
-        resource_id_digest=rid_digest,
-        encounter_id_digest=enc_digest,
+        resource_id=rid,
+        encounter_id=enc_id,
         detail=bad.detail,
         raw_line=line.raw,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tracemalloc
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from archive.seal.pseudonyms import quarantine_digest
 from archive.sources import (
     CollectedItem,
     EncounterBundle,
@@ -25,7 +27,6 @@ from archive.sources import (
     Window,
     collect,
     fhir,
-    id_digest,
 )
 from infra.sample import (
     EXPECTED_REASON,
@@ -35,6 +36,7 @@ from infra.sample import (
 )
 
 DAY = date(2025, 7, 1)
+_KEYED = functools.partial(quarantine_digest, b"test secret" * 3)
 WINDOW = Window.for_day(DAY)
 R = QuarantineReason
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -75,14 +77,12 @@ def test_good_encounters_in_the_window_are_all_collected_and_none_outside(
 
 
 def test_every_planted_problem_comes_back_with_its_reason(collected: Collected) -> None:
-    expected = Counter(
-        (EXPECTED_REASON[p.kind], id_digest(p.encounter_id)) for p in collected.sample.planted
-    )
+    expected = Counter((EXPECTED_REASON[p.kind], p.encounter_id) for p in collected.sample.planted)
     held = [e for e in collected.entries if e.scope is QuarantineScope.ENCOUNTER]
-    assert Counter((e.reason, e.encounter_id_digest) for e in held) == expected
+    assert Counter((e.reason, e.encounter_id) for e in held) == expected
     lines = [e for e in collected.entries if e.scope is QuarantineScope.LINE]
     assert len(lines) == collected.sample.expected_line_entries
-    orphans = [e for e in lines if e.encounter_id_digest is None]
+    orphans = [e for e in lines if e.encounter_id is None]
     assert len(orphans) == collected.sample.orphan_lines
     assert {e.reason for e in orphans} == {R.MALFORMED_JSON}
     assert {e.reason for e in held} == set(EXPECTED_REASON.values())
@@ -95,11 +95,9 @@ def test_bad_lines_are_kept_whole_and_tied_to_their_encounter(collected: Collect
         assert lines[entry.line_number - 1] == entry.raw_line
         if entry.scope is QuarantineScope.ENCOUNTER:
             assert entry.resource_type == "Encounter"
-            assert entry.resource_id_digest == entry.encounter_id_digest
-    held = {
-        e.encounter_id_digest for e in collected.entries if e.scope is QuarantineScope.ENCOUNTER
-    }
-    tied = {e.encounter_id_digest for e in collected.entries if e.scope is QuarantineScope.LINE}
+            assert entry.resource_id == entry.encounter_id
+    held = {e.encounter_id for e in collected.entries if e.scope is QuarantineScope.ENCOUNTER}
+    tied = {e.encounter_id for e in collected.entries if e.scope is QuarantineScope.LINE}
     assert tied - {None} <= held
 
 
@@ -112,20 +110,20 @@ def test_output_is_sorted_by_encounter_id(collected: Collected) -> None:
     head = collected.items[:first_encounter]
     assert all(isinstance(i, QuarantineEntry) and i.scope is QuarantineScope.LINE for i in head)
     order = [
-        digest
+        enc_id
         for item in collected.items[first_encounter:]
-        if (digest := _encounter_digest(item)) is not None
+        if (enc_id := _encounter_id(item)) is not None
     ]
-    digests_by_id = {id_digest(i): i for i in collected.sample.in_window}
-    digests_by_id |= {id_digest(p.encounter_id): p.encounter_id for p in collected.sample.planted}
-    ids = [digests_by_id[d] for d in dict.fromkeys(order)]
+    ids = list(dict.fromkeys(order))
+    known = {*collected.sample.in_window, *(p.encounter_id for p in collected.sample.planted)}
+    assert set(ids) <= known
     assert ids == sorted(ids)
 
 
-def _encounter_digest(item: CollectedItem) -> str | None:
+def _encounter_id(item: CollectedItem) -> str | None:
     if isinstance(item, EncounterBundle):
-        return id_digest(item.encounter_id)
-    return item.encounter_id_digest if item.scope is QuarantineScope.ENCOUNTER else None
+        return item.encounter_id
+    return item.encounter_id if item.scope is QuarantineScope.ENCOUNTER else None
 
 
 def test_every_reference_is_resolved_inside_the_bundle(collected: Collected) -> None:
@@ -186,7 +184,7 @@ def test_no_phi_in_quarantine_details_or_reprs(collected: Collected) -> None:
     phi = _phi(collected.sample.out_dir)
     assert len(phi) > 1000
     shown = "\n".join(
-        f"{e.detail}\n{e!r}\n{json.dumps(e.metadata(), ensure_ascii=False)}"
+        f"{e.detail}\n{e!r}\n{json.dumps(e.metadata(_KEYED), ensure_ascii=False)}"
         for e in collected.entries
     )
     shown += "\n".join(repr(item) for item in collected.bundles)
@@ -370,9 +368,7 @@ def _run(directory: Path, **kwargs: Any) -> tuple[list[EncounterBundle], list[Qu
 
 
 def _held(entries: Iterable[QuarantineEntry]) -> dict[str | None, QuarantineReason]:
-    return {
-        e.encounter_id_digest: e.reason for e in entries if e.scope is QuarantineScope.ENCOUNTER
-    }
+    return {e.encounter_id: e.reason for e in entries if e.scope is QuarantineScope.ENCOUNTER}
 
 
 def test_a_good_family_becomes_one_bundle(tmp_path: Path) -> None:
@@ -425,8 +421,8 @@ def test_window_edges_and_date_only_end(tmp_path: Path) -> None:
     bundles, entries = _run(tmp_path)
     assert [b.encounter_id for b in bundles] == ["date-only", "in-at-midnight", "in-utc"]
     assert _held(entries) == {
-        id_digest("naive"): R.INVALID_DATETIME,
-        id_digest("no-end"): R.MISSING_PERIOD_END,
+        "naive": R.INVALID_DATETIME,
+        "no-end": R.MISSING_PERIOD_END,
     }
 
 
@@ -453,14 +449,14 @@ def test_duplicates_other_patients_and_bad_codes_hold_only_their_encounter(tmp_p
     bundles, entries = _run(tmp_path)
     assert [b.encounter_id for b in bundles] == ["good"]
     held = Counter(
-        (e.encounter_id_digest, e.reason) for e in entries if e.scope is QuarantineScope.ENCOUNTER
+        (e.encounter_id, e.reason) for e in entries if e.scope is QuarantineScope.ENCOUNTER
     )
     assert held == Counter(
         {
-            (id_digest("dup"), R.DUPLICATE_ID): 2,
-            (id_digest("stranger"), R.INCONSISTENT_REFERENCE): 1,
-            (id_digest("accident"), R.INVALID_CODE): 1,
-            (id_digest("procedure"), R.INVALID_CODE): 1,
+            ("dup", R.DUPLICATE_ID): 2,
+            ("stranger", R.INCONSISTENT_REFERENCE): 1,
+            ("accident", R.INVALID_CODE): 1,
+            ("procedure", R.INVALID_CODE): 1,
         }
     )
 
@@ -475,8 +471,8 @@ def test_missing_facility_code_and_missing_subject(tmp_path: Path) -> None:
     bundles, entries = _run(tmp_path)
     assert bundles == []
     assert _held(entries) == {
-        id_digest("e1"): R.INVALID_CODE,
-        id_digest("e2"): R.MALFORMED_RESOURCE,
+        "e1": R.INVALID_CODE,
+        "e2": R.MALFORMED_RESOURCE,
     }
 
 
@@ -492,18 +488,18 @@ def test_malformed_lines_with_and_without_a_known_encounter(tmp_path: Path) -> N
     _write(tmp_path, files)
     bundles, entries = _run(tmp_path)
     assert bundles == []
-    assert _held(entries) == {id_digest("e1"): R.MALFORMED_JSON}
+    assert _held(entries) == {"e1": R.MALFORMED_JSON}
     lines = {
-        e.line_number: (e.reason, e.encounter_id_digest)
+        e.line_number: (e.reason, e.encounter_id)
         for e in entries
         if e.scope is QuarantineScope.LINE
     }
     # x2 belongs to an encounter that is not collected tonight: it waits for that night.
     assert lines == {
-        3: (R.MALFORMED_JSON, id_digest("e1")),
+        3: (R.MALFORMED_JSON, "e1"),
         5: (R.MALFORMED_JSON, None),
         6: (R.MALFORMED_JSON, None),
-        7: (R.MALFORMED_RESOURCE, id_digest("e1")),
+        7: (R.MALFORMED_RESOURCE, "e1"),
     }
 
 
@@ -516,7 +512,19 @@ def test_oversized_lines_are_quarantined_with_their_beginning(tmp_path: Path) ->
     line = next(e for e in entries if e.scope is QuarantineScope.LINE)
     assert line.reason is R.OVERSIZED_LINE
     assert len(line.raw_line) == 2048
-    assert _held(entries) == {id_digest("e1"): R.OVERSIZED_LINE}
+    assert _held(entries) == {"e1": R.OVERSIZED_LINE}
+
+
+@pytest.mark.parametrize("enc_id", [".", ".."])
+def test_encounter_ids_of_dots_are_quarantined_as_invalid_id(tmp_path: Path, enc_id: str) -> None:
+    # "." and ".." fit the FHIR id pattern but name a folder: as a dossier folder they broke
+    # the export (and as a path segment they would climb out of it).
+    _write(tmp_path, _merge(_family("good"), _family(enc_id)))
+    bundles, entries = _run(tmp_path)
+    assert [b.encounter_id for b in bundles] == ["good"]
+    held = [e for e in entries if e.scope is QuarantineScope.ENCOUNTER]
+    assert [(e.reason, e.encounter_id) for e in held] == [(R.INVALID_ID, enc_id)]
+    assert "only dots" in held[0].detail
 
 
 def test_unresolved_references_are_named(tmp_path: Path) -> None:
@@ -528,8 +536,8 @@ def test_unresolved_references_are_named(tmp_path: Path) -> None:
     bundles, entries = _run(tmp_path)
     assert bundles == []
     assert _held(entries) == {
-        id_digest("e1"): R.UNRESOLVED_REFERENCE,
-        id_digest("e2"): R.UNRESOLVED_REFERENCE,
+        "e1": R.UNRESOLVED_REFERENCE,
+        "e2": R.UNRESOLVED_REFERENCE,
     }
     assert all("not in the export" in e.detail for e in entries)
 

@@ -88,6 +88,9 @@ def test_valid_ids(value: str) -> None:
         ("../x", "path separator"),
         ("a/b", "path separator"),
         ("..\\x", "path separator"),
+        (".", "only dots"),
+        ("..", "only dots"),
+        ("...", "only dots"),
         ("enc-\u0430bc", "look-alike"),  # Cyrillic a
         ("enc\u200b1", "invisible"),
         ("enc\ufeff1", "invisible"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -277,3 +278,30 @@ def test_record_tokens_are_keyed_stable_and_separate_from_pseudonyms(tmp_path: P
     assert all(c in "0123456789abcdef" for c in token[2:])
     assert token[2:] not in a.pseudonym("ENC-2026-000123")
     assert "000123" not in token
+
+
+def test_quarantine_digests_are_keyed_and_apart_from_pseudonyms_and_tokens(tmp_path: Path) -> None:
+    # The quarantine index kept SHA-256 of raw ids: a short encounter number is found again by
+    # hashing every number. The digest is keyed now, under a label of its own.
+    a = LocalKeyring.create(tmp_path / "a", kek_id="k")
+    b = LocalKeyring.create(tmp_path / "b", kek_id="k")
+    short = "000123"
+    digest = a.quarantine_digest(short)
+    assert digest is not None
+    assert re.fullmatch(r"q1_[0-9a-f]{64}", digest)
+    assert digest == a.quarantine_digest(short)
+    assert digest != b.quarantine_digest(short)
+    assert hashlib.sha256(short.encode()).hexdigest() not in digest
+    assert digest[3:] != a.pseudonym(short)[3:]
+    assert a.record_token(short)[2:] not in digest
+
+
+def test_quarantine_digests_take_raw_ids_exactly_as_they_appeared(ring: LocalKeyring) -> None:
+    # Ids of bad lines may be anything JSON holds: kept apart, never folded, never refused.
+    nfc = unicodedata.normalize("NFC", "hồ")
+    nfd = unicodedata.normalize("NFD", "hồ")
+    values: list[object] = ["12", 12, [12], {"a": 1}, nfc, nfd, "\ud800", True, 1.5]
+    digests = [ring.quarantine_digest(v) for v in values]
+    assert None not in digests
+    assert len(set(digests)) == len(values)
+    assert ring.quarantine_digest(None) is None

@@ -12,8 +12,10 @@ import pytest
 
 from archive.catalog import CatalogRow
 from archive.core.settings import SealSettings
+from archive.render import Renderer
 from archive.seal import LocalKeyring, ObjectIdentity, seal
 from retrieval import DossierError, export_dossier, newest_per_encounter
+from tests.support.fhir import canonical, example_bundle
 from tests.support.memstore import MemoryStore
 from verification.config import HoldSet
 from verification.evidence import Environment
@@ -93,3 +95,34 @@ def test_nothing_to_export_is_an_error(tmp_path: Path) -> None:
     )
     with pytest.raises(DossierError, match="nothing to export"):
         export_dossier([], env=env, out_dir=tmp_path, label="d", now=NOW, context={})
+
+
+@pytest.mark.parametrize("encounter_id", [".", "..", "../x"])
+def test_an_encounter_id_that_is_a_path_never_becomes_a_bag_folder(
+    tmp_path: Path, encounter_id: str
+) -> None:
+    # Rows catalogued before such ids were quarantined: data/<id>/ would be the bag itself or
+    # its parent. The export must refuse with a reason, before writing anything.
+    bundle = example_bundle()
+    pdf = Renderer.create().render(bundle, canonical(bundle), created_at=NOW).pdf
+    keys = LocalKeyring.create(tmp_path / "keys", kek_id="emr-archive-kek")
+    store = MemoryStore()
+    identity = ObjectIdentity("memory", "records/abc", encounter_id)
+    sealed = seal(pdf, identity=identity, keys=keys, settings=SealSettings())
+    put = store.put_locked("records/abc", sealed, retain_until=NOW + timedelta(days=1))
+    row = replace(
+        _row(pdf_sha256=hashlib.sha256(pdf).hexdigest(), version_id=put.version_id, signed_at=NOW),
+        encounter_id=encounter_id,
+    )
+    env = Environment(
+        store=store,
+        keys=keys,
+        seal=SealSettings(),
+        trust_roots=(),
+        holds=HoldSet(),
+        settings=VerificationSettings(),
+    )
+    out = tmp_path / "out"
+    with pytest.raises(DossierError, match="cannot name a folder"):
+        export_dossier([row], env=env, out_dir=out, label="d", now=NOW, context={})
+    assert not out.exists() or not any(out.iterdir())
