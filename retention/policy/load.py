@@ -2,14 +2,15 @@
 
 Loading refuses, naming the line: a file that is not UTF-8, TOML syntax errors, anything the
 :class:`~retention.policy.reader.Reader` refuses (unknown keys, a missing or non-integer
-``version``, years that are not a whole number of at least 1, a rule naming an unknown class, a
-malformed code or range), a class declared twice, and **overlapping rules**, checked here because
-only the whole set of rules shows them: two matchers of the same kind (in any two rules, or twice
-in one rule) that can match a common value. For ICD-10 and ICD-9-CM that means ranges that
-intersect, including identical and nested ones; for the listed codes it means the same value
-twice; for the ``deceased`` / ``incident_file`` flags it means two rules setting the same flag.
-Nesting is refused even between classes of different periods: the longest class always wins, so
-a narrower rule could only raise its codes, never lower them.
+``version``, years that are not a whole number from 1 to 100 (``permanent = true`` says permanent),
+a lock horizon beyond 200 years, a rule naming an unknown class, a malformed code or range), a
+class declared twice, and **overlapping rules**, checked here because only the whole set of rules
+shows them: two matchers of the same kind (in any two rules, or twice in one rule) that can match a
+common value. For ICD-10 and ICD-9-CM that means ranges that intersect, including identical and
+nested ones; for the listed codes it means the same value twice; for the ``deceased`` /
+``incident_file`` flags it means two rules setting the same flag. Nesting is refused even between
+classes of different periods: the longest class always wins, so a narrower rule could only raise
+its codes, never lower them.
 
 The only file read is the policy itself; ``None`` loads the shipped ``retention/policy.toml``,
 found as a resource of the ``retention`` package so it works from a wheel as from a checkout.

@@ -25,6 +25,15 @@ MATCHERS: Final = {
     "deceased": "patient deceased",
     "incident_file": "incident-resolution file",
 }
+# The longest period a class may state. The shipped policy's periods run from 5 to 30 years
+# (TT 33/2025/TT-BYT), beside permanent classes; a larger number is a typo, or "permanent" written
+# as a number, which would then be treated as a period that ends (disposition would one day
+# propose the record). Permanence is ``permanent = true``, so catalog and disposition know it.
+MAX_PERIOD_YEARS: Final = 100
+# How far ahead a permanent record is locked. Object Lock needs a date, and the lock is
+# re-extended well before it ends; more than this is no longer a horizon but a date nobody will
+# check (and far enough out, e.g. 10,000 years, not a date at all: every lock would fail).
+MAX_HORIZON_YEARS: Final = 200
 _TOP: Final = "\U0010ffff"  # sorts after every character: "F99" + _TOP bounds F99 and its children
 
 

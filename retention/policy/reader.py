@@ -16,7 +16,15 @@ from typing import Any, Final, NoReturn
 
 from retention.errors import PolicyError
 from retention.policy.locator import Locator
-from retention.policy.model import MATCHERS, CodeRange, RetentionClass, RetentionPolicy, Rule
+from retention.policy.model import (
+    MATCHERS,
+    MAX_HORIZON_YEARS,
+    MAX_PERIOD_YEARS,
+    CodeRange,
+    RetentionClass,
+    RetentionPolicy,
+    Rule,
+)
 
 _ID: Final = re.compile(r"[a-z][a-z0-9_]{0,47}")
 _POLICY_ID: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -56,7 +64,7 @@ class Reader:
         default = self._text((), self.tree, "default_class")
         if default not in known:
             self.fail(self.where.key((), "default_class"), self._unknown(default, known))
-        horizon = self._whole((), self.tree, "permanent_horizon_years")
+        horizon = self._whole((), self.tree, "permanent_horizon_years", most=MAX_HORIZON_YEARS)
         longest = max((c.years for c in classes if c.years is not None), default=0)
         if horizon <= longest:
             self.fail(
@@ -100,7 +108,7 @@ class Reader:
             )
         return RetentionClass(
             class_id=class_id,
-            years=None if permanent else self._whole(path, body, "years", what="permanent = true"),
+            years=None if permanent else self._period(path, body),
             title=self._text(path, body, "title", required=False),
             legal_basis=self._text(path, body, "legal_basis"),
             secondary=self._flag(path, body, "secondary"),
@@ -187,18 +195,39 @@ class Reader:
             )
         return value
 
+    def _period(self, path: tuple[str, ...], body: dict[str, Any]) -> int:
+        """A class's ``years``: 1 to :data:`MAX_PERIOD_YEARS`; permanence has its own key."""
+        permanent = "permanent = true"
+        value = body.get("years")
+        if value == "permanent" or (isinstance(value, int) and value > MAX_PERIOD_YEARS):
+            self.fail(
+                self.where.key(path, "years"),
+                f"{self._label(path, 'years')} must be a whole number from 1 to "
+                f"{MAX_PERIOD_YEARS}, not {value!r}: for a record kept for good write "
+                f"{permanent} instead of years",
+            )
+        return self._whole(path, body, "years", what=permanent, most=MAX_PERIOD_YEARS)
+
     def _whole(
-        self, path: tuple[str, ...], body: dict[str, Any], key: str, *, what: str = ""
+        self,
+        path: tuple[str, ...],
+        body: dict[str, Any],
+        key: str,
+        *,
+        what: str = "",
+        most: int | None = None,
     ) -> int:
         if key not in body:
             self._missing(path, key, f"{key} = <whole number>" + (f" or {what}" if what else ""))
         value = body[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        wanted = "of at least 1" if most is None else f"from 1 to {most}"
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if not whole or value < 1 or (most is not None and value > most):
             self.fail(
                 self.where.key(path, key),
-                f"{self._label(path, key)} must be a whole number of at least 1, not {value!r}",
+                f"{self._label(path, key)} must be a whole number {wanted}, not {value!r}",
             )
-        return value
+        return int(value)
 
     def _date(self, path: tuple[str, ...], key: str) -> date | None:
         value = self.tree.get(key)

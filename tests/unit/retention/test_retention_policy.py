@@ -388,11 +388,11 @@ BAD_POLICIES = [
     pytest.param(
         MINIMAL.replace("years = 20", "years = -20"),
         "years = -20",
-        "at least 1",
+        "from 1 to 100",
         id="negative-years",
     ),
     pytest.param(
-        MINIMAL.replace("years = 20", "years = 0"), "years = 0", "at least 1", id="zero-years"
+        MINIMAL.replace("years = 20", "years = 0"), "years = 0", "from 1 to 100", id="zero-years"
     ),
     pytest.param(
         MINIMAL.replace("years = 20", "years = 20.5"),
@@ -490,6 +490,30 @@ BAD_POLICIES = [
         id="permanent-and-years",
     ),
     pytest.param(
+        MINIMAL.replace("years = 30", "years = 101"),
+        "years = 101",
+        "from 1 to 100",
+        id="years-beyond-the-legal-maximum",
+    ),
+    pytest.param(
+        MINIMAL.replace("years = 30", "years = 9999"),
+        "years = 9999",
+        "permanent = true",
+        id="permanent-written-as-a-number",
+    ),
+    pytest.param(
+        MINIMAL.replace("years = 30", 'years = "permanent"'),
+        'years = "permanent"',
+        "permanent = true",
+        id="permanent-written-as-years",
+    ),
+    pytest.param(
+        MINIMAL.replace("permanent_horizon_years = 100", "permanent_horizon_years = 10000"),
+        "permanent_horizon_years",
+        "from 1 to 200",
+        id="horizon-beyond-any-lock-date",
+    ),
+    pytest.param(
         MINIMAL.replace("permanent_horizon_years = 100", "permanent_horizon_years = 30"),
         "permanent_horizon_years",
         "must exceed",
@@ -544,6 +568,17 @@ def test_bad_policy_is_refused_naming_the_line(text: str, needle: str, message: 
     assert err.line == expected, str(err)
     assert str(err).startswith(f"bad.toml, line {expected}: ")
     assert isinstance(err, ArchiveError)
+
+
+def test_the_longest_period_and_horizon_allowed_load_and_lock() -> None:
+    text = MINIMAL.replace("years = 30", "years = 100").replace(
+        "permanent_horizon_years = 100", "permanent_horizon_years = 200"
+    )
+    policy = parse_policy(text)
+    assert max(c.years or 0 for c in policy.classes) == 100
+    assert policy.permanent_horizon_years == 200
+    c = Classification(class_id="x", years=None, lock_years=200, matched_rules=(), reason="")
+    assert retain_until(c, discharged_at=DISCHARGED) == local_new_year(2226)
 
 
 def test_a_flag_set_by_two_rules_names_the_second() -> None:
