@@ -97,11 +97,11 @@ def authorise(
             f"a delegate (role {' or '.join(sorted(APPROVING_ROLES))})"
         )
     confirmation = register.proposal_event(proposal_id, "disposition.confirmed")
-    role = confirmation["role"] if confirmation else register_role(register, proposal_id)
+    role = confirmation["role"] if confirmation else _proposer_role(register, proposal_id)
     return proposal, Approval(confirmed_by=Actor(confirmer, role), approved_by=by)
 
 
-def register_role(register: Register, proposal_id: str) -> str:
+def _proposer_role(register: Register, proposal_id: str) -> str:
     """The role the proposer held (proposals registered before roles were recorded: unknown)."""
     event = register.proposal_event(proposal_id, "disposition.proposed")
     return str(event.get("role", "unknown")) if event else "unknown"
