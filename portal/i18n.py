@@ -42,6 +42,8 @@ LABELS: Final[Mapping[str, tuple[str, str]]] = {
     "role.inspector": ("Thanh tra", "Inspector"),
     "role.auditor": ("Kiểm toán viên", "Auditor"),
     "role.admin": ("Quản trị viên", "Administrator"),
+    "role.facility-head": ("Thủ trưởng cơ sở", "Facility head"),
+    "role.facility-head-delegate": ("Người được thủ trưởng ủy quyền", "Facility head's delegate"),
     "search.title": ("Tra cứu hồ sơ", "Find a dossier"),
     "search.encounter": ("Mã đợt điều trị", "Encounter id"),
     "search.patient": ("Mã người bệnh", "Patient id"),

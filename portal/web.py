@@ -54,6 +54,8 @@ HOME: Final[dict[Role, str]] = {
     Role.INSPECTOR: "/search",
     Role.AUDITOR: "/audit",
     Role.ADMIN: "/audit",
+    Role.FACILITY_HEAD: "/audit",
+    Role.HEAD_DELEGATE: "/audit",
 }
 
 

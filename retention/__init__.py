@@ -6,19 +6,28 @@ retain-until date of its COMPLIANCE lock (:func:`classify`, :func:`retain_until`
 write path asks for through :class:`PolicyClassifier`.
 
 Holds, upgrades and disposition change lock state only (a legal hold set or cleared, a lock
-extended, an expired version deleted after a second person approves); they never rewrite a
-record. The :class:`Register` records every such change in a hash-chained locked log, which the
-verifier reads (:func:`lock_expectations`) to know which holds and deletions to expect.
+extended, an expired version deleted); they never rewrite a record. Destruction and the release
+of a hold take two different people, each passed in as an :class:`Actor` with the role their
+account holds (:mod:`retention.people`: the approver is the facility head or a delegate).
+The :class:`Register` records every such change in a hash-chained locked log, which the verifier
+reads (:func:`lock_expectations`) to know which holds and deletions to expect.
 :class:`RetentionParts` opens everything a command or the sweep needs from settings.
 """
 
 from retention.classifier import PolicyClassifier
-from retention.disposition import SWEEP_ACTOR, Outcome, Proposal, approve, load_proposal
+from retention.disposition import Approval, Outcome, Proposal, approve, confirm, load_proposal
 from retention.errors import PolicyError, RetentionError
 from retention.facts import RecordFacts
-from retention.holds import HoldScope, list_holds, place_hold, release_hold
+from retention.holds import (
+    HoldScope,
+    confirm_release,
+    list_holds,
+    place_hold,
+    request_release,
+)
 from retention.minutes import read_minutes
 from retention.parts import RetentionParts, lock_expectations
+from retention.people import APPROVING_ROLES, SWEEP, SWEEP_ACTOR, Actor
 from retention.policy import (
     Classification,
     LockAction,
@@ -37,7 +46,11 @@ from retention.upgrades import (
 )
 
 __all__ = [
+    "APPROVING_ROLES",
+    "SWEEP",
     "SWEEP_ACTOR",
+    "Actor",
+    "Approval",
     "Classification",
     "HoldScope",
     "LockAction",
@@ -54,6 +67,8 @@ __all__ = [
     "apply_upgrade",
     "approve",
     "classify",
+    "confirm",
+    "confirm_release",
     "facts_from_export",
     "list_holds",
     "load_facts_file",
@@ -63,6 +78,6 @@ __all__ = [
     "place_hold",
     "plan_upgrade",
     "read_minutes",
-    "release_hold",
+    "request_release",
     "retain_until",
 ]

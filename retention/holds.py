@@ -6,6 +6,11 @@ range (local dates, inclusive), and sets the S3 legal hold on every version of e
 object. The register records who placed it, when, why (reason and case reference) and exactly
 which versions it holds; an audit event follows.
 
+Releasing a hold takes two people (:mod:`retention.people`): one requests it
+(:func:`request_release`, nothing changes yet), a different person confirms
+(:func:`confirm_release`), and only then is the flag cleared; otherwise one officer could lift
+a hold, wait for the sweep and destroy. Each refusal is audited.
+
 S3 has one legal-hold flag per version, shared by every case. Releasing one case therefore
 clears the flag only on versions no other active hold needs. The store is changed before the
 register: a crash between the two leaves a version held with no record of why (safe: it cannot
@@ -25,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 from archive.audit import AuditEvent, AuditLog
 from archive.seal import Pseudonymizer
+from retention.people import Actor, refuse
 from retention.register import (
     Hold,
     Register,
@@ -97,7 +103,7 @@ def place_hold(
     *,
     case_ref: str,
     reason: str,
-    by: str,
+    by: Actor,
     catalog_rows: Any,
     register: Register,
     audit: AuditLog,
@@ -105,7 +111,7 @@ def place_hold(
     tz: str,
 ) -> HoldResult:
     """Select the records, hold every version of each, then record and audit the hold."""
-    _require_text(case_ref=case_ref, reason=reason, by=by)
+    _require_text(case_ref=case_ref, reason=reason, by=by.name)
     zone = ZoneInfo(tz)
     rows = [r for r in live_rows(catalog_rows, register) if scope.selects(r, zone)]
     if not rows:
@@ -125,7 +131,8 @@ def place_hold(
                 "hold_id": hold_id,
                 "case_ref": case_ref,
                 "reason": reason,
-                "by": by,
+                "by": by.name.strip(),
+                "role": by.role,
                 "at": now.isoformat(),
                 "scope": scope.to_json(),
                 "encounters": encounters,
@@ -141,14 +148,56 @@ def place_hold(
     return HoldResult(hold_id, len(encounters), len(versions))
 
 
-def release_hold(
-    hold_id: str, *, by: str, reason: str, register: Register, audit: AuditLog, now: datetime
+def request_release(
+    hold_id: str, *, by: Actor, reason: str, register: Register, audit: AuditLog, now: datetime
+) -> Hold:
+    """Ask for a hold to be released; nothing is cleared until another person confirms."""
+    hold = _active_or_refuse(hold_id, by, "hold.remove-request", register, audit, now)
+    pending = register.release_requests().get(hold_id)
+    if pending is not None:
+        raise refuse(
+            audit,
+            by,
+            "hold.remove-request",
+            now,
+            f"release of {hold_id} was already requested by {pending['by']}: a different person "
+            f"confirms it (`emr-archive hold confirm-release {hold_id}`)",
+            entities=(("hold", hold_id),),
+        )
+    _require_text(reason=reason, by=by.name)
+    register.append(
+        [
+            {
+                "type": "hold.release_requested",
+                "hold_id": hold_id,
+                "by": by.name.strip(),
+                "role": by.role,
+                "at": now.isoformat(),
+                "reason": reason,
+            }
+        ],
+        now=now,
+    )
+    encounters = sorted(hold.encounters)
+    _audit(audit, "hold.remove-request", by, now, hold_id, hold.case_ref, reason, encounters, 0)
+    return hold
+
+
+def confirm_release(
+    hold_id: str, *, by: Actor, register: Register, audit: AuditLog, now: datetime
 ) -> HoldResult:
-    """Clear the legal hold on this hold's versions that no other active hold needs."""
-    _require_text(reason=reason, by=by)
-    hold = register.active_holds().get(hold_id)
-    if hold is None:
-        raise RetentionError(f"no active hold {hold_id}: see `emr-archive hold list`")
+    """The second person: clear the legal hold on this hold's versions that no other active hold
+    needs. Refused (and audited) without a request, or from the person who requested it."""
+    hold = _active_or_refuse(hold_id, by, "hold.remove", register, audit, now)
+    request = register.release_requests().get(hold_id)
+    problem = None
+    if request is None:
+        problem = f"nobody has requested the release of {hold_id}: `emr-archive hold remove` first"
+    elif not by.is_person or by.is_(request["by"]):
+        problem = f"{request['by']} requested this release: a different person must confirm it"
+    if problem is not None:
+        raise refuse(audit, by, "hold.remove", now, problem, entities=(("hold", hold_id),))
+    assert request is not None
     others = {v for v, ids in register.held_versions().items() if ids - {hold_id}}
     cleared = sorted(hold.versions - others)
     for key, version_id in cleared:
@@ -159,17 +208,30 @@ def release_hold(
             {
                 "type": "hold.released",
                 "hold_id": hold_id,
-                "by": by,
+                "requested_by": request["by"],
+                "by": by.name.strip(),
+                "role": by.role,
                 "at": now.isoformat(),
-                "reason": reason,
+                "reason": request["reason"],
                 "cleared": [list(v) for v in cleared],
             }
         ],
         now=now,
     )
     encounters = sorted(hold.encounters)
+    reason = request["reason"]
     _audit(audit, "hold.remove", by, now, hold_id, hold.case_ref, reason, encounters, len(cleared))
     return HoldResult(hold_id, len(encounters), len(cleared), kept)
+
+
+def _active_or_refuse(
+    hold_id: str, by: Actor, action: str, register: Register, audit: AuditLog, now: datetime
+) -> Hold:
+    hold = register.active_holds().get(hold_id)
+    if hold is None:
+        problem = f"no active hold {hold_id}: see `emr-archive hold list`"
+        raise refuse(audit, by, action, now, problem, entities=(("hold", hold_id),))
+    return hold
 
 
 def list_holds(register: Register) -> list[Hold]:
@@ -179,7 +241,7 @@ def list_holds(register: Register) -> list[Hold]:
 def _audit(
     audit: AuditLog,
     action: str,
-    by: str,
+    by: Actor,
     now: datetime,
     hold_id: str,
     case_ref: str,
@@ -192,8 +254,8 @@ def _audit(
     entities += tuple(("encounter", e) for e in encounters)
     audit.append(
         AuditEvent(
-            actor=by,
-            role="records-officer",
+            actor=by.name.strip(),
+            role=by.role,
             action=action,
             recorded=now,
             entities=entities,

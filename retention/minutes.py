@@ -1,9 +1,10 @@
 """Destruction minutes: a signed PDF/A-3b saying what was destroyed, by whose proposal and approval.
 
 The pages list every destroyed record (encounter id, patient pseudonym, class, discharge and
-retain-until dates, the sealed object's and the PDF's sha256), the proposer, the approver and the
-time; the same listing is embedded as a FHIR R4 ``List`` (``application/fhir+json``, the
-attachment the archive's PDF/A checks expect), so a machine can compare it with the register.
+retain-until dates, the sealed object's and the PDF's sha256), the proposer, who confirmed and
+who approved it with the roles their accounts held, and the time; the same listing is embedded
+as a FHIR R4 ``List`` (``application/fhir+json``, the attachment the archive's PDF/A checks
+expect), so a machine can compare it with the register.
 The PDF is signed PAdES B-LTA like every record, sealed, and stored create-once under
 ``retention/minutes/<proposal id>.pdf`` with a permanent-class lock (the policy's permanent
 horizon): the evidence outlives everything it describes.
@@ -26,9 +27,11 @@ from archive.seal import KeyProvider, ObjectIdentity, unseal
 from archive.sign import DocumentSigner, SignedDocument, SignerConfig
 from archive.store import ObjectStore, deposit, sha256_hex
 from retention.candidates import Item
-from retention.disposition import Proposal
+from retention.people import Actor
 from retention.policy import RetentionPolicy
+from retention.proposals import Proposal
 from retention.register import RetentionError
+from retention.signoff import Approval
 
 MINUTES_PREFIX = "retention/minutes/"
 FHIR_MIME = "application/fhir+json"
@@ -36,7 +39,7 @@ _DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 _EXT = "urn:emr-archive:destruction"
 
 
-def listing(proposal: Proposal, items: tuple[Item, ...], approver: str, at: datetime) -> bytes:
+def listing(proposal: Proposal, items: tuple[Item, ...], approval: Approval, at: datetime) -> bytes:
     """The machine-readable minutes: a FHIR List of the destroyed records (canonical JSON)."""
 
     def ext(name: str, value: str) -> dict[str, str]:
@@ -73,7 +76,10 @@ def listing(proposal: Proposal, items: tuple[Item, ...], approver: str, at: date
             "extension": [
                 ext("proposed-by", proposal.proposed_by),
                 ext("proposed-at", proposal.proposed_at),
-                ext("approved-by", approver),
+                ext("confirmed-by", approval.confirmed_by.name),
+                ext("confirmed-role", approval.confirmed_by.role),
+                ext("approved-by", approval.approved_by.name),
+                ext("approved-role", approval.approved_by.role),
                 ext("policy", proposal.policy_ref),
             ],
             "entry": entries,
@@ -82,7 +88,7 @@ def listing(proposal: Proposal, items: tuple[Item, ...], approver: str, at: date
 
 
 def render_minutes(
-    proposal: Proposal, items: tuple[Item, ...], approver: str, at: datetime
+    proposal: Proposal, items: tuple[Item, ...], approval: Approval, at: datetime
 ) -> bytes:
     """The unsigned PDF/A-3b minutes, with :func:`listing` embedded."""
     at = at.replace(microsecond=0)
@@ -96,10 +102,10 @@ def render_minutes(
     pdf.set_creation_date(at)
     pdf.set_xmp_metadata(_xmp(title, at))
     pdf.add_page()
-    _header(pdf, proposal, items, approver, at)
+    _header(pdf, proposal, items, approval, at)
     for item in items:
         _row(pdf, item)
-    data = listing(proposal, items, approver, at)
+    data = listing(proposal, items, approval, at)
     pdf.embed_file(
         bytes=data,
         basename=f"{proposal.proposal_id}.fhir.json",
@@ -114,7 +120,9 @@ def render_minutes(
     return bytes(pdf.output())
 
 
-def _header(pdf: FPDF, p: Proposal, items: tuple[Item, ...], approver: str, at: datetime) -> None:
+def _header(
+    pdf: FPDF, p: Proposal, items: tuple[Item, ...], approval: Approval, at: datetime
+) -> None:
     pdf.set_font("DejaVu", "B", 13)
     pdf.cell(
         0, 8, "BIÊN BẢN HỦY HỒ SƠ BỆNH ÁN HẾT THỜI HẠN BẢO QUẢN", new_x="LMARGIN", new_y="NEXT"
@@ -124,8 +132,9 @@ def _header(pdf: FPDF, p: Proposal, items: tuple[Item, ...], approver: str, at: 
     for line in (
         f"Đề xuất (proposal) {p.proposal_id} — người đề xuất (proposed by): {p.proposed_by}, "
         f"{p.proposed_at}",
-        f"Người phê duyệt (approved by): {approver} — thời điểm hủy (destroyed at): "
-        f"{at.isoformat()}",
+        f"Người xác nhận (confirmed by): {_who(approval.confirmed_by)} — người phê duyệt "
+        f"(approved by): {_who(approval.approved_by)}",
+        f"Thời điểm hủy (destroyed at): {at.isoformat()}",
         f"Chính sách (policy): {p.policy_ref} — số hồ sơ đã hủy (records destroyed): "
         f"{len(items)} ({totals or 'none'})",
     ):
@@ -159,6 +168,10 @@ def _row(pdf: FPDF, item: Item) -> None:
         new_x="LMARGIN",
         new_y="NEXT",
     )
+
+
+def _who(actor: Actor) -> str:
+    return f"{actor.name} ({actor.role})"
 
 
 def _totals(items: tuple[Item, ...]) -> dict[str, int]:
@@ -197,9 +210,9 @@ class MinutesWriter:
         self._settings, self._store, self._keys, self._policy = settings, store, keys, policy
 
     def __call__(
-        self, proposal: Proposal, items: tuple[Item, ...], approver: str, at: datetime
+        self, proposal: Proposal, items: tuple[Item, ...], approval: Approval, at: datetime
     ) -> dict[str, str]:
-        signed = _sign(self._settings, render_minutes(proposal, items, approver, at))
+        signed = _sign(self._settings, render_minutes(proposal, items, approval, at))
         key = f"{MINUTES_PREFIX}{proposal.proposal_id}.pdf"
         until = manifest_retain_until(at, years=self._policy.permanent_horizon_years)
         stored = deposit(

@@ -17,9 +17,10 @@ from archive.catalog import Catalog
 from archive.core.settings import Settings
 from archive.seal import LocalKeyring
 from archive.store import ObjectStore, S3ObjectStore
-from retention.disposition import Proposal, propose
 from retention.minutes import MinutesWriter
+from retention.people import Actor
 from retention.policy import RetentionPolicy, load_policy
+from retention.proposals import Proposal, propose
 from retention.register import Register, register_dir
 
 
@@ -58,7 +59,7 @@ class RetentionParts:
             settings=self.settings, store=self.store, keys=self.keyring(), policy=self.policy
         )
 
-    def propose(self, *, by: str, now: datetime) -> Proposal | None:
+    def propose(self, *, by: Actor, now: datetime) -> Proposal | None:
         return propose(
             self.catalog.rows(),
             self.register,

@@ -8,6 +8,7 @@ bucket: see :mod:`archive.store.sealed`). Every reader (holds, upgrades, disposi
 verifier) folds the events into current state:
 
 * ``hold.placed`` / ``hold.released``: which object versions each active case holds;
+  ``hold.release_requested``: a release one person asked for, waiting for a second;
 * ``lock.extended``: an encounter's current class and retain-until after an upgrade;
 * ``disposition.proposed`` / ``disposition.approved`` / ``disposition.destroyed``: proposals,
   their sha256, and the object versions (and encounters) that no longer exist, so the verifier
@@ -122,6 +123,16 @@ class Register:
                 encounters=frozenset(event["encounters"]),
             )
         return holds
+
+    def release_requests(self) -> dict[str, dict[str, Any]]:
+        """Hold id -> the pending ``hold.release_requested`` event, for holds still active."""
+        pending: dict[str, dict[str, Any]] = {}
+        for event in self.events("hold.release_requested", "hold.released"):
+            if event["type"] == "hold.released":
+                pending.pop(event["hold_id"], None)
+            else:
+                pending[event["hold_id"]] = event
+        return pending
 
     def held_versions(self) -> dict[Version, set[str]]:
         """Every version some active hold needs, with the ids of the holds needing it."""

@@ -25,7 +25,9 @@ from retrieval.access.grants import (
     new_grant,
 )
 from retrieval.access.roles import (
+    DISPOSITION_APPROVERS,
     GRANT_BOUND,
+    HOLD_RELEASERS,
     PERMISSIONS,
     RECORD_ACTIONS,
     Action,
@@ -38,7 +40,9 @@ from retrieval.errors import AccessDeniedError, AuthenticationError, TokenRefuse
 
 __all__ = [
     "ACCESS_PREFIX",
+    "DISPOSITION_APPROVERS",
     "GRANT_BOUND",
+    "HOLD_RELEASERS",
     "MAX_GRANT",
     "PERMISSIONS",
     "RECORD_ACTIONS",

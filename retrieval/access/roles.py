@@ -4,20 +4,23 @@ Retrieval only *reads* records: no role has an action that changes or deletes on
 through retention, with its own rules and audit). An inspector's record actions also need an
 active grant covering the record (:mod:`retrieval.access.grants`); the role alone is not enough.
 
-=================  ==========  ==========  ==========  ==========
-action             records-    inspector   auditor     admin
-                   officer     (granted)
-=================  ==========  ==========  ==========  ==========
-record.search      yes         grant       no          no
-record.view        yes         grant       no          no
-record.export      yes         grant       no          no
-grant.manage       yes         no          no          no
-audit.read         no          no          yes         yes
-user.manage        no          no          no          yes
-=================  ==========  ==========  ==========  ==========
+=================  ==========  ==========  ==========  ==========  ==========
+action             records-    inspector   auditor     admin       facility-
+                   officer     (granted)                           head (+del.)
+=================  ==========  ==========  ==========  ==========  ==========
+record.search      yes         grant       no          no          no
+record.view        yes         grant       no          no          no
+record.export      yes         grant       no          no          no
+grant.manage       yes         no          no          no          no
+audit.read         no          no          yes         yes         yes
+user.manage        no          no          no          no          no
+=================  ==========  ==========  ==========  ==========  ==========
 
 Admins manage accounts, not records, and auditors read the log, not records (separation of
-duties).
+duties). The facility head and the delegate named in writing (``facility-head-delegate``) do
+not read records here: they approve destructions (:data:`DISPOSITION_APPROVERS`, the roles
+retention's four-eyes rule accepts, :data:`retention.APPROVING_ROLES`) and may read the log of
+what they approve.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class Role(StrEnum):
     INSPECTOR = "inspector"
     AUDITOR = "auditor"
     ADMIN = "admin"
+    FACILITY_HEAD = "facility-head"
+    HEAD_DELEGATE = "facility-head-delegate"
 
 
 class Action(StrEnum):
@@ -53,8 +58,13 @@ PERMISSIONS: Final[Mapping[Role, frozenset[Action]]] = {
     Role.INSPECTOR: RECORD_ACTIONS,  # only within an active grant
     Role.AUDITOR: frozenset({Action.AUDIT_READ}),
     Role.ADMIN: frozenset({Action.AUDIT_READ, Action.USER_MANAGE}),
+    Role.FACILITY_HEAD: frozenset({Action.AUDIT_READ}),
+    Role.HEAD_DELEGATE: frozenset({Action.AUDIT_READ}),
 }
 GRANT_BOUND: Final = frozenset({Role.INSPECTOR})
+DISPOSITION_APPROVERS: Final = frozenset({Role.FACILITY_HEAD, Role.HEAD_DELEGATE})
+# Who may confirm the release of a legal hold someone else requested.
+HOLD_RELEASERS: Final = frozenset({Role.RECORDS_OFFICER, *DISPOSITION_APPROVERS})
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ refused token under the account it names, so the log shows whose session was rep
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -127,14 +128,22 @@ class Identities(ServiceParts):
             ev["user"] = username
 
     def retention_officer(self, principal: Principal, action: str, *, now: datetime) -> str:
-        """The name a retention change (hold, extension, disposition) is recorded under: only a
+        """The name a retention change (hold, extension, proposal) is recorded under: only a
         records officer may make one; a refusal is audited under ``action``."""
+        return self.retention_actor(principal, action, roles={Role.RECORDS_OFFICER}, now=now)
+
+    def retention_actor(
+        self, principal: Principal, action: str, *, roles: Collection[Role], now: datetime
+    ) -> str:
+        """The signed-in account's name if its role is one of ``roles`` (empty: any role, the
+        retention rule itself then decides on the role passed down, as disposition approval
+        does); a refusal is audited under ``action``."""
         with self._audited(principal, action, now, []) as ev:
-            if principal.role is not Role.RECORDS_OFFICER:
-                role = principal.role.value
+            if roles and principal.role not in roles:
+                wanted = " or ".join(sorted(r.value for r in roles))
                 raise AccessDeniedError(
-                    f"retention changes are made by a records officer; "
-                    f"{principal.username} is {role}"
+                    f"this retention step is taken by a {wanted}; "
+                    f"{principal.username} is {principal.role.value}"
                 )
             ev["authorised"] = 1
         return principal.username

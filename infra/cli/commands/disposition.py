@@ -1,21 +1,27 @@
-"""``emr-archive disposition propose | show | approve``: destruction of records whose retention
-has passed.
+"""``emr-archive disposition propose | confirm | show | approve``: destruction of records whose
+retention has passed.
 
-Two people: a records officer proposes, another (the facility head) approves; approval deletes
-every version and writes signed minutes, sealed and locked in the bucket. Both steps run as
-signed-in accounts, never as a typed name.
+Two people: a records officer proposes (or confirms the monthly sweep's proposal), and another
+person holding the facility head's or a delegate's role approves; approval deletes every version
+and writes signed minutes, sealed and locked in the bucket. Every step runs as a signed-in
+account, never as a typed name, and retention records that account's role.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from infra.cli._command import Group
 from infra.cli._ctx import retention_parts
-from infra.cli._identity import officer
+from infra.cli._identity import person
+from retrieval.access import Role
+
+if TYPE_CHECKING:
+    from retention import Actor
 
 
 @click.group(name="disposition", cls=Group)
@@ -25,10 +31,11 @@ def disposition_group() -> None:
 
 @disposition_group.command("propose")
 @click.pass_context
-@officer
-def disposition_propose(ctx: click.Context, by: str) -> None:
-    """Propose every expired record not on hold or linked (the monthly sweep does the same)."""
-    proposal = retention_parts(ctx).propose(by=by, now=datetime.now(UTC))
+@person(Role.RECORDS_OFFICER)
+def disposition_propose(ctx: click.Context, actor: Actor) -> None:
+    """Propose every expired record not on hold or linked (the monthly sweep does the same).
+    Your proposal counts as confirmed by you: another person approves it."""
+    proposal = retention_parts(ctx).propose(by=actor, now=datetime.now(UTC))
     if proposal is None:
         click.echo("nothing to propose")
         return
@@ -39,15 +46,37 @@ def disposition_propose(ctx: click.Context, by: str) -> None:
         click.echo(f"  left out, {why}: {n}")
 
 
+@disposition_group.command("confirm")
+@click.argument("proposal_id")
+@click.pass_context
+@person(Role.RECORDS_OFFICER)
+def disposition_confirm(ctx: click.Context, proposal_id: str, actor: Actor) -> None:
+    """Confirm the monthly sweep's proposal (read it first with `show`): the first pair of eyes;
+    the facility head or a delegate then approves it."""
+    from retention.disposition import confirm
+
+    parts = retention_parts(ctx)
+    confirm(
+        proposal_id, by=actor, register=parts.register, audit=parts.audit, now=datetime.now(UTC)
+    )
+    click.echo(
+        f"proposal {proposal_id} confirmed by {actor.name}; the facility head or a delegate "
+        f"approves it: emr-archive disposition approve {proposal_id} --as USER"
+    )
+
+
 @disposition_group.command("show")
 @click.argument("proposal_id")
 @click.pass_context
 def disposition_show(ctx: click.Context, proposal_id: str) -> None:
     """List a proposal (encounter ids, pseudonyms, classes, dates; no names)."""
-    from retention.disposition import load_proposal
+    from retention.disposition import confirmed_by, load_proposal
 
-    proposal = load_proposal(retention_parts(ctx).register, proposal_id)
+    register = retention_parts(ctx).register
+    proposal = load_proposal(register, proposal_id)
+    confirmer = confirmed_by(register, proposal) or "nobody yet (`disposition confirm`)"
     click.echo(f"proposal {proposal_id} by {proposal.proposed_by} at {proposal.proposed_at}")
+    click.echo(f"confirmed by {confirmer}")
     for i in proposal.items:
         click.echo(
             f"  {i.encounter_id}  {i.patient_pseudonym[:19]}...  {i.retention_class}  "
@@ -65,18 +94,19 @@ def disposition_show(ctx: click.Context, proposal_id: str) -> None:
     help="also write the signed minutes PDF here",
 )
 @click.pass_context
-@officer
+@person()  # any account signs in; retention refuses (audited) a role that may not approve
 def disposition_approve(
-    ctx: click.Context, proposal_id: str, by: str, minutes_out: Path | None
+    ctx: click.Context, proposal_id: str, actor: Actor, minutes_out: Path | None
 ) -> None:
-    """Approve a proposal (not its proposer): delete every version, write signed minutes."""
+    """Approve a confirmed proposal as the facility head or a delegate (neither its proposer nor
+    its confirmer): delete every version, write signed minutes."""
     from retention.disposition import approve
     from retention.minutes import read_minutes
 
     parts = retention_parts(ctx)
     outcome = approve(
         proposal_id,
-        by=by,
+        by=actor,
         catalog_rows=parts.catalog.rows(),
         register=parts.register,
         audit=parts.audit,

@@ -1,7 +1,9 @@
-"""``emr-archive hold add | remove | list``: legal holds keep records from destruction while a case
-runs.
+"""``emr-archive hold add | remove | confirm-release | list``: legal holds keep records from
+destruction while a case runs.
 
-Placing and releasing a hold runs as a records officer's account (``--as`` or ``--token-file``).
+Placing a hold and requesting its release (``remove``) run as a records officer's account
+(``--as`` or ``--token-file``); the release happens only when a different person (another
+records officer, the facility head or a delegate) confirms it with ``confirm-release``.
 A patient id is read from a hidden prompt, never from the command line (shell history, process
 list), and turned into its pseudonym at once.
 """
@@ -9,12 +11,17 @@ list), and turned into its pseudonym at once.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from infra.cli._command import Group
 from infra.cli._ctx import retention_parts
-from infra.cli._identity import officer
+from infra.cli._identity import person
+from retrieval.access import HOLD_RELEASERS, Role
+
+if TYPE_CHECKING:
+    from retention import Actor
 
 
 @click.group(name="hold", cls=Group)
@@ -31,7 +38,7 @@ def hold_group() -> None:
 @click.option("--case", "case_ref", required=True, help="case reference, e.g. court file number")
 @click.option("--reason", required=True)
 @click.pass_context
-@officer
+@person(Role.RECORDS_OFFICER)
 def hold_add(
     ctx: click.Context,
     encounters: tuple[str, ...],
@@ -41,7 +48,7 @@ def hold_add(
     end: datetime | None,
     case_ref: str,
     reason: str,
-    by: str,
+    actor: Actor,
 ) -> None:
     """Place a legal hold on every version of the selected records."""
     from retention.holds import HoldScope, place_hold
@@ -61,7 +68,7 @@ def hold_add(
         scope,
         case_ref=case_ref,
         reason=reason,
-        by=by,
+        by=actor,
         catalog_rows=parts.catalog.rows(),
         register=parts.register,
         audit=parts.audit,
@@ -77,19 +84,38 @@ def hold_add(
 @click.argument("hold_id")
 @click.option("--reason", required=True)
 @click.pass_context
-@officer
-def hold_remove(ctx: click.Context, hold_id: str, reason: str, by: str) -> None:
-    """Release a hold; versions another active hold needs stay held."""
-    from retention.holds import release_hold
+@person(Role.RECORDS_OFFICER)
+def hold_remove(ctx: click.Context, hold_id: str, reason: str, actor: Actor) -> None:
+    """Request the release of a hold; a different person confirms it (`confirm-release`)."""
+    from retention.holds import request_release
 
     parts = retention_parts(ctx)
-    result = release_hold(
+    request_release(
         hold_id,
-        by=by,
+        by=actor,
         reason=reason,
         register=parts.register,
         audit=parts.audit,
         now=datetime.now(UTC),
+    )
+    click.echo(
+        f"release of {hold_id} requested; the hold stays until a different person confirms: "
+        f"emr-archive hold confirm-release {hold_id} --as USER"
+    )
+
+
+@hold_group.command("confirm-release")
+@click.argument("hold_id")
+@click.pass_context
+@person(*HOLD_RELEASERS)
+def hold_confirm_release(ctx: click.Context, hold_id: str, actor: Actor) -> None:
+    """Confirm another person's release request: versions another active hold needs stay
+    held."""
+    from retention.holds import confirm_release
+
+    parts = retention_parts(ctx)
+    result = confirm_release(
+        hold_id, by=actor, register=parts.register, audit=parts.audit, now=datetime.now(UTC)
     )
     click.echo(
         f"hold {hold_id} released: {result.versions} versions cleared, {result.kept} kept "
@@ -100,14 +126,18 @@ def hold_remove(ctx: click.Context, hold_id: str, reason: str, by: str) -> None:
 @hold_group.command("list")
 @click.pass_context
 def hold_list(ctx: click.Context) -> None:
-    """Active holds: who placed them, when and why."""
+    """Active holds: who placed them, when and why, and any release awaiting confirmation."""
     from retention.holds import list_holds
 
-    holds = list_holds(retention_parts(ctx).register)
+    register = retention_parts(ctx).register
+    holds, requests = list_holds(register), register.release_requests()
     for h in holds:
         click.echo(
             f"{h.hold_id}  case {h.case_ref}  by {h.placed_by} at {h.placed_at[:19]}  "
             f"{len(h.encounters)} records, {len(h.versions)} versions  ({h.reason})"
         )
+        if h.hold_id in requests:
+            asked = requests[h.hold_id]
+            click.echo(f"  release requested by {asked['by']} at {asked['at'][:19]}: unconfirmed")
     if not holds:
         click.echo("no active holds")

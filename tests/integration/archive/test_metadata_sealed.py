@@ -17,6 +17,7 @@ from archive.catalog import Catalog, manifest_lock, table_to_rows
 from archive.seal import MAGIC
 from archive.store import RECORDS_PREFIX, S3ObjectStore
 from infra.settings import AppSettings as Settings
+from retention import Actor
 from retention.holds import HoldScope, place_hold
 from retention.parts import RetentionParts
 from tests.support.nightly import make_export, run_once
@@ -58,7 +59,7 @@ def test_no_metadata_reaches_the_bucket_in_clear(settings: Settings, tmp_path: P
         HoldScope(encounter_ids=(catalogued[0].encounter_id,)),
         case_ref=CASE,
         reason="court order",
-        by=STAFF,
+        by=Actor(STAFF, "records-officer"),
         catalog_rows=parts.catalog.rows(),
         register=parts.register,
         audit=parts.audit,
@@ -78,7 +79,7 @@ def test_no_metadata_reaches_the_bucket_in_clear(settings: Settings, tmp_path: P
     )
     assert log.flush() == 1
     wait_until(soon)
-    assert parts.propose(by=STAFF, now=datetime.now(UTC)) is not None
+    assert parts.propose(by=Actor(STAFF, "records-officer"), now=datetime.now(UTC)) is not None
     until = manifest_lock(settings, datetime.now(UTC))
     Catalog.open(settings.catalog_dir).sync(wiring.open_meta_store(settings), retain_until=until)
     assert parts.audit.verify_chain().passed

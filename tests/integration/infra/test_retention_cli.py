@@ -40,6 +40,7 @@ def _accounts(settings: Settings) -> None:
     for name, role in (
         ("lan", Role.RECORDS_OFFICER),
         ("binh", Role.RECORDS_OFFICER),
+        ("director.binh", Role.FACILITY_HEAD),
         ("insp.an", Role.INSPECTOR),
     ):
         r.add_user(admin, name, role, PASSWORD, now=now)
@@ -96,10 +97,10 @@ def test_hold_plan_propose_approve_and_audit_from_the_command_line(
         "approve",
         proposal_id,
         "--as",
-        "binh",
+        "director.binh",
         "--minutes-out",
         str(out),
-        **_as("binh"),
+        **_as("director.binh"),
     )
     assert approved.exit_code == 0, approved.output
     assert "destroyed 1 records" in approved.output
@@ -109,8 +110,12 @@ def test_hold_plan_propose_approve_and_audit_from_the_command_line(
         settings, "hold", "remove", hold_id, "--reason", "closed", "--as", "lan", **_as("lan")
     )
     assert removed.exit_code == 0, removed.output
+    assert hold_id in _run(settings, "hold", "list").output  # requested, not yet released
+    confirmed = _run(settings, "hold", "confirm-release", hold_id, "--as", "binh", **_as("binh"))
+    assert confirmed.exit_code == 0, confirmed.output
+    assert "no active holds" in _run(settings, "hold", "list").output
     shown = _run(settings, "audit", "show", "--action", "hold")
-    assert shown.output.count("hold.") == 2
+    assert shown.output.count("hold.") == 3
     refusals = _run(settings, "audit", "show", "--actor", "insp.an", "--action", "auth")
     assert "auth.retention" in refusals.output
     verified = _run(settings, "audit", "verify")

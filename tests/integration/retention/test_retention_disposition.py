@@ -11,10 +11,11 @@ from archive import wiring
 from archive.render import check_pdfa3b
 from archive.sign import SignerConfig, load_trust_roots, validate_pdf_signatures
 from infra.settings import AppSettings as Settings
-from retention.disposition import Outcome, approve
+from retention.disposition import Outcome, approve, confirm
 from retention.holds import HoldScope, place_hold
 from retention.minutes import embedded_listing, read_minutes
 from retention.parts import RetentionParts
+from retention.people import SWEEP, Actor
 from retention.register import RetentionError
 from tests.support.retention import (
     Rec,
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.integration
 
 DISCHARGED = datetime(2014, 5, 1, 3, tzinfo=UTC)
 LINKED = "linked to a longer-retention dossier"
+LAN, HEAD = Actor("lan", "records-officer"), Actor("director.binh", "facility-head")
 
 
 def test_expired_records_are_destroyed_with_signed_minutes(settings: Settings) -> None:
@@ -54,7 +56,7 @@ def test_expired_records_are_destroyed_with_signed_minutes(settings: Settings) -
         HoldScope(encounter_ids=("E-HELD",)),
         case_ref="TA-12/2026",
         reason="lawsuit",
-        by="lan",
+        by=LAN,
         catalog_rows=parts.catalog.rows(),
         register=parts.register,
         audit=parts.audit,
@@ -63,14 +65,14 @@ def test_expired_records_are_destroyed_with_signed_minutes(settings: Settings) -
     )
     wait_until(soon)
 
-    proposal = parts.propose(by="lan", now=datetime.now(UTC))
+    proposal = parts.propose(by=LAN, now=datetime.now(UTC))
     assert proposal is not None
     assert {i.encounter_id for i in proposal.items} == {"E-EXP-1", "E-EXP-2"}
     assert proposal.excluded == {"on hold": 1, LINKED: 1}
     assert proposal.totals() == {"ordinary": 2}
     assert b"P1" not in proposal.encode()  # pseudonyms only
 
-    def approve_as(by: str) -> Outcome:
+    def approve_as(by: Actor) -> Outcome:
         return approve(
             proposal.proposal_id,
             by=by,
@@ -84,10 +86,10 @@ def test_expired_records_are_destroyed_with_signed_minutes(settings: Settings) -
 
     for same in ("lan", " LAN "):
         with pytest.raises(RetentionError, match="another person"):
-            approve_as(same)
+            approve_as(Actor(same, "facility-head"))
     assert store.deleted_keys() == set()
 
-    outcome = approve_as("director.binh")
+    outcome = approve_as(HEAD)
     assert {i.encounter_id for i in outcome.destroyed} == {"E-EXP-1", "E-EXP-2"}
     assert store.deleted_keys() == {key["E-EXP-1"], key["E-EXP-2"]}
     assert len([c for c in store.calls if c[0] == "delete_version"]) == 3
@@ -118,11 +120,17 @@ def test_expired_records_are_destroyed_with_signed_minutes(settings: Settings) -
     assert parts.register.destroyed_encounters() == {"E-EXP-1", "E-EXP-2"}
     assert (key["E-EXP-2"], rows[1].version_id) in parts.register.destroyed_versions()
     with pytest.raises(RetentionError, match="already carried out"):
-        approve_as("director.binh")
-    assert parts.propose(by="lan", now=datetime.now(UTC)) is None  # nothing left to propose
+        approve_as(HEAD)
+    assert parts.propose(by=LAN, now=datetime.now(UTC)) is None  # nothing left to propose
     assert parts.audit.verify_chain().passed
-    actions = [e.action for e in parts.audit.show(action="disposition")]
-    assert actions == ["disposition.propose", "disposition.destroy"]
+    actions = [(e.action, e.outcome) for e in parts.audit.show(action="disposition")]
+    assert actions == [
+        ("disposition.propose", "success"),
+        ("disposition.approve", "failure"),  # lan, then " LAN ": one person twice
+        ("disposition.approve", "failure"),
+        ("disposition.destroy", "success"),
+        ("disposition.approve", "failure"),  # already carried out
+    ]
 
 
 def test_a_hold_placed_after_the_proposal_blocks_the_deletion(settings: Settings) -> None:
@@ -133,13 +141,20 @@ def test_a_hold_placed_after_the_proposal_blocks_the_deletion(settings: Settings
     store = RecordingStore(real)
     parts = RetentionParts.open(settings, store=store)
     wait_until(soon)
-    proposal = parts.propose(by="sweep", now=datetime.now(UTC))
+    proposal = parts.propose(by=SWEEP, now=datetime.now(UTC))
     assert proposal is not None
+    confirm(
+        proposal.proposal_id,
+        by=LAN,
+        register=parts.register,
+        audit=parts.audit,
+        now=datetime.now(UTC),
+    )
     place_hold(
         HoldScope(encounter_ids=("E-LATE",)),
         case_ref="C-1",
         reason="inspection",
-        by="lan",
+        by=LAN,
         catalog_rows=parts.catalog.rows(),
         register=parts.register,
         audit=parts.audit,
@@ -148,7 +163,7 @@ def test_a_hold_placed_after_the_proposal_blocks_the_deletion(settings: Settings
     )
     outcome = approve(
         proposal.proposal_id,
-        by="director.binh",
+        by=HEAD,
         catalog_rows=parts.catalog.rows(),
         register=parts.register,
         audit=parts.audit,

@@ -9,14 +9,23 @@ import pytest
 
 from archive import wiring
 from infra.settings import AppSettings as Settings
-from retention.holds import HoldScope, list_holds, place_hold, release_hold
+from retention.holds import (
+    HoldResult,
+    HoldScope,
+    confirm_release,
+    list_holds,
+    place_hold,
+    request_release,
+)
 from retention.parts import RetentionParts
+from retention.people import Actor
 from retention.register import REGISTER_PREFIX, RetentionError, register_dir
 from tests.support.retention import Rec, add_version, archive_records, lock_of
 
 pytestmark = pytest.mark.integration
 
 PATIENT = "BN-0001-NGUYEN"
+LAN, THU = Actor("lan", "records-officer"), Actor("thu", "records-officer")
 
 
 def _records(settings: Settings) -> list[str]:
@@ -41,13 +50,22 @@ def _place(parts: RetentionParts, scope: HoldScope, case: str) -> str:
         scope,
         case_ref=case,
         reason="court order",
-        by="lan",
+        by=LAN,
         catalog_rows=parts.catalog.rows(),
         register=parts.register,
         audit=parts.audit,
         now=datetime.now(UTC),
         tz=parts.tz,
     ).hold_id
+
+
+def _release(parts: RetentionParts, hold_id: str) -> HoldResult:
+    """Two people: lan asks, thu confirms."""
+    now = datetime.now(UTC)
+    request_release(
+        hold_id, by=LAN, reason="case closed", register=parts.register, audit=parts.audit, now=now
+    )
+    return confirm_release(hold_id, by=THU, register=parts.register, audit=parts.audit, now=now)
 
 
 def test_a_patient_hold_covers_every_version_and_keeps_only_the_pseudonym(
@@ -85,39 +103,17 @@ def test_releasing_one_case_keeps_versions_another_case_holds(settings: Settings
     parts = RetentionParts.open(settings)
     first = _place(parts, HoldScope(encounter_ids=("E-A1", "E-A2")), "case-1")
     second = _place(parts, HoldScope(encounter_ids=("E-A1",)), "case-2")
-    result = release_hold(
-        first,
-        by="lan",
-        reason="case closed",
-        register=parts.register,
-        audit=parts.audit,
-        now=datetime.now(UTC),
-    )
+    result = _release(parts, first)
     assert (result.versions, result.kept) == (1, 2)  # E-A2 cleared; both E-A1 versions kept
     assert all(held for _, held in lock_of(parts.store, keys[0]))
     assert not any(held for _, held in lock_of(parts.store, keys[1]))
-    release_hold(
-        second,
-        by="lan",
-        reason="case closed",
-        register=parts.register,
-        audit=parts.audit,
-        now=datetime.now(UTC),
-    )
+    _release(parts, second)
     assert not any(held for _, held in lock_of(parts.store, keys[0]))
     assert list_holds(parts.register) == []
     with pytest.raises(RetentionError, match="no active hold"):
-        release_hold(
-            second,
-            by="lan",
-            reason="again",
-            register=parts.register,
-            audit=parts.audit,
-            now=datetime.now(UTC),
-        )
-    assert [e.action for e in parts.audit.show(action="hold")] == ["hold.add"] * 2 + [
-        "hold.remove"
-    ] * 2
+        _release(parts, second)
+    done = [e.action for e in parts.audit.show(action="hold") if e.outcome == "success"]
+    assert done == ["hold.add"] * 2 + ["hold.remove-request", "hold.remove"] * 2
 
 
 def test_a_facility_hold_selects_by_local_discharge_date(settings: Settings) -> None:
@@ -144,7 +140,7 @@ def test_a_hold_needs_a_selection_reason_and_matches(settings: Settings) -> None
             HoldScope(encounter_ids=("E-A1",)),
             case_ref="c",
             reason=" ",
-            by="lan",
+            by=LAN,
             catalog_rows=parts.catalog.rows(),
             register=parts.register,
             audit=parts.audit,

@@ -471,6 +471,7 @@ def test_a_hold_placed_through_the_retention_register_is_expected(
     from flows.verify import register_inputs
     from retention.holds import HoldScope, place_hold
     from retention.parts import RetentionParts
+    from retention.people import Actor
 
     victim = rows(archived)[6]
     parts = RetentionParts.open(archived)
@@ -478,7 +479,7 @@ def test_a_hold_placed_through_the_retention_register_is_expected(
         HoldScope(encounter_ids=(victim.encounter_id,)),
         case_ref="TA-2026/17",
         reason="court order",
-        by="records-officer",
+        by=Actor("lan", "records-officer"),
         catalog_rows=parts.catalog.rows(),
         register=parts.register,
         audit=parts.audit,

@@ -3,18 +3,12 @@ proposed, what counts as linked, who may approve, and that nothing unexpired or 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from archive.audit import AuditLog
-from archive.catalog import Catalog, CatalogRow
-from archive.core.settings import SealSettings
-from archive.seal import LocalKeyring
-from archive.store import SealedStore, sha256_hex
+from archive.store import sha256_hex
 from retention.candidates import Item, find_candidates
 from retention.disposition import (
     LEGACY_PROPOSALS_PREFIX,
@@ -22,81 +16,30 @@ from retention.disposition import (
     Proposal,
     approve,
     load_proposal,
-    propose,
 )
-from retention.holds import HoldScope, place_hold, release_hold
-from retention.policy import LockAction, load_policy
-from retention.register import Register, RetentionError, live_rows
+from retention.holds import HoldScope, confirm_release, place_hold, request_release
+from retention.people import Actor
+from retention.policy import LockAction
+from retention.register import RetentionError, live_rows
+from retention.signoff import Approval
 from retention.upgrades import apply_upgrade, plan_upgrade
-from tests.support.memstore import MemoryStore
-
-NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # pinned; the stored locks below are long past
-PAST = datetime(2020, 1, 1, tzinfo=UTC)
-FUTURE = datetime(2090, 1, 1, tzinfo=UTC)
-DISCHARGED = datetime(2009, 6, 1, 3, tzinfo=UTC)
-POLICY = load_policy()
-
-
-@dataclass
-class World:
-    store: MemoryStore
-    catalog: Catalog
-    register: Register
-    audit: AuditLog
-    tmp: Path
-    deletes: list[str] = field(default_factory=list)
-
-    def rows(self) -> Any:
-        return self.catalog.rows()
-
-
-def _row(eid: str, patient: str, cls: str, until: datetime, store: MemoryStore) -> CatalogRow:
-    key = f"records/v1/01001/00/{eid}"
-    put = store.put_locked(key, eid.encode(), retain_until=until)
-    return CatalogRow(
-        encounter_id=eid,
-        patient_pseudonym="p1_" + patient * 64,
-        facility="01001",
-        admitted_at=DISCHARGED - timedelta(days=2),
-        discharged_at=DISCHARGED,
-        retention_class=cls,
-        retain_until=until,
-        bucket="memory",
-        object_key=key,
-        version_id=put.version_id,
-        pdf_sha256="a" * 64,
-        data_sha256="b" * 64,
-        sealed_sha256=put.sha256,
-        sealed_size=put.size,
-        signer_cert_sha256="c" * 64,
-        signed_at=DISCHARGED,
-        kek_id="k",
-        kek_version=1,
-        format_version=1,
-        run_id="r1",
-    )
+from tests.support.retention_world import (
+    FUTURE,
+    HEAD,
+    LAN,
+    NOW,
+    POLICY,
+    THU,
+    World,
+    approve_as,
+    build_world,
+    propose_as,
+)
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
-    store = MemoryStore()
-    rows = [
-        _row("E-OLD", "1", "ordinary", PAST, store),
-        _row("E-NEW", "2", "ordinary", FUTURE, store),
-        _row("E-LINKED", "3", "ordinary", PAST, store),
-        _row("E-DEATH", "3", "death", FUTURE, store),
-        _row("E-SIB-1", "4", "ordinary", PAST, store),  # same patient, same class: not linked
-        _row("E-SIB-2", "4", "ordinary", PAST, store),
-        _row("E-MENTAL-GONE", "5", "ordinary", PAST, store),
-        _row("E-MENTAL", "5", "mental", PAST, store),  # longer class, but expired too
-    ]
-    # Metadata goes to the bucket sealed, as in production (Register/AuditLog.for_settings).
-    keys = LocalKeyring.create(tmp_path / "keys", kek_id="emr-archive-kek")
-    sealed = SealedStore(store, keys=keys, settings=SealSettings())
-    catalog = Catalog.open(tmp_path / "catalog", create=True)
-    catalog.append(rows, run_id="r1", now=NOW, store=sealed, retain_until=FUTURE)
-    register = Register.open(tmp_path / "retention", store, meta_store=sealed)
-    return World(store, catalog, register, AuditLog.open(tmp_path / "audit", sealed), tmp_path)
+    return build_world(tmp_path)
 
 
 def _ids(items: list[Item] | tuple[Item, ...]) -> set[str]:
@@ -116,7 +59,7 @@ def test_a_held_record_is_never_proposed(world: World) -> None:
         HoldScope(encounter_ids=("E-OLD",)),
         case_ref="c",
         reason="r",
-        by="lan",
+        by=LAN,
         catalog_rows=world.rows(),
         register=world.register,
         audit=world.audit,
@@ -142,51 +85,17 @@ def test_a_store_side_hold_without_a_register_entry_still_blocks(world: World) -
     assert "E-OLD" not in _ids(items)
 
 
-def _approve(world: World, proposal: Proposal, by: str) -> Any:
-    def minutes(p: Proposal, items: tuple[Item, ...], who: str, at: datetime) -> dict[str, str]:
-        return {"key": "retention/minutes/x.pdf", "version_id": "v", "pdf_sha256": "0" * 64}
-
-    return approve(
-        proposal.proposal_id,
-        by=by,
-        catalog_rows=world.rows(),
-        register=world.register,
-        audit=world.audit,
-        policy=POLICY,
-        write_minutes=minutes,
-        now=NOW,
-    )
-
-
 def test_self_approval_is_refused_and_deletes_nothing(world: World) -> None:
-    proposal = propose(
-        world.rows(),
-        world.register,
-        world.audit,
-        policy=POLICY,
-        by="Lan",
-        now=NOW,
-        directory=world.tmp / "proposals",
-    )
-    assert proposal is not None
+    proposal = propose_as(world, Actor("Lan", "records-officer"))
     before = list(world.store.list_versions("records/"))
     with pytest.raises(RetentionError, match="another person"):
-        _approve(world, proposal, "lan ")
+        approve_as(world, proposal, Actor("lan ", "facility-head"))
     assert list(world.store.list_versions("records/")) == before
 
 
 def test_approval_deletes_the_proposed_records_and_registers_them(world: World) -> None:
-    proposal = propose(
-        world.rows(),
-        world.register,
-        world.audit,
-        policy=POLICY,
-        by="lan",
-        now=NOW,
-        directory=world.tmp / "proposals",
-    )
-    assert proposal is not None
-    outcome = _approve(world, proposal, "binh")
+    proposal = propose_as(world, LAN)
+    outcome = approve_as(world, proposal, HEAD)
     assert _ids(outcome.destroyed) == _ids(proposal.items)
     left = {v.key.rsplit("/", 1)[1] for v in world.store.list_versions("records/")}
     assert left == {"E-NEW", "E-LINKED", "E-DEATH"}
@@ -196,35 +105,17 @@ def test_approval_deletes_the_proposed_records_and_registers_them(world: World) 
 
 
 def test_a_tampered_proposal_is_refused(world: World) -> None:
-    proposal = propose(
-        world.rows(),
-        world.register,
-        world.audit,
-        policy=POLICY,
-        by="lan",
-        now=NOW,
-        directory=world.tmp / "proposals",
-    )
-    assert proposal is not None
+    proposal = propose_as(world, LAN)
     key = f"{PROPOSALS_PREFIX}{proposal.proposal_id}.json"
     head = world.store.latest(key)
     assert head is not None
     world.store.corrupt(key, version_id=head.version_id, data=b"{}")
     with pytest.raises(RetentionError, match="does not open"):
-        _approve(world, proposal, "binh")
+        approve_as(world, proposal, HEAD)
 
 
 def test_proposals_and_register_are_sealed_in_the_bucket(world: World) -> None:
-    proposal = propose(
-        world.rows(),
-        world.register,
-        world.audit,
-        policy=POLICY,
-        by="lan",
-        now=NOW,
-        directory=world.tmp / "proposals",
-    )
-    assert proposal is not None
+    proposal = propose_as(world, LAN)
     local = world.tmp / "proposals" / f"{proposal.proposal_id}.json"
     assert local.stat().st_mode & 0o777 == 0o600
     assert load_proposal(world.register, proposal.proposal_id) == proposal
@@ -267,7 +158,7 @@ def test_releasing_a_hold_keeps_what_another_case_needs(world: World) -> None:
             HoldScope(encounter_ids=ids),
             case_ref="c",
             reason="r",
-            by="lan",
+            by=LAN,
             catalog_rows=world.rows(),
             register=world.register,
             audit=world.audit,
@@ -276,9 +167,10 @@ def test_releasing_a_hold_keeps_what_another_case_needs(world: World) -> None:
         ).hold_id
 
     first, _ = hold(("E-OLD", "E-NEW")), hold(("E-OLD",))
-    result = release_hold(
-        first, by="lan", reason="done", register=world.register, audit=world.audit, now=NOW
+    request_release(
+        first, by=LAN, reason="done", register=world.register, audit=world.audit, now=NOW
     )
+    result = confirm_release(first, by=THU, register=world.register, audit=world.audit, now=NOW)
     assert (result.versions, result.kept) == (1, 1)
     assert world.register.held_encounters() == {"E-OLD"}
 
@@ -314,24 +206,17 @@ def test_a_death_extends_an_ordinary_lock_but_never_shortens_a_longer_one(world:
 
 
 def test_an_approval_interrupted_before_the_minutes_resumes(world: World) -> None:
-    proposal = propose(
-        world.rows(),
-        world.register,
-        world.audit,
-        policy=POLICY,
-        by="lan",
-        now=NOW,
-        directory=world.tmp / "proposals",
-    )
-    assert proposal is not None
+    proposal = propose_as(world, LAN)
 
-    def failing(p: Proposal, items: tuple[Item, ...], who: str, at: datetime) -> dict[str, str]:
+    def failing(
+        p: Proposal, items: tuple[Item, ...], who: Approval, at: datetime
+    ) -> dict[str, str]:
         raise RetentionError("TSA down")
 
     with pytest.raises(RetentionError, match="TSA down"):
         approve(
             proposal.proposal_id,
-            by="binh",
+            by=HEAD,
             catalog_rows=world.rows(),
             register=world.register,
             audit=world.audit,
@@ -340,7 +225,7 @@ def test_an_approval_interrupted_before_the_minutes_resumes(world: World) -> Non
             now=NOW,
         )
     assert world.register.destroyed_encounters() == set()  # deleted, not yet evidenced
-    outcome = _approve(world, proposal, "binh")
+    outcome = approve_as(world, proposal, HEAD)
     assert _ids(outcome.destroyed) == _ids(proposal.items)
     assert outcome.skipped == {}
     assert world.register.destroyed_encounters() == _ids(proposal.items)

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from archive.core.errors import ArchiveError
+from retention import APPROVING_ROLES
 from retrieval.access import (
+    DISPOSITION_APPROVERS,
     PERMISSIONS,
     AccessDeniedError,
     AccessRegister,
@@ -38,6 +40,8 @@ EXPECTED = {
     Role.INSPECTOR: {"record.search", "record.view", "record.export"},
     Role.AUDITOR: {"audit.read"},
     Role.ADMIN: {"audit.read", "user.manage"},
+    Role.FACILITY_HEAD: {"audit.read"},  # approves destructions (retention), reads no record
+    Role.HEAD_DELEGATE: {"audit.read"},
 }
 
 
@@ -50,6 +54,13 @@ def test_permission_table_each_role_and_action(role: Role, action: Action) -> No
     else:
         with pytest.raises(AccessDeniedError, match=role.value):
             require(principal, action)
+
+
+def test_the_disposition_approvers_are_the_roles_retention_accepts() -> None:
+    # Retention imports only archive, so it knows the approving roles by name: the two lists
+    # must be the same, or a facility head's account could never approve (or another could).
+    assert {r.value for r in DISPOSITION_APPROVERS} == APPROVING_ROLES
+    assert Role.RECORDS_OFFICER not in DISPOSITION_APPROVERS
 
 
 def test_no_action_changes_or_deletes_a_record() -> None:
