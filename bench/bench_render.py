@@ -10,7 +10,7 @@ draw the same sample documents with the same layout code; they differ in how fon
   each document, but still subset and serialised again by fpdf2 for every document, every line
   through ``FPDF.cell``.
 * ``fixed``: ``Renderer.create()`` as shipped: the fixed subset serialised once per process
-  (archive/render_fpdf.py), lines in the fixed face written directly.
+  (archive/render/program.py), lines in the fixed face written directly.
 
 Font bytes are the stored (compressed) FontFile2, ToUnicode and CIDToGIDMap streams per document.
 Target (render is the pipeline's bottleneck): <= 45 ms CPU per document, ~80 ms for all stages.

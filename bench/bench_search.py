@@ -1,8 +1,8 @@
 """Catalog search latency on generated catalogs of 10k, 100k and 1M rows, and memory.
 
 Run by hand: ``python -m bench.bench_search [--sizes 10000,100000,1000000] [--queries 300]``.
-For each size it writes a real hash-chained catalog (100k rows per manifest, locked copies in the
-in-memory store: the bucket is not what is measured), builds the SQLite search index from it,
+For each size it writes a real hash-chained catalog (100k rows per manifest, locked copies in a
+throwaway SeaweedFS, as in production), builds the SQLite search index from it,
 then times the look-ups the portal and the CLI make - by encounter id, by patient (pseudonym at
 query time), by facility + one week of discharges, by retention class + one day - through
 :class:`retrieval.index.SearchIndex`. p50/p95 over ``--queries`` random look-ups; peak RSS of the

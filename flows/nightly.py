@@ -1,4 +1,4 @@
-"""Prefect flow ``nightly-archive``: a table of contents over :class:`archive.run.ArchiveRun`.
+"""Prefect flow ``nightly-archive``: a table of contents over :class:`archive.pipeline.ArchiveRun`.
 
 One flow run per night; one task per batch of encounters (a task costs 20-80 ms here, so never
 one per record); CPU work fans out to a process pool inside the run. Only I/O tasks retry; the

@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from archive.core.atomic import write_atomic
 from infra import pki_config
 from infra.errors import PkiError
 
@@ -304,8 +305,8 @@ def _check_private(pki: DevPki) -> None:
 
 
 def _write_secret(path: Path, data: bytes) -> None:
-    path.touch(mode=_SECRET_FILE_MODE, exist_ok=False)
-    path.write_bytes(data)
+    # Whole or not at all, never over an existing key (a second `stack up` must not clobber it).
+    write_atomic(path, data, mode=_SECRET_FILE_MODE, exclusive=True)
 
 
 def _pem(der: bytes) -> bytes:

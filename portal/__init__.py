@@ -17,8 +17,9 @@ which must not pay for FastAPI and the retrieval service to start.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from archive.core.lazy import lazy_exports
 
 __all__ = [
     "Caller",
@@ -55,14 +56,6 @@ if TYPE_CHECKING:
     from portal.settings import PortalAppSettings, PortalSettings
     from portal.web import Caller, FailureThrottle, Portal, local_path
 else:
-    _CHEAPEST_FIRST = ("settings", "errors", "serve", "web", "deps", "guard", "app")
-
-    def __getattr__(name: str) -> object:
-        """An exported name, from the first submodule (cheapest first) that defines it."""
-        if name in __all__:
-            for submodule in _CHEAPEST_FIRST:
-                module = importlib.import_module(f"{__name__}.{submodule}")
-                if hasattr(module, name):
-                    globals()[name] = value = getattr(module, name)
-                    return value
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    __getattr__ = lazy_exports(
+        __name__, __all__, ("settings", "errors", "serve", "web", "deps", "guard", "app")
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archive.core.settings import Settings
-from archive.pipeline.retention import RetentionDecision
+from archive.pipeline.classifier import RetentionDecision
 from archive.sources import EncounterBundle
 from retention.facts import RecordFacts
 from retention.policy import RetentionPolicy, classify, load_policy, retain_until

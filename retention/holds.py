@@ -30,15 +30,9 @@ from zoneinfo import ZoneInfo
 
 from archive.audit import AuditEvent, AuditLog
 from archive.seal import Pseudonymizer
+from retention.errors import RetentionError
 from retention.people import Actor, refuse
-from retention.register import (
-    Hold,
-    Register,
-    RetentionError,
-    Version,
-    live_rows,
-    versions_of,
-)
+from retention.register import Hold, Register, Version, live_rows, versions_of
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -27,10 +27,10 @@ from archive.seal import KeyProvider, ObjectIdentity, unseal
 from archive.sign import DocumentSigner, SignedDocument, SignerConfig
 from archive.store import ObjectStore, deposit, sha256_hex
 from retention.candidates import Item
+from retention.errors import RetentionError
 from retention.people import Actor
 from retention.policy import RetentionPolicy
 from retention.proposals import Proposal
-from retention.register import RetentionError
 from retention.signoff import Approval
 
 MINUTES_PREFIX = "retention/minutes/"

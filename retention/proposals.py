@@ -22,9 +22,10 @@ from archive.core.atomic import write_private
 from archive.core.errors import SealError
 from archive.store import sha256_hex
 from retention.candidates import Item, find_candidates
+from retention.errors import RetentionError
 from retention.people import Actor
 from retention.policy import RetentionPolicy
-from retention.register import Register, RetentionError, live_rows
+from retention.register import Register, live_rows
 
 PROPOSALS_PREFIX = "retention/sealed/v1/proposals/"
 LEGACY_PROPOSALS_PREFIX = "retention/proposals/"  # plaintext, from releases before sealing

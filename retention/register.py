@@ -32,7 +32,6 @@ from typing import Any, Final
 from archive.audit import ChainReport, SegmentChain
 from archive.core.settings import Settings
 from archive.store import ObjectStore, SealedStore
-from retention.errors import RetentionError as RetentionError
 
 REGISTER_PREFIX: Final = "retention/sealed/v1/events/"
 LEGACY_REGISTER_PREFIX: Final = "retention/events/"  # plaintext copies of releases before sealing

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from archive.audit import AuditLog
+from retention.errors import RetentionError
 from retention.people import APPROVING_ROLES, SWEEP_ACTOR, Actor, refuse, same_name
 from retention.proposals import Proposal, audit_disposition, load_proposal
-from retention.register import Register, RetentionError
+from retention.register import Register
 
 
 @dataclass(frozen=True, slots=True)

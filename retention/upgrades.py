@@ -24,7 +24,7 @@ from typing import Any
 
 from archive.audit import AuditEvent, AuditLog
 from archive.sources import MANIFEST_NAME, EncounterBundle, Window, collect, parse_datetime
-from retention.errors import PolicyError
+from retention.errors import PolicyError, RetentionError
 from retention.facts import RecordFacts
 from retention.policy import (
     Classification,
@@ -35,7 +35,7 @@ from retention.policy import (
     dossier_class,
     retain_until,
 )
-from retention.register import Register, RetentionError, live_rows, versions_of
+from retention.register import Register, live_rows, versions_of
 
 FactsUpdate = Mapping[str, Any]  # RecordFacts fields except discharged_at (the catalog's)
 _LIST_FIELDS = ("icd10_codes", "procedure_codes")

@@ -18,8 +18,9 @@ retrieve anything.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from archive.core.lazy import lazy_exports
 
 __all__ = [
     "GRANT_BOUND",
@@ -97,14 +98,6 @@ if TYPE_CHECKING:
         index_dir,
     )
 else:
-    _CHEAPEST_FIRST = ("errors", "access", "index", "dossier", "service")
-
-    def __getattr__(name: str) -> object:
-        """An exported name, from the first submodule (cheapest first) that defines it."""
-        if name in __all__:
-            for submodule in _CHEAPEST_FIRST:
-                module = importlib.import_module(f"{__name__}.{submodule}")
-                if hasattr(module, name):
-                    globals()[name] = value = getattr(module, name)
-                    return value
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    __getattr__ = lazy_exports(
+        __name__, __all__, ("errors", "access", "index", "dossier", "service")
+    )

@@ -16,8 +16,9 @@ while the checks pull in pyHanko and the PDF tools (about a second at every star
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from archive.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from verification.checks import FIXITY, FULL, RecordCheck
@@ -40,30 +41,6 @@ if TYPE_CHECKING:
     from verification.settings import VerificationSettings, VerifySettings
     from verification.verifier import Verifier
     from verification.worker import FIXITY_CHECKS, FULL_CHECKS
-
-_HOME = {
-    "verification.checks": ("FIXITY", "FULL", "RecordCheck"),
-    "verification.config": ("HoldSet", "HoldSource", "output_directory", "read_settings"),
-    "verification.document": ("renewal_need", "verify_document"),
-    "verification.evidence": ("Environment",),
-    "verification.inventory": ("Finding",),
-    "verification.log": ("log_dir", "read_log"),
-    "verification.report": ("Summary",),
-    "verification.results": (
-        "CheckResult",
-        "RecordResult",
-        "Renewal",
-        "Status",
-        "VerificationError",
-        "bottom_line",
-    ),
-    "verification.run": ("RunPlan", "VerificationRun"),
-    "verification.select": ("Mode", "Selection"),
-    "verification.settings": ("VerificationSettings", "VerifySettings"),
-    "verification.verifier": ("Verifier",),
-    "verification.worker": ("FIXITY_CHECKS", "FULL_CHECKS"),
-}
-_MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
 
 __all__ = [
     "FIXITY",
@@ -97,15 +74,23 @@ __all__ = [
     "verify_document",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'verification' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # once loaded, a plain module attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+if not TYPE_CHECKING:
+    __getattr__ = lazy_exports(
+        __name__,
+        __all__,
+        (
+            "settings",
+            "results",
+            "config",
+            "log",
+            "report",
+            "inventory",
+            "checks",
+            "evidence",
+            "document",
+            "select",
+            "verifier",
+            "run",
+            "worker",
+        ),
+    )

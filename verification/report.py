@@ -130,9 +130,9 @@ class Summary:
 def write_reports(directory: Path, summary: Summary, *, log_path: Path) -> Summary:
     report = directory / "reports" / f"{summary.run_id}.html"
     summary = dataclasses.replace(summary, report_path=report, log_path=log_path)
-    _write_atomic(report, render_html(summary))
+    _write_private_file(report, render_html(summary))
     data = json.dumps(summary.to_dict(), indent=2, sort_keys=True, default=str)
-    _write_atomic(directory / "runs" / f"{summary.run_id}.json", data)
+    _write_private_file(directory / "runs" / f"{summary.run_id}.json", data)
     return summary
 
 
@@ -199,7 +199,7 @@ def _table(header: list[str], rows: Any) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_private_file(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_private(path, text)  # reports name encounters and pseudonyms
 

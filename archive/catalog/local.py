@@ -37,14 +37,13 @@ from archive.catalog.chain import (
 )
 from archive.catalog.codec import decode_table
 from archive.catalog.naming import manifest_name, parse_manifest_name
-from archive.core.atomic import write_atomic
+from archive.core.atomic import PRIVATE, write_atomic
 from archive.core.errors import CatalogError
 
 MANIFESTS_DIR: Final = "manifests"
 HEAD_FILE: Final = "HEAD"
 LOCK_FILE: Final = ".lock"
 LOCAL: Final = MANIFESTS_DIR + "/"  # prefixes local manifest names in errors
-_MODE: Final = 0o640  # unchanged from the catalog's own writer; keys and audit segments are 0600
 _T = TypeVar("_T")
 
 
@@ -112,7 +111,9 @@ def write_head(directory: Path, newest: ManifestInfo) -> None:
 def write_file(path: Path, data: bytes) -> None:
     """Write ``path`` atomically and durably, or leave the previous catalog as it was."""
     try:
-        write_atomic(path, data, mode=_MODE)
+        # 0600 like keys and audit segments: manifests name encounters and pseudonyms. (The old
+        # writer asked for 0640 and left it to the umask; the one atomic write sets modes exactly.)
+        write_atomic(path, data, mode=PRIVATE)
     except OSError as e:
         raise CatalogError(
             f"could not write {path} ({e.strerror or type(e).__name__}): check free space and "

@@ -39,6 +39,24 @@ DEFAULT_CONFIG_FILE = Path("emr-archive.toml")
 
 _MiB = 1024 * 1024
 
+# Every top-level key of the settings, including the sections that packages above ``archive``
+# declare (verification, portal): names only, so this layer can refuse a misspelt key without
+# importing them. infra.settings checks that this list and AppSettings agree.
+ALL_SECTIONS: frozenset[str] = frozenset(
+    {
+        "data_dir",
+        "s3",
+        "keys",
+        "signer",
+        "seal",
+        "stack",
+        "catalog",
+        "archive",
+        "verification",
+        "portal",
+    }
+)
+
 
 class Section(BaseModel):
     """One ``[section]`` of the settings: frozen, unknown keys refused."""
@@ -208,8 +226,9 @@ class Settings(BaseSettings):
     with :func:`load`.
     """
 
-    # Unknown TOML sections are left for the classes that declare them: a flow that needs only
-    # the write path loads this class from the same file the CLI validates whole.
+    # Sections declared by packages above this one are left to the classes that declare them (a
+    # flow that needs only the write path loads this class from the same file the CLI validates
+    # whole); any other top-level key is a typo and refused (_known_keys_only).
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
@@ -240,6 +259,18 @@ class Settings(BaseSettings):
         if toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys_only(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(str(k) for k in data if k not in ALL_SECTIONS)
+            if unknown:
+                raise ValueError(
+                    f"unknown setting(s) {', '.join(unknown)}: the known ones are "
+                    f"{', '.join(sorted(ALL_SECTIONS))}"
+                )
+        return data
 
     # Derived locations: one definition each, so nobody rebuilds paths by hand.
     @property

@@ -7,8 +7,8 @@ returns its catalog row or why it failed; ``quarantine`` stores what the collect
 ``summary`` is what the run tells Prefect, the CLI, the report and the audit log (counts only).
 """
 
+from archive.pipeline.classifier import Classifier, RetentionDecision
 from archive.pipeline.options import RunOptions, options_for_days, window_for
-from archive.pipeline.retention import Classifier, RetentionDecision
 from archive.pipeline.run import ArchiveRun
 from archive.pipeline.runlock import RunLock
 from archive.pipeline.summary import RunSummary

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from archive.core.errors import ArchiveError
 from archive.core.settings import Settings
-from archive.pipeline.retention import Classifier
+from archive.pipeline.classifier import Classifier
 from archive.pipeline.worker import RecordOutcome, RecordWorker
 from archive.sources import EncounterBundle
 

@@ -30,10 +30,10 @@ from archive.core.atomic import write_private
 from archive.core.errors import ArchiveError
 from archive.core.pool import split, worker_pool
 from archive.core.settings import Settings
+from archive.pipeline.classifier import Classifier
 from archive.pipeline.options import RunOptions
 from archive.pipeline.process import init_worker, work
 from archive.pipeline.quarantine import store_entries
-from archive.pipeline.retention import Classifier
 from archive.pipeline.runlock import RunLock
 from archive.pipeline.summary import RunSummary, run_event, write_report
 from archive.pipeline.worker import RecordOutcome

@@ -26,7 +26,7 @@ from archive.core.errors import (
     TrustServiceUnavailableError,
 )
 from archive.core.settings import Settings
-from archive.pipeline.retention import Classifier, RetentionDecision
+from archive.pipeline.classifier import Classifier, RetentionDecision
 from archive.render import Renderer, extract_embedded_data
 from archive.seal import LocalKeyring, ObjectIdentity
 from archive.sign import (

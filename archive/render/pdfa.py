@@ -6,7 +6,7 @@ signing too (pyHanko's reader resolves the newest incremental update). Every che
 :class:`PdfaCheck`; :class:`PdfaReport` passes only when it holds checks and all of them pass.
 A malformed file fails the check that tripped on it; it never raises.
 
-:mod:`archive.pdfa_tools` adds checks by the Debian tools ``qpdf`` and ``pdffonts``; they run
+:mod:`archive.render.pdfa_tools` adds checks by the Debian tools ``qpdf`` and ``pdffonts``; they run
 subprocesses, so they stay out of :func:`check_pdfa3b`.
 """
 

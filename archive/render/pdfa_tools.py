@@ -1,6 +1,6 @@
 """PDF checks by external tools: ``qpdf --check`` and poppler's ``pdffonts``.
 
-They complement :func:`archive.pdfa.check_pdfa3b` with independent parsers (qpdf for the file
+They complement :func:`archive.render.pdfa.check_pdfa3b` with independent parsers (qpdf for the file
 structure and stream encodings, poppler for the fonts a viewer actually loads). They run a
 subprocess on a temporary copy of the bytes, so tests and the verifier's deeper pass use them;
 the pure checks never do. A missing tool is a failed check that says which package to install.

@@ -70,10 +70,10 @@ class Window:
 class EncounterBundle:
     """One finished encounter with everything it references, ready to render.
 
-    ``canonical`` (see :func:`archive.fhir.canonical_json`) is authoritative: it is what the PDF
-    embeds and the catalog hashes; ``bundle`` is the same data parsed (do not mutate it). The other
-    fields are what the catalog and the retention policy need without parsing the bundle. ``repr``
-    shows no PHI.
+    ``canonical`` (see :func:`archive.sources.fhir.canonical_json`) is authoritative: it is what
+    the PDF embeds and the catalog hashes; ``bundle`` is the same data parsed (do not mutate it).
+    The other fields are what the catalog and the retention policy need without parsing the
+    bundle. ``repr`` shows no PHI.
     """
 
     encounter_id: str

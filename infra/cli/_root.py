@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from infra.cli import commands as c
+import infra.cli.commands as c
 from infra.cli._command import Group
 from infra.settings import load_app_settings
 

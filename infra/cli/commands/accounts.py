@@ -7,12 +7,12 @@ revokes it, so a copied token is refused from then on. Passwords are only ever p
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
+from archive.core.atomic import write_private
 from infra.cli._command import Command, Group
 from infra.cli._ctx import retrieval_of
 from infra.cli._identity import AS_USER, identity
@@ -27,9 +27,7 @@ def login_cmd(ctx: click.Context, as_user: str, token_file: Path) -> None:
     """Sign in and write a signed token (valid 8 hours, 0600) for later commands."""
     r = retrieval_of(ctx)
     session = r.login(as_user, click.prompt("password", hide_input=True), now=datetime.now(UTC))
-    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(session.token + "\n")
+    write_private(token_file, session.token + "\n")  # 0600 even over an existing file
     expires = session.principal.expires_at
     click.echo(f"signed in as {as_user} ({session.principal.role.value}) until {expires:%H:%M}Z")
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from archive.core.atomic import write_private
 from infra.cli._command import Group
 from infra.cli._ctx import retention_parts
 from infra.cli._identity import person
@@ -121,5 +122,5 @@ def disposition_approve(
         pdf = read_minutes(
             parts.store, parts.keyring(), parts.settings, outcome.minutes, proposal_id
         )
-        minutes_out.write_bytes(pdf)
+        write_private(minutes_out, pdf)  # names encounters and pseudonyms: 0600, always
         click.echo(f"wrote {minutes_out}")

@@ -49,7 +49,7 @@ from archive.sign import (
     validate_pdf_signatures,
 )
 from infra.pki import ARCH, DevPki, P12Credential, ensure_dev_pki, probe
-from tests.conftest import make_settings
+from infra.ports import throwaway_settings as make_settings
 from tests.support.attacks import (
     Attack,
     add_page_content,

@@ -12,11 +12,11 @@ from archive.render import check_pdfa3b
 from archive.sign import SignerConfig, load_trust_roots, validate_pdf_signatures
 from infra.settings import AppSettings as Settings
 from retention.disposition import Outcome, approve, confirm
+from retention.errors import RetentionError
 from retention.holds import HoldScope, place_hold
 from retention.minutes import embedded_listing, read_minutes
 from retention.parts import RetentionParts
 from retention.people import SWEEP, Actor
-from retention.register import RetentionError
 from tests.support.retention import (
     Rec,
     RecordingStore,

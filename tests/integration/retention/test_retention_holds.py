@@ -9,6 +9,7 @@ import pytest
 
 from archive import wiring
 from infra.settings import AppSettings as Settings
+from retention.errors import RetentionError
 from retention.holds import (
     HoldResult,
     HoldScope,
@@ -19,7 +20,7 @@ from retention.holds import (
 )
 from retention.parts import RetentionParts
 from retention.people import Actor
-from retention.register import REGISTER_PREFIX, RetentionError, register_dir
+from retention.register import REGISTER_PREFIX, register_dir
 from tests.support.retention import Rec, add_version, archive_records, lock_of
 
 pytestmark = pytest.mark.integration

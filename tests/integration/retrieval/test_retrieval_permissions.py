@@ -5,7 +5,7 @@ module proves:
 
 * role x action: records officer, inspector with an active grant, inspector without one, auditor
   and admin each try search, view, export, issue_grant, revoke_grant, audit_events and add_user.
-  What the table in ``retrieval/access.py`` allows succeeds (and does what it says); the rest
+  What the table in ``retrieval/access/roles.py`` allows succeeds (and does what it says); the rest
   raises :class:`AccessDeniedError` (HTTP 403) and changes nothing. Every attempt, allowed or
   refused, leaves exactly one audit event with the actor, role, action name and outcome;
 * grants bound an inspector: an expired grant (issued in the past, or lapsed at ``valid_until``),

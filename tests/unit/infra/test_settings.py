@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,3 +97,33 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     text = README.read_text(encoding="utf-8")
     missing = [env for env, _, _ in reference() if env not in text]
     assert not missing, f"README lacks: {missing}"
+
+
+def test_every_section_of_the_whole_set_is_known_to_the_write_path() -> None:
+    # The write path refuses top-level keys it does not know; it must know every real one.
+    from archive.core.settings import ALL_SECTIONS
+    from infra.settings import AppSettings
+
+    assert set(AppSettings.model_fields) == ALL_SECTIONS
+
+
+def test_a_misspelt_top_level_key_is_refused_also_by_a_flow_s_narrower_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from archive.core.settings import load_settings as load_write_path
+    from verification.settings import VerifySettings
+
+    config = tmp_path / "emr-archive.toml"
+    config.write_text('data_dri = "/srv/x"\n[portal]\nport = 15000\n', encoding="utf-8")
+    monkeypatch.setenv(CONFIG_FILE_ENV, str(config))
+    for load in (load_write_path, lambda: load_settings(), lambda: _load(VerifySettings)):
+        with pytest.raises(ConfigError, match="data_dri"):
+            load()
+    config.write_text("[portal]\nport = 15000\n", encoding="utf-8")
+    assert load_write_path().data_dir == Path("var")  # a section above the write path: left
+
+
+def _load(kind: type[Any]) -> Any:
+    from archive.core.settings import load
+
+    return load(kind)

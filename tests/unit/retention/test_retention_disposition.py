@@ -17,10 +17,11 @@ from retention.disposition import (
     approve,
     load_proposal,
 )
+from retention.errors import RetentionError
 from retention.holds import HoldScope, confirm_release, place_hold, request_release
 from retention.people import Actor
 from retention.policy import LockAction
-from retention.register import RetentionError, live_rows
+from retention.register import live_rows
 from retention.signoff import Approval
 from retention.upgrades import apply_upgrade, plan_upgrade
 from tests.support.retention_world import (

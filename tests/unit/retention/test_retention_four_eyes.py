@@ -10,9 +10,9 @@ import pytest
 
 from archive.audit import AuditEvent
 from retention.disposition import confirm
+from retention.errors import RetentionError
 from retention.holds import HoldScope, confirm_release, place_hold, request_release
 from retention.people import SWEEP, Actor
-from retention.register import RetentionError
 from tests.support.retention_world import (
     DELEGATE,
     HEAD,

@@ -10,8 +10,8 @@ import pytest
 
 from retention.candidates import Item
 from retention.disposition import Proposal
+from retention.errors import RetentionError
 from retention.holds import HoldScope
-from retention.register import RetentionError
 from retention.upgrades import load_facts_file
 
 
