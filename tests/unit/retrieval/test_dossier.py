@@ -13,6 +13,7 @@ import pytest
 from archive.catalog import CatalogRow
 from archive.core.settings import SealSettings
 from archive.seal import LocalKeyring, ObjectIdentity, seal
+from archive.sign import TrustPolicy
 from retrieval import DossierError, export_dossier, newest_per_encounter
 from tests.support.memstore import MemoryStore
 from verification.config import HoldSet
@@ -20,6 +21,7 @@ from verification.evidence import Environment
 from verification.settings import VerificationSettings
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+NO_TRUST = TrustPolicy(signer_roots=(), tsa_roots=(), hospital_signers=frozenset())
 PDF = b"%PDF-1.7 not really a signed document"
 
 
@@ -72,7 +74,7 @@ def test_a_document_that_differs_from_the_catalog_is_not_exported(tmp_path: Path
         store=store,
         keys=keys,
         seal=SealSettings(),
-        trust_roots=(),
+        trust=NO_TRUST,
         holds=HoldSet(),
         settings=VerificationSettings(),
     )
@@ -87,7 +89,7 @@ def test_nothing_to_export_is_an_error(tmp_path: Path) -> None:
         store=MemoryStore(),
         keys=LocalKeyring.create(tmp_path, kek_id="k"),
         seal=SealSettings(),
-        trust_roots=(),
+        trust=NO_TRUST,
         holds=HoldSet(),
         settings=VerificationSettings(),
     )
