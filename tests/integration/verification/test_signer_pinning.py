@@ -9,21 +9,31 @@ Real PKI service, real pyHanko, the session stack's development PKI.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
+import io
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from asn1crypto import pem, x509
 from click.testing import CliRunner
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign.signers import PdfTimeStamper
+from pyhanko.sign.timestamps import HTTPTimeStamper
+from pyhanko_certvalidator import ValidationContext
 
+from archive.catalog import Catalog
 from archive.core.settings import SignerSettings
 from archive.render import Renderer
 from archive.sign import DocumentSigner, SignedDocument, SignerConfig
 from infra.cli.commands import verify_file_cmd
 from infra.pki import DevPki, P12Credential
 from infra.settings import AppSettings as Settings
+from tests.support.catalog import RETAIN, make_row
 from tests.support.fhir import canonical, example_bundle
+from tests.support.memstore import MemoryStore
 
 pytestmark = pytest.mark.integration
 
@@ -154,4 +164,54 @@ def test_the_hospital_tsa_passes_under_the_same_broad_trust_list(
     stack_settings: Settings, pki: DevPki, genuine: bytes, tmp_path: Path
 ) -> None:
     code, output = _verify_file(_broad_trust(stack_settings, pki), genuine, tmp_path)
+    assert code == 0, output
+
+
+def test_a_document_timestamp_from_a_foreign_tsa_fails_verify_file(
+    stack_settings: Settings, pki: DevPki, genuine: bytes, tmp_path: Path
+) -> None:
+    """The hospital's signature and signature timestamp, then a document timestamp (the renewal
+    that keeps a record valid for decades) added by a TSA the hospital never chose."""
+
+    async def stamp() -> bytes:
+        writer = IncrementalPdfFileWriter(io.BytesIO(genuine))
+        timestamper = HTTPTimeStamper(pki.foreign_tsa_url)
+        stamper = PdfTimeStamper(timestamper, field_name="DocumentTimestamp-2")
+        # With its own validation data, as a renewal carries: nothing else to object to.
+        roots = [_certificate(pki.trust_root), _certificate(pki.untrusted_root)]
+        context = ValidationContext(trust_roots=roots, allow_fetching=True)
+        try:
+            out = await stamper.async_timestamp_pdf(writer, "sha256", validation_context=context)
+        finally:
+            await context.aclose()  # type: ignore[no-untyped-call]
+        return bytes(out.getvalue())
+
+    renewed = asyncio.run(stamp())
+    code, output = _verify_file(_broad_trust(stack_settings, pki), renewed, tmp_path)
+    assert code == 1, output
+    assert "sig.untrusted_tsa" in output
+    assert "DocumentTimestamp-2" in output
+
+
+def test_a_signer_in_the_catalog_history_passes_verify_file(
+    stack_settings: Settings, pki: DevPki, re_signed: bytes, tmp_path: Path
+) -> None:
+    """A key the archive signed records with earlier (rotated since) is the hospital's: the
+    catalog on this machine says so."""
+    forger_then_hospital = _certificate(pki.cert_path("foreign-signer"))
+    row = make_row(1, "run-1")
+    row = dataclasses.replace(
+        row, signer_cert_sha256=hashlib.sha256(forger_then_hospital.dump()).hexdigest()
+    )
+    settings = stack_settings.model_copy(
+        update={
+            "catalog": stack_settings.catalog.model_copy(
+                update={"catalog_dir": tmp_path / "catalog"}
+            )
+        }
+    )
+    Catalog.open(settings.catalog_dir, create=True).append(
+        [row], run_id="run-1", now=datetime.now(UTC), store=MemoryStore(), retain_until=RETAIN
+    )
+    code, output = _verify_file(settings, re_signed, tmp_path)
     assert code == 0, output
