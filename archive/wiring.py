@@ -6,10 +6,13 @@ the tests call these factories, so switching to AWS KMS or another store touches
 
 from __future__ import annotations
 
+from asn1crypto import x509
+
 from archive.catalog import Catalog
 from archive.core.errors import ConfigError
 from archive.core.settings import Settings
 from archive.seal import LocalKeyring
+from archive.sign import SignerConfig, TrustPolicy
 from archive.store import S3ObjectStore, SealedStore
 
 
@@ -41,3 +44,16 @@ def open_meta_store(settings: Settings, *, read_only: bool = False) -> SealedSto
 
 def open_catalog(settings: Settings, *, create: bool = False) -> Catalog:
     return Catalog.open(settings.catalog_dir, create=create)
+
+
+def trust_policy(
+    settings: Settings, *, catalog: Catalog | None = None, signer: x509.Certificate | None = None
+) -> TrustPolicy:
+    """Whom validation believes: the configured signer (``signer`` if the caller holds it), the
+    pinned past keys, and every signer of ``catalog``, or of the catalog on this machine if
+    there is one (an inspector's machine has none: the settings alone decide there)."""
+    if catalog is None and settings.catalog_dir.is_dir():
+        catalog = open_catalog(settings)
+    known = catalog.signer_fingerprints() if catalog is not None else set()
+    config = SignerConfig.from_settings(settings)
+    return TrustPolicy.load(config, signer=signer, known_signers=known)

@@ -35,7 +35,15 @@ from pyhanko.sign.timestamps import HTTPTimeStamper
 from pyhanko_certvalidator import ValidationContext
 
 from archive.render import Renderer
-from archive.sign import DocumentSigner, SignedDocument, SignerConfig, validate_pdf_signatures
+from archive.sign import (
+    DocumentSigner,
+    SignedDocument,
+    SignerConfig,
+    TrustPolicy,
+    load_signer,
+    validate_pdf_signatures,
+)
+from archive.sign.certificates import cert_sha256
 from archive.sources import EncounterBundle, Window, collect
 from bench.bench_pki import pki_service
 from bench.common import table
@@ -77,15 +85,19 @@ def sample_documents(count: int, seed: int) -> list[bytes]:
     return [renderer.render(b.bundle, b.canonical, created_at=created).pdf for b in bundles]
 
 
-def stage(pki: DevPki, pdfs: Sequence[bytes]) -> tuple[Timing, list[SignedDocument], float]:
-    """The stage's timing, its signed documents and its TSA requests per document."""
-    config = SignerConfig(
+def _config(pki: DevPki) -> SignerConfig:
+    return SignerConfig(
         pkcs12_path=pki.signer.p12,
         password_file=pki.signer.password_file,
         tsa_url=pki.tsa_url,
         trust_roots=(pki.trust_root,),
+        tsa_trust_roots=(pki.trust_root,),
     )
-    signer = DocumentSigner.create(config)
+
+
+def stage(pki: DevPki, pdfs: Sequence[bytes]) -> tuple[Timing, list[SignedDocument], float]:
+    """The stage's timing, its signed documents and its TSA requests per document."""
+    signer = DocumentSigner.create(_config(pki))
     signer.sign_batch(pdfs[:1])  # first-use costs (imports, caches) out of the timing
     before = signer.timestamp_requests
     outcomes: list[object] = []
@@ -132,10 +144,14 @@ def stock(pki: DevPki, pdfs: Sequence[bytes]) -> tuple[Timing, list[bytes]]:
 
 def validation(pki: DevPki, pdfs: Sequence[bytes]) -> Timing:
     root = x509.Certificate.load(pem.unarmor(pki.trust_root.read_bytes())[2])
+    signer = load_signer(_config(pki)).certificate
+    trust = TrustPolicy(
+        signer_roots=(root,), tsa_roots=(root,), hospital_signers=frozenset({cert_sha256(signer)})
+    )
 
     def validate_all() -> None:
         for pdf in pdfs:
-            report = validate_pdf_signatures(pdf, trust_roots=[root])
+            report = validate_pdf_signatures(pdf, trust=trust)
             if not report.passed:
                 raise SystemExit(f"a signed document does not validate: {report.reason}")
 

@@ -23,7 +23,7 @@ from archive.core.atomic import write_private
 from archive.core.errors import LockRefusedError
 from archive.render import check_pdfa3b, extract_embedded_data
 from archive.seal import ObjectIdentity
-from archive.sign import SignerConfig, load_trust_roots, validate_pdf_signatures
+from archive.sign import validate_pdf_signatures
 from archive.store import withdraw
 from infra import prefect_server, stack
 from infra.demo_retrieval import show_retrieval
@@ -140,8 +140,7 @@ def _show_record(settings: Settings, run_id: str) -> dict[str, Any] | None:
     out = out_dir / f"record-{row['encounter_id']}.pdf"
     _write(out, pdf)
     _write(out.with_suffix(".fhir.json"), extract_embedded_data(pdf))
-    roots = load_trust_roots(SignerConfig.from_settings(settings).trust_roots)
-    report = validate_pdf_signatures(pdf, trust_roots=roots)
+    report = validate_pdf_signatures(pdf, trust=wiring.trust_policy(settings))
     pdfa = check_pdfa3b(pdf)
     head = store.head(row["object_key"], version_id=row["version_id"])
     click.echo(f"   {out}  ({len(pdf):,} bytes; embedded FHIR bundle beside it)")
@@ -150,6 +149,8 @@ def _show_record(settings: Settings, run_id: str) -> dict[str, Any] | None:
         f"{_local(head.lock.retain_until, settings):%Y-%m-%d %H:%M} (local time)"
     )
     click.echo(f"   signature: {report.reason_code} ({report.reason})")
+    for check in report.checks[:1]:  # the signature; the rest are document timestamps
+        click.echo(f"   signed by {check.signer_subject} (SHA-256 {check.signer_cert_sha256})")
     click.echo(f"   PDF/A-3b structure: {'passed' if pdfa.passed else 'FAILED'}")
     try:
         store.delete_version(row["object_key"], version_id=row["version_id"])

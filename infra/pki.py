@@ -2,8 +2,9 @@
 
 A root CA and an issuing CA (the shape of Vietnam's national root → licensed CA → subscriber),
 the hospital's signing certificate, a TSA, an OCSP responder and CRLs, plus the misfits tests
-need: an expired, a not-yet-valid and a revoked signer, and a signer from a separate CA that is
-not trusted. certomancer turns the configuration into certificates; the service answers from the
+need: an expired, a not-yet-valid and a revoked signer, a signer from a separate CA that is
+not trusted, a valid signer of the same CA that is not the hospital's, and a TSA under the
+separate CA. certomancer turns the configuration into certificates; the service answers from the
 same configuration, so both always agree.
 
 Key choices (why, not what):
@@ -45,7 +46,7 @@ from infra import pki_config
 from infra.errors import PkiError
 
 ARCH = pki_config.ARCH
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a foreign signer and a foreign TSA for the pinning tests
 MANIFEST_FILE = "dev-pki.json"
 CONFIG_FILE = "certomancer.yml"
 _PRIVATE_DIR_MODE = 0o700
@@ -110,12 +111,22 @@ class DevPki:
         return self.credential("untrusted-signer")
 
     @property
+    def foreign_signer(self) -> P12Credential:
+        """Valid and issued by the hospital's CA, but not the hospital's signing certificate."""
+        return self.credential("foreign-signer")
+
+    @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/{ARCH}"
 
     @property
     def tsa_url(self) -> str:
         return f"{self.base_url}/tsa/tsa"
+
+    @property
+    def foreign_tsa_url(self) -> str:
+        """A TSA under :attr:`untrusted_root`: never one of the TSA trust roots."""
+        return f"{self.base_url}/tsa/foreign-tsa"
 
     @property
     def ocsp_url(self) -> str:
@@ -142,6 +153,7 @@ class DevPki:
             self.not_yet_valid_signer,
             self.revoked_signer,
             self.untrusted_signer,
+            self.foreign_signer,
         )
         files = [self.certomancer_config, self.trust_root, self.ca_chain, self.untrusted_root]
         files += [p for c in creds for p in (c.p12, c.password_file)]

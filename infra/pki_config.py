@@ -15,13 +15,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 ARCH = "emr-dev"
-SERVICE_KEY_LABELS = ("root", "issuing-ca", "tsa", "ocsp", "untrusted-root")
+SERVICE_KEY_LABELS = ("root", "issuing-ca", "tsa", "ocsp", "untrusted-root", "foreign-tsa")
 SIGNER_LABELS = (
     "hospital-signer",
     "expired-signer",
     "not-yet-valid-signer",
     "revoked-signer",
     "untrusted-signer",
+    "foreign-signer",
 )
 CERT_LABELS = SERVICE_KEY_LABELS + SIGNER_LABELS
 
@@ -49,6 +50,17 @@ _ENTITIES = {
     "untrusted-signer": {
         "organization-name": "Bệnh viện Giả mạo",
         "common-name": "Bệnh viện Giả mạo — Ký số hồ sơ bệnh án",
+    },
+    # Valid, from the hospital's own CA, but not the hospital's: what anyone holding a
+    # certificate of a national CA could sign with (verification must pin the hospital's).
+    "foreign-signer": {
+        "organization-name": "Phòng khám Tư nhân Khác",
+        "common-name": "Phòng khám Tư nhân Khác — Ký số",
+    },
+    # A TSA under a CA that a broad signer trust list may include, but the TSA trust roots do not.
+    "foreign-tsa": {
+        "organization-name": "CA không tin cậy (kiểm thử)",
+        "common-name": "Foreign TSA",
     },
 }
 _SIGNER_ORG = {"organization-name": _HOSPITAL, "state-or-province-name": "Hà Nội"}
@@ -83,7 +95,7 @@ def certomancer_config(*, port: int, now: datetime) -> dict[str, Any]:
 def _entities() -> dict[str, dict[str, str]]:
     entities = {}
     for label, names in _ENTITIES.items():
-        if label.endswith("-signer") and label != "untrusted-signer":
+        if label.endswith("-signer") and label not in ("untrusted-signer", "foreign-signer"):
             names = _SIGNER_ORG | names
         entities[label] = {k: unicodedata.normalize("NFC", v) for k, v in names.items()}
     return entities
@@ -111,6 +123,10 @@ def _certs(now: datetime) -> dict[str, dict[str, Any]]:
         "revoked-signer": _signer("issuing-ca", start - 7 * _DAY, start + _SIGNER_LIFETIME)
         | {"revocation": {"revoked-since": _iso(start - _DAY), "reason": "key_compromise"}},
         "untrusted-signer": _signer("untrusted-root", start, start + _SIGNER_LIFETIME),
+        "foreign-signer": _signer("issuing-ca", start, start + _SIGNER_LIFETIME),
+        "foreign-tsa": _leaf(
+            "untrusted-root", start, start + 10 * _YEAR, _tsa_extensions("untrusted-root")
+        ),
     }
     for spec in certs.values():
         spec["serial"] = secrets.randbits(63) | (1 << 62)  # positive, 63 bits, never tiny
@@ -120,7 +136,8 @@ def _certs(now: datetime) -> dict[str, dict[str, Any]]:
 def _services() -> dict[str, Any]:
     return {
         "time-stamping": {
-            "tsa": {"signing-key": "tsa", "signing-cert": "tsa", "certs-to-embed": ["issuing-ca"]}
+            "tsa": {"signing-key": "tsa", "signing-cert": "tsa", "certs-to-embed": ["issuing-ca"]},
+            "foreign-tsa": {"signing-key": "foreign-tsa", "signing-cert": "foreign-tsa"},
         },
         "ocsp": {
             "issuing-ca": {"for-issuer": "issuing-ca", "responder-cert": "ocsp"},
@@ -197,9 +214,9 @@ def _signer(issuer: str, start: datetime, end: datetime) -> dict[str, Any]:
     return _leaf(issuer, start, end, [usage, *_revocation_pointers(issuer)])
 
 
-def _tsa_extensions() -> list[dict[str, Any]]:
+def _tsa_extensions(issuer: str = "issuing-ca") -> list[dict[str, Any]]:
     eku = {"id": "extended_key_usage", "critical": True, "value": ["time_stamping"]}
-    return [_key_usage("digital_signature"), eku, *_revocation_pointers("issuing-ca")]
+    return [_key_usage("digital_signature"), eku, *_revocation_pointers(issuer)]
 
 
 def _ocsp_extensions() -> list[dict[str, Any]]:

@@ -5,7 +5,8 @@
                    size and the sha256 of the bytes read equal the catalog's
 ``unseal``         the envelope opens (authenticity, identity binding) and the PDF's sha256 equals
                    the catalog's
-``signature``      offline PAdES B-LTA with the configured trust roots; the catalogued signer
+``signature``      offline PAdES B-LTA by one of the hospital's signers and TSAs; the catalogued
+                   signer
 ``pdfa``           PDF/A-3b structure
 ``embedded-data``  the embedded FHIR Bundle's sha256 equals the catalog's ``data_sha256``
 ``lock``           COMPLIANCE, retain-until not earlier than the catalog's, legal hold as expected
@@ -133,7 +134,7 @@ def _signature(ev: Evidence, now: datetime) -> CheckResult:
         "signature",
         lambda: check_signature(
             pdf,
-            trust_roots=ev.env.trust_roots,
+            trust=ev.env.trust,
             now=now,
             expected_signer_sha256=ev.row.signer_cert_sha256,
         ),

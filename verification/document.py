@@ -1,6 +1,6 @@
 """Checks on one signed PDF's bytes: signature, PDF/A-3b structure, embedded data, renewal need.
 
-Pure functions of the bytes, the trust roots and ``now``: the record checks call them on the
+Pure functions of the bytes, the trust policy and ``now``: the record checks call them on the
 unsealed document, ``emr-archive verify-file`` on an inspector's copy from anywhere. The expected
 values (signer fingerprint, data sha256) come from the catalog when there is one; a file checked
 on its own is judged on what it carries.
@@ -9,14 +9,12 @@ on its own is judged on what it carries.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
-
-from asn1crypto import x509
 
 from archive.core.errors import ArchiveError
 from archive.render import check_pdfa3b, extract_embedded_data
-from archive.sign import newest_document_timestamp, validate_pdf_signatures
+from archive.sign import TrustPolicy, newest_document_timestamp, validate_pdf_signatures
 from verification.config import VerificationSettings
 from verification.results import CheckResult, Renewal
 
@@ -30,13 +28,14 @@ _UNDECIDED = frozenset({"sig.error"})
 def check_signature(
     pdf: bytes,
     *,
-    trust_roots: Sequence[x509.Certificate],
+    trust: TrustPolicy,
     now: datetime,
     expected_signer_sha256: str | None = None,
 ) -> CheckResult:
-    """Offline B-LTA validation (archive.sign.validate); with a catalog, also the signer's identity:
-    a valid signature by someone else is not the document the archive stored."""
-    report = validate_pdf_signatures(pdf, trust_roots=trust_roots, now=now)
+    """Offline B-LTA validation (archive.sign.validate), which accepts only the hospital's
+    signers and TSAs; with a catalog, also the record's own signer: a valid signature by another
+    of the hospital's keys is not the document the archive stored."""
+    report = validate_pdf_signatures(pdf, trust=trust, now=now)
     if not report.passed:
         make = CheckResult.indeterminate if report.reason_code in _UNDECIDED else CheckResult.failed
         return make(SIGNATURE, report.reason_code, report.reason)
@@ -109,12 +108,10 @@ def renewal_need(pdf: bytes, *, now: datetime, settings: VerificationSettings) -
     return None
 
 
-def verify_document(
-    pdf: bytes, *, trust_roots: Sequence[x509.Certificate], now: datetime
-) -> tuple[CheckResult, ...]:
+def verify_document(pdf: bytes, *, trust: TrustPolicy, now: datetime) -> tuple[CheckResult, ...]:
     """What ``verify-file`` reports for a PDF from anywhere: signature, PDF/A, embedded data."""
     return (
-        _guarded(SIGNATURE, lambda: check_signature(pdf, trust_roots=trust_roots, now=now)),
+        _guarded(SIGNATURE, lambda: check_signature(pdf, trust=trust, now=now)),
         _guarded(PDFA, lambda: check_pdfa(pdf)),
         _guarded(EMBEDDED_DATA, lambda: check_embedded_data(pdf)),
     )

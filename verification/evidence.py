@@ -15,11 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from asn1crypto import x509
-
 from archive.catalog import CatalogRow
 from archive.core.settings import SealSettings
 from archive.seal import KeyProvider, ObjectIdentity, unseal
+from archive.sign import TrustPolicy
 from archive.store import ObjectHead, ObjectStore
 from verification.config import HoldSource, VerificationSettings
 
@@ -37,7 +36,7 @@ class Environment:
     store: ObjectStore
     keys: KeyProvider
     seal: SealSettings
-    trust_roots: tuple[x509.Certificate, ...]
+    trust: TrustPolicy
     holds: HoldSource
     settings: VerificationSettings
 

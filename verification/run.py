@@ -77,8 +77,10 @@ class VerificationRun:
         findings: tuple[Finding, ...],
         rows: list[CatalogRow],
         audit_store: ObjectStore,
+        signers: frozenset[str] = frozenset(),
     ) -> None:
         self.settings, self.vsettings, self.plan, self.holds = settings, vsettings, plan, holds
+        self.signers = signers  # every signer the catalog recorded: the hospital's keys
         self._audit_store = audit_store
         self.archive_checks = archive_checks
         self.findings = findings
@@ -109,7 +111,9 @@ class VerificationRun:
         checks: list[CheckResult] = [chain]
         findings: tuple[Finding, ...] = ()
         rows: list[CatalogRow] = []
+        signers: frozenset[str] = frozenset()
         if catalog is not None:
+            signers = frozenset(catalog.signer_fingerprints())
             checks = [compare_bucket_copies(catalog, SealedStore.for_settings(settings, store))]
             all_rows = [
                 r
@@ -132,6 +136,7 @@ class VerificationRun:
             findings=findings,
             rows=rows,
             audit_store=audit_store,
+            signers=signers,
         )
 
     def __enter__(self) -> VerificationRun:
@@ -212,6 +217,6 @@ class VerificationRun:
 
     def _executor(self) -> Executor:
         if self._pool is None:
-            args = (self.settings, self.vsettings, self.holds, self.plan.checks)
+            args = (self.settings, self.vsettings, self.holds, self.plan.checks, self.signers)
             self._pool = worker_pool(self.plan.workers, initializer=init_worker, initargs=args)
         return self._pool

@@ -1,4 +1,4 @@
-"""Worker processes: each loads the keyring, the trust roots and a store client once, then
+"""Worker processes: each loads the keyring, the trust policy and a store client once, then
 verifies chunks of records. Module state, because a spawned process pool's initializer can only
 leave its work where the task function finds it."""
 
@@ -11,7 +11,7 @@ from typing import Final
 from archive.catalog import CatalogRow
 from archive.core.settings import Settings
 from archive.seal import LocalKeyring
-from archive.sign import SignerConfig, load_trust_roots
+from archive.sign import SignerConfig, TrustPolicy
 from archive.store import S3ObjectStore
 from verification.checks import FIXITY, FULL
 from verification.config import HoldSet, VerificationSettings, read_settings
@@ -27,26 +27,35 @@ _VERIFIER: Verifier | None = None
 _THREADS: ThreadPoolExecutor | None = None
 
 
-def environment(settings: Settings, vsettings: VerificationSettings, holds: HoldSet) -> Environment:
+def environment(
+    settings: Settings,
+    vsettings: VerificationSettings,
+    holds: HoldSet,
+    signers: frozenset[str] = frozenset(),
+) -> Environment:
     """What every record check shares; the read-only store identity, because verifying writes
-    nothing."""
+    nothing. ``signers``: the catalog's signer fingerprints, accepted besides the settings'."""
     return Environment(
         store=S3ObjectStore.from_settings(read_settings(settings, vsettings), read_only=True),
         keys=LocalKeyring.open(settings.keyring_dir),
         seal=settings.seal,
-        trust_roots=tuple(load_trust_roots(SignerConfig.from_settings(settings).trust_roots)),
+        trust=TrustPolicy.load(SignerConfig.from_settings(settings), known_signers=signers),
         holds=holds,
         settings=vsettings,
     )
 
 
 def init_worker(
-    settings: Settings, vsettings: VerificationSettings, holds: HoldSet, checks: str
+    settings: Settings,
+    vsettings: VerificationSettings,
+    holds: HoldSet,
+    checks: str,
+    signers: frozenset[str] = frozenset(),
 ) -> None:
     global _VERIFIER, _THREADS  # one verifier and thread pool per process, built once
     if checks not in CHECK_SETS:
         raise VerificationError(f"unknown check set {checks!r}: use one of {sorted(CHECK_SETS)}")
-    env = environment(settings, vsettings, holds)
+    env = environment(settings, vsettings, holds, signers)
     _VERIFIER = Verifier.create(checks=CHECK_SETS[checks], env=env)
     # Fixity waits on the store most of the time (HEAD, GET): a few records in flight per process
     # overlap that wait (2x measured). Signature and PDF/A validation are CPU-bound Python: more

@@ -153,6 +153,11 @@ class Catalog:
         hits = self._scan(columns=["encounter_id"], filter=pc.field("encounter_id") == encounter_id)
         return bool(hits.num_rows)
 
+    def signer_fingerprints(self) -> set[str]:
+        """SHA-256 of every certificate that signed a catalogued record: the hospital's keys,
+        which validation accepts as signers (``archive.sign.TrustPolicy``)."""
+        return set(self._scan(columns=["signer_cert_sha256"]).column(0).to_pylist())
+
     def encounter_ids(self) -> set[str]:
         return set(self._scan(columns=["encounter_id"]).column(0).to_pylist())
 

@@ -125,9 +125,24 @@ class SignerSettings(Section):
     trust_roots: tuple[Path, ...] = Field(
         default=(), description="PEM/DER CA certificates trusted for validation; empty = dev CA"
     )
+    tsa_trust_roots: tuple[Path, ...] = Field(
+        default=(),
+        description="PEM/DER CA certificates every timestamp's TSA must chain to; empty = dev CA",
+    )
+    pinned_signers: tuple[str, ...] = Field(
+        default=(),
+        description="past hospital signing certificates still accepted besides the configured "
+        "one and the catalog's: SHA-256 fingerprints (hex, colons allowed) or certificate files",
+    )
     ocsp_url_override: str | None = Field(
         default=None, description="force one OCSP responder instead of the certificates' AIA"
     )
+
+    @field_validator("pinned_signers")
+    @classmethod
+    def _fingerprints_normalised(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # `openssl x509 -fingerprint -sha256` prints AB:CD:...; compare one spelling only.
+        return tuple(normalise_fingerprint(v) or v for v in value)
 
     @model_validator(mode="after")
     def _all_or_nothing(self) -> SignerSettings:
@@ -137,18 +152,28 @@ class SignerSettings(Section):
             "EMR_ARCHIVE_SIGNER__PKCS12_PATH": self.pkcs12_path is not None,
             "EMR_ARCHIVE_SIGNER__TSA_URL": self.tsa_url is not None,
             "EMR_ARCHIVE_SIGNER__TRUST_ROOTS": bool(self.trust_roots),
+            "EMR_ARCHIVE_SIGNER__TSA_TRUST_ROOTS": bool(self.tsa_trust_roots),
         }
         if any(production.values()) and not all(production.values()):
             missing = ", ".join(name for name, given in production.items() if not given)
             raise ValueError(
-                f"a production signer needs all of PKCS12_PATH, TSA_URL and TRUST_ROOTS; "
-                f"missing {missing} (or unset all three to use the development PKI)"
+                f"a production signer needs all of PKCS12_PATH, TSA_URL, TRUST_ROOTS and "
+                f"TSA_TRUST_ROOTS; missing {missing} (or unset all four to use the development "
+                "PKI)"
             )
         if self.pkcs12_path is not None and not (
             self.pkcs12_password_env or self.pkcs12_password_file
         ):
             raise ValueError("set PKCS12_PASSWORD_ENV or PKCS12_PASSWORD_FILE for the PKCS#12")
         return self
+
+
+def normalise_fingerprint(text: str) -> str | None:
+    """``text`` as 64 lowercase hex digits if it is a SHA-256 fingerprint, else None (a path)."""
+    digits = text.strip().replace(":", "").lower()
+    if len(digits) == 64 and all(c in "0123456789abcdef" for c in digits):
+        return digits
+    return None
 
 
 class SealSettings(Section):

@@ -33,7 +33,7 @@ from archive.sign import (
     DocumentSigner,
     SignedDocument,
     SignerConfig,
-    load_trust_roots,
+    TrustPolicy,
     validate_pdf_signatures,
 )
 from archive.sources import EncounterBundle
@@ -80,7 +80,9 @@ class RecordWorker:
         self._keys = keys
         self._store = store
         self._classifier = classifier
-        self._roots = load_trust_roots(SignerConfig.from_settings(settings).trust_roots)
+        # Adopted documents were signed by an earlier run: by this key, or a pinned past one.
+        config = SignerConfig.from_settings(settings)
+        self._trust = TrustPolicy.load(config, signer=signer.key.certificate)
         self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="store")
 
     @classmethod
@@ -238,7 +240,7 @@ class RecordWorker:
         plaintext = receipt.adopted_document
         if plaintext is None:  # pragma: no cover - adopt() always returns the document
             return _failed(item, "adopt.no_document", "")
-        report = validate_pdf_signatures(plaintext, trust_roots=self._roots)
+        report = validate_pdf_signatures(plaintext, trust=self._trust)
         first = report.checks[0] if report.checks else None
         if not report.passed or first is None or first.signer_cert_sha256 is None:
             return _failed(item, "adopt.signature_invalid", report.reason_code)

@@ -3,7 +3,8 @@
 Signing (``signer``) takes the PDF bytes and the hospital's key, certificate, TSA and revocation
 sources; returns the signed bytes with a signature timestamp, the validation data and a document
 timestamp, so the document validates offline for decades. Validation (``validate``) takes a PDF
-and trust roots and returns a report; it never signs.
+and a :class:`TrustPolicy` (trust roots for signers and TSAs, the hospital's own signing
+certificates) and returns a report; it never signs.
 """
 
 from archive.sign.config import RetryPolicy, SignerConfig, load_trust_roots
@@ -12,6 +13,7 @@ from archive.sign.newest_timestamp import NewestTimestamp, newest_document_times
 from archive.sign.outcomes import SignedDocument, SignFailure, SignOutcome
 from archive.sign.report import SignatureCheck, SignatureReport
 from archive.sign.signer import DocumentSigner
+from archive.sign.trust import TrustPolicy
 from archive.sign.validate import validate_pdf_signatures
 from archive.sign.worker import init_worker, sign_in_worker
 
@@ -27,6 +29,7 @@ __all__ = [
     "SignerConfig",
     "SignerIdentity",
     "SigningKey",
+    "TrustPolicy",
     "init_worker",
     "load_signer",
     "load_trust_roots",

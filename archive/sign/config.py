@@ -1,8 +1,9 @@
 """Where the signing key, the TSA and the trust roots are, and how hard to try the trust services.
 
 Settings go in, small frozen values come out: :class:`SignerConfig` crosses into worker processes
-(it is picklable, a loaded key is not), and validators that never sign (the verifier, the
-retrieval service) read only its trust roots through :func:`load_trust_roots`.
+(it is picklable, a loaded key is not); validators (the verifier, the retrieval service) turn it
+into a :class:`~archive.sign.trust.TrustPolicy`: the CAs a signer and a TSA must chain to, and
+the hospital's own signing certificates.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from archive.core.errors import ConfigError
 if TYPE_CHECKING:
     from archive.core.settings import Settings
 
-__all__ = ["MD_ALGORITHM", "RetryPolicy", "SignerConfig", "load_trust_roots"]
+__all__ = [
+    "MD_ALGORITHM",
+    "RetryPolicy",
+    "SignerConfig",
+    "load_certificates",
+    "load_trust_roots",
+]
 
 MD_ALGORITHM = "sha256"  # of signatures, timestamps and their imprints
 
@@ -30,7 +37,9 @@ class SignerConfig:
 
     pkcs12_path: Path
     tsa_url: str
-    trust_roots: tuple[Path, ...]
+    trust_roots: tuple[Path, ...]  # CAs a signer's certificate must chain to
+    tsa_trust_roots: tuple[Path, ...]  # CAs every timestamp's TSA certificate must chain to
+    pinned_signers: tuple[str, ...] = ()  # past hospital keys: SHA-256 hex or certificate files
     password_file: Path | None = None
     password_env: str | None = None
     ocsp_url_override: str | None = None
@@ -46,6 +55,8 @@ class SignerConfig:
                 password_file=signers / "hospital-signer.pass",
                 tsa_url=settings.tsa_url,
                 trust_roots=(settings.pki_dir / "trust-root.pem",),
+                tsa_trust_roots=(settings.pki_dir / "trust-root.pem",),
+                pinned_signers=signer.pinned_signers,
                 ocsp_url_override=signer.ocsp_url_override,
             )
         assert signer.pkcs12_path is not None  # settings: production is all or nothing
@@ -55,6 +66,8 @@ class SignerConfig:
             password_env=signer.pkcs12_password_env,
             tsa_url=settings.tsa_url,
             trust_roots=signer.trust_roots,
+            tsa_trust_roots=signer.tsa_trust_roots,
+            pinned_signers=signer.pinned_signers,
             ocsp_url_override=signer.ocsp_url_override,
         )
 
@@ -73,18 +86,29 @@ class RetryPolicy:
         return [min(self.first_delay_s * 2**i, self.max_delay_s) for i in range(self.attempts - 1)]
 
 
-def load_trust_roots(paths: Sequence[Path]) -> list[x509.Certificate]:
+def load_trust_roots(
+    paths: Sequence[Path], *, setting: str = "EMR_ARCHIVE_SIGNER__TRUST_ROOTS"
+) -> list[x509.Certificate]:
     """PEM (one or more certificates) or DER files; an empty list is refused."""
-    roots: list[x509.Certificate] = []
-    for path in paths:
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise ConfigError(f"cannot read the trust root {path} ({e.strerror})") from e
-        if pem.detect(data):
-            roots += [x509.Certificate.load(der) for _, _, der in pem.unarmor(data, multiple=True)]
-        else:
-            roots.append(x509.Certificate.load(data))
+    roots = [cert for path in paths for cert in load_certificates(path)]
     if not roots:
-        raise ConfigError("no trust roots configured: set EMR_ARCHIVE_SIGNER__TRUST_ROOTS")
+        raise ConfigError(f"no trust roots configured: set {setting}")
     return roots
+
+
+def load_certificates(path: Path) -> list[x509.Certificate]:
+    """The certificates of one PEM (one or more) or DER file."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read the certificate file {path} ({e.strerror})") from e
+    try:
+        ders = (
+            [der for _, _, der in pem.unarmor(data, multiple=True)] if pem.detect(data) else [data]
+        )
+        certs = [x509.Certificate.load(der, strict=True) for der in ders]
+        for cert in certs:
+            cert.subject  # noqa: B018 - asn1crypto parses lazily: fail here, not mid-validation
+        return certs
+    except ValueError as e:
+        raise ConfigError(f"{path} holds no readable certificate (PEM or DER)") from e

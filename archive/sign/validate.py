@@ -1,7 +1,12 @@
 """Offline validation of a document's PAdES signatures and document timestamps.
 
-Used by the verifier (weekly, offline) and the archive tests. Nothing is fetched: only what the
-file carries (its DSS and timestamps) and the configured trust roots are used.
+Used by every path that validates a PDF: the verifier (weekly, offline), ``verify-file``, the
+archive run's read-back, the retrieval service and the demo. Nothing is fetched: only what the
+file carries (its DSS and timestamps) and a :class:`~archive.sign.trust.TrustPolicy` are used.
+Besides the AdES verdict, the policy decides who may have signed (one of the hospital's signing
+certificates, else ``sig.unknown_signer``) and who may have timestamped (a TSA under the TSA
+trust roots, else ``sig.untrusted_tsa``); both reasons name the certificate's subject and
+SHA-256.
 
 How a B-LTA document is judged offline, by default:
 
@@ -61,7 +66,9 @@ from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolic
 from pyhanko_certvalidator.registry import SimpleTrustManager
 
 from archive.sign.report import Kind, SignatureCheck, SignatureReport
+from archive.sign.trust import TrustPolicy, describe
 from archive.sign.verdicts import (
+    INTEGRITY_CODES,
     error_check,
     judge_integrity,
     judge_signature,
@@ -76,7 +83,7 @@ __all__ = ["async_validate_pdf_signatures", "validate_pdf_signatures"]
 def validate_pdf_signatures(
     pdf: bytes,
     *,
-    trust_roots: Sequence[x509.Certificate],
+    trust: TrustPolicy,
     now: datetime | None = None,
     validation_time: datetime | None = None,
 ) -> SignatureReport:
@@ -86,7 +93,7 @@ def validate_pdf_signatures(
     ``validation_time`` replaces "as of the newest document timestamp" for everything.
     """
     validation = async_validate_pdf_signatures(
-        pdf, trust_roots=trust_roots, now=now, validation_time=validation_time
+        pdf, trust=trust, now=now, validation_time=validation_time
     )
     return asyncio.run(validation)
 
@@ -94,13 +101,13 @@ def validate_pdf_signatures(
 async def async_validate_pdf_signatures(
     pdf: bytes,
     *,
-    trust_roots: Sequence[x509.Certificate],
+    trust: TrustPolicy,
     now: datetime | None = None,
     validation_time: datetime | None = None,
 ) -> SignatureReport:
     """:func:`validate_pdf_signatures` for a caller already inside an event loop."""
     now = now or datetime.now(UTC)
-    if not trust_roots:
+    if not trust.signer_roots or not trust.tsa_roots:
         return _report((), now, now, "sig.error", "no trust roots given: nothing can be trusted")
     try:
         signatures = list(PdfFileReader(io.BytesIO(pdf), strict=True).embedded_signatures)
@@ -110,7 +117,7 @@ async def async_validate_pdf_signatures(
         return _report((), now, now, "sig.error", reason)
     if not any(s.sig_object_type == "/Sig" for s in signatures):
         return _report((), now, as_of, "sig.missing", "the document carries no signature")
-    validator = _Validator(list(trust_roots), as_of, now=None if validation_time else now)
+    validator = _Validator(trust, as_of, now=None if validation_time else now)
     checks = [await validator.check(s, is_newest=s is signatures[-1]) for s in signatures]
     failed = next((c for c in checks if not c.passed), None)
     if failed is not None:
@@ -151,10 +158,9 @@ class _Validator:
     """One document's validation: the policy and the evidence-record verdict shared by its
     signatures and timestamps."""
 
-    def __init__(
-        self, roots: list[x509.Certificate], as_of: datetime, *, now: datetime | None
-    ) -> None:
-        self._roots = roots
+    def __init__(self, trust: TrustPolicy, as_of: datetime, *, now: datetime | None) -> None:
+        self._trust = trust
+        roots = trust.all_roots  # pyHanko's verdict; who may sign or timestamp is judged after
         self._as_of = as_of
         self._now = now  # None: judge everything as of ``as_of`` only
         self._timing = ValidationTimingInfo(as_of, as_of, point_in_time_validation=True)
@@ -189,8 +195,12 @@ class _Validator:
         ts_status = sig_ts.api_status if sig_ts is not None else None
         signing_time = getattr(ts_status, "timestamp", None)
         has_ts = any(True for _ in generic_cms.extract_tst_data_iter(sig.signer_info, signed=False))
-        chains = result.ades_subindic == AdESPassed.OK or await self._chains_to_roots(sig)
+        chains = await self._chains(sig, sig.signer_cert, self._trust.signer_roots)
         code, reason = judge_signature(sig, result, status, has_ts, signing_time, chains)
+        if code not in INTEGRITY_CODES:
+            code, reason = self._trust.judge_signer(sig.signer_cert) or (code, reason)
+        if code == "sig.ok":
+            code, reason = await self._signature_tsas(sig) or (code, reason)
         return make_check(
             sig,
             Kind.SIGNATURE,
@@ -214,6 +224,8 @@ class _Validator:
         # evidence-record validation of the signature; the newest must hold on its own, now.
         trusted = status.trusted or (not is_newest and self.evidence_chain_valid)
         code, reason = judge_integrity(status)
+        if code == "sig.ok":
+            code, reason = await self._tsa_judgement(sig, sig.signer_cert, ()) or (code, reason)
         if code == "sig.ok" and not trusted:
             code, reason = "sig.timestamp_invalid", timestamp_trust_reason(status)
         if code == "sig.ok" and is_newest and self._now is not None:
@@ -230,24 +242,60 @@ class _Validator:
             has_signature_timestamp=False,
         )
 
-    async def _chains_to_roots(self, sig: EmbeddedPdfSignature) -> bool:
-        """Whether any path leads from the signer to a trust root (validity and revocation
-        aside): tells an untrusted signer from one whose validation data is missing, which
-        AdES reports alike (CERTIFICATE_CHAIN_GENERAL_FAILURE)."""
-        context = self._dss_context(sig)
+    async def _signature_tsas(self, sig: EmbeddedPdfSignature) -> tuple[str, str] | None:
+        """The TSAs of the signature's own timestamps (signature and content timestamps)."""
+        info = sig.signer_info
+        for signed in (False, True):
+            for token in generic_cms.extract_tst_data_iter(info, signed=signed):
+                tsa = extract_certificate_info(token)
+                found = await self._tsa_judgement(sig, tsa.signer_cert, tsa.other_certs)
+                if found is not None:
+                    return found
+        return None
+
+    async def _tsa_judgement(
+        self, sig: EmbeddedPdfSignature, tsa: x509.Certificate, others: Sequence[x509.Certificate]
+    ) -> tuple[str, str] | None:
+        if await self._chains(sig, tsa, self._trust.tsa_roots, others):
+            return None
+        return (
+            "sig.untrusted_tsa",
+            f"timestamped by {describe(tsa)}, a TSA outside the TSA trust roots "
+            "(EMR_ARCHIVE_SIGNER__TSA_TRUST_ROOTS)",
+        )
+
+    async def _chains(
+        self,
+        sig: EmbeddedPdfSignature,
+        cert: x509.Certificate,
+        roots: Sequence[x509.Certificate],
+        others: Sequence[x509.Certificate] = (),
+    ) -> bool:
+        """Whether any path leads from ``cert`` to one of ``roots`` (validity and revocation
+        aside, which AdES judges): tells an untrusted signer from one whose validation data is
+        missing (AdES reports both as CERTIFICATE_CHAIN_GENERAL_FAILURE), and a TSA of the
+        hospital's from another that a broader trust list would accept."""
+        context = self._dss_context(sig, roots, others)
         try:
-            await context.path_builder.async_build_paths(sig.signer_cert)
+            await context.path_builder.async_build_paths(cert)
         except PathBuildingError:
             return False
+        finally:
+            await context.aclose()  # type: ignore[no-untyped-call]
         return True
 
-    def _dss_context(self, sig: EmbeddedPdfSignature) -> ValidationContext:
+    def _dss_context(
+        self,
+        sig: EmbeddedPdfSignature,
+        roots: Sequence[x509.Certificate] | None = None,
+        others: Sequence[x509.Certificate] = (),
+    ) -> ValidationContext:
         kwargs: dict[str, Any] = {
-            "trust_roots": self._roots,
+            "trust_roots": list(self._trust.all_roots if roots is None else roots),
             "allow_fetching": False,
             "revocation_mode": "hard-fail",
             "moment": self._as_of,
-            "other_certs": list(_embedded_certs(sig.signed_data)),
+            "other_certs": [*_embedded_certs(sig.signed_data), *others],
             "ocsps": [],  # without a DSS there is simply nothing to go on
             "crls": [],
         }

@@ -1,10 +1,11 @@
 """How pyHanko's findings become one reason code and a sentence per signature or timestamp.
 
 pyHanko's statuses and AdES indications go in; a :class:`SignatureCheck` with a reason code comes
-out. The order of the rules is the order in which an inspector asks: were the bytes changed, was
-the signer's certificate usable when it signed, does it chain to our roots, was it revoked, is
-the proof complete (timestamp, then B-LTA). Reasons name fields, certificates and dates only:
-no document content, so no PHI.
+out. The order of the rules is the order in which an inspector asks: were the bytes changed, is
+the signer the hospital (``archive.sign.trust``), was the signer's certificate usable when it
+signed, does it chain to our roots, was it revoked, is the proof complete (timestamp, then
+B-LTA), did the hospital's TSAs make the timestamps. Reasons name fields, certificates and
+dates only: no document content, so no PHI.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pyhanko.sign.validation.status import DocumentTimestampStatus, PdfSignature
 from archive.sign.report import Kind, SignatureCheck
 
 __all__ = [
+    "INTEGRITY_CODES",
     "error_check",
     "judge_integrity",
     "judge_signature",
@@ -31,6 +33,15 @@ __all__ = [
     "timestamp_trust_reason",
 ]
 
+# "The bytes are not what was signed": said before who signed, which a changed file cannot prove.
+INTEGRITY_CODES = frozenset(
+    {
+        "sig.digest_mismatch",
+        "sig.invalid_signature",
+        "sig.coverage_gap",
+        "sig.modified_after_signing",
+    }
+)
 _ACCEPTED_MODIFICATIONS = frozenset({ModificationLevel.NONE, ModificationLevel.LTA_UPDATES})
 _UNTRUSTED = frozenset({AdESIndeterminate.NO_CERTIFICATE_CHAIN_FOUND})
 _REVOKED = frozenset(
@@ -64,7 +75,7 @@ def judge_signature(
     expiry = _expired_at_signing(sig.signer_cert, signing_time or result.best_signature_time)
     if expiry is not None:
         return expiry
-    if subindic != AdESPassed.OK and not chains_to_roots:
+    if not chains_to_roots:  # to the signer trust roots, not merely to a TSA's
         return "sig.untrusted_chain", "the signer's certificate does not chain to a trust root"
     if subindic in _REVOKED:
         return "sig.revoked", "the signer's certificate was revoked"

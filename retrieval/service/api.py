@@ -22,7 +22,6 @@ from pathlib import Path
 
 from archive import wiring
 from archive.audit import AuditLog
-from archive.sign import SignerConfig, load_trust_roots
 from archive.store import ObjectStore
 from retention import Register
 from retrieval.access import AccessRegister, TokenService, UserStore, access_dir
@@ -43,14 +42,15 @@ class Retrieval(Identities, RecordExport, Oversight):
     def open(cls, settings: Settings, *, store: ObjectStore | None = None) -> Retrieval:
         store = store or wiring.open_store(settings)
         keyring = wiring.open_keyring(settings)
-        roots = tuple(load_trust_roots(SignerConfig.from_settings(settings).trust_roots))
+        catalog = wiring.open_catalog(settings, create=True)
+        trust = wiring.trust_policy(settings, catalog=catalog)
 
         def env(holds: HoldSet) -> Environment:
             return Environment(
                 store=store,
                 keys=keyring,
                 seal=settings.seal,
-                trust_roots=roots,
+                trust=trust,
                 holds=holds,
                 settings=settings.verification,
             )
@@ -58,7 +58,7 @@ class Retrieval(Identities, RecordExport, Oversight):
         return cls(
             settings=settings,
             store=store,
-            catalog=wiring.open_catalog(settings, create=True),
+            catalog=catalog,
             index=SearchIndex.open(index_dir(settings)),
             register=Register.for_settings(settings, store),
             access=AccessRegister.for_settings(settings, store),

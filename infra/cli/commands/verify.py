@@ -2,7 +2,9 @@
 
 ``verify`` runs the verification flow (Prefect, imported inside the command) over the whole
 archive, a sample of every day, or the records signed since a day; ``verify-file`` checks one
-signed PDF offline against the configured trust roots. Exit status: 0 when everything passed, 1
+signed PDF offline: signed by one of the hospital's signing certificates (the configured one,
+``EMR_ARCHIVE_SIGNER__PINNED_SIGNERS``, the local catalog's signers if there is a catalog) and
+timestamped by TSAs under the TSA trust roots. Exit status: 0 when everything passed, 1
 when anything failed or was indeterminate (a record, an archive-wide check), 2 for a configuration
 or usage error (as every command).
 """
@@ -81,14 +83,13 @@ def verify_cmd(
 @click.pass_context
 def verify_file_cmd(ctx: click.Context, path: Path) -> None:
     """Validate one signed PDF from anywhere (an inspector's copy): signature, PDF/A, data."""
-    from archive.sign import SignerConfig, load_trust_roots
+    from archive import wiring
     from verification.document import renewal_need, verify_document
 
     settings = settings_of(ctx)
     pdf = path.read_bytes()
-    roots = load_trust_roots(SignerConfig.from_settings(settings).trust_roots)
     now = datetime.now(UTC)
-    results = verify_document(pdf, trust_roots=roots, now=now)
+    results = verify_document(pdf, trust=wiring.trust_policy(settings), now=now)
     _print_checks(results)
     renewal = renewal_need(pdf, now=now, settings=settings.verification)
     if renewal is not None:

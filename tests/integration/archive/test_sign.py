@@ -41,6 +41,7 @@ from archive.sign import (
     SignedDocument,
     SignerConfig,
     SignFailure,
+    TrustPolicy,
     init_worker,
     load_signer,
     load_trust_roots,
@@ -61,6 +62,7 @@ from tests.support.attacks import (
 )
 from tests.support.fhir import canonical, example_bundle
 from tests.support.pki_service import PkiServiceProcess, free_port
+from tests.support.trust import dev_trust
 
 pytestmark = pytest.mark.integration
 
@@ -88,6 +90,7 @@ def _config(pki: DevPki, credential: P12Credential | None = None, **changes: Any
         password_file=credential.password_file,
         tsa_url=pki.tsa_url,
         trust_roots=(pki.trust_root,),
+        tsa_trust_roots=(pki.trust_root,),
     )
     return dataclasses.replace(config, **changes)
 
@@ -103,8 +106,11 @@ def signer(service: PkiServiceProcess, config: SignerConfig) -> DocumentSigner:
 
 
 @pytest.fixture(scope="module")
-def root(pki: DevPki) -> asn1_x509.Certificate:
-    return _asn1_cert(pki.trust_root)
+def trust(pki: DevPki) -> TrustPolicy:
+    """The development CA for signers and TSAs; the hospital's signer and, so that their own
+    verdicts are reached, the misfits the attacks below sign with (the hospital's expired key,
+    its key from a CA that is not trusted)."""
+    return dev_trust(pki, "expired-signer", "untrusted-signer")
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +136,8 @@ def _fingerprint(path: Path) -> str:
     return hashlib.sha256(_asn1_cert(path).dump()).hexdigest()
 
 
-def _validate(pdf: bytes, root: asn1_x509.Certificate) -> SignatureReport:
-    return validate_pdf_signatures(pdf, trust_roots=[root])
+def _validate(pdf: bytes, trust: TrustPolicy) -> SignatureReport:
+    return validate_pdf_signatures(pdf, trust=trust)
 
 
 # --- a good signature ------------------------------------------------------------------------
@@ -142,7 +148,7 @@ def test_b_lta_signature_validates_offline_and_the_document_stays_pdfa(
     pki: DevPki,
     document: bytes,
     signed: SignedDocument,
-    root: asn1_x509.Certificate,
+    trust: TrustPolicy,
 ) -> None:
     now = datetime.now(UTC)
     assert signed.pdf.startswith(document)  # an incremental update: the original is untouched
@@ -158,7 +164,7 @@ def test_b_lta_signature_validates_offline_and_the_document_stays_pdfa(
     assert extract_embedded_data(signed.pdf) == extract_embedded_data(document)
 
     with service.stopped():  # offline: nothing could be fetched even if the policy allowed it
-        report = _validate(signed.pdf, root)
+        report = _validate(signed.pdf, trust)
     assert report.passed, report.reason
     assert report.reason_code == "sig.ok"
     signature, timestamp = report.checks
@@ -180,15 +186,15 @@ def test_b_lta_signature_validates_offline_and_the_document_stays_pdfa(
     # Weeks later the embedded OCSP responses (10 minutes in the development PKI) have long
     # expired: judged as of its newest document timestamp the document still passes, and it
     # fails once the TSA certificate that timestamp relies on has expired (missed renewal).
-    later = validate_pdf_signatures(signed.pdf, trust_roots=[root], now=now + timedelta(days=30))
+    later = validate_pdf_signatures(signed.pdf, trust=trust, now=now + timedelta(days=30))
     assert later.passed, later.reason
     assert later.as_of == signed.timestamp_time
     expired = signed.tsa_cert_not_after + timedelta(days=1)
-    unrenewed = validate_pdf_signatures(signed.pdf, trust_roots=[root], now=expired)
+    unrenewed = validate_pdf_signatures(signed.pdf, trust=trust, now=expired)
     assert unrenewed.reason_code == "sig.timestamp_expired"
     # Judged at a fixed later time instead, the stale revocation data cannot vouch for it.
     at_later_time = validate_pdf_signatures(
-        signed.pdf, trust_roots=[root], validation_time=now + timedelta(days=30)
+        signed.pdf, trust=trust, validation_time=now + timedelta(days=30)
     )
     assert at_later_time.reason_code == "sig.ltv_incomplete"
 
@@ -201,7 +207,7 @@ def test_b_lta_signature_validates_offline_and_the_document_stays_pdfa(
 
 
 def test_process_pool_workers_sign_with_their_own_key_load(
-    service: PkiServiceProcess, config: SignerConfig, document: bytes, root: asn1_x509.Certificate
+    service: PkiServiceProcess, config: SignerConfig, document: bytes, trust: TrustPolicy
 ) -> None:
     context = multiprocessing.get_context("spawn")
     options = {"retry": FAST_RETRY}
@@ -212,7 +218,7 @@ def test_process_pool_workers_sign_with_their_own_key_load(
     outcomes = [o for batch in batches for o in batch]
     assert all(isinstance(o, SignedDocument) for o in outcomes), outcomes
     assert isinstance(outcomes[-1], SignedDocument)
-    assert _validate(outcomes[-1].pdf, root).passed
+    assert _validate(outcomes[-1].pdf, trust).passed
 
 
 # --- refusals and outages ----------------------------------------------------------------------
@@ -351,6 +357,10 @@ ATTACKS: dict[str, tuple[Callable[[Attack], bytes], set[str]]] = {
         lambda a: sign_directly(a, "expired-signer", timestamp=True),
         {"sig.expired_at_signing"},
     ),
+    "re-signed at B-LTA by another certificate of the same CA": (
+        lambda a: sign_directly(a, "foreign-signer", timestamp=True, lta_trusting=a.pki.trust_root),
+        {"sig.unknown_signer"},
+    ),
     "no timestamp at all (B-B)": (
         lambda a: sign_directly(a, "hospital-signer", timestamp=False),
         {"sig.no_timestamp", "sig.ltv_incomplete"},
@@ -371,11 +381,11 @@ def test_validator_rejects(
     pki: DevPki,
     document: bytes,
     signed: SignedDocument,
-    root: asn1_x509.Certificate,
+    trust: TrustPolicy,
 ) -> None:
     build, expected = ATTACKS[name]
     forged = build(Attack(pki=pki, document=document, signed=signed.pdf))
-    report = _validate(forged, root)
+    report = _validate(forged, trust)
     assert not report.passed
     assert report.reason_code in expected, (report.reason_code, report.reason, report.checks)
     assert report.reason
@@ -385,7 +395,7 @@ def test_validator_rejects(
 
 
 def test_batch_of_20_fetches_validation_data_once(
-    service: PkiServiceProcess, config: SignerConfig, document: bytes, root: asn1_x509.Certificate
+    service: PkiServiceProcess, config: SignerConfig, document: bytes, trust: TrustPolicy
 ) -> None:
     n = 20
     mark = service.mark()
@@ -404,7 +414,7 @@ def test_batch_of_20_fetches_validation_data_once(
     assert batch == Counter({"tsa": 2 * n})
     for outcome in outcomes[:: n // 4]:
         assert isinstance(outcome, SignedDocument)
-        assert _validate(outcome.pdf, root).passed
+        assert _validate(outcome.pdf, trust).passed
 
 
 # --- configuration -------------------------------------------------------------------------------

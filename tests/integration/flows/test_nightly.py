@@ -15,11 +15,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from archive import wiring
 from archive.catalog import Catalog
 from archive.pipeline import ArchiveRun, RunOptions
 from archive.render import check_pdfa3b, extract_embedded_data, pdffonts_check, qpdf_check
 from archive.seal import LocalKeyring, ObjectIdentity, unseal
-from archive.sign import SignerConfig, load_signer, load_trust_roots, validate_pdf_signatures
+from archive.sign import SignerConfig, load_signer, validate_pdf_signatures
 from archive.sources import canonical_json
 from archive.store import S3ObjectStore
 from infra.settings import AppSettings as Settings
@@ -48,7 +49,7 @@ def test_a_window_is_archived_and_every_record_checks_out(
     catalog = Catalog.open(settings.catalog_dir)
     rows = catalog.rows().to_pylist()
     assert {r["encounter_id"] for r in rows} == expected
-    roots = load_trust_roots(SignerConfig.from_settings(settings).trust_roots)
+    trust = wiring.trust_policy(settings)
     configured = load_signer(SignerConfig.from_settings(settings)).identity.fingerprint_sha256
     bundles = _source_bundles(export)
     for row in rows[:6]:  # the full set of checks on a few; the cheap ones on all below
@@ -64,7 +65,7 @@ def test_a_window_is_archived_and_every_record_checks_out(
         assert pdffonts_check(pdf).passed
         embedded = extract_embedded_data(pdf)
         assert embedded == bundles[row["encounter_id"]]
-        report = validate_pdf_signatures(pdf, trust_roots=roots)
+        report = validate_pdf_signatures(pdf, trust=trust)
         assert report.passed, report.reason
         assert report.checks[0].signer_cert_sha256 == row["signer_cert_sha256"] == configured
         text = subprocess.run(
@@ -205,6 +206,7 @@ def test_an_expired_signer_is_refused_before_anything_is_stored(
                     "pkcs12_password_file": pki / "signers" / "expired-signer.pass",
                     "tsa_url": settings.tsa_url,
                     "trust_roots": (pki / "trust-root.pem",),
+                    "tsa_trust_roots": (pki / "trust-root.pem",),
                 }
             )
         }
@@ -228,6 +230,7 @@ def test_tsa_down_leaves_records_for_the_next_run(settings: Settings, export: Ex
                     "pkcs12_password_file": pki / "signers" / "hospital-signer.pass",
                     "tsa_url": "http://127.0.0.1:9/tsa",
                     "trust_roots": (pki / "trust-root.pem",),
+                    "tsa_trust_roots": (pki / "trust-root.pem",),
                 }
             )
         }

@@ -94,7 +94,7 @@ def test_private_files_are_private_and_second_call_changes_nothing(pki: DevPki) 
     assert _mode(pki.pki_dir / "keys") == 0o700
     assert _mode(pki.pki_dir / "signers") == 0o700
     secrets = [*(pki.pki_dir / "keys").glob("*.key.pem"), *(pki.pki_dir / "signers").iterdir()]
-    assert len(secrets) == 5 + 2 * 5
+    assert len(secrets) == 6 + 2 * 6  # service keys; a PKCS#12 and a password per signer
     assert all(_mode(p) == 0o600 for p in secrets)
     before = _snapshot(pki.pki_dir)
     later = datetime.now(UTC) + timedelta(days=30)

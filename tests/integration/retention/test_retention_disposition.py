@@ -9,7 +9,7 @@ import pytest
 
 from archive import wiring
 from archive.render import check_pdfa3b
-from archive.sign import SignerConfig, load_trust_roots, validate_pdf_signatures
+from archive.sign import validate_pdf_signatures
 from infra.settings import AppSettings as Settings
 from retention.disposition import Outcome, approve, confirm
 from retention.errors import RetentionError
@@ -100,8 +100,7 @@ def test_expired_records_are_destroyed_with_signed_minutes(settings: Settings) -
 
     pdf = read_minutes(real, parts.keyring(), settings, outcome.minutes, proposal.proposal_id)
     assert check_pdfa3b(pdf).passed, check_pdfa3b(pdf).reason
-    roots = load_trust_roots(SignerConfig.from_settings(settings).trust_roots)
-    report = validate_pdf_signatures(pdf, trust_roots=roots)
+    report = validate_pdf_signatures(pdf, trust=wiring.trust_policy(settings))
     assert report.passed, report.reason
     listing = embedded_listing(pdf)
     by_id = {r.encounter_id: r for r in rows}

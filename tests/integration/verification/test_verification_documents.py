@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from asn1crypto import x509
 from click.testing import CliRunner
 
+from archive.core.settings import SignerSettings
 from archive.render import Renderer
-from archive.sign import DocumentSigner, SignedDocument, SignerConfig, load_trust_roots
+from archive.sign import DocumentSigner, SignedDocument, SignerConfig, TrustPolicy
 from infra.cli.commands import verify_file_cmd
 from infra.pki import DevPki
 from infra.settings import AppSettings as Settings
@@ -31,6 +31,7 @@ from tests.support.attacks import (
     sign_directly,
 )
 from tests.support.fhir import canonical, example_bundle
+from tests.support.trust import dev_trust
 from verification.document import verify_document
 from verification.results import CheckResult
 
@@ -49,9 +50,23 @@ def attack(stack_settings: Settings) -> Attack:
     return Attack(pki=pki, document=document, signed=signed.pdf)
 
 
+# The attacks that sign with a misfit certificate stand for the hospital's own key gone wrong
+# (expired, from a CA not trusted): accepted as the hospital's, to reach those verdicts. A
+# certificate that is not the hospital's at all is tests/.../test_signer_pinning.py's subject.
+MISFITS = ("expired-signer", "untrusted-signer")
+
+
 @pytest.fixture(scope="module")
-def roots(stack_settings: Settings) -> list[x509.Certificate]:
-    return load_trust_roots(SignerConfig.from_settings(stack_settings).trust_roots)
+def trust(attack: Attack) -> TrustPolicy:
+    return dev_trust(attack.pki, *MISFITS)
+
+
+@pytest.fixture(scope="module")
+def inspector(stack_settings: Settings, attack: Attack) -> Settings:
+    """``verify-file``'s settings: the misfits pinned as past keys, by certificate file."""
+    pinned = tuple(str(attack.pki.cert_path(label)) for label in MISFITS)
+    signer = SignerSettings(**{**stack_settings.signer.model_dump(), "pinned_signers": pinned})
+    return stack_settings.model_copy(update={"signer": signer})
 
 
 def _by_check(results: tuple[CheckResult, ...]) -> dict[str, str]:
@@ -103,20 +118,18 @@ ATTACKS: dict[str, tuple[Callable[[Attack], bytes], set[str], dict[str, str]]] =
 }
 
 
-def test_the_genuine_document_passes_every_check(
-    attack: Attack, roots: list[x509.Certificate]
-) -> None:
-    results = verify_document(attack.signed, trust_roots=roots, now=datetime.now(UTC))
+def test_the_genuine_document_passes_every_check(attack: Attack, trust: TrustPolicy) -> None:
+    results = verify_document(attack.signed, trust=trust, now=datetime.now(UTC))
     assert _by_check(results) == ALL_PASS, results
 
 
 @pytest.mark.parametrize("name", list(ATTACKS))
 def test_the_check_functions_report_the_attack_and_nothing_else(
-    name: str, attack: Attack, roots: list[x509.Certificate]
+    name: str, attack: Attack, trust: TrustPolicy
 ) -> None:
     build, signature_codes, others = ATTACKS[name]
     forged = build(attack)
-    results = _by_check(verify_document(forged, trust_roots=roots, now=datetime.now(UTC)))
+    results = _by_check(verify_document(forged, trust=trust, now=datetime.now(UTC)))
     assert results["signature"] in signature_codes, results
     assert {k: v for k, v in results.items() if k != "signature"} == {
         **{k: v for k, v in ALL_PASS.items() if k != "signature"},
@@ -126,12 +139,12 @@ def test_the_check_functions_report_the_attack_and_nothing_else(
 
 @pytest.mark.parametrize("name", list(ATTACKS))
 def test_verify_file_prints_the_reason_and_exits_non_zero(
-    name: str, attack: Attack, stack_settings: Settings, tmp_path: Path
+    name: str, attack: Attack, inspector: Settings, tmp_path: Path
 ) -> None:
     build, signature_codes, _ = ATTACKS[name]
     path = tmp_path / "copy.pdf"
     path.write_bytes(build(attack))
-    result = CliRunner().invoke(verify_file_cmd, [str(path)], obj=stack_settings)
+    result = CliRunner().invoke(verify_file_cmd, [str(path)], obj=inspector)
     assert result.exit_code == 1, result.output
     assert any(code in result.output for code in signature_codes), result.output
     assert "copy.pdf: FAILED" in result.output

@@ -14,6 +14,7 @@ from archive.catalog import CatalogRow
 from archive.core.settings import SealSettings
 from archive.render import Renderer
 from archive.seal import LocalKeyring, ObjectIdentity, seal
+from archive.sign import TrustPolicy
 from retrieval import DossierError, export_dossier, newest_per_encounter
 from tests.support.fhir import canonical, example_bundle
 from tests.support.memstore import MemoryStore
@@ -22,6 +23,7 @@ from verification.evidence import Environment
 from verification.settings import VerificationSettings
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+NO_TRUST = TrustPolicy(signer_roots=(), tsa_roots=(), hospital_signers=frozenset())
 PDF = b"%PDF-1.7 not really a signed document"
 
 
@@ -74,7 +76,7 @@ def test_a_document_that_differs_from_the_catalog_is_not_exported(tmp_path: Path
         store=store,
         keys=keys,
         seal=SealSettings(),
-        trust_roots=(),
+        trust=NO_TRUST,
         holds=HoldSet(),
         settings=VerificationSettings(),
     )
@@ -89,7 +91,7 @@ def test_nothing_to_export_is_an_error(tmp_path: Path) -> None:
         store=MemoryStore(),
         keys=LocalKeyring.create(tmp_path, kek_id="k"),
         seal=SealSettings(),
-        trust_roots=(),
+        trust=NO_TRUST,
         holds=HoldSet(),
         settings=VerificationSettings(),
     )

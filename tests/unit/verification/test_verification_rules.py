@@ -17,6 +17,7 @@ from archive.catalog import CatalogRow
 from archive.core.errors import StoreUnavailableError
 from archive.core.settings import SealSettings
 from archive.seal import LocalKeyring, ObjectIdentity, seal
+from archive.sign import TrustPolicy
 from archive.store import ObjectVersion
 from tests.support.memstore import MemoryStore
 from verification.checks import FIXITY, LOCK, OBJECT, RecordCheck
@@ -30,6 +31,8 @@ from verification.verifier import Verifier
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 SEAL = SealSettings()
+# Nothing is trusted: these tests never reach a valid signature.
+NO_TRUST = TrustPolicy(signer_roots=(), tsa_roots=(), hospital_signers=frozenset())
 PLAINTEXT = b"%PDF-1.7 not really a pdf, enough for fixity"
 
 
@@ -79,7 +82,7 @@ def _env(store: object, keys: LocalKeyring, holds: HoldSet | None = None) -> Env
         store=store,  # type: ignore[arg-type]
         keys=keys,
         seal=SEAL,
-        trust_roots=(),
+        trust=NO_TRUST,
         holds=holds or HoldSet(),
         settings=VerificationSettings(),
     )
@@ -204,9 +207,9 @@ def test_an_unreachable_store_is_indeterminate(keys: LocalKeyring) -> None:
 
 
 def test_a_file_the_validator_cannot_read_is_not_a_pass() -> None:
-    result = check_signature(b"%PDF-1.7\nnothing", trust_roots=[], now=NOW)
+    result = check_signature(b"%PDF-1.7\nnothing", trust=NO_TRUST, now=NOW)
     assert result.status is not Status.PASSED
-    results = verify_document(b"not a pdf", trust_roots=[], now=NOW)
+    results = verify_document(b"not a pdf", trust=NO_TRUST, now=NOW)
     assert [r.check for r in results] == ["signature", "pdfa", "embedded-data"]
     assert all(r.status is not Status.PASSED for r in results)
 
