@@ -120,7 +120,7 @@ def test_an_encounter_id_that_is_a_path_never_becomes_a_bag_folder(
         store=store,
         keys=keys,
         seal=SealSettings(),
-        trust_roots=(),
+        trust=NO_TRUST,
         holds=HoldSet(),
         settings=VerificationSettings(),
     )

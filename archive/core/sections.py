@@ -1,0 +1,205 @@
+"""The write path's settings sections: one frozen model per ``[section]`` of the settings.
+
+Kept apart from :mod:`archive.core.settings`, which reads the environment and the TOML file and
+assembles these into :class:`~archive.core.settings.Settings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+_MiB = 1024 * 1024
+
+
+class Section(BaseModel):
+    """One ``[section]`` of the settings: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class S3Settings(Section):
+    """Where records are stored. Leave ``endpoint_url`` unset to use the embedded SeaweedFS."""
+
+    endpoint_url: str | None = Field(
+        default=None,
+        description="S3 endpoint, e.g. https://s3.ap-southeast-1.amazonaws.com; unset = embedded",
+    )
+    region: str = Field(default="us-east-1", description="S3 region (any value for SeaweedFS)")
+    bucket: str = Field(
+        default="emr-archive",
+        min_length=3,
+        max_length=63,
+        description="bucket with Object Lock + versioning (refused otherwise)",
+    )
+    access_key_id: str | None = Field(
+        default=None, description="unset = the standard AWS chain (AWS_ACCESS_KEY_ID, profile, ...)"
+    )
+    secret_access_key: SecretStr | None = Field(default=None, description="with access_key_id")
+    addressing_style: Literal["path", "virtual", "auto"] = Field(
+        default="path", description="path for SeaweedFS/MinIO/Ceph; virtual for AWS"
+    )
+    max_attempts: int = Field(default=8, ge=1, le=20, description="botocore retries (standard)")
+    connect_timeout_s: float = Field(default=5.0, gt=0, description="seconds per attempt")
+    read_timeout_s: float = Field(default=60.0, gt=0, description="seconds per attempt")
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
+class KeySettings(Section):
+    """Key-encryption keys and the pseudonym secret."""
+
+    provider: Literal["local"] = Field(
+        default="local", description="'local' keyring; KMS and PKCS#11 plug in behind KeyProvider"
+    )
+    keyring_dir: Path | None = Field(default=None, description="unset = <data_dir>/keys")
+    kek_id: str = Field(
+        default="emr-archive-kek",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="name of the key-encryption key created by `keys init`",
+    )
+
+
+class SignerSettings(Section):
+    """The hospital's signing certificate and the timestamp authority."""
+
+    pkcs12_path: Path | None = Field(default=None, description="unset = development PKI")
+    pkcs12_password_env: str | None = Field(
+        default=None, description="name of an environment variable holding the PKCS#12 password"
+    )
+    pkcs12_password_file: Path | None = Field(
+        default=None, description="file (0600) holding the PKCS#12 password"
+    )
+    tsa_url: str | None = Field(default=None, description="RFC 3161 TSA; unset = development TSA")
+    trust_roots: tuple[Path, ...] = Field(
+        default=(), description="PEM/DER CA certificates trusted for validation; empty = dev CA"
+    )
+    tsa_trust_roots: tuple[Path, ...] = Field(
+        default=(),
+        description="PEM/DER CA certificates every timestamp's TSA must chain to; empty = dev CA",
+    )
+    pinned_signers: tuple[str, ...] = Field(
+        default=(),
+        description="past hospital signing certificates still accepted besides the configured "
+        "one and the catalog's: SHA-256 fingerprints (hex, colons allowed) or certificate files",
+    )
+    ocsp_url_override: str | None = Field(
+        default=None, description="force one OCSP responder instead of the certificates' AIA"
+    )
+
+    @field_validator("pinned_signers")
+    @classmethod
+    def _fingerprints_normalised(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # `openssl x509 -fingerprint -sha256` prints AB:CD:...; compare one spelling only.
+        return tuple(normalise_fingerprint(v) or v for v in value)
+
+    @model_validator(mode="after")
+    def _all_or_nothing(self) -> SignerSettings:
+        # Half a production configuration would silently sign with the development TSA or trust
+        # the development CA: refuse it.
+        production = {
+            "EMR_ARCHIVE_SIGNER__PKCS12_PATH": self.pkcs12_path is not None,
+            "EMR_ARCHIVE_SIGNER__TSA_URL": self.tsa_url is not None,
+            "EMR_ARCHIVE_SIGNER__TRUST_ROOTS": bool(self.trust_roots),
+            "EMR_ARCHIVE_SIGNER__TSA_TRUST_ROOTS": bool(self.tsa_trust_roots),
+        }
+        if any(production.values()) and not all(production.values()):
+            missing = ", ".join(name for name, given in production.items() if not given)
+            raise ValueError(
+                f"a production signer needs all of PKCS12_PATH, TSA_URL, TRUST_ROOTS and "
+                f"TSA_TRUST_ROOTS; missing {missing} (or unset all four to use the development "
+                "PKI)"
+            )
+        if self.pkcs12_path is not None and not (
+            self.pkcs12_password_env or self.pkcs12_password_file
+        ):
+            raise ValueError("set PKCS12_PASSWORD_ENV or PKCS12_PASSWORD_FILE for the PKCS#12")
+        return self
+
+
+def normalise_fingerprint(text: str) -> str | None:
+    """``text`` as 64 lowercase hex digits if it is a SHA-256 fingerprint, else None (a path)."""
+    digits = text.strip().replace(":", "").lower()
+    if len(digits) == 64 and all(c in "0123456789abcdef" for c in digits):
+        return digits
+    return None
+
+
+class SealSettings(Section):
+    """Client-side envelope encryption."""
+
+    frame_size: int = Field(
+        default=_MiB, ge=4096, le=64 * _MiB, description="bytes per encrypted frame (memory bound)"
+    )
+    max_plaintext_bytes: int = Field(
+        default=512 * _MiB, ge=1, description="larger plaintexts are refused (zstd bombs)"
+    )
+    zstd_level: int = Field(default=3, ge=1, le=19, description="compression level")
+
+
+class StackSettings(Section):
+    """Ports of the embedded development stack; all bound to 127.0.0.1."""
+
+    # gRPC ports are these + 10000, so every port stays <= 55535.
+    s3_port: int = Field(default=18333, ge=1024, le=55535, description="embedded S3 API")
+    master_port: int = Field(default=19333, ge=1024, le=55535, description="SeaweedFS master")
+    volume_port: int = Field(default=18080, ge=1024, le=55535, description="SeaweedFS volume")
+    filer_port: int = Field(default=18888, ge=1024, le=55535, description="SeaweedFS filer")
+    admin_port: int = Field(default=18646, ge=1024, le=55535, description="SeaweedFS admin")
+    pki_port: int = Field(
+        default=18990, ge=1024, le=65535, description="development TSA/OCSP/CRL service"
+    )
+    volume_max: int = Field(default=100, ge=8, description="SeaweedFS volumes (~7 per bucket)")
+    prefect_server: bool = Field(
+        default=True, description="start a local Prefect server (run history, schedules, UI)"
+    )
+    prefect_port: int = Field(default=14200, ge=1024, le=65535, description="Prefect API and UI")
+
+
+class CatalogSettings(Section):
+    """Where the Parquet catalog lives and how long its bucket copies are locked."""
+
+    catalog_dir: Path | None = Field(default=None, description="unset = <data_dir>/catalog")
+    manifest_retain_years: int = Field(
+        default=100, ge=1, le=1000, description="COMPLIANCE lock on catalog manifest copies"
+    )
+
+
+class ArchiveSettings(Section):
+    """The nightly archive run."""
+
+    source_dir: Path | None = Field(
+        default=None, description="FHIR Bulk Data export directory read by default"
+    )
+    timezone: str = Field(
+        default="Asia/Ho_Chi_Minh", description="local day boundaries and schedules"
+    )
+    batch_size: int = Field(default=200, ge=1, le=5000, description="encounters per Prefect task")
+    workers: int = Field(default=0, ge=0, le=256, description="worker processes; 0 = all cores")
+    lookback_days: int = Field(
+        default=7,
+        ge=1,
+        le=366,
+        description="nightly window: the N days up to yesterday (archived ones are skipped, so "
+        "a missed night or a failed record is caught up); the export must cover them",
+    )
+    retention_policy: Path | None = Field(
+        default=None, description="retention policy TOML; unset = the shipped TT 33/2025 policy"
+    )
+    quarantine_retain_days: int = Field(
+        default=365, ge=1, le=36500, description="COMPLIANCE lock on sealed quarantine entries"
+    )
