@@ -8,20 +8,27 @@ on its own is judged on what it carries.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from archive.core.errors import ArchiveError
 from archive.render import check_pdfa3b, extract_embedded_data
-from archive.sign import TrustPolicy, newest_document_timestamp, validate_pdf_signatures
+from archive.sign import (
+    SignatureReport,
+    TrustPolicy,
+    newest_document_timestamp,
+    validate_pdf_signatures,
+)
 from verification.config import VerificationSettings
 from verification.results import CheckResult, Renewal
 
 SIGNATURE = "signature"
 PDFA = "pdfa"
 EMBEDDED_DATA = "embedded-data"
-# The validator's own "could not decide" outcomes; every other non-ok code is a failure.
+# The validator's own "could not decide" outcomes; every other non-ok code is a failure: a
+# hostile or broken file earns a precise code (sig.malformed, sig.cms_invalid...), not this.
 _UNDECIDED = frozenset({"sig.error"})
 
 
@@ -36,6 +43,11 @@ def check_signature(
     signers and TSAs; with a catalog, also the record's own signer: a valid signature by another
     of the hospital's keys is not the document the archive stored."""
     report = validate_pdf_signatures(pdf, trust=trust, now=now)
+    result = _judge_signature(report, expected_signer_sha256)
+    return dataclasses.replace(result, details=report.log)
+
+
+def _judge_signature(report: SignatureReport, expected_signer_sha256: str | None) -> CheckResult:
     if not report.passed:
         make = CheckResult.indeterminate if report.reason_code in _UNDECIDED else CheckResult.failed
         return make(SIGNATURE, report.reason_code, report.reason)

@@ -36,6 +36,7 @@ class CheckResult:
     status: Status
     reason_code: str  # e.g. "object.sealed_sha256_mismatch", "sig.modified_after_signing"
     message: str  # one human sentence, no PHI
+    details: tuple[str, ...] = ()  # the libraries' log while checking (verify-file --verbose)
 
     @classmethod
     def passed(cls, check: str, message: str, code: str | None = None) -> CheckResult:

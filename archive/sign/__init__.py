@@ -9,6 +9,7 @@ certificates) and returns a report; it never signs.
 
 from archive.sign.config import RetryPolicy, SignerConfig, load_trust_roots
 from archive.sign.key import SignerIdentity, SigningKey, load_signer
+from archive.sign.library_log import captured_library_log
 from archive.sign.newest_timestamp import NewestTimestamp, newest_document_timestamp
 from archive.sign.outcomes import SignedDocument, SignFailure, SignOutcome
 from archive.sign.report import SignatureCheck, SignatureReport
@@ -30,6 +31,7 @@ __all__ = [
     "SignerIdentity",
     "SigningKey",
     "TrustPolicy",
+    "captured_library_log",
     "init_worker",
     "load_signer",
     "load_trust_roots",

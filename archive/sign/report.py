@@ -52,3 +52,4 @@ class SignatureReport:
     reason: str
     validated_at: datetime  # when this report was made
     as_of: datetime  # the time the AdES validation used: the newest document timestamp's
+    log: tuple[str, ...] = ()  # pyHanko's log lines while validating (archive.sign.library_log)

@@ -25,13 +25,18 @@ How a B-LTA document is judged offline, by default:
 Pass ``validation_time`` to judge everything as of that moment instead.
 
 Fails closed: no signature, an unreadable file or an exception inside pyHanko is a failure with
-a reason code, never a pass. Messages carry no document content (no PHI): only field names,
+a reason code, never a pass. A file that does not parse strictly or whose structure is anomalous
+(``archive.sign.structure``: ``sig.malformed``, ``sig.cms_invalid``, ``sig.byterange_overlap``,
+``sig.timestamp_duplicated``) is a failure with that reason; only an exception nobody recognised
+stays the indeterminate ``sig.error``. pyHanko's log goes into the report, not onto stderr.
+Messages carry no document content (no PHI): only field names,
 certificate subjects, fingerprints, times and pyHanko's own classifications.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import re
 from collections.abc import Sequence
@@ -65,7 +70,9 @@ from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy
 from pyhanko_certvalidator.registry import SimpleTrustManager
 
+from archive.sign.library_log import captured_library_log
 from archive.sign.report import Kind, SignatureCheck, SignatureReport
+from archive.sign.structure import cms_problem, duplicated, overlapping_byte_range
 from archive.sign.trust import TrustPolicy, describe
 from archive.sign.verdicts import (
     INTEGRITY_CODES,
@@ -107,19 +114,37 @@ async def async_validate_pdf_signatures(
 ) -> SignatureReport:
     """:func:`validate_pdf_signatures` for a caller already inside an event loop."""
     now = now or datetime.now(UTC)
+    with captured_library_log() as log:
+        report = await _validate(pdf, trust, now, validation_time)
+    return dataclasses.replace(report, log=tuple(log))
+
+
+async def _validate(
+    pdf: bytes, trust: TrustPolicy, now: datetime, validation_time: datetime | None
+) -> SignatureReport:
     if not trust.signer_roots or not trust.tsa_roots:
         return _report((), now, now, "sig.error", "no trust roots given: nothing can be trusted")
     try:
-        signatures = list(PdfFileReader(io.BytesIO(pdf), strict=True).embedded_signatures)
+        reader = PdfFileReader(io.BytesIO(pdf), strict=True)
+    except Exception as e:  # noqa: BLE001 - whatever the parser trips on, the file is at fault
+        reason = f"the file does not parse as a strict PDF ({type(e).__name__})"
+        return _report((), now, now, "sig.malformed", reason)
+    try:
+        signatures = list(reader.embedded_signatures)
+        finding = overlapping_byte_range(signatures, len(pdf)) or duplicated(signatures)
         as_of = validation_time or _newest_timestamp_time(signatures) or now
-    except Exception as e:  # noqa: BLE001 - fail closed on anything pyHanko raises
-        reason = f"the PDF could not be read ({type(e).__name__})"
-        return _report((), now, now, "sig.error", reason)
+    except Exception as e:  # noqa: BLE001 - the signature fields themselves are broken
+        return _report((), now, now, *_unreadable_signatures(reader, e))
+    if finding is not None:
+        return _report((), now, as_of, *finding)
     if not any(s.sig_object_type == "/Sig" for s in signatures):
         return _report((), now, as_of, "sig.missing", "the document carries no signature")
     validator = _Validator(trust, as_of, now=None if validation_time else now)
     checks = [await validator.check(s, is_newest=s is signatures[-1]) for s in signatures]
-    failed = next((c for c in checks if not c.passed), None)
+    # Changed bytes explain every later finding (a forged timestamp breaks the LTA chain too).
+    failures = [c for c in checks if not c.passed]
+    failed = next((c for c in failures if c.reason_code in INTEGRITY_CODES), None)
+    failed = failed or next(iter(failures), None)
     if failed is not None:
         reason = f"{failed.field_name}: {failed.reason}"
         return _report(checks, now, as_of, failed.reason_code, reason)
@@ -129,6 +154,16 @@ async def async_validate_pdf_signatures(
         return _report(checks, now, as_of, "sig.coverage_gap", reason)
     reason = f"{len(checks)} signature(s) and document timestamp(s) valid as of {as_of:%Y-%m-%d}"
     return _report(checks, now, as_of, "sig.ok", reason)
+
+
+def _unreadable_signatures(reader: PdfFileReader, error: Exception) -> tuple[str, str]:
+    try:
+        finding = cms_problem(reader)
+    except Exception:  # noqa: BLE001 - then the field tree itself is what is broken
+        finding = None
+    if finding is not None:
+        return finding
+    return "sig.malformed", f"the signature fields cannot be read ({type(error).__name__})"
 
 
 def _bytes_after_last_revision(reader: PdfFileReader, pdf: bytes) -> bool:

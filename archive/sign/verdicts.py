@@ -22,6 +22,7 @@ from pyhanko.sign.validation.ades import AdESLTAValidationResult
 from pyhanko.sign.validation.status import DocumentTimestampStatus, PdfSignatureStatus
 
 from archive.sign.report import Kind, SignatureCheck
+from archive.sign.structure import classify_error
 
 __all__ = [
     "INTEGRITY_CODES",
@@ -40,6 +41,12 @@ INTEGRITY_CODES = frozenset(
         "sig.invalid_signature",
         "sig.coverage_gap",
         "sig.modified_after_signing",
+        # the structure is hostile or broken (archive.sign.structure)
+        "sig.malformed",
+        "sig.cms_invalid",
+        "sig.byterange_overlap",
+        "sig.timestamp_duplicated",
+        "sig.signature_duplicated",
     }
 )
 _ACCEPTED_MODIFICATIONS = frozenset({ModificationLevel.NONE, ModificationLevel.LTA_UPDATES})
@@ -194,7 +201,14 @@ def make_check(
     )
 
 
+_ERROR_REASONS = {
+    "sig.cms_invalid": "its CMS object is not one well-formed SignedData",
+    "sig.malformed": "the objects it refers to do not parse as strict PDF",
+}
+
+
 def error_check(sig: EmbeddedPdfSignature, kind: Kind, error: Exception) -> SignatureCheck:
+    code = classify_error(error)
     try:
         name, revision = str(sig.field_name), sig.signed_revision
     except Exception:  # noqa: BLE001 - the signature dictionary itself may be broken
@@ -214,8 +228,8 @@ def error_check(sig: EmbeddedPdfSignature, kind: Kind, error: Exception) -> Sign
         modification_level=None,
         coverage=None,
         passed=False,
-        reason_code="sig.error",
-        reason=f"validation raised {type(error).__name__}",
+        reason_code=code,
+        reason=_ERROR_REASONS.get(code, f"validation raised {type(error).__name__}"),
     )
 
 

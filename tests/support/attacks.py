@@ -3,7 +3,11 @@
 Each builder takes an :class:`Attack` (the PKI, the original PDF and its genuine signed copy) and
 returns forged bytes: an incremental update that changes the page or the embedded data, an edited
 byte range, a cut-off revision, or a signature made with pyHanko directly, bypassing the signing
-stage's refusals. The tests decide which reason code each must earn.
+stage's refusals. The hostile-structure builders (a shadowed page tree, overlapping byte ranges, a
+duplicated document timestamp, an xref that loops or points nowhere, a CMS blob that is empty,
+foreign or carries two signer infos) follow pdf-insecurity.org's and pyHanko's diff-analysis
+attack classes, by byte edits of the signed copy. The tests decide which reason code each must
+earn.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from asn1crypto import pem, x509
+from asn1crypto import cms, pem, x509
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import signers
@@ -28,11 +32,20 @@ from infra.pki import DevPki
 __all__ = [
     "Attack",
     "add_page_content",
+    "break_startxref",
+    "copy_foreign_timestamp",
     "cut_off_document_timestamp",
+    "double_signer_info",
+    "duplicate_document_timestamp",
     "edit_byte_range",
+    "empty_cms",
+    "foreign_cms",
+    "loop_xref",
+    "overlap_byte_range",
     "replace_embedded_json",
     "replace_page_content",
     "revise",
+    "shadow_replace_pages",
     "sign_directly",
 ]
 
@@ -89,8 +102,7 @@ def replace_embedded_json(attack: Attack) -> bytes:
 
 
 def edit_byte_range(attack: Attack) -> bytes:
-    match = re.search(rb"/ByteRange \[0 (\d+) (\d+) (\d+)\]", attack.signed[len(attack.document) :])
-    assert match is not None
+    match = _signature_byte_range(attack)
     last = match.group(3)
     shorter = str(int(last) - 6).encode().rjust(len(last))  # same width: offsets stay put
     start = len(attack.document) + match.start(3)
@@ -100,6 +112,134 @@ def edit_byte_range(attack: Attack) -> bytes:
 def cut_off_document_timestamp(attack: Attack) -> bytes:
     first_revision_end = attack.signed.index(b"%%EOF", len(attack.document) + 1) + len(b"%%EOF\n")
     return attack.signed[:first_revision_end]
+
+
+def shadow_replace_pages(attack: Attack) -> bytes:
+    """pdf-insecurity.org's "shadow replace": a later revision points the catalog at a page
+    tree of its own, so a lenient viewer shows other content under an intact signature."""
+
+    def change(writer: IncrementalPdfFileWriter) -> None:
+        page = writer.root["/Pages"]["/Kids"][0].get_object()
+        shadow = generic.DictionaryObject(dict(page.items()))  # type: ignore[no-untyped-call]
+        shadow["/Contents"] = writer.add_object(generic.StreamObject(stream_data=b"BT ET"))
+        shadow_ref = writer.add_object(shadow)
+        pages = generic.DictionaryObject(  # type: ignore[no-untyped-call]
+            {
+                generic.NameObject("/Type"): generic.NameObject("/Pages"),
+                generic.NameObject("/Kids"): generic.ArrayObject([shadow_ref]),
+                generic.NameObject("/Count"): generic.NumberObject(1),  # type: ignore[no-untyped-call]
+            }
+        )
+        pages_ref = writer.add_object(pages)
+        shadow["/Parent"] = pages_ref
+        writer.root["/Pages"] = pages_ref
+        writer.update_root()  # type: ignore[no-untyped-call]
+
+    return revise(attack.signed, change)
+
+
+def overlap_byte_range(attack: Attack) -> bytes:
+    """The signature's second byte range starts inside the first: bytes counted twice."""
+    match = _signature_byte_range(attack)
+    first, second = int(match.group(1)), match.group(2)
+    overlapping = str(first - 64).encode().rjust(len(second))  # same width: offsets stay put
+    start = len(attack.document) + match.start(2)
+    return attack.signed[:start] + overlapping + attack.signed[start + len(second) :]
+
+
+def duplicate_document_timestamp(attack: Attack) -> bytes:
+    """A second document timestamp field whose value is a copy of the existing one: two
+    timestamps that are one, a later revision dressed up as vouched for twice."""
+
+    def change(writer: IncrementalPdfFileWriter) -> None:
+        fields = writer.root["/AcroForm"]["/Fields"]
+        original = fields[-1].get_object()
+        value = original["/V"]
+        copy = generic.DictionaryObject(dict(value.items()))  # type: ignore[no-untyped-call]
+        twin = generic.DictionaryObject(dict(original.items()))  # type: ignore[no-untyped-call]
+        twin["/T"] = generic.TextStringObject("Timestamp-copy")
+        twin["/V"] = writer.add_object(copy)
+        fields.append(writer.add_object(twin))
+        writer.update_container(fields)
+
+    return revise(attack.signed, change)
+
+
+def copy_foreign_timestamp(attack: Attack, other_signed: bytes) -> bytes:
+    """The document timestamp token of another signed document, pasted over this one's."""
+    token = _cms_at(other_signed, -1)
+    return _splice_contents(attack.signed, -1, token.dump())
+
+
+def loop_xref(attack: Attack) -> bytes:
+    """An incremental update whose cross-reference section names itself as its predecessor."""
+    updated = add_page_content(attack)
+    startxref: bytes = re.findall(rb"startxref\s+(\d+)", updated)[-1]
+    prev = list(re.finditer(rb"/Prev\s+(\d+)", updated))[-1]
+    looped = startxref.rjust(len(prev.group(1)))
+    assert len(looped) == len(prev.group(1))
+    return updated[: prev.start(1)] + looped + updated[prev.end(1) :]
+
+
+def break_startxref(attack: Attack) -> bytes:
+    """The last ``startxref`` points a few bytes off its cross-reference section."""
+    match = list(re.finditer(rb"startxref\s+(\d+)", attack.signed))[-1]
+    off = str(int(match.group(1)) + 7).encode()
+    return attack.signed[: match.start(1)] + off + attack.signed[match.end(1) :]
+
+
+def empty_cms(attack: Attack) -> bytes:
+    """The signature's /Contents left as the zero-filled placeholder."""
+    return _splice_contents(attack.signed, 0, b"")
+
+
+def foreign_cms(attack: Attack) -> bytes:
+    """A well-formed CMS object that is no SignedData at all."""
+    data = cms.ContentInfo({"content_type": "data", "content": b"not a signature"})
+    return _splice_contents(attack.signed, 0, data.dump())
+
+
+def double_signer_info(attack: Attack) -> bytes:
+    """The signature's SignedData carries a second SignerInfo (the first, minus its timestamp):
+    which one a validator checks is up to the validator."""
+    info = _cms_at(attack.signed, 0)
+    signed_data = info["content"]
+    first = signed_data["signer_infos"][0]
+    keep = ("version", "sid", "digest_algorithm", "signed_attrs", "signature_algorithm")
+    twin = cms.SignerInfo({**{k: first[k] for k in keep}, "signature": first["signature"]})
+    doubled = cms.SignedData(
+        {
+            **{k: signed_data[k] for k in ("version", "digest_algorithms", "encap_content_info")},
+            "certificates": signed_data["certificates"],
+            "signer_infos": [first, twin],
+        }
+    )
+    forged = cms.ContentInfo({"content_type": "signed_data", "content": doubled})
+    return _splice_contents(attack.signed, 0, forged.dump())
+
+
+_CONTENTS = re.compile(rb"/Contents\s*<([0-9A-Fa-f]{1000,})>")
+
+
+def _splice_contents(pdf: bytes, index: int, der: bytes) -> bytes:
+    """Put ``der`` into the ``index``-th signature's /Contents placeholder, zero-padded."""
+    match = list(_CONTENTS.finditer(pdf))[index]
+    width = len(match.group(1))
+    hexed = der.hex().encode()
+    assert len(hexed) <= width, "the forged CMS does not fit the placeholder"
+    return pdf[: match.start(1)] + hexed.ljust(width, b"0") + pdf[match.end(1) :]
+
+
+def _cms_at(pdf: bytes, index: int) -> cms.ContentInfo:
+    raw = bytes.fromhex(list(_CONTENTS.finditer(pdf))[index].group(1).decode())
+    return cms.ContentInfo.load(raw, strict=False)  # not strict: the zero padding follows
+
+
+def _signature_byte_range(attack: Attack) -> re.Match[bytes]:
+    signed = attack.signed[len(attack.document) :]
+    match = re.search(rb"/ByteRange \[0 (\d+) (\d+) (\d+)\]", signed)
+    assert match is not None
+    return match
 
 
 def sign_directly(

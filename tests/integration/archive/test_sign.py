@@ -54,10 +54,19 @@ from infra.ports import throwaway_settings as make_settings
 from tests.support.attacks import (
     Attack,
     add_page_content,
+    break_startxref,
+    copy_foreign_timestamp,
     cut_off_document_timestamp,
+    double_signer_info,
+    duplicate_document_timestamp,
     edit_byte_range,
+    empty_cms,
+    foreign_cms,
+    loop_xref,
+    overlap_byte_range,
     replace_embedded_json,
     replace_page_content,
+    shadow_replace_pages,
     sign_directly,
 )
 from tests.support.fhir import canonical, example_bundle
@@ -370,7 +379,28 @@ ATTACKS: dict[str, tuple[Callable[[Attack], bytes], set[str]]] = {
         {"sig.coverage_gap"},
     ),
     "not signed": (lambda a: a.document, {"sig.missing"}),
-    "not a PDF": (lambda a: b"%PDF-1.7\n" + os.urandom(64), {"sig.error"}),
+    # Hostile structure: a failure with a precise reason, never an indeterminate sig.error.
+    "not a PDF": (lambda a: b"%PDF-1.7\n" + os.urandom(64), {"sig.malformed"}),
+    "shadow attack: the catalog points at a page tree of its own": (
+        shadow_replace_pages,
+        {"sig.modified_after_signing"},
+    ),
+    "byte ranges overlapping": (overlap_byte_range, {"sig.byterange_overlap"}),
+    "document timestamp duplicated into a second field": (
+        duplicate_document_timestamp,
+        {"sig.timestamp_duplicated"},
+    ),
+    "document timestamp copied from another document": (
+        lambda a: copy_foreign_timestamp(
+            a, sign_directly(a, "hospital-signer", timestamp=True, lta_trusting=a.pki.trust_root)
+        ),
+        {"sig.digest_mismatch"},
+    ),
+    "cross-reference section that names itself as predecessor": (loop_xref, {"sig.malformed"}),
+    "startxref pointing off its cross-reference section": (break_startxref, {"sig.malformed"}),
+    "empty CMS (zero-filled /Contents)": (empty_cms, {"sig.cms_invalid"}),
+    "foreign CMS (not SignedData)": (foreign_cms, {"sig.cms_invalid"}),
+    "two signer infos in one SignedData": (double_signer_info, {"sig.cms_invalid"}),
 }
 
 

@@ -9,6 +9,9 @@ code and leave the checks it does not concern passing.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,9 +28,18 @@ from infra.settings import AppSettings as Settings
 from tests.support.attacks import (
     Attack,
     add_page_content,
+    break_startxref,
+    copy_foreign_timestamp,
+    double_signer_info,
+    duplicate_document_timestamp,
     edit_byte_range,
+    empty_cms,
+    foreign_cms,
+    loop_xref,
+    overlap_byte_range,
     replace_embedded_json,
     replace_page_content,
+    shadow_replace_pages,
     sign_directly,
 )
 from tests.support.fhir import canonical, example_bundle
@@ -73,6 +85,13 @@ def _by_check(results: tuple[CheckResult, ...]) -> dict[str, str]:
     return {r.check: r.reason_code for r in results}
 
 
+def _copied_timestamp(attack: Attack) -> bytes:
+    other = sign_directly(
+        attack, "hospital-signer", timestamp=True, lta_trusting=attack.pki.trust_root
+    )
+    return copy_foreign_timestamp(attack, other)
+
+
 ALL_PASS = {"signature": "sig.ok", "pdfa": "pdfa.ok", "embedded-data": "embedded-data.ok"}
 
 # attack -> (signature codes accepted, what the other checks must say)
@@ -114,6 +133,42 @@ ATTACKS: dict[str, tuple[Callable[[Attack], bytes], set[str], dict[str, str]]] =
         lambda a: sign_directly(a, "hospital-signer", timestamp=False),
         {"sig.no_timestamp"},
         {},
+    ),
+    # Hostile structure: each a failure with its own reason, never the indeterminate sig.error.
+    "shadow attack: a page tree of its own in a later revision": (
+        shadow_replace_pages,
+        {"sig.modified_after_signing"},
+        {},
+    ),
+    "byte ranges overlapping": (overlap_byte_range, {"sig.byterange_overlap"}, {}),
+    "document timestamp duplicated into a second field": (
+        duplicate_document_timestamp,
+        {"sig.timestamp_duplicated"},
+        {},
+    ),
+    "document timestamp copied from another document": (
+        _copied_timestamp,
+        {"sig.digest_mismatch"},
+        {},
+    ),
+    # the PDF/A and data checks cannot parse such a file either: the same fact, seen thrice
+    "cross-reference section naming itself as predecessor": (
+        loop_xref,
+        {"sig.malformed"},
+        {"pdfa": "pdfa.parse", "embedded-data": "data.unusable"},
+    ),
+    "startxref pointing off its cross-reference section": (
+        break_startxref,
+        {"sig.malformed"},
+        {"pdfa": "pdfa.parse", "embedded-data": "data.unusable"},
+    ),
+    "empty CMS": (empty_cms, {"sig.cms_invalid"}, {}),
+    "foreign CMS (not SignedData)": (foreign_cms, {"sig.cms_invalid"}, {}),
+    "two signer infos in one SignedData": (double_signer_info, {"sig.cms_invalid"}, {}),
+    "not a PDF": (
+        lambda a: b"%PDF-1.7\n" + bytes(range(256)),
+        {"sig.malformed"},
+        {"pdfa": "pdfa.header", "embedded-data": "data.unusable"},
     ),
 }
 
@@ -159,3 +214,57 @@ def test_verify_file_passes_the_genuine_document(
     assert result.exit_code == 0, result.output
     assert "genuine.pdf: PASSED" in result.output
     assert "sig.ok" in result.output
+
+
+HOSTILE = (
+    "document timestamp copied from another document",
+    "byte ranges overlapping",
+    "startxref pointing off its cross-reference section",
+    "two signer infos in one SignedData",
+)
+
+
+def _verify_file(settings: Settings, path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    """``emr-archive verify-file`` as an inspector runs it: its own process, its own stderr."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EMR_ARCHIVE_", "AWS_"))}
+    env["EMR_ARCHIVE_DATA_DIR"] = str(settings.data_dir)
+    for name, value in settings.stack.model_dump().items():
+        env[f"EMR_ARCHIVE_STACK__{name.upper()}"] = str(value)
+    command = [sys.executable, "-m", "infra.cli", "verify-file", *flags, str(path)]
+    return subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_verify_file_on_a_hostile_document_prints_one_verdict_and_no_traceback(
+    name: str, attack: Attack, stack_settings: Settings, tmp_path: Path
+) -> None:
+    build, signature_codes, _ = ATTACKS[name]
+    path = tmp_path / "copy.pdf"
+    path.write_bytes(build(attack))
+    result = _verify_file(stack_settings, path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr == ""  # pyHanko's warnings and tracebacks went into the report
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if "copy.pdf:" in line] == ["copy.pdf: FAILED"]
+    [signature] = [line for line in lines if line.split()[1:2] == ["signature"]]
+    assert signature.split()[0] == "FAIL"  # a failure, not the indeterminate "??"
+    assert signature.split()[2] in signature_codes, signature
+    assert len([line for line in lines if not line.startswith("note ")]) == 4  # 3 checks + verdict
+    assert "Traceback" not in result.stdout
+    assert not any(line.startswith("     log ") for line in lines)
+
+
+def test_verify_file_verbose_shows_the_library_log(
+    attack: Attack, stack_settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "copy.pdf"
+    path.write_bytes(_copied_timestamp(attack))
+    result = _verify_file(stack_settings, path, "--verbose")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr == ""
+    log = [line for line in result.stdout.splitlines() if line.startswith("     log ")]
+    assert any("pyhanko" in line for line in log), result.stdout  # pyHanko's own warning
+    assert "Traceback" not in result.stdout
+    assert "copy.pdf: FAILED" in result.stdout
