@@ -13,12 +13,15 @@ def test_records_inside_a_capture_become_one_line_each_and_reach_no_handler(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     logger = logging.getLogger("pyhanko.sign.validation.ades")
-    with caplog.at_level(logging.DEBUG), captured_library_log() as outer:
-        with captured_library_log() as inner:
-            try:
-                raise ValueError("inside")
-            except ValueError:
-                logger.warning("chain failed\nsecond line", exc_info=True)
+    with (
+        caplog.at_level(logging.DEBUG),
+        captured_library_log() as outer,
+        captured_library_log() as inner,  # nested: the validator's capture inside the CLI's
+    ):
+        try:
+            raise ValueError("inside")
+        except ValueError:
+            logger.warning("chain failed\nsecond line", exc_info=True)
     assert inner == ["WARNING pyhanko.sign.validation.ades: chain failed (ValueError)"]
     assert outer == inner  # the CLI's capture sees what the validator's saw
     assert caplog.records == []  # nothing reached the root logger: no traceback on stderr
