@@ -222,6 +222,12 @@ class ArchiveSettings(Section):
     source_dir: Path | None = Field(
         default=None, description="FHIR Bulk Data export directory read by default"
     )
+    source_roots: tuple[Path, ...] = Field(
+        default=(),
+        description="directories a run may read an export from (symlinks and .. resolved "
+        "first); any other source is refused and audited; empty = SOURCE_DIR and "
+        "<data_dir>/exports",
+    )
     timezone: str = Field(
         default="Asia/Ho_Chi_Minh", description="local day boundaries and schedules"
     )
@@ -315,6 +321,11 @@ class Settings(BaseSettings):
     def retention_dir(self) -> Path:
         """Local copy of the retention register (holds, lock changes, dispositions)."""
         return self.catalog_dir.with_name("retention")
+
+    @property
+    def exports_dir(self) -> Path:
+        """Synthetic exports (demo, benchmarks): a default source root, in the 0700 data dir."""
+        return self.data_dir / "exports"
 
     @property
     def stack_dir(self) -> Path:

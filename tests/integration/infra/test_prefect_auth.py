@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import stat
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -62,16 +65,27 @@ def test_prefect_api_with_the_stack_auth_string_is_accepted(server: Settings) ->
     assert _read_flows(server.prefect_api_url, auth=secret.read_text().strip()) == 200
 
 
-def test_our_prefect_clients_send_the_auth_string(
-    server: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # What the CLI, `serve` and the demo do before their first flow runs.
-    for name, value in prefect_server.environment(server).items():
-        monkeypatch.setenv(name, value)
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        assert client.read_flows() == []  # a 401 would raise
+def test_our_prefect_clients_send_the_auth_string(server: Settings) -> None:
+    # What the CLI, `serve` and the demo do before their first flow runs; in a child process,
+    # because Prefect keeps its API settings for the life of a process.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(prefect_server.environment(server))
+    probe = (
+        "from prefect.client.orchestration import get_client\n"
+        "with get_client(sync_client=True) as client:\n"
+        "    print(len(client.read_flows()))\n"  # a 401 raises
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "0"
+    env.pop("PREFECT_API_AUTH_STRING")
+    refused = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode != 0
+    assert "401" in refused.stderr
 
 
 def test_the_auth_string_is_never_logged(server: Settings) -> None:
