@@ -31,10 +31,11 @@ def source_roots(settings: Settings) -> tuple[Path, ...]:
     return (*default, settings.exports_dir)
 
 
-def admit_source(settings: Settings, source: Path, *, run_id: str, now: datetime) -> Path:
+def admit_source(settings: Settings, source: Path, *, run_id: str | None, now: datetime) -> Path:
     """``source`` resolved, when it lies under a root; otherwise audit the refusal and raise
     :class:`SourceOutsideRootsError`. Read the resolved path afterwards, not ``source``: a
-    symlink could be pointed elsewhere between the check and the reads."""
+    symlink could be pointed elsewhere between the check and the reads. ``run_id`` is None for a
+    check before a run exists (the command line's, which refuses without a flow run)."""
     resolved = source.resolve()
     if any(resolved.is_relative_to(root.resolve()) for root in source_roots(settings)):
         return resolved
@@ -52,7 +53,7 @@ def admit_source(settings: Settings, source: Path, *, run_id: str, now: datetime
     raise SourceOutsideRootsError(message)
 
 
-def _audit(settings: Settings, *, run_id: str, digest: str, now: datetime) -> None:
+def _audit(settings: Settings, *, run_id: str | None, digest: str, now: datetime) -> None:
     log = AuditLog.for_settings(settings, S3ObjectStore.from_settings(settings))
     log.append(
         AuditEvent(
@@ -61,7 +62,7 @@ def _audit(settings: Settings, *, run_id: str, digest: str, now: datetime) -> No
             action=REFUSED,
             recorded=now,
             outcome="failure",
-            entities=(("run", run_id),),
+            entities=(("run", run_id),) if run_id else (),
             reason=REASON,
             detail={"source_sha256": digest},
         )
