@@ -95,3 +95,17 @@ def test_the_auth_string_is_never_logged(server: Settings) -> None:
     assert logs, "the server writes a log"
     for log in logs:
         assert password not in log.read_text(encoding="utf-8", errors="replace")
+
+
+def test_a_server_running_without_the_current_string_is_restarted_by_stack_up(
+    server: Settings,
+) -> None:
+    # A server started before the string existed (or with a lost one) would keep answering
+    # whoever it answered before; `stack up` (prefect_server.start) restarts it with a new one.
+    old = prefect_server.auth_file(server).read_text().strip()
+    prefect_server.auth_file(server).unlink()
+    prefect_server.start(server)
+    new = prefect_server.auth_file(server).read_text().strip()
+    assert new != old
+    assert _read_flows(server.prefect_api_url, auth=old) == 401
+    assert _read_flows(server.prefect_api_url, auth=new) == 200
