@@ -70,7 +70,7 @@ def archive_day(
 ) -> tuple[int, list[str]]:
     """Archive a sample day; returns the records archived and the clear ids of the patients
     given ``documents`` encounters each (as many as the sample allows, up to ``patients``)."""
-    export = settings.data_dir / "export"
+    export = settings.exports_dir / "bench"
     summary = write_sample_export(export, encounters=encounters, seed=5, day=DAY, bad_share=0.0)
     merged = merge_patients(export, summary.in_window, documents=documents, patients=patients)
     window = window_for(settings.archive.timezone, since=DAY, until=None, now=datetime.now(UTC))

@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=int, default=40, help="encounters for the baseline")
     args = parser.parse_args()
     with throwaway_stack(full=True) as settings:
-        export = settings.data_dir / "export"
+        export = settings.exports_dir / "bench"
         sample = write_sample_export(
             export, encounters=int(args.encounters * 1.26), seed=5, day=DAY, bad_share=0.02
         )

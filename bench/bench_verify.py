@@ -35,7 +35,7 @@ DAY = date(2026, 11, 22)
 
 
 def archive_day(settings: Settings, encounters: int) -> int:
-    export = settings.data_dir / "export"
+    export = settings.exports_dir / "bench"
     write_sample_export(export, encounters=encounters, seed=5, day=DAY, bad_share=0.0)
     window = window_for(settings.archive.timezone, since=DAY, until=None, now=datetime.now(UTC))
     options = RunOptions.create(settings, window=window, source=export, now=datetime.now(UTC))

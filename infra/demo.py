@@ -46,7 +46,7 @@ def run_demo(settings: Settings) -> None:
     _step(f"2. A synthetic FHIR export from the hospital system: {ENCOUNTERS} encounters")
     tz = ZoneInfo(settings.archive.timezone)
     yesterday = datetime.now(tz).date() - timedelta(days=1)
-    export = settings.data_dir / "demo" / f"export-{secrets.token_hex(3)}"
+    export = settings.exports_dir / f"demo-{secrets.token_hex(3)}"
     sample = write_sample_export(
         export,
         encounters=ENCOUNTERS,

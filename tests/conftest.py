@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from archive.core.settings import ArchiveSettings
 from infra.ports import throwaway_settings
 from infra.settings import AppSettings
 
@@ -23,6 +24,9 @@ def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> AppSettings:
+    # Tests write their exports to their own tmp_path, a sibling of the stack's data dir under
+    # pytest's base temp: that is the tests' one source root (runs refuse any other source).
+    overrides.setdefault("archive", ArchiveSettings(source_roots=(data_dir.parent,)))
     return throwaway_settings(data_dir, **overrides)
 
 

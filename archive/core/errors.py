@@ -83,6 +83,13 @@ class SourceError(ArchiveError):
     """
 
 
+class SourceOutsideRootsError(ArchiveError):
+    """A run was asked to read an export outside the configured source roots
+    (``EMR_ARCHIVE_ARCHIVE__SOURCE_ROOTS``): refused before any work, and audited."""
+
+    label = "refused"
+
+
 # --- audit log -----------------------------------------------------------------------------------
 
 

@@ -185,6 +185,12 @@ class ArchiveSettings(Section):
     source_dir: Path | None = Field(
         default=None, description="FHIR Bulk Data export directory read by default"
     )
+    source_roots: tuple[Path, ...] = Field(
+        default=(),
+        description="directories a run may read an export from (symlinks and .. resolved "
+        "first); any other source is refused and audited; empty = SOURCE_DIR and "
+        "<data_dir>/exports",
+    )
     timezone: str = Field(
         default="Asia/Ho_Chi_Minh", description="local day boundaries and schedules"
     )

@@ -156,6 +156,11 @@ class Settings(BaseSettings):
         return self.catalog_dir.with_name("retention")
 
     @property
+    def exports_dir(self) -> Path:
+        """Synthetic exports (demo, benchmarks): a default source root, in the 0700 data dir."""
+        return self.data_dir / "exports"
+
+    @property
     def stack_dir(self) -> Path:
         return self.data_dir / "stack"
 

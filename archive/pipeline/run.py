@@ -30,6 +30,7 @@ from archive.core.atomic import write_private
 from archive.core.errors import ArchiveError
 from archive.core.pool import split, worker_pool
 from archive.core.settings import Settings
+from archive.pipeline.admission import admit_source
 from archive.pipeline.classifier import Classifier
 from archive.pipeline.options import RunOptions
 from archive.pipeline.process import init_worker, work
@@ -89,6 +90,10 @@ class ArchiveRun:
         """Check everything a run needs before touching a record; fail early and clearly.
         ``classifier`` gives each record its retention class and lock date."""
         started = time.perf_counter()
+        source = admit_source(
+            settings, options.source, run_id=options.run_id, now=options.started_at
+        )
+        options = dataclasses.replace(options, source=source)
         if not options.source.is_dir():
             raise ArchiveError(f"source {options.source} is not a directory of NDJSON files")
         lock = RunLock.acquire(settings.catalog_dir, run_id=options.run_id, now=options.started_at)

@@ -10,7 +10,7 @@ seconds to import.
 from __future__ import annotations
 
 import sys
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -85,7 +85,15 @@ def archive_cmd(
     batch_size: int | None,
 ) -> None:
     """Run the nightly archive once now (Prefect server if running, else ephemeral)."""
-    prefect_server.apply_environment(settings_of(ctx))
+    from archive.pipeline import admit_source
+
+    settings = settings_of(ctx)
+    chosen = source or settings.archive.source_dir
+    if chosen is not None:
+        # The run checks this too; checking here first refuses with one line instead of a
+        # failed flow run's traceback.
+        admit_source(settings, chosen, run_id=None, now=datetime.now(UTC))
+    prefect_server.apply_environment(settings)
     from flows import nightly
     from flows.outcome import summary_of
 

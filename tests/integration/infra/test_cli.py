@@ -130,3 +130,25 @@ def test_a_wrong_password_is_not_signed_in_exit_3(stack_settings: Settings) -> N
     assert result.returncode == 3, result.stderr
     assert "not signed in: unknown user or wrong password" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_archive_from_a_source_outside_the_roots_exits_2_without_the_path(
+    stack_settings: Settings, tmp_path: Path
+) -> None:
+    evil = tmp_path / "evil-Tran-Van-Binh"
+    evil.mkdir()
+    # The subprocess sees the default roots only (SOURCE_DIR unset, <data_dir>/exports).
+    result = _run(
+        stack_settings,
+        "archive",
+        "--since",
+        "2026-11-22",
+        "--source",
+        str(evil),
+        EMR_ARCHIVE_CATALOG__CATALOG_DIR=str(tmp_path / "catalog"),
+    )
+    assert result.returncode == 2, result.stderr
+    assert "outside the configured source roots" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Tran-Van-Binh" not in result.stderr + result.stdout
+    assert not (tmp_path / "catalog").exists()

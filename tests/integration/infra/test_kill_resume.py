@@ -3,6 +3,7 @@ and the catalog matches the bucket."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -28,6 +29,9 @@ def _cli_env(settings: Settings) -> dict[str, str]:
             "EMR_ARCHIVE_S3__BUCKET": settings.s3.bucket,
             "EMR_ARCHIVE_CATALOG__CATALOG_DIR": str(settings.catalog_dir),
             "EMR_ARCHIVE_ARCHIVE__WORKERS": "2",
+            "EMR_ARCHIVE_ARCHIVE__SOURCE_ROOTS": json.dumps(
+                [str(r) for r in settings.archive.source_roots]
+            ),
             "PREFECT_HOME": str(settings.data_dir / "prefect-test"),
         }
     )
