@@ -78,6 +78,11 @@ class SignerSettings(Section):
     """The hospital's signing certificate and the timestamp authority."""
 
     pkcs12_path: Path | None = Field(default=None, description="unset = development PKI")
+    certificate: Path | None = Field(
+        default=None,
+        description="the hospital's signing certificate (PEM/DER, public): hosts that only "
+        "validate pin it without the PKCS#12 password; unset = read from the PKCS#12",
+    )
     pkcs12_password_env: str | None = Field(
         default=None, description="name of an environment variable holding the PKCS#12 password"
     )

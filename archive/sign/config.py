@@ -40,6 +40,7 @@ class SignerConfig:
     trust_roots: tuple[Path, ...]  # CAs a signer's certificate must chain to
     tsa_trust_roots: tuple[Path, ...]  # CAs every timestamp's TSA certificate must chain to
     pinned_signers: tuple[str, ...] = ()  # past hospital keys: SHA-256 hex or certificate files
+    certificate: Path | None = None  # the signer's certificate alone, for hosts that only validate
     password_file: Path | None = None
     password_env: str | None = None
     ocsp_url_override: str | None = None
@@ -57,6 +58,7 @@ class SignerConfig:
                 trust_roots=(settings.pki_dir / "trust-root.pem",),
                 tsa_trust_roots=(settings.pki_dir / "trust-root.pem",),
                 pinned_signers=signer.pinned_signers,
+                certificate=signer.certificate,
                 ocsp_url_override=signer.ocsp_url_override,
             )
         assert signer.pkcs12_path is not None  # settings: production is all or nothing
@@ -68,6 +70,7 @@ class SignerConfig:
             trust_roots=signer.trust_roots,
             tsa_trust_roots=signer.tsa_trust_roots,
             pinned_signers=signer.pinned_signers,
+            certificate=signer.certificate,
             ocsp_url_override=signer.ocsp_url_override,
         )
 

@@ -28,9 +28,15 @@ from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_p
 
 from archive.core.errors import ConfigError
 from archive.sign.certificates import common_name
-from archive.sign.config import SignerConfig
+from archive.sign.config import SignerConfig, load_certificates
 
-__all__ = ["Pkcs12SigningKey", "SignerIdentity", "SigningKey", "load_signer"]
+__all__ = [
+    "Pkcs12SigningKey",
+    "SignerIdentity",
+    "SigningKey",
+    "configured_certificate",
+    "load_signer",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +185,34 @@ def load_signer(config: SignerConfig, *, environ: Mapping[str, str] | None = Non
             "EMR_ARCHIVE_SIGNER__PKCS12_PATH"
         ) from e
     password = _read_password(config, os.environ if environ is None else environ)
-    return Pkcs12SigningKey.from_pkcs12(data, password, source=str(config.pkcs12_path))
+    key = Pkcs12SigningKey.from_pkcs12(data, password, source=str(config.pkcs12_path))
+    _same_as_configured_certificate(key.certificate, config)
+    return key
+
+
+def configured_certificate(config: SignerConfig) -> x509.Certificate:
+    """The hospital's current signing certificate: from ``config.certificate`` when set (no
+    private key, no password: what the portal and verification hosts need), else the PKCS#12's."""
+    if config.certificate is None:
+        return load_signer(config).certificate
+    certs = load_certificates(config.certificate)
+    if len(certs) != 1:
+        raise ConfigError(
+            f"{config.certificate} holds {len(certs)} certificates: "
+            "EMR_ARCHIVE_SIGNER__CERTIFICATE "
+            "must name the hospital's signing certificate alone"
+        )
+    return certs[0]
+
+
+def _same_as_configured_certificate(cert: x509.Certificate, config: SignerConfig) -> None:
+    # Signing with one key while validating hosts pin another would make every new record fail
+    # verification as sig.unknown_signer: refuse at run start instead.
+    if config.certificate is not None and configured_certificate(config).dump() != cert.dump():
+        raise ConfigError(
+            f"the PKCS#12 {config.pkcs12_path} does not hold the certificate in "
+            f"{config.certificate}: fix EMR_ARCHIVE_SIGNER__CERTIFICATE or __PKCS12_PATH"
+        )
 
 
 def _read_password(config: SignerConfig, environ: Mapping[str, str]) -> bytes:

@@ -22,7 +22,7 @@ from archive.core.errors import ConfigError
 from archive.core.settings import normalise_fingerprint
 from archive.sign.certificates import cert_sha256
 from archive.sign.config import SignerConfig, load_certificates, load_trust_roots
-from archive.sign.key import load_signer
+from archive.sign.key import configured_certificate
 
 __all__ = ["TrustPolicy", "describe"]
 
@@ -47,7 +47,7 @@ class TrustPolicy:
     ) -> TrustPolicy:
         """From the settings: ``signer`` is the configured signer's certificate when the caller
         holds it already (else it is read from the PKCS#12); ``known_signers`` are the catalog's."""
-        configured = signer if signer is not None else load_signer(config).certificate
+        configured = signer if signer is not None else configured_certificate(config)
         pins = {cert_sha256(configured), *known_signers}
         pins |= {_pinned(entry) for entry in config.pinned_signers}
         return cls(

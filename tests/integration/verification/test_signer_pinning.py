@@ -25,6 +25,7 @@ from pyhanko.sign.timestamps import HTTPTimeStamper
 from pyhanko_certvalidator import ValidationContext
 
 from archive.catalog import Catalog
+from archive.core.errors import ConfigError
 from archive.core.settings import SignerSettings
 from archive.render import Renderer
 from archive.sign import DocumentSigner, SignedDocument, SignerConfig
@@ -215,3 +216,39 @@ def test_a_signer_in_the_catalog_history_passes_verify_file(
     )
     code, output = _verify_file(settings, re_signed, tmp_path)
     assert code == 0, output
+
+
+def test_a_validating_host_pins_the_signer_certificate_without_the_pkcs12_password(
+    stack_settings: Settings, pki: DevPki, genuine: bytes, re_signed: bytes, tmp_path: Path
+) -> None:
+    # The portal and the verification hosts need the hospital's certificate, not its key: with
+    # EMR_ARCHIVE_SIGNER__CERTIFICATE they never open the PKCS#12 (its password is absent here).
+    settings = _with_signer(
+        _broad_trust(stack_settings, pki),
+        certificate=pki.cert_path("hospital-signer"),
+        pkcs12_password_file=tmp_path / "no-such.pass",
+    )
+    code, output = _verify_file(settings, genuine, tmp_path)
+    assert code == 0, output
+    code, output = _verify_file(settings, re_signed, tmp_path)
+    assert code == 1, output
+    assert "sig.unknown_signer" in output
+
+
+def test_signing_with_a_key_other_than_the_configured_certificate_is_refused(
+    pki: DevPki,
+) -> None:
+    # Every record it signed would fail verification on the hosts that pin the certificate.
+    config = SignerConfig(
+        pkcs12_path=pki.signer.p12,
+        password_file=pki.signer.password_file,
+        tsa_url=pki.tsa_url,
+        trust_roots=(pki.trust_root,),
+        tsa_trust_roots=(pki.trust_root,),
+        certificate=pki.cert_path("foreign-signer"),
+    )
+    with pytest.raises(ConfigError, match="does not hold the certificate"):
+        DocumentSigner.create(config)
+    assert DocumentSigner.create(
+        dataclasses.replace(config, certificate=pki.cert_path("hospital-signer"))
+    )
