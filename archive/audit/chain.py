@@ -67,6 +67,7 @@ class SegmentChain:
         self._tail: tuple[int, str] = (0, GENESIS)
         self._swept = time.monotonic()
         self._uploads_checked = False
+        self._head_behind = False  # a crash between a segment and its HEAD: see _check_head
 
     def records(self) -> list[dict[str, Any]]:
         """Every record, oldest first, after checking the local chain (AuditChainError)."""
@@ -85,6 +86,9 @@ class SegmentChain:
             if not self._uploads_checked:  # once per process: what a crash left unuploaded
                 self._upload_missing(self._local(), store, now)
                 self._uploads_checked = True
+            if self._head_behind:  # the killed append's segment chains on: finish its HEAD
+                self._write_head(*self._tail)
+                self._head_behind = False
             seq, prev = self._tail
             records: list[dict[str, Any]] = []
             for payload in payloads:
@@ -95,7 +99,7 @@ class SegmentChain:
             data = b"".join(canonical(r) + b"\n" for r in records)
             name = f"{len(self._checked) + 1:010d}.jsonl"
             write_private(self.directory / "segments" / name, data)
-            write_private(self.directory / "HEAD", canonical({"seq": seq, "sha256": prev}))
+            self._write_head(seq, prev)
             self._put(store, name, data, now)
             self._refresh()  # takes the new segment in (and checks HEAD) like anyone else's
             return records
@@ -171,6 +175,7 @@ class SegmentChain:
     ) -> list[tuple[str, list[dict[str, Any]]]]:
         """Chain-check ``segments`` following the event ``start`` names, then HEAD."""
         (seq, prev), out = start, []
+        boundaries = [start]  # where HEAD may point: after a whole segment
         for name, data in segments:
             lines = []
             for n, line in enumerate(data.splitlines(), start=1):
@@ -184,20 +189,34 @@ class SegmentChain:
                 seq, prev = seq + 1, sha256_hex(line)
                 lines.append(record)
             out.append((name, lines))
-        self._check_head(seq, prev)
+            boundaries.append((seq, prev))
+        self._check_head(boundaries)
         return out
 
-    def _check_head(self, seq: int, prev: str) -> None:
-        head = self.directory / "HEAD"
-        if not head.exists():
-            if seq:
+    def _check_head(self, boundaries: list[tuple[int, str]]) -> None:
+        """HEAD names the newest event, or the end of an earlier segment when an append was
+        killed after writing its segment and before moving HEAD: every segment after that
+        one chained on from it (checked by the caller), so the next append moves HEAD on."""
+        (seq, prev), head = boundaries[-1], self.directory / "HEAD"
+        self._head_behind = False
+        if not head.exists():  # as if it named the genesis: killed in the first append
+            if seq and boundaries[0] != (0, GENESIS):
                 raise AuditChainError(f"{head} is missing while the log holds {seq} events")
+            self._head_behind = seq > 0
             return
-        if _parse(head.read_bytes(), str(head)) != {"seq": seq, "sha256": prev}:
-            raise AuditChainError(
-                f"{head} does not name the newest event ({seq}): the newest event or segment "
-                "was edited or removed; compare with the locked bucket copies"
-            )
+        named = _parse(head.read_bytes(), str(head))
+        if named == {"seq": seq, "sha256": prev}:
+            return
+        if any(named == {"seq": s, "sha256": h} for s, h in boundaries[:-1]):
+            self._head_behind = True
+            return
+        raise AuditChainError(
+            f"{head} does not name the newest event ({seq}): the newest event or segment "
+            "was edited or removed; compare with the locked bucket copies"
+        )
+
+    def _write_head(self, seq: int, prev: str) -> None:
+        write_private(self.directory / "HEAD", canonical({"seq": seq, "sha256": prev}))
 
     def _compare_bucket(self, segments: list[tuple[str, bytes]], store: ObjectStore) -> None:
         local = dict(segments)
