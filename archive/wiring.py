@@ -6,14 +6,18 @@ the tests call these factories, so switching to AWS KMS or another store touches
 
 from __future__ import annotations
 
-from asn1crypto import x509
+from typing import TYPE_CHECKING
 
 from archive.catalog import Catalog
 from archive.core.errors import ConfigError
 from archive.core.settings import Settings
 from archive.seal import LocalKeyring
-from archive.sign import SignerConfig, TrustPolicy
 from archive.store import S3ObjectStore, SealedStore
+
+if TYPE_CHECKING:
+    from asn1crypto import x509
+
+    from archive.sign import TrustPolicy
 
 
 def open_keyring(settings: Settings, *, create: bool = False) -> LocalKeyring:
@@ -52,6 +56,9 @@ def trust_policy(
     """Whom validation believes: the configured signer (``signer`` if the caller holds it), the
     pinned past keys, and every signer of ``catalog``, or of the catalog on this machine if
     there is one (an inspector's machine has none: the settings alone decide there)."""
+    # Imported here: pyHanko costs every CLI command a quarter of a second, and most never validate.
+    from archive.sign import SignerConfig, TrustPolicy
+
     if catalog is None and settings.catalog_dir.is_dir():
         catalog = open_catalog(settings)
     known = catalog.signer_fingerprints() if catalog is not None else set()
