@@ -12,8 +12,15 @@ APT_PACKAGES := qpdf poppler-utils fonts-dejavu-core
 # The portal's browser tests drive Debian's Chromium (Playwright's own browser download is not
 # reachable here, and a distribution browser gets security updates with the rest of the system).
 BROWSER_PACKAGES := chromium
+# The reference validators (veraPDF, EU DSS) that judge our PDFs in the tests: a Maven project in
+# tests/oracles, artifacts cached in ~/.m2. Rebuilt only when its pom or Java source changes; the
+# stamp name is computed the same way by tests/support/oracles.py.
+JAVA_PACKAGES := maven openjdk-17-jdk-headless
+ORACLES := tests/oracles
+ORACLES_SOURCES := $(ORACLES)/pom.xml $(shell find $(ORACLES)/src -name '*.java' | LC_ALL=C sort)
+ORACLES_STAMP := $(ORACLES)/target/.built-$(shell cat $(ORACLES_SOURCES) | sha256sum | cut -c1-16)
 
-.PHONY: venv sysdeps browser lint typecheck test unit integration demo bench stack-up stack-down clean
+.PHONY: venv sysdeps browser oracles lint typecheck test unit integration demo bench stack-up stack-down clean
 
 venv: $(STAMP)
 
@@ -37,6 +44,14 @@ sysdeps:
 browser:
 	@$(MAKE) --no-print-directory sysdeps APT_PACKAGES="$(BROWSER_PACKAGES)"
 
+oracles: $(ORACLES_STAMP)
+
+$(ORACLES_STAMP): $(ORACLES_SOURCES)
+	@$(MAKE) --no-print-directory sysdeps APT_PACKAGES="$(JAVA_PACKAGES)"
+	cd $(ORACLES) && mvn -q -B compile
+	rm -f $(ORACLES)/target/.built-*
+	touch $@
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -48,10 +63,10 @@ typecheck: venv
 unit: venv sysdeps
 	$(BIN)/pytest -q tests/unit
 
-integration: venv sysdeps browser
+integration: venv sysdeps browser oracles
 	$(BIN)/pytest -q tests/integration
 
-test: venv sysdeps browser lint typecheck
+test: venv sysdeps browser oracles lint typecheck
 	$(BIN)/pytest -q
 
 demo: venv sysdeps
@@ -68,4 +83,4 @@ stack-down: venv
 
 clean:
 	-$(BIN)/emr-archive stack down 2>/dev/null
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info $(ORACLES)/target
