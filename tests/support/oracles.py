@@ -23,7 +23,6 @@ from tests.support.paths import REPO
 ORACLES = REPO / "tests" / "oracles"
 TARGET = ORACLES / "target"
 MAIN = "emrarchive.oracles.Oracles"
-VERAPDF_VERSION, DSS_VERSION = "1.30.2", "6.4"  # as pinned in tests/oracles/pom.xml
 
 
 class OracleError(AssertionError):
