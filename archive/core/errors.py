@@ -124,7 +124,7 @@ class CertificateRefusedError(SigningError):
         if tsa:
             message = (
                 f"refusing timestamps signed with the TSA certificate {subject_cn!r}: {detail}. "
-                "Check EMR_ARCHIVE_SIGNER__TSA_URL and __TRUST_ROOTS"
+                "Check EMR_ARCHIVE_SIGNER__TSA_URL and __TSA_TRUST_ROOTS"
             )
         else:
             message = (

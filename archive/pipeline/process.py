@@ -18,9 +18,9 @@ from archive.sources import EncounterBundle
 _WORKER: RecordWorker | None = None
 
 
-def init_worker(settings: Settings, classifier: Classifier) -> None:
+def init_worker(settings: Settings, classifier: Classifier, known_signers: frozenset[str]) -> None:
     global _WORKER  # one worker state per process, built once
-    _WORKER = RecordWorker.create(settings, classifier)
+    _WORKER = RecordWorker.create(settings, classifier, known_signers=known_signers)
 
 
 def work(chunk: list[EncounterBundle], args: tuple[str, datetime]) -> list[RecordOutcome]:

@@ -70,6 +70,7 @@ class ArchiveRun:
         self._catalog = catalog
         self._classifier = classifier
         self._known = catalog.encounter_ids()
+        self._signers = frozenset(catalog.signer_fingerprints())
         self._rows: list[CatalogRow] = []
         self._quarantine: list[QuarantineEntry] = []
         self._pool: Executor | None = None
@@ -283,7 +284,9 @@ class ArchiveRun:
             self._pool = worker_pool(
                 self.options.workers,
                 initializer=init_worker,
-                initargs=(self.settings, self._classifier),
+                # The catalog's signers: a record an interrupted run stored before a key
+                # rotation is read back with the policy verification uses.
+                initargs=(self.settings, self._classifier, self._signers),
             )
         return self._pool
 

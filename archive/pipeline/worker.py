@@ -73,6 +73,7 @@ class RecordWorker:
         keys: LocalKeyring,
         store: S3ObjectStore,
         classifier: Classifier,
+        known_signers: frozenset[str],
     ) -> None:
         self._settings = settings
         self._renderer = renderer
@@ -80,13 +81,19 @@ class RecordWorker:
         self._keys = keys
         self._store = store
         self._classifier = classifier
-        # Adopted documents were signed by an earlier run: by this key, or a pinned past one.
+        # Adopted documents were signed by an earlier run, perhaps with a key rotated out since:
+        # the policy verification uses (this key, the pinned ones, every catalogued signer).
         config = SignerConfig.from_settings(settings)
-        self._trust = TrustPolicy.load(config, signer=signer.key.certificate)
+        self._trust = TrustPolicy.load(
+            config, signer=signer.key.certificate, known_signers=known_signers
+        )
         self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="store")
 
     @classmethod
-    def create(cls, settings: Settings, classifier: Classifier) -> RecordWorker:
+    def create(
+        cls, settings: Settings, classifier: Classifier, *, known_signers: frozenset[str]
+    ) -> RecordWorker:
+        """``known_signers``: the catalog's signer fingerprints (read once by the run)."""
         return cls(
             settings=settings,
             renderer=Renderer.create(),
@@ -94,6 +101,7 @@ class RecordWorker:
             keys=LocalKeyring.open(settings.keyring_dir),
             store=S3ObjectStore.from_settings(settings),
             classifier=classifier,
+            known_signers=known_signers,
         )
 
     def process(

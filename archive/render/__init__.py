@@ -8,6 +8,7 @@ the structural PDF/A checks and the extraction of the embedded data that verific
 
 from archive.render.fonts import CORE, REPERTOIRE, FontFiles, FontSet
 from archive.render.layout import SummaryPdf
+from archive.render.page_tree import page_tree_problem
 from archive.render.pdfa import PdfaReport, check_pdfa3b, extract_embedded_data
 from archive.render.pdfa_tools import pdffonts_check, qpdf_check
 from archive.render.program import FixedProgram
@@ -29,6 +30,7 @@ __all__ = [
     "SummaryPdf",
     "check_pdfa3b",
     "extract_embedded_data",
+    "page_tree_problem",
     "pdf_date",
     "pdffonts_check",
     "qpdf_check",

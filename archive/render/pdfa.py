@@ -23,6 +23,7 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from archive.core.errors import PdfaError
+from archive.render.page_tree import page_tree_problem
 from archive.render.xmp import INFO_TO_XMP, parse_xmp, same_value
 
 FHIR_SUBTYPE = "/application/fhir+json"
@@ -93,6 +94,7 @@ def check_pdfa3b(pdf: bytes) -> PdfaReport:
     checks.append(PdfaCheck("encryption", True, "not encrypted"))
     objects = list(_walk(trailer))
     checks += [
+        _run("page-tree", lambda: _page_tree(root)),
         _run("xmp", lambda: _xmp(root)),
         _run("xmp-info", lambda: _xmp_matches_info(root, trailer)),
         _run("output-intent", lambda: _output_intent(root)),
@@ -169,6 +171,13 @@ def _get(container: Any, key: str, default: Any = None) -> Any:
 
 def _array(value: Any) -> list[Any]:
     return [value[i] for i in range(len(value))] if isinstance(value, generic.ArrayObject) else []
+
+
+def _page_tree(root: generic.DictionaryObject) -> str:
+    problem = page_tree_problem(root)
+    if problem is not None:
+        raise _CheckFailedError(problem)
+    return "every page tree node reached once, from the node its /Parent names"
 
 
 def _xmp(root: generic.DictionaryObject) -> str:

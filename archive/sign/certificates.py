@@ -1,9 +1,13 @@
 """Whether a certificate may be used now: the signer's before a run, a TSA's when first seen.
 
-A certificate, the certificates that may complete its path and a validation context go in; the
-validated path comes out (it goes into the DSS), or an error that names the certificate and says
-why it was refused. Revocation servers that do not answer are a :class:`TransientError`, which
-the run retries, not a refusal.
+A certificate, the certificates that may complete its path, a validation context and the roots
+the path must end in (the signer's trust roots, or the TSA trust roots) go in; the validated path
+comes out (it goes into the DSS), or an error that names the certificate and says why it was
+refused. One context serves both kinds of certificate (their OCSP responses and CRLs go into the
+same DSS), so it trusts the union of both root lists; which of them a path must end in is checked
+here, before anything is fetched: a national root list among the signer roots must not let a TSA
+the hospital never chose timestamp its records, and the reverse. Revocation servers that do not
+answer are a :class:`TransientError`, which the run retries, not a refusal.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Sequence
 
 from asn1crypto import x509
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator.authority import CertTrustAnchor
 from pyhanko_certvalidator.errors import (
     ExpiredError,
     InsufficientRevinfoError,
@@ -32,6 +37,8 @@ from archive.core.errors import (
 
 __all__ = [
     "SIGNER_KEY_USAGE",
+    "SIGNER_ROOTS_SETTING",
+    "TSA_ROOTS_SETTING",
     "TransientError",
     "cert_sha256",
     "common_name",
@@ -39,6 +46,8 @@ __all__ = [
 ]
 
 SIGNER_KEY_USAGE = frozenset({"non_repudiation"})
+SIGNER_ROOTS_SETTING = "EMR_ARCHIVE_SIGNER__TRUST_ROOTS"
+TSA_ROOTS_SETTING = "EMR_ARCHIVE_SIGNER__TSA_TRUST_ROOTS"
 
 
 class TransientError(Exception):
@@ -55,10 +64,12 @@ async def validate_cert(
     others: Sequence[x509.Certificate],
     context: ValidationContext,
     *,
+    anchors: Sequence[x509.Certificate],
     key_usage: frozenset[str] = frozenset(),
     time_stamping: bool = False,
 ) -> ValidationPath:
-    """Path, validity, revocation and usage of ``cert`` now; refusals name the certificate."""
+    """Path (ending in one of ``anchors``), validity, revocation and usage of ``cert`` now;
+    refusals name the certificate."""
     validator = CertificateValidator(cert, intermediate_certs=others, validation_context=context)
     extended = {"time_stamping"} if time_stamping else None
     cn = common_name(cert)
@@ -66,11 +77,16 @@ async def validate_cert(
     def refused(reason: str, detail: str) -> CertificateRefusedError:
         return CertificateRefusedError(cn, reason, detail, tsa=time_stamping)
 
+    setting = TSA_ROOTS_SETTING if time_stamping else SIGNER_ROOTS_SETTING
+    untrusted = refused("untrusted", f"it does not chain to a configured trust root ({setting})")
+    # Before validation fetches anything: a foreign TSA's revocation servers must not turn a
+    # refusal into "try again later".
+    if not await _chains_to(cert, context, anchors):
+        raise untrusted
     try:
         path: ValidationPath = await validator.async_validate_usage(  # type: ignore[no-untyped-call]
             set(key_usage), extended_key_usage=extended
         )
-        return path
     except InsufficientRevinfoError as e:
         raise TransientError(
             RevocationUnavailableError(
@@ -88,10 +104,28 @@ async def validate_cert(
         detail = f"it is not valid before {e.valid_from:%Y-%m-%d}"
         raise refused("not_yet_valid", detail) from e
     except PathBuildingError as e:
-        detail = "it does not chain to a configured trust root (EMR_ARCHIVE_SIGNER__TRUST_ROOTS)"
-        raise refused("untrusted", detail) from e
+        raise untrusted from e
     except (PathValidationError, InvalidCertificateError) as e:
         raise refused("invalid", f"it failed validation: {e}") from e
+    if not _ends_in(path, anchors):  # validated along a path to the other kind of root
+        raise untrusted
+    return path
+
+
+async def _chains_to(
+    cert: x509.Certificate, context: ValidationContext, anchors: Sequence[x509.Certificate]
+) -> bool:
+    try:
+        paths = await context.path_builder.async_build_paths(cert)
+    except PathBuildingError:
+        return False
+    return any(_ends_in(path, anchors) for path in paths)
+
+
+def _ends_in(path: ValidationPath, anchors: Sequence[x509.Certificate]) -> bool:
+    anchor = path.trust_anchor
+    root = anchor.certificate if isinstance(anchor, CertTrustAnchor) else None
+    return root is not None and any(root.dump() == a.dump() for a in anchors)
 
 
 def cert_sha256(cert: x509.Certificate) -> str:

@@ -1,10 +1,11 @@
 """What a run gathers once and every document reuses: validated paths, OCSP responses and CRLs,
 and the sizes of the signature and timestamp placeholders.
 
-The key, the TSA client and the trust roots go in; a :class:`RunState` comes out, or the error
-that stops the run (a refused certificate; trust services still down after the retries). The
-OCSP responses and CRLs must still be current when a document is timestamped, so the state says
-until when it may be used (``fresh_until``) and the signer gathers a new one from then on.
+The key, the TSA client and the trust roots (the signer's, and the TSA's) go in; a
+:class:`RunState` comes out, or the error that stops the run (a refused certificate; trust
+services still down after the retries). The OCSP responses and CRLs must still be current when a
+document is timestamped, so the state says until when it may be used (``fresh_until``) and the
+signer gathers a new one from then on.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class RunState:
     signature_bytes: int
     timestamp_bytes: int
     fresh_until: datetime  # prepare again from here on (embedded OCSP/CRL must still be current)
+    tsa_roots: Sequence[x509.Certificate]  # what a TSA certificate first seen mid-run must chain to
 
     def dss_kwargs(self) -> dict[str, Any]:
         return {
@@ -55,7 +57,9 @@ class RunState:
         cert, others = token_certs(token)
         if cert_sha256(cert) in self.tsa_paths:
             return False
-        path = await validate_cert(cert, others, self.context, time_stamping=True)
+        path = await validate_cert(
+            cert, others, self.context, anchors=self.tsa_roots, time_stamping=True
+        )
         self.tsa_paths[cert_sha256(cert)] = path
         return True
 
@@ -66,7 +70,8 @@ class RunPreparer:
 
     key: SigningKey
     tsa: TsaClient
-    trust_roots: Sequence[x509.Certificate]
+    trust_roots: Sequence[x509.Certificate]  # the signer's certificate must chain to one
+    tsa_roots: Sequence[x509.Certificate]  # every TSA certificate must chain to one
     ocsp_url_override: str | None
     retry: RetryPolicy
     revinfo_max_age: timedelta
@@ -89,8 +94,10 @@ class RunPreparer:
 
     def _new_context(self) -> ValidationContext:
         # A fresh context per attempt: pyHanko's fetchers also remember failures.
+        # Both lists: the context fetches revocation data for the signer and the TSA alike;
+        # validate_cert decides which of them a path must end in.
         return online_context(
-            trust_roots=self.trust_roots,
+            trust_roots=[*self.trust_roots, *self.tsa_roots],
             other_certs=self.key.chain,
             ocsp_url_override=self.ocsp_url_override,
             timeout=self.retry.request_timeout_s,
@@ -98,14 +105,20 @@ class RunPreparer:
 
     async def _prepare_with(self, context: ValidationContext) -> RunState:
         signer_path = await validate_cert(
-            self.key.certificate, self.key.chain, context, key_usage=SIGNER_KEY_USAGE
+            self.key.certificate,
+            self.key.chain,
+            context,
+            anchors=self.trust_roots,
+            key_usage=SIGNER_KEY_USAGE,
         )
         try:
             dummy = await self.tsa.request(dummy_digest(), MD_ALGORITHM)
         except OSError as e:
             raise TransientError(self.tsa.unavailable(e)) from e
         tsa_cert, tsa_others = token_certs(dummy)
-        tsa_path = await validate_cert(tsa_cert, tsa_others, context, time_stamping=True)
+        tsa_path = await validate_cert(
+            tsa_cert, tsa_others, context, anchors=self.tsa_roots, time_stamping=True
+        )
         signature_bytes = await self._estimate_signature_size(dummy)
         return RunState(
             context=context,
@@ -115,6 +128,7 @@ class RunPreparer:
             signature_bytes=signature_bytes,
             timestamp_bytes=placeholder_size(len(dummy.dump())),
             fresh_until=self._fresh_until(context),
+            tsa_roots=self.tsa_roots,
         )
 
     def _fresh_until(self, context: ValidationContext) -> datetime:

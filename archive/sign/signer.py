@@ -50,7 +50,7 @@ from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.sign.validation import DocumentSecurityStore
 
 from archive.core.errors import CertificateRefusedError
-from archive.sign.certificates import cert_sha256
+from archive.sign.certificates import TSA_ROOTS_SETTING, cert_sha256
 from archive.sign.config import MD_ALGORITHM, RetryPolicy, SignerConfig, load_trust_roots
 from archive.sign.key import SigningKey, load_signer
 from archive.sign.outcomes import SignedDocument, SignFailure, SignOutcome, failure_from
@@ -75,6 +75,7 @@ class DocumentSigner:
         key: SigningKey,
         tsa_url: str,
         trust_roots: Sequence[x509.Certificate],
+        tsa_roots: Sequence[x509.Certificate],
         ocsp_url_override: str | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
         concurrency: int = 8,
@@ -96,6 +97,7 @@ class DocumentSigner:
             key=key,
             tsa=self._tsa,
             trust_roots=list(trust_roots),
+            tsa_roots=list(tsa_roots),
             ocsp_url_override=ocsp_url_override,
             retry=retry,
             revinfo_max_age=revinfo_max_age,
@@ -113,6 +115,7 @@ class DocumentSigner:
             key=key or load_signer(config),
             tsa_url=config.tsa_url,
             trust_roots=load_trust_roots(config.trust_roots),
+            tsa_roots=load_trust_roots(config.tsa_trust_roots, setting=TSA_ROOTS_SETTING),
             ocsp_url_override=config.ocsp_url_override,
             **options,
         )

@@ -1,7 +1,8 @@
 """Structural anomalies of a signed PDF, judged before pyHanko's AdES validation.
 
-A document that cannot be parsed strictly, whose signature fields carry no usable CMS object,
-whose byte ranges overlap, or whose timestamp is the same token twice is not "undecided": it is
+A document that cannot be parsed strictly, whose page tree is no tree, whose signature fields
+carry a /SubFilter no validator knows or no usable CMS object, whose byte ranges overlap, or
+whose timestamp is the same token twice is not "undecided": it is
 a hostile or broken file, and a records officer needs the reason, not an exception's name. The
 bytes and the strict reader go in; ``None`` (nothing anomalous) or a reason code and a sentence
 come out. Sentences name fields, offsets and CMS types only: no document content, no PHI.
@@ -20,9 +21,45 @@ from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.general import CMSExtractionError, CMSStructuralError
 from pyhanko.sign.validation import EmbeddedPdfSignature
 
-__all__ = ["classify_error", "cms_problem", "duplicated", "overlapping_byte_range"]
+from archive.render import page_tree_problem
+
+__all__ = [
+    "classify_error",
+    "cms_problem",
+    "duplicated",
+    "malformed_page_tree",
+    "overlapping_byte_range",
+    "unknown_subfilter",
+]
 
 Finding = tuple[str, str]
+
+# What pyHanko validates; it skips (with a warning) a signature of any other /SubFilter, which
+# would leave the field unchecked and the document judged by its other signatures.
+KNOWN_SUBFILTERS = frozenset(
+    ("/adbe.pkcs7.detached", "/adbe.pkcs7.sha1", "/ETSI.CAdES.detached", "/ETSI.RFC3161")
+)
+
+
+def malformed_page_tree(reader: PdfFileReader) -> Finding | None:
+    """A page tree with a cycle (a /Kids entry naming an ancestor, a /Parent loop): whatever the
+    signatures say, no reader can be trusted to show what they cover."""
+    problem = page_tree_problem(reader.root)
+    return None if problem is None else ("sig.malformed", f"the page tree is no tree: {problem}")
+
+
+def unknown_subfilter(reader: PdfFileReader) -> Finding | None:
+    """The first filled signature field whose /SubFilter no validator knows."""
+    for name, value, _ in enumerate_sig_fields(reader, filled_status=True):
+        subfilter = value.get_object().get("/SubFilter") if value is not None else None
+        if subfilter not in KNOWN_SUBFILTERS:
+            return (
+                "sig.unknown_subfilter",
+                f"{name}: its /SubFilter {subfilter} is no signature format a PDF validator "
+                "knows (the archive signs with /ETSI.CAdES.detached and /ETSI.RFC3161); the "
+                "signature cannot be checked",
+            )
+    return None
 
 
 def classify_error(error: Exception) -> str:

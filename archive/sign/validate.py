@@ -26,11 +26,11 @@ Pass ``validation_time`` to judge everything as of that moment instead.
 
 Fails closed: no signature, an unreadable file or an exception inside pyHanko is a failure with
 a reason code, never a pass. A file that does not parse strictly or whose structure is anomalous
-(``archive.sign.structure``: ``sig.malformed``, ``sig.cms_invalid``, ``sig.byterange_overlap``,
-``sig.timestamp_duplicated``) is a failure with that reason; only an exception nobody recognised
-stays the indeterminate ``sig.error``. pyHanko's log goes into the report, not onto stderr.
-Messages carry no document content (no PHI): only field names,
-certificate subjects, fingerprints, times and pyHanko's own classifications.
+(``archive.sign.structure``: ``sig.malformed``, ``sig.unknown_subfilter``, ``sig.cms_invalid``,
+``sig.byterange_overlap``, ``sig.timestamp_duplicated``) is a failure with that reason; only an
+exception nobody recognised stays the indeterminate ``sig.error``. pyHanko's log goes into the
+report, not onto stderr. Messages carry no document content (no PHI): only field names, object
+numbers, certificate subjects, fingerprints, times and pyHanko's own classifications.
 """
 
 from __future__ import annotations
@@ -72,7 +72,13 @@ from pyhanko_certvalidator.registry import SimpleTrustManager
 
 from archive.sign.library_log import captured_library_log
 from archive.sign.report import Kind, SignatureCheck, SignatureReport
-from archive.sign.structure import cms_problem, duplicated, overlapping_byte_range
+from archive.sign.structure import (
+    cms_problem,
+    duplicated,
+    malformed_page_tree,
+    overlapping_byte_range,
+    unknown_subfilter,
+)
 from archive.sign.trust import TrustPolicy, describe
 from archive.sign.verdicts import (
     INTEGRITY_CODES,
@@ -130,8 +136,10 @@ async def _validate(
         reason = f"the file does not parse as a strict PDF ({type(e).__name__})"
         return _report((), now, now, "sig.malformed", reason)
     try:
+        # Before pyHanko reads the signatures: it skips a /SubFilter it does not know.
+        finding = malformed_page_tree(reader) or unknown_subfilter(reader)
         signatures = list(reader.embedded_signatures)
-        finding = overlapping_byte_range(signatures, len(pdf)) or duplicated(signatures)
+        finding = finding or overlapping_byte_range(signatures, len(pdf)) or duplicated(signatures)
         as_of = validation_time or _newest_timestamp_time(signatures) or now
     except Exception as e:  # noqa: BLE001 - the signature fields themselves are broken
         return _report((), now, now, *_unreadable_signatures(reader, e))

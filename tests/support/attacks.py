@@ -4,8 +4,9 @@ Each builder takes an :class:`Attack` (the PKI, the original PDF and its genuine
 returns forged bytes: an incremental update that changes the page or the embedded data, an edited
 byte range, a cut-off revision, or a signature made with pyHanko directly, bypassing the signing
 stage's refusals. The hostile-structure builders (a shadowed page tree, overlapping byte ranges, a
-duplicated document timestamp, an xref that loops or points nowhere, a CMS blob that is empty,
-foreign or carries two signer infos) follow pdf-insecurity.org's and pyHanko's diff-analysis
+duplicated document timestamp, an xref that loops or points nowhere, a page tree whose /Kids or
+/Parent entries run in a circle, a CMS blob that is empty, foreign or carries two signer infos, a
+/SubFilter no validator knows) follow pdf-insecurity.org's and pyHanko's diff-analysis
 attack classes, by byte edits of the signed copy. The tests decide which reason code each must
 earn.
 """
@@ -18,6 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from asn1crypto import cms, pem, x509
 from pyhanko.pdf_utils import generic
@@ -42,11 +44,14 @@ __all__ = [
     "foreign_cms",
     "loop_xref",
     "overlap_byte_range",
+    "page_tree_kids_cycle",
+    "page_tree_parent_loop",
     "replace_embedded_json",
     "replace_page_content",
     "revise",
     "shadow_replace_pages",
     "sign_directly",
+    "unknown_subfilter",
 ]
 
 
@@ -136,6 +141,67 @@ def shadow_replace_pages(attack: Attack) -> bytes:
         writer.update_root()  # type: ignore[no-untyped-call]
 
     return revise(attack.signed, change)
+
+
+def _pages_node(kids: list[generic.IndirectObject], parent: generic.IndirectObject) -> Any:
+    return generic.DictionaryObject(  # type: ignore[no-untyped-call]
+        {
+            generic.NameObject("/Type"): generic.NameObject("/Pages"),
+            generic.NameObject("/Kids"): generic.ArrayObject(kids),
+            generic.NameObject("/Count"): generic.NumberObject(len(kids)),  # type: ignore[no-untyped-call]
+            generic.NameObject("/Parent"): parent,
+        }
+    )
+
+
+def _interpose_pages_node(writer: IncrementalPdfFileWriter, *, back_to_root: bool) -> Any:
+    """The root /Pages node gets one child /Pages node holding the first page; ``back_to_root``
+    lists the root among that child's /Kids too. Returns the root node (to update)."""
+    root_ref = writer.root.raw_get("/Pages")
+    root = root_ref.get_object()
+    page_ref = root["/Kids"].raw_get(0)
+    kids = [page_ref, root_ref] if back_to_root else [page_ref]
+    middle_ref = writer.add_object(_pages_node(kids, root_ref))
+    page = page_ref.get_object()
+    page["/Parent"] = middle_ref
+    writer.update_container(page)
+    root["/Kids"] = generic.ArrayObject([middle_ref])
+    writer.update_container(root)
+    return root, middle_ref
+
+
+def page_tree_kids_cycle(attack: Attack) -> bytes:
+    """A later revision's page tree: a /Pages node whose /Kids names its own parent, so a
+    reader that walks the tree down never reaches the end."""
+
+    def change(writer: IncrementalPdfFileWriter) -> None:
+        _interpose_pages_node(writer, back_to_root=True)
+
+    return revise(attack.signed, change)
+
+
+def page_tree_parent_loop(attack: Attack) -> bytes:
+    """A later revision's page tree whose /Parent chain runs in a circle (root and child name
+    each other as parent), so a reader that looks up inherited attributes never stops."""
+
+    def change(writer: IncrementalPdfFileWriter) -> None:
+        root, middle_ref = _interpose_pages_node(writer, back_to_root=False)
+        root["/Parent"] = middle_ref
+        writer.update_container(root)
+
+    return revise(attack.signed, change)
+
+
+def unknown_subfilter(attack: Attack) -> bytes:
+    """The hospital's signature, its /SubFilter renamed to one no standard defines (same length,
+    so every offset holds): a validator must not guess which format the CMS follows."""
+    signed = attack.signed[len(attack.document) :]
+    match = re.search(rb"/SubFilter\s*/ETSI\.CAdES\.detached", signed)
+    assert match is not None
+    start = len(attack.document) + match.end() - len(b"CAdES.detached")
+    return (
+        attack.signed[:start] + b"XAdES.detached" + attack.signed[start + len(b"XAdES.detached") :]
+    )
 
 
 def overlap_byte_range(attack: Attack) -> bytes:

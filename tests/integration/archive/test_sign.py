@@ -261,6 +261,7 @@ def test_tsa_down_is_retried_then_reported_unavailable(pki: DevPki) -> None:
         key=load_signer(config),
         tsa_url=config.tsa_url,
         trust_roots=load_trust_roots(config.trust_roots),
+        tsa_roots=load_trust_roots(config.tsa_trust_roots),
         retry=FAST_RETRY,
     )
     started = time.monotonic()

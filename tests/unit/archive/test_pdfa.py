@@ -121,6 +121,7 @@ def test_rendered_document_passes_every_check(rendered: bytes) -> None:
         "header",
         "parse",
         "encryption",
+        "page-tree",
         "xmp",
         "xmp-info",
         "output-intent",
