@@ -21,10 +21,13 @@ from prefect.client.schemas.objects import State
 from prefect.schedules import Cron
 from prefect.utilities.annotations import quote
 
+from archive import wiring
+from archive.audit import ChainReport
 from archive.catalog import CatalogRow
 from archive.core.settings import load
 from flows.outcome import ended
-from retention import lock_expectations
+from retention import Register, lock_expectations
+from retrieval.access import AccessRegister
 from verification.config import HoldSet, VerificationSettings
 from verification.report import Summary
 from verification.run import RunPlan, VerificationRun
@@ -51,8 +54,23 @@ def _opaque(value: Any) -> Any:
 def start_verification(
     settings: VerifySettings, vsettings: VerificationSettings, plan: RunPlan
 ) -> VerificationRun:
-    holds, disposed = register_inputs(settings)
-    return VerificationRun.start(settings, vsettings, plan, holds=holds, disposed=disposed)
+    chains = chain_reports(settings)
+    if dict(chains)["retention register"].passed:
+        holds, disposed = register_inputs(settings)
+    else:  # a broken register fails the run (in its report); none of its events is trusted
+        holds, disposed = HoldSet(), frozenset()
+    return VerificationRun.start(
+        settings, vsettings, plan, holds=holds, disposed=disposed, chains=chains
+    )
+
+
+def chain_reports(settings: VerifySettings) -> list[tuple[str, ChainReport]]:
+    """The retention and access registers checked local <-> bucket, for the run's report."""
+    store = wiring.open_store(settings)
+    return [
+        ("retention register", Register.for_settings(settings, store).verify()),
+        ("access register", AccessRegister.for_settings(settings, store).verify()),
+    ]
 
 
 def register_inputs(settings: VerifySettings) -> tuple[HoldSet, frozenset[tuple[str, str]]]:

@@ -47,6 +47,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         portal = Portal(settings, retrieval or Retrieval.open(settings), clock)
+        portal.retrieval.verify_chains()  # never serve grants from a forged or cut register
         swept = exports.sweep(exports.export_dir(settings))
         if swept:
             log.warning("removed %d export(s) left by an earlier portal process", swept)

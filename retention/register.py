@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from archive.audit import ChainReport, SegmentChain
+from archive.audit import ChainReport, SegmentChain, configured_chain_key
 from archive.core.settings import Settings
 from archive.store import ObjectStore, SealedStore
 
@@ -67,19 +67,26 @@ class Register:
         directory: Path,
         store: ObjectStore,
         *,
+        key: bytes,
         retain_years: int = 100,
         meta_store: ObjectStore | None = None,
     ) -> Register:
         """``meta_store`` (default: ``store`` as it is) takes the register's own objects: pass a
-        SealedStore for a bucket, as :meth:`for_settings` does."""
-        chain = SegmentChain(directory, prefix=REGISTER_PREFIX, retain_years=retain_years)
-        return cls(chain, store, meta_store=meta_store)
+        SealedStore for a bucket, as :meth:`for_settings` does. ``key`` seals HEAD: the
+        keyring's chain key."""
+        meta = meta_store if meta_store is not None else store
+        chain = SegmentChain(
+            directory, meta, prefix=REGISTER_PREFIX, key=key, retain_years=retain_years
+        )
+        return cls(chain, store, meta_store=meta)
 
     @classmethod
     def for_settings(cls, settings: Settings, store: ObjectStore) -> Register:
         years = settings.catalog.manifest_retain_years
         sealed = SealedStore.for_settings(settings, store)  # records' locks: the plain store
-        return cls.open(register_dir(settings), sealed.inner, retain_years=years, meta_store=sealed)
+        key = configured_chain_key(settings)
+        directory = register_dir(settings)
+        return cls.open(directory, sealed.inner, key=key, retain_years=years, meta_store=sealed)
 
     @property
     def store(self) -> ObjectStore:
@@ -93,11 +100,11 @@ class Register:
 
     def append(self, events: Sequence[Mapping[str, Any]], *, now: datetime) -> None:
         """Chain ``events`` (each with a ``type``) as one locked segment."""
-        self._chain.append(events, store=self._meta, now=now)
+        self._chain.append(events, now=now)
 
     def verify(self) -> ChainReport:
         """The chain checked locally and against the locked bucket copies."""
-        return self._chain.verify(self._meta)
+        return self._chain.verify()
 
     def events(self, *types: str) -> list[dict[str, Any]]:
         records = self._chain.records()

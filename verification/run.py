@@ -17,7 +17,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 
-from archive.audit import AuditEvent, AuditLog
+from archive.audit import AuditEvent, AuditLog, ChainReport
 from archive.catalog import CatalogRow
 from archive.core.pool import split, worker_pool
 from archive.core.settings import Settings
@@ -100,13 +100,16 @@ class VerificationRun:
         holds: HoldSet | None = None,
         disposed: frozenset[tuple[str, str]] = frozenset(),
         store: ObjectStore | None = None,
+        chains: Sequence[tuple[str, ChainReport]] = (),
     ) -> VerificationRun:
         """Archive-wide checks and the selection; no record is read yet. ``disposed`` are the
         (key, version) pairs lawfully destroyed after their retention (the retention register):
-        they are expected to be gone, so neither verified nor reported missing."""
+        they are expected to be gone, so neither verified nor reported missing. ``chains`` are
+        the registers' chain reports (the caller opens them); the audit log's is added here."""
         # Records are read with the read-only identity; only the audit log is written.
         audit_store = store or S3ObjectStore.from_settings(settings)
         store = store or S3ObjectStore.from_settings(settings, read_only=True)
+        audit = AuditLog.for_settings(settings, audit_store).verify_chain()
         catalog, chain = open_catalog(settings.catalog_dir)
         checks: list[CheckResult] = [chain]
         findings: tuple[Finding, ...] = ()
@@ -127,6 +130,7 @@ class VerificationRun:
                 catalogued, store.list_versions("records/"), verified=verified
             )
             checks.append(result)
+        checks += [chain_check(name, r) for name, r in [*chains, ("audit log", audit)]]
         return cls(
             settings=settings,
             vsettings=vsettings,
@@ -220,3 +224,11 @@ class VerificationRun:
             args = (self.settings, self.vsettings, self.holds, self.plan.checks, self.signers)
             self._pool = worker_pool(self.plan.workers, initializer=init_worker, initargs=args)
         return self._pool
+
+
+def chain_check(name: str, report: ChainReport) -> CheckResult:
+    """A register's or the audit log's chain as an archive-wide check: broken fails the run."""
+    check = name.replace(" ", "-") + ".chain"  # "access-register.chain"
+    if report.passed:
+        return CheckResult.passed(check, report.reason)
+    return CheckResult.failed(check, f"{check}_broken", report.reason)

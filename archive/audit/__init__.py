@@ -5,8 +5,9 @@ segment chained to the one before it. The audit log and the retention and access
 such chains; reading one checks its chain and, on request, the locked bucket copies.
 """
 
-from archive.audit.chain import ChainReport, SegmentChain, canonical
+from archive.audit.chain import ChainReport, SegmentChain
 from archive.audit.log import AUDIT_PREFIX, AuditEvent, AuditLog, audit_dir
+from archive.audit.seal import canonical, configured_chain_key
 
 __all__ = [
     "AUDIT_PREFIX",
@@ -16,4 +17,5 @@ __all__ = [
     "SegmentChain",
     "audit_dir",
     "canonical",
+    "configured_chain_key",
 ]

@@ -4,11 +4,15 @@ The audit log and the retention and access registers are all such chains. Each `
 one segment: a JSONL file whose lines are records carrying ``seq`` (1, 2, ... across all segments)
 and ``prev`` (sha256 of the previous record's line; 64 zeros for the first). So an edited record
 changes its hash and breaks the next ``prev`` (or HEAD for the newest); a removed or reordered
-record breaks ``seq`` and ``prev``; a removed segment leaves a gap in the names. Each segment is
-stored create-once under a COMPLIANCE lock in the bucket (``<prefix>0000000001.jsonl``), which is
-the authority: :meth:`SegmentChain.verify` with a store also compares every local segment with
-its locked copy and notices copies the local directory lacks. Seq and prev are assigned under a
-file lock at append time, so several processes may append to the same chain.
+record breaks ``seq`` and ``prev``; a removed segment leaves a gap in the names. HEAD is sealed
+with the keyring's chain key, so a segment chained on without the keyring does not verify
+(:mod:`archive.audit.seal`). Each segment is stored create-once under a COMPLIANCE lock in the
+bucket under a name carrying its keyed digest, and the bucket is the authority: on opening a
+chain (one LIST, no object read) and in :meth:`SegmentChain.verify`, every locked copy must be a
+local segment with the same digest and every local segment must be in the bucket, except the
+newest one while its upload is pending (:mod:`archive.audit.bucket`). A segment that does not
+verify is never uploaded; one whose upload failed goes up with the next append. Seq and prev
+are assigned under a file lock at append time, so several processes may append to one chain.
 
 Segments name encounters, pseudonyms, staff and cases: callers give the chain a
 :class:`archive.store.SealedStore`, so the bucket holds only envelopes, and local files are
@@ -19,9 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,19 +31,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from archive.audit.bucket import compare, list_copies
+from archive.audit.seal import Head, canonical, object_key, read_head, segment_digest, write_head
+from archive.audit.segments import GENESIS, chain_segments, file_stat, segment_names
 from archive.catalog import manifest_retain_until
 from archive.core.atomic import write_private
-from archive.core.errors import AuditChainError, SealError
+from archive.core.errors import AuditChainError
 from archive.store import ObjectStore, sha256_hex
 
-GENESIS: Final = "0" * 64
 SWEEP_S: Final = 60.0  # how often a long-lived process re-stats every segment it checked
-_SEGMENT = re.compile(r"([0-9]{10})\.jsonl")
-
-
-def canonical(record: Mapping[str, Any]) -> bytes:
-    """One deterministic JSON line: the bytes a record's hash is taken over."""
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+Checked = tuple[list[tuple[str, list[dict[str, Any]]]], Head, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,37 +54,54 @@ class ChainReport:
 
 
 class SegmentChain:
-    """A hash-chained log of JSON records in locally cached, bucket-locked JSONL segments."""
+    """A hash-chained log of JSON records in locally cached, bucket-locked JSONL segments.
 
-    def __init__(self, directory: Path, *, prefix: str, retain_years: int = 100) -> None:
-        self.directory, self.prefix, self.retain_years = directory, prefix, retain_years
+    ``store`` takes the locked copies (pass a SealedStore for a bucket); ``key`` is the
+    keyring's chain key (:meth:`archive.seal.LocalKeyring.chain_key`)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        store: ObjectStore,
+        *,
+        prefix: str,
+        key: bytes,
+        retain_years: int = 100,
+    ) -> None:
+        self.directory, self.store, self.prefix = directory, store, prefix
+        self.retain_years, self._key = retain_years, key
         # What this process has already checked: segments (with their size and mtime, so an
         # edit is noticed) and the records they hold. Appending and reading then cost the new
         # segments only, not the whole log: the portal appends one segment per request.
-        self._checked: dict[str, tuple[int, int]] = {}
+        self._checked: dict[str, tuple[int, int] | None] = {}
+        self._digests: dict[str, str] = {}  # keyed digests of the bytes that were checked
         self._records: list[dict[str, Any]] = []
         self._tail: tuple[int, str] = (0, GENESIS)
         self._swept = time.monotonic()
-        self._uploads_checked = False
+        self._head = Head(0, GENESIS, None, sealed=False)
         self._head_behind = False  # a crash between a segment and its HEAD: see _check_head
+        self._head_stat: tuple[int, int] | None = None  # HEAD as last checked
+        self._in_bucket: set[str] = set()  # segments whose locked copy this process has seen
+        self._compared = False  # the segments loaded were compared with the bucket's listing
 
     def records(self) -> list[dict[str, Any]]:
-        """Every record, oldest first, after checking the local chain (AuditChainError)."""
+        """Every record, oldest first, after checking the chain (AuditChainError)."""
         with self._lock(shared=True):  # not between another process's segment and its HEAD
             self._refresh()
             return list(self._records)
 
     def append(
-        self, payloads: Sequence[Mapping[str, Any]], *, store: ObjectStore, now: datetime
+        self, payloads: Sequence[Mapping[str, Any]], *, now: datetime
     ) -> list[dict[str, Any]]:
-        """Chain ``payloads`` onto the log as one new segment, write it, lock a copy."""
+        """Chain ``payloads`` onto the log as one new segment, write it, lock a copy.
+
+        A segment whose upload failed (here or in another process) goes up first; if that
+        fails again nothing new is written, so at most the newest segment is ever pending."""
         if not payloads:
             return []
         with self._lock():
             self._refresh()
-            if not self._uploads_checked:  # once per process: what a crash left unuploaded
-                self._upload_missing(self._local(), store, now)
-                self._uploads_checked = True
+            self._upload_pending(now)
             if self._head_behind:  # the killed append's segment chains on: finish its HEAD
                 self._write_head(*self._tail)
                 self._head_behind = False
@@ -98,23 +114,31 @@ class SegmentChain:
                 records.append(record)
             data = b"".join(canonical(r) + b"\n" for r in records)
             name = f"{len(self._checked) + 1:010d}.jsonl"
+            intent = {"segment": name, "sha256": sha256_hex(data)}
+            self._write_head(*self._tail, pending=intent)  # announces it: see archive.audit.seal
             write_private(self.directory / "segments" / name, data)
             self._write_head(seq, prev)
-            self._put(store, name, data, now)
             self._refresh()  # takes the new segment in (and checks HEAD) like anyone else's
+            self._put(name, data, now)
             return records
 
-    def verify(self, store: ObjectStore | None = None) -> ChainReport:
-        """Check the local chain and HEAD, and (with ``store``) that the bucket agrees."""
+    def verify(self, *, against_bucket: bool = True) -> ChainReport:
+        """Reread and check every segment and HEAD, and that the bucket agrees both ways."""
         try:
-            segments = self._local()
-            chained = self._check(segments)
-            if store is not None:
-                self._compare_bucket(segments, store)
+            with self._lock(shared=True):
+                segments = self._local()
+                chained, head, _ = self._check(segments)
+                pending: list[str] = []
+                if against_bucket:
+                    digests = {n: self._digest(n, data) for n, data in segments}
+                    pending = self._compare(digests, head, opened=dict(segments))
         except AuditChainError as e:
             return ChainReport(passed=False, events=0, segments=0, reason=str(e))
         events = sum(len(lines) for _, lines in chained)
-        return ChainReport(True, events, len(segments), f"{events} events chained and intact")
+        reason = f"{events} events chained and intact"
+        if pending:
+            reason += f"; {pending[0]} awaits its upload (the next append sends it)"
+        return ChainReport(True, events, len(segments), reason)
 
     # --- internals ------------------------------------------------------------------------------
 
@@ -123,20 +147,68 @@ class SegmentChain:
 
         Segments it had checked are looked at again cheaply: the newest one's size and time on
         every call, all of them at most once a minute (a stat each); a change starts a full
-        check over. An edit that keeps size and time is left to :meth:`verify`, which rereads
-        everything and compares it with the locked bucket copies."""
+        check over, and every full check is compared with the bucket's listing. An edit that
+        keeps size and time is left to :meth:`verify`, which rereads everything."""
         folder = self.directory / "segments"
         names = self._names()
         if self._changed(folder, names):
-            self._checked, self._records, self._tail = {}, [], (0, GENESIS)
+            self._checked, self._digests, self._records = {}, {}, []
+            self._tail, self._compared, self._head_stat = (0, GENESIS), False, None
         fresh = [(n, (folder / n).read_bytes()) for n in names[len(self._checked) :]]
+        chained: list[tuple[str, list[dict[str, Any]]]] = []
+        head_stat = file_stat(self.directory / "HEAD")
+        # HEAD is reread when it or the segments changed: a HEAD one segment behind can only
+        # be told from the boundaries of a check that includes that segment.
+        if fresh or head_stat != self._head_stat:
+            chained, self._head, self._head_behind = self._check(fresh, start=self._tail)
+            self._head_stat = head_stat
         records: list[dict[str, Any]] = []
-        for name, lines in self._check(fresh, start=self._tail):
+        for (name, lines), (_, data) in zip(chained, fresh, strict=True):
             records += lines
-            self._checked[name] = _stat(folder / name)
+            self._checked[name] = file_stat(folder / name)
+            self._digests[name] = self._digest(name, data)
         if records:
             self._tail = (records[-1]["seq"], sha256_hex(canonical(records[-1])))
         self._records += records
+        # An unsealed HEAD (from before HEADs were sealed) vouches for nothing: the bucket must.
+        if not self._compared or (fresh and not self._head.sealed):
+            self._in_bucket = set(self._compare(self._digests, self._head, note=True))
+            self._compared = True
+
+    def _compare(
+        self,
+        digests: Mapping[str, str],
+        head: Head,
+        *,
+        opened: Mapping[str, bytes] | None = None,
+        note: bool = False,
+    ) -> list[str]:
+        """One LIST: the bucket holds exactly the local segments, but for the newest one if a
+        sealed HEAD vouches for it (its upload is pending). Returns the pending segments;
+        with ``note`` what this process knows to be in the bucket is updated instead."""
+        copies = list_copies(self.store, self.prefix)
+        opened_with = (self.store, opened) if opened is not None else None
+        pending = compare(copies, digests, opened=opened_with)
+        if pending and (pending != list(digests)[-1:] or not head.sealed):
+            raise AuditChainError(
+                f"local {', '.join(pending)} not in the bucket: chained on without a HEAD "
+                "sealed by this keyring, it cannot be told from a forged segment and is never "
+                "uploaded; compare with the locked bucket copies"
+            )
+        return [n for n in digests if n in copies] if note else pending
+
+    def _upload_pending(self, now: datetime) -> None:
+        """Lock what a failed upload or a killed process left local, after checking it."""
+        if set(self._checked) <= self._in_bucket:  # the usual case: no LIST at all
+            return
+        self._in_bucket = set(self._compare(self._digests, self._head, note=True))
+        for name in self._checked:
+            if name in self._in_bucket:
+                continue
+            data = (self.directory / "segments" / name).read_bytes()
+            if self._digest(name, data) != self._digests[name]:
+                raise AuditChainError(f"{name} changed after it was checked; not uploaded")
+            self._put(name, data, now)
 
     def _changed(self, folder: Path, names: list[str]) -> bool:
         if not self._checked:
@@ -144,7 +216,7 @@ class SegmentChain:
         newest = next(reversed(self._checked))
         if len(names) < len(self._checked) or names[len(self._checked) - 1] != newest:
             return True
-        if _stat(folder / newest) != self._checked[newest]:
+        if file_stat(folder / newest) != self._checked[newest]:
             return True
         if time.monotonic() - self._swept < SWEEP_S:
             return False
@@ -154,17 +226,7 @@ class SegmentChain:
         return any(seen.get(n) != stat for n, stat in self._checked.items())
 
     def _names(self) -> list[str]:
-        folder = self.directory / "segments"
-        if not folder.is_dir():
-            return []
-        names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
-        for i, name in enumerate(names, start=1):
-            if name != f"{i:010d}.jsonl":
-                raise AuditChainError(
-                    f"{folder}: expected segment {i:010d}.jsonl, found {name}: a segment was "
-                    "removed, renamed or added; compare with the locked bucket copies"
-                )
-        return names
+        return segment_names(self.directory / "segments")
 
     def _local(self) -> list[tuple[str, bytes]]:
         folder = self.directory / "segments"
@@ -172,84 +234,53 @@ class SegmentChain:
 
     def _check(
         self, segments: list[tuple[str, bytes]], *, start: tuple[int, str] = (0, GENESIS)
-    ) -> list[tuple[str, list[dict[str, Any]]]]:
+    ) -> Checked:
         """Chain-check ``segments`` following the event ``start`` names, then HEAD."""
-        (seq, prev), out = start, []
-        boundaries = [start]  # where HEAD may point: after a whole segment
-        for name, data in segments:
-            lines = []
-            for n, line in enumerate(data.splitlines(), start=1):
-                where = f"{self.prefix}{name} line {n}"
-                record = _parse(line, where)
-                if record.get("seq") != seq + 1 or record.get("prev") != prev:
-                    raise AuditChainError(
-                        f"{where}: expected event {seq + 1} chained to {prev[:12]}...: an event "
-                        "before it was edited, removed or reordered"
-                    )
-                seq, prev = seq + 1, sha256_hex(line)
-                lines.append(record)
-            out.append((name, lines))
-            boundaries.append((seq, prev))
-        self._check_head(boundaries)
-        return out
+        out, boundaries = chain_segments(segments, start=start, prefix=self.prefix)
+        newest = None
+        if segments:
+            newest = {"segment": segments[-1][0], "sha256": sha256_hex(segments[-1][1])}
+        head, behind = self._check_head(boundaries, newest)
+        return out, head, behind
 
-    def _check_head(self, boundaries: list[tuple[int, str]]) -> None:
-        """HEAD names the newest event, or the end of an earlier segment when an append was
-        killed after writing its segment and before moving HEAD: every segment after that
-        one chained on from it (checked by the caller), so the next append moves HEAD on."""
-        (seq, prev), head = boundaries[-1], self.directory / "HEAD"
-        self._head_behind = False
-        if not head.exists():  # as if it named the genesis: killed in the first append
-            if seq and boundaries[0] != (0, GENESIS):
-                raise AuditChainError(f"{head} is missing while the log holds {seq} events")
-            self._head_behind = seq > 0
-            return
-        named = _parse(head.read_bytes(), str(head))
-        if named == {"seq": seq, "sha256": prev}:
-            return
-        if any(named == {"seq": s, "sha256": h} for s, h in boundaries[:-1]):
-            self._head_behind = True
-            return
+    def _check_head(
+        self, boundaries: list[tuple[int, str]], newest: Mapping[str, str] | None
+    ) -> tuple[Head, bool]:
+        """HEAD names the newest event, or whether it is one segment behind: an append was
+        killed after writing its segment and before moving HEAD on. A sealed HEAD is behind
+        only by the segment its intent announced (``newest``); one from before sealing by any
+        number of segments that chained on, and the bucket must then hold every one of them."""
+        path = self.directory / "HEAD"
+        if path.exists():
+            head = read_head(path, key=self._key, prefix=self.prefix)
+        else:  # as if an unsealed HEAD named the genesis
+            head = Head(0, GENESIS, None, sealed=False)
+        named = (head.seq, head.sha256)
+        if named == boundaries[-1]:
+            return head, False
+        if head.sealed:
+            if len(boundaries) > 1 and named == boundaries[-2] and head.pending == newest:
+                return head, True
+        elif named in boundaries[:-1]:
+            return head, True
         raise AuditChainError(
-            f"{head} does not name the newest event ({seq}): the newest event or segment "
-            "was edited or removed; compare with the locked bucket copies"
+            f"{path} does not name the newest event ({boundaries[-1][0]}): a segment was "
+            "chained on, edited or removed outside the archive; compare with the locked bucket "
+            "copies"
         )
 
-    def _write_head(self, seq: int, prev: str) -> None:
-        write_private(self.directory / "HEAD", canonical({"seq": seq, "sha256": prev}))
+    def _write_head(self, seq: int, prev: str, *, pending: Mapping[str, str] | None = None) -> None:
+        path = self.directory / "HEAD"
+        write_head(path, key=self._key, prefix=self.prefix, seq=seq, prev=prev, pending=pending)
 
-    def _compare_bucket(self, segments: list[tuple[str, bytes]], store: ObjectStore) -> None:
-        local = dict(segments)
-        for version in store.list_versions(self.prefix):
-            name = version.key.removeprefix(self.prefix)
-            if version.is_delete_marker or not _SEGMENT.fullmatch(name):
-                continue
-            if name not in local:
-                raise AuditChainError(
-                    f"the bucket holds {version.key}, which the local log lacks: it was cut short"
-                )
-            try:
-                copy = store.get(version.key, version_id=version.version_id)
-            except SealError as e:
-                raise AuditChainError(
-                    f"the locked copy {version.key} does not open under this keyring "
-                    f"({type(e).__name__}): it is damaged or was not written by this archive"
-                ) from e
-            if copy != local[name]:
-                raise AuditChainError(f"local {name} differs from its locked copy {version.key}")
+    def _digest(self, name: str, data: bytes) -> str:
+        return segment_digest(self._key, self.prefix, name, data)
 
-    def _upload_missing(
-        self, segments: list[tuple[str, bytes]], store: ObjectStore, now: datetime
-    ) -> None:
-        """Finish an upload a crash interrupted (put_locked is idempotent for equal bytes)."""
-        present = {v.key for v in store.list_versions(self.prefix)}
-        for name, data in segments:
-            if self.prefix + name not in present:
-                self._put(store, name, data, now)
-
-    def _put(self, store: ObjectStore, name: str, data: bytes, now: datetime) -> None:
+    def _put(self, name: str, data: bytes, now: datetime) -> None:
         until = manifest_retain_until(now, years=self.retain_years)
-        store.put_locked(self.prefix + name, data, retain_until=until)
+        key = object_key(self.prefix, name, self._digest(name, data))
+        self.store.put_locked(key, data, retain_until=until)
+        self._in_bucket.add(name)
 
     @contextlib.contextmanager
     def _lock(self, *, shared: bool = False) -> Iterator[None]:
@@ -258,18 +289,3 @@ class SegmentChain:
             # Short critical sections: wait for them. Readers share, an append is exclusive.
             fcntl.flock(lock.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             yield
-
-
-def _stat(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_size, st.st_mtime_ns
-
-
-def _parse(line: bytes, where: str) -> dict[str, Any]:
-    try:
-        value = json.loads(line)
-    except ValueError as e:
-        raise AuditChainError(f"{where} is not JSON: it was edited or truncated") from e
-    if not isinstance(value, dict):
-        raise AuditChainError(f"{where} is not a JSON object")
-    return value

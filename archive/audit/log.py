@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from archive.audit.chain import ChainReport, SegmentChain
+from archive.audit.seal import configured_chain_key
 from archive.core.settings import Settings
 from archive.store import ObjectStore, SealedStore
 
@@ -84,19 +85,26 @@ class AuditLog:
     """Append, flush, verify and filter the audit log. Build with :meth:`open` or
     :meth:`for_settings`; events are buffered until :meth:`flush` writes one segment."""
 
-    def __init__(self, chain: SegmentChain, store: ObjectStore) -> None:
-        self._chain, self._store, self._pending = chain, store, list[AuditEvent]()
+    def __init__(self, chain: SegmentChain) -> None:
+        self._chain, self._pending = chain, list[AuditEvent]()
 
     @classmethod
-    def open(cls, directory: Path, store: ObjectStore, *, retain_years: int = 100) -> AuditLog:
-        """A log whose segments go to ``store`` as they are: pass a SealedStore for a bucket."""
-        return cls(SegmentChain(directory, prefix=AUDIT_PREFIX, retain_years=retain_years), store)
+    def open(
+        cls, directory: Path, store: ObjectStore, *, key: bytes, retain_years: int = 100
+    ) -> AuditLog:
+        """A log whose segments go to ``store`` as they are (pass a SealedStore for a bucket),
+        its HEAD sealed with ``key``, the keyring's chain key."""
+        chain = SegmentChain(
+            directory, store, prefix=AUDIT_PREFIX, key=key, retain_years=retain_years
+        )
+        return cls(chain)
 
     @classmethod
     def for_settings(cls, settings: Settings, store: ObjectStore) -> AuditLog:
         """The configured log; segments are sealed under the configured keyring in the bucket."""
         sealed = SealedStore.for_settings(settings, store)
-        return cls.open(audit_dir(settings), sealed, retain_years=_retain_years(settings))
+        key, years = configured_chain_key(settings), _retain_years(settings)
+        return cls.open(audit_dir(settings), sealed, key=key, retain_years=years)
 
     def append(self, event: AuditEvent) -> None:
         self._pending.append(event)
@@ -105,10 +113,10 @@ class AuditLog:
         """Write the buffered events as one locked segment; returns how many were written."""
         events, self._pending = self._pending, []
         payloads = [e.to_json() for e in events]
-        return len(self._chain.append(payloads, store=self._store, now=now or datetime.now(UTC)))
+        return len(self._chain.append(payloads, now=now or datetime.now(UTC)))
 
     def verify_chain(self, *, against_bucket: bool = True) -> ChainReport:
-        return self._chain.verify(self._store if against_bucket else None)
+        return self._chain.verify(against_bucket=against_bucket)
 
     def show(
         self, *, actor: str | None = None, action: str | None = None, since: datetime | None = None

@@ -94,8 +94,9 @@ class SourceOutsideRootsError(ArchiveError):
 
 
 class AuditChainError(ArchiveError):
-    """A hash-chained log (audit log, retention register) was edited, cut or reordered, or its
-    local copy differs from the locked bucket copy: stop appending and investigate."""
+    """A hash-chained log (audit log, retention or access register) was edited, cut, rolled back
+    or chained on outside the archive, or its local copy and the locked bucket copies disagree:
+    stop appending and investigate."""
 
 
 # --- documents -----------------------------------------------------------------------------------

@@ -159,6 +159,10 @@ class LocalKeyring:
         """How the quarantine index names a raw id (see :func:`pseudonyms.quarantine_digest`)."""
         return pseudonyms.quarantine_digest(self._pseudonym_secret, raw_id)
 
+    def chain_key(self) -> bytes:
+        """Seals chains' HEAD files and names their bucket copies (:mod:`archive.audit.seal`)."""
+        return pseudonyms.chain_key(self._pseudonym_secret)
+
     def __repr__(self) -> str:
         keks = self._keks
         return f"LocalKeyring({str(self._directory)!r}, current={keks.kek_id} v{keks.current})"

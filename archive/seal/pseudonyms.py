@@ -25,6 +25,7 @@ _RECORD_TOKEN_DOMAIN = b"emr-archive/record-token/v1\x00"
 _RECORD_TOKEN_PREFIX = "r1"  # noqa: S105 - a format tag, not a secret
 _QUARANTINE_DOMAIN = b"emr-archive/quarantine-id/v1\x00"
 QUARANTINE_DIGEST_PREFIX = "q1_"
+_CHAIN_DOMAIN = b"emr-archive/chain-seal/v1\x00"
 
 
 class Pseudonymizer(Protocol):
@@ -82,3 +83,10 @@ def _keyed(secret: bytes, domain: bytes, value: str, what: str) -> str:
         # not ride along as __context__ into logs or error trackers.
         raise ValueError(f"{what} is not valid Unicode text")
     return hmac.new(secret, domain + encoded, hashlib.sha256).hexdigest()
+
+
+def chain_key(secret: bytes) -> bytes:
+    """The key that seals hash chains' HEAD files and names their bucket copies
+    (:mod:`archive.audit.seal`). From the pseudonym secret, which never changes (a rotated key
+    would leave every HEAD unverifiable), under its own label so it equals no pseudonym."""
+    return hmac.new(secret, _CHAIN_DOMAIN, hashlib.sha256).digest()

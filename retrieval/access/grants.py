@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from archive.audit import ChainReport, SegmentChain
+from archive.audit import ChainReport, SegmentChain, configured_chain_key
 from archive.core.errors import ArchiveError
 from archive.core.settings import Settings
 from archive.store import ObjectStore, SealedStore
@@ -116,28 +116,35 @@ def new_grant(
 class AccessRegister:
     """Grants and revoked tokens, folded from the hash-chained access log."""
 
-    def __init__(self, chain: SegmentChain, store: ObjectStore) -> None:
-        self._chain, self._store = chain, store
+    def __init__(self, chain: SegmentChain) -> None:
+        self._chain = chain
 
     @classmethod
     def for_settings(cls, settings: Settings, store: ObjectStore) -> AccessRegister:
         """Segments sealed under the configured keyring in the bucket, like the audit log's:
         grants name inspectors, encounters and pseudonyms."""
         years = settings.catalog.manifest_retain_years
-        chain = SegmentChain(access_dir(settings), prefix=ACCESS_PREFIX, retain_years=years)
-        return cls(chain, SealedStore.for_settings(settings, store))
+        sealed = SealedStore.for_settings(settings, store)
+        key = configured_chain_key(settings)
+        return cls.open(access_dir(settings), sealed, key=key, retain_years=years)
 
     @classmethod
-    def open(cls, directory: Path, store: ObjectStore) -> AccessRegister:
-        """Segments go to ``store`` as they are: pass a SealedStore for a bucket."""
-        return cls(SegmentChain(directory, prefix=ACCESS_PREFIX), store)
+    def open(
+        cls, directory: Path, store: ObjectStore, *, key: bytes, retain_years: int = 100
+    ) -> AccessRegister:
+        """Segments go to ``store`` as they are (pass a SealedStore for a bucket); ``key``, the
+        keyring's chain key, seals HEAD."""
+        chain = SegmentChain(
+            directory, store, prefix=ACCESS_PREFIX, key=key, retain_years=retain_years
+        )
+        return cls(chain)
 
     def verify(self) -> ChainReport:
-        """The chain checked locally and against the locked bucket copies."""
-        return self._chain.verify(self._store)
+        """The chain checked locally and against the locked bucket copies, both ways."""
+        return self._chain.verify()
 
     def append(self, event: Mapping[str, Any], *, now: datetime) -> None:
-        self._chain.append([event], store=self._store, now=now)
+        self._chain.append([event], now=now)
 
     def grants(self) -> dict[str, Grant]:
         """Issued and not revoked (expired ones included: :meth:`Grant.active` decides)."""

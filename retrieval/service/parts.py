@@ -14,8 +14,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from archive.audit import AuditEvent, AuditLog
+from archive.audit import AuditEvent, AuditLog, ChainReport
 from archive.catalog import Catalog
+from archive.core.errors import AuditChainError
 from archive.seal import LocalKeyring
 from archive.store import ObjectStore
 from retention import Register
@@ -49,6 +50,24 @@ class ServiceParts:
         self.register, self.access, self.users, self.tokens = register, access, users, tokens
         self.audit, self.keyring, self._env_factory = audit, keyring, env_factory
         self._head: bytes | None = None  # the catalog head the index was last synced to
+
+    def chain_reports(self) -> list[tuple[str, ChainReport]]:
+        """The three chains this service decides and writes by, checked local <-> bucket."""
+        return [
+            ("access register", self.access.verify()),
+            ("retention register", self.register.verify()),
+            ("audit log", self.audit.verify_chain()),
+        ]
+
+    def verify_chains(self) -> None:
+        """Refuse to serve (AuditChainError) when a chain is broken: the access register says
+        who may see what, and a forged or rolled-back one would grant it."""
+        broken = [f"{name}: {r.reason}" for name, r in self.chain_reports() if not r.passed]
+        if broken:
+            raise AuditChainError(
+                "refusing to serve: " + "; ".join(broken) + ". Run `emr-archive audit verify` "
+                "and restore the local copy from the locked bucket copies"
+            )
 
     @contextmanager
     def _audited(

@@ -85,8 +85,14 @@ def build_world(tmp_path: Path) -> World:
     sealed = SealedStore(store, keys=keys, settings=SealSettings())
     catalog = Catalog.open(tmp_path / "catalog", create=True)
     catalog.append(rows, run_id="r1", now=NOW, store=sealed, retain_until=FUTURE)
-    register = Register.open(tmp_path / "retention", store, meta_store=sealed)
-    return World(store, catalog, register, AuditLog.open(tmp_path / "audit", sealed), tmp_path)
+    register = Register.open(tmp_path / "retention", store, key=keys.chain_key(), meta_store=sealed)
+    return World(
+        store,
+        catalog,
+        register,
+        AuditLog.open(tmp_path / "audit", sealed, key=keys.chain_key()),
+        tmp_path,
+    )
 
 
 LAN = Actor("lan", "records-officer")

@@ -1,7 +1,7 @@
 """``emr-archive audit verify | show``: the tamper-evident audit log, read by anyone who may.
 
-``verify`` checks the audit log's and the retention register's hash chains against their locked
-bucket copies and exits 1 when either is broken.
+``verify`` checks the audit log's, the retention register's and the access register's (grants)
+hash chains against their locked bucket copies, both ways, and exits 1 when any is broken.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import click
 
 from infra.cli._command import Group
-from infra.cli._ctx import retention_parts
+from infra.cli._ctx import retention_parts, settings_of
 
 
 @click.group(name="audit", cls=Group)
@@ -22,12 +22,16 @@ def audit_group() -> None:
 @audit_group.command("verify")
 @click.pass_context
 def audit_verify(ctx: click.Context) -> None:
-    """Check the audit log's and the retention register's chains against the bucket."""
+    """Check the audit log's, retention register's and access register's chains."""
+    from retrieval.access import AccessRegister
+
     parts = retention_parts(ctx)
+    access = AccessRegister.for_settings(settings_of(ctx), parts.store)
     ok = True
     for name, report in (
         ("audit log", parts.audit.verify_chain()),
         ("retention register", parts.register.verify()),
+        ("access register", access.verify()),
     ):
         ok &= report.passed
         mark = click.style("ok  ", fg="green") if report.passed else click.style("FAIL", fg="red")

@@ -12,7 +12,7 @@ import logging
 import click
 
 from infra.cli._command import Command
-from infra.cli._ctx import settings_of
+from infra.cli._ctx import retrieval_of, settings_of
 
 
 @click.command("portal", cls=Command)
@@ -31,6 +31,9 @@ def portal_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
     from portal.app import create_app
 
     settings = settings_of(ctx)
+    # Checked here too (the app checks at start-up) so a broken chain is one clear line, not
+    # uvicorn's lifespan traceback.
+    retrieval_of(ctx).verify_chains()
     host, port = host or settings.portal.host, port or settings.portal.port
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     scheme = "https" if settings.portal.secure_cookies else "http"

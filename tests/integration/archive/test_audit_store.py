@@ -47,7 +47,8 @@ def test_segments_are_locked_and_the_bucket_catches_a_local_rewrite(settings: Se
     with pytest.raises(LockRefusedError):
         store.delete_version(versions[0].key, version_id=versions[0].version_id)
 
-    # Rewrite the newest event and HEAD consistently: the local chain checks out...
+    # Rewrite the newest event and move HEAD to it, without the keyring (HEAD as releases
+    # before sealing wrote it): the local chain checks out...
     segment = audit_dir(settings) / "segments" / "0000000003.jsonl"
     record = json.loads(segment.read_bytes())
     record["detail"]["checked"] = 99
@@ -62,7 +63,7 @@ def test_segments_are_locked_and_the_bucket_catches_a_local_rewrite(settings: Se
         ).encode()
     )
     assert log.verify_chain(against_bucket=False).passed
-    # ...but not against its locked copy.
+    # ...but not against its locked copy, whose name carries the segment's keyed digest.
     report = log.verify_chain()
     assert not report.passed
     assert "locked copy" in report.reason

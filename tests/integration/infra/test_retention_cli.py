@@ -120,4 +120,4 @@ def test_hold_plan_propose_approve_and_audit_from_the_command_line(
     assert "auth.retention" in refusals.output
     verified = _run(settings, "audit", "verify")
     assert verified.exit_code == 0, verified.output
-    assert verified.output.count("ok") == 2
+    assert verified.output.count("ok") == 3

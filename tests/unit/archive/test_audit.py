@@ -11,6 +11,7 @@ import pytest
 from archive.audit import AUDIT_PREFIX, AuditEvent, AuditLog, SegmentChain
 from archive.audit import chain as audit_chain
 from archive.core.errors import AuditChainError
+from tests.support.chains import CHAIN_KEY
 from tests.support.memstore import MemoryStore
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -31,7 +32,7 @@ def _event(i: int, *, actor: str = "nurse.lan", action: str = "hold.add") -> Aud
 
 @pytest.fixture
 def log(tmp_path: Path) -> AuditLog:
-    log = AuditLog.open(tmp_path / "audit", MemoryStore())
+    log = AuditLog.open(tmp_path / "audit", MemoryStore(), key=CHAIN_KEY)
     for segment in range(3):
         for i in range(3):
             log.append(_event(segment * 3 + i, actor=f"actor{segment}"))
@@ -97,17 +98,24 @@ def test_a_removed_segment_is_detected(log: AuditLog, tmp_path: Path) -> None:
 
 def test_a_consistent_local_rewrite_is_caught_by_the_bucket(tmp_path: Path) -> None:
     store = MemoryStore()
-    log = AuditLog.open(tmp_path / "audit", store)
+    log = AuditLog.open(tmp_path / "audit", store, key=CHAIN_KEY)
     log.append(_event(1))
     log.flush(now=NOW)
-    # An attacker rewrites the whole local log consistently (new chain, new HEAD)...
-    forged = SegmentChain(tmp_path / "forged", prefix=AUDIT_PREFIX)
-    forged.append([_event(1, actor="forger").to_json()], store=MemoryStore(), now=NOW)
+    # Someone holding the keyring (or a restored old copy) rewrites the local log consistently:
+    forged = SegmentChain(tmp_path / "forged", MemoryStore(), prefix=AUDIT_PREFIX, key=CHAIN_KEY)
+    forged.append([_event(1, actor="forger").to_json()], now=NOW)
     for name in ("HEAD", "segments/0000000001.jsonl"):
         (tmp_path / "audit" / name).write_bytes((tmp_path / "forged" / name).read_bytes())
     assert log.verify_chain(against_bucket=False).passed
-    # ...but the locked bucket copy disagrees.
+    # ...but the digest in the locked copy's name disagrees, and no object had to be read.
     assert "locked copy" in log.verify_chain().reason
+
+
+def test_a_head_sealed_with_another_key_is_refused(log: AuditLog, tmp_path: Path) -> None:
+    other = AuditLog.open(tmp_path / "audit", MemoryStore(), key=b"another-keyring" * 2)
+    report = other.verify_chain(against_bucket=False)
+    assert not report.passed
+    assert "seal" in report.reason
 
 
 def test_appending_to_a_broken_log_is_refused(log: AuditLog, tmp_path: Path) -> None:
@@ -119,11 +127,13 @@ def test_appending_to_a_broken_log_is_refused(log: AuditLog, tmp_path: Path) -> 
 
 def test_segments_are_locked_in_the_bucket(tmp_path: Path) -> None:
     store = MemoryStore()
-    log = AuditLog.open(tmp_path / "audit", store)
+    log = AuditLog.open(tmp_path / "audit", store, key=CHAIN_KEY)
     log.append(_event(1))
     assert log.flush(now=NOW) == 1
     assert log.flush(now=NOW) == 0  # nothing buffered: no empty segment
-    head = store.latest(AUDIT_PREFIX + "0000000001.jsonl")
+    (version,) = store.list_versions(AUDIT_PREFIX)
+    assert version.key.startswith(AUDIT_PREFIX + "0000000001.")  # .<keyed digest>.jsonl
+    head = store.latest(version.key)
     assert head is not None
     assert head.lock.mode == "COMPLIANCE"
     assert head.lock.retain_until is not None
@@ -162,7 +172,7 @@ def test_an_edit_to_an_older_segment_is_noticed_at_the_next_sweep(
 
 def test_segments_another_process_appends_are_chained_and_read(tmp_path: Path) -> None:
     store = MemoryStore()
-    ours, theirs = (AuditLog.open(tmp_path / "audit", store) for _ in range(2))
+    ours, theirs = (AuditLog.open(tmp_path / "audit", store, key=CHAIN_KEY) for _ in range(2))
     ours.append(_event(1))
     ours.flush(now=NOW)
     assert len(ours.show()) == 1

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from archive.audit import SegmentChain
+from tests.support.chains import CHAIN_KEY
 from tests.support.memstore import MemoryStore
 from tests.support.paths import REPO
 
@@ -31,6 +32,7 @@ import itertools, os, pickle, sys, time
 from datetime import UTC, datetime
 from pathlib import Path
 from archive.audit import SegmentChain
+from tests.support.chains import CHAIN_KEY
 from tests.support.memstore import MemoryStore
 
 directory, bucket, stop = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
@@ -58,8 +60,8 @@ store = Persisted()
 store._objects = pickle.loads(bucket.read_bytes())
 store._ids = itertools.count(100)
 os.replace = replace_then_hang
-SegmentChain(directory, prefix="audit/segments/").append(
-    [{"action": "grant.revoked", "n": 4}], store=store, now=datetime(2026, 11, 23, tzinfo=UTC)
+SegmentChain(directory, store, prefix="audit/segments/", key=CHAIN_KEY).append(
+    [{"action": "grant.revoked", "n": 4}], now=datetime(2026, 11, 23, tzinfo=UTC)
 )
 """
 
@@ -87,25 +89,25 @@ def _kill_child_appending(directory: Path, bucket: Path, stop: str) -> None:
     assert child.returncode == -signal.SIGKILL
 
 
-# replace1: before the segment is published; replace2: segment there, HEAD not moved;
-# put: segment, HEAD and the bucket copy written, the process killed before returning.
-@pytest.mark.parametrize("stop", ["replace1", "replace2", "put"])
+# replace1: before the intent HEAD; replace2: intent HEAD there, segment not published;
+# replace3: segment there, HEAD not moved on; put: all written, killed before returning.
+@pytest.mark.parametrize("stop", ["replace1", "replace2", "replace3", "put"])
 def test_append_after_a_kill_at_any_step_of_an_append_succeeds(tmp_path: Path, stop: str) -> None:
     directory, bucket = tmp_path / "chain", tmp_path / "bucket.pickle"
     store = MemoryStore()
     for n in range(1, 4):
-        SegmentChain(directory, prefix=PREFIX).append([{"n": n}], store=store, now=NOW)
+        SegmentChain(directory, store, prefix=PREFIX, key=CHAIN_KEY).append([{"n": n}], now=NOW)
     bucket.write_bytes(pickle.dumps(store._objects))
     _kill_child_appending(directory, bucket, stop)
 
     store = _load(bucket)
-    chain = SegmentChain(directory, prefix=PREFIX)
-    chain.append([{"n": 5}], store=store, now=NOW)
-    report = chain.verify(store)
+    chain = SegmentChain(directory, store, prefix=PREFIX, key=CHAIN_KEY)
+    chain.append([{"n": 5}], now=NOW)
+    report = chain.verify()
     assert report.passed, report.reason
     numbers = [r["n"] for r in chain.records()]
     assert numbers in ([1, 2, 3, 5], [1, 2, 3, 4, 5])  # the killed append is whole or absent
     assert [r["seq"] for r in chain.records()] == list(range(1, len(numbers) + 1))
-    keys = [v.key for v in store.list_versions(PREFIX)]
-    assert keys == [f"{PREFIX}{i:010d}.jsonl" for i in range(1, len(numbers) + 1)]
-    assert SegmentChain(directory, prefix=PREFIX).verify(store).passed
+    names = [v.key.removeprefix(PREFIX).split(".")[0] for v in store.list_versions(PREFIX)]
+    assert names == [f"{i:010d}" for i in range(1, len(numbers) + 1)]
+    assert SegmentChain(directory, store, prefix=PREFIX, key=CHAIN_KEY).verify().passed

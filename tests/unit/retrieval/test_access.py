@@ -28,6 +28,7 @@ from retrieval.access import (
     new_grant,
     require,
 )
+from tests.support.chains import CHAIN_KEY
 from tests.support.memstore import MemoryStore
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -112,7 +113,7 @@ def test_unsafe_grants_are_refused(overrides: dict[str, object]) -> None:
 
 
 def test_grants_are_chained_revocable_and_expire(tmp_path: Path) -> None:
-    register = AccessRegister.open(tmp_path / "access", MemoryStore())
+    register = AccessRegister.open(tmp_path / "access", MemoryStore(), key=CHAIN_KEY)
     first, second = _grant(), _grant(facility="79002", valid_until=NOW + timedelta(days=1))
     for g in (first, second):
         register.append(g.to_event(), now=NOW)
@@ -183,7 +184,10 @@ def test_expired_token_is_refused(users: UserStore) -> None:
 
 
 def test_logged_out_token_replayed_is_refused(users: UserStore, tmp_path: Path) -> None:
-    tokens, register = TokenService(b"k" * 32), AccessRegister.open(tmp_path / "a", MemoryStore())
+    tokens, register = (
+        TokenService(b"k" * 32),
+        AccessRegister.open(tmp_path / "a", MemoryStore(), key=CHAIN_KEY),
+    )
     token, principal = tokens.issue(users.authenticate("insp.an", PASSWORD), now=NOW)
     register.append({"type": "token.revoked", "token_id": principal.token_id}, now=NOW)
     with pytest.raises(AuthenticationError, match="logged out"):
