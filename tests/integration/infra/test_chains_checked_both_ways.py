@@ -27,7 +27,7 @@ from verification.select import Mode, Selection
 pytestmark = pytest.mark.integration
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-GRANT = {
+GRANT: dict[str, object] = {
     "type": "grant.issued",
     "grant_id": "g-1",
     "inspector": "insp.an",
