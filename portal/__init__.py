@@ -7,7 +7,8 @@ dossiers, manage grants and show the audit log; the service decides who may and 
 
 - ``app``: the application's wiring; ``routes``: one router per area;
 - ``deps``: the dependencies routes declare (``PortalDep``, ``CurrentUser``);
-- ``web``: what pages share (sessions, CSRF, sealed form fields, templates, the throttle);
+- ``web``: what pages share (sessions, CSRF, sealed form fields, templates, the lock);
+- ``throttle``: failed sign-ins limited per account, per address and overall;
 - ``guard``: security headers and the cross-origin check; ``handlers``: errors as pages;
 - ``exports``: dossier exports in worker processes; ``i18n``: Vietnamese and English labels.
 
@@ -22,9 +23,9 @@ from typing import TYPE_CHECKING
 from archive.core.lazy import lazy_exports
 
 __all__ = [
+    "AuthThrottle",
     "Caller",
     "CurrentUser",
-    "FailureThrottle",
     "FormRefusedError",
     "NotSignedInError",
     "OptionalUser",
@@ -54,8 +55,11 @@ if TYPE_CHECKING:
     from portal.guard import cross_origin
     from portal.serve import in_thread
     from portal.settings import PortalAppSettings, PortalSettings
-    from portal.web import Caller, FailureThrottle, Portal, local_path
+    from portal.throttle import AuthThrottle
+    from portal.web import Caller, Portal, local_path
 else:
     __getattr__ = lazy_exports(
-        __name__, __all__, ("settings", "errors", "serve", "web", "deps", "guard", "app")
+        __name__,
+        __all__,
+        ("settings", "errors", "serve", "throttle", "web", "deps", "guard", "app"),
     )

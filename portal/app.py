@@ -16,15 +16,17 @@ a patient's name or id: the log names routes, not paths.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from portal import exports, handlers
 from portal.guard import guard
@@ -32,6 +34,7 @@ from portal.routes import ROUTERS
 from portal.settings import PortalAppSettings as Settings
 from portal.web import Portal
 from retrieval import Retrieval
+from retrieval.service.refusals import RefusalTally
 
 log = logging.getLogger("emr_archive.portal")
 
@@ -41,23 +44,32 @@ def create_app(
     *,
     retrieval: Retrieval | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    refusal_window: timedelta = timedelta(minutes=1),
 ) -> FastAPI:
-    """The portal application. ``retrieval`` and ``clock`` are for tests (a pinned clock)."""
+    """The portal application. ``retrieval``, ``clock`` and ``refusal_window`` (how long refused
+    sign-ins are counted before their audit events are written) are for tests."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         portal = Portal(settings, retrieval or Retrieval.open(settings), clock)
         portal.retrieval.verify_chains()  # never serve grants from a forged or cut register
+        portal.retrieval.refusals = RefusalTally(window=refusal_window)
         swept = exports.sweep(exports.export_dir(settings))
         if swept:
             log.warning("removed %d export(s) left by an earlier portal process", swept)
         portal.pool = exports.open_pool(settings)
         app.state.portal = portal
+        writer = asyncio.create_task(_write_refusals(portal, refusal_window))
         try:
             yield
         finally:
+            writer.cancel()
             portal.pool.shutdown(wait=True, cancel_futures=True)
-            portal.retrieval.index.close()
+            try:
+                # The open window's refusals: nothing counted is lost at shutdown.
+                await run_in_threadpool(portal.retrieval.write_refusals, clock(), closing=True)
+            finally:
+                portal.retrieval.index.close()
 
     app = FastAPI(
         title="emr-archive portal",
@@ -73,3 +85,17 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     return app
+
+
+async def _write_refusals(portal: Portal, window: timedelta) -> None:
+    """Write each window of refused sign-ins soon after it ends; a store that refuses keeps
+    them counted for the next try (logged, and the portal's 503s say so to users)."""
+    tick = min(window.total_seconds() / 4, 5.0)
+    while True:
+        await asyncio.sleep(tick)
+        try:
+            await run_in_threadpool(portal.retrieval.write_refusals, portal.clock())
+        except Exception as e:  # noqa: BLE001 - kept and retried: say so, and keep going
+            log.error(
+                "refused sign-ins not written yet (kept for the next try): %s", type(e).__name__
+            )

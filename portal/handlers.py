@@ -5,11 +5,16 @@ and, for a refusal the archive recorded, that it was recorded. Two cases take an
 browser without a session is sent to the sign-in page and brought back after it; a dead session
 (expired, logged out, account changed) answers the sign-in page with "sign in again" and drops
 the cookie. FastAPI's own refusals (an unknown page, a form missing a field) get pages too.
+
+A page for someone not signed in never carries an error's own message: a store's says which
+endpoint, bucket and key it failed on, others name paths on the server. It gets one sentence per
+status (:data:`ANONYMOUS`), and the log gets the error's type.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Final
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -20,12 +25,25 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from archive.core.errors import ArchiveError
 from portal.deps import get_portal
-from portal.errors import FormRefusedError, NotSignedInError, audited, status_of
+from portal.errors import (
+    FormRefusedError,
+    NotSignedInError,
+    TooManyAttemptsError,
+    audited,
+    status_of,
+)
 from portal.guard import route
 from portal.web import Caller
 from retrieval import AuthenticationError
 
 log = logging.getLogger("emr_archive.portal")
+
+ANONYMOUS: Final = {
+    400: "the archive cannot answer this request",
+    403: "refused",
+    404: "no such page",
+    503: "the archive is unavailable for a moment: try again later",
+}
 
 
 def install(app: FastAPI) -> None:
@@ -52,13 +70,19 @@ async def archive_error(request: Request, error: Exception) -> Response:
     if isinstance(error, FormRefusedError):
         log.warning("%s %s refused: %s", request.method, route(request), type(error).__name__)
     caller = await _header_caller(request) if status not in (401, 429) else None
+    detail = str(error)
+    if caller is None and not isinstance(error, TooManyAttemptsError | FormRefusedError):
+        log.warning(
+            "%s %s answered %d: %s", request.method, route(request), status, type(error).__name__
+        )
+        detail = ANONYMOUS.get(status, ANONYMOUS[400])
     return portal.render(
         request,
         "error.html",
         caller=caller,
         status=status,
         title=f"error.{status}",
-        detail=str(error),
+        detail=detail,
         audited=audited(error),
     )
 
@@ -73,7 +97,7 @@ async def http_error(request: Request, error: Exception) -> Response:
         "error.html",
         status=code,
         title=f"error.{code}",
-        detail=str(error.detail),
+        detail=ANONYMOUS.get(code, ANONYMOUS[400]),  # Starlette's own words, not the path
         audited=False,
     )
 

@@ -3,24 +3,26 @@
 Sessions are the retrieval tokens (:class:`retrieval.access.TokenService`: signed, expiring,
 revocable at logout) carried in an HttpOnly, SameSite=Strict cookie, or in an
 ``Authorization: Bearer`` header for scripts and a future OIDC front end. Every state-changing
-form carries a CSRF token derived from the session token, and POSTs from another origin are
-refused before they reach a handler.
+form carries a CSRF token, an HMAC of the session under the server's form secret
+(``<access_dir>/portal-form.key``, 0600), and POSTs from another origin are refused before they
+reach a handler.
 
-One :class:`Retrieval` serves all request threads, behind one lock: its calls are short
-(milliseconds; a login ~50 ms of scrypt) and it holds buffers that are not thread-safe. Exports,
-the one long call, run in worker processes (:mod:`portal.exports`).
+One :class:`Retrieval` serves all request threads. Its record, grant and log reads run behind one
+lock (they share caches that are not thread-safe) and are short; what is slow stays outside it:
+a password check (~50 ms of scrypt) takes no portal lock, and the audit event a call leaves is
+written (an S3 PUT) after the lock is released (:meth:`Retrieval.audit_after`). Exports, the one
+long call, run in worker processes (:mod:`portal.exports`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import secrets
 import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -36,11 +38,23 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
+from archive.core.atomic import write_atomic
 from portal import i18n
 from portal.errors import FormRefusedError, NotSignedInError, TooManyAttemptsError
 from portal.settings import PortalAppSettings as Settings
+from portal.throttle import AuthThrottle
 from retention import load_policy
-from retrieval import PERMISSIONS, Action, AuthenticationError, Principal, Retrieval, Role
+from retrieval import (
+    PERMISSIONS,
+    Action,
+    AuthenticationError,
+    Principal,
+    Retrieval,
+    Role,
+    Session,
+    TokenRefusedError,
+    access_dir,
+)
 
 SESSION_COOKIE: Final = "emr_session"
 # Behind HTTPS the cookie takes the __Host- prefix: the browser then only accepts it Secure,
@@ -59,49 +73,17 @@ HOME: Final[dict[Role, str]] = {
 }
 
 
-class FailureThrottle:
-    """Failed sign-ins and refused tokens per client address in a sliding window.
-
-    Every failure is an audit event, and every audit event a locked, undeletable object: without
-    a limit, anyone who can reach the portal could write to the archive's log at will. Past the
-    limit an address is answered 429 without touching the log until the window moves on."""
-
-    def __init__(self, *, limit: int = 20, window_s: float = 60.0) -> None:
-        self.limit, self.window_s = limit, window_s
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def check(self, address: str) -> None:
-        with self._lock:
-            if len(self._failures) > 10_000:  # forget quiet addresses now and then
-                for quiet in [a for a in self._failures if not self._recent(a)]:
-                    del self._failures[quiet]
-            if len(self._recent(address)) >= self.limit:
-                raise TooManyAttemptsError(
-                    "too many failed sign-ins from this address: wait a minute and try again"
-                )
-
-    def failed(self, address: str) -> None:
-        with self._lock:
-            self._recent(address).append(time.monotonic())
-
-    def _recent(self, address: str) -> deque[float]:
-        recent = self._failures.setdefault(address, deque())
-        cutoff = time.monotonic() - self.window_s
-        while recent and recent[0] < cutoff:
-            recent.popleft()
-        return recent
-
-
 @dataclass(frozen=True, slots=True)
 class Caller:
     principal: Principal
     token: str
+    form_secret: bytes = field(repr=False)
 
     @property
     def csrf(self) -> str:
-        # Bound to the session: only someone holding the HttpOnly cookie's token can make it.
-        return hmac.new(self.token.encode(), b"emr-archive.portal.csrf", hashlib.sha256).hexdigest()
+        # Bound to the session and to the server's secret: the token alone (a copy in a CLI
+        # token file, a proxy's log) does not make it.
+        return self._keyed(b"emr-archive.portal.csrf\0").hex()
 
     def check_csrf(self, submitted: str) -> None:
         if not hmac.compare_digest(self.csrf, submitted or ""):
@@ -122,7 +104,21 @@ class Caller:
             raise FormRefusedError("the form was altered or belongs to another session") from e
 
     def _form_key(self) -> bytes:
-        return hashlib.sha256(b"emr-archive.portal.form\0" + self.token.encode()).digest()
+        return self._keyed(b"emr-archive.portal.form\0")
+
+    def _keyed(self, domain: bytes) -> bytes:
+        return hmac.new(self.form_secret, domain + self.token.encode(), hashlib.sha256).digest()
+
+
+def form_secret(settings: Settings) -> bytes:
+    """The secret CSRF tokens and sealed fields are keyed with: made 0600 at first start beside
+    the token key; every portal process of the site reads the same one."""
+    directory = access_dir(settings)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / "portal-form.key"
+    with contextlib.suppress(FileExistsError):  # the first of two starting processes wins
+        write_atomic(path, secrets.token_bytes(32), exclusive=True)
+    return path.read_bytes()
 
 
 @dataclass
@@ -135,7 +131,8 @@ class Portal:
     templates: Jinja2Templates = field(init=False)
     pool: Executor | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
-    throttle: FailureThrottle = field(default_factory=FailureThrottle)
+    throttle: AuthThrottle = field(default_factory=AuthThrottle)
+    form_secret: bytes = field(init=False, repr=False)
     # Exports waiting or running; beyond this the portal answers 503 rather than queue more.
     export_slots: threading.BoundedSemaphore = field(init=False)
     retention_classes: list[str] = field(init=False)
@@ -148,6 +145,7 @@ class Portal:
             undefined=jinja2.StrictUndefined,
         )
         self.templates = Jinja2Templates(env=env)
+        self.form_secret = form_secret(self.settings)
         self.export_slots = threading.BoundedSemaphore(2 * self.settings.portal.export_workers)
         # For the search form's class list: read once, not on every page.
         policy = load_policy(self.settings.archive.retention_policy)
@@ -158,11 +156,28 @@ class Portal:
         return SECURE_SESSION_COOKIE if self.settings.portal.secure_cookies else SESSION_COOKIE
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with self.lock:
+        """A service call under the portal lock; its audit event is written once it is released."""
+        with self.retrieval.audit_after(self.clock), self.lock:
             return fn(*args, **kwargs)
 
+    def login(self, request: Request, username: str, password: str) -> Session:
+        """A password check, throttled before scrypt (:mod:`portal.throttle`) and outside the
+        portal lock; a refusal is counted per address and window (audited at its end)."""
+        address = client_address(request)
+        try:
+            self.throttle.check(address, username)
+        except TooManyAttemptsError as e:
+            self.retrieval.tallied("auth.login", address, username, e, self.clock())
+            raise
+        try:
+            with self.retrieval.audit_after(self.clock):
+                return self.retrieval.login(username, password, now=self.clock(), source=address)
+        except AuthenticationError:
+            self.throttle.failed(address, username)
+            raise
+
     def caller(self, request: Request) -> Caller:
-        """The authenticated caller, or NotSignedIn / AuthenticationError (audited)."""
+        """The authenticated caller, or NotSignedIn / AuthenticationError (counted, audited)."""
         token = request.cookies.get(self.cookie)
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
@@ -170,13 +185,17 @@ class Portal:
         if not token:
             raise NotSignedInError("sign in first")
         address = client_address(request)
-        self.throttle.check(address)
         try:
-            principal = self.call(self.retrieval.authenticate, token, now=self.clock())
-        except AuthenticationError:
-            self.throttle.failed(address)
+            principal = self.call(
+                self.retrieval.authenticate, token, now=self.clock(), source=address
+            )
+        except TokenRefusedError as e:
+            self.throttle.failed(address, e.subject)
             raise
-        return Caller(principal, token)
+        except AuthenticationError:
+            self.throttle.failed(address, "(token)")
+            raise
+        return Caller(principal, token, self.form_secret)
 
     def render(
         self,

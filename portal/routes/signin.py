@@ -1,8 +1,9 @@
 """Signing in and out, the home page's redirect, the language switch and the health check.
 
 A session is a retrieval token in an HttpOnly, SameSite=Strict cookie. Failed sign-ins count
-against the address (:class:`portal.web.FailureThrottle`) before the archive is asked, and
-signing in again revokes the session the browser still held, so no live token is left orphaned.
+against the account, the address and the portal as a whole (:mod:`portal.throttle`) before the
+archive is asked, and signing in again revokes the session the browser still held, so no live
+token is left orphaned.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from archive.core.errors import ArchiveError
 from portal import i18n
 from portal.deps import CurrentUser, OptionalUser, PortalDep
-from portal.web import HOME, LANG_COOKIE, Portal, client_address, local_path
+from portal.web import HOME, LANG_COOKIE, Portal, local_path
 from retrieval import AuthenticationError
 
 router = APIRouter()
@@ -55,14 +56,9 @@ def login(
     password: Annotated[str, Form()],
     next: Annotated[str, Form()] = "",
 ) -> Response:
-    address = client_address(request)
-    portal.throttle.check(address)
     try:
-        session = portal.call(
-            portal.retrieval.login, username.strip(), password, now=portal.clock()
-        )
+        session = portal.login(request, username.strip()[:200], password)
     except AuthenticationError:
-        portal.throttle.failed(address)
         return portal.render(
             request,
             "login.html",

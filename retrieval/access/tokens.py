@@ -10,6 +10,7 @@ id to the access register, and a revoked id is refused until its token would hav
 from __future__ import annotations
 
 import contextlib
+import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,7 +36,7 @@ class TokenService:
         if len(secret) < 32:
             raise ArchiveError("the token secret must be at least 32 bytes")
         self._serializer = URLSafeSerializer(secret, salt="emr-archive.retrieval.token.v1")
-        self.ttl = ttl
+        self._secret, self.ttl = secret, ttl
 
     @classmethod
     def for_directory(cls, directory: Path, *, ttl: timedelta = TOKEN_TTL) -> TokenService:
@@ -46,6 +47,16 @@ class TokenService:
         with contextlib.suppress(FileExistsError):
             write_atomic(path, secrets.token_bytes(32), exclusive=True)
         return cls(path.read_bytes(), ttl=ttl)
+
+    def account_pseudonym(self, name: str) -> str:
+        """How a refused sign-in names the account typed: ``a1_`` + a keyed, domain-separated
+        HMAC, so repeated attempts on one name correlate in the log while what was typed (a
+        patient's id pasted into the wrong field) is never stored. Whoever holds the token key
+        can tell which account a pseudonym is by hashing the account list."""
+        digest = hmac.new(
+            self._secret, b"emr-archive/refused-account/v1\x00" + name.encode(), "sha256"
+        )
+        return "a1_" + digest.hexdigest()[:32]
 
     def issue(self, user: User, *, now: datetime) -> tuple[str, Principal]:
         expires = now + self.ttl

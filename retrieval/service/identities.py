@@ -4,6 +4,10 @@ A password check gives a :class:`Session` (a token for the portal's cookie or th
 file); a token gives back its :class:`Principal`. Every refusal is audited before it is raised,
 under the name typed if it could be a username (:func:`retrieval.access.audit_name`), and a
 refused token under the account it names, so the log shows whose session was replayed.
+
+A caller that names the request's ``source`` (the portal: the client's address) while the service
+has a :class:`~retrieval.service.refusals.RefusalTally` gets refusals counted there instead: one
+event per source, account pseudonym and window, never what was typed nor the token.
 """
 
 from __future__ import annotations
@@ -32,11 +36,13 @@ class Session:
 
 
 class Identities(ServiceParts):
-    def login(self, username: str, password: str, *, now: datetime) -> Session:
+    def login(
+        self, username: str, password: str, *, now: datetime, source: str | None = None
+    ) -> Session:
         try:
             user = self.users.authenticate(username, password)
         except AuthenticationError as e:
-            self._refused_login(username, now, e)
+            self._refused_login(username, now, e, source)
             raise
         token, principal = self.tokens.issue(user, now=now)
         self._record(principal, "auth.login", now, detail={"token": principal.token_id or ""})
@@ -47,18 +53,20 @@ class Identities(ServiceParts):
         try:
             user = self.users.authenticate(username, password)
         except AuthenticationError as e:
-            self._refused_login(username, now, e)
+            self._refused_login(username, now, e, None)
             raise
         principal = Principal(user.username, user.role)
         self._record(principal, "auth.login", now, detail={"token": "none"})
         return principal
 
-    def authenticate(self, token: str, *, now: datetime) -> Principal:
+    def authenticate(self, token: str, *, now: datetime, source: str | None = None) -> Principal:
         try:
             return self.tokens.verify(
                 token, now=now, users=self.users, revoked=self.access.revoked_tokens()
             )
         except TokenRefusedError as e:  # a genuine token, refused: say whose
+            if self.tallied("auth.token", source, e.subject, e, now):
+                raise
             self._record(
                 Principal(e.subject, Role.INSPECTOR),
                 "auth.token",
@@ -69,6 +77,8 @@ class Identities(ServiceParts):
             )
             raise
         except AuthenticationError as e:
+            if self.tallied("auth.token", source, None, e, now):
+                raise
             self._record(
                 Principal("(token)", Role.INSPECTOR), "auth.token", now, error=e, role="unknown"
             )
@@ -148,6 +158,22 @@ class Identities(ServiceParts):
             ev["authorised"] = 1
         return principal.username
 
-    def _refused_login(self, username: str, now: datetime, error: AuthenticationError) -> None:
+    def tallied(
+        self, action: str, source: str | None, account: str | None, error: Exception, now: datetime
+    ) -> bool:
+        """Count a refusal in the tally if there is one and the caller named its source (also
+        for the portal's own refusals, such as a throttled attempt); False: record it now."""
+        if self.refusals is None or source is None:
+            return False
+        actor = "(token)" if account is None else self.tokens.account_pseudonym(account)
+        reason = f"{type(error).__name__}: {error}"[:300]
+        self.refusals.add(action, source=source, actor=actor, reason=reason, now=now)
+        return True
+
+    def _refused_login(
+        self, username: str, now: datetime, error: AuthenticationError, source: str | None
+    ) -> None:
+        if self.tallied("auth.login", source, username, error, now):
+            return
         who = Principal(audit_name(username), Role.INSPECTOR)
         self._record(who, "auth.login", now, error=error, role="unknown")

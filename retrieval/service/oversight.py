@@ -102,6 +102,7 @@ class Oversight(ServiceParts):
     ) -> list[AuditEvent]:
         with self._audited(principal, "retrieval.audit.read", now, []) as ev:
             require(principal, Action.AUDIT_READ)
-            events = self.audit.show(actor=actor, action=action)
+            with self._audit_lock:  # the chain's cache is shared with threads appending
+                events = self.audit.show(actor=actor, action=action)
             ev["results"] = len(events)
             return events

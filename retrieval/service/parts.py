@@ -5,10 +5,17 @@ Each area of the service (identities, records, export, oversight) is a mixin on
 keep one object while each area reads on its own. Every call that touches records, grants,
 accounts or the log runs inside :meth:`ServiceParts._audited`: one event with who, role, what
 and outcome, appended and flushed before the call returns or raises.
+
+Several threads may share one service (the portal): the audit buffer and its chain are used under
+the service's own audit lock, and :meth:`ServiceParts.audit_after` lets a caller that serialises
+calls under a lock of its own write their events (an S3 PUT) after releasing it. Refused
+authentications go to :attr:`ServiceParts.refusals` when a long-running caller sets one
+(:mod:`retrieval.service.refusals`): counted per source and window instead of a segment each.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -22,6 +29,7 @@ from archive.store import ObjectStore
 from retention import Register
 from retrieval.access import AccessRegister, Principal, TokenService, UserStore
 from retrieval.index import SearchIndex
+from retrieval.service.refusals import RefusalTally
 from verification.config import HoldSet
 from verification.evidence import Environment
 from verification.settings import VerifySettings as Settings
@@ -50,6 +58,50 @@ class ServiceParts:
         self.register, self.access, self.users, self.tokens = register, access, users, tokens
         self.audit, self.keyring, self._env_factory = audit, keyring, env_factory
         self._head: bytes | None = None  # the catalog head the index was last synced to
+        self.refusals: RefusalTally | None = None  # None: each refusal is its own event
+        self._audit_lock = threading.Lock()
+        self._deferred = threading.local()  # this thread's events held by audit_after
+
+    @contextmanager
+    def audit_after(self, now: Callable[[], datetime]) -> Iterator[None]:
+        """Events this thread records in the block are appended and flushed as one segment when
+        it ends, raise or return (a failed write raises, chained to the call's own error)."""
+        held: list[AuditEvent] = []
+        self._deferred.events = held
+        try:
+            yield
+        finally:
+            self._deferred.events = None
+            if held:
+                self._write(held, now())
+
+    def write_refusals(self, now: datetime, *, closing: bool = False) -> int:
+        """Write the refusals of a window that ended by ``now`` (``closing``: the open one too)
+        as one segment; kept for the next try if the store refuses."""
+        if self.refusals is None:
+            return 0
+        events = self.refusals.closed(now, everything=closing)
+        try:
+            self._write(events, now)
+        except Exception:
+            if not self._landed(events):  # a failed upload of a written segment is not a loss
+                self.refusals.restore(events)
+            raise
+        return len(events)
+
+    def _landed(self, events: Sequence[AuditEvent]) -> bool:
+        """Whether the local chain ends with these events (written, only its upload failed)."""
+        with self._audit_lock:
+            tail = self.audit.show()[-len(events) :]
+        return [e.to_json() for e in tail] == [e.to_json() for e in events]
+
+    def _write(self, events: Sequence[AuditEvent], now: datetime) -> None:
+        if not events:
+            return
+        with self._audit_lock:
+            for event in events:
+                self.audit.append(event)
+            self.audit.flush(now=now)
 
     def chain_reports(self) -> list[tuple[str, ChainReport]]:
         """The three chains this service decides and writes by, checked local <-> bucket."""
@@ -102,16 +154,18 @@ class ServiceParts:
         detail = dict(detail or {})
         entities = tuple(detail.pop("entities", ()))
         reason = None if error is None else f"{type(error).__name__}: {error}"[:300]
-        self.audit.append(
-            AuditEvent(
-                actor=principal.username,
-                role=role or principal.role.value,
-                action=action,
-                recorded=now,
-                outcome="failure" if error else "success",
-                entities=entities,
-                reason=reason,
-                detail={k: v if isinstance(v, int) else str(v) for k, v in detail.items()},
-            )
+        event = AuditEvent(
+            actor=principal.username,
+            role=role or principal.role.value,
+            action=action,
+            recorded=now,
+            outcome="failure" if error else "success",
+            entities=entities,
+            reason=reason,
+            detail={k: v if isinstance(v, int) else str(v) for k, v in detail.items()},
         )
-        self.audit.flush(now=now)
+        held: list[AuditEvent] | None = getattr(self._deferred, "events", None)
+        if held is not None:
+            held.append(event)
+        else:
+            self._write([event], now)

@@ -1,4 +1,4 @@
-"""The portal's pure pieces: the failure throttle, sealed form values, the CSRF token, the
+"""The portal's pure pieces: sealed form values, the CSRF token, the
 cross-origin test and which refusals a page may call audited."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from starlette.requests import Request
 
 from portal import (
     Caller,
-    FailureThrottle,
     FormRefusedError,
     NotSignedInError,
     TooManyAttemptsError,
@@ -20,23 +19,7 @@ from retrieval import AccessDeniedError, AuthenticationError, Principal, Role
 
 
 def caller(token: str = "token-a") -> Caller:  # noqa: S107 - a test session, not a secret
-    return Caller(Principal("insp.an", Role.INSPECTOR, "t1", None), token)
-
-
-def test_throttle_refuses_an_address_after_its_limit_and_only_that_address() -> None:
-    throttle = FailureThrottle(limit=3, window_s=60)
-    for _ in range(3):
-        throttle.check("10.0.0.1")
-        throttle.failed("10.0.0.1")
-    with pytest.raises(TooManyAttemptsError):
-        throttle.check("10.0.0.1")
-    throttle.check("10.0.0.2")  # another address is not punished
-
-
-def test_throttle_forgets_failures_older_than_its_window() -> None:
-    throttle = FailureThrottle(limit=1, window_s=0.0)
-    throttle.failed("10.0.0.1")
-    throttle.check("10.0.0.1")  # the one failure has left the (empty) window
+    return Caller(Principal("insp.an", Role.INSPECTOR, "t1", None), token, b"s" * 32)
 
 
 def test_sealed_form_values_are_secret_bound_to_the_session_and_tamper_evident() -> None:
