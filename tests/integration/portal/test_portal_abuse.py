@@ -12,12 +12,13 @@ import stat
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from fastapi.testclient import TestClient
 
 from archive.audit import AuditEvent
-from archive.store import S3ObjectStore
+from archive.store import ObjectStore, S3ObjectStore
 from infra.settings import AppSettings as Settings
 from portal import create_app
 from retrieval import Retrieval, access_dir
@@ -159,6 +160,16 @@ def test_form_key_is_a_server_secret_not_derived_from_the_token(site: ArchivedSi
     assert len(secret.read_bytes()) >= 32
 
 
+class _Switchable:
+    """Delegates to one store, then (after the portal's start) to another."""
+
+    def __init__(self, target: object) -> None:
+        self.target = target
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.target, name)
+
+
 @pytest.fixture
 def dead_store(site: ArchivedSite) -> Settings:
     """The site's settings with the object store on a port nothing listens on."""
@@ -179,10 +190,12 @@ def test_anonymous_error_pages_name_no_endpoint_bucket_key_or_path(
         str(Path(dead_store.data_dir).resolve()),
         str(dead_store.catalog_dir),
     ]
-    # The store goes away after the portal started (it checks the bucket at start).
-    retrieval = Retrieval.open(dead_store, store=S3ObjectStore.from_settings(dead_store))
+    # The store goes away after the portal started: the start checks the bucket and the chains.
+    store = _Switchable(S3ObjectStore.from_settings(site.settings))
+    retrieval = Retrieval.open(dead_store, store=cast(ObjectStore, store))
     app = create_app(dead_store, retrieval=retrieval)
     with TestClient(app, follow_redirects=False, client=("10.20.0.6", 1)) as c:
+        store.target = S3ObjectStore.from_settings(dead_store)
         store_down = c.post("/login", data={"username": "ro.binh", "password": PASSWORD})
         assert store_down.status_code == 503
         missing = c.get("/no/such/page")
