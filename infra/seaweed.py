@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import socket
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -85,6 +86,32 @@ def start(settings: Settings, *, timeout_s: float = 90.0) -> S3ObjectStore:
 
 def stop(settings: Settings) -> bool:
     return process(settings).stop()
+
+
+def shell(settings: Settings, script: str, *, timeout_s: float = 60.0) -> str:
+    """Run ``weed shell`` commands against the embedded stack as its operator; return stdout."""
+    ports = SeaweedPorts.from_settings(settings)
+    argv = [
+        weed_binary(),
+        "shell",
+        f"-master=127.0.0.1:{ports.master}",
+        f"-filer=127.0.0.1:{ports.filer}",
+    ]
+    try:
+        done = subprocess.run(  # noqa: S603 - our own binary and arguments
+            argv,
+            input=script + "\nexit\n",
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=_base_env(),
+            check=False,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise StackError(f"weed shell did not finish in {timeout_s:.0f} s") from e
+    if done.returncode != 0:
+        raise StackError(f"weed shell failed ({done.returncode}): {done.stderr[-500:]}")
+    return done.stdout
 
 
 def _argv(settings: Settings, ports: SeaweedPorts) -> list[str]:
