@@ -3,8 +3,11 @@
 Facts this module is built on (research/stack-notes.md, re-checked on 4.48):
 - ``weed mini`` silently moves to another port when one is taken, so every port is explicit and
   checked before start;
-- the internal filer port accepts deletes that bypass Object Lock unless JWT signing keys are set,
-  so they always are, and everything binds to 127.0.0.1;
+- Object Lock lives in the S3 gateway only: master, volume and filer would take deletes from any
+  local process (``weed shell fs.rm``, the master's HTTP ``/col/delete``), so every weed process
+  reads the stack's ``security.toml`` (gRPC mTLS, JWT on volume and filer HTTP; see
+  :mod:`infra.seaweed_security`), master and filer serve no HTTP, and everything binds to
+  127.0.0.1;
 - for a few seconds after a restart GETs may fail with "volume not found", so readiness is a real
   PUT + GET + DELETE of an unlocked probe object, retried until it succeeds.
 """
@@ -28,9 +31,9 @@ from archive.core.settings import Settings
 from archive.store import DevCredentials, S3Credentials, S3ObjectStore
 from infra.errors import StackError
 from infra.process import ManagedProcess
+from infra.seaweed_security import ensure_security, security_dir
 
 _GRPC_OFFSET = 10000
-_JWT_ENV = ("WEED_JWT_SIGNING_KEY", "WEED_JWT_FILER_SIGNING_KEY", "WEED_JWT_FILER_SIGNING_READ_KEY")
 _PROBE_KEY = "_health/probe"
 
 
@@ -77,8 +80,8 @@ def start(settings: Settings, *, timeout_s: float = 90.0) -> S3ObjectStore:
         (data_dir / "data").mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(data_dir, 0o700)
         _ensure_credentials(data_dir)
-        env = {**_base_env(), **_jwt_keys(data_dir)}
-        proc.start(_argv(settings, ports), env=env)
+        ensure_security(data_dir)
+        proc.start(_argv(settings, ports), env=_base_env())
     store = S3ObjectStore.from_settings(settings)
     _wait_ready(proc, store, timeout_s=timeout_s)
     return store
@@ -93,12 +96,13 @@ def shell(settings: Settings, script: str, *, timeout_s: float = 60.0) -> str:
     ports = SeaweedPorts.from_settings(settings)
     argv = [
         weed_binary(),
+        f"-config_dir={security_dir(settings.seaweedfs_dir)}",
         "shell",
         f"-master=127.0.0.1:{ports.master}",
         f"-filer=127.0.0.1:{ports.filer}",
     ]
     try:
-        done = subprocess.run(  # noqa: S603 - our own binary and arguments
+        done = subprocess.run(
             argv,
             input=script + "\nexit\n",
             capture_output=True,
@@ -118,6 +122,7 @@ def _argv(settings: Settings, ports: SeaweedPorts) -> list[str]:
     d = settings.seaweedfs_dir
     return [
         weed_binary(),
+        f"-config_dir={security_dir(d)}",
         "mini",
         f"-dir={d / 'data'}",
         "-ip=127.0.0.1",
@@ -142,6 +147,8 @@ def _argv(settings: Settings, ports: SeaweedPorts) -> list[str]:
         f"-s3.localSocket={d / 's3.sock'}",
         f"-filer.localSocket={d / 'filer.sock'}",
         "-s3.autoCreateBucket=false",
+        # Master and filer over gRPC only: the master's HTTP API deletes collections unchecked.
+        "-disableHttp",
     ]
 
 
@@ -204,16 +211,6 @@ def _identity(name: str, creds: S3Credentials, actions: list[str]) -> dict[str, 
         "credentials": [{"accessKey": creds.access_key_id, "secretKey": creds.secret_access_key}],
         "actions": actions,
     }
-
-
-def _jwt_keys(data_dir: Path) -> dict[str, str]:
-    path = data_dir / "jwt.json"
-    if path.exists():
-        keys: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
-    else:
-        keys = {name: secrets.token_urlsafe(32) for name in _JWT_ENV}
-        write_private(path, json.dumps(keys))
-    return keys
 
 
 def _wait_ready(proc: ManagedProcess, store: S3ObjectStore, *, timeout_s: float) -> None:
