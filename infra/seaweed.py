@@ -22,9 +22,11 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Final
 
+from archive.audit import AUDIT_PREFIX
 from archive.core.atomic import write_private
 from archive.core.errors import ArchiveError
 from archive.core.settings import Settings
@@ -32,9 +34,25 @@ from archive.store import DevCredentials, S3Credentials, S3ObjectStore
 from infra.errors import StackError
 from infra.process import ManagedProcess
 from infra.seaweed_security import ensure_security, security_dir
+from retrieval.access import ACCESS_PREFIX
 
 _GRPC_OFFSET = 10000
 _PROBE_KEY = "_health/probe"
+
+# The portal reads records and writes only the audit log's and the access register's segments.
+# SeaweedFS's patterns cannot pin the bucket part without naming each bucket (tests make many), so
+# "*" stands for it: a key of another prefix matches only if it contains one of these paths, and
+# no record key does, so the portal can neither overwrite nor shadow a record.
+# A locked PUT needs PutObjectRetention besides Write.
+PORTAL_ACTIONS: Final = [
+    "Read",
+    "List",
+    *(
+        f"{action}:*/{prefix}*"
+        for prefix in (AUDIT_PREFIX, ACCESS_PREFIX)
+        for action in ("Write", "PutObjectRetention")
+    ),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,16 +203,19 @@ def _port_free(port: int) -> bool:
 
 
 def _ensure_credentials(data_dir: Path) -> DevCredentials:
-    """Generate the admin and read-only identities once (0600), and SeaweedFS's s3.json."""
+    """Generate the admin, read-only and portal identities once (0600), and SeaweedFS's s3.json."""
     if DevCredentials.path(data_dir).exists():
         creds = DevCredentials.load(data_dir)
     else:
         creds = DevCredentials(admin=_new_identity("ADM"), reader=_new_identity("RDO"))
+    if creds.portal is None:  # also for stacks created before the portal had its own identity
+        creds = replace(creds, portal=_new_identity("PTL"))
         creds.save(data_dir)
     config = {
         "identities": [
             _identity("archive-admin", creds.admin, ["Admin", "Read", "List", "Tagging", "Write"]),
             _identity("archive-reader", creds.reader, ["Read", "List"]),
+            _identity("archive-portal", creds.of("portal"), PORTAL_ACTIONS),
         ]
     }
     write_private(data_dir / "s3.json", json.dumps(config, indent=2))

@@ -46,7 +46,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        portal = Portal(settings, retrieval or Retrieval.open(settings), clock)
+        portal = Portal(settings, retrieval or exports.open_retrieval(settings), clock)
         swept = exports.sweep(exports.export_dir(settings))
         if swept:
             log.warning("removed %d export(s) left by an earlier portal process", swept)
