@@ -12,7 +12,7 @@ from archive.catalog import Catalog
 from archive.core.errors import ConfigError
 from archive.core.settings import Settings
 from archive.seal import LocalKeyring
-from archive.store import S3ObjectStore, SealedStore
+from archive.store import S3ObjectStore, S3Role, SealedStore
 
 if TYPE_CHECKING:
     from asn1crypto import x509
@@ -28,14 +28,18 @@ def open_keyring(settings: Settings, *, create: bool = False) -> LocalKeyring:
     return LocalKeyring.open(settings.keyring_dir)
 
 
-def open_store(settings: Settings, *, read_only: bool = False) -> S3ObjectStore:
-    """The configured bucket; writers first check it has Object Lock and versioning.
+def open_store(
+    settings: Settings, *, read_only: bool = False, role: S3Role = "admin"
+) -> S3ObjectStore:
+    """The configured bucket, as ``role`` (the embedded stack's identities; configured
+    credentials always win); the admin writer first checks it has Object Lock and versioning.
 
-    A read-only identity may not read the bucket's lock configuration (SeaweedFS and AWS treat
-    it as an admin call), and reading needs no such guarantee.
+    A read-only or portal identity may not read the bucket's lock configuration (SeaweedFS and
+    AWS treat it as an admin call). Reading needs no such guarantee, and the portal's only writes
+    are locked PUTs, which a bucket without Object Lock refuses outright.
     """
-    store = S3ObjectStore.from_settings(settings, read_only=read_only)
-    if not read_only:
+    store = S3ObjectStore.from_settings(settings, read_only=read_only, role=role)
+    if not read_only and role == "admin":
         store.ensure_compliant()
     return store
 

@@ -3,8 +3,11 @@
 Facts this module is built on (research/stack-notes.md, re-checked on 4.48):
 - ``weed mini`` silently moves to another port when one is taken, so every port is explicit and
   checked before start;
-- the internal filer port accepts deletes that bypass Object Lock unless JWT signing keys are set,
-  so they always are, and everything binds to 127.0.0.1;
+- Object Lock lives in the S3 gateway only: master, volume and filer would take deletes from any
+  local process (``weed shell fs.rm``, the master's HTTP ``/col/delete``), so every weed process
+  reads the stack's ``security.toml`` (gRPC mTLS, JWT on volume and filer HTTP; see
+  :mod:`infra.seaweed_security`), master and filer serve no HTTP, and everything binds to
+  127.0.0.1;
 - for a few seconds after a restart GETs may fail with "volume not found", so readiness is a real
   PUT + GET + DELETE of an unlocked probe object, retried until it succeeds.
 """
@@ -16,21 +19,40 @@ import os
 import secrets
 import shutil
 import socket
+import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Final
 
+from archive.audit import AUDIT_PREFIX
 from archive.core.atomic import write_private
 from archive.core.errors import ArchiveError
 from archive.core.settings import Settings
 from archive.store import DevCredentials, S3Credentials, S3ObjectStore
 from infra.errors import StackError
 from infra.process import ManagedProcess
+from infra.seaweed_security import ensure_security, security_dir
+from retrieval.access import ACCESS_PREFIX
 
 _GRPC_OFFSET = 10000
-_JWT_ENV = ("WEED_JWT_SIGNING_KEY", "WEED_JWT_FILER_SIGNING_KEY", "WEED_JWT_FILER_SIGNING_READ_KEY")
 _PROBE_KEY = "_health/probe"
+
+# The portal reads records and writes only the audit log's and the access register's segments.
+# SeaweedFS's patterns cannot pin the bucket part without naming each bucket (tests make many), so
+# "*" stands for it: a key of another prefix matches only if it contains one of these paths, and
+# no record key does, so the portal can neither overwrite nor shadow a record.
+# A locked PUT needs PutObjectRetention besides Write.
+PORTAL_ACTIONS: Final = [
+    "Read",
+    "List",
+    *(
+        f"{action}:*/{prefix}*"
+        for prefix in (AUDIT_PREFIX, ACCESS_PREFIX)
+        for action in ("Write", "PutObjectRetention")
+    ),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +98,8 @@ def start(settings: Settings, *, timeout_s: float = 90.0) -> S3ObjectStore:
         (data_dir / "data").mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(data_dir, 0o700)
         _ensure_credentials(data_dir)
-        env = {**_base_env(), **_jwt_keys(data_dir)}
-        proc.start(_argv(settings, ports), env=env)
+        ensure_security(data_dir)
+        proc.start(_argv(settings, ports), env=_base_env())
     store = S3ObjectStore.from_settings(settings)
     _wait_ready(proc, store, timeout_s=timeout_s)
     return store
@@ -87,10 +109,38 @@ def stop(settings: Settings) -> bool:
     return process(settings).stop()
 
 
+def shell(settings: Settings, script: str, *, timeout_s: float = 60.0) -> str:
+    """Run ``weed shell`` commands against the embedded stack as its operator; return stdout."""
+    ports = SeaweedPorts.from_settings(settings)
+    argv = [
+        weed_binary(),
+        f"-config_dir={security_dir(settings.seaweedfs_dir)}",
+        "shell",
+        f"-master=127.0.0.1:{ports.master}",
+        f"-filer=127.0.0.1:{ports.filer}",
+    ]
+    try:
+        done = subprocess.run(
+            argv,
+            input=script + "\nexit\n",
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=_base_env(),
+            check=False,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise StackError(f"weed shell did not finish in {timeout_s:.0f} s") from e
+    if done.returncode != 0:
+        raise StackError(f"weed shell failed ({done.returncode}): {done.stderr[-500:]}")
+    return done.stdout
+
+
 def _argv(settings: Settings, ports: SeaweedPorts) -> list[str]:
     d = settings.seaweedfs_dir
     return [
         weed_binary(),
+        f"-config_dir={security_dir(d)}",
         "mini",
         f"-dir={d / 'data'}",
         "-ip=127.0.0.1",
@@ -115,6 +165,8 @@ def _argv(settings: Settings, ports: SeaweedPorts) -> list[str]:
         f"-s3.localSocket={d / 's3.sock'}",
         f"-filer.localSocket={d / 'filer.sock'}",
         "-s3.autoCreateBucket=false",
+        # Master and filer over gRPC only: the master's HTTP API deletes collections unchecked.
+        "-disableHttp",
     ]
 
 
@@ -151,16 +203,19 @@ def _port_free(port: int) -> bool:
 
 
 def _ensure_credentials(data_dir: Path) -> DevCredentials:
-    """Generate the admin and read-only identities once (0600), and SeaweedFS's s3.json."""
+    """Generate the admin, read-only and portal identities once (0600), and SeaweedFS's s3.json."""
     if DevCredentials.path(data_dir).exists():
         creds = DevCredentials.load(data_dir)
     else:
         creds = DevCredentials(admin=_new_identity("ADM"), reader=_new_identity("RDO"))
+    if creds.portal is None:  # also for stacks created before the portal had its own identity
+        creds = replace(creds, portal=_new_identity("PTL"))
         creds.save(data_dir)
     config = {
         "identities": [
             _identity("archive-admin", creds.admin, ["Admin", "Read", "List", "Tagging", "Write"]),
             _identity("archive-reader", creds.reader, ["Read", "List"]),
+            _identity("archive-portal", creds.of("portal"), PORTAL_ACTIONS),
         ]
     }
     write_private(data_dir / "s3.json", json.dumps(config, indent=2))
@@ -177,16 +232,6 @@ def _identity(name: str, creds: S3Credentials, actions: list[str]) -> dict[str, 
         "credentials": [{"accessKey": creds.access_key_id, "secretKey": creds.secret_access_key}],
         "actions": actions,
     }
-
-
-def _jwt_keys(data_dir: Path) -> dict[str, str]:
-    path = data_dir / "jwt.json"
-    if path.exists():
-        keys: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
-    else:
-        keys = {name: secrets.token_urlsafe(32) for name in _JWT_ENV}
-        write_private(path, json.dumps(keys))
-    return keys
 
 
 def _wait_ready(proc: ManagedProcess, store: S3ObjectStore, *, timeout_s: float) -> None:

@@ -51,7 +51,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        portal = Portal(settings, retrieval or Retrieval.open(settings), clock)
+        portal = Portal(settings, retrieval or exports.open_retrieval(settings), clock)
         portal.retrieval.verify_chains()  # never serve grants from a forged or cut register
         portal.retrieval.refusals = RefusalTally(window=refusal_window)
         swept = exports.sweep(exports.export_dir(settings))

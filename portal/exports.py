@@ -23,6 +23,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
+from archive import wiring
 from portal.settings import PortalAppSettings as Settings
 from retrieval import ExportResult, Retrieval
 
@@ -43,9 +44,15 @@ def open_pool(settings: Settings) -> Executor:
     )
 
 
+def open_retrieval(settings: Settings) -> Retrieval:
+    """Retrieval on the portal's own S3 identity: it reads records and may write only the audit
+    log's and the access register's segments, so a compromised portal cannot touch a record."""
+    return Retrieval.open(settings, store=wiring.open_store(settings, role="portal"))
+
+
 def _init(settings: Settings) -> None:
     global _worker
-    _worker = Retrieval.open(settings)
+    _worker = open_retrieval(settings)
 
 
 def run_export(

@@ -18,7 +18,7 @@ from archive.store.base import (
 from archive.store.deposit import Deposit, adopt, deposit, withdraw
 from archive.store.naming import RECORDS_PREFIX, file_key, quarantine_key, record_key
 from archive.store.s3 import S3ObjectStore
-from archive.store.s3_client import DevCredentials, S3Credentials, make_client
+from archive.store.s3_client import DevCredentials, S3Credentials, S3Role, make_client
 from archive.store.sealed import SealedStore
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "PutResult",
     "S3Credentials",
     "S3ObjectStore",
+    "S3Role",
     "SealedStore",
     "adopt",
     "deposit",

@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from archive.core.errors import BucketNotCompliantError, ObjectConflictError, StoreError
 from archive.core.settings import Settings
 from archive.store.base import COMPLIANCE, ObjectHead, ObjectLock, ObjectVersion, PutResult
-from archive.store.s3_client import make_client
+from archive.store.s3_client import S3Role, make_client
 from archive.store.s3_errors import NOT_FOUND, error_code, translate
 
 if TYPE_CHECKING:
@@ -39,9 +39,11 @@ class S3ObjectStore:
         self._endpoint = endpoint
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, read_only: bool = False) -> S3ObjectStore:
+    def from_settings(
+        cls, settings: Settings, *, read_only: bool = False, role: S3Role = "admin"
+    ) -> S3ObjectStore:
         return cls(
-            client=make_client(settings, read_only=read_only),
+            client=make_client(settings, read_only=read_only, role=role),
             bucket=settings.s3.bucket,
             endpoint=settings.s3_endpoint_url,
         )

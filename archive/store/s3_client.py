@@ -1,10 +1,12 @@
 """How the archive connects to an S3 endpoint: the boto3 client, and whose credentials it uses.
 
 Configured credentials win; without them, the embedded stack's (written by ``emr-archive stack
-up`` into a private file beside SeaweedFS's data); without an embedded stack, boto3's standard
-chain (``AWS_*`` variables, profiles, instance roles). Retries (5xx, SlowDown, throttling,
-dropped connections) are botocore's "standard" mode, exponential backoff with jitter, not a
-hand-written loop.
+up`` into a private file beside SeaweedFS's data), picked by role: ``admin`` (the write path),
+``reader`` (verification, reads) or ``portal`` (reads records, writes only the audit log's and
+the access register's prefixes; a production portal gets such an identity through its own
+``EMR_ARCHIVE_S3__*`` credentials); without an embedded stack, boto3's standard chain (``AWS_*``
+variables, profiles, instance roles). Retries (5xx, SlowDown, throttling, dropped connections)
+are botocore's "standard" mode, exponential backoff with jitter, not a hand-written loop.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -23,6 +25,8 @@ from archive.core.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+S3Role = Literal["admin", "reader", "portal"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,7 @@ class DevCredentials:
 
     admin: S3Credentials
     reader: S3Credentials
+    portal: S3Credentials | None = None  # absent in files written before the portal had its own
 
     FILE_NAME = "credentials.json"
 
@@ -52,7 +57,12 @@ class DevCredentials:
         path = cls.path(seaweedfs_dir)
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-            return cls(admin=S3Credentials(**raw["admin"]), reader=S3Credentials(**raw["reader"]))
+            portal = S3Credentials(**raw["portal"]) if "portal" in raw else None
+            return cls(
+                admin=S3Credentials(**raw["admin"]),
+                reader=S3Credentials(**raw["reader"]),
+                portal=portal,
+            )
         except FileNotFoundError:
             raise ConfigError(
                 f"no S3 endpoint configured and no embedded stack credentials at {path}: "
@@ -65,24 +75,24 @@ class DevCredentials:
             ) from e
 
     def save(self, seaweedfs_dir: Path) -> None:
-        path = self.path(seaweedfs_dir)
-        body = json.dumps(
-            {
-                "admin": {
-                    "access_key_id": self.admin.access_key_id,
-                    "secret_access_key": self.admin.secret_access_key,
-                },
-                "reader": {
-                    "access_key_id": self.reader.access_key_id,
-                    "secret_access_key": self.reader.secret_access_key,
-                },
-            },
-            indent=2,
-        )
-        write_private(path, body)
+        identities = {"admin": self.admin, "reader": self.reader, "portal": self.portal}
+        body = {
+            role: {"access_key_id": c.access_key_id, "secret_access_key": c.secret_access_key}
+            for role, c in identities.items()
+            if c is not None
+        }
+        write_private(self.path(seaweedfs_dir), json.dumps(body, indent=2))
+
+    def of(self, role: S3Role) -> S3Credentials:
+        chosen = {"admin": self.admin, "reader": self.reader, "portal": self.portal}[role]
+        if chosen is None:
+            raise ConfigError(
+                f"the embedded stack has no {role} identity yet: run `emr-archive stack up`"
+            )
+        return chosen
 
 
-def make_client(settings: Settings, *, read_only: bool = False) -> S3Client:
+def make_client(settings: Settings, *, read_only: bool = False, role: S3Role = "admin") -> S3Client:
     """A boto3 S3 client for the configured endpoint (embedded stack when none is set)."""
     s3 = settings.s3
     config = Config(
@@ -96,7 +106,7 @@ def make_client(settings: Settings, *, read_only: bool = False) -> S3Client:
         response_checksum_validation="when_required",
     )
     kwargs: dict[str, Any] = {"endpoint_url": settings.s3_endpoint_url, "config": config}
-    creds = _credentials(settings, read_only=read_only)
+    creds = _credentials(settings, role="reader" if read_only else role)
     if creds is not None:
         kwargs["aws_access_key_id"] = creds.access_key_id
         kwargs["aws_secret_access_key"] = creds.secret_access_key
@@ -104,11 +114,10 @@ def make_client(settings: Settings, *, read_only: bool = False) -> S3Client:
     return client
 
 
-def _credentials(settings: Settings, *, read_only: bool) -> S3Credentials | None:
+def _credentials(settings: Settings, *, role: S3Role) -> S3Credentials | None:
     s3 = settings.s3
     if s3.access_key_id and s3.secret_access_key:
         return S3Credentials(s3.access_key_id, s3.secret_access_key.get_secret_value())
     if settings.uses_embedded_s3:
-        dev = DevCredentials.load(settings.seaweedfs_dir)
-        return dev.reader if read_only else dev.admin
+        return DevCredentials.load(settings.seaweedfs_dir).of(role)
     return None  # boto3's standard chain: AWS_ACCESS_KEY_ID, AWS_PROFILE, instance roles, ...
