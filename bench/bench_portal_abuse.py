@@ -37,10 +37,10 @@ import uvicorn
 
 from bench.bench_export import archive_day
 from bench.common import table, throwaway_stack
+from infra.ports import free_port_block
 from infra.settings import AppSettings as Settings
 from portal import create_app
 from retrieval import Retrieval, Role
-from tests.support.pki_service import free_port
 
 PASSWORD = "bench password 123"  # noqa: S105 - throwaway accounts in a throwaway stack
 OFFICER, COLLEAGUE, GUESSED = "ro.bench", "insp.bench", "insp.guessed"
@@ -123,7 +123,7 @@ def main() -> None:
         archive_day(settings, 12, documents=1, patients=0)
         accounts(settings)
         encounter = Retrieval.open(settings).catalog.rows().to_pylist()[0]["encounter_id"]
-        port = free_port()
+        (port,) = free_port_block(1)
         url = f"http://127.0.0.1:{port}"
         server = multiprocessing.get_context("spawn").Process(target=serve, args=(settings, port))
         server.start()
