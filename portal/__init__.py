@@ -29,6 +29,7 @@ __all__ = [
     "FormRefusedError",
     "NotSignedInError",
     "OptionalUser",
+    "PasswordChecks",
     "Portal",
     "PortalAppSettings",
     "PortalDep",
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
     from portal.guard import cross_origin
     from portal.serve import in_thread
     from portal.settings import PortalAppSettings, PortalSettings
-    from portal.throttle import AuthThrottle
+    from portal.throttle import AuthThrottle, PasswordChecks
     from portal.web import Caller, Portal, local_path
 else:
     __getattr__ = lazy_exports(

@@ -32,6 +32,7 @@ from portal import exports, handlers
 from portal.guard import guard
 from portal.routes import ROUTERS
 from portal.settings import PortalAppSettings as Settings
+from portal.throttle import PasswordChecks
 from portal.web import Portal
 from retrieval import Retrieval
 from retrieval.service.refusals import RefusalTally
@@ -45,13 +46,16 @@ def create_app(
     retrieval: Retrieval | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     refusal_window: timedelta = timedelta(minutes=1),
+    password_checks: PasswordChecks | None = None,
 ) -> FastAPI:
-    """The portal application. ``retrieval``, ``clock`` and ``refusal_window`` (how long refused
-    sign-ins are counted before their audit events are written) are for tests."""
+    """The portal application. ``retrieval``, ``clock``, ``refusal_window`` (how long refused
+    sign-ins are counted before their audit events are written) and ``password_checks`` (how
+    many run at once and wait) are for tests and the benchmark."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         portal = Portal(settings, retrieval or exports.open_retrieval(settings), clock)
+        portal.password_checks = password_checks or portal.password_checks
         portal.retrieval.verify_chains()  # never serve grants from a forged or cut register
         portal.retrieval.refusals = RefusalTally(window=refusal_window)
         swept = exports.sweep(exports.export_dir(settings))

@@ -42,7 +42,7 @@ from archive.core.atomic import write_atomic
 from portal import i18n
 from portal.errors import FormRefusedError, NotSignedInError, TooManyAttemptsError
 from portal.settings import PortalAppSettings as Settings
-from portal.throttle import AuthThrottle
+from portal.throttle import AuthThrottle, PasswordChecks
 from retention import load_policy
 from retrieval import (
     PERMISSIONS,
@@ -132,6 +132,7 @@ class Portal:
     pool: Executor | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     throttle: AuthThrottle = field(default_factory=AuthThrottle)
+    password_checks: PasswordChecks = field(default_factory=PasswordChecks)
     form_secret: bytes = field(init=False, repr=False)
     # Exports waiting or running; beyond this the portal answers 503 rather than queue more.
     export_slots: threading.BoundedSemaphore = field(init=False)
@@ -161,17 +162,23 @@ class Portal:
             return fn(*args, **kwargs)
 
     def login(self, request: Request, username: str, password: str) -> Session:
-        """A password check, throttled before scrypt (:mod:`portal.throttle`) and outside the
-        portal lock; a refusal is counted per address and window (audited at its end)."""
+        """A password check, throttled before scrypt (:mod:`portal.throttle`), one at a time
+        (:class:`PasswordChecks`: a full queue is refused without hashing) and outside the portal
+        lock; a refusal is counted per address and window (audited at its end). The check's
+        audit event is written after its turn is given up."""
         address = client_address(request)
         try:
-            self.throttle.check(address, username)
+            with self.retrieval.audit_after(self.clock):
+                self.throttle.check(address, username)
+                with self.password_checks.slot():
+                    # Again: a budget may have been spent by the checks this one waited behind.
+                    self.throttle.check(address, username)
+                    return self.retrieval.login(
+                        username, password, now=self.clock(), source=address
+                    )
         except TooManyAttemptsError as e:
             self.retrieval.tallied("auth.login", address, username, e, self.clock())
             raise
-        try:
-            with self.retrieval.audit_after(self.clock):
-                return self.retrieval.login(username, password, now=self.clock(), source=address)
         except AuthenticationError:
             self.throttle.failed(address, username)
             raise

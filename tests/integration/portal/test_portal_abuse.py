@@ -20,8 +20,9 @@ from fastapi.testclient import TestClient
 from archive.audit import AuditEvent
 from archive.store import ObjectStore, S3ObjectStore
 from infra.settings import AppSettings as Settings
-from portal import create_app
+from portal import PasswordChecks, create_app
 from retrieval import Retrieval, access_dir
+from retrieval.access import accounts
 from tests.support.pki_service import free_port
 from tests.support.portal import PASSWORD, ArchivedSite, archived_site
 
@@ -110,6 +111,34 @@ def test_a_colleague_behind_an_address_that_failed_too_often_still_signs_in(
         c.cookies.clear()
         c.cookies.set("emr_session", session)
         assert c.get("/grants").status_code == 200  # and a live session keeps working
+
+
+def test_a_full_password_check_queue_answers_429_without_hashing(
+    site: ArchivedSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten attackers' checks at once took both cores from other users' pages: checks now run
+    one at a time behind a short queue, and an attempt finding it full is refused unhashed."""
+    hashed: list[int] = []
+    scrypt = accounts._scrypt
+    monkeypatch.setattr(
+        accounts,
+        "_scrypt",
+        lambda *a: hashed.append(1) or scrypt(*a),  # type: ignore[func-returns-value]
+    )
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    with client_at(site, "10.20.0.5", password_checks=PasswordChecks(running=1, waiting=0)) as c:
+        portal = c.app.state.portal  # type: ignore[attr-defined]
+        valid = {"username": "insp.an", "password": PASSWORD}
+        with portal.password_checks.slot():  # another sign-in's check is running
+            busy = c.post("/login", data=valid)
+            assert busy.status_code == 429
+            assert "emr_session" not in busy.cookies
+            assert hashed == []
+        assert c.post("/login", data=valid).status_code == 303  # its turn came: checked
+        assert hashed == [1]
+    counted = [e for e in refusals(site, started) if e.detail["source"] == "10.20.0.5"]
+    assert [int(e.detail["count"]) for e in counted] == [1]  # the refusal is counted
+    assert "busy" in str(counted[0].reason)
 
 
 def test_scrypt_and_audit_writes_run_outside_the_portal_lock(site: ArchivedSite) -> None:

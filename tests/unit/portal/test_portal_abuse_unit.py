@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from portal import AuthThrottle, Caller, PortalSettings, TooManyAttemptsError
+from portal import AuthThrottle, Caller, PasswordChecks, PortalSettings, TooManyAttemptsError
 from retrieval import Principal, Role
 from retrieval.service.refusals import RefusalTally
 
@@ -50,6 +51,38 @@ def test_throttle_forgets_failures_older_than_its_window() -> None:
     throttle = AuthThrottle(account_limit=1, address_limit=1, global_limit=1, window_s=0.0)
     throttle.failed("10.0.0.1", "ro.binh")
     throttle.check("10.0.0.1", "ro.binh")
+
+
+def test_password_checks_run_one_at_a_time_and_refuse_beyond_the_queue() -> None:
+    checks = PasswordChecks(running=1, waiting=2)
+    inside, most, gate = [0], [0], threading.Event()
+    lock = threading.Lock()
+
+    def check() -> None:
+        with checks.slot():
+            with lock:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            gate.wait(timeout=10)
+            with lock:
+                inside[0] -= 1
+
+    waiting = [threading.Thread(target=check) for _ in range(3)]  # one runs, two queue
+    for t in waiting:
+        t.start()
+    for _ in range(500):
+        if checks.admitted == 3 and inside[0] == 1:
+            break
+        threading.Event().wait(0.01)
+    assert (checks.admitted, inside[0]) == (3, 1)
+    with pytest.raises(TooManyAttemptsError, match="busy"), checks.slot():
+        pytest.fail("a fourth check entered a full queue")
+    gate.set()
+    for t in waiting:
+        t.join(timeout=10)
+    assert most[0] == 1
+    with checks.slot():  # the queue drained: admitted again
+        pass
 
 
 def test_refusal_counts_add_up_across_sources_windows_and_overflow() -> None:
