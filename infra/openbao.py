@@ -67,7 +67,7 @@ def start(settings: Settings, *, timeout_s: float = 30.0) -> None:
         proc.start([bao_binary(), "server", f"-config={config}"])
     client = hvac.Client(url=settings.transit_url, timeout=60)  # init: raft, keys
     _wait_listening(client, proc, timeout_s)
-    client.token = _init_and_unseal(client, home / "init.json")
+    client.token = root_token(settings)
     _wait_active(client, proc, timeout_s)
     _enable_transit(client, settings)
     _issue_archive_token(client, settings)
@@ -131,6 +131,12 @@ def _wait_active(client: Any, proc: ManagedProcess, timeout_s: float) -> None:
         time.sleep(0.2)
 
 
+def root_token(settings: Settings) -> str:
+    """Initialise (once) and unseal the embedded server; returns its root token (never logged)."""
+    client = hvac.Client(url=settings.transit_url, timeout=60)
+    return _init_and_unseal(client, settings.openbao_dir / "init.json")
+
+
 def _init_and_unseal(client: Any, init_file: Path) -> str:
     if not client.sys.is_initialized():
         result = client.sys.initialize(secret_shares=1, secret_threshold=1)
@@ -152,7 +158,12 @@ def _enable_transit(client: Any, settings: Settings) -> None:
     mount = settings.keys.transit_mount
     if f"{mount}/" not in client.sys.list_mounted_secrets_engines()["data"]:
         client.sys.enable_secrets_engine("transit", path=mount)
-    key = settings.keys.transit_key
+    write_policy(client, POLICY, mount=mount, key=settings.keys.transit_key)
+
+
+def write_policy(client: Any, name: str, *, mount: str, key: str) -> None:
+    """What the archive may do: use and rotate its one transit key, nothing else (no export,
+    no deletion, no other key, no ``min_decryption_version``: that stays with the Vault admin)."""
     paths = {
         f"{mount}/keys/{key}": '["create", "read", "update"]',
         f"{mount}/keys/{key}/rotate": '["update"]',
@@ -161,7 +172,14 @@ def _enable_transit(client: Any, settings: Settings) -> None:
         f"{mount}/decrypt/{key}": '["update"]',
     }
     policy = "".join(f'path "{p}" {{\n  capabilities = {c}\n}}\n' for p, c in paths.items())
-    client.sys.create_or_update_policy(name=POLICY, policy=policy)
+    client.sys.create_or_update_policy(name=name, policy=policy)
+
+
+def issue_token(client: Any, policy: str) -> str:
+    created = client.auth.token.create(
+        policies=[policy], no_default_policy=True, period=_RENEW_WITHIN, renewable=True
+    )
+    return str(created["auth"]["client_token"])
 
 
 def _issue_archive_token(client: Any, settings: Settings) -> None:
@@ -172,8 +190,5 @@ def _issue_archive_token(client: Any, settings: Settings) -> None:
             return
         except hvac.exceptions.VaultError:
             pass  # expired or revoked: issue a new one below
-    created = client.auth.token.create(
-        policies=[POLICY], no_default_policy=True, period=_RENEW_WITHIN, renewable=True
-    )
     token_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_private(token_file, created["auth"]["client_token"])
+    write_private(token_file, issue_token(client, POLICY))
