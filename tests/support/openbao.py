@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hvac  # type: ignore[import-untyped]
+import hvac
 
 from archive.core.atomic import write_private
 from archive.core.settings import KeySettings
