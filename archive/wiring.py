@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from archive.catalog import Catalog
-from archive.core.errors import ConfigError
 from archive.core.settings import Settings
-from archive.seal import LocalKeyring
+from archive.seal import ArchiveKeys, init_keys, open_keys
 from archive.store import S3ObjectStore, S3Role, SealedStore
 
 if TYPE_CHECKING:
@@ -20,12 +19,9 @@ if TYPE_CHECKING:
     from archive.sign import TrustPolicy
 
 
-def open_keyring(settings: Settings, *, create: bool = False) -> LocalKeyring:
-    if settings.keys.provider != "local":  # pragma: no cover - the settings type allows only local
-        raise ConfigError(f"key provider {settings.keys.provider!r} is not available")
-    if create:
-        return LocalKeyring.open_or_create(settings.keyring_dir, kek_id=settings.keys.kek_id)
-    return LocalKeyring.open(settings.keyring_dir)
+def open_keyring(settings: Settings, *, create: bool = False) -> ArchiveKeys:
+    """The configured key store (local keyring, or OpenBao/Vault transit)."""
+    return init_keys(settings)[0] if create else open_keys(settings)
 
 
 def open_store(

@@ -36,7 +36,8 @@ def free_port_block(count: int, *, grpc_offset: int = 10000) -> list[int]:
 def throwaway_settings(data_dir: Path, **overrides: Any) -> AppSettings:
     """Settings for a stack of its own under ``data_dir``, on free ports, without the Prefect
     server (flows then run in Prefect's ephemeral mode; the server costs ~20 s to start)."""
-    s3_port, master, volume, filer, admin, pki_port = free_port_block(6)
+    # The last two: OpenBao's API and its cluster port (API + 1).
+    s3_port, master, volume, filer, admin, pki_port, openbao_port, _ = free_port_block(8)
     stack = StackSettings(
         s3_port=s3_port,
         master_port=master,
@@ -44,6 +45,7 @@ def throwaway_settings(data_dir: Path, **overrides: Any) -> AppSettings:
         filer_port=filer,
         admin_port=admin,
         pki_port=pki_port,
+        openbao_port=openbao_port,
         prefect_server=False,
     )
     return load_app_settings(data_dir=data_dir, stack=stack, **overrides)

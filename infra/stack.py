@@ -1,6 +1,7 @@
 """``emr-archive stack up | down | status``: the embedded development stack on one machine.
 
-Up starts, in order: the keyring (created once), the development PKI and its TSA/OCSP/CRL service
+Up starts, in order: OpenBao (only for ``keys.provider = "transit"`` without a ``transit_url``),
+the key store (created once), the development PKI and its TSA/OCSP/CRL service
 (only when no production signer/TSA is configured), and SeaweedFS with the Object-Lock bucket
 (only when no S3 endpoint is configured). Every step is idempotent, so ``up`` twice is harmless;
 ``down`` stops exactly the processes whose pid files ``up`` wrote.
@@ -16,9 +17,9 @@ from datetime import UTC, datetime
 
 from archive.core.errors import ArchiveError
 from archive.core.settings import Settings
-from archive.seal import LocalKeyring
+from archive.seal import init_keys, open_keys
 from archive.store import S3ObjectStore
-from infra import pki, pki_service, prefect_server, seaweed
+from infra import openbao, pki, pki_service, prefect_server, seaweed
 from infra.errors import StackError
 from infra.process import ManagedProcess
 
@@ -40,7 +41,9 @@ def up(settings: Settings) -> list[ComponentStatus]:
     moment = datetime.now(UTC)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data_dir, 0o700)
-    LocalKeyring.open_or_create(settings.keyring_dir, kek_id=settings.keys.kek_id)
+    if settings.uses_embedded_openbao:
+        openbao.start(settings)
+    init_keys(settings)
     if _needs_dev_pki(settings):
         _start_pki(settings, now=moment)
     if settings.uses_embedded_s3:
@@ -54,7 +57,12 @@ def up(settings: Settings) -> list[ComponentStatus]:
 
 def down(settings: Settings) -> list[str]:
     stopped = []
-    procs = (prefect_server.process(settings), seaweed.process(settings), pki_process(settings))
+    procs = (
+        prefect_server.process(settings),
+        seaweed.process(settings),
+        pki_process(settings),
+        openbao.process(settings),
+    )
     for proc in procs:
         if proc.stop():
             stopped.append(proc.name)
@@ -121,11 +129,11 @@ def _wait_pki_ready(proc: ManagedProcess, tsa_url: str, *, timeout_s: float = 30
 
 def _keyring_status(settings: Settings) -> ComponentStatus:
     try:
-        ring = LocalKeyring.open(settings.keyring_dir)
+        current = open_keys(settings).current()
     except ArchiveError as e:
         return ComponentStatus("keyring", "missing", str(e), healthy=False)
-    current = ring.current()
-    detail = f"{settings.keyring_dir} (current KEK {current.kek_id} v{current.version})"
+    where = settings.transit_url if settings.keys.provider == "transit" else settings.keyring_dir
+    detail = f"{where} (current KEK {current.kek_id} v{current.version})"
     return ComponentStatus("keyring", "ready", detail, healthy=True)
 
 

@@ -15,7 +15,7 @@ from archive import wiring
 from archive.audit import AuditLog
 from archive.catalog import Catalog
 from archive.core.settings import Settings
-from archive.seal import LocalKeyring
+from archive.seal import ArchiveKeys
 from archive.store import ObjectStore, S3ObjectStore
 from retention.minutes import MinutesWriter
 from retention.people import Actor
@@ -51,7 +51,7 @@ class RetentionParts:
     def tz(self) -> str:
         return self.settings.archive.timezone
 
-    def keyring(self) -> LocalKeyring:
+    def keyring(self) -> ArchiveKeys:
         return wiring.open_keyring(self.settings)
 
     def minutes_writer(self) -> MinutesWriter:

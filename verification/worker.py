@@ -10,7 +10,7 @@ from typing import Final
 
 from archive.catalog import CatalogRow
 from archive.core.settings import Settings
-from archive.seal import LocalKeyring
+from archive.seal import open_keys
 from archive.sign import SignerConfig, TrustPolicy
 from archive.store import S3ObjectStore
 from verification.checks import FIXITY, FULL
@@ -37,7 +37,7 @@ def environment(
     nothing. ``signers``: the catalog's signer fingerprints, accepted besides the settings'."""
     return Environment(
         store=S3ObjectStore.from_settings(read_settings(settings, vsettings), read_only=True),
-        keys=LocalKeyring.open(settings.keyring_dir),
+        keys=open_keys(settings),
         seal=settings.seal,
         trust=TrustPolicy.load(SignerConfig.from_settings(settings), known_signers=signers),
         holds=holds,

@@ -57,7 +57,7 @@ class SegmentChain:
     """A hash-chained log of JSON records in locally cached, bucket-locked JSONL segments.
 
     ``store`` takes the locked copies (pass a SealedStore for a bucket); ``key`` is the
-    keyring's chain key (:meth:`archive.seal.LocalKeyring.chain_key`)."""
+    keyring's chain key (:meth:`archive.seal.ArchiveKeys.chain_key`)."""
 
     def __init__(
         self,

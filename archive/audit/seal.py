@@ -3,7 +3,7 @@
 The hash chain proves that no event before HEAD was edited, removed or reordered, but anyone who
 can write the local directory could chain a segment on and move HEAD to it: a back-dated grant
 or a ``hold.released`` would then look genuine and be locked by the next append. So HEAD carries
-``mac``, an HMAC-SHA256 under the keyring's chain key (:meth:`LocalKeyring.chain_key`) over the
+``mac``, an HMAC-SHA256 under the keyring's chain key (:meth:`ArchiveKeys.chain_key`) over the
 chain's bucket prefix and HEAD's other fields: without the keyring no HEAD verifies.
 
 Before an append writes its segment it writes an *intent* HEAD: the current newest event plus
@@ -34,7 +34,7 @@ from typing import Any, Final
 from archive.core.atomic import write_private
 from archive.core.errors import AuditChainError
 from archive.core.settings import Settings
-from archive.seal import LocalKeyring
+from archive.seal import open_keys
 
 # A segment's bucket copy; releases before keyed names wrote ``<segment>.jsonl`` (no digest).
 OBJECT_NAME: Final = re.compile(r"([0-9]{10})(?:\.([0-9a-f]{64}))?\.jsonl")
@@ -107,7 +107,7 @@ def object_key(prefix: str, name: str, digest: str) -> str:
 
 def configured_chain_key(settings: Settings) -> bytes:
     """The configured keyring's chain key: every chain built from settings is sealed with it."""
-    return LocalKeyring.open(settings.keyring_dir).chain_key()
+    return open_keys(settings).chain_key()
 
 
 def _mac(key: bytes, domain: bytes, prefix: str, data: bytes) -> str:

@@ -45,6 +45,15 @@ class UnknownKeyError(KeyringError):
     """A sealed object names a key-encryption key (id or version) this key store does not hold."""
 
 
+class KeyProviderUnavailableError(KeyringError):
+    """The key provider (OpenBao/Vault, HSM) cannot be reached or refused the call: retry later.
+
+    Never answered by falling back to another key or to plaintext: the record fails retryable.
+    """
+
+    http_status: ClassVar[int] = 503
+
+
 # --- sealed envelope ------------------------------------------------------------------------------
 
 

@@ -63,15 +63,56 @@ class S3Settings(Section):
 class KeySettings(Section):
     """Key-encryption keys and the pseudonym secret."""
 
-    provider: Literal["local"] = Field(
-        default="local", description="'local' keyring; KMS and PKCS#11 plug in behind KeyProvider"
+    provider: Literal["local", "transit"] = Field(
+        default="local",
+        description="'local' keyring files, or 'transit': an OpenBao/Vault transit engine",
     )
     keyring_dir: Path | None = Field(default=None, description="unset = <data_dir>/keys")
     kek_id: str = Field(
         default="emr-archive-kek",
         pattern=r"^[A-Za-z0-9._-]{1,64}$",
-        description="name of the key-encryption key created by `keys init`",
+        description="name of the key-encryption key created by `keys init` (local keyring)",
     )
+    transit_url: str | None = Field(
+        default=None, description="OpenBao/Vault address; unset = the embedded OpenBao"
+    )
+    transit_mount: str = Field(
+        default="transit", pattern=r"^[A-Za-z0-9._/-]{1,128}$", description="transit mount path"
+    )
+    transit_key: str = Field(
+        default="emr-archive-kek",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="transit key that wraps the data keys (created by `keys init`)",
+    )
+    transit_token_file: Path | None = Field(
+        default=None,
+        description="file (0600) holding the Vault token, e.g. a Vault Agent sink; unset = the "
+        "embedded OpenBao's <data_dir>/openbao/archive-token",
+    )
+    transit_ca_file: Path | None = Field(
+        default=None, description="CA bundle for an https transit_url; unset = system CAs"
+    )
+    transit_timeout_s: float = Field(default=10.0, gt=0, le=120, description="per request")
+    batch_key_objects: int = Field(
+        default=2000,
+        ge=1,
+        le=100_000,
+        description="objects whose data keys one transit-issued batch key wraps (round trips)",
+    )
+    batch_key_ttl_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="seconds a batch key is used and an unwrapped one cached; also how soon a "
+        "running process follows `keys rotate`",
+    )
+
+    @field_validator("transit_url")
+    @classmethod
+    def _transit_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
 
 
 class SignerSettings(Section):
@@ -173,6 +214,9 @@ class StackSettings(Section):
         default=True, description="start a local Prefect server (run history, schedules, UI)"
     )
     prefect_port: int = Field(default=14200, ge=1024, le=65535, description="Prefect API and UI")
+    openbao_port: int = Field(
+        default=18200, ge=1024, le=65535, description="embedded OpenBao (transit keys only)"
+    )
 
 
 class CatalogSettings(Section):

@@ -173,6 +173,22 @@ class Settings(BaseSettings):
         return self.data_dir / "pki"
 
     @property
+    def openbao_dir(self) -> Path:
+        return self.data_dir / "openbao"
+
+    @property
+    def uses_embedded_openbao(self) -> bool:
+        return self.keys.provider == "transit" and self.keys.transit_url is None
+
+    @property
+    def transit_url(self) -> str:
+        return self.keys.transit_url or f"http://127.0.0.1:{self.stack.openbao_port}"
+
+    @property
+    def transit_token_file(self) -> Path:
+        return self.keys.transit_token_file or self.openbao_dir / "archive-token"
+
+    @property
     def uses_embedded_s3(self) -> bool:
         return self.s3.endpoint_url is None
 

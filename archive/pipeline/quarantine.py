@@ -18,7 +18,7 @@ from datetime import datetime
 
 from archive.core.errors import ArchiveError
 from archive.core.settings import SealSettings
-from archive.seal import LocalKeyring, ObjectIdentity
+from archive.seal import ArchiveKeys, ObjectIdentity
 from archive.sources import QuarantineEntry
 from archive.store import ObjectStore, deposit, quarantine_key
 
@@ -37,7 +37,7 @@ def store_entries(
     entries: Sequence[QuarantineEntry],
     *,
     store: ObjectStore,
-    keys: LocalKeyring,
+    keys: ArchiveKeys,
     seal: SealSettings,
     retain_until: datetime,
 ) -> StoredQuarantine:

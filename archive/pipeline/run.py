@@ -38,7 +38,7 @@ from archive.pipeline.quarantine import store_entries
 from archive.pipeline.runlock import RunLock
 from archive.pipeline.summary import RunSummary, run_event, write_report
 from archive.pipeline.worker import RecordOutcome
-from archive.seal import LocalKeyring
+from archive.seal import ArchiveKeys, open_keys
 from archive.sign import DocumentSigner, SignerConfig
 from archive.sources import EncounterBundle, QuarantineEntry, QuarantineScope, collect
 from archive.store import S3ObjectStore, SealedStore
@@ -56,7 +56,7 @@ class ArchiveRun:
         settings: Settings,
         options: RunOptions,
         store: S3ObjectStore,
-        keys: LocalKeyring,
+        keys: ArchiveKeys,
         catalog: Catalog,
         classifier: Classifier,
         started: float | None = None,
@@ -101,7 +101,7 @@ class ArchiveRun:
         try:
             store = S3ObjectStore.from_settings(settings)
             store.ensure_compliant()
-            keys = LocalKeyring.open(settings.keyring_dir)
+            keys = open_keys(settings)
             catalog = Catalog.open(settings.catalog_dir, create=True)
             meta = SealedStore.for_settings(settings, store, keys=keys)  # sealed manifests
             catalog.sync(meta, retain_until=manifest_lock(settings, options.started_at))

@@ -28,7 +28,7 @@ from archive.core.errors import (
 from archive.core.settings import Settings
 from archive.pipeline.classifier import Classifier, RetentionDecision
 from archive.render import Renderer, extract_embedded_data
-from archive.seal import LocalKeyring, ObjectIdentity
+from archive.seal import ArchiveKeys, ObjectIdentity, open_keys
 from archive.sign import (
     DocumentSigner,
     SignedDocument,
@@ -70,7 +70,7 @@ class RecordWorker:
         settings: Settings,
         renderer: Renderer,
         signer: DocumentSigner,
-        keys: LocalKeyring,
+        keys: ArchiveKeys,
         store: S3ObjectStore,
         classifier: Classifier,
         known_signers: frozenset[str],
@@ -98,7 +98,7 @@ class RecordWorker:
             settings=settings,
             renderer=Renderer.create(),
             signer=DocumentSigner.create(SignerConfig.from_settings(settings)),
-            keys=LocalKeyring.open(settings.keyring_dir),
+            keys=open_keys(settings),
             store=S3ObjectStore.from_settings(settings),
             classifier=classifier,
             known_signers=known_signers,

@@ -1,9 +1,11 @@
 """Seal: bytes and an object identity in, a sealed object out (and back).
 
 zstd, then AES-256-GCM in frames under a fresh data key per object, the data key wrapped (RFC 3394)
-by the current key-encryption key of a :class:`KeyProvider`. The header carries the KEK id and
-version, the wrapped key and a key commitment; every frame's AAD binds the header, the object's
-identity and its position, so a changed, cut, extended, reordered or moved object does not open.
+by the current key-encryption key of a :class:`KeyProvider`: the local keyring (default) or an
+OpenBao/Vault transit key (:class:`TransitKeyring`), as :func:`open_keys` picks from settings.
+The header carries the KEK id and version, the wrapped key and a key commitment; every frame's
+AAD binds the header, the object's identity and its position, so a changed, cut, extended,
+reordered or moved object does not open.
 """
 
 from archive.seal.envelope import (
@@ -20,13 +22,16 @@ from archive.seal.frames import ObjectIdentity
 from archive.seal.header import MAGIC, SealHeader
 from archive.seal.keyfiles import KEKS_FILE, PSEUDONYM_FILE
 from archive.seal.keyring import LocalKeyring
-from archive.seal.keys import KekRef, KeyProvider, WrappedKey
+from archive.seal.keys import ArchiveKeys, KekRef, KeyProvider, WrappedKey
+from archive.seal.providers import init_keys, open_keys
 from archive.seal.pseudonyms import Pseudonymizer
+from archive.seal.transit import TransitKeyring
 
 __all__ = [
     "KEKS_FILE",
     "MAGIC",
     "PSEUDONYM_FILE",
+    "ArchiveKeys",
     "KekRef",
     "KeyProvider",
     "LocalKeyring",
@@ -34,8 +39,11 @@ __all__ = [
     "Pseudonymizer",
     "SealHeader",
     "SealInfo",
+    "TransitKeyring",
     "UnsealInfo",
     "WrappedKey",
+    "init_keys",
+    "open_keys",
     "read_header",
     "seal",
     "seal_stream",

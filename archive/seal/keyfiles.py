@@ -64,7 +64,7 @@ class AlreadyExistsError(KeyringError):
 
 
 def encode_keks(keks: KekSet) -> bytes:
-    return _dump(
+    return dump_document(
         {
             "format": _KEKS_FORMAT,
             "format_version": FORMAT_VERSION,
@@ -76,26 +76,26 @@ def encode_keks(keks: KekSet) -> bytes:
 
 
 def encode_pseudonym_secret(secret: bytes) -> bytes:
-    return _dump(
+    return dump_document(
         {"format": _PSEUDONYM_FORMAT, "format_version": FORMAT_VERSION, "secret": _b64(secret)}
     )
 
 
 def decode_keks(path: Path) -> KekSet:
-    doc = _load(path, _KEKS_FORMAT)
+    doc = load_document(path, _KEKS_FORMAT)
     kek_id = doc.get("kek_id")
     if not (isinstance(kek_id, str) and KEK_ID.fullmatch(kek_id)):
-        raise _invalid(path, "kek_id")
+        raise invalid_field(path, "kek_id")
     raw_versions = doc.get("versions")
     if not isinstance(raw_versions, dict) or not raw_versions:
-        raise _invalid(path, "versions")
+        raise invalid_field(path, "versions")
     versions = {
         _version_number(name, path): _unb64(encoded, path, f"versions.{name}")
         for name, encoded in raw_versions.items()
     }
     current = doc.get("current_version")
     if isinstance(current, bool) or not isinstance(current, int) or current not in versions:
-        raise _invalid(path, "current_version")
+        raise invalid_field(path, "current_version")
     return KekSet(kek_id=kek_id, current=current, versions=versions)
 
 
@@ -104,16 +104,16 @@ def decode_pseudonym_secret(path: Path) -> bytes:
         f"{path} is missing: restore it from backup (a new secret would change every patient "
         "pseudonym and orphan the catalog)"
     )
-    return _unb64(_load(path, _PSEUDONYM_FORMAT, missing).get("secret"), path, "secret")
+    return _unb64(load_document(path, _PSEUDONYM_FORMAT, missing).get("secret"), path, "secret")
 
 
 def _version_number(name: object, path: Path) -> int:
     if not (isinstance(name, str) and name.isdecimal() and int(name) >= 1):
-        raise _invalid(path, "versions")
+        raise invalid_field(path, "versions")
     return int(name)
 
 
-def _load(path: Path, expected_format: str, missing: str | None = None) -> dict[str, Any]:
+def load_document(path: Path, expected_format: str, missing: str | None = None) -> dict[str, Any]:
     raw = _read_private_file(path, missing or f"no keyring in {path.parent}: {_HOW_TO_CREATE}")
     try:
         doc = json.loads(raw)
@@ -122,7 +122,7 @@ def _load(path: Path, expected_format: str, missing: str | None = None) -> dict[
         where = f"line {e.lineno}" if isinstance(e, json.JSONDecodeError) else "encoding"
         raise KeyringError(f"{path} is not valid JSON ({where}): restore it from backup") from None
     if not isinstance(doc, dict) or doc.get("format") != expected_format:
-        raise _invalid(path, "format")
+        raise invalid_field(path, "format")
     if doc.get("format_version") != FORMAT_VERSION:
         raise KeyringError(
             f"{path} has format_version {doc.get('format_version')!r}; this emr-archive reads "
@@ -131,11 +131,11 @@ def _load(path: Path, expected_format: str, missing: str | None = None) -> dict[
     return doc
 
 
-def _invalid(path: Path, what: str) -> KeyringError:
+def invalid_field(path: Path, what: str) -> KeyringError:
     return KeyringError(f"{path} has a missing or invalid {what!r}: restore it from backup")
 
 
-def _dump(doc: dict[str, Any]) -> bytes:
+def dump_document(doc: dict[str, Any]) -> bytes:
     return (json.dumps(doc, indent=2) + "\n").encode("ascii")
 
 
@@ -149,7 +149,7 @@ def _unb64(value: object, path: Path, what: str) -> bytes:
     except binascii.Error:
         key = b""
     if len(key) != KEY_BYTES:
-        raise _invalid(path, what)
+        raise invalid_field(path, what)
     return key
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from cryptography.hazmat.primitives import keywrap
 
 from archive.core.errors import EnvelopeIntegrityError, KeyringError, UnknownKeyError
-from archive.seal import pseudonyms
 from archive.seal.keyfiles import (
     KEK_ID,
     KEKS_FILE,
@@ -33,11 +32,12 @@ from archive.seal.keyfiles import (
     replace_file,
 )
 from archive.seal.keys import KEY_BYTES, KekRef, WrappedKey
+from archive.seal.pseudonyms import SecretPseudonyms
 
 DEFAULT_KEYRING_DIR = Path("var/keys")
 
 
-class LocalKeyring:
+class LocalKeyring(SecretPseudonyms):
     """KEKs and the pseudonym secret in files under a private directory.
 
     Build with :meth:`create`, :meth:`open` or :meth:`open_or_create`. Safe to share between
@@ -45,9 +45,9 @@ class LocalKeyring:
     """
 
     def __init__(self, *, directory: Path, keks: KekSet, pseudonym_secret: bytes) -> None:
+        super().__init__(pseudonym_secret)
         self._directory = directory
         self._keks = keks  # replaced as a whole (never mutated) so readers need no lock
-        self._pseudonym_secret = pseudonym_secret
 
     # --- factories -------------------------------------------------------------------------------
 
@@ -100,6 +100,15 @@ class LocalKeyring:
     def directory(self) -> Path:
         return self._directory
 
+    def kek_versions(self) -> dict[int, bytes]:
+        """Every KEK version's material, for ``keys init`` importing them into another provider."""
+        return dict(self._keks.versions)
+
+    @property
+    def pseudonym_secret(self) -> bytes:
+        """For ``keys init`` moving the secret under another provider; never logged."""
+        return self._pseudonym_secret
+
     def current(self) -> KekRef:
         keks = self._keks
         return KekRef(keks.kek_id, keks.current)
@@ -146,22 +155,6 @@ class LocalKeyring:
                 "backup or use the keyring the object was sealed with"
             )
         return keks.versions[ref.version]
-
-    # --- Pseudonymizer ---------------------------------------------------------------------------
-
-    def pseudonym(self, patient_id: str) -> str:
-        return pseudonyms.pseudonym(self._pseudonym_secret, patient_id)
-
-    def record_token(self, record_id: str) -> str:
-        return pseudonyms.record_token(self._pseudonym_secret, record_id)
-
-    def quarantine_digest(self, raw_id: object) -> str | None:
-        """How the quarantine index names a raw id (see :func:`pseudonyms.quarantine_digest`)."""
-        return pseudonyms.quarantine_digest(self._pseudonym_secret, raw_id)
-
-    def chain_key(self) -> bytes:
-        """Seals chains' HEAD files and names their bucket copies (:mod:`archive.audit.seal`)."""
-        return pseudonyms.chain_key(self._pseudonym_secret)
 
     def __repr__(self) -> str:
         keks = self._keks

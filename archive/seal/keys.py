@@ -32,7 +32,8 @@ class WrappedKey:
 
 
 class KeyProvider(Protocol):
-    """Wraps and unwraps per-object data keys; local keyring now, KMS or PKCS#11 later."""
+    """Wraps and unwraps per-object data keys: :class:`~archive.seal.keyring.LocalKeyring`,
+    :class:`~archive.seal.transit.TransitKeyring` (OpenBao/Vault), PKCS#11 next."""
 
     def current(self) -> KekRef:
         """The KEK version new objects are sealed under."""
@@ -50,3 +51,23 @@ class KeyProvider(Protocol):
         wrapped by a different key store).
         """
         ...
+
+
+class ArchiveKeys(KeyProvider, Protocol):
+    """Everything the archive needs from its key store: data-key wrapping under a rotating KEK,
+    and the keyed hashes made from the pseudonym secret, which never rotates.
+
+    :func:`archive.seal.providers.open_keys` picks the implementation the settings name.
+    """
+
+    def rotate(self) -> KekRef:
+        """Make a new KEK version current; every older version still unwraps."""
+        ...
+
+    def pseudonym(self, patient_id: str) -> str: ...
+
+    def record_token(self, record_id: str) -> str: ...
+
+    def quarantine_digest(self, raw_id: object) -> str | None: ...
+
+    def chain_key(self) -> bytes: ...

@@ -8,7 +8,9 @@ cannot. Each use has its own domain label, so one value never equals another's (
 never matches a catalog pseudonym or an object key's token).
 
 The secret must never change (a new one would orphan every catalog entry), so it is kept apart
-from the rotating KEKs; :class:`~archive.seal.keyring.LocalKeyring` holds it.
+from the rotating KEKs. Every key store holds it through :class:`SecretPseudonyms`: the local
+keyring in a 0600 file, the transit keyring encrypted by the transit key (decrypted into memory
+once per process: a round trip per pseudonym would cost the catalog and the portal too much).
 """
 
 from __future__ import annotations
@@ -42,6 +44,27 @@ class Pseudonymizer(Protocol):
         numeric id could be reversed by trying them all, a keyed one cannot.
         """
         ...
+
+
+class SecretPseudonyms:
+    """The keyed hashes of a key store, all from one pseudonym secret held in memory."""
+
+    def __init__(self, pseudonym_secret: bytes) -> None:
+        self._pseudonym_secret = pseudonym_secret
+
+    def pseudonym(self, patient_id: str) -> str:
+        return pseudonym(self._pseudonym_secret, patient_id)
+
+    def record_token(self, record_id: str) -> str:
+        return record_token(self._pseudonym_secret, record_id)
+
+    def quarantine_digest(self, raw_id: object) -> str | None:
+        """How the quarantine index names a raw id (see :func:`quarantine_digest`)."""
+        return quarantine_digest(self._pseudonym_secret, raw_id)
+
+    def chain_key(self) -> bytes:
+        """Seals chains' HEAD files and names their bucket copies (:mod:`archive.audit.seal`)."""
+        return chain_key(self._pseudonym_secret)
 
 
 def pseudonym(secret: bytes, patient_id: str) -> str:

@@ -4,7 +4,7 @@ Pure data. Entries are sealed and stored by the write path like any record (``ra
 raw ids hold PHI, are never shown by ``repr`` and never leave in :meth:`QuarantineEntry.metadata`):
 ``detail`` is built from fixed phrases, file names, line numbers, JSON paths and code points only,
 and ids leave only as digests made by the caller's function. The write path passes the keyring's
-keyed :meth:`~archive.seal.LocalKeyring.quarantine_digest`: a plain hash of a short id could be
+keyed :meth:`~archive.seal.ArchiveKeys.quarantine_digest`: a plain hash of a short id could be
 reversed by trying them all, and sources hold no key.
 """
 

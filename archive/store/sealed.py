@@ -30,7 +30,7 @@ from typing import Final
 
 from archive.core.errors import ObjectConflictError, SealError
 from archive.core.settings import SealSettings, Settings
-from archive.seal import KeyProvider, LocalKeyring, ObjectIdentity, seal, unseal
+from archive.seal import KeyProvider, ObjectIdentity, open_keys, seal, unseal
 from archive.store.base import ObjectHead, ObjectStore, ObjectVersion, PutResult, sha256_hex
 
 META_RECORD_PREFIX: Final = "meta:"
@@ -49,7 +49,7 @@ class SealedStore:
         """``store`` sealed under the configured keyring (an already sealed store is returned)."""
         if isinstance(store, SealedStore):
             return store
-        keys = keys if keys is not None else LocalKeyring.open(settings.keyring_dir)
+        keys = keys if keys is not None else open_keys(settings)
         return cls(store, keys=keys, settings=settings.seal)
 
     @property

@@ -24,7 +24,7 @@ from typing import Any
 from archive.audit import AuditEvent, AuditLog, ChainReport
 from archive.catalog import Catalog
 from archive.core.errors import AuditChainError
-from archive.seal import LocalKeyring
+from archive.seal import ArchiveKeys
 from archive.store import ObjectStore
 from retention import Register
 from retrieval.access import AccessRegister, Principal, TokenService, UserStore
@@ -51,7 +51,7 @@ class ServiceParts:
         users: UserStore,
         tokens: TokenService,
         audit: AuditLog,
-        keyring: LocalKeyring,
+        keyring: ArchiveKeys,
         env_factory: Callable[[HoldSet], Environment],
     ) -> None:
         self.settings, self.store, self.catalog, self.index = settings, store, catalog, index

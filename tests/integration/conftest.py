@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from archive.store import S3ObjectStore
 from infra.settings import AppSettings as Settings
+from tests.support.openbao import BaoServer
 
 _HERE = Path(__file__).parent
 
@@ -48,3 +50,13 @@ def settings(stack_settings: Settings, tmp_path: Path) -> Settings:
     )
     S3ObjectStore.from_settings(changed).create_locked_bucket()
     return changed
+
+
+@pytest.fixture(scope="session")
+def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaoServer]:
+    """A real OpenBao (transit engine) on loopback, raft storage under a temporary data dir."""
+    server = BaoServer.start(tmp_path_factory.mktemp("openbao"))
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,108 @@
+"""Seal+PUT and GET+unseal per key provider: the local keyring, OpenBao transit with batch keys,
+and transit wrapping every data key by itself (batch_key_objects=1, the design we did not take).
+
+Run by hand; the machine is shared and noisy, so nothing here is asserted. Issue #13's target:
+transit with batching or caching, so a night of 10,000 records does not make 10,000 sequential
+round trips. Each provider seals and opens ``--documents`` fresh ~60 KB documents with
+``--threads`` in flight (as the nightly worker's store pool does); a fresh key store per phase,
+so the read side starts with a cold cache like a new verification process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from archive.core.settings import KeySettings
+from archive.seal import ArchiveKeys, ObjectIdentity, TransitKeyring, init_keys, open_keys
+from archive.seal import seal as seal_bytes
+from archive.seal import unseal as unseal_bytes
+from archive.store import S3ObjectStore
+from bench.bench_store import documents
+from bench.common import table, throwaway_stack
+from infra import openbao
+from infra.settings import AppSettings as Settings
+
+
+def run(settings: Settings, docs: list[bytes], threads: int) -> tuple[float, float, int]:
+    """Seconds for seal+PUT and GET+unseal of every document, and transit round trips."""
+    store = S3ObjectStore.from_settings(settings)
+    until = datetime.now(UTC) + timedelta(days=1)
+    prefix = f"bench-kek/{secrets.token_hex(4)}"
+    writer, versions = open_keys(settings), {}
+
+    def ident(i: int) -> ObjectIdentity:
+        return ObjectIdentity(store.bucket, f"{prefix}/{i:06d}", f"rec-{i}")
+
+    def put(i: int) -> None:
+        sealed = seal_bytes(docs[i], identity=ident(i), keys=writer, settings=settings.seal)
+        versions[i] = store.put_locked(ident(i).key, sealed, retain_until=until).version_id
+
+    reader = open_keys(settings)
+
+    def get(i: int) -> None:
+        sealed = store.get(ident(i).key, version_id=versions[i])
+        if unseal_bytes(sealed, identity=ident(i), keys=reader, settings=settings.seal) != docs[i]:
+            raise SystemExit(f"round trip failed for document {i}")
+
+    write = _timed(put, len(docs), threads)
+    read = _timed(get, len(docs), threads)
+    return write, read, _trips(writer) + _trips(reader)
+
+
+def _timed(fn: Callable[[int], None], count: int, threads: int) -> float:
+    begin = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(fn, range(count)))
+    return time.perf_counter() - begin
+
+
+def _trips(keys: ArchiveKeys) -> int:
+    return keys.round_trips if isinstance(keys, TransitKeyring) else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--documents", type=int, default=1000)
+    parser.add_argument("--size", type=int, default=60 * 1024)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args()
+    docs = documents(args.documents, args.size)
+    rows = [("provider", "seal+PUT", "GET+unseal", "transit round trips", "vs local")]
+    with throwaway_stack() as base:
+        local = base.model_copy(update={"keys": KeySettings(keyring_dir=Path(base.data_dir, "l"))})
+        init_keys(local)
+        transit = base.model_copy(update={"keys": KeySettings(provider="transit")})
+        openbao.start(transit)
+        init_keys(transit)
+        one_by_one = transit.model_copy(
+            update={"keys": transit.keys.model_copy(update={"batch_key_objects": 1})}
+        )
+        baseline = 0.0
+        for name, settings in (
+            ("local keyring", local),
+            ("transit, batch keys", transit),
+            ("transit, a call per object", one_by_one),
+        ):
+            write, read, trips = run(settings, docs, args.threads)
+            baseline = baseline or write + read
+            n = args.documents
+            rows.append(
+                (
+                    name,
+                    f"{write * 1000 / n:.2f} ms/doc ({n / write:,.0f}/s)",
+                    f"{read * 1000 / n:.2f} ms/doc ({n / read:,.0f}/s)",
+                    str(trips),
+                    f"{(write + read) / baseline * 100 - 100:+.0f} %",
+                )
+            )
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
