@@ -18,7 +18,7 @@ from archive.core.errors import ArchiveError
 from archive.core.settings import Settings
 from archive.seal import LocalKeyring
 from archive.store import S3ObjectStore
-from infra import pki, pki_service, prefect_server, seaweed
+from infra import pki, pki_service, prefect_server, seaweed, softhsm
 from infra.errors import StackError
 from infra.process import ManagedProcess
 
@@ -43,6 +43,8 @@ def up(settings: Settings) -> list[ComponentStatus]:
     LocalKeyring.open_or_create(settings.keyring_dir, kek_id=settings.keys.kek_id)
     if _needs_dev_pki(settings):
         _start_pki(settings, now=moment)
+        if settings.signer.dev_token:
+            softhsm.ensure_dev_token(settings)
     if settings.uses_embedded_s3:
         seaweed.start(settings)
     else:
