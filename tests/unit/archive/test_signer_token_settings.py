@@ -83,9 +83,12 @@ def test_a_pin_file_others_can_read_is_refused(tmp_path: Path) -> None:
     pin = tmp_path / "token.pin"
     pin.write_text("123456\n")
     pin.chmod(0o640)
-    kwargs = {"env": None, "environ": {}, "what": "token PIN", "settings": "X"}
+
+    def read() -> bytes:
+        return read_secret(file=pin, env=None, environ={}, what="token PIN", settings="X")
+
     with pytest.raises(ConfigError, match="chmod 600") as refused:
-        read_secret(file=pin, **kwargs)  # type: ignore[arg-type]
+        read()
     assert "123456" not in str(refused.value)
     pin.chmod(0o600)
-    assert read_secret(file=pin, **kwargs) == b"123456"  # type: ignore[arg-type]
+    assert read() == b"123456"
