@@ -22,7 +22,7 @@ from infra import softhsm
 from infra.pki import DevPki, P12Credential
 from infra.softhsm import SoftToken
 
-__all__ = ["SoftToken", "new_token", "signer_on_token", "softhsm_conf"]
+__all__ = ["SoftToken", "new_token", "signer_on_token", "softhsm_conf", "token_dir"]
 
 _CONF: Path | None = None
 
@@ -95,3 +95,12 @@ def _without_chain(p12: bytes, password: bytes) -> bytes:
         None,
         BestAvailableEncryption(password),
     )
+
+
+def token_dir(token: SoftToken) -> Path:
+    """The token's directory: remove it to pull the token out from under open sessions."""
+    # SoftHSM2 names a token's directory by a UUID; its token.object holds the label.
+    for path in (token.conf.parent / "tokens").iterdir():
+        if token.label.encode() in (path / "token.object").read_bytes():
+            return path
+    raise AssertionError(f"no directory for {token.label}")

@@ -40,7 +40,7 @@ from archive.sign.config import Pkcs11Config, load_certificates
 from infra.pki import DevPki, P12Credential, ensure_dev_pki
 from tests.support.fhir import canonical, example_bundle
 from tests.support.pki_service import PkiServiceProcess, free_port
-from tests.support.softhsm import SoftToken, signer_on_token
+from tests.support.softhsm import SoftToken, signer_on_token, token_dir
 from tests.support.trust import dev_trust
 
 FAST_RETRY = RetryPolicy(attempts=2, first_delay_s=0.05, max_delay_s=0.1, request_timeout_s=2.0)
@@ -229,7 +229,7 @@ def test_a_token_removed_mid_run_fails_the_documents_as_retryable_and_signs_noth
     token, config = signer_on_token(tmp_path_factory, pki.signer)
     signer = DocumentSigner.create(_config(pki, config), retry=FAST_RETRY)
     assert isinstance(signer.sign_batch([document])[0], SignedDocument)
-    shutil.rmtree(_token_dir(token))  # what SoftHSM2 sees when a USB token is pulled out
+    shutil.rmtree(token_dir(token))  # what SoftHSM2 sees when a USB token is pulled out
     outcomes = signer.sign_batch([document] * 3)
     assert [type(o) for o in outcomes] == [SignFailure] * 3
     assert all(isinstance(o, SignFailure) and o.retryable for o in outcomes)
@@ -270,11 +270,3 @@ def test_a_missing_token_stops_the_run_before_anything_is_signed(
     absent = dataclasses.replace(on_token[1], token_label="not-plugged-in")
     with pytest.raises(SigningError, match="no such token"):
         DocumentSigner.create(_config(pki, absent))
-
-
-def _token_dir(token: SoftToken) -> Path:
-    # SoftHSM2 names a token's directory by a UUID; its token.object holds the label.
-    for path in (token.conf.parent / "tokens").iterdir():
-        if token.label.encode() in (path / "token.object").read_bytes():
-            return path
-    raise AssertionError(f"no directory for {token.label}")
