@@ -8,7 +8,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The stamp changes with pyproject.toml, so a changed dependency list reinstalls.
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
-APT_PACKAGES := qpdf poppler-utils fonts-dejavu-core
+# softhsm2: a real PKCS#11 token for the tests and `make demo SIGNER_TOKEN=1` (keys in files).
+APT_PACKAGES := qpdf poppler-utils fonts-dejavu-core softhsm2
 # The portal's browser tests drive Debian's Chromium (Playwright's own browser download is not
 # reachable here, and a distribution browser gets security updates with the rest of the system).
 BROWSER_PACKAGES := chromium
@@ -69,8 +70,10 @@ integration: venv sysdeps browser oracles
 test: venv sysdeps browser oracles lint typecheck
 	$(BIN)/pytest -q
 
+# `make demo SIGNER_TOKEN=1`: the development signer's key on a SoftHSM2 token, signed through
+# PKCS#11 as a hospital's USB token or HSM would be.
 demo: venv sysdeps
-	$(BIN)/emr-archive demo
+	$(if $(SIGNER_TOKEN),EMR_ARCHIVE_SIGNER__DEV_TOKEN=true )$(BIN)/emr-archive demo
 
 bench: venv sysdeps
 	$(BIN)/python -m bench.bench_store

@@ -42,6 +42,8 @@ def run_demo(settings: Settings) -> None:
     for row in stack.up(settings):
         click.echo(f"   {'ok' if row.healthy else 'FAIL'}  {row.name:<12} {row.detail}")
     prefect_server.apply_environment(settings)
+    if settings.signer.dev_token:
+        click.echo("   signing key: on the SoftHSM2 token 'emr-archive-dev' (PKCS#11, by key id)")
 
     _step(f"2. A synthetic FHIR export from the hospital system: {ENCOUNTERS} encounters")
     tz = ZoneInfo(settings.archive.timezone)

@@ -19,7 +19,7 @@ from archive.core.errors import ArchiveError
 from archive.core.settings import Settings
 from archive.seal import init_keys, open_keys
 from archive.store import S3ObjectStore
-from infra import openbao, pki, pki_service, prefect_server, seaweed
+from infra import openbao, pki, pki_service, prefect_server, seaweed, softhsm
 from infra.errors import StackError
 from infra.process import ManagedProcess
 
@@ -46,6 +46,8 @@ def up(settings: Settings) -> list[ComponentStatus]:
     init_keys(settings)
     if _needs_dev_pki(settings):
         _start_pki(settings, now=moment)
+        if settings.signer.dev_token:
+            softhsm.ensure_dev_token(settings)
     if settings.uses_embedded_s3:
         seaweed.start(settings)
     else:

@@ -158,6 +158,13 @@ class RevocationUnavailableError(TrustServiceUnavailableError):
     """No OCSP response or CRL could be fetched for a certificate after retries."""
 
 
+class TokenUnavailableError(SigningError):
+    """The PKCS#11 token or HSM holding the signing key cannot sign now: removed, its session
+    broken, its PIN locked. Nothing was signed; the records wait for the next run."""
+
+    http_status: ClassVar[int] = 503
+
+
 class SignatureReadError(ArchiveError):
     """The signatures or document timestamps of a PDF cannot be read."""
 

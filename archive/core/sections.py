@@ -130,6 +130,40 @@ class SignerSettings(Section):
     pkcs12_password_file: Path | None = Field(
         default=None, description="file (0600) holding the PKCS#12 password"
     )
+    pkcs11_module: Path | None = Field(
+        default=None,
+        description="PKCS#11 module of the hospital's token or HSM (e.g. the CA's "
+        "/usr/lib/viettel-ca_v6.so), set instead of PKCS12_PATH; with DEV_TOKEN: the SoftHSM2 "
+        "module if not Debian's",
+    )
+    pkcs11_token_label: str | None = Field(default=None, description="the token's label")
+    pkcs11_token_serial: str | None = Field(
+        default=None, description="the token's serial number (instead of, or besides, its label)"
+    )
+    pkcs11_key_id: str | None = Field(
+        default=None,
+        description="CKA_ID of the private key, hex (`pkcs11-tool --list-objects` shows it); "
+        "by id because key and certificate labels differ on some tokens",
+    )
+    pkcs11_cert_id: str | None = Field(
+        default=None, description="CKA_ID of the signing certificate, hex; unset = the key's id"
+    )
+    pkcs11_pin_file: Path | None = Field(
+        default=None, description="file (0600) holding the token's user PIN"
+    )
+    pkcs11_pin_env: str | None = Field(
+        default=None, description="name of an environment variable holding the token's user PIN"
+    )
+    chain: tuple[Path, ...] = Field(
+        default=(),
+        description="PEM/DER intermediate CA certificates completing the token signer's chain "
+        "(besides the certificates on the token)",
+    )
+    dev_token: bool = Field(
+        default=False,
+        description="development PKI only: its signer's key on a SoftHSM2 token under "
+        "data_dir/softhsm, signing through PKCS#11 (`make demo SIGNER_TOKEN=1`)",
+    )
     tsa_url: str | None = Field(default=None, description="RFC 3161 TSA; unset = development TSA")
     trust_roots: tuple[Path, ...] = Field(
         default=(), description="PEM/DER CA certificates trusted for validation; empty = dev CA"
@@ -157,8 +191,10 @@ class SignerSettings(Section):
     def _all_or_nothing(self) -> SignerSettings:
         # Half a production configuration would silently sign with the development TSA or trust
         # the development CA: refuse it.
+        self._one_key_source()
         production = {
-            "EMR_ARCHIVE_SIGNER__PKCS12_PATH": self.pkcs12_path is not None,
+            "EMR_ARCHIVE_SIGNER__PKCS12_PATH or __PKCS11_MODULE": self.pkcs12_path is not None
+            or (self.pkcs11_module is not None and not self.dev_token),
             "EMR_ARCHIVE_SIGNER__TSA_URL": self.tsa_url is not None,
             "EMR_ARCHIVE_SIGNER__TRUST_ROOTS": bool(self.trust_roots),
             "EMR_ARCHIVE_SIGNER__TSA_TRUST_ROOTS": bool(self.tsa_trust_roots),
@@ -166,7 +202,8 @@ class SignerSettings(Section):
         if any(production.values()) and not all(production.values()):
             missing = ", ".join(name for name, given in production.items() if not given)
             raise ValueError(
-                f"a production signer needs all of PKCS12_PATH, TSA_URL, TRUST_ROOTS and "
+                f"a production signer needs all of PKCS12_PATH (or PKCS11_MODULE), TSA_URL, "
+                f"TRUST_ROOTS and "
                 f"TSA_TRUST_ROOTS; missing {missing} (or unset all four to use the development "
                 "PKI)"
             )
@@ -175,6 +212,35 @@ class SignerSettings(Section):
         ):
             raise ValueError("set PKCS12_PASSWORD_ENV or PKCS12_PASSWORD_FILE for the PKCS#12")
         return self
+
+    def _one_key_source(self) -> None:
+        if self.dev_token and (self.pkcs12_path is not None or self.tsa_url is not None):
+            raise ValueError("DEV_TOKEN is for the development PKI: unset it in production")
+        if self.pkcs11_module is None or self.dev_token:
+            return
+        if self.pkcs12_path is not None:
+            raise ValueError("set PKCS12_PATH or PKCS11_MODULE, not both")
+        if not self.pkcs11_key_id:
+            raise ValueError("a token key needs PKCS11_KEY_ID (hex): labels are not reliable")
+        if not (self.pkcs11_token_label or self.pkcs11_token_serial):
+            raise ValueError("name the token: set PKCS11_TOKEN_LABEL or PKCS11_TOKEN_SERIAL")
+        if not (self.pkcs11_pin_file or self.pkcs11_pin_env):
+            raise ValueError("set PKCS11_PIN_FILE (0600) or PKCS11_PIN_ENV for the token's PIN")
+
+    @field_validator("pkcs11_key_id", "pkcs11_cert_id")
+    @classmethod
+    def _hex_id(cls, value: str | None) -> str | None:
+        # `pkcs11-tool` prints ids as hex; some documents write them with colons or spaces.
+        if value is None:
+            return None
+        digits = value.replace(":", "").replace(" ", "").lower()
+        try:
+            bytes.fromhex(digits)
+        except ValueError as e:
+            raise ValueError(f"{value!r} is not a hex object id (e.g. 5e01)") from e
+        if not digits:
+            raise ValueError("an object id must not be empty")
+        return digits
 
 
 def normalise_fingerprint(text: str) -> str | None:

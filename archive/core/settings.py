@@ -202,7 +202,9 @@ class Settings(BaseSettings):
 
     @property
     def uses_dev_pki(self) -> bool:
-        return self.signer.pkcs12_path is None
+        return self.signer.pkcs12_path is None and (
+            self.signer.pkcs11_module is None or self.signer.dev_token
+        )
 
     @property
     def tsa_url(self) -> str:

@@ -50,8 +50,11 @@ class RunSummary:
         """Why the run did not fully succeed, for its Failed state; None when nothing failed."""
         if not self.failed_total:
             return None
+        # The reason codes, most frequent first: "token removed" must show in the Failed state.
+        reasons = sorted(self.failed.items(), key=lambda kv: (-kv[1], kv[0]))
         return (
-            f"{self.failed_total} record(s) failed: the next run retries them "
+            f"{self.failed_total} record(s) failed "
+            f"({', '.join(f'{code}: {n}' for code, n in reasons)}): the next run retries them "
             "(see the run's failures)"
         )
 

@@ -8,7 +8,8 @@ certificates) and returns a report; it never signs.
 """
 
 from archive.sign.config import RetryPolicy, SignerConfig, load_trust_roots
-from archive.sign.key import SignerIdentity, SigningKey, load_signer
+from archive.sign.identity import SignerIdentity, SigningKey
+from archive.sign.key import load_signer
 from archive.sign.library_log import captured_library_log
 from archive.sign.newest_timestamp import NewestTimestamp, newest_document_timestamp
 from archive.sign.outcomes import SignedDocument, SignFailure, SignOutcome

@@ -8,8 +8,10 @@ the hospital's own signing certificates.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import os
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,21 +23,60 @@ if TYPE_CHECKING:
     from archive.core.settings import Settings
 
 __all__ = [
+    "DEV_TOKEN_LABEL",
     "MD_ALGORITHM",
+    "SOFTHSM_MODULE",
+    "Pkcs11Config",
     "RetryPolicy",
     "SignerConfig",
+    "dev_token_config",
     "load_certificates",
     "load_trust_roots",
+    "read_secret",
 ]
 
 MD_ALGORITHM = "sha256"  # of signatures, timestamps and their imprints
+SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")  # Debian's softhsm2
+# The development token (``signer.dev_token``): the layout infra/softhsm.py creates.
+DEV_TOKEN_LABEL = "emr-archive-dev"  # noqa: S105 - a token label, not a secret
+DEV_KEY_ID = bytes.fromhex("5e01")
+DEV_CERT_ID = bytes.fromhex("5e01")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pkcs11Config:
+    """A key on a PKCS#11 token or HSM, found by object id (labels of a key and its certificate
+    differ on some Vietnamese tokens); picklable, each worker process opens its own session."""
+
+    module: Path
+    key_id: bytes
+    cert_id: bytes
+    token_label: str | None = None
+    token_serial: str | None = None
+    pin_file: Path | None = None
+    pin_env: str | None = None
+    chain: tuple[Path, ...] = ()  # certificates completing the chain besides the token's own
+    # Variables the module reads when it loads (SoftHSM2: SOFTHSM2_CONF); set only if unset.
+    module_environment: tuple[tuple[str, str], ...] = ()
+
+    def read_pin(self, environ: Mapping[str, str] | None = None) -> str:
+        pin = read_secret(
+            file=self.pin_file,
+            env=self.pin_env,
+            environ=os.environ if environ is None else environ,
+            what="token PIN",
+            settings="EMR_ARCHIVE_SIGNER__PKCS11_PIN_FILE or __PKCS11_PIN_ENV",
+        )
+        return pin.decode()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SignerConfig:
-    """Where the signing key, the TSA and the trust roots are: picklable, for worker processes."""
+    """Where the signing key, the TSA and the trust roots are: picklable, for worker processes.
+    The key is in a PKCS#12 file (``pkcs12_path``) or on a token (``pkcs11``), never both."""
 
-    pkcs12_path: Path
+    pkcs12_path: Path | None = None
+    pkcs11: Pkcs11Config | None = field(default=None)
     tsa_url: str
     trust_roots: tuple[Path, ...]  # CAs a signer's certificate must chain to
     tsa_trust_roots: tuple[Path, ...]  # CAs every timestamp's TSA certificate must chain to
@@ -51,9 +92,11 @@ class SignerConfig:
         if settings.uses_dev_pki:
             # The layout infra/pki.py generates; the archive package may not import infra.
             signers = settings.pki_dir / "signers"
+            on_token = signer.dev_token
             return cls(
-                pkcs12_path=signers / "hospital-signer.p12",
-                password_file=signers / "hospital-signer.pass",
+                pkcs12_path=None if on_token else signers / "hospital-signer.p12",
+                password_file=None if on_token else signers / "hospital-signer.pass",
+                pkcs11=dev_token_config(settings) if on_token else None,
                 tsa_url=settings.tsa_url,
                 trust_roots=(settings.pki_dir / "trust-root.pem",),
                 tsa_trust_roots=(settings.pki_dir / "trust-root.pem",),
@@ -61,9 +104,9 @@ class SignerConfig:
                 certificate=signer.certificate,
                 ocsp_url_override=signer.ocsp_url_override,
             )
-        assert signer.pkcs12_path is not None  # settings: production is all or nothing
         return cls(
             pkcs12_path=signer.pkcs12_path,
+            pkcs11=_token_config(settings),
             password_file=signer.pkcs12_password_file,
             password_env=signer.pkcs12_password_env,
             tsa_url=settings.tsa_url,
@@ -73,6 +116,62 @@ class SignerConfig:
             certificate=signer.certificate,
             ocsp_url_override=signer.ocsp_url_override,
         )
+
+
+def dev_token_config(settings: Settings) -> Pkcs11Config:
+    """The development signer's key on a SoftHSM2 token under ``data_dir/softhsm``."""
+    base = settings.data_dir / "softhsm"
+    return Pkcs11Config(
+        module=settings.signer.pkcs11_module or SOFTHSM_MODULE,
+        key_id=DEV_KEY_ID,
+        cert_id=DEV_CERT_ID,
+        token_label=DEV_TOKEN_LABEL,
+        pin_file=base / "user.pin",
+        module_environment=(("SOFTHSM2_CONF", str(base / "softhsm2.conf")),),
+    )
+
+
+def _token_config(settings: Settings) -> Pkcs11Config | None:
+    signer = settings.signer
+    if signer.pkcs11_module is None:
+        return None
+    assert signer.pkcs11_key_id is not None  # settings: a token key is named by its id
+    key_id = bytes.fromhex(signer.pkcs11_key_id)
+    return Pkcs11Config(
+        module=signer.pkcs11_module,
+        key_id=key_id,
+        cert_id=bytes.fromhex(signer.pkcs11_cert_id) if signer.pkcs11_cert_id else key_id,
+        token_label=signer.pkcs11_token_label,
+        token_serial=signer.pkcs11_token_serial,
+        pin_file=signer.pkcs11_pin_file,
+        pin_env=signer.pkcs11_pin_env,
+        chain=signer.chain,
+    )
+
+
+def read_secret(
+    *,
+    file: Path | None,
+    env: str | None,
+    environ: Mapping[str, str],
+    what: str,
+    settings: str,
+) -> bytes:
+    """A password or PIN from an environment variable or a file only its owner can read; never
+    from an argument, so it shows in no process list and no log."""
+    if env:
+        value = environ.get(env)
+        if value is None:
+            raise ConfigError(f"the {what} variable {env} is not set in this process")
+        return value.encode()
+    if file is None:
+        raise ConfigError(f"no {what} configured: set {settings}")
+    try:
+        if file.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(f"{file} is readable by other users: run `chmod 600 {file}`")
+        return file.read_bytes().rstrip(b"\r\n")
+    except OSError as e:
+        raise ConfigError(f"cannot read the {what} file {file} ({e.strerror})") from e
 
 
 @dataclass(frozen=True, slots=True)

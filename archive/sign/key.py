@@ -1,85 +1,32 @@
-"""The signing key: who signs, and a pyHanko ``Signer`` that keeps its parsed key.
+"""Loading the signing key: a PKCS#12 file read into memory, or a key on a PKCS#11 token or HSM.
 
-A :class:`SigningKey` goes in wherever a signature is made; the run only asks it for its
-certificate, its chain and a pyHanko signer. PKCS#12 in memory is the one kind today; a PKCS#11
-token or HSM is another implementation of the same protocol. Loading is slow on purpose (it
-re-validates the key), so it happens once per process, never per document.
+:func:`load_signer` goes wherever a signature is made and returns a :class:`SigningKey`; the run
+only asks it for its certificate, its chain and a pyHanko signer. Loading is slow on purpose (it
+re-validates the key, or opens a token session), so it happens once per process, never per
+document.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
 
-from asn1crypto import cms, x509
+from asn1crypto import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
-from pyhanko.sign.attributes import CMSAttributeProvider, SignedAttributeProviderSpec
-from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
 from pyhanko.sign.signers.pdf_cms import Signer
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 
 from archive.core.errors import ConfigError
-from archive.sign.certificates import common_name
-from archive.sign.config import SignerConfig, load_certificates
+from archive.sign.attributes import CheapCmsAttributes, FixedCadesAttributes
+from archive.sign.config import SignerConfig, load_certificates, read_secret
+from archive.sign.identity import SignerIdentity, SigningKey
+from archive.sign.token_key import open_token_key
 
-__all__ = [
-    "Pkcs12SigningKey",
-    "SignerIdentity",
-    "SigningKey",
-    "configured_certificate",
-    "load_signer",
-]
-
-
-@dataclass(frozen=True, slots=True)
-class SignerIdentity:
-    """Who signs: the facts about the signing certificate that outcomes and errors report."""
-
-    subject_cn: str
-    subject: str
-    fingerprint_sha256: str
-    not_before: datetime
-    not_after: datetime
-    certificate_der: bytes
-
-    @classmethod
-    def of(cls, cert: x509.Certificate) -> SignerIdentity:
-        validity = cert["tbs_certificate"]["validity"]
-        return cls(
-            subject_cn=common_name(cert),
-            subject=cert.subject.human_friendly,
-            fingerprint_sha256=hashlib.sha256(cert.dump()).hexdigest(),
-            not_before=validity["not_before"].native,
-            not_after=validity["not_after"].native,
-            certificate_der=cert.dump(),
-        )
-
-
-class SigningKey(Protocol):
-    """A signing key and its certificate chain: PKCS#12 now, a PKCS#11 token or HSM later.
-
-    A PKCS#11 implementation returns a ``pyhanko.sign.pkcs11.PKCS11Signer`` from
-    :meth:`pyhanko_signer`; nothing else in this stage needs to change.
-    """
-
-    @property
-    def identity(self) -> SignerIdentity: ...
-
-    @property
-    def certificate(self) -> x509.Certificate: ...
-
-    @property
-    def chain(self) -> tuple[x509.Certificate, ...]: ...
-
-    def pyhanko_signer(self) -> Signer: ...
+__all__ = ["Pkcs12SigningKey", "configured_certificate", "load_signer"]
 
 
 @dataclass(frozen=True)
@@ -112,7 +59,7 @@ class Pkcs12SigningKey:
         return cls(certificate, chain, _InMemoryKeySigner(key, certificate, chain))
 
 
-class _InMemoryKeySigner(Signer):
+class _InMemoryKeySigner(CheapCmsAttributes, Signer):
     """pyHanko's ``SimpleSigner`` re-parses the private key for every signature (~40 ms for
     RSA-2048, which re-validates the key); this one keeps the parsed key."""
 
@@ -127,17 +74,7 @@ class _InMemoryKeySigner(Signer):
         # carries the full chains anyway.
         super().__init__(signing_cert=certificate, cert_registry=registry, embed_roots=False)
         self._key = key
-        self.signed_attr_prov_spec = _FixedCadesAttributes(certificate)
-
-    # asn1crypto copies parsed structures deeply when it nests them (SignerInfo retags the
-    # attributes), several ms per signature; objects re-read from their DER copy cheaply.
-    async def signed_attrs(self, *args: Any, **kwargs: Any) -> cms.CMSAttributes:
-        attrs = await super().signed_attrs(*args, **kwargs)
-        return cms.CMSAttributes.load(attrs.dump())
-
-    async def unsigned_attrs(self, *args: Any, **kwargs: Any) -> cms.CMSAttributes | None:
-        attrs = await super().unsigned_attrs(*args, **kwargs)
-        return None if attrs is None else cms.CMSAttributes.load(attrs.dump())
+        self.signed_attr_prov_spec = FixedCadesAttributes(certificate)
 
     async def async_sign_raw(
         self, data: bytes, digest_algorithm: str, dry_run: bool = False
@@ -152,31 +89,19 @@ class _InMemoryKeySigner(Signer):
         return key.sign(data, PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm))
 
 
-class _FixedCadesAttributes(SignedAttributeProviderSpec):
-    """The CAdES signed attributes of a PAdES signature (signing-certificate-v2 only: PAdES
-    forbids signing-time), built once per key instead of once per signature."""
-
-    def __init__(self, certificate: x509.Certificate) -> None:
-        value = as_signing_certificate_v2(certificate)
-        attr = simple_cms_attribute("signing_certificate_v2", value)  # type: ignore[no-untyped-call]
-        self._der: bytes = attr.dump()
-
-    def signed_attr_providers(
-        self, data_digest: bytes, digest_algorithm: str
-    ) -> Iterator[CMSAttributeProvider]:
-        yield _FixedAttribute(self._der)
-
-
-class _FixedAttribute(CMSAttributeProvider):
-    def __init__(self, der: bytes) -> None:
-        self._der = der
-
-    async def get_attribute(self, dry_run: bool = False) -> cms.CMSAttribute:
-        return cms.CMSAttribute.load(self._der)
-
-
 def load_signer(config: SignerConfig, *, environ: Mapping[str, str] | None = None) -> SigningKey:
-    """Read the PKCS#12 file named by ``config``; call once per process (it is slow on purpose)."""
+    """The key ``config`` names; call once per process (it is slow on purpose). A token key is
+    opened once per process and shared by every signer of the process."""
+    key = _open(config, os.environ if environ is None else environ)
+    _same_as_configured_certificate(key.certificate, config)
+    return key
+
+
+def _open(config: SignerConfig, environ: Mapping[str, str]) -> SigningKey:
+    if config.pkcs11 is not None:
+        return open_token_key(config.pkcs11, environ=environ)
+    if config.pkcs12_path is None:
+        raise ConfigError("no signing key configured: set EMR_ARCHIVE_SIGNER__PKCS12_PATH")
     try:
         data = config.pkcs12_path.read_bytes()
     except OSError as e:
@@ -184,10 +109,14 @@ def load_signer(config: SignerConfig, *, environ: Mapping[str, str] | None = Non
             f"cannot read the PKCS#12 file {config.pkcs12_path} ({e.strerror}): fix "
             "EMR_ARCHIVE_SIGNER__PKCS12_PATH"
         ) from e
-    password = _read_password(config, os.environ if environ is None else environ)
-    key = Pkcs12SigningKey.from_pkcs12(data, password, source=str(config.pkcs12_path))
-    _same_as_configured_certificate(key.certificate, config)
-    return key
+    password = read_secret(
+        file=config.password_file,
+        env=config.password_env,
+        environ=environ,
+        what="PKCS#12 password",
+        settings="EMR_ARCHIVE_SIGNER__PKCS12_PASSWORD_FILE or _PASSWORD_ENV",
+    )
+    return Pkcs12SigningKey.from_pkcs12(data, password, source=str(config.pkcs12_path))
 
 
 def configured_certificate(config: SignerConfig) -> x509.Certificate:
@@ -210,26 +139,12 @@ def _same_as_configured_certificate(cert: x509.Certificate, config: SignerConfig
     # verification as sig.unknown_signer: refuse at run start instead.
     if config.certificate is not None and configured_certificate(config).dump() != cert.dump():
         raise ConfigError(
-            f"the PKCS#12 {config.pkcs12_path} does not hold the certificate in "
-            f"{config.certificate}: fix EMR_ARCHIVE_SIGNER__CERTIFICATE or __PKCS12_PATH"
+            f"the signing key ({_source(config)}) is not the one of the certificate in "
+            f"{config.certificate}: fix EMR_ARCHIVE_SIGNER__CERTIFICATE or the key's settings"
         )
 
 
-def _read_password(config: SignerConfig, environ: Mapping[str, str]) -> bytes:
-    if config.password_env:
-        value = environ.get(config.password_env)
-        if value is None:
-            raise ConfigError(
-                f"the PKCS#12 password variable {config.password_env} is not set in the "
-                "environment of this process"
-            )
-        return value.encode()
-    if config.password_file is None:
-        raise ConfigError("set EMR_ARCHIVE_SIGNER__PKCS12_PASSWORD_FILE or _PASSWORD_ENV")
-    path = config.password_file
-    try:
-        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(f"{path} is readable by other users: run `chmod 600 {path}`")
-        return path.read_bytes().rstrip(b"\r\n")
-    except OSError as e:
-        raise ConfigError(f"cannot read the PKCS#12 password file {path} ({e.strerror})") from e
+def _source(config: SignerConfig) -> str:
+    if config.pkcs11 is not None:
+        return f"token key id {config.pkcs11.key_id.hex()}"
+    return f"PKCS#12 {config.pkcs12_path}"

@@ -23,7 +23,7 @@ from pyhanko_certvalidator.path import ValidationPath
 
 from archive.sign.certificates import SIGNER_KEY_USAGE, TransientError, cert_sha256, validate_cert
 from archive.sign.config import MD_ALGORITHM, RetryPolicy
-from archive.sign.key import SigningKey
+from archive.sign.identity import SigningKey
 from archive.sign.revocation import aclose_context, online_context
 from archive.sign.tsa import DocumentTimeStamper, TsaClient, dummy_digest, token_certs
 

@@ -52,7 +52,8 @@ from pyhanko.sign.validation import DocumentSecurityStore
 from archive.core.errors import CertificateRefusedError
 from archive.sign.certificates import TSA_ROOTS_SETTING, cert_sha256
 from archive.sign.config import MD_ALGORITHM, RetryPolicy, SignerConfig, load_trust_roots
-from archive.sign.key import SigningKey, load_signer
+from archive.sign.identity import SigningKey
+from archive.sign.key import load_signer
 from archive.sign.outcomes import SignedDocument, SignFailure, SignOutcome, failure_from
 from archive.sign.revocation import aclose_context
 from archive.sign.run import RunPreparer, RunState

@@ -247,7 +247,7 @@ def test_signing_with_a_key_other_than_the_configured_certificate_is_refused(
         tsa_trust_roots=(pki.trust_root,),
         certificate=pki.cert_path("foreign-signer"),
     )
-    with pytest.raises(ConfigError, match="does not hold the certificate"):
+    with pytest.raises(ConfigError, match="is not the one of the certificate"):
         DocumentSigner.create(config)
     assert DocumentSigner.create(
         dataclasses.replace(config, certificate=pki.cert_path("hospital-signer"))
