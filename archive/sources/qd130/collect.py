@@ -166,10 +166,11 @@ def _read_range(handle: IO[bytes], start: int, end_tag: int | None, limits: Limi
 
 
 def _slice(handle: IO[bytes], ref: HosoRef, limits: Limits) -> bytes:
-    end = (
-        ref.end_tag if ref.end_tag - ref.start <= limits.max_hoso_bytes else ref.start + FILE_SAMPLE
-    )
-    return _read_range(handle, ref.start, end, limits)
+    """The HOSO's bytes for its quarantine entry; of one too large, only its beginning."""
+    if ref.end_tag - ref.start <= limits.max_hoso_bytes:
+        return _read_range(handle, ref.start, ref.end_tag, limits)
+    handle.seek(ref.start)
+    return handle.read(FILE_SAMPLE)
 
 
 def _entry(
