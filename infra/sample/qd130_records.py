@@ -73,7 +73,7 @@ def make_hoso(dice: Dice, n: int, discharged: datetime) -> Hoso:
     if n % 17 == 0 and not main.startswith("F"):
         extra.append("F32.1")  # a chapter F comorbidity
     procedures = [rng.choice(scenario.procedures)] if scenario.procedures else []
-    died = rng.random() < scenario.fatal_rate or n % 29 == 0
+    died = rng.random() < scenario.fatal_rate or n % 12 == 5
     result = "5" if died else rng.choice("1122237")
     discharge_type = "2" if (not died and n % 13 == 0) else "1"
     insured = n % 7 != 0
