@@ -12,8 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from archive.sources import EncounterBundle, QuarantineEntry, QuarantineReason, QuarantineScope
-from archive.sources import Window
+from archive.sources import (
+    EncounterBundle,
+    QuarantineEntry,
+    QuarantineReason,
+    QuarantineScope,
+    Window,
+)
 from archive.sources.qd130 import Limits, collect
 from tests.support import qd130 as q
 
@@ -232,5 +237,6 @@ def test_no_phi_in_the_reasons(tmp_path: Path) -> None:
     bad = q.xml1(MA_BENH_CHINH="E99", HO_TEN="Trần Văn Bí Mật")
     entry = only_entry(run(tmp_path, q.envelope(q.hoso({"XML1": bad}))))
     assert entry.reason is R.INVALID_ICD10
-    assert "E99" not in entry.detail and "Bí Mật" not in entry.detail
+    assert "E99" not in entry.detail
+    assert "Bí Mật" not in entry.detail
     assert "Bí Mật" not in repr(entry)
