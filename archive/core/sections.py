@@ -298,7 +298,13 @@ class ArchiveSettings(Section):
     """The nightly archive run."""
 
     source_dir: Path | None = Field(
-        default=None, description="FHIR Bulk Data export directory read by default"
+        default=None,
+        description="directory read by default: a FHIR Bulk Data export or the HIS's QĐ 130 "
+        "XML folder",
+    )
+    source_format: Literal["auto", "fhir", "qd130"] = Field(
+        default="auto",
+        description="auto = by what the source holds (manifest.json/*.ndjson: FHIR; *.xml: QĐ 130)",
     )
     source_roots: tuple[Path, ...] = Field(
         default=(),

@@ -40,7 +40,7 @@ from archive.pipeline.summary import RunSummary, run_event, write_report
 from archive.pipeline.worker import RecordOutcome
 from archive.seal import ArchiveKeys, open_keys
 from archive.sign import DocumentSigner, SignerConfig
-from archive.sources import EncounterBundle, QuarantineEntry, QuarantineScope, collect
+from archive.sources import EncounterBundle, QuarantineEntry, QuarantineScope, collect_source
 from archive.store import S3ObjectStore, SealedStore
 
 Progress = Callable[[int, int], None]  # (encounters done or skipped, encounters selected)
@@ -96,7 +96,9 @@ class ArchiveRun:
         )
         options = dataclasses.replace(options, source=source)
         if not options.source.is_dir():
-            raise ArchiveError(f"source {options.source} is not a directory of NDJSON files")
+            raise ArchiveError(
+                f"source {options.source} is not a directory (a FHIR export or QĐ 130 XML files)"
+            )
         lock = RunLock.acquire(settings.catalog_dir, run_id=options.run_id, now=options.started_at)
         try:
             store = S3ObjectStore.from_settings(settings)
@@ -135,7 +137,12 @@ class ArchiveRun:
         as an amendment (a new version beside the old)."""
         fresh: list[EncounterBundle] = []
         known: list[EncounterBundle] = []  # catalogued encounters: compared by the batch
-        items = collect(self.options.source, window=self.options.window, on_selected=self._selected)
+        items = collect_source(
+            self.options.source,
+            window=self.options.window,
+            setting=self.settings.archive.source_format,
+            on_selected=self._selected,
+        )
         while True:
             begin = time.perf_counter()
             item = next(items, None)

@@ -150,7 +150,10 @@ class RecordWorker:
             start = time.perf_counter()
             try:
                 doc = self._renderer.render(
-                    item.bundle.bundle, item.bundle.canonical, created_at=created_at
+                    item.bundle.bundle,
+                    item.bundle.canonical,
+                    created_at=created_at,
+                    source_kind=item.bundle.source_kind,
                 )
             except ArchiveError as e:
                 outcomes.append(_failed(item, "render.error", type(e).__name__))

@@ -49,6 +49,7 @@ TREATMENT_RESULT = {  # MOH treatment result codes (KET_QUA_DTRI)
     "5": "Tử vong / Death",
     "6": "Tiên lượng nặng xin về / Discharged at family request, poor prognosis",
     "7": "Chưa xác định / Undetermined",
+    "8": "Tử vong ngoài viện / Death outside hospital",
 }
 DIAGNOSIS_USE = {
     "AD": "Vào viện",

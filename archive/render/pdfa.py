@@ -27,6 +27,8 @@ from archive.render.page_tree import page_tree_problem
 from archive.render.xmp import INFO_TO_XMP, parse_xmp, same_value
 
 FHIR_SUBTYPE = "/application/fhir+json"
+XML_SUBTYPE = "/application/xml"  # a QĐ 130 HOSO as the facility sent it
+DATA_SUBTYPES = (FHIR_SUBTYPE, XML_SUBTYPE)
 AF_RELATIONSHIPS = ("/Source", "/Data")
 FORBIDDEN_ACTIONS = frozenset(
     (
@@ -107,7 +109,8 @@ def check_pdfa3b(pdf: bytes) -> PdfaReport:
 
 
 def extract_embedded_data(pdf: bytes) -> bytes:
-    """The embedded FHIR Bundle's bytes; :class:`PdfaError` if absent, ambiguous or damaged."""
+    """The embedded source data's bytes (FHIR Bundle JSON or QĐ 130 XML); :class:`PdfaError` if
+    absent, ambiguous or damaged."""
     try:
         root = PdfFileReader(BytesIO(pdf), strict=True).root
         return _fhir_file(root)[1]
@@ -270,11 +273,12 @@ def _fhir_file(root: generic.DictionaryObject) -> tuple[generic.DictionaryObject
     found = []
     for spec in _array(_get(root, "/AF")):
         stream = _get(_get(spec, "/EF"), "/UF") or _get(_get(spec, "/EF"), "/F")
-        if isinstance(stream, generic.StreamObject) and _get(stream, "/Subtype") == FHIR_SUBTYPE:
+        if isinstance(stream, generic.StreamObject) and _get(stream, "/Subtype") in DATA_SUBTYPES:
             found.append((spec, stream))
     if len(found) != 1:
         raise _CheckFailedError(
-            f"the catalog /AF lists {len(found)} {FHIR_SUBTYPE[1:]} files, expected 1"
+            f"the catalog /AF lists {len(found)} source data files (FHIR JSON or QĐ 130 XML), "
+            "expected 1"
         )
     spec, stream = found[0]
     if _get(spec, "/F") is None or _get(spec, "/UF") is None:

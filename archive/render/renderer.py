@@ -1,7 +1,8 @@
 """Render an encounter's FHIR Bundle as a PDF/A-3b discharge summary with the Bundle embedded.
 
-A person reads the pages; a machine reads the embedded JSON (``application/fhir+json``, associated
-with the document as its ``/Source``). Both are covered by the signature added later.
+A person reads the pages; a machine reads the embedded data (the canonical Bundle JSON,
+``application/fhir+json``, or the hospital's QĐ 130 HOSO XML byte for byte, ``application/xml``),
+associated with the document as its ``/Source``. Both are covered by the signature added later.
 
 Pure: the output depends only on the Bundle, its canonical bytes, ``created_at`` and the font
 files, so the same input gives the same bytes (the document ``/ID`` is fpdf2's MD5 over the
@@ -38,6 +39,7 @@ from archive.render.sections import build_summary
 __all__ = ["RenderError", "RenderSettings", "RenderedDocument", "Renderer"]
 
 FHIR_MIME = "application/fhir+json"
+XML_MIME = "application/xml"
 CREATOR = "emr-archive"
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 
@@ -89,9 +91,17 @@ class Renderer:
         return self._fonts.fingerprint
 
     def render(
-        self, bundle: Mapping[str, Any], canonical: bytes, *, created_at: datetime
+        self,
+        bundle: Mapping[str, Any],
+        canonical: bytes,
+        *,
+        created_at: datetime,
+        source_kind: str = "fhir",
     ) -> RenderedDocument:
-        """The unsigned PDF/A-3b for one encounter Bundle; ``canonical`` is embedded verbatim."""
+        """The unsigned PDF/A-3b for one encounter Bundle; ``canonical`` is embedded verbatim:
+        the canonical Bundle JSON, or for ``source_kind`` "qd130" the hospital's HOSO XML."""
+        if source_kind not in ("fhir", "qd130"):
+            raise RenderError(f"unknown source kind {source_kind[:20]!r}: expected fhir or qd130")
         if created_at.tzinfo is None or created_at.utcoffset() is None:
             raise RenderError("created_at must be timezone-aware (e.g. +07:00 or UTC)")
         if not canonical:
@@ -101,7 +111,7 @@ class Renderer:
         if summary.encounter_id == DASH:
             raise RenderError("the Encounter has no id; quarantine the Bundle with this reason")
         try:
-            pdf = self._compose(summary, canonical, created_at)
+            pdf = self._compose(summary, canonical, created_at, source_kind)
             data = bytes(pdf.output(output_producer_class=SummaryOutput))
         except FPDFException as e:
             raise RenderError(f"fpdf2 could not produce the document: {e}") from e
@@ -114,7 +124,9 @@ class Renderer:
             pages=pdf.pages_count,
         )
 
-    def _compose(self, summary: Summary, canonical: bytes, created_at: datetime) -> SummaryPdf:
+    def _compose(
+        self, summary: Summary, canonical: bytes, created_at: datetime, source_kind: str
+    ) -> SummaryPdf:
         meta = _Metadata.of(summary)
         pdf = SummaryPdf(self._fonts, summary)
         pdf.set_title(meta.title)
@@ -126,13 +138,25 @@ class Renderer:
         pdf.set_creation_date(created_at)
         pdf.set_xmp_metadata(meta.xmp(created_at))
         pdf.draw()
+        name, digest = _file_safe(summary.encounter_id), hashlib.sha256(canonical).hexdigest()
+        if source_kind == "qd130":
+            basename, mime = f"encounter-{name}.qd130.xml", XML_MIME
+            desc = (
+                f"QĐ 130 HOSO XML of encounter {summary.encounter_id} as the facility sent it "
+                f"(byte for byte, sha256 {digest})"
+            )
+        else:
+            basename, mime = f"encounter-{name}.fhir.json", FHIR_MIME
+            desc = (
+                f"FHIR R4 Bundle of encounter {summary.encounter_id} (canonical JSON, "
+                f"sha256 {digest})"
+            )
         pdf.embed_file(
             bytes=canonical,
-            basename=f"encounter-{_file_safe(summary.encounter_id)}.fhir.json",
-            mime_type=FHIR_MIME,
+            basename=basename,
+            mime_type=mime,
             associated_file_relationship=self._settings.attachment_relationship,
-            desc=f"FHIR R4 Bundle of encounter {summary.encounter_id} (canonical JSON, "
-            f"sha256 {hashlib.sha256(canonical).hexdigest()})",
+            desc=desc,
             creation_date=created_at,
             modification_date=created_at,
             compress=True,

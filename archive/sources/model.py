@@ -70,9 +70,10 @@ class Window:
 class EncounterBundle:
     """One finished encounter with everything it references, ready to render.
 
-    ``canonical`` (see :func:`archive.sources.fhir.canonical_json`) is authoritative: it is what
-    the PDF embeds and the catalog hashes; ``bundle`` is the same data parsed (do not mutate it).
-    The other fields are what the catalog and the retention policy need without parsing the
+    ``canonical`` (see :func:`archive.sources.fhir.canonical_json`, or the original XML for
+    ``source_kind`` "qd130") is authoritative: it is what the PDF embeds and the catalog hashes;
+    ``bundle`` is the same data parsed (for QĐ 130, its mapping to FHIR; do not mutate it). The
+    other fields are what the catalog and the retention policy need without parsing the
     bundle. ``repr`` shows no PHI.
     """
 
@@ -93,6 +94,9 @@ class EncounterBundle:
     episode_key: str | None  # MA_LK
     bundle: dict[str, Any] = field(repr=False, compare=False)
     canonical: bytes = field(repr=False)
+    # What ``canonical`` is: "fhir", the canonical Bundle JSON; "qd130", the hospital's QĐ 130
+    # HOSO XML byte for byte (``bundle`` is then only its mapping for the page).
+    source_kind: str = "fhir"
     # Set by the archive run, never by a source: 1 for an encounter's first archived version;
     # more when the catalog holds the encounter with other data (an amendment), which is then
     # archived as a new version beside the old ones, under a key of its own.

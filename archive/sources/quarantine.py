@@ -49,7 +49,18 @@ class QuarantineReason(StrEnum):
     """Text with control characters (other than TAB, LF, CR), unpaired surrogates or bidi
     overrides."""
     DUPLICATE_ID = "duplicate-id"
-    """Two different lines carry the same resource type and id for one encounter."""
+    """Two different lines carry the same resource type and id for one encounter (FHIR), or two
+    different HOSO carry the same MA_LK in one window (QĐ 130)."""
+    MALFORMED_XML = "malformed-xml"
+    """QĐ 130: not well-formed XML, not UTF-8, or not the structure of its table (wrong root,
+    a field with children, tables of one HOSO with different MA_LK)."""
+    HOSTILE_XML = "hostile-xml"
+    """QĐ 130: a DTD, entity declaration or external reference (refused before anything is
+    expanded or fetched), or nesting deeper than the reader's limit."""
+    OVERSIZED_XML = "oversized-xml"
+    """QĐ 130: a HOSO, an inner table or one text node larger than the reader's limit."""
+    INVALID_BASE64 = "invalid-base64"
+    """QĐ 130: a FILEHOSO's NOIDUNGFILE is not strict Base64."""
 
 
 class QuarantineScope(StrEnum):
@@ -57,6 +68,9 @@ class QuarantineScope(StrEnum):
     """A whole encounter was held back; ``raw_line`` is its Encounter line."""
     LINE = "line"
     """One bad source line; ``encounter_id`` names the encounter it held back, if known."""
+    FILE = "file"
+    """A whole source file (QĐ 130) could not be read: every HOSO in it is held back;
+    ``raw_line`` holds the file's first bytes."""
 
 
 IdDigest = Callable[[object], "str | None"]

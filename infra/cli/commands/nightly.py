@@ -32,6 +32,14 @@ from infra.errors import StackError
     help="discharge day of most encounters (default: yesterday, local time)",
 )
 @click.option("--bad-share", type=click.FloatRange(0, 1), default=0.05, show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["fhir", "qd130"]),
+    default="fhir",
+    show_default=True,
+    help="FHIR Bulk Data export, or the QĐ 130 XML a HIS sends to social insurance",
+)
 @click.pass_context
 def sample_cmd(
     ctx: click.Context,
@@ -40,12 +48,23 @@ def sample_cmd(
     out: Path,
     day: datetime | None,
     bad_share: float,
+    fmt: str,
 ) -> None:
-    """Write a realistic, synthetic Vietnamese FHIR Bulk Data export (deterministic per seed)."""
+    """Write a realistic, synthetic Vietnamese export (FHIR or QĐ 130; deterministic per seed)."""
     from infra.sample.generator import write_sample_export
 
     tz = settings_of(ctx).archive.timezone
     chosen = day.date() if day else _yesterday(tz)
+    if fmt == "qd130":
+        from infra.sample.qd130 import write_qd130_export
+
+        qd = write_qd130_export(out, encounters=encounters, seed=seed, day=chosen, tz=tz)
+        click.echo(
+            f"wrote {encounters} QĐ 130 HOSO to {out} ({qd.size_bytes:,} bytes): "
+            f"{len(qd.archived)} finished on {chosen}, "
+            f"{len(qd.held) + len(qd.files)} planted bad records or files"
+        )
+        return
     summary = write_sample_export(
         out, encounters=encounters, seed=seed, day=chosen, bad_share=bad_share, tz=tz
     )

@@ -160,7 +160,7 @@ def test_document_without_xmp_fails() -> None:
 
 def test_document_without_attachment_fails() -> None:
     pdf = fpdf_document(relationship=None)
-    assert "lists 0 application/fhir+json files" in failed(check_pdfa3b(pdf))["attachment"]
+    assert "lists 0 source data files" in failed(check_pdfa3b(pdf))["attachment"]
     with pytest.raises(PdfaError, match="no usable embedded FHIR Bundle"):
         extract_embedded_data(pdf)
 

@@ -1,0 +1,48 @@
+"""Which source reads a directory: FHIR Bulk Data (NDJSON) or QĐ 130 XML.
+
+By setting (``fhir`` or ``qd130``) or, with ``auto``, by what the directory holds: a Bulk Data
+``manifest.json`` or ``*.ndjson`` files make it a FHIR export, ``*.xml`` files a QĐ 130 folder.
+A directory holding both is refused rather than guessed: one run reads one source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Literal
+
+from archive.core.errors import SourceError
+from archive.sources import bulk, qd130
+from archive.sources.model import CollectedItem, Window
+
+SourceFormat = Literal["auto", "fhir", "qd130"]
+
+
+def source_kind(source_dir: Path, setting: SourceFormat = "auto") -> Literal["fhir", "qd130"]:
+    if setting != "auto":
+        return setting
+    if not source_dir.is_dir():
+        raise SourceError(f"source directory {source_dir} does not exist or is not a directory")
+    names = [p.name.lower() for p in source_dir.iterdir() if p.is_file()]
+    fhir = any(n == bulk.MANIFEST_NAME or n.endswith(".ndjson") for n in names)
+    xml = any(n.endswith(".xml") for n in names)
+    if fhir and xml:
+        raise SourceError(
+            f"{source_dir} holds both NDJSON and XML files: keep the FHIR export and the QĐ 130 "
+            "files in separate directories, or set EMR_ARCHIVE_ARCHIVE__SOURCE_FORMAT"
+        )
+    return "qd130" if xml else "fhir"
+
+
+def collect_source(
+    source_dir: Path,
+    *,
+    window: Window,
+    setting: SourceFormat = "auto",
+    on_selected: Callable[[int], None] | None = None,
+) -> Iterator[CollectedItem]:
+    """The chosen source's items (see :func:`archive.sources.bulk.collect` and
+    :func:`archive.sources.qd130.collect`)."""
+    if source_kind(source_dir, setting) == "qd130":
+        return qd130.collect(source_dir, window=window, on_selected=on_selected)
+    return bulk.collect(source_dir, window=window, on_selected=on_selected)

@@ -1,0 +1,157 @@
+"""Streaming the ``GIAMDINHHS`` envelope: where each HOSO lies in the file, and its XML1.
+
+A day file of a large hospital is hundreds of MB. It is fed to a hardened expat push parser in
+1 MiB chunks (:mod:`~archive.sources.qd130.hardening`), and of each ``HOSO`` only its byte range
+in the file and the Base64 text of its ``XML1`` (the encounter summary, a few kB) are kept, for
+as long as that HOSO is being read; every other ``NOIDUNGFILE`` is counted, never held. Memory
+is therefore one chunk plus one XML1, whatever the file's size. The byte range lets the collector
+read the HOSO back byte for byte later (it is what the archive embeds).
+
+A file is either a ``GIAMDINHHS`` envelope (``THONGTINHOSO/DANHSACHHOSO/HOSO``, any number) or a
+single ``HOSO``. A file that is not well-formed, is hostile, or whose ``SOLUONGHOSO`` disagrees
+with the HOSO it holds raises :class:`XmlRefusedError`: the caller holds the whole file back,
+because what a broken file seemed to hold cannot be trusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Final
+from xml.parsers import expat
+
+from archive.sources.qd130.hardening import XmlRefusedError, harden
+from archive.sources.quarantine import QuarantineReason
+
+R = QuarantineReason
+CHUNK: Final = 1 << 20
+_ENVELOPE_HOSO: Final = ("GIAMDINHHS", "THONGTINHOSO", "DANHSACHHOSO", "HOSO")
+_FACILITY_PATH: Final = ("GIAMDINHHS", "THONGTINDONVI", "MACSKCB")
+_COUNT_PATH: Final = ("GIAMDINHHS", "THONGTINHOSO", "SOLUONGHOSO")
+_CAPTURED: Final = ("LOAIHOSO", "NOIDUNGFILE")  # inside a HOSO
+
+
+@dataclass(slots=True)
+class HosoRef:
+    """One HOSO of a file: its ordinal (1-based), byte range and what pass 1 needs."""
+
+    ordinal: int
+    start: int  # offset of "<HOSO"
+    end_tag: int  # offset of "</HOSO" (the range ends at the next ">")
+    facility: str | None  # the envelope's MACSKCB (None for a bare HOSO file)
+    kinds: list[str] = field(default_factory=list)  # LOAIHOSO, in order
+    xml1: bytes | None = None  # Base64 text of the XML1 FILEHOSO
+    oversized: bool = False  # a NOIDUNGFILE beyond the HOSO limit
+
+
+class _State:
+    def __init__(self, what: str, *, max_depth: int, max_hoso: int) -> None:
+        self.what, self.max_depth, self.max_hoso = what, max_depth, max_hoso
+        self.path: list[str] = []
+        self.done: list[HosoRef] = []
+        self.current: HosoRef | None = None
+        self.text: list[bytes] | None = None  # the text being captured
+        self.size = 0
+        self.kind = ""
+        self.facility: str | None = None
+        self.declared: str | None = None  # SOLUONGHOSO
+        self.count = 0
+        self.root: str | None = None
+
+
+class EnvelopeReader:
+    """Read one file's HOSO with :meth:`hosos`; a broken file raises :class:`XmlRefusedError`."""
+
+    def __init__(self, what: str, *, max_depth: int = 16, max_hoso_bytes: int) -> None:
+        self._s = _State(what, max_depth=max_depth, max_hoso=max_hoso_bytes)
+        self._parser = expat.ParserCreate()
+        self._parser.buffer_text = True
+        self._parser.buffer_size = 1 << 16
+        harden(self._parser, what)
+        self._parser.StartElementHandler = self._start
+        self._parser.EndElementHandler = self._end
+        self._parser.CharacterDataHandler = self._chars
+
+    @property
+    def count(self) -> int:
+        """How many HOSO the file held (after :meth:`hosos` is exhausted)."""
+        return self._s.count
+
+    def hosos(self, handle: IO[bytes]) -> Iterator[HosoRef]:
+        s = self._s
+        while chunk := handle.read(CHUNK):
+            self._feed(chunk, final=False)
+            yield from s.done
+            s.done.clear()
+        self._feed(b"", final=True)
+        yield from s.done
+        s.done.clear()
+        if s.root not in ("GIAMDINHHS", "HOSO"):
+            raise XmlRefusedError(R.MALFORMED_XML, f"{s.what} is neither a GIAMDINHHS nor a HOSO")
+        if s.declared is not None and s.declared.strip() != str(s.count):
+            raise XmlRefusedError(
+                R.MALFORMED_XML,
+                f"{s.what} holds {s.count} HOSO but SOLUONGHOSO says otherwise: "
+                "the file is incomplete",
+            )
+
+    def _feed(self, chunk: bytes, *, final: bool) -> None:
+        try:
+            self._parser.Parse(chunk, final)
+        except expat.ExpatError as e:
+            raise XmlRefusedError(
+                R.MALFORMED_XML,
+                f"{self._s.what} is not well-formed XML "
+                f"(line {e.lineno}, column {e.offset}: {expat.ErrorString(e.code)})",
+            ) from None
+
+    def _start(self, name: str, _attrs: object) -> None:
+        s = self._s
+        s.path.append(name)
+        if len(s.path) > s.max_depth:
+            raise XmlRefusedError(R.HOSTILE_XML, f"{s.what} nests deeper than {s.max_depth} levels")
+        if s.root is None:
+            s.root = name
+        where = tuple(s.path)
+        if name == "HOSO" and (where == _ENVELOPE_HOSO or where == ("HOSO",)):
+            s.count += 1
+            s.current = HosoRef(s.count, self._parser.CurrentByteIndex, 0, s.facility)
+        elif where in (_FACILITY_PATH, _COUNT_PATH) or (s.current and name in _CAPTURED):
+            s.text, s.size = [], 0
+        elif s.current is not None and name == "FILEHOSO":
+            s.kind = ""  # a FILEHOSO whose LOAIHOSO comes late is not taken for the last one's
+
+    def _chars(self, data: str) -> None:
+        s = self._s
+        if s.text is None:
+            return
+        s.size += len(data)
+        if s.size > s.max_hoso:
+            if s.current is not None:
+                s.current.oversized = True
+            s.text = []  # keep counting, stop holding
+            return
+        s.text.append(data.encode("utf-8"))
+
+    def _end(self, name: str) -> None:
+        s = self._s
+        where = tuple(s.path)
+        s.path.pop()
+        text, s.text = (b"".join(s.text) if s.text is not None else None), None
+        if text is None and name != "HOSO":
+            return
+        if where == _FACILITY_PATH:
+            s.facility = (text or b"").decode("utf-8").strip()
+        elif where == _COUNT_PATH:
+            s.declared = (text or b"").decode("utf-8")
+        elif s.current is not None and name == "LOAIHOSO":
+            s.kind = (text or b"").decode("utf-8").strip()
+            s.current.kinds.append(s.kind)
+        elif s.current is not None and name == "NOIDUNGFILE" and s.kind == "XML1":
+            s.current.xml1 = text
+        elif s.current is not None and name == "HOSO":
+            s.current.end_tag = self._parser.CurrentByteIndex
+            if s.current.end_tag - s.current.start > s.max_hoso:
+                s.current.oversized = True
+            s.done.append(s.current)
+            s.current, s.kind = None, ""

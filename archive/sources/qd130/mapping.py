@@ -1,0 +1,78 @@
+"""From a checked HOSO to the :class:`~archive.sources.EncounterBundle` the write path archives.
+
+The renderer reads FHIR, so the tables are mapped onto the same FHIR R4 resources (and the same
+``urn:vn:moh`` conventions) the Bulk Data source delivers: XML1 gives the Encounter, Patient,
+Organization and diagnoses; XML2 the medications, XML3 the procedures (services with an ICD-9-CM
+code), XML4 the paraclinical results, XML5 and XML8 the clinical course; XML7 the discharging
+physician, XML13 and XML14 a course note for the referral and the re-visit. The mapping is only
+for the page: what is embedded, hashed and kept is ``raw``, the hospital's HOSO byte for byte
+(``canonical``), and the retention facts come straight from XML1's codes.
+"""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+from typing import Final
+
+from archive.sources import fhir
+from archive.sources.model import EncounterBundle
+from archive.sources.qd130 import fields as f
+from archive.sources.qd130.fields import FieldError
+from archive.sources.qd130.hoso import Hoso
+from archive.sources.qd130.resources import disposition, encounter_class, resources
+from archive.sources.quarantine import QuarantineReason
+from archive.sources.validation import id_problem, text_problem
+
+R = QuarantineReason
+DEATHS: Final = frozenset({"5", "8"})  # KET_QUA_DTRI
+
+
+def to_bundle(hoso: Hoso, raw: bytes, *, facility: str | None, tz: tzinfo) -> EncounterBundle:
+    """The bundle of one HOSO; :class:`FieldError` for what the table rules could not see."""
+    s = hoso.summary
+    for key in ("MA_LK", "MA_BN"):
+        problem = id_problem(s[key])
+        if problem is not None:
+            raise FieldError(R.INVALID_ID, f"XML1 {key}: {problem}")
+    for kind, records in hoso.tables.items():
+        problem = text_problem(records, root=kind)
+        if problem is not None:
+            raise FieldError(R.CONTROL_CHARACTERS, problem)
+    if facility and s["MA_CSKCB"] != facility:
+        raise FieldError(R.INVALID_CODE, "XML1 MA_CSKCB differs from the envelope's MACSKCB")
+    admitted, discharged = (
+        f.moment("NGAY_VAO", s["NGAY_VAO"], tz),
+        f.moment("NGAY_RA", s["NGAY_RA"], tz),
+    )
+    if discharged < admitted:
+        raise FieldError(R.INVALID_DATETIME, "XML1 NGAY_RA is before NGAY_VAO")
+    f.cards(s)
+    diagnoses = (
+        f.icd10("MA_BENH_CHINH", s["MA_BENH_CHINH"]),
+        *f.icd10_list("MA_BENH_KT", s.get("MA_BENH_KT", "")),
+    )
+    procedures = f.procedure_list("MA_PTTT_QT", s.get("MA_PTTT_QT", ""))
+    for record in hoso.records("XML3"):
+        procedures += f.procedure_list("MA_PTTT_QT", record.get("MA_PTTT_QT", ""))
+    built = list(resources(hoso, diagnoses, tz, admitted, discharged))
+    bundle = fhir.collection_bundle(f"qd130-{s['MA_LK']}", built)
+    return EncounterBundle(
+        encounter_id=s["MA_LK"],
+        patient_id=s["MA_BN"],
+        facility_code=s["MA_CSKCB"],
+        admitted_at=admitted,
+        discharged_at=discharged,
+        encounter_class=encounter_class(s),
+        department_code=(f.split_list(s.get("MA_KHOA", "")) or (None,))[0],
+        discharge_disposition=disposition(s),
+        accident_code=f.accident(s.get("MA_TAI_NAN", "")),
+        treatment_result=s["KET_QUA_DTRI"],
+        icd10_codes=tuple(sorted(set(diagnoses))),
+        procedure_codes=tuple(sorted(set(procedures))),
+        patient_deceased=s["KET_QUA_DTRI"] in DEATHS,
+        record_number=s.get("MA_HSBA") or None,
+        episode_key=s["MA_LK"],
+        bundle=bundle,
+        canonical=raw,
+        source_kind="qd130",
+    )
