@@ -214,3 +214,15 @@ class ManifestCorruptError(CatalogError):
 
 class ChainBrokenError(CatalogError):
     """The hash chain of manifests is broken: a manifest is missing, altered or out of order."""
+
+
+# --- evidence records (RFC 4998) ----------------------------------------------------------------
+
+
+class EvidenceError(ArchiveError):
+    """An evidence record cannot be built or read."""
+
+
+class EvidenceFormatError(EvidenceError):
+    """The bytes are not an RFC 4998 evidence record this archive can judge (bad DER, wrong
+    version, a missing timestamp, an unknown algorithm): the verdict is ``evidence.malformed``."""

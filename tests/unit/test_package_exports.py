@@ -12,6 +12,7 @@ PACKAGES = [
     "archive.sources",
     "archive.render",
     "archive.sign",
+    "archive.evidence",
     "archive.seal",
     "archive.store",
     "archive.catalog",
