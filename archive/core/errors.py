@@ -149,6 +149,11 @@ class RevocationUnavailableError(TrustServiceUnavailableError):
     """No OCSP response or CRL could be fetched for a certificate after retries."""
 
 
+class RemoteSignerUnavailableError(TrustServiceUnavailableError):
+    """The remote signing service (CSC API) did not answer, refused, or returned a signature
+    that does not verify; the documents of its batch stay unsigned for a later run."""
+
+
 class SignatureReadError(ArchiveError):
     """The signatures or document timestamps of a PDF cannot be read."""
 

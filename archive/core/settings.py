@@ -186,7 +186,7 @@ class Settings(BaseSettings):
 
     @property
     def uses_dev_pki(self) -> bool:
-        return self.signer.pkcs12_path is None
+        return self.signer.pkcs12_path is None and self.signer.csc_service_url is None
 
     @property
     def tsa_url(self) -> str:

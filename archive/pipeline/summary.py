@@ -50,8 +50,10 @@ class RunSummary:
         """Why the run did not fully succeed, for its Failed state; None when nothing failed."""
         if not self.failed_total:
             return None
+        # The reason codes say what to fix (e.g. sign.remote_signer_unavailable); no PHI.
+        reasons = ", ".join(f"{code}: {n}" for code, n in sorted(self.failed.items()))
         return (
-            f"{self.failed_total} record(s) failed: the next run retries them "
+            f"{self.failed_total} record(s) failed ({reasons}): the next run retries them "
             "(see the run's failures)"
         )
 

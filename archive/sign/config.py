@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MD_ALGORITHM",
+    "CscConfig",
     "RetryPolicy",
     "SignerConfig",
     "load_certificates",
@@ -35,7 +36,7 @@ MD_ALGORITHM = "sha256"  # of signatures, timestamps and their imprints
 class SignerConfig:
     """Where the signing key, the TSA and the trust roots are: picklable, for worker processes."""
 
-    pkcs12_path: Path
+    pkcs12_path: Path | None  # None: the key is remote (``csc``)
     tsa_url: str
     trust_roots: tuple[Path, ...]  # CAs a signer's certificate must chain to
     tsa_trust_roots: tuple[Path, ...]  # CAs every timestamp's TSA certificate must chain to
@@ -44,6 +45,7 @@ class SignerConfig:
     password_file: Path | None = None
     password_env: str | None = None
     ocsp_url_override: str | None = None
+    csc: CscConfig | None = None  # remote signing over the CSC API instead of a PKCS#12
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SignerConfig:
@@ -61,7 +63,6 @@ class SignerConfig:
                 certificate=signer.certificate,
                 ocsp_url_override=signer.ocsp_url_override,
             )
-        assert signer.pkcs12_path is not None  # settings: production is all or nothing
         return cls(
             pkcs12_path=signer.pkcs12_path,
             password_file=signer.pkcs12_password_file,
@@ -72,6 +73,35 @@ class SignerConfig:
             pinned_signers=signer.pinned_signers,
             certificate=signer.certificate,
             ocsp_url_override=signer.ocsp_url_override,
+            csc=CscConfig.from_settings(settings),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CscConfig:
+    """Where a remote signing service (CSC API v1) is, and how this process authenticates to it.
+
+    The access token is named (a 0600 file or an environment variable), never held here: this
+    value crosses into worker processes and may be printed."""
+
+    service_url: str  # the part before /csc/v1/...
+    credential_id: str
+    token_file: Path | None = None
+    token_env: str | None = None
+    batch_size: int = 50  # signatures per authorisation, capped by the credential's multisign
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CscConfig | None:
+        signer = settings.signer
+        if signer.csc_service_url is None:
+            return None
+        assert signer.csc_credential_id is not None  # settings: a CSC signer is all or nothing
+        return cls(
+            service_url=signer.csc_service_url,
+            credential_id=signer.csc_credential_id,
+            token_file=signer.csc_token_file,
+            token_env=signer.csc_token_env,
+            batch_size=signer.csc_batch_size,
         )
 
 

@@ -176,7 +176,21 @@ class _FixedAttribute(CMSAttributeProvider):
 
 
 def load_signer(config: SignerConfig, *, environ: Mapping[str, str] | None = None) -> SigningKey:
-    """Read the PKCS#12 file named by ``config``; call once per process (it is slow on purpose)."""
+    """The key ``config`` names; call once per process (it is slow on purpose)."""
+    env = os.environ if environ is None else environ
+    if config.csc is not None:
+        # Remote signing (CSC API). Imported here: archive.sign.csc builds on this module.
+        from archive.sign.csc import load_csc_signer
+
+        remote = load_csc_signer(config.csc, environ=env)
+        _same_as_configured_certificate(remote.certificate, config)
+        return remote
+    return _load_pkcs12(config, env)
+
+
+def _load_pkcs12(config: SignerConfig, environ: Mapping[str, str]) -> SigningKey:
+    if config.pkcs12_path is None:
+        raise ConfigError("set EMR_ARCHIVE_SIGNER__PKCS12_PATH (or __CSC_SERVICE_URL)")
     try:
         data = config.pkcs12_path.read_bytes()
     except OSError as e:
@@ -184,7 +198,7 @@ def load_signer(config: SignerConfig, *, environ: Mapping[str, str] | None = Non
             f"cannot read the PKCS#12 file {config.pkcs12_path} ({e.strerror}): fix "
             "EMR_ARCHIVE_SIGNER__PKCS12_PATH"
         ) from e
-    password = _read_password(config, os.environ if environ is None else environ)
+    password = _read_password(config, environ)
     key = Pkcs12SigningKey.from_pkcs12(data, password, source=str(config.pkcs12_path))
     _same_as_configured_certificate(key.certificate, config)
     return key
@@ -209,9 +223,14 @@ def _same_as_configured_certificate(cert: x509.Certificate, config: SignerConfig
     # Signing with one key while validating hosts pin another would make every new record fail
     # verification as sig.unknown_signer: refuse at run start instead.
     if config.certificate is not None and configured_certificate(config).dump() != cert.dump():
+        source = (
+            f"the CSC credential {config.csc.credential_id!r} at {config.csc.service_url}"
+            if config.csc is not None
+            else f"the PKCS#12 {config.pkcs12_path}"
+        )
         raise ConfigError(
-            f"the PKCS#12 {config.pkcs12_path} does not hold the certificate in "
-            f"{config.certificate}: fix EMR_ARCHIVE_SIGNER__CERTIFICATE or __PKCS12_PATH"
+            f"{source} does not hold the certificate in {config.certificate}: fix "
+            "EMR_ARCHIVE_SIGNER__CERTIFICATE or the signing key's settings"
         )
 
 

@@ -15,6 +15,7 @@ from pyhanko.sign.general import SigningError as PyHankoSigningError
 
 from archive.core.errors import (
     CertificateRefusedError,
+    RemoteSignerUnavailableError,
     RevocationUnavailableError,
     TrustServiceUnavailableError,
 )
@@ -57,6 +58,8 @@ def failure_from(index: int, error: Exception) -> SignFailure:
         error = error.final
     if isinstance(error, RevocationUnavailableError):
         return SignFailure(index, "sign.revocation_unavailable", str(error), retryable=True)
+    if isinstance(error, RemoteSignerUnavailableError):
+        return SignFailure(index, "sign.remote_signer_unavailable", str(error), retryable=True)
     if isinstance(error, TrustServiceUnavailableError):
         return SignFailure(index, "sign.timestamp_unavailable", str(error), retryable=True)
     if isinstance(error, CertificateRefusedError):  # a TSA certificate first seen mid-run
