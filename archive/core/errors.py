@@ -165,6 +165,11 @@ class TokenUnavailableError(SigningError):
     http_status: ClassVar[int] = 503
 
 
+class RemoteSignerUnavailableError(TrustServiceUnavailableError):
+    """The remote signing service (CSC API) did not answer, refused, or returned a signature
+    that does not verify; the documents of its batch stay unsigned for a later run."""
+
+
 class SignatureReadError(ArchiveError):
     """The signatures or document timestamps of a PDF cannot be read."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -180,6 +181,40 @@ class SignerSettings(Section):
     ocsp_url_override: str | None = Field(
         default=None, description="force one OCSP responder instead of the certificates' AIA"
     )
+    # Remote signing over the CSC API (archive.sign.csc): instead of PKCS12_PATH.
+    csc_service_url: str | None = Field(
+        default=None,
+        description="CSC remote signing service (the part before /csc/v1/...); instead of "
+        "PKCS12_PATH",
+    )
+    csc_credential_id: str | None = Field(
+        default=None, description="the hospital's credential at the CSC service"
+    )
+    csc_token_file: Path | None = Field(
+        default=None, description="file (0600) holding the CSC service's OAuth2 access token"
+    )
+    csc_token_env: str | None = Field(
+        default=None,
+        description="name of an environment variable holding the CSC service's access token",
+    )
+    csc_batch_size: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="signatures authorised at once (capped by the credential's multisign)",
+    )
+
+    @field_validator("csc_service_url")
+    @classmethod
+    def _csc_https_url(cls, value: str | None) -> str | None:
+        # The access token travels in every request: plain HTTP would hand it to the network.
+        if value is None:
+            return None
+        url = urlsplit(value)
+        loopback = url.scheme == "http" and url.hostname in ("127.0.0.1", "::1", "localhost")
+        if url.scheme != "https" and not loopback:
+            raise ValueError("must start with https:// (http:// only on loopback)")
+        return value.rstrip("/")
 
     @field_validator("pinned_signers")
     @classmethod
@@ -192,9 +227,13 @@ class SignerSettings(Section):
         # Half a production configuration would silently sign with the development TSA or trust
         # the development CA: refuse it.
         self._one_key_source()
+        key = (
+            self.pkcs12_path is not None
+            or self.csc_service_url is not None
+            or (self.pkcs11_module is not None and not self.dev_token)
+        )
         production = {
-            "EMR_ARCHIVE_SIGNER__PKCS12_PATH or __PKCS11_MODULE": self.pkcs12_path is not None
-            or (self.pkcs11_module is not None and not self.dev_token),
+            "EMR_ARCHIVE_SIGNER__PKCS12_PATH (or __PKCS11_MODULE or __CSC_SERVICE_URL)": key,
             "EMR_ARCHIVE_SIGNER__TSA_URL": self.tsa_url is not None,
             "EMR_ARCHIVE_SIGNER__TRUST_ROOTS": bool(self.trust_roots),
             "EMR_ARCHIVE_SIGNER__TSA_TRUST_ROOTS": bool(self.tsa_trust_roots),
@@ -202,8 +241,8 @@ class SignerSettings(Section):
         if any(production.values()) and not all(production.values()):
             missing = ", ".join(name for name, given in production.items() if not given)
             raise ValueError(
-                f"a production signer needs all of PKCS12_PATH (or PKCS11_MODULE), TSA_URL, "
-                f"TRUST_ROOTS and "
+                "a production signer needs all of PKCS12_PATH (or PKCS11_MODULE or "
+                "CSC_SERVICE_URL), TSA_URL, TRUST_ROOTS and "
                 f"TSA_TRUST_ROOTS; missing {missing} (or unset all four to use the development "
                 "PKI)"
             )
@@ -211,15 +250,29 @@ class SignerSettings(Section):
             self.pkcs12_password_env or self.pkcs12_password_file
         ):
             raise ValueError("set PKCS12_PASSWORD_ENV or PKCS12_PASSWORD_FILE for the PKCS#12")
+        if self.csc_service_url is not None and not (
+            self.csc_credential_id and (self.csc_token_file or self.csc_token_env)
+        ):
+            raise ValueError(
+                "a CSC signer needs CSC_CREDENTIAL_ID and CSC_TOKEN_FILE or CSC_TOKEN_ENV"
+            )
         return self
 
     def _one_key_source(self) -> None:
-        if self.dev_token and (self.pkcs12_path is not None or self.tsa_url is not None):
+        if self.dev_token and (
+            self.pkcs12_path is not None
+            or self.tsa_url is not None
+            or self.csc_service_url is not None
+        ):
             raise ValueError("DEV_TOKEN is for the development PKI: unset it in production")
-        if self.pkcs11_module is None or self.dev_token:
+        token = self.pkcs11_module is not None and not self.dev_token
+        given = [self.pkcs12_path is not None, token, self.csc_service_url is not None]
+        if sum(given) > 1:
+            raise ValueError(
+                "set one of PKCS12_PATH, PKCS11_MODULE or CSC_SERVICE_URL, not several"
+            )
+        if not token:
             return
-        if self.pkcs12_path is not None:
-            raise ValueError("set PKCS12_PATH or PKCS11_MODULE, not both")
         if not self.pkcs11_key_id:
             raise ValueError("a token key needs PKCS11_KEY_ID (hex): labels are not reliable")
         if not (self.pkcs11_token_label or self.pkcs11_token_serial):

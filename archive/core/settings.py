@@ -202,8 +202,10 @@ class Settings(BaseSettings):
 
     @property
     def uses_dev_pki(self) -> bool:
-        return self.signer.pkcs12_path is None and (
-            self.signer.pkcs11_module is None or self.signer.dev_token
+        return (
+            self.signer.pkcs12_path is None
+            and self.signer.csc_service_url is None
+            and (self.signer.pkcs11_module is None or self.signer.dev_token)
         )
 
     @property

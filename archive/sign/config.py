@@ -26,6 +26,7 @@ __all__ = [
     "DEV_TOKEN_LABEL",
     "MD_ALGORITHM",
     "SOFTHSM_MODULE",
+    "CscConfig",
     "Pkcs11Config",
     "RetryPolicy",
     "SignerConfig",
@@ -73,9 +74,10 @@ class Pkcs11Config:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignerConfig:
     """Where the signing key, the TSA and the trust roots are: picklable, for worker processes.
-    The key is in a PKCS#12 file (``pkcs12_path``) or on a token (``pkcs11``), never both."""
+    The key is in a PKCS#12 file (``pkcs12_path``), on a token (``pkcs11``) or behind a remote
+    signing service (``csc``): exactly one."""
 
-    pkcs12_path: Path | None = None
+    pkcs12_path: Path | None = None  # None: the key is on a token (``pkcs11``) or remote (``csc``)
     pkcs11: Pkcs11Config | None = field(default=None)
     tsa_url: str
     trust_roots: tuple[Path, ...]  # CAs a signer's certificate must chain to
@@ -85,6 +87,7 @@ class SignerConfig:
     password_file: Path | None = None
     password_env: str | None = None
     ocsp_url_override: str | None = None
+    csc: CscConfig | None = None  # remote signing over the CSC API instead of a PKCS#12
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SignerConfig:
@@ -115,6 +118,35 @@ class SignerConfig:
             pinned_signers=signer.pinned_signers,
             certificate=signer.certificate,
             ocsp_url_override=signer.ocsp_url_override,
+            csc=CscConfig.from_settings(settings),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CscConfig:
+    """Where a remote signing service (CSC API v1) is, and how this process authenticates to it.
+
+    The access token is named (a 0600 file or an environment variable), never held here: this
+    value crosses into worker processes and may be printed."""
+
+    service_url: str  # the part before /csc/v1/...
+    credential_id: str
+    token_file: Path | None = None
+    token_env: str | None = None
+    batch_size: int = 50  # signatures per authorisation, capped by the credential's multisign
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CscConfig | None:
+        signer = settings.signer
+        if signer.csc_service_url is None:
+            return None
+        assert signer.csc_credential_id is not None  # settings: a CSC signer is all or nothing
+        return cls(
+            service_url=signer.csc_service_url,
+            credential_id=signer.csc_credential_id,
+            token_file=signer.csc_token_file,
+            token_env=signer.csc_token_env,
+            batch_size=signer.csc_batch_size,
         )
 
 

@@ -100,8 +100,16 @@ def load_signer(config: SignerConfig, *, environ: Mapping[str, str] | None = Non
 def _open(config: SignerConfig, environ: Mapping[str, str]) -> SigningKey:
     if config.pkcs11 is not None:
         return open_token_key(config.pkcs11, environ=environ)
+    if config.csc is not None:
+        # Remote signing (CSC API), imported only when configured: it brings an HTTP client.
+        from archive.sign.csc import load_csc_signer
+
+        return load_csc_signer(config.csc, environ=environ)
     if config.pkcs12_path is None:
-        raise ConfigError("no signing key configured: set EMR_ARCHIVE_SIGNER__PKCS12_PATH")
+        raise ConfigError(
+            "no signing key configured: set EMR_ARCHIVE_SIGNER__PKCS12_PATH "
+            "(or __PKCS11_MODULE or __CSC_SERVICE_URL)"
+        )
     try:
         data = config.pkcs12_path.read_bytes()
     except OSError as e:
@@ -147,4 +155,6 @@ def _same_as_configured_certificate(cert: x509.Certificate, config: SignerConfig
 def _source(config: SignerConfig) -> str:
     if config.pkcs11 is not None:
         return f"token key id {config.pkcs11.key_id.hex()}"
+    if config.csc is not None:
+        return f"CSC credential {config.csc.credential_id!r} at {config.csc.service_url}"
     return f"PKCS#12 {config.pkcs12_path}"

@@ -15,6 +15,7 @@ from pyhanko.sign.general import SigningError as PyHankoSigningError
 
 from archive.core.errors import (
     CertificateRefusedError,
+    RemoteSignerUnavailableError,
     RevocationUnavailableError,
     TokenUnavailableError,
     TrustServiceUnavailableError,
@@ -60,6 +61,8 @@ def failure_from(index: int, error: Exception) -> SignFailure:
         return SignFailure(index, "sign.revocation_unavailable", str(error), retryable=True)
     if isinstance(error, TokenUnavailableError):  # removed, session broken, PIN locked
         return SignFailure(index, "sign.token_unavailable", str(error), retryable=True)
+    if isinstance(error, RemoteSignerUnavailableError):
+        return SignFailure(index, "sign.remote_signer_unavailable", str(error), retryable=True)
     if isinstance(error, TrustServiceUnavailableError):
         return SignFailure(index, "sign.timestamp_unavailable", str(error), retryable=True)
     if isinstance(error, CertificateRefusedError):  # a TSA certificate first seen mid-run

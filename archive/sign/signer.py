@@ -88,7 +88,9 @@ class DocumentSigner:
     ) -> None:
         self.key = key
         self.identity = key.identity
-        self._concurrency = max(1, concurrency)
+        # A remote signer authorises a batch of signatures at once: let a whole batch reach it.
+        batch = getattr(key, "signatures_per_authorisation", 1)
+        self._concurrency = max(1, concurrency, batch)
         self._field_name = field_name
         self._reason = reason
         self._location = location

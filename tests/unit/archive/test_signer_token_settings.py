@@ -48,7 +48,7 @@ def test_a_token_signer_is_selected_by_ids_in_hex(monkeypatch: pytest.MonkeyPatc
         ({"EMR_ARCHIVE_SIGNER__PKCS11_KEY_ID": ""}, "PKCS11_KEY_ID"),
         ({"EMR_ARCHIVE_SIGNER__PKCS11_TOKEN_LABEL": ""}, "PKCS11_TOKEN_LABEL or"),
         ({"EMR_ARCHIVE_SIGNER__PKCS11_PIN_FILE": ""}, "PKCS11_PIN_FILE"),
-        ({"EMR_ARCHIVE_SIGNER__PKCS12_PATH": "/etc/k.p12"}, "not both"),
+        ({"EMR_ARCHIVE_SIGNER__PKCS12_PATH": "/etc/k.p12"}, "not several"),
         ({"EMR_ARCHIVE_SIGNER__TSA_URL": ""}, "TSA_URL"),
         ({"EMR_ARCHIVE_SIGNER__DEV_TOKEN": "true"}, "DEV_TOKEN is for the development PKI"),
     ],
