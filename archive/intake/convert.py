@@ -92,6 +92,11 @@ class ScanConverter:
                 tesseract_timeout=180.0 if ocr else 0.0,
                 jobs=1,
                 use_threads=True,  # the archive's worker pool is the parallelism; no nested pools
+                # Tesseract's own text-only PDF, grafted under each page: OCRmyPDF's default fpdf2
+                # renderer patches fpdf2 process-wide, which would change the bytes of the
+                # discharge summaries the same worker renders (archive.render pins fpdf2's
+                # internals and refuses a patched fpdf2).
+                pdf_renderer="sandwich",
                 progress_bar=False,
             )
         except ocrmypdf.exceptions.ExitCodeException as e:

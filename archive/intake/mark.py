@@ -105,6 +105,12 @@ def _metadata(pdf: pikepdf.Pdf, mark: ConversionMark, *, title: str) -> None:
         meta["dc:title"] = title
         meta["xmp:ModifyDate"] = mark.converted_at.isoformat()
         meta["xmp:MetadataDate"] = mark.converted_at.isoformat()
+        # pyHanko writes its own Producer into XMP but appends to an Info one: with none, the
+        # two agree after signing (PDF/A: Info equals XMP).
+        if "pdf:Producer" in meta:
+            del meta["pdf:Producer"]
+    if "/Producer" in pdf.docinfo:
+        del pdf.docinfo["/Producer"]
     xmp = pdf.Root.Metadata.read_bytes()
     end = xmp.rfind(b"</rdf:RDF>")
     if end < 0:

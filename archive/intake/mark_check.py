@@ -16,10 +16,14 @@ from typing import Any
 
 import pikepdf
 import pypdfium2
+from defusedxml import ElementTree  # type: ignore[import-untyped]
 
 from archive.intake.collect import RECORD_KIND, SCANNED
 from archive.intake.mark import MARK_TITLE, NAMESPACE, PREFIX, PROPERTIES
-from archive.render.xmp import parse_xmp
+from archive.render.xmp import RDF, parse_xmp
+
+_SCHEMA_URI = "{http://www.aiim.org/pdfa/ns/schema#}namespaceURI"
+_RDF_RESOURCE = RDF + "resource"
 
 
 def scanned_row(embedded: bytes) -> dict[str, Any] | None:
@@ -63,9 +67,22 @@ def _xmp_problem(xmp: bytes, row: dict[str, Any]) -> str | None:
             return f"the XMP {PREFIX}:{name} does not match the embedded manifest row"
     if not values["conversionTime"]:
         return "the XMP has no conversion time"
-    if xmp.count(f"<pdfaSchema:namespaceURI>{NAMESPACE}".encode()) != 1:
+    if not _declared(xmp):
         return "the conversion properties are not declared as a PDF/A extension schema"
     return None
+
+
+def _declared(xmp: bytes) -> bool:
+    """An extension schema names our namespace (as element text, rdf:resource or attribute:
+    pyHanko re-serialises the XMP when it signs)."""
+    root = ElementTree.fromstring(xmp)
+    for element in root.iter():
+        values = [element.get(_SCHEMA_URI), element.get(_RDF_RESOURCE)]
+        if element.tag == _SCHEMA_URI:
+            values.append((element.text or "").strip())
+        if NAMESPACE in values and element.tag in (_SCHEMA_URI, RDF + "Description"):
+            return True
+    return False
 
 
 def _pages_problem(pdf: bytes, row: dict[str, Any]) -> str | None:
