@@ -9,7 +9,8 @@ BIN := $(VENV)/bin
 # The stamp changes with pyproject.toml, so a changed dependency list reinstalls.
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 # softhsm2: a real PKCS#11 token for the tests and `make demo SIGNER_TOKEN=1` (keys in files).
-APT_PACKAGES := qpdf poppler-utils fonts-dejavu-core softhsm2
+# tesseract-ocr(-vie) and ghostscript: OCRmyPDF's OCR engine and PDF/A converter (paper intake).
+APT_PACKAGES := qpdf poppler-utils fonts-dejavu-core softhsm2 tesseract-ocr tesseract-ocr-vie ghostscript
 # The portal's browser tests drive Debian's Chromium (Playwright's own browser download is not
 # reachable here, and a distribution browser gets security updates with the rest of the system).
 BROWSER_PACKAGES := chromium

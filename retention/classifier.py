@@ -14,7 +14,14 @@ from archive.core.settings import Settings
 from archive.pipeline.classifier import RetentionDecision
 from archive.sources import EncounterBundle
 from retention.facts import RecordFacts
-from retention.policy import RetentionPolicy, classify, load_policy, retain_until
+from retention.policy import (
+    RetentionPolicy,
+    classification_for,
+    classify,
+    dossier_class,
+    load_policy,
+    retain_until,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,5 +37,9 @@ class PolicyClassifier:
 
     def decide(self, bundle: EncounterBundle) -> RetentionDecision:
         classification = classify(RecordFacts.from_bundle(bundle), self.policy)
+        if bundle.declared_retention_class is not None:
+            # Stated by hand (a paper record's manifest): kept unless the facts give a longer one.
+            declared = classification_for(self.policy, bundle.declared_retention_class)
+            classification = dossier_class((declared, classification))
         until = retain_until(classification, discharged_at=bundle.discharged_at)
         return RetentionDecision(classification.class_id, until)

@@ -9,6 +9,7 @@
                    signer
 ``pdfa``           PDF/A-3b structure
 ``embedded-data``  the embedded FHIR Bundle's sha256 equals the catalog's ``data_sha256``
+``conversion-mark`` a record converted from paper shows the mark on every page and in its XMP
 ``lock``           COMPLIANCE, retain-until not earlier than the catalog's, legal hold as expected
 """
 
@@ -30,7 +31,12 @@ from archive.core.errors import (
     UnknownKeyError,
 )
 from archive.store import COMPLIANCE
-from verification.document import check_embedded_data, check_pdfa, check_signature
+from verification.document import (
+    check_conversion_mark,
+    check_embedded_data,
+    check_pdfa,
+    check_signature,
+)
 from verification.evidence import Evidence, NotReached
 from verification.results import CheckResult
 
@@ -153,6 +159,11 @@ def _embedded_data(ev: Evidence, now: datetime) -> CheckResult:
     )
 
 
+def _conversion_mark(ev: Evidence, now: datetime) -> CheckResult:
+    pdf = ev.pdf_matches()
+    return ev.timed("conversion-mark", lambda: check_conversion_mark(pdf))
+
+
 def _lock(ev: Evidence, now: datetime) -> CheckResult:
     row = ev.row
     try:
@@ -189,8 +200,17 @@ UNSEAL = RecordCheck("unseal", _unseal)
 SIGNATURE = RecordCheck("signature", _signature)
 PDFA = RecordCheck("pdfa", _pdfa)
 EMBEDDED_DATA = RecordCheck("embedded-data", _embedded_data)
+CONVERSION_MARK = RecordCheck("conversion-mark", _conversion_mark)
 LOCK = RecordCheck("lock", _lock)
 
-FULL: tuple[RecordCheck, ...] = (OBJECT, UNSEAL, SIGNATURE, PDFA, EMBEDDED_DATA, LOCK)
+FULL: tuple[RecordCheck, ...] = (
+    OBJECT,
+    UNSEAL,
+    SIGNATURE,
+    PDFA,
+    EMBEDDED_DATA,
+    CONVERSION_MARK,
+    LOCK,
+)
 # Fixity: present, unchanged, opens, hashes match; no signature or structure validation.
 FIXITY: tuple[RecordCheck, ...] = (OBJECT, UNSEAL, EMBEDDED_DATA, LOCK)

@@ -1,4 +1,5 @@
-"""Checks on one signed PDF's bytes: signature, PDF/A-3b structure, embedded data, renewal need.
+"""Checks on one signed PDF's bytes: signature, PDF/A-3b structure, embedded data, the conversion
+mark of a record digitised from paper, renewal need.
 
 Pure functions of the bytes, the trust policy and ``now``: the record checks call them on the
 unsealed document, ``emr-archive verify-file`` on an inspector's copy from anywhere. The expected
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from archive.core.errors import ArchiveError
+from archive.intake import mark_problem, scanned_row
 from archive.render import check_pdfa3b, extract_embedded_data
 from archive.sign import (
     SignatureReport,
@@ -27,6 +29,7 @@ from verification.results import CheckResult, Renewal
 SIGNATURE = "signature"
 PDFA = "pdfa"
 EMBEDDED_DATA = "embedded-data"
+CONVERSION_MARK = "conversion-mark"
 # The validator's own "could not decide" outcomes; every other non-ok code is a failure: a
 # hostile or broken file earns a precise code (sig.malformed, sig.cms_invalid...), not this.
 _UNDECIDED = frozenset({"sig.error"})
@@ -91,6 +94,25 @@ def check_embedded_data(pdf: bytes, *, expected_sha256: str | None = None) -> Ch
     return CheckResult.passed(EMBEDDED_DATA, f"embedded data present, sha256 {digest[:16]}...")
 
 
+def check_conversion_mark(pdf: bytes) -> CheckResult:
+    """A record converted from paper (its embedded data is a scan manifest row) shows the
+    conversion mark on every page and in its XMP (Law 20/2023/QH15 art. 12); other records pass
+    as not converted. Unreadable embedded data is the embedded-data check's failure, and fails
+    here too: the kind of record cannot be known."""
+    try:
+        row = scanned_row(extract_embedded_data(pdf))
+    except ArchiveError as e:
+        return CheckResult.failed(CONVERSION_MARK, "mark.unknown_kind", str(e))
+    if row is None:
+        return CheckResult.passed(CONVERSION_MARK, "born digital: no conversion mark needed")
+    problem = mark_problem(pdf, row)
+    if problem is not None:
+        return CheckResult.failed(CONVERSION_MARK, "mark.missing", problem)
+    return CheckResult.passed(
+        CONVERSION_MARK, "converted from paper; the mark is on every page and in the XMP"
+    )
+
+
 def renewal_need(pdf: bytes, *, now: datetime, settings: VerificationSettings) -> Renewal | None:
     """Why the newest document timestamp must be renewed soon, or None. A document without a
     readable document timestamp is the signature check's finding, not a renewal."""
@@ -126,6 +148,7 @@ def verify_document(pdf: bytes, *, trust: TrustPolicy, now: datetime) -> tuple[C
         _guarded(SIGNATURE, lambda: check_signature(pdf, trust=trust, now=now)),
         _guarded(PDFA, lambda: check_pdfa(pdf)),
         _guarded(EMBEDDED_DATA, lambda: check_embedded_data(pdf)),
+        _guarded(CONVERSION_MARK, lambda: check_conversion_mark(pdf)),
     )
 
 

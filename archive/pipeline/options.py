@@ -26,6 +26,10 @@ class RunOptions:
     workers: int
     run_id: str
     started_at: datetime  # also the documents' creation date, so a rerun renders the same bytes
+    # Paper intake (``emr-archive intake scans``): ``source`` is a scan directory and this its
+    # CSV manifest; the window is then not used to select (paper records are years old).
+    manifest: Path | None = None
+    ocr: bool = True  # paper intake only: off converts to PDF/A without a text layer
 
     @classmethod
     def create(

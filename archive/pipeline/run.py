@@ -30,6 +30,7 @@ from archive.core.atomic import write_private
 from archive.core.errors import ArchiveError
 from archive.core.pool import split, worker_pool
 from archive.core.settings import Settings
+from archive.intake import collect_scans
 from archive.pipeline.admission import admit_source
 from archive.pipeline.classifier import Classifier
 from archive.pipeline.options import RunOptions
@@ -40,7 +41,13 @@ from archive.pipeline.summary import RunSummary, run_event, write_report
 from archive.pipeline.worker import RecordOutcome
 from archive.seal import ArchiveKeys, open_keys
 from archive.sign import DocumentSigner, SignerConfig
-from archive.sources import EncounterBundle, QuarantineEntry, QuarantineScope, collect_source
+from archive.sources import (
+    CollectedItem,
+    EncounterBundle,
+    QuarantineEntry,
+    QuarantineScope,
+    collect_source,
+)
 from archive.store import S3ObjectStore, SealedStore
 
 Progress = Callable[[int, int], None]  # (encounters done or skipped, encounters selected)
@@ -137,12 +144,7 @@ class ArchiveRun:
         as an amendment (a new version beside the old)."""
         fresh: list[EncounterBundle] = []
         known: list[EncounterBundle] = []  # catalogued encounters: compared by the batch
-        items = collect_source(
-            self.options.source,
-            window=self.options.window,
-            setting=self.settings.archive.source_format,
-            on_selected=self._selected,
-        )
+        items = self._collect()
         while True:
             begin = time.perf_counter()
             item = next(items, None)
@@ -165,6 +167,21 @@ class ArchiveRun:
         for start in range(0, len(fresh), self.options.batch_size):
             yield fresh[start : start + self.options.batch_size]
         self._report_progress()
+
+    def _collect(self) -> Iterator[CollectedItem]:
+        if self.options.manifest is not None:  # paper intake: a scan directory and its manifest
+            return collect_scans(
+                self.options.source,
+                self.options.manifest,
+                tz=self.options.window.tz,
+                ocr=self.options.ocr,
+            )
+        return collect_source(
+            self.options.source,
+            window=self.options.window,
+            setting=self.settings.archive.source_format,
+            on_selected=self._selected,
+        )
 
     def _amendments(self, known: list[EncounterBundle]) -> list[EncounterBundle]:
         """Of encounters the catalog holds, those whose data differs from their newest archived

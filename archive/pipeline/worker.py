@@ -26,8 +26,9 @@ from archive.core.errors import (
     TrustServiceUnavailableError,
 )
 from archive.core.settings import Settings
+from archive.intake import SCANNED, ScanConverter
 from archive.pipeline.classifier import Classifier, RetentionDecision
-from archive.render import Renderer, extract_embedded_data
+from archive.render import RenderedDocument, Renderer, extract_embedded_data
 from archive.seal import ArchiveKeys, ObjectIdentity, open_keys
 from archive.sign import (
     DocumentSigner,
@@ -88,6 +89,7 @@ class RecordWorker:
             config, signer=signer.key.certificate, known_signers=known_signers
         )
         self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="store")
+        self._scans = ScanConverter()
 
     @classmethod
     def create(
@@ -149,12 +151,7 @@ class RecordWorker:
         for item in batch:
             start = time.perf_counter()
             try:
-                doc = self._renderer.render(
-                    item.bundle.bundle,
-                    item.bundle.canonical,
-                    created_at=created_at,
-                    source_kind=item.bundle.source_kind,
-                )
+                doc = self._render(item.bundle, created_at)
             except ArchiveError as e:
                 outcomes.append(_failed(item, "render.error", type(e).__name__))
                 continue
@@ -190,6 +187,13 @@ class RecordWorker:
         )
         outcomes.extend(stored)
         return outcomes
+
+    def _render(self, bundle: EncounterBundle, created_at: datetime) -> RenderedDocument:
+        if bundle.source_kind == SCANNED:  # a paper record: OCR and the conversion mark
+            return self._scans.convert(bundle, converted_at=created_at)
+        return self._renderer.render(
+            bundle.bundle, bundle.canonical, created_at=created_at, source_kind=bundle.source_kind
+        )
 
     def _store_signed(
         self, item: _Planned, signed: SignedDocument, *, run_id: str, timings: dict[str, float]

@@ -28,7 +28,8 @@ from archive.render.xmp import INFO_TO_XMP, parse_xmp, same_value
 
 FHIR_SUBTYPE = "/application/fhir+json"
 XML_SUBTYPE = "/application/xml"  # a QĐ 130 HOSO as the facility sent it
-DATA_SUBTYPES = (FHIR_SUBTYPE, XML_SUBTYPE)
+JSON_SUBTYPE = "/application/json"  # a paper record's scan manifest row (archive.intake)
+DATA_SUBTYPES = (FHIR_SUBTYPE, XML_SUBTYPE, JSON_SUBTYPE)
 AF_RELATIONSHIPS = ("/Source", "/Data")
 FORBIDDEN_ACTIONS = frozenset(
     (
@@ -277,7 +278,8 @@ def _fhir_file(root: generic.DictionaryObject) -> tuple[generic.DictionaryObject
             found.append((spec, stream))
     if len(found) != 1:
         raise _CheckFailedError(
-            f"the catalog /AF lists {len(found)} source data files (FHIR JSON or QĐ 130 XML), "
+            f"the catalog /AF lists {len(found)} source data files (FHIR JSON, QĐ 130 XML or a "
+            "scan manifest), "
             "expected 1"
         )
     spec, stream = found[0]

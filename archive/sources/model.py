@@ -95,8 +95,12 @@ class EncounterBundle:
     bundle: dict[str, Any] = field(repr=False, compare=False)
     canonical: bytes = field(repr=False)
     # What ``canonical`` is: "fhir", the canonical Bundle JSON; "qd130", the hospital's QĐ 130
-    # HOSO XML byte for byte (``bundle`` is then only its mapping for the page).
+    # HOSO XML byte for byte (``bundle`` is then only its mapping for the page); "scanned", a
+    # paper record's manifest row as JSON (``bundle`` then names its scan files).
     source_kind: str = "fhir"
+    # A retention class the source states outright (a paper record's manifest may): the record
+    # is kept for the longer of it and the class its facts give.
+    declared_retention_class: str | None = None
     # Set by the archive run, never by a source: 1 for an encounter's first archived version;
     # more when the catalog holds the encounter with other data (an amendment), which is then
     # archived as a new version beside the old ones, under a key of its own.

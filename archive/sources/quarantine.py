@@ -61,6 +61,22 @@ class QuarantineReason(StrEnum):
     """QĐ 130: a HOSO, an inner table or one text node larger than the reader's limit."""
     INVALID_BASE64 = "invalid-base64"
     """QĐ 130: a FILEHOSO's NOIDUNGFILE is not strict Base64."""
+    INVALID_MANIFEST_ROW = "invalid-manifest-row"
+    """Paper intake: a scan manifest row with a missing or malformed column (named, not shown),
+    or a record number listed twice."""
+    MISSING_SCAN = "missing-scan"
+    """Paper intake: a manifest row names a file that is not in the scan directory."""
+    UNLISTED_SCAN = "unlisted-scan"
+    """Paper intake: a file in the scan directory that no manifest row names."""
+    UNREADABLE_SCAN = "unreadable-scan"
+    """Paper intake: an image or PDF that cannot be decoded (damaged, truncated, not a scan)."""
+    ENCRYPTED_SCAN = "encrypted-scan"
+    """Paper intake: a password-protected or encrypted PDF (PDF/A forbids encryption)."""
+    EMPTY_SCAN = "empty-scan"
+    """Paper intake: a PDF or image file with no page."""
+    OVERSIZED_SCAN = "oversized-scan"
+    """Paper intake: a page larger than the intake's limit (side in points or pixels), or a file
+    larger than its byte limit."""
 
 
 class QuarantineScope(StrEnum):

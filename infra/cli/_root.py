@@ -42,6 +42,7 @@ for command in (
     c.verify_file_cmd,
     # the records officer: holds, retention upgrades, destruction, the audit log
     c.hold_group,
+    c.intake_group,
     c.retention_group,
     c.disposition_group,
     c.audit_group,

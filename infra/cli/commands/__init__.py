@@ -12,6 +12,7 @@ from infra.cli.commands.disposition import disposition_group
 from infra.cli.commands.files import get_cmd, put_cmd
 from infra.cli.commands.grants import grant_group
 from infra.cli.commands.holds import hold_group
+from infra.cli.commands.intake import intake_group
 from infra.cli.commands.keys import keys_group
 from infra.cli.commands.nightly import archive_cmd, sample_cmd, serve_cmd
 from infra.cli.commands.portal import portal_cmd
@@ -30,6 +31,7 @@ __all__ = [
     "get_cmd",
     "grant_group",
     "hold_group",
+    "intake_group",
     "keys_group",
     "login_cmd",
     "logout_cmd",

@@ -198,7 +198,7 @@ def test_a_pinned_certificate_refuses_another_remote_credential(
             )
         }
     )
-    with pytest.raises(ConfigError, match="does not hold the certificate"):
+    with pytest.raises(ConfigError, match="is not the one of the certificate"):
         DocumentSigner.create(SignerConfig.from_settings(other))
 
 

@@ -143,6 +143,7 @@ def test_inspector_exports_a_dossier_that_validates_as_bagit(
         "signature",
         "pdfa",
         "embedded-data",
+        "conversion-mark",
         "lock",
     }
     assert all(c["status"] == "passed" for c in report["checks"])

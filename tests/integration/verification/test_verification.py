@@ -110,6 +110,7 @@ def test_a_clean_archive_passes_every_check(
         "signature",
         "pdfa",
         "embedded-data",
+        "conversion-mark",
         "lock",
     }
     assert summary.report_path is not None

@@ -92,7 +92,12 @@ def _copied_timestamp(attack: Attack) -> bytes:
     return copy_foreign_timestamp(attack, other)
 
 
-ALL_PASS = {"signature": "sig.ok", "pdfa": "pdfa.ok", "embedded-data": "embedded-data.ok"}
+ALL_PASS = {
+    "signature": "sig.ok",
+    "pdfa": "pdfa.ok",
+    "embedded-data": "embedded-data.ok",
+    "conversion-mark": "conversion-mark.ok",
+}
 
 # attack -> (signature codes accepted, what the other checks must say)
 ATTACKS: dict[str, tuple[Callable[[Attack], bytes], set[str], dict[str, str]]] = {
@@ -110,7 +115,11 @@ ATTACKS: dict[str, tuple[Callable[[Attack], bytes], set[str], dict[str, str]]] =
         replace_embedded_json,
         {"sig.modified_after_signing"},
         # the forged file no longer matches its /Params size and MD5: the same fact, seen twice
-        {"pdfa": "pdfa.attachment", "embedded-data": "data.unusable"},
+        {
+            "pdfa": "pdfa.attachment",
+            "embedded-data": "data.unusable",
+            "conversion-mark": "mark.unknown_kind",
+        },
     ),
     "byte range leaving part of the file uncovered": (
         edit_byte_range,
@@ -155,12 +164,20 @@ ATTACKS: dict[str, tuple[Callable[[Attack], bytes], set[str], dict[str, str]]] =
     "cross-reference section naming itself as predecessor": (
         loop_xref,
         {"sig.malformed"},
-        {"pdfa": "pdfa.parse", "embedded-data": "data.unusable"},
+        {
+            "pdfa": "pdfa.parse",
+            "embedded-data": "data.unusable",
+            "conversion-mark": "mark.unknown_kind",
+        },
     ),
     "startxref pointing off its cross-reference section": (
         break_startxref,
         {"sig.malformed"},
-        {"pdfa": "pdfa.parse", "embedded-data": "data.unusable"},
+        {
+            "pdfa": "pdfa.parse",
+            "embedded-data": "data.unusable",
+            "conversion-mark": "mark.unknown_kind",
+        },
     ),
     "empty CMS": (empty_cms, {"sig.cms_invalid"}, {}),
     "foreign CMS (not SignedData)": (foreign_cms, {"sig.cms_invalid"}, {}),
@@ -168,7 +185,11 @@ ATTACKS: dict[str, tuple[Callable[[Attack], bytes], set[str], dict[str, str]]] =
     "not a PDF": (
         lambda a: b"%PDF-1.7\n" + bytes(range(256)),
         {"sig.malformed"},
-        {"pdfa": "pdfa.header", "embedded-data": "data.unusable"},
+        {
+            "pdfa": "pdfa.header",
+            "embedded-data": "data.unusable",
+            "conversion-mark": "mark.unknown_kind",
+        },
     ),
 }
 

@@ -210,7 +210,7 @@ def test_a_file_the_validator_cannot_read_is_not_a_pass() -> None:
     result = check_signature(b"%PDF-1.7\nnothing", trust=NO_TRUST, now=NOW)
     assert result.status is not Status.PASSED
     results = verify_document(b"not a pdf", trust=NO_TRUST, now=NOW)
-    assert [r.check for r in results] == ["signature", "pdfa", "embedded-data"]
+    assert [r.check for r in results] == ["signature", "pdfa", "embedded-data", "conversion-mark"]
     assert all(r.status is not Status.PASSED for r in results)
 
 

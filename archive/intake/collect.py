@@ -1,0 +1,182 @@
+"""Pair a scan directory with its manifest: one :class:`EncounterBundle` per usable paper record.
+
+Yields what the archive run takes from any source: an :class:`EncounterBundle` of source kind
+``scanned`` (its ``canonical`` bytes are the manifest row as JSON with each scan file's SHA-256,
+what the PDF embeds and the catalog hashes; ``bundle`` holds the file paths and the OCR choice for
+the converter), or a :class:`QuarantineEntry` for a bad row, a row without its file, a file
+without its row, or a file that cannot be read. Nothing is dropped without a reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import tzinfo
+from pathlib import Path
+from typing import Final
+
+from archive.core.errors import SourceError
+from archive.intake.inspect import SCAN_SUFFIXES, ScanProblem, inspect_scan
+from archive.intake.manifest import RowProblem, ScanRow, read_manifest
+from archive.sources import (
+    CollectedItem,
+    EncounterBundle,
+    QuarantineEntry,
+    QuarantineReason,
+    QuarantineScope,
+)
+
+SCANNED: Final = "scanned"
+"""The record kind (``EncounterBundle.source_kind``) of a digitised paper record."""
+RECORD_KIND: Final = "record_kind"
+MANIFEST_FORMAT: Final = 1
+_ROW_TYPE: Final = "ScanManifestRow"
+_HEAD_BYTES: Final = 4096
+
+
+def collect_scans(
+    scan_dir: Path, manifest: Path, *, tz: tzinfo, ocr: bool
+) -> Iterator[CollectedItem]:
+    """Every manifest row as a bundle or a quarantine entry, then every file no row names."""
+    if not scan_dir.is_dir():
+        raise SourceError(f"scan directory {scan_dir} does not exist or is not a directory")
+    try:
+        data = manifest.read_bytes()
+    except OSError as e:
+        raise SourceError(f"the manifest {manifest.name} cannot be read") from e
+    present = {p.name: p for p in sorted(scan_dir.iterdir()) if p.is_file()}
+    named: set[str] = set()
+    for item in read_manifest(data, tz=tz):
+        named.update(item.files)
+        if isinstance(item, RowProblem):
+            yield _entry(
+                manifest.name,
+                item.line,
+                QuarantineReason.INVALID_MANIFEST_ROW,
+                item.detail,
+                item.raw,
+            )
+            continue
+        yield _bundle_or_entry(item, present, manifest_name=manifest.name, ocr=ocr)
+    for name, path in present.items():
+        if name not in named and path.suffix.lower() in SCAN_SUFFIXES and path != manifest:
+            yield _entry(
+                name,
+                0,
+                QuarantineReason.UNLISTED_SCAN,
+                "no manifest row names this file",
+                _head(path),
+                scope=QuarantineScope.FILE,
+            )
+
+
+def _bundle_or_entry(
+    row: ScanRow, present: dict[str, Path], *, manifest_name: str, ocr: bool
+) -> CollectedItem:
+    raw = json.dumps(row.as_json(), ensure_ascii=False, sort_keys=True).encode()
+    files: list[dict[str, object]] = []
+    for name in row.files:
+        path = present.get(name)
+        if path is None:
+            return _entry(
+                manifest_name,
+                row.line,
+                QuarantineReason.MISSING_SCAN,
+                f"file {len(files) + 1} of the row is not in the scan directory",
+                raw,
+                encounter_id=row.encounter_id,
+            )
+        pages = inspect_scan(path)
+        if isinstance(pages, ScanProblem):
+            return _entry(
+                name,
+                row.line,
+                pages.reason,
+                pages.detail,
+                _head(path),
+                encounter_id=row.encounter_id,
+            )
+        files.append({"name": name, "sha256": _sha256(path), "pages": pages})
+    kinds = {Path(str(f["name"])).suffix.lower() == ".pdf" for f in files}
+    if True in kinds and len(files) > 1:
+        return _entry(
+            manifest_name,
+            row.line,
+            QuarantineReason.INVALID_MANIFEST_ROW,
+            "file: a PDF scan must be the row's only file (list images for several files)",
+            raw,
+            encounter_id=row.encounter_id,
+        )
+    return EncounterBundle(
+        encounter_id=row.encounter_id,
+        patient_id=row.patient_id,
+        facility_code=row.facility,
+        admitted_at=row.admitted_at,
+        discharged_at=row.discharged_at,
+        encounter_class=row.encounter_class,
+        department_code=None,
+        discharge_disposition=None,
+        accident_code=row.accident_code,
+        treatment_result=row.treatment_result,
+        icd10_codes=row.icd10_codes,
+        procedure_codes=row.procedure_codes,
+        patient_deceased=row.deceased,
+        record_number=row.record_number,
+        episode_key=None,
+        bundle={"paths": [str(present[n]) for n in row.files], "ocr": ocr},
+        canonical=canonical_manifest(row, files),
+        source_kind=SCANNED,
+        declared_retention_class=row.retention_class,
+    )
+
+
+def canonical_manifest(row: ScanRow, files: list[dict[str, object]]) -> bytes:
+    """The bytes the PDF embeds: the row, the scan files' digests, the record kind. Sorted keys,
+    NFC text, no time of conversion, so a rerun over the same paper finds the same record."""
+    document = {
+        RECORD_KIND: SCANNED,
+        "format": MANIFEST_FORMAT,
+        "row": row.as_json(),
+        "files": files,
+    }
+    return json.dumps(document, ensure_ascii=False, sort_keys=True, indent=1).encode()
+
+
+def _entry(
+    source_file: str,
+    line: int,
+    reason: QuarantineReason,
+    detail: str,
+    raw: bytes,
+    *,
+    scope: QuarantineScope = QuarantineScope.ENCOUNTER,
+    encounter_id: str | None = None,
+) -> QuarantineEntry:
+    return QuarantineEntry(
+        reason=reason,
+        scope=scope,
+        source_file=source_file,
+        line_number=line,
+        resource_type=_ROW_TYPE,
+        resource_id=None,
+        encounter_id=encounter_id,
+        detail=detail,
+        raw_line=raw,
+    )
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as f:
+            return f.read(_HEAD_BYTES)
+    except OSError:
+        return b""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

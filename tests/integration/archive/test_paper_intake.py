@@ -1,0 +1,230 @@
+"""Paper intake end to end on the real stack: a synthetic Vietnamese scan (rendered with Pillow in
+DejaVu, scanned back through OCRmyPDF) and a JPEG record archived as record kind ``scanned`` with
+the conversion mark, every bad input quarantined with its reason, a rerun adding nothing; the
+OCR layer holds the patient's name with its diacritics; verification (with the conversion-mark
+check), veraPDF (PDF/A-3b) and EU DSS (PAdES B-LTA) accept the records; a record stripped of its
+mark fails verification. One intake run (OCR is slow) feeds every assertion."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+import subprocess
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from io import BytesIO
+from pathlib import Path
+
+import pikepdf
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from archive import wiring
+from archive.catalog import Catalog
+from archive.pipeline import ArchiveRun, RunOptions, RunSummary
+from archive.render import extract_embedded_data
+from archive.seal import ObjectIdentity
+from archive.sources import Window
+from archive.store import S3ObjectStore, withdraw
+from infra.pki import DevPki
+from infra.settings import AppSettings as Settings
+from retention.classifier import PolicyClassifier
+from tests.support.oracles import dss, verapdf
+from verification.config import VerificationSettings
+from verification.document import check_conversion_mark
+from verification.results import Status
+from verification.run import RunPlan, VerificationRun
+from verification.select import Mode, Selection
+
+pytestmark = pytest.mark.integration
+
+NAME = "Nguyễn Thị Hương"
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+HEADER = "file,record_number,patient_id,facility,admitted,discharged,converted_by,deceased,icd10\n"
+ROWS = (
+    "HS-2015-001.tiff,HS-2015-001,BN-0001,79001,2020-03-01,2020-03-12,Trần Văn Bình,,J18.9\n"
+    "HS-2015-002.jpg,HS-2015-002,BN-0002,79001,2015-04-02,2015-04-03,Trần Văn Bình,có,\n"
+    "HS-2015-003.pdf,HS-2015-003,BN-0003,79001,2015-05-01,2015-05-02,Trần Văn Bình,,\n"
+    "HS-2015-004.pdf,HS-2015-004,BN-0004,79001,2015-05-01,2015-05-02,Trần Văn Bình,,\n"
+    "HS-2015-005.jpg,HS-2015-005,BN-0005,79001,2015-05-01,2015-05-02,Trần Văn Bình,,\n"
+    "HS-2015-006.pdf,HS-2015-006,BN-0006,79001,2015-05-01,2015-05-02,Trần Văn Bình,,\n"
+    "HS-2015-007.tiff,HS-2015-007,BN-0007,79001,2015-05-01,2015-05-02,Trần Văn Bình,,\n"
+    "HS-2015-008.tiff,HS-2015-008,BN-0008,79001,2015-13-01,2015-05-02,Trần Văn Bình,,\n"
+)
+EXPECTED_QUARANTINE = {
+    "encrypted-scan": 1,  # 003
+    "unreadable-scan": 2,  # 004 damaged PDF, 005 not an image
+    "empty-scan": 1,  # 006 a PDF without pages
+    "missing-scan": 1,  # 007 listed, not scanned
+    "invalid-manifest-row": 1,  # 008 month 13
+    "unlisted-scan": 1,  # stray.tiff
+}
+
+
+@dataclass(frozen=True)
+class Intake:
+    settings: Settings
+    first: RunSummary
+    second: RunSummary
+    rows: list[dict[str, object]]
+    pdfs: dict[str, Path]
+
+
+def _page(lines: list[str]) -> Image.Image:
+    image = Image.new("L", (1240, 1754), 255)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype(FONT, 44)
+    for i, line in enumerate(lines):
+        draw.text((100, 150 + 90 * i), line, font=font, fill=0)
+    return image
+
+
+def _scans(scan_dir: Path) -> None:
+    scan_dir.mkdir()
+    page = _page(["HỒ SƠ BỆNH ÁN", f"Họ và tên: {NAME}", "Chẩn đoán: Viêm phổi"])
+    page.save(scan_dir / "HS-2015-001.tiff", dpi=(150, 150), compression="tiff_lzw")
+    _page(["GIẤY RA VIỆN"]).convert("RGB").save(scan_dir / "HS-2015-002.jpg", dpi=(150, 150))
+    with pikepdf.new() as pdf:
+        pdf.add_blank_page()
+        pdf.save(scan_dir / "HS-2015-003.pdf", encryption=pikepdf.Encryption(owner="o", user="u"))
+    (scan_dir / "HS-2015-004.pdf").write_bytes(b"%PDF-1.7\n1 0 obj <<>> garbage")
+    (scan_dir / "HS-2015-005.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pikepdf.new() as pdf:
+        pdf.save(scan_dir / "HS-2015-006.pdf")
+    _page(["?"]).save(scan_dir / "stray.tiff", dpi=(150, 150))
+
+
+def _run(settings: Settings, scan_dir: Path, manifest: Path) -> RunSummary:
+    now = datetime.now(UTC)
+    window = Window.for_day(date(2026, 12, 1), "Asia/Ho_Chi_Minh")
+    options = RunOptions.create(settings, window=window, source=scan_dir, now=now)
+    options = dataclasses.replace(options, manifest=manifest)
+    classifier = PolicyClassifier.from_settings(settings)
+    with ArchiveRun.start(settings, options, classifier=classifier) as run:
+        for batch in run.batches():
+            run.archive_batch(batch)
+        run.store_quarantine()
+        return run.finish()
+
+
+@pytest.fixture(scope="module")
+def intake(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Intake:
+    out = tmp_path_factory.mktemp("intake")
+    settings = stack_settings.model_copy(
+        update={
+            "s3": stack_settings.s3.model_copy(update={"bucket": f"scans-{secrets.token_hex(4)}"}),
+            "catalog": stack_settings.catalog.model_copy(update={"catalog_dir": out / "catalog"}),
+            "archive": stack_settings.archive.model_copy(update={"workers": 1}),
+        }
+    )
+    S3ObjectStore.from_settings(settings).create_locked_bucket()
+    scan_dir = out / "scans"
+    _scans(scan_dir)
+    manifest = out / "manifest.csv"
+    manifest.write_bytes(b"\xef\xbb\xbf" + (HEADER + ROWS).encode())  # Excel's "CSV UTF-8"
+    first = _run(settings, scan_dir, manifest)
+    second = _run(settings, scan_dir, manifest)
+    rows = Catalog.open(settings.catalog_dir).rows().to_pylist()
+    pdfs = {}
+    for row in rows:
+        eid = str(row["encounter_id"])
+        pdf = withdraw(
+            identity=ObjectIdentity(str(row["bucket"]), str(row["object_key"]), eid),
+            version_id=str(row["version_id"]),
+            store=S3ObjectStore.from_settings(settings),
+            keys=wiring.open_keyring(settings),
+            settings=settings.seal,
+        )
+        pdfs[eid] = out / f"{eid}.pdf"
+        pdfs[eid].write_bytes(pdf)
+    return Intake(settings, first, second, rows, pdfs)
+
+
+def test_intake_archives_good_scans_and_quarantines_each_bad_input(intake: Intake) -> None:
+    assert intake.first.failed == {}, intake.first.failed
+    assert intake.first.archived == 2
+    assert dict(Counter(intake.first.quarantined)) == EXPECTED_QUARANTINE
+    classes = {r["encounter_id"]: r["retention_class"] for r in intake.rows}
+    assert classes == {"paper-79001-HS-2015-001": "ordinary", "paper-79001-HS-2015-002": "death"}
+
+
+def test_a_rerun_adds_nothing(intake: Intake) -> None:
+    s = intake.second
+    assert (s.archived, s.adopted, s.quarantine_new, s.already_archived) == (0, 0, 0, 2)
+    assert len(intake.rows) == 2
+
+
+def test_the_ocr_layer_holds_the_patients_name_with_diacritics(intake: Intake) -> None:
+    text = subprocess.run(
+        ["pdftotext", "-enc", "UTF-8", str(intake.pdfs["paper-79001-HS-2015-001"]), "-"],
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    assert NAME in text
+    assert "BẢN ĐIỆN TỬ CHUYỂN ĐỔI TỪ HỒ SƠ GIẤY" in text
+    embedded = json.loads(
+        extract_embedded_data(intake.pdfs["paper-79001-HS-2015-001"].read_bytes())
+    )
+    assert embedded["record_kind"] == "scanned"
+    assert embedded["row"]["converted_by"] == "Trần Văn Bình"
+
+
+def test_verification_passes_every_scanned_record_with_its_mark(
+    intake: Intake, tmp_path: Path
+) -> None:
+    vsettings = VerificationSettings(output_dir=tmp_path / "verification", workers=1)
+    plan = RunPlan.create(
+        intake.settings, vsettings, selection=Selection(mode=Mode.FULL), now=datetime.now(UTC)
+    )
+    with VerificationRun.start(intake.settings, vsettings, plan) as run:
+        for batch in run.batches():
+            run.verify_batch(batch)
+        summary = run.finish()
+    failed = [
+        (c.check, c.reason_code, c.message)
+        for r in summary.results
+        for c in r.checks
+        if c.status is not Status.PASSED
+    ]
+    assert summary.status is Status.PASSED, failed
+    marks = [c for r in summary.results for c in r.checks if c.check == "conversion-mark"]
+    assert len(marks) == 2
+    assert all("converted from paper" in c.message for c in marks)
+
+
+def test_verapdf_and_dss_accept_the_scanned_records(intake: Intake) -> None:
+    files = list(intake.pdfs.values())
+    refused = {p.name: v.error or v.failed for p, v in verapdf(files).items() if not v.compliant}
+    assert refused == {}
+    pki = DevPki(pki_dir=intake.settings.pki_dir, port=intake.settings.stack.pki_port)
+    for path, verdict in dss(files, trust_anchor=pki.trust_root).items():
+        assert verdict.error is None, (path.name, verdict.error)
+        [signature] = verdict.signatures
+        assert (signature.indication, signature.level) == ("TOTAL_PASSED", "PAdES-BASELINE-LTA")
+
+
+def _strip(pdf: bytes, *, page: int | None = None, xmp: bool = False) -> bytes:
+    with pikepdf.open(BytesIO(pdf)) as doc:
+        if page is not None:  # the stamp is the overlay's content stream, added last
+            contents = doc.pages[page].obj.Contents
+            doc.pages[page].obj.Contents = pikepdf.Array(list(contents)[:-1])
+        if xmp:
+            data = doc.Root.Metadata.read_bytes()
+            doc.Root.Metadata.write(data.replace(b"convertingPerson", b"someoneElse"))
+        out = BytesIO()
+        doc.save(out)
+        return out.getvalue()
+
+
+@pytest.mark.parametrize(("attack", "kwargs"), [("stamp", {"page": 0}), ("xmp", {"xmp": True})])
+def test_a_scanned_record_without_its_mark_fails_verification(
+    intake: Intake, attack: str, kwargs: dict[str, object]
+) -> None:
+    pdf = intake.pdfs["paper-79001-HS-2015-002"].read_bytes()
+    assert check_conversion_mark(pdf).status is Status.PASSED
+    stripped = _strip(pdf, **kwargs)  # type: ignore[arg-type]
+    result = check_conversion_mark(stripped)
+    assert (result.status, result.reason_code) == (Status.FAILED, "mark.missing"), attack
+    assert "Trần" not in result.message
