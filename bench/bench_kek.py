@@ -1,11 +1,14 @@
 """Seal+PUT and GET+unseal per key provider: the local keyring, OpenBao transit with batch keys,
-and transit wrapping every data key by itself (batch_key_objects=1, the design we did not take).
+transit wrapping every data key by itself (batch_key_objects=1, the design we did not take), and
+a SoftHSM2 token wrapping every data key on the token (pkcs11); and the cost of one pseudonym
+(an HMAC: in memory, or on the token for pkcs11).
 
-Run by hand; the machine is shared and noisy, so nothing here is asserted. Issue #13's target:
+Run by hand; the machine is shared and noisy, so nothing here is asserted. Issue #13's targets:
 transit with batching or caching, so a night of 10,000 records does not make 10,000 sequential
-round trips. Each provider seals and opens ``--documents`` fresh ~60 KB documents with
-``--threads`` in flight (as the nightly worker's store pool does); a fresh key store per phase,
-so the read side starts with a cold cache like a new verification process.
+round trips; pkcs11 within 10 % of the local keyring. Each provider seals and opens
+``--documents`` fresh ~60 KB documents with ``--threads`` in flight (as the nightly worker's
+store pool does); a fresh key store per phase, so the read side starts with a cold cache like a
+new verification process.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from archive.seal import unseal as unseal_bytes
 from archive.store import S3ObjectStore
 from bench.bench_store import documents
 from bench.common import table, throwaway_stack
-from infra import openbao
+from infra import openbao, softhsm
 from infra.settings import AppSettings as Settings
 
 
@@ -62,6 +65,30 @@ def _timed(fn: Callable[[int], None], count: int, threads: int) -> float:
     return time.perf_counter() - begin
 
 
+def pseudonym_us(settings: Settings, count: int = 2000) -> float:
+    keys = open_keys(settings)
+    begin = time.perf_counter()
+    for i in range(count):
+        keys.pseudonym(f"0791{i:08d}")
+    return (time.perf_counter() - begin) / count * 1e6
+
+
+def _on_token(base: Settings) -> Settings:
+    """A SoftHSM2 token of its own under the throwaway data dir, the keys made on it."""
+    conf = softhsm.write_config(Path(base.data_dir, "softhsm"))
+    token = softhsm.create_token(conf, "bench-kek")
+    keys = KeySettings(
+        provider="pkcs11",
+        keyring_dir=Path(base.data_dir, "p"),
+        pkcs11_module=token.module,
+        pkcs11_token_label=token.label,
+        pkcs11_pin_file=token.pin_file,
+    )
+    settings = base.model_copy(update={"keys": keys})
+    init_keys(settings)
+    return settings
+
+
 def _trips(keys: ArchiveKeys) -> int:
     return keys.round_trips if isinstance(keys, TransitKeyring) else 0
 
@@ -73,7 +100,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()
     docs = documents(args.documents, args.size)
-    rows = [("provider", "seal+PUT", "GET+unseal", "transit round trips", "vs local")]
+    rows = [("provider", "seal+PUT", "GET+unseal", "round trips", "vs local", "pseudonym")]
     with throwaway_stack() as base:
         local = base.model_copy(update={"keys": KeySettings(keyring_dir=Path(base.data_dir, "l"))})
         init_keys(local)
@@ -88,6 +115,7 @@ def main() -> None:
             ("local keyring", local),
             ("transit, batch keys", transit),
             ("transit, a call per object", one_by_one),
+            ("pkcs11 (SoftHSM2)", _on_token(base)),
         ):
             write, read, trips = run(settings, docs, args.threads)
             baseline = baseline or write + read
@@ -99,6 +127,7 @@ def main() -> None:
                     f"{read * 1000 / n:.2f} ms/doc ({n / read:,.0f}/s)",
                     str(trips),
                     f"{(write + read) / baseline * 100 - 100:+.0f} %",
+                    f"{pseudonym_us(settings):.0f} µs",
                 )
             )
     print(table(rows))

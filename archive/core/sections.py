@@ -64,15 +64,16 @@ class S3Settings(Section):
 class KeySettings(Section):
     """Key-encryption keys and the pseudonym secret."""
 
-    provider: Literal["local", "transit"] = Field(
+    provider: Literal["local", "transit", "pkcs11"] = Field(
         default="local",
-        description="'local' keyring files, or 'transit': an OpenBao/Vault transit engine",
+        description="'local' keyring files, 'transit': an OpenBao/Vault transit engine, or "
+        "'pkcs11': AES keys on an HSM or token",
     )
     keyring_dir: Path | None = Field(default=None, description="unset = <data_dir>/keys")
     kek_id: str = Field(
         default="emr-archive-kek",
         pattern=r"^[A-Za-z0-9._-]{1,64}$",
-        description="name of the key-encryption key created by `keys init` (local keyring)",
+        description="name of the key-encryption key created by `keys init` (local, pkcs11)",
     )
     transit_url: str | None = Field(
         default=None, description="OpenBao/Vault address; unset = the embedded OpenBao"
@@ -107,6 +108,36 @@ class KeySettings(Section):
         description="seconds a batch key is used and an unwrapped one cached; also how soon a "
         "running process follows `keys rotate`",
     )
+
+    pkcs11_module: Path | None = Field(
+        default=None, description="the HSM's PKCS#11 module; unset = Debian's SoftHSM2"
+    )
+    pkcs11_token_label: str | None = Field(default=None, description="the token's label")
+    pkcs11_token_serial: str | None = Field(default=None, description="or its serial number")
+    pkcs11_pin_file: Path | None = Field(default=None, description="file (0600) with the user PIN")
+    pkcs11_pin_env: str | None = Field(
+        default=None, description="or the environment variable holding it"
+    )
+    pkcs11_label_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._/-]{0,64}$",
+        description="before the token keys' labels <kek_id>.v<n> and <kek_id>.hmac",
+    )
+    pkcs11_refresh_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="seconds between looks at the token's KEK versions: how soon a running "
+        "process follows `keys rotate`",
+    )
+
+    @model_validator(mode="after")
+    def _pkcs11_complete(self) -> KeySettings:
+        if self.provider == "pkcs11" and not (self.pkcs11_token_label or self.pkcs11_token_serial):
+            raise ValueError("provider pkcs11 needs PKCS11_TOKEN_LABEL or PKCS11_TOKEN_SERIAL")
+        if self.provider == "pkcs11" and not (self.pkcs11_pin_file or self.pkcs11_pin_env):
+            raise ValueError("provider pkcs11 needs PKCS11_PIN_FILE or PKCS11_PIN_ENV")
+        return self
 
     @field_validator("transit_url")
     @classmethod

@@ -1,8 +1,10 @@
 """Seal: bytes and an object identity in, a sealed object out (and back).
 
 zstd, then AES-256-GCM in frames under a fresh data key per object, the data key wrapped (RFC 3394)
-by the current key-encryption key of a :class:`KeyProvider`: the local keyring (default) or an
-OpenBao/Vault transit key (:class:`TransitKeyring`), as :func:`open_keys` picks from settings.
+by the current key-encryption key of a :class:`KeyProvider`: the local keyring (default), an
+OpenBao/Vault transit key (:class:`TransitKeyring`) or AES keys on an HSM
+(:class:`archive.seal.hsm.Pkcs11Keyring`, not imported here: python-pkcs11 loads only when the
+settings name it), as :func:`open_keys` picks from settings.
 The header carries the KEK id and version, the wrapped key and a key commitment; every frame's
 AAD binds the header, the object's identity and its position, so a changed, cut, extended,
 reordered or moved object does not open.

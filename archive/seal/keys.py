@@ -33,7 +33,8 @@ class WrappedKey:
 
 class KeyProvider(Protocol):
     """Wraps and unwraps per-object data keys: :class:`~archive.seal.keyring.LocalKeyring`,
-    :class:`~archive.seal.transit.TransitKeyring` (OpenBao/Vault), PKCS#11 next."""
+    :class:`~archive.seal.transit.TransitKeyring` (OpenBao/Vault),
+    :class:`~archive.seal.hsm.Pkcs11Keyring` (PKCS#11 HSM or token)."""
 
     def current(self) -> KekRef:
         """The KEK version new objects are sealed under."""

@@ -2,6 +2,8 @@
 
 ``local`` (default): :class:`~archive.seal.keyring.LocalKeyring`, files under ``keyring_dir``.
 ``transit``: :class:`~archive.seal.transit.TransitKeyring`, an OpenBao/Vault transit key.
+``pkcs11``: :class:`~archive.seal.hsm.Pkcs11Keyring`, AES keys on an HSM or token
+(:mod:`~archive.seal.hsm_setup`, imported only then: python-pkcs11 and the signer's PIN reader).
 
 :func:`init_keys` is ``emr-archive keys init``: it creates what the provider needs, and when a
 local keyring already sits in ``keyring_dir`` it moves that keyring under the new provider (its
@@ -33,6 +35,10 @@ def open_keys(settings: Settings) -> ArchiveKeys:
     """The configured key store, which must exist (``keys init`` / ``stack up`` create it)."""
     if settings.keys.provider == "transit":
         return _open_transit(settings, _client(settings))
+    if settings.keys.provider == "pkcs11":
+        from archive.seal.hsm_setup import open_pkcs11
+
+        return open_pkcs11(settings)
     return LocalKeyring.open(settings.keyring_dir)
 
 
@@ -41,6 +47,10 @@ def init_keys(settings: Settings) -> tuple[ArchiveKeys, str]:
     if settings.keys.provider == "local":
         ring = LocalKeyring.open_or_create(settings.keyring_dir, kek_id=settings.keys.kek_id)
         return ring, "local keyring ready"
+    if settings.keys.provider == "pkcs11":
+        from archive.seal.hsm_setup import init_pkcs11
+
+        return init_pkcs11(settings)
     client = _client(settings)
     client.ensure_key()
     path = settings.keyring_dir / TRANSIT_FILE

@@ -8,9 +8,11 @@ cannot. Each use has its own domain label, so one value never equals another's (
 never matches a catalog pseudonym or an object key's token).
 
 The secret must never change (a new one would orphan every catalog entry), so it is kept apart
-from the rotating KEKs. Every key store holds it through :class:`SecretPseudonyms`: the local
-keyring in a 0600 file, the transit keyring encrypted by the transit key (decrypted into memory
-once per process: a round trip per pseudonym would cost the catalog and the portal too much).
+from the rotating KEKs. Every value here is one HMAC-SHA256 under it, so a key store only has to
+provide that (:class:`KeyedHashes`): the local keyring and the transit keyring compute it in
+memory (:class:`SecretPseudonyms`; transit decrypts the secret once per process, since a round
+trip per pseudonym would cost the catalog and the portal too much), the PKCS#11 keyring on the
+token, where the secret never leaves (CKM_SHA256_HMAC gives the same bytes for the same secret).
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ import hashlib
 import hmac
 import json
 import unicodedata
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Protocol
+
+Mac = Callable[[bytes], bytes]  # HMAC-SHA256 under the pseudonym secret, wherever it is kept
 
 _PSEUDONYM_DOMAIN = b"emr-archive/patient-pseudonym/v1\x00"
 _PSEUDONYM_PREFIX = "p1_"
@@ -46,35 +52,58 @@ class Pseudonymizer(Protocol):
         ...
 
 
-class SecretPseudonyms:
-    """The keyed hashes of a key store, all from one pseudonym secret held in memory."""
+class KeyedHashes(ABC):
+    """The keyed hashes of a key store, all from one HMAC-SHA256 under the pseudonym secret."""
+
+    @abstractmethod
+    def _mac(self, data: bytes) -> bytes:
+        """HMAC-SHA256 of ``data`` under the pseudonym secret."""
+
+    def pseudonym(self, patient_id: str) -> str:
+        return _pseudonym(self._mac, patient_id)
+
+    def record_token(self, record_id: str) -> str:
+        return _record_token(self._mac, record_id)
+
+    def quarantine_digest(self, raw_id: object) -> str | None:
+        """How the quarantine index names a raw id (see :func:`quarantine_digest`)."""
+        return _quarantine_digest(self._mac, raw_id)
+
+    def chain_key(self) -> bytes:
+        """Seals chains' HEAD files and names their bucket copies (:mod:`archive.audit.seal`)."""
+        return self._mac(_CHAIN_DOMAIN)
+
+
+class SecretPseudonyms(KeyedHashes):
+    """The keyed hashes computed in memory, from the secret itself."""
 
     def __init__(self, pseudonym_secret: bytes) -> None:
         self._pseudonym_secret = pseudonym_secret
 
-    def pseudonym(self, patient_id: str) -> str:
-        return pseudonym(self._pseudonym_secret, patient_id)
+    def _mac(self, data: bytes) -> bytes:
+        return _hmac(self._pseudonym_secret)(data)
 
-    def record_token(self, record_id: str) -> str:
-        return record_token(self._pseudonym_secret, record_id)
 
-    def quarantine_digest(self, raw_id: object) -> str | None:
-        """How the quarantine index names a raw id (see :func:`quarantine_digest`)."""
-        return quarantine_digest(self._pseudonym_secret, raw_id)
-
-    def chain_key(self) -> bytes:
-        """Seals chains' HEAD files and names their bucket copies (:mod:`archive.audit.seal`)."""
-        return chain_key(self._pseudonym_secret)
+def _hmac(secret: bytes) -> Mac:
+    return lambda data: hmac.new(secret, data, hashlib.sha256).digest()
 
 
 def pseudonym(secret: bytes, patient_id: str) -> str:
     """HMAC-SHA256 of the NFC form, so the same name typed on two systems matches."""
-    return _PSEUDONYM_PREFIX + _keyed(secret, _PSEUDONYM_DOMAIN, patient_id, "patient id")
+    return _pseudonym(_hmac(secret), patient_id)
+
+
+def _pseudonym(mac: Mac, patient_id: str) -> str:
+    return _PSEUDONYM_PREFIX + _keyed(mac, _PSEUDONYM_DOMAIN, patient_id, "patient id")
 
 
 def record_token(secret: bytes, record_id: str) -> str:
     """40 hex digits (160 bits) of a domain-separated HMAC: short enough for object keys."""
-    return _RECORD_TOKEN_PREFIX + _keyed(secret, _RECORD_TOKEN_DOMAIN, record_id, "record id")[:38]
+    return _record_token(_hmac(secret), record_id)
+
+
+def _record_token(mac: Mac, record_id: str) -> str:
+    return _RECORD_TOKEN_PREFIX + _keyed(mac, _RECORD_TOKEN_DOMAIN, record_id, "record id")[:38]
 
 
 def quarantine_digest(secret: bytes, value: object) -> str | None:
@@ -84,17 +113,20 @@ def quarantine_digest(secret: bytes, value: object) -> str | None:
     may be a number, a list, an unpaired surrogate): the digest ties entries to one raw value.
     A type tag keeps the string "12" apart from the number 12.
     """
+    return _quarantine_digest(_hmac(secret), value)
+
+
+def _quarantine_digest(mac: Mac, value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
         data = b"s" + value.encode("utf-8", "surrogatepass")
     else:
         data = b"j" + json.dumps(value, sort_keys=True, ensure_ascii=True).encode("ascii")
-    digest = hmac.new(secret, _QUARANTINE_DOMAIN + data, hashlib.sha256).hexdigest()
-    return QUARANTINE_DIGEST_PREFIX + digest
+    return QUARANTINE_DIGEST_PREFIX + mac(_QUARANTINE_DOMAIN + data).hex()
 
 
-def _keyed(secret: bytes, domain: bytes, value: str, what: str) -> str:
+def _keyed(mac: Mac, domain: bytes, value: str, what: str) -> str:
     if not value:
         raise ValueError(f"{what} is empty")
     try:
@@ -105,11 +137,11 @@ def _keyed(secret: bytes, domain: bytes, value: str, what: str) -> str:
         # Raised outside the handler: the UnicodeEncodeError quotes the input (PHI) and must
         # not ride along as __context__ into logs or error trackers.
         raise ValueError(f"{what} is not valid Unicode text")
-    return hmac.new(secret, domain + encoded, hashlib.sha256).hexdigest()
+    return mac(domain + encoded).hex()
 
 
 def chain_key(secret: bytes) -> bytes:
     """The key that seals hash chains' HEAD files and names their bucket copies
     (:mod:`archive.audit.seal`). From the pseudonym secret, which never changes (a rotated key
     would leave every HEAD unverifiable), under its own label so it equals no pseudonym."""
-    return hmac.new(secret, _CHAIN_DOMAIN, hashlib.sha256).digest()
+    return _hmac(secret)(_CHAIN_DOMAIN)
