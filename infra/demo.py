@@ -27,7 +27,7 @@ from archive.sign import validate_pdf_signatures
 from archive.store import withdraw
 from infra import prefect_server, stack
 from infra.demo_retrieval import show_retrieval
-from infra.demo_sources import show_qd130
+from infra.demo_sources import show_qd130, show_scans
 from infra.sample.generator import write_sample_export
 from infra.settings import AppSettings as Settings
 
@@ -76,8 +76,11 @@ def run_demo(settings: Settings) -> None:
     second = summary_of(nightly_archive, source=str(export))
     _step("4b. The same day as QĐ 130 XML, as every Vietnamese HIS sends it to social insurance")
     qd130 = show_qd130(settings, yesterday)
+    _step("4c. Paper records from a digitisation campaign: OCR, the conversion mark, signed")
+    paper = show_scans(settings)
     _step("5. Summary")
-    _summary([("first run", first), ("second run", second), ("QĐ 130 run", qd130)])
+    runs = [("first run", first), ("second run", second), ("QĐ 130 run", qd130)]
+    _summary([*runs, ("paper intake", paper)])
 
     _step("6. One archived record, decrypted for a person to open")
     record = _show_record(settings, first["run_id"])

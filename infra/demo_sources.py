@@ -1,5 +1,6 @@
 """`make demo`, the sources beside FHIR: a day of the QĐ 130 XML every Vietnamese HIS already
-sends to social insurance, archived by the same nightly run and shown record by record."""
+sends to social insurance, archived by the same nightly run, and a shelf of paper records from a
+digitisation campaign (OCR, the conversion mark, then signed and locked like the others)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,18 @@ import click
 from archive import wiring
 from archive.catalog import Catalog
 from archive.core.atomic import write_private
+from archive.intake import mark_problem, scanned_row
 from archive.render import extract_embedded_data
 from archive.seal import ObjectIdentity
 from archive.store import withdraw
+from infra.intake import run_intake
 from infra.sample.qd130 import write_qd130_export
+from infra.sample.qd130_records import FACILITY
+from infra.sample.scans import write_sample_scans
 from infra.settings import AppSettings as Settings
 
 QD130_ENCOUNTERS = 40
+PAPER_RECORDS = 3
 
 
 def show_qd130(settings: Settings, day: date) -> dict[str, Any]:
@@ -52,13 +58,42 @@ def show_qd130(settings: Settings, day: date) -> dict[str, Any]:
     return result
 
 
-def _show_original(settings: Settings, run_id: str) -> None:
-    """One QĐ 130 record: the hospital's own HOSO XML travels inside the signed PDF unchanged."""
+def show_scans(settings: Settings) -> dict[str, Any]:
+    """Three paper records scanned, OCR'd, marked as converted, signed and locked; one shown."""
+    out = settings.exports_dir / f"demo-paper-{secrets.token_hex(3)}"
+    shelf = write_sample_scans(
+        out, records=PAPER_RECORDS, seed=secrets.randbits(31), facility=FACILITY
+    )
+    click.echo(
+        f"   {shelf.scan_dir}: {shelf.records} paper records ({shelf.pages} pages, TIFF and JPEG) "
+        f"listed in {shelf.manifest.name} with who converted them"
+    )
+    summary = run_intake(settings, shelf.scan_dir, shelf.manifest).to_dict()
+    click.echo(
+        f"   archived {summary['archived']}, quarantined {summary['quarantined_total']}, "
+        f"failed {summary['failed_total']} (OCR in Vietnamese and English, PDF/A-3b)"
+    )
+    found = _first_record(settings, summary["run_id"])
+    if found is not None:
+        row, pdf = found
+        scan = scanned_row(extract_embedded_data(pdf)) or {}
+        problem = mark_problem(pdf, scan) if scan else "no scan manifest embedded"
+        out_pdf = settings.data_dir / "demo" / f"paper-{row['encounter_id']}.pdf"
+        write_private(out_pdf, pdf)
+        click.echo(
+            f"   {out_pdf}: record {scan.get('record_number', '?')}, converted by "
+            f'{scan.get("converted_by", "?")}; the mark "converted from paper" is '
+            + ("on every page and in the XMP" if problem is None else f"MISSING ({problem})")
+        )
+    return summary
+
+
+def _first_record(settings: Settings, run_id: str) -> tuple[dict[str, Any], bytes] | None:
     catalog = Catalog.open(settings.catalog_dir)
     rows = [r for r in catalog.rows().to_pylist() if r["run_id"] == run_id]
     if not rows:
         click.echo("   (this run archived nothing new)")
-        return
+        return None
     row = rows[0]
     pdf = withdraw(
         identity=ObjectIdentity(row["bucket"], row["object_key"], row["encounter_id"]),
@@ -67,9 +102,17 @@ def _show_original(settings: Settings, run_id: str) -> None:
         keys=wiring.open_keyring(settings),
         settings=settings.seal,
     )
+    return row, pdf
+
+
+def _show_original(settings: Settings, run_id: str) -> None:
+    """One QĐ 130 record: the hospital's own HOSO XML travels inside the signed PDF unchanged."""
+    found = _first_record(settings, run_id)
+    if found is None:
+        return
+    row, pdf = found
     original = extract_embedded_data(pdf)
     out = settings.data_dir / "demo" / f"record-{row['encounter_id']}.hoso.xml"
-    out.parent.mkdir(parents=True, exist_ok=True)
     write_private(out, original)
     click.echo(
         f"   record MA_LK {row['encounter_id']}: its PDF embeds the HIS's HOSO as sent "
