@@ -21,7 +21,7 @@ from archive.evidence.record import (
     renew_timestamp,
     timestamp_renewal_leaf,
 )
-from archive.evidence.timestamps import TsaTrust
+from archive.evidence.timestamps import TsaTrust, with_validation_data
 from archive.evidence.validate import TimestampCheck, TimestampRejectedError, validate_evidence
 from archive.evidence.verdict import (
     CHAIN_BROKEN,
@@ -58,4 +58,5 @@ __all__ = [
     "root_of",
     "timestamp_renewal_leaf",
     "validate_evidence",
+    "with_validation_data",
 ]

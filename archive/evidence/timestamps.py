@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 
-from asn1crypto import cms, x509
+from asn1crypto import cms, crl, ocsp, x509
 from pyhanko.sign.ades.report import AdESIndeterminate
 from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
@@ -21,7 +21,7 @@ from pyhanko_certvalidator import ValidationContext
 from archive.evidence.validate import TimestampRejectedError
 from archive.evidence.verdict import CHAIN_BROKEN, EXPIRED, WEAK_ALGORITHM
 
-__all__ = ["TsaTrust"]
+__all__ = ["TsaTrust", "with_validation_data"]
 
 _EXPIRED = {AdESIndeterminate.OUT_OF_BOUNDS_NO_POE, AdESIndeterminate.OUT_OF_BOUNDS_NOT_REVOKED}
 _WEAK = {
@@ -92,3 +92,36 @@ class TsaTrust:
         finally:
             await context.aclose()  # type: ignore[no-untyped-call]
         return result
+
+
+def with_validation_data(
+    token: cms.ContentInfo, *, crls: Sequence[bytes] = (), ocsps: Sequence[bytes] = ()
+) -> cms.ContentInfo:
+    """``token`` carrying the revocation data of its TSA's certificates in the SignedData's
+    ``crls`` field (OCSP responses as RFC 5940 other revocation info).
+
+    That field is not signed, so adding to it leaves the token valid; it has to be done before
+    any record is built on the token, since a timestamp renewal covers the token's whole DER
+    (RFC 4998 §5.2), and that is what protects this data for the decades to come. Without it an
+    offline validator cannot tell the TSA certificate was not revoked: EU DSS leaves such a
+    timestamp INDETERMINATE (no revocation data found for the certificate).
+    """
+    signed = token["content"].copy()
+    carried = list(signed["crls"]) if isinstance(signed["crls"], cms.RevocationInfoChoices) else []
+    carried += [
+        cms.RevocationInfoChoice(name="crl", value=crl.CertificateList.load(c)) for c in crls
+    ]
+    carried += [
+        cms.RevocationInfoChoice(
+            name="other",
+            value=cms.OtherRevocationInfoFormat(
+                {
+                    "other_rev_info_format": "ocsp_response",
+                    "other_rev_info": ocsp.OCSPResponse.load(o),
+                }
+            ),
+        )
+        for o in ocsps
+    ]
+    signed["crls"] = cms.RevocationInfoChoices(carried)
+    return cms.ContentInfo({"content_type": "signed_data", "content": signed})

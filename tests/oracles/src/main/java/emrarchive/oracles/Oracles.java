@@ -9,6 +9,7 @@ import eu.europa.esig.dss.model.x509.CertificateToken;
 import eu.europa.esig.dss.diagnostic.DiagnosticData;
 import eu.europa.esig.dss.diagnostic.TimestampWrapper;
 import eu.europa.esig.dss.simplereport.SimpleReport;
+import eu.europa.esig.dss.simplereport.jaxb.XmlEvidenceRecord;
 import eu.europa.esig.dss.simplereport.jaxb.XmlTimestamp;
 import eu.europa.esig.dss.spi.validation.CommonCertificateVerifier;
 import eu.europa.esig.dss.spi.x509.CommonTrustedCertificateSource;
@@ -21,7 +22,9 @@ import java.security.cert.Certificate;
 import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
+import java.time.Instant;
 import java.util.Arrays;
+import java.util.Date;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -60,10 +63,21 @@ public final class Oracles {
     } else if (args.length >= 2 && args[0].equals("dss")) {
       CommonCertificateVerifier verifier = offlineVerifier(new File(args[1]));
       for (String f : Arrays.copyOfRange(args, 2, args.length)) {
-        System.out.println(guard(f, () -> dss(f, verifier)));
+        System.out.println(guard(f, () -> dss(f, verifier, null, null)));
       }
+    } else if (args.length >= 3 && args[0].equals("dss-er")) {
+      CommonCertificateVerifier verifier = offlineVerifier(new File(args[1]));
+      Date at = Date.from(Instant.parse(args[2]));
+      for (int i = 3; i + 1 < args.length; i += 2) {
+        String pdf = args[i];
+        String er = args[i + 1];
+        System.out.println(guard(pdf, () -> dss(pdf, verifier, er, at)));
+      }
+    } else if (args.length >= 3 && args[0].equals("ers")) {
+      Evidence.run(Arrays.copyOfRange(args, 1, args.length));
     } else {
-      System.err.println("usage: Oracles verapdf FILE... | Oracles dss TRUST_PEM FILE...");
+      System.err.println("usage: Oracles verapdf FILE... | Oracles dss TRUST_PEM FILE..."
+          + " | Oracles dss-er TRUST_PEM AT PDF ER... | Oracles ers TRUST_PEM AT|now DOC ER...");
       System.exit(2);
     }
   }
@@ -106,7 +120,7 @@ public final class Oracles {
     }
   }
 
-  private static CommonCertificateVerifier offlineVerifier(File trustPem) throws Exception {
+  static CommonCertificateVerifier offlineVerifier(File trustPem) throws Exception {
     CommonTrustedCertificateSource anchors = new CommonTrustedCertificateSource();
     try (InputStream in = new FileInputStream(trustPem)) {
       for (Certificate c : CertificateFactory.getInstance("X.509").generateCertificates(in)) {
@@ -122,10 +136,17 @@ public final class Oracles {
     return verifier;
   }
 
-  private static String dss(String file, CommonCertificateVerifier verifier) {
+  private static String dss(
+      String file, CommonCertificateVerifier verifier, String evidenceRecord, Date at) {
     SignedDocumentValidator validator =
         SignedDocumentValidator.fromDocument(new FileDocument(file));
     validator.setCertificateVerifier(verifier);
+    if (evidenceRecord != null) {
+      validator.setDetachedEvidenceRecordDocuments(List.of(new FileDocument(evidenceRecord)));
+    }
+    if (at != null) {
+      validator.setValidationTime(at);
+    }
     Reports reports = validator.validateDocument();
     SimpleReport report = reports.getSimpleReport();
     DiagnosticData diagnostic = reports.getDiagnosticData();
@@ -137,12 +158,20 @@ public final class Oracles {
       for (XmlTimestamp t : report.getSignatureTimestamps(id)) {
         timestamps.add(timestamp(t.getId(), diagnostic, t.getIndication(), t.getSubIndication()));
       }
+      List<String> records = new ArrayList<>();
+      for (XmlEvidenceRecord e : report.getSignatureEvidenceRecords(id)) {
+        records.add("{\"id\":" + q(e.getId())
+            + verdict(e.getIndication(), e.getSubIndication()) + "}");
+      }
       SignatureLevel level = report.getSignatureFormat(id);
       signatures.add("{\"id\":" + q(id) + verdict(report.getIndication(id),
           report.getSubIndication(id)) + ",\"signatureLevel\":" + q(String.valueOf(level))
           + ",\"errors\":" + messages(report.getAdESValidationErrors(id))
           + ",\"warnings\":" + messages(report.getAdESValidationWarnings(id))
-          + ",\"timestamps\":[" + String.join(",", timestamps) + "]}");
+          + ",\"timestamps\":[" + String.join(",", timestamps) + "]"
+          + ",\"evidenceRecords\":[" + String.join(",", records) + "]"
+          + ",\"bestSignatureTime\":" + q(String.valueOf(report.getBestSignatureTime(id)))
+          + "}");
     }
     List<String> independent = new ArrayList<>();
     for (String id : report.getTimestampIdList()) {
@@ -160,7 +189,7 @@ public final class Oracles {
     return "{\"id\":" + q(id) + ",\"type\":" + type + verdict(indication, sub) + "}";
   }
 
-  private static String messages(List<Message> list) {
+  static String messages(List<Message> list) {
     List<String> out = new ArrayList<>();
     for (Message m : list) {
       out.add(q(m.getKey() + ": " + m.getValue()));
@@ -168,13 +197,13 @@ public final class Oracles {
     return "[" + String.join(",", out) + "]";
   }
 
-  private static String verdict(Indication indication, SubIndication sub) {
+  static String verdict(Indication indication, SubIndication sub) {
     return ",\"indication\":" + q(String.valueOf(indication))
         + ",\"subIndication\":" + (sub == null ? "null" : q(sub.toString()));
   }
 
   /** A JSON string literal: the oracle has no JSON library of its own to keep its class path. */
-  private static String q(String s) {
+  static String q(String s) {
     StringBuilder b = new StringBuilder("\"");
     for (char c : s.toCharArray()) {
       if (c == '"' || c == '\\') {
