@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import click
@@ -79,7 +80,7 @@ def show_scans(settings: Settings) -> dict[str, Any]:
         scan = scanned_row(extract_embedded_data(pdf)) or {}
         problem = mark_problem(pdf, scan) if scan else "no scan manifest embedded"
         out_pdf = settings.data_dir / "demo" / f"paper-{row['encounter_id']}.pdf"
-        write_private(out_pdf, pdf)
+        _save(out_pdf, pdf)
         click.echo(
             f"   {out_pdf}: record {scan.get('record_number', '?')}, converted by "
             f'{scan.get("converted_by", "?")}; the mark "converted from paper" is '
@@ -113,9 +114,14 @@ def _show_original(settings: Settings, run_id: str) -> None:
     row, pdf = found
     original = extract_embedded_data(pdf)
     out = settings.data_dir / "demo" / f"record-{row['encounter_id']}.hoso.xml"
-    write_private(out, original)
+    _save(out, original)
     click.echo(
         f"   record MA_LK {row['encounter_id']}: its PDF embeds the HIS's HOSO as sent "
         f"({len(original):,} bytes, SHA-256 {hashlib.sha256(original).hexdigest()[:16]}…), "
         f"saved to {out}"
     )
+
+
+def _save(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_private(path, data)
