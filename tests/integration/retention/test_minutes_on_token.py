@@ -94,7 +94,8 @@ def test_minutes_are_signed_on_the_token_and_a_token_pulled_mid_approval_resumes
     parts = _expired(on_token, "E-TOK-1", "E-TOK-2")
     proposal = parts.propose(by=LAN, now=datetime.now(UTC))
     assert proposal is not None
-    writer = parts.minutes_writer()  # the token's session is open
+    writer = parts.minutes_writer()
+    writer.ready()  # the token's session is open
     shutil.rmtree(token_dir(token))  # pulled out between the deletions and the signature
     with pytest.raises(RetentionError, match="run the same `emr-archive disposition approve`"):
         _approve(parts, proposal.proposal_id, writer)
