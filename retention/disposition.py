@@ -11,10 +11,9 @@ longer expected.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from archive.audit import AuditLog
 from retention.candidates import Item, blocked, longest_retained, store_blocks
@@ -55,7 +54,17 @@ class Outcome:
     minutes: dict[str, str]  # key, version_id, sha256 of the stored minutes
 
 
-MinutesWriter = Callable[[Proposal, tuple[Item, ...], Approval, datetime], dict[str, str]]
+class MinutesWriter(Protocol):
+    """Writes the destruction minutes (:class:`retention.minutes.MinutesWriter`)."""
+
+    def ready(self) -> None:
+        """Open what signing needs (the key, a token session). Called once the approval is
+        authorised and before anything is deleted: raising here leaves every record in place."""
+
+    def __call__(
+        self, proposal: Proposal, items: tuple[Item, ...], approval: Approval, at: datetime
+    ) -> dict[str, str]:
+        """Render, sign, store and lock the minutes; the stored object's key, version, hash."""
 
 
 def approve(
@@ -71,8 +80,11 @@ def approve(
 ) -> Outcome:
     """Refuse an unconfirmed proposal, a second approval by the proposer or confirmer, and an
     approver without an approving role (each refusal audited); then re-check every item, delete
-    what still qualifies and write the minutes."""
+    what still qualifies and write the minutes. The minutes writer is made ready (its key opened)
+    before anything is deleted."""
     proposal, approval = authorise(proposal_id, by, register, audit, now)
+    # Before the first deletion: records deleted but never evidenced are the worse outcome.
+    write_minutes.ready()
     register.append(
         [
             {

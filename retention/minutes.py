@@ -202,17 +202,30 @@ def _xmp(title: str, at: datetime) -> str:
 
 
 class MinutesWriter:
-    """Render, sign (B-LTA), seal and lock the minutes; callable as disposition's writer."""
+    """Render, sign (B-LTA), seal and lock the minutes; disposition's writer.
+
+    :meth:`ready` opens the signer (the token session, the certificate's checks); the approval
+    calls it before deleting anything, so a token that is missing or refuses its PIN, or a
+    certificate refused at start, stops it with every record still in place."""
 
     def __init__(
         self, *, settings: Settings, store: ObjectStore, keys: KeyProvider, policy: RetentionPolicy
     ) -> None:
         self._settings, self._store, self._keys, self._policy = settings, store, keys, policy
+        self._signer: DocumentSigner | None = None
+
+    def ready(self) -> None:
+        self._opened()
+
+    def _opened(self) -> DocumentSigner:
+        if self._signer is None:
+            self._signer = DocumentSigner.create(SignerConfig.from_settings(self._settings))
+        return self._signer
 
     def __call__(
         self, proposal: Proposal, items: tuple[Item, ...], approval: Approval, at: datetime
     ) -> dict[str, str]:
-        signed = _sign(self._settings, render_minutes(proposal, items, approval, at))
+        signed = _sign(self._opened(), render_minutes(proposal, items, approval, at))
         key = f"{MINUTES_PREFIX}{proposal.proposal_id}.pdf"
         until = manifest_retain_until(at, years=self._policy.permanent_horizon_years)
         stored = deposit(
@@ -226,8 +239,8 @@ class MinutesWriter:
         return {"key": key, "version_id": stored.version_id, "pdf_sha256": signed.sha256}
 
 
-def _sign(settings: Settings, pdf: bytes) -> SignedDocument:
-    outcome = DocumentSigner.create(SignerConfig.from_settings(settings)).sign_batch([pdf])[0]
+def _sign(signer: DocumentSigner, pdf: bytes) -> SignedDocument:
+    outcome = signer.sign_batch([pdf])[0]
     if not isinstance(outcome, SignedDocument):
         raise RetentionError(
             f"the destruction minutes could not be signed ({outcome.reason_code}): the records "

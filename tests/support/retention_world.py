@@ -16,6 +16,7 @@ from archive.seal import LocalKeyring
 from archive.store import SealedStore
 from retention.candidates import Item
 from retention.disposition import Approval, Outcome, Proposal, approve, propose
+from retention.errors import RetentionError
 from retention.people import Actor
 from retention.policy import load_policy
 from retention.register import Register
@@ -115,12 +116,30 @@ def propose_as(world: World, by: Actor) -> Proposal:
     return proposal
 
 
-def approve_as(world: World, proposal: Proposal, by: Actor) -> Outcome:
-    def minutes(
-        p: Proposal, items: tuple[Item, ...], who: Approval, at: datetime
+class StubMinutes:
+    """A minutes writer for the pure tests: stores nothing; ``fail_ready`` or ``fail_write``
+    make it raise where the real one would (a token missing; the TSA down)."""
+
+    def __init__(self, *, fail_ready: str | None = None, fail_write: str | None = None) -> None:
+        self.fail_ready, self.fail_write = fail_ready, fail_write
+        self.readied = 0
+
+    def ready(self) -> None:
+        self.readied += 1
+        if self.fail_ready is not None:
+            raise RetentionError(self.fail_ready)
+
+    def __call__(
+        self, proposal: Proposal, items: tuple[Item, ...], approval: Approval, at: datetime
     ) -> dict[str, str]:
+        if self.fail_write is not None:
+            raise RetentionError(self.fail_write)
         return {"key": "retention/minutes/x.pdf", "version_id": "v", "pdf_sha256": "0" * 64}
 
+
+def approve_as(
+    world: World, proposal: Proposal, by: Actor, minutes: StubMinutes | None = None
+) -> Outcome:
     return approve(
         proposal.proposal_id,
         by=by,
@@ -128,6 +147,6 @@ def approve_as(world: World, proposal: Proposal, by: Actor) -> Outcome:
         register=world.register,
         audit=world.audit,
         policy=POLICY,
-        write_minutes=minutes,
+        write_minutes=minutes or StubMinutes(),
         now=NOW,
     )

@@ -20,9 +20,17 @@ import pytest
 from archive.sign.config import SOFTHSM_MODULE, Pkcs11Config
 from infra import softhsm
 from infra.pki import DevPki, P12Credential
+from infra.settings import AppSettings
 from infra.softhsm import SoftToken
 
-__all__ = ["SoftToken", "new_token", "signer_on_token", "softhsm_conf", "token_dir"]
+__all__ = [
+    "SoftToken",
+    "new_token",
+    "settings_on_token",
+    "signer_on_token",
+    "softhsm_conf",
+    "token_dir",
+]
 
 _CONF: Path | None = None
 
@@ -80,6 +88,26 @@ def signer_on_token(
         chain=chain,
     )
     return token, config
+
+
+def settings_on_token(settings: AppSettings, token: SoftToken, *, workers: int = 1) -> AppSettings:
+    """``settings`` signing with the signer :func:`signer_on_token` put on ``token``, and with
+    no PKCS#12 at all: whatever these settings sign, the token signed."""
+    root = settings.pki_dir / "trust-root.pem"
+    signer = settings.signer.model_copy(
+        update={
+            "pkcs11_module": token.module,
+            "pkcs11_token_label": token.label,
+            "pkcs11_key_id": KEY_ID.hex(),
+            "pkcs11_cert_id": CERT_ID.hex(),
+            "pkcs11_pin_file": token.pin_file,
+            "tsa_url": settings.tsa_url,
+            "trust_roots": (root,),
+            "tsa_trust_roots": (root,),
+        }
+    )
+    archive = settings.archive.model_copy(update={"workers": workers})
+    return settings.model_copy(update={"signer": signer, "archive": archive})
 
 
 def _without_chain(p12: bytes, password: bytes) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import shutil
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 from pkcs11 import Attribute, ObjectClass
 from pkcs11 import exceptions as p11
+from pyhanko.sign.pkcs11 import PKCS11Signer
 
 from archive.core.errors import CertificateRefusedError, ConfigError, SigningError
 from archive.render import Renderer
@@ -270,3 +272,42 @@ def test_a_missing_token_stops_the_run_before_anything_is_signed(
     absent = dataclasses.replace(on_token[1], token_label="not-plugged-in")
     with pytest.raises(SigningError, match="no such token"):
         DocumentSigner.create(_config(pki, absent))
+
+
+def test_a_pin_locked_mid_run_fails_the_documents_as_retryable_and_is_not_tried_in_a_loop(
+    tmp_path_factory: pytest.TempPathFactory,
+    service: PkiServiceProcess,
+    pki: DevPki,
+    document: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # SoftHSM2 never locks a PIN (its Token::loginUser only raises CKF_USER_PIN_COUNT_LOW), so
+    # the module's CKR_PIN_LOCKED is injected at the PKCS#11 boundary, for signing and for the
+    # next login; the token signs for real before and after.
+    monkeypatch.setattr(token_key, "REOPEN_GAP_S", 2.0)
+    _, config = signer_on_token(tmp_path_factory, pki.signer)
+    signer = DocumentSigner.create(_config(pki, config), retry=FAST_RETRY)
+    assert isinstance(signer.sign_batch([document])[0], SignedDocument)
+    logins: list[str] = []
+
+    async def sign_locked(*args: object, **kwargs: object) -> bytes:
+        raise p11.PinLocked()
+
+    def login_locked(*args: object, **kwargs: object) -> object:
+        logins.append("login")
+        raise p11.PinLocked()
+
+    with monkeypatch.context() as locked:
+        locked.setattr(PKCS11Signer, "async_sign_raw", sign_locked)
+        locked.setattr(token_key, "open_pkcs11_session", login_locked)
+        outcomes = signer.sign_batch([document] * 2)
+        for _ in range(3):  # the next batches, at once: one new login, not one per batch
+            outcomes += signer.sign_batch([document])
+    assert logins == ["login"]  # each login on a locked token is a wasted try: one per gap
+    assert all(isinstance(o, SignFailure) and o.retryable for o in outcomes), outcomes
+    failures = [o for o in outcomes if isinstance(o, SignFailure)]
+    assert {o.reason_code for o in failures} == {"sign.token_unavailable"}
+    assert all("PIN is locked" in o.message for o in failures), failures
+    time.sleep(2.0)  # the security officer unlocks the PIN; the next session after the gap
+    [outcome] = signer.sign_batch([document])
+    assert isinstance(outcome, SignedDocument), outcome

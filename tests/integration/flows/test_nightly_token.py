@@ -17,7 +17,7 @@ from infra.pki import DevPki
 from infra.settings import AppSettings as Settings
 from retention.classifier import PolicyClassifier
 from tests.support.nightly import Export, make_export, record_versions, run_once
-from tests.support.softhsm import CERT_ID, KEY_ID, SoftToken, signer_on_token, token_dir
+from tests.support.softhsm import SoftToken, settings_on_token, signer_on_token, token_dir
 from verification.config import VerificationSettings
 from verification.results import Status
 from verification.run import RunPlan, VerificationRun
@@ -30,21 +30,7 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> Export:
 
 
 def _on_token(settings: Settings, token: SoftToken) -> Settings:
-    root = settings.pki_dir / "trust-root.pem"
-    signer = settings.signer.model_copy(
-        update={
-            "pkcs11_module": token.module,
-            "pkcs11_token_label": token.label,
-            "pkcs11_key_id": KEY_ID.hex(),
-            "pkcs11_cert_id": CERT_ID.hex(),
-            "pkcs11_pin_file": token.pin_file,
-            "tsa_url": settings.tsa_url,
-            "trust_roots": (root,),
-            "tsa_trust_roots": (root,),
-        }
-    )
-    archive = settings.archive.model_copy(update={"workers": 2})
-    return settings.model_copy(update={"signer": signer, "archive": archive})
+    return settings_on_token(settings, token, workers=2)
 
 
 def _token(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> SoftToken:

@@ -3,10 +3,12 @@
 veraPDF (PDF/A-3B profile) must call each document compliant before and after signing; EU DSS
 (default policy, the development CA the only trust anchor, offline) must pass each signed one at
 PAdES-BASELINE-LTA. Documents come from the producers themselves on the session's stack: the
-renderer and the hospital's signer for discharge summaries (and every record a real archive run
-over a sample export stored), the retention code's minutes writer (render, sign, seal, store) for
-destruction minutes. Each oracle runs once for all files (one JVM
-start); and each is shown a document it must refuse, so neither is a check that cannot fail.
+renderer and the hospital's signer for discharge summaries, the retention code's minutes writer
+(render, sign, seal, store) for destruction minutes, and every record a real archive run over a
+sample export stored. The hospital's key is in memory (PKCS#12) for the summaries and the first
+minutes, and on a SoftHSM2 token (PKCS#11, nothing else configured) for the nightly run and a
+second copy of the minutes. Each oracle runs once for all files (one JVM start); and each is
+shown a document it must refuse, so neither is a check that cannot fail.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from tests.support.attacks import Attack, sign_directly
 from tests.support.fhir import canonical, example_bundle
 from tests.support.nightly import Export, make_export, run_once
 from tests.support.oracles import DssVerdict, PdfaVerdict, dss, verapdf
+from tests.support.softhsm import settings_on_token, signer_on_token
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +95,8 @@ def _minutes(settings: Settings) -> tuple[bytes, bytes]:
 
 
 def _nightly(settings: Settings, export: Export) -> dict[str, bytes]:
-    """Every record one real archive run over a sample export stored, unsealed from the bucket."""
+    """Every record one real archive run over a sample export stored, unsealed from the bucket
+    (``settings`` sign with the key on the token: the records are token-signed)."""
     summary = run_once(settings, export)
     assert summary.archived == len(export.summary.in_window) > 0, summary
     assert summary.failed == {}, summary
@@ -101,7 +105,7 @@ def _nightly(settings: Settings, export: Export) -> dict[str, bytes]:
     for n, row in enumerate(Catalog.open(settings.catalog_dir).rows().to_pylist()):
         identity = ObjectIdentity(row["bucket"], row["object_key"], row["encounter_id"])
         sealed = store.get(row["object_key"], version_id=row["version_id"])
-        pdfs[f"nightly-{n}-signed"] = unseal(
+        pdfs[f"nightly-token-{n}-signed"] = unseal(
             sealed, identity=identity, keys=keys, settings=settings.seal
         )
     return pdfs
@@ -146,15 +150,18 @@ def judged(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
     for name, outcome in zip(summaries, outcomes, strict=True):
         assert isinstance(outcome, SignedDocument), outcome
         docs[f"{name}-signed"] = outcome.pdf
+    pki = DevPki(pki_dir=settings.pki_dir, port=settings.stack.pki_port)
+    token, _ = signer_on_token(tmp_path_factory, pki.signer)
+    on_token = settings_on_token(settings, token, workers=settings.archive.workers)
     docs["minutes"], docs["minutes-signed"] = _minutes(settings)
+    docs["minutes-token-signed"] = _minutes(on_token)[1]
     docs["not-pdfa"] = _not_pdfa()
     docs["summary-signed-tampered"] = _tampered(docs["summary-signed"])
-    pki = DevPki(pki_dir=settings.pki_dir, port=settings.stack.pki_port)
     foreign = Attack(pki=pki, document=summaries["summary"], signed=docs["summary-signed"])
     docs["summary-signed-untrusted"] = sign_directly(
         foreign, "untrusted-signer", timestamp=True, lta_trusting=pki.untrusted_root
     )
-    docs.update(_nightly(settings, make_export(out / "export", encounters=16, seed=3)))
+    docs.update(_nightly(on_token, make_export(out / "export", encounters=16, seed=3)))
     files = {name: out / f"{name}.pdf" for name in docs}
     for name, path in files.items():
         path.write_bytes(docs[name])
@@ -163,9 +170,10 @@ def judged(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
 
 
 PRODUCED = ("summary", "summary-long", "minutes")
+SIGNED = (*(f"{n}-signed" for n in PRODUCED), "minutes-token-signed")
 
 
-@pytest.mark.parametrize("name", [*PRODUCED, *(f"{n}-signed" for n in PRODUCED)])
+@pytest.mark.parametrize("name", [*PRODUCED, *SIGNED])
 def test_verapdf_finds_every_document_pdfa_3b_before_and_after_signing(
     judged: Judged, name: str
 ) -> None:
@@ -174,14 +182,14 @@ def test_verapdf_finds_every_document_pdfa_3b_before_and_after_signing(
     assert verdict.compliant, verdict.failed
 
 
-def test_verapdf_finds_every_record_of_a_nightly_run_pdfa_3b(judged: Judged) -> None:
+def test_verapdf_finds_every_record_of_a_nightly_run_on_the_token_pdfa_3b(judged: Judged) -> None:
     records = [p for n, p in judged.files.items() if n.startswith("nightly-")]
     assert len(records) >= 4
     refused = {p.name: v.error or v.failed for p in records if not (v := judged.pdfa[p]).compliant}
     assert refused == {}
 
 
-@pytest.mark.parametrize("name", [f"{n}-signed" for n in PRODUCED])
+@pytest.mark.parametrize("name", SIGNED)
 def test_dss_passes_every_signed_document_at_pades_baseline_lta(judged: Judged, name: str) -> None:
     verdict = judged.pades[judged.files[name]]
     assert verdict.error is None, verdict.error
@@ -195,7 +203,9 @@ def test_dss_passes_every_signed_document_at_pades_baseline_lta(judged: Judged, 
     assert verdict.timestamps == (), "a timestamp that covers no signature"
 
 
-def test_dss_passes_every_record_of_a_nightly_run_at_pades_baseline_lta(judged: Judged) -> None:
+def test_dss_passes_every_record_of_a_nightly_run_on_the_token_at_pades_baseline_lta(
+    judged: Judged,
+) -> None:
     records = [p for n, p in judged.files.items() if n.startswith("nightly-")]
     assert len(records) >= 4
     verdicts = {p.name: judged.pades[p] for p in records}

@@ -14,7 +14,6 @@ from retention.disposition import (
     LEGACY_PROPOSALS_PREFIX,
     PROPOSALS_PREFIX,
     Proposal,
-    approve,
     load_proposal,
 )
 from retention.errors import RetentionError
@@ -22,7 +21,6 @@ from retention.holds import HoldScope, confirm_release, place_hold, request_rele
 from retention.people import Actor
 from retention.policy import LockAction
 from retention.register import live_rows
-from retention.signoff import Approval
 from retention.upgrades import apply_upgrade, plan_upgrade
 from tests.support.retention_world import (
     FUTURE,
@@ -31,6 +29,7 @@ from tests.support.retention_world import (
     NOW,
     POLICY,
     THU,
+    StubMinutes,
     World,
     approve_as,
     build_world,
@@ -208,25 +207,28 @@ def test_a_death_extends_an_ordinary_lock_but_never_shortens_a_longer_one(world:
 
 def test_an_approval_interrupted_before_the_minutes_resumes(world: World) -> None:
     proposal = propose_as(world, LAN)
-
-    def failing(
-        p: Proposal, items: tuple[Item, ...], who: Approval, at: datetime
-    ) -> dict[str, str]:
-        raise RetentionError("TSA down")
-
     with pytest.raises(RetentionError, match="TSA down"):
-        approve(
-            proposal.proposal_id,
-            by=HEAD,
-            catalog_rows=world.rows(),
-            register=world.register,
-            audit=world.audit,
-            policy=POLICY,
-            write_minutes=failing,
-            now=NOW,
-        )
+        approve_as(world, proposal, HEAD, StubMinutes(fail_write="TSA down"))
     assert world.register.destroyed_encounters() == set()  # deleted, not yet evidenced
     outcome = approve_as(world, proposal, HEAD)
     assert _ids(outcome.destroyed) == _ids(proposal.items)
     assert outcome.skipped == {}
     assert world.register.destroyed_encounters() == _ids(proposal.items)
+
+
+def test_a_minutes_writer_that_cannot_get_ready_stops_the_approval_before_any_deletion(
+    world: World,
+) -> None:
+    proposal = propose_as(world, LAN)
+    before = list(world.store.list_versions("records/"))
+    # Refusals come first and are audited, whatever the state of the signing key.
+    no_key = StubMinutes(fail_ready="the token is not present")
+    with pytest.raises(RetentionError, match="another person"):
+        approve_as(world, proposal, LAN, no_key)
+    assert no_key.readied == 0
+    with pytest.raises(RetentionError, match="the token is not present"):
+        approve_as(world, proposal, HEAD, no_key)
+    assert list(world.store.list_versions("records/")) == before  # nothing deleted
+    assert world.register.proposal_event(proposal.proposal_id, "disposition.approved") is None
+    outcome = approve_as(world, proposal, HEAD)  # the token is back
+    assert _ids(outcome.destroyed) == _ids(proposal.items)
