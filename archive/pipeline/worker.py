@@ -309,6 +309,8 @@ class RecordWorker:
             kek_version=receipt.kek.version,
             format_version=receipt.format_version,
             run_id=run_id,
+            source_kind=b.source_kind,
+            episode_key=b.episode_key,
         )
 
 

@@ -60,6 +60,8 @@ def test_the_nightly_run_archives_a_qd130_day(settings: Settings, tmp_path: Path
 
     rows = Catalog.open(settings.catalog_dir).rows().to_pylist()
     assert sorted(r["encounter_id"] for r in rows) == sorted(sample.archived)
+    assert {r["source_kind"] for r in rows} == {"qd130"}
+    assert all(r["episode_key"] == r["encounter_id"] for r in rows)  # MA_LK
     classes = Counter(r["retention_class"] for r in rows)
     assert classes["death"] >= 1
     assert classes["ordinary"] >= 1
