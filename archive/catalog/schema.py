@@ -62,11 +62,20 @@ SCHEMA: Final = pa.schema(
         # the hospital's HOSO XML) and the source's own episode key (QĐ 130 MA_LK; null for FHIR).
         _f("source_kind", pa.string()),
         pa.field("episode_key", pa.string(), nullable=True),
+        # The facility's own signature over the source file (QĐ 130 CHUKYDONVI): "valid",
+        # "absent" or "unverified", and its certificate's SHA-256; null for FHIR rows.
+        pa.field("facility_signature", pa.string(), nullable=True),
+        pa.field("facility_signer_sha256", pa.string(), nullable=True),
     ]
 )
 
 # Every column added since the first catalog, with the value its rows had implicitly.
-_ADDED: Final[dict[str, object]] = {"source_kind": "fhir", "episode_key": None}
+_ADDED: Final[dict[str, object]] = {
+    "source_kind": "fhir",
+    "episode_key": None,
+    "facility_signature": None,
+    "facility_signer_sha256": None,
+}
 SCHEMA_V1: Final = pa.schema([f for f in SCHEMA if f.name not in _ADDED])
 LEGACY_SCHEMAS: Final = (SCHEMA_V1,)
 
@@ -97,6 +106,8 @@ class CatalogRow:
     run_id: str
     source_kind: str = "fhir"  # what data_sha256 hashes: "fhir" JSON or "qd130" HOSO XML
     episode_key: str | None = None  # QĐ 130 MA_LK
+    facility_signature: str | None = None  # valid / absent / unverified (QĐ 130 CHUKYDONVI)
+    facility_signer_sha256: str | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -142,6 +142,8 @@ class ArchiveRun:
             window=self.options.window,
             setting=self.settings.archive.source_format,
             on_selected=self._selected,
+            facility_certs=self.settings.archive.facility_certs,
+            signed_file_max_bytes=self.settings.archive.signed_file_max_mib << 20,
         )
         while True:
             begin = time.perf_counter()

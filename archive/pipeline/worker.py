@@ -154,6 +154,7 @@ class RecordWorker:
                     item.bundle.canonical,
                     created_at=created_at,
                     source_kind=item.bundle.source_kind,
+                    source_note=_source_note(item.bundle),
                 )
             except ArchiveError as e:
                 outcomes.append(_failed(item, "render.error", type(e).__name__))
@@ -287,7 +288,7 @@ class RecordWorker:
         signed_at: datetime,
         run_id: str,
     ) -> CatalogRow:
-        b = item.bundle
+        b, sig = item.bundle, item.bundle.facility_signature
         return CatalogRow(
             encounter_id=b.encounter_id,
             patient_pseudonym=self._keys.pseudonym(b.patient_id),
@@ -311,7 +312,14 @@ class RecordWorker:
             run_id=run_id,
             source_kind=b.source_kind,
             episode_key=b.episode_key,
+            facility_signature=sig.status if sig else None,
+            facility_signer_sha256=sig.signer_sha256 if sig else None,
         )
+
+
+def _source_note(bundle: EncounterBundle) -> str | None:
+    signature = bundle.facility_signature
+    return signature.describe() if signature is not None else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,10 @@ class QuarantineReason(StrEnum):
     """QĐ 130: a HOSO, an inner table or one text node larger than the reader's limit."""
     INVALID_BASE64 = "invalid-base64"
     """QĐ 130: a FILEHOSO's NOIDUNGFILE is not strict Base64."""
+    FACILITY_SIGNATURE_INVALID = "facility-signature-invalid"
+    """QĐ 130: the file's ``CHUKYDONVI`` holds an XML signature that does not verify, does not
+    cover the whole file, or is by a key not among the configured facility certificates; every
+    HOSO of the file is held back."""
 
 
 class QuarantineScope(StrEnum):

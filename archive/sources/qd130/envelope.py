@@ -28,6 +28,7 @@ CHUNK: Final = 1 << 20
 _ENVELOPE_HOSO: Final = ("GIAMDINHHS", "THONGTINHOSO", "DANHSACHHOSO", "HOSO")
 _FACILITY_PATH: Final = ("GIAMDINHHS", "THONGTINDONVI", "MACSKCB")
 _COUNT_PATH: Final = ("GIAMDINHHS", "THONGTINHOSO", "SOLUONGHOSO")
+_SIGNATURE_PATH: Final = ("GIAMDINHHS", "CHUKYDONVI")
 _CAPTURED: Final = ("LOAIHOSO", "NOIDUNGFILE")  # inside a HOSO
 
 
@@ -57,6 +58,8 @@ class _State:
         self.declared: str | None = None  # SOLUONGHOSO
         self.count = 0
         self.root: str | None = None
+        self.in_signature = False  # inside GIAMDINHHS/CHUKYDONVI
+        self.signed = False  # CHUKYDONVI holds something, or an XML signature is anywhere
 
 
 class EnvelopeReader:
@@ -71,6 +74,11 @@ class EnvelopeReader:
         self._parser.StartElementHandler = self._start
         self._parser.EndElementHandler = self._end
         self._parser.CharacterDataHandler = self._chars
+
+    @property
+    def signed(self) -> bool:
+        """Whether the file carries a facility signature to check (after :meth:`hosos`)."""
+        return self._s.signed
 
     @property
     def count(self) -> int:
@@ -112,7 +120,11 @@ class EnvelopeReader:
             raise XmlRefusedError(R.HOSTILE_XML, f"{s.what} nests deeper than {s.max_depth} levels")
         if s.root is None:
             s.root = name
+        if s.in_signature or name == "Signature" or name.endswith(":Signature"):
+            s.signed = True
         where = tuple(s.path)
+        if where == _SIGNATURE_PATH:
+            s.in_signature = True
         if name == "HOSO" and (where == _ENVELOPE_HOSO or where == ("HOSO",)):
             s.count += 1
             s.current = HosoRef(s.count, self._parser.CurrentByteIndex, 0, s.facility)
@@ -123,6 +135,8 @@ class EnvelopeReader:
 
     def _chars(self, data: str) -> None:
         s = self._s
+        if s.in_signature and not s.signed and data.strip():
+            s.signed = True
         if s.text is None:
             return
         s.size += len(data)
@@ -137,6 +151,8 @@ class EnvelopeReader:
         s = self._s
         where = tuple(s.path)
         s.path.pop()
+        if where == _SIGNATURE_PATH:
+            s.in_signature = False
         text, s.text = (b"".join(s.text) if s.text is not None else None), None
         if text is None and name != "HOSO":
             return

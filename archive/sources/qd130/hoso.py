@@ -28,6 +28,9 @@ class Limits:
     max_hoso_bytes: int
     max_table_bytes: int
     max_text_chars: int
+    # A file is loaded whole (as an lxml tree, about twice its size in memory) to check its
+    # facility signature; larger signed files are recorded "unverified".
+    max_signed_file_bytes: int = 32 << 20
 
 
 @dataclass(frozen=True, slots=True)

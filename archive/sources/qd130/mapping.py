@@ -15,7 +15,7 @@ from datetime import tzinfo
 from typing import Final
 
 from archive.sources import fhir
-from archive.sources.model import EncounterBundle
+from archive.sources.model import EncounterBundle, FacilitySignature
 from archive.sources.qd130 import fields as f
 from archive.sources.qd130.fields import FieldError
 from archive.sources.qd130.hoso import Hoso
@@ -27,7 +27,14 @@ R = QuarantineReason
 DEATHS: Final = frozenset({"5", "8"})  # KET_QUA_DTRI
 
 
-def to_bundle(hoso: Hoso, raw: bytes, *, facility: str | None, tz: tzinfo) -> EncounterBundle:
+def to_bundle(
+    hoso: Hoso,
+    raw: bytes,
+    *,
+    facility: str | None,
+    tz: tzinfo,
+    signature: FacilitySignature | None = None,
+) -> EncounterBundle:
     """The bundle of one HOSO; :class:`FieldError` for what the table rules could not see."""
     s = hoso.summary
     for key in ("MA_LK", "MA_BN"):
@@ -75,4 +82,5 @@ def to_bundle(hoso: Hoso, raw: bytes, *, facility: str | None, tz: tzinfo) -> En
         bundle=bundle,
         canonical=raw,
         source_kind="qd130",
+        facility_signature=signature,
     )

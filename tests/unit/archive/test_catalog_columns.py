@@ -49,7 +49,8 @@ def test_an_old_catalog_opens_verifies_and_reads_as_fhir(legacy: Path) -> None:
     table = catalog.rows()
     assert table.schema.equals(SCHEMA)
     assert table.column("source_kind").to_pylist() == ["fhir"] * 5
-    assert table.column("episode_key").to_pylist() == [None] * 5
+    for added in ("episode_key", "facility_signature", "facility_signer_sha256"):
+        assert table.column(added).to_pylist() == [None] * 5
     assert table_to_rows(table) == make_rows(100, 3, "run-1") + make_rows(200, 2, "run-2")
 
 
@@ -58,7 +59,13 @@ def test_new_rows_append_after_old_manifests_and_the_chain_still_verifies(legacy
     store = MemoryStore()
     catalog = Catalog.open(legacy)
     rows = [
-        replace(r, source_kind="qd130", episode_key=f"LK{i:04d}")
+        replace(
+            r,
+            source_kind="qd130",
+            episode_key=f"LK{i:04d}",
+            facility_signature="valid",
+            facility_signer_sha256="ab" * 32,
+        )
         for i, r in enumerate(make_rows(300, 2, "run-3"))
     ]
     result = catalog.append(
