@@ -12,6 +12,7 @@ for the page: what is embedded, hashed and kept is ``raw``, the hospital's HOSO 
 from __future__ import annotations
 
 from datetime import tzinfo
+from itertools import chain
 from typing import Final
 
 from archive.sources import fhir
@@ -21,7 +22,7 @@ from archive.sources.qd130.fields import FieldError
 from archive.sources.qd130.hoso import Hoso
 from archive.sources.qd130.resources import disposition, encounter_class, resources
 from archive.sources.quarantine import QuarantineReason
-from archive.sources.validation import id_problem, text_problem
+from archive.sources.validation import id_problem, may_have_bad_text, text_problem
 
 R = QuarantineReason
 DEATHS: Final = frozenset({"5", "8"})  # KET_QUA_DTRI
@@ -42,6 +43,9 @@ def to_bundle(
         if problem is not None:
             raise FieldError(R.INVALID_ID, f"XML1 {key}: {problem}")
     for kind, records in hoso.tables.items():
+        joined = "\n".join(chain.from_iterable(chain(r, r.values()) for r in records))
+        if not may_have_bad_text(joined):
+            continue  # the common case, in one regex pass; text_problem says where
         problem = text_problem(records, root=kind)
         if problem is not None:
             raise FieldError(R.CONTROL_CHARACTERS, problem)
