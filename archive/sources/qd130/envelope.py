@@ -29,7 +29,6 @@ _ENVELOPE_HOSO: Final = ("GIAMDINHHS", "THONGTINHOSO", "DANHSACHHOSO", "HOSO")
 _FACILITY_PATH: Final = ("GIAMDINHHS", "THONGTINDONVI", "MACSKCB")
 _COUNT_PATH: Final = ("GIAMDINHHS", "THONGTINHOSO", "SOLUONGHOSO")
 _SIGNATURE_PATH: Final = ("GIAMDINHHS", "CHUKYDONVI")
-_CAPTURED: Final = ("LOAIHOSO", "NOIDUNGFILE")  # inside a HOSO
 
 
 @dataclass(slots=True)
@@ -128,10 +127,15 @@ class EnvelopeReader:
         if name == "HOSO" and (where == _ENVELOPE_HOSO or where == ("HOSO",)):
             s.count += 1
             s.current = HosoRef(s.count, self._parser.CurrentByteIndex, 0, s.facility)
-        elif where in (_FACILITY_PATH, _COUNT_PATH) or (s.current and name in _CAPTURED):
+        elif where in (_FACILITY_PATH, _COUNT_PATH) or (s.current and self._captured(name)):
             s.text, s.size = [], 0
         elif s.current is not None and name == "FILEHOSO":
             s.kind = ""  # a FILEHOSO whose LOAIHOSO comes late is not taken for the last one's
+
+    def _captured(self, name: str) -> bool:
+        """LOAIHOSO, and the NOIDUNGFILE of XML1 only: the other tables' Base64 (most of the
+        file) is neither held nor even copied; a HOSO too large is caught by its byte range."""
+        return name == "LOAIHOSO" or (name == "NOIDUNGFILE" and self._s.kind == "XML1")
 
     def _chars(self, data: str) -> None:
         s = self._s

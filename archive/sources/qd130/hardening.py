@@ -122,7 +122,9 @@ def parse_inner(
         raise XmlRefusedError(
             R.MALFORMED_XML, f"{what} is not well-formed XML (line {line}, column {column})"
         ) from None
-    too_deep, too_long = _shape_checks(max_depth, max_text)
+    either, too_deep, too_long = _shape_checks(max_depth, max_text)
+    if not either(root):  # the common case: one XPath run instead of two
+        return root
     if too_deep(root):
         raise XmlRefusedError(R.HOSTILE_XML, f"{what} nests deeper than {max_depth} levels")
     if too_long(root):
@@ -133,9 +135,13 @@ def parse_inner(
 
 
 @functools.lru_cache(maxsize=8)
-def _shape_checks(max_depth: int, max_text: int) -> tuple[Any, Any]:
-    """Compiled XPath tests (run in C, not a Python walk over every node)."""
+def _shape_checks(max_depth: int, max_text: int) -> tuple[Any, Any, Any]:
+    """Compiled XPath tests (run in C, not a Python walk over every node): too deep or too
+    long, too deep, too long."""
+    deep = "/*" * (max_depth + 1)
+    long = f"//text()[string-length() > {int(max_text)}]"
     return (
-        etree.XPath("boolean(" + "/*" * (max_depth + 1) + ")"),
-        etree.XPath(f"boolean(//text()[string-length() > {int(max_text)}])"),
+        etree.XPath(f"boolean({deep} | {long})"),
+        etree.XPath(f"boolean({deep})"),
+        etree.XPath(f"boolean({long})"),
     )
