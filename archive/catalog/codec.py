@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from archive.catalog.naming import CATALOG_FORMAT_VERSION, hint_for
-from archive.catalog.schema import HEX64, SCHEMA, to_utc
+from archive.catalog.schema import HEX64, SCHEMA, is_known_schema, to_utc, upgrade
 from archive.core.errors import CatalogError, ManifestCorruptError
 
 _META_PREFIX = "emr_archive.catalog."
@@ -120,7 +120,7 @@ def decode_header(data: bytes, *, name: str) -> ManifestHeader:
             f"format {CATALOG_FORMAT_VERSION}: if it is newer, upgrade emr-archive; otherwise the "
             f"file is damaged: {hint_for(name)}"
         )
-    if not schema.equals(SCHEMA) or num_rows != header.row_count:
+    if not is_known_schema(schema) or num_rows != header.row_count:
         raise ManifestCorruptError(
             f"{name}: columns or row count differ from what the manifest records; {hint_for(name)}"
         )
@@ -128,7 +128,8 @@ def decode_header(data: bytes, *, name: str) -> ManifestHeader:
 
 
 def decode_table(data: bytes, *, name: str) -> Any:
-    """Read every page of manifest ``data``, verifying Parquet's page checksums."""
+    """Read every page of manifest ``data``, verifying Parquet's page checksums; a manifest
+    written before a column was added comes back with it (:func:`~.schema.upgrade`)."""
     try:
         table = pq.read_table(pa.BufferReader(data), page_checksum_verification=True)
     except PARQUET_ERRORS as e:
@@ -136,4 +137,4 @@ def decode_table(data: bytes, *, name: str) -> Any:
             f"{name}: a data page is unreadable or fails its checksum ({type(e).__name__}); "
             f"{hint_for(name)}"
         ) from e
-    return table.replace_schema_metadata(None)
+    return upgrade(table.replace_schema_metadata(None))

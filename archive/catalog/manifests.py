@@ -15,8 +15,10 @@ and altering the newest) leaves a locally self-consistent chain; only the bucket
 next append or sync. A newest manifest that never reached the bucket has no copy to compare with.
 
 Queries read the manifests as one ``pyarrow.dataset``. Files are hashed when the catalog is opened
-and read again by queries; a change in between is only caught by the page checksums. A ``Catalog``
-is not thread-safe; appends from several processes are serialised by ``.lock``.
+and read again by queries; a change in between is only caught by the page checksums. Manifests
+written before a column was added read as holding the value their rows meant (``source_kind``
+"fhir"), except in a scan filter, which sees them as null. A ``Catalog`` is not thread-safe;
+appends from several processes are serialised by ``.lock``.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ from archive.catalog.naming import (
     manifest_key,
     manifest_name,
 )
-from archive.catalog.schema import SCHEMA, CatalogRow, rows_to_table, validate_run_id
+from archive.catalog.schema import SCHEMA, CatalogRow, rows_to_table, upgrade, validate_run_id
 from archive.core.atomic import fsync_dir
 from archive.core.errors import CatalogError, ManifestCorruptError
 from archive.store import ObjectStore, PutResult, sha256_hex
@@ -148,6 +150,10 @@ class Catalog:
         """The rows of one encounter (more than one once a record is renewed), oldest first."""
         return self._scan(filter=pc.field("encounter_id") == encounter_id)
 
+    def find_episode(self, episode_key: str) -> Any:
+        """The rows whose source named this episode (QĐ 130 ``MA_LK``), oldest first."""
+        return self._scan(filter=pc.field("episode_key") == episode_key)
+
     def contains(self, encounter_id: str) -> bool:
         """One scan per call: for many look-ups take :meth:`encounter_ids` once."""
         hits = self._scan(columns=["encounter_id"], filter=pc.field("encounter_id") == encounter_id)
@@ -183,7 +189,8 @@ class Catalog:
     def _scan(self, **options: Any) -> Any:
         paths = [str(self._dir / MANIFESTS_DIR / m.name) for m in self.manifests]
         try:
-            return ds.dataset(paths, schema=SCHEMA, format=_SCAN_FORMAT).to_table(**options)
+            table = ds.dataset(paths, schema=SCHEMA, format=_SCAN_FORMAT).to_table(**options)
+            return upgrade(table)  # older manifests lack the newer columns: their nulls filled
         except PARQUET_ERRORS as e:
             raise ManifestCorruptError(
                 f"a manifest in {self._dir} became unreadable after it was verified "

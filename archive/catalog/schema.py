@@ -5,6 +5,11 @@ and refuses a value the column could not hold faithfully (naive times, out-of-ra
 malformed hashes), so that what is written is exactly what is read back. Patients appear only as
 ``patient_pseudonym``, an HMAC computed by the caller. Error messages name fields, never values,
 so no PHI reaches a log.
+
+Columns are only ever added at the end. A manifest is immutable (the hash chain vouches for its
+bytes), so manifests written before a column existed keep their shorter column set for ever:
+:data:`LEGACY_SCHEMAS` lists the column sets still read, and :func:`upgrade` gives such a table
+the current columns, filled with what the older rows meant (:data:`_ADDED`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from archive.core.errors import CatalogError
 
@@ -52,8 +58,26 @@ SCHEMA: Final = pa.schema(
         _f("kek_version", pa.int32()),
         _f("format_version", pa.int32()),
         _f("run_id", pa.string()),
+        # Added with the QĐ 130 source: what the archived data is ("fhir" Bundle JSON, "qd130"
+        # the hospital's HOSO XML) and the source's own episode key (QĐ 130 MA_LK; null for FHIR).
+        _f("source_kind", pa.string()),
+        pa.field("episode_key", pa.string(), nullable=True),
+        # The facility's own signature over the source file (QĐ 130 CHUKYDONVI): "valid",
+        # "absent" or "unverified", and its certificate's SHA-256; null for FHIR rows.
+        pa.field("facility_signature", pa.string(), nullable=True),
+        pa.field("facility_signer_sha256", pa.string(), nullable=True),
     ]
 )
+
+# Every column added since the first catalog, with the value its rows had implicitly.
+_ADDED: Final[dict[str, object]] = {
+    "source_kind": "fhir",
+    "episode_key": None,
+    "facility_signature": None,
+    "facility_signer_sha256": None,
+}
+SCHEMA_V1: Final = pa.schema([f for f in SCHEMA if f.name not in _ADDED])
+LEGACY_SCHEMAS: Final = (SCHEMA_V1,)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +104,10 @@ class CatalogRow:
     kek_version: int
     format_version: int  # of the sealed envelope
     run_id: str
+    source_kind: str = "fhir"  # what data_sha256 hashes: "fhir" JSON or "qd130" HOSO XML
+    episode_key: str | None = None  # QĐ 130 MA_LK
+    facility_signature: str | None = None  # valid / absent / unverified (QĐ 130 CHUKYDONVI)
+    facility_signer_sha256: str | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -95,7 +123,10 @@ class CatalogRow:
 
 
 def _check_field(name: str, value: object) -> None:
-    arrow_type = SCHEMA.field(name).type
+    column = SCHEMA.field(name)
+    arrow_type = column.type
+    if value is None and column.nullable:
+        return
     if arrow_type == _UTC_TS:
         if not isinstance(value, datetime) or value.tzinfo is None:
             raise CatalogError(f"catalog row field {name} must be a timezone-aware datetime")
@@ -122,7 +153,30 @@ def rows_to_table(rows: Iterable[CatalogRow]) -> Any:
 
 def table_to_rows(table: Any) -> list[CatalogRow]:
     """The inverse of :func:`rows_to_table`; timestamps come back as UTC datetimes."""
-    return [CatalogRow.from_dict(d) for d in table.select(SCHEMA.names).to_pylist()]
+    return [CatalogRow.from_dict(d) for d in upgrade(table).select(SCHEMA.names).to_pylist()]
+
+
+def is_known_schema(schema: Any) -> bool:
+    """True for :data:`SCHEMA` and the column sets of older manifests."""
+    return bool(schema.equals(SCHEMA)) or any(schema.equals(s) for s in LEGACY_SCHEMAS)
+
+
+def upgrade(table: Any) -> Any:
+    """``table`` (any of :func:`is_known_schema`'s column sets, or a projection of them) with
+    every added column it lacks, and its nulls from older manifests, as the older rows meant.
+
+    A dataset scan over manifests of different ages yields nulls where a file lacks a column;
+    they are replaced here, so a reader never sees a null where :data:`SCHEMA` forbids one."""
+    for name, value in _ADDED.items():
+        column = SCHEMA.field(name)
+        if name not in table.column_names:
+            if set(SCHEMA_V1.names) <= set(table.column_names):  # a whole older manifest
+                values = pa.array([value] * table.num_rows, column.type)
+                table = table.append_column(column, values)
+        elif value is not None and table.column(name).null_count:
+            filled = pc.fill_null(table.column(name), pa.scalar(value, column.type))
+            table = table.set_column(table.column_names.index(name), column, filled)
+    return table
 
 
 def validate_run_id(run_id: str) -> str:

@@ -390,6 +390,19 @@ class ArchiveSettings(Section):
         default="auto",
         description="auto = by what the source holds (manifest.json/*.ndjson: FHIR; *.xml: QĐ 130)",
     )
+    facility_certs: Path | None = Field(
+        default=None,
+        description="PEM file of the facilities' XML signing certificates: a QĐ 130 CHUKYDONVI "
+        "signature by any other key is quarantined; unset = checked for integrity only and "
+        "recorded as unverified",
+    )
+    signed_file_max_mib: int = Field(
+        default=32,
+        ge=1,
+        le=1024,
+        description="QĐ 130 files up to this size are loaded whole to check their signature "
+        "(memory about twice that); larger ones are recorded as unverified",
+    )
     source_roots: tuple[Path, ...] = Field(
         default=(),
         description="directories a run may read an export from (symlinks and .. resolved "

@@ -181,6 +181,8 @@ class ArchiveRun:
             window=self.options.window,
             setting=self.settings.archive.source_format,
             on_selected=self._selected,
+            facility_certs=self.settings.archive.facility_certs,
+            signed_file_max_bytes=self.settings.archive.signed_file_max_mib << 20,
         )
 
     def _amendments(self, known: list[EncounterBundle]) -> list[EncounterBundle]:

@@ -192,7 +192,11 @@ class RecordWorker:
         if bundle.source_kind == SCANNED:  # a paper record: OCR and the conversion mark
             return self._scans.convert(bundle, converted_at=created_at)
         return self._renderer.render(
-            bundle.bundle, bundle.canonical, created_at=created_at, source_kind=bundle.source_kind
+            bundle.bundle,
+            bundle.canonical,
+            created_at=created_at,
+            source_kind=bundle.source_kind,
+            source_note=_source_note(bundle),
         )
 
     def _store_signed(
@@ -291,7 +295,7 @@ class RecordWorker:
         signed_at: datetime,
         run_id: str,
     ) -> CatalogRow:
-        b = item.bundle
+        b, sig = item.bundle, item.bundle.facility_signature
         return CatalogRow(
             encounter_id=b.encounter_id,
             patient_pseudonym=self._keys.pseudonym(b.patient_id),
@@ -313,7 +317,16 @@ class RecordWorker:
             kek_version=receipt.kek.version,
             format_version=receipt.format_version,
             run_id=run_id,
+            source_kind=b.source_kind,
+            episode_key=b.episode_key,
+            facility_signature=sig.status if sig else None,
+            facility_signer_sha256=sig.signer_sha256 if sig else None,
         )
+
+
+def _source_note(bundle: EncounterBundle) -> str | None:
+    signature = bundle.facility_signature
+    return signature.describe() if signature is not None else None
 
 
 @dataclass(frozen=True, slots=True)

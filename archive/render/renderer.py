@@ -97,9 +97,12 @@ class Renderer:
         *,
         created_at: datetime,
         source_kind: str = "fhir",
+        source_note: str | None = None,
     ) -> RenderedDocument:
         """The unsigned PDF/A-3b for one encounter Bundle; ``canonical`` is embedded verbatim:
-        the canonical Bundle JSON, or for ``source_kind`` "qd130" the hospital's HOSO XML."""
+        the canonical Bundle JSON, or for ``source_kind`` "qd130" the hospital's HOSO XML.
+        ``source_note`` (e.g. what the facility's own signature showed) is appended to the
+        embedded file's description."""
         if source_kind not in ("fhir", "qd130"):
             raise RenderError(f"unknown source kind {source_kind[:20]!r}: expected fhir or qd130")
         if created_at.tzinfo is None or created_at.utcoffset() is None:
@@ -111,7 +114,7 @@ class Renderer:
         if summary.encounter_id == DASH:
             raise RenderError("the Encounter has no id; quarantine the Bundle with this reason")
         try:
-            pdf = self._compose(summary, canonical, created_at, source_kind)
+            pdf = self._compose(summary, canonical, created_at, source_kind, source_note)
             data = bytes(pdf.output(output_producer_class=SummaryOutput))
         except FPDFException as e:
             raise RenderError(f"fpdf2 could not produce the document: {e}") from e
@@ -125,7 +128,12 @@ class Renderer:
         )
 
     def _compose(
-        self, summary: Summary, canonical: bytes, created_at: datetime, source_kind: str
+        self,
+        summary: Summary,
+        canonical: bytes,
+        created_at: datetime,
+        source_kind: str,
+        source_note: str | None,
     ) -> SummaryPdf:
         meta = _Metadata.of(summary)
         pdf = SummaryPdf(self._fonts, summary)
@@ -145,6 +153,7 @@ class Renderer:
                 f"QĐ 130 HOSO XML of encounter {summary.encounter_id} as the facility sent it "
                 f"(byte for byte, sha256 {digest})"
             )
+            desc += f"; {source_note}" if source_note else ""
         else:
             basename, mime = f"encounter-{name}.fhir.json", FHIR_MIME
             desc = (

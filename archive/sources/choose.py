@@ -8,6 +8,7 @@ A directory holding both is refused rather than guessed: one run reads one sourc
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -40,9 +41,21 @@ def collect_source(
     window: Window,
     setting: SourceFormat = "auto",
     on_selected: Callable[[int], None] | None = None,
+    facility_certs: Path | None = None,
+    signed_file_max_bytes: int = qd130.DEFAULT_LIMITS.max_signed_file_bytes,
 ) -> Iterator[CollectedItem]:
     """The chosen source's items (see :func:`archive.sources.bulk.collect` and
     :func:`archive.sources.qd130.collect`)."""
     if source_kind(source_dir, setting) == "qd130":
-        return qd130.collect(source_dir, window=window, on_selected=on_selected)
+        try:
+            trust = qd130.load_facility_trust(facility_certs)
+        except (OSError, ValueError) as e:
+            raise SourceError(
+                f"cannot read the facility certificates ({e}): check "
+                "EMR_ARCHIVE_ARCHIVE__FACILITY_CERTS"
+            ) from e
+        limits = replace(qd130.DEFAULT_LIMITS, max_signed_file_bytes=signed_file_max_bytes)
+        return qd130.collect(
+            source_dir, window=window, limits=limits, trust=trust, on_selected=on_selected
+        )
     return bulk.collect(source_dir, window=window, on_selected=on_selected)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Any
+from typing import Any, Literal
 
 from archive.core.timezones import DEFAULT_TZ, zone
 from archive.sources.quarantine import QuarantineEntry
@@ -67,6 +67,34 @@ class Window:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FacilitySignature:
+    """What the facility's own signature over the source file (QĐ 130 ``CHUKYDONVI``) showed.
+
+    ``status``: "valid" (verified, by a configured facility certificate), "absent" (the file
+    carries none), or "unverified" (present and intact, but not attributable: no facility
+    certificate is configured, or the file is larger than the limit for loading it whole; the
+    reason is ``detail``). An invalid signature never reaches a bundle: it is quarantined.
+    ``signer_subject`` and ``signer_sha256`` (of the certificate's DER) when a signature is
+    present and was checked."""
+
+    status: Literal["valid", "absent", "unverified"]
+    signer_subject: str | None = None
+    signer_sha256: str | None = None
+    detail: str = ""
+
+    def describe(self) -> str:
+        """One line for the archived document's metadata."""
+        parts = [f"facility signature (CHUKYDONVI): {self.status}"]
+        if self.signer_subject:
+            parts.append(f"signer {self.signer_subject}")
+        if self.signer_sha256:
+            parts.append(f"certificate sha256 {self.signer_sha256}")
+        if self.detail:
+            parts.append(self.detail)
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EncounterBundle:
     """One finished encounter with everything it references, ready to render.
 
@@ -101,6 +129,8 @@ class EncounterBundle:
     # A retention class the source states outright (a paper record's manifest may): the record
     # is kept for the longer of it and the class its facts give.
     declared_retention_class: str | None = None
+    # The facility's signature over the file the data came from (QĐ 130); None for FHIR.
+    facility_signature: FacilitySignature | None = None
     # Set by the archive run, never by a source: 1 for an encounter's first archived version;
     # more when the catalog holds the encounter with other data (an amendment), which is then
     # archived as a new version beside the old ones, under a key of its own.

@@ -77,6 +77,10 @@ class QuarantineReason(StrEnum):
     OVERSIZED_SCAN = "oversized-scan"
     """Paper intake: a page larger than the intake's limit (side in points or pixels), or a file
     larger than its byte limit."""
+    FACILITY_SIGNATURE_INVALID = "facility-signature-invalid"
+    """QĐ 130: the file's ``CHUKYDONVI`` holds an XML signature that does not verify, does not
+    cover the whole file, or is by a key not among the configured facility certificates; every
+    HOSO of the file is held back."""
 
 
 class QuarantineScope(StrEnum):

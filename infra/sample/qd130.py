@@ -5,8 +5,10 @@ HOSO, a few single-HOSO files (as a HIS sends each record to the insurance gatew
 broken files; byte-identical for the same arguments. Planted faults cover every refusal of the
 reader: invalid Base64, an external entity, entity expansion, deep nesting, a huge text node, a
 UTF-16 table, an invalid ICD-10 code, an impossible date, a one-character MA_LOAI_KCB, two
-different HOSO with one MA_LK, a file with a DTD and a truncated file. :class:`Qd130Summary`
-says what a correct collector must archive and quarantine.
+different HOSO with one MA_LK, a file with a DTD and a truncated file. Given a development
+``facility`` (:mod:`infra.sample.qd130_signing`), the single-HOSO files carry its XML signature
+in ``CHUKYDONVI`` and one more file is planted with a signature broken after signing.
+:class:`Qd130Summary` says what a correct collector must archive and quarantine.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from archive.core.timezones import zone
 from archive.sources import QuarantineReason, QuarantineScope
 from infra.sample.dice import Dice
 from infra.sample.qd130_records import FACILITY, Hoso, make_hoso
+from infra.sample.qd130_signing import DevFacility, sign_file
 
 R = QuarantineReason
 _LAUGHS: Final = (
@@ -53,11 +56,19 @@ class Qd130Summary:
     held: dict[str, QuarantineReason] = field(default_factory=dict)  # MA_LK → reason
     files: dict[str, tuple[QuarantineScope, QuarantineReason]] = field(default_factory=dict)
     outside: int = 0  # HOSO discharged outside the day
+    signed: list[str] = field(default_factory=list)  # MA_LK of HOSO in validly signed files
     size_bytes: int = 0
 
 
 def write_qd130_export(
-    out: Path, *, encounters: int, seed: int, day: date, tz: str, bad: bool = True
+    out: Path,
+    *,
+    encounters: int,
+    seed: int,
+    day: date,
+    tz: str,
+    bad: bool = True,
+    facility: DevFacility | None = None,
 ) -> Qd130Summary:
     out.mkdir(parents=True, exist_ok=True)
     dice = Dice(random.Random(seed))  # noqa: S311 - reproducible fake data
@@ -74,7 +85,11 @@ def write_qd130_export(
         else:
             summary.archived.append(hoso.ma_lk)
         if n % 11 == 0:  # sent on its own, as to the insurance gateway
-            _write(out / f"HOSO_{hoso.ma_lk}.xml", _envelope([block], day), summary)
+            single = _envelope([block], day)
+            if facility is not None:
+                single = sign_file(single, facility)
+                summary.signed += [] if outside else [hoso.ma_lk]
+            _write(out / f"HOSO_{hoso.ma_lk}.xml", single, summary)
         else:
             day_file.append(block)
     if bad:
@@ -82,6 +97,10 @@ def write_qd130_export(
         day_file += blocks
         for name, data in broken.items():
             _write(out / name, data, summary)
+        if facility is not None:
+            _write(out / "HOSO_bad_signature.xml", _badly_signed(dice, start, facility), summary)
+            scope_reason = (QuarantineScope.FILE, R.FACILITY_SIGNATURE_INVALID)
+            summary.files["HOSO_bad_signature.xml"] = scope_reason
     _write(out / f"{day:%Y%m%d}_{FACILITY}_GIAMDINHHS.xml", _envelope(day_file, day), summary)
     return summary
 
@@ -110,6 +129,15 @@ def _planted(
     for name, (_, file_reason) in bad_files.items():
         summary.files[name] = (QuarantineScope.FILE, file_reason)
     return blocks, {name: data for name, (data, _) in bad_files.items()}
+
+
+def _badly_signed(dice: Dice, start: datetime, facility: DevFacility) -> bytes:
+    """A good HOSO signed by the facility, then its file changed where nothing else looks (the
+    date the file was made): only the signature can tell."""
+    hoso = make_hoso(dice, 900_001, start + timedelta(hours=15))
+    signed = sign_file(_envelope([_hoso_xml(hoso)], start.date()), facility)
+    made = f"<NGAYLAP>{start.date() + timedelta(days=1):%Y%m%d}<".encode()
+    return signed.replace(made, f"<NGAYLAP>{start.date() + timedelta(days=2):%Y%m%d}<".encode())
 
 
 def _spoil(hoso: Hoso, kind: str, table: str) -> None:

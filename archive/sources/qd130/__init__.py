@@ -14,5 +14,13 @@ window's encounters (:mod:`~archive.sources.qd130.collect`).
 
 from archive.sources.qd130.collect import DEFAULT_LIMITS, collect, discover
 from archive.sources.qd130.hoso import Limits
+from archive.sources.qd130.signature import FacilityTrust, load_facility_trust
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "collect", "discover"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "FacilityTrust",
+    "Limits",
+    "collect",
+    "discover",
+    "load_facility_trust",
+]

@@ -8,6 +8,10 @@ Two streaming passes keep memory at one file chunk plus the index of the window'
 2. in ``MA_LK`` order each indexed HOSO is read back by range, checked table by table
    (:mod:`~archive.sources.qd130.hoso`) and mapped (:mod:`~archive.sources.qd130.mapping`).
 
+Pass 1 also checks a file's facility signature (``CHUKYDONVI``,
+:mod:`~archive.sources.qd130.signature`) when the file holds a HOSO of the window: the result
+travels with each of its bundles, and an invalid signature holds the whole file back.
+
 Nothing bad raises: a broken or hostile file is one ``FILE`` entry (its HOSO are held back with
 it), a bad HOSO an ``ENCOUNTER`` entry, two different HOSO with one ``MA_LK`` in the window are
 both held back (``duplicate-id``; identical copies are archived once). Only a directory without
@@ -24,13 +28,14 @@ from pathlib import Path
 from typing import IO, Final
 
 from archive.core.errors import SourceError
-from archive.sources.model import CollectedItem, Window
+from archive.sources.model import CollectedItem, FacilitySignature, Window
 from archive.sources.qd130 import fields
 from archive.sources.qd130.envelope import EnvelopeReader, HosoRef
 from archive.sources.qd130.fields import FieldError
 from archive.sources.qd130.hardening import XmlRefusedError, decode_base64, parse_inner
 from archive.sources.qd130.hoso import MAX_DEPTH, Limits, read_hoso
 from archive.sources.qd130.mapping import to_bundle
+from archive.sources.qd130.signature import FacilityTrust, too_large_to_check, verify_file
 from archive.sources.quarantine import QuarantineEntry, QuarantineReason, QuarantineScope
 
 DEFAULT_LIMITS: Final = Limits(
@@ -47,6 +52,7 @@ class _Place:
     end_tag: int
     facility: str | None
     whole: bool  # the file's only HOSO: embed the file
+    signature: FacilitySignature
 
 
 def discover(source_dir: Path) -> list[Path]:
@@ -66,18 +72,23 @@ def collect(
     *,
     window: Window,
     limits: Limits = DEFAULT_LIMITS,
+    trust: FacilityTrust | None = None,
     on_selected: Callable[[int], None] | None = None,
 ) -> Iterator[CollectedItem]:
     files = discover(Path(source_dir))
-    return _run(files, window, limits, on_selected)
+    return _run(files, window, limits, trust or FacilityTrust(), on_selected)
 
 
 def _run(
-    files: list[Path], window: Window, limits: Limits, on_selected: Callable[[int], None] | None
+    files: list[Path],
+    window: Window,
+    limits: Limits,
+    trust: FacilityTrust,
+    on_selected: Callable[[int], None] | None,
 ) -> Iterator[CollectedItem]:
     index: dict[str, list[_Place]] = defaultdict(list)
     for path in files:
-        yield from _index_file(path, window, limits, index)
+        yield from _index_file(path, window, limits, trust, index)
     if on_selected is not None:
         on_selected(len(index))
     for key in sorted(index):
@@ -85,9 +96,15 @@ def _run(
 
 
 def _index_file(
-    path: Path, window: Window, limits: Limits, index: dict[str, list[_Place]]
+    path: Path,
+    window: Window,
+    limits: Limits,
+    trust: FacilityTrust,
+    index: dict[str, list[_Place]],
 ) -> Iterator[QuarantineEntry]:
-    found: list[tuple[str, HosoRef]] = []
+    # (MA_LK, ordinal, start, end_tag, facility): never the HosoRef, whose XML1 text would keep
+    # a few kB per HOSO alive until the file's end (150 MB on a 500 MB day file).
+    found: list[tuple[str, int, int, int, str | None]] = []
     entries: list[QuarantineEntry] = []
     reader = EnvelopeReader(path.name, max_hoso_bytes=limits.max_hoso_bytes)
     try:
@@ -100,7 +117,8 @@ def _index_file(
                     entries.append(_entry(path, ref.ordinal, e.reason, e.detail, raw, None))
                     continue
                 if key is not None:
-                    found.append((key, ref))
+                    found.append((key, ref.ordinal, ref.start, ref.end_tag, ref.facility))
+        signature = _signature(path, reader.signed, limits, trust) if found else None
     except XmlRefusedError as e:
         yield _file_entry(path, e)
         return
@@ -108,9 +126,22 @@ def _index_file(
         raise SourceError(f"cannot read {path.name} ({e.strerror}): check the disk") from e
     yield from entries
     whole = reader.count == 1
-    for key, ref in found:
-        place = _Place(path, ref.ordinal, ref.start, ref.end_tag, ref.facility, whole)
-        index[key].append(place)
+    for key, ordinal, start, end_tag, facility in found:
+        assert signature is not None  # checked whenever a HOSO was found
+        index[key].append(_Place(path, ordinal, start, end_tag, facility, whole, signature))
+
+
+def _signature(path: Path, signed: bool, limits: Limits, trust: FacilityTrust) -> FacilitySignature:
+    """The file's facility signature; the file is read whole only when it carries one and is
+    within the limit (a signature covers every byte)."""
+    if not signed:
+        return FacilitySignature(status="absent")
+    limit = limits.max_signed_file_bytes
+    if path.stat().st_size > limit:
+        return too_large_to_check(limit)
+    with path.open("rb") as handle:
+        data = handle.read(limit + 1)  # bounded even if the file grew meanwhile
+    return verify_file(data, trust, max_bytes=limit)
 
 
 def _selected(ref: HosoRef, window: Window, limits: Limits) -> str | None:
@@ -150,7 +181,9 @@ def _build(
     place, hoso_bytes, whole = copies[0]
     try:
         hoso = read_hoso(hoso_bytes, window.tz, limits)
-        yield to_bundle(hoso, whole, facility=place.facility, tz=window.tz)
+        yield to_bundle(
+            hoso, whole, facility=place.facility, tz=window.tz, signature=place.signature
+        )
     except (XmlRefusedError, FieldError) as e:
         detail = f"HOSO {place.ordinal}: {e.detail}"
         yield _entry(place.file, place.ordinal, e.reason, detail, whole, key)

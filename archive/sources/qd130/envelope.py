@@ -28,7 +28,7 @@ CHUNK: Final = 1 << 20
 _ENVELOPE_HOSO: Final = ("GIAMDINHHS", "THONGTINHOSO", "DANHSACHHOSO", "HOSO")
 _FACILITY_PATH: Final = ("GIAMDINHHS", "THONGTINDONVI", "MACSKCB")
 _COUNT_PATH: Final = ("GIAMDINHHS", "THONGTINHOSO", "SOLUONGHOSO")
-_CAPTURED: Final = ("LOAIHOSO", "NOIDUNGFILE")  # inside a HOSO
+_SIGNATURE_PATH: Final = ("GIAMDINHHS", "CHUKYDONVI")
 
 
 @dataclass(slots=True)
@@ -57,6 +57,8 @@ class _State:
         self.declared: str | None = None  # SOLUONGHOSO
         self.count = 0
         self.root: str | None = None
+        self.in_signature = False  # inside GIAMDINHHS/CHUKYDONVI
+        self.signed = False  # CHUKYDONVI holds something, or an XML signature is anywhere
 
 
 class EnvelopeReader:
@@ -71,6 +73,11 @@ class EnvelopeReader:
         self._parser.StartElementHandler = self._start
         self._parser.EndElementHandler = self._end
         self._parser.CharacterDataHandler = self._chars
+
+    @property
+    def signed(self) -> bool:
+        """Whether the file carries a facility signature to check (after :meth:`hosos`)."""
+        return self._s.signed
 
     @property
     def count(self) -> int:
@@ -112,17 +119,28 @@ class EnvelopeReader:
             raise XmlRefusedError(R.HOSTILE_XML, f"{s.what} nests deeper than {s.max_depth} levels")
         if s.root is None:
             s.root = name
+        if s.in_signature or name == "Signature" or name.endswith(":Signature"):
+            s.signed = True
         where = tuple(s.path)
+        if where == _SIGNATURE_PATH:
+            s.in_signature = True
         if name == "HOSO" and (where == _ENVELOPE_HOSO or where == ("HOSO",)):
             s.count += 1
             s.current = HosoRef(s.count, self._parser.CurrentByteIndex, 0, s.facility)
-        elif where in (_FACILITY_PATH, _COUNT_PATH) or (s.current and name in _CAPTURED):
+        elif where in (_FACILITY_PATH, _COUNT_PATH) or (s.current and self._captured(name)):
             s.text, s.size = [], 0
         elif s.current is not None and name == "FILEHOSO":
             s.kind = ""  # a FILEHOSO whose LOAIHOSO comes late is not taken for the last one's
 
+    def _captured(self, name: str) -> bool:
+        """LOAIHOSO, and the NOIDUNGFILE of XML1 only: the other tables' Base64 (most of the
+        file) is neither held nor even copied; a HOSO too large is caught by its byte range."""
+        return name == "LOAIHOSO" or (name == "NOIDUNGFILE" and self._s.kind == "XML1")
+
     def _chars(self, data: str) -> None:
         s = self._s
+        if s.in_signature and not s.signed and data.strip():
+            s.signed = True
         if s.text is None:
             return
         s.size += len(data)
@@ -137,6 +155,8 @@ class EnvelopeReader:
         s = self._s
         where = tuple(s.path)
         s.path.pop()
+        if where == _SIGNATURE_PATH:
+            s.in_signature = False
         text, s.text = (b"".join(s.text) if s.text is not None else None), None
         if text is None and name != "HOSO":
             return

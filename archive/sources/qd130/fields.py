@@ -54,9 +54,10 @@ def moment(name: str, text: str, tz: tzinfo) -> datetime:
     """``yyyymmddHHMM`` as an aware datetime in ``tz`` (a complete date and time)."""
     if len(text) != 12 or not _DIGITS.fullmatch(text):
         raise FieldError(R.INVALID_DATETIME, f"{name} is not 12 digits yyyymmddHHMM")
-    y, mo, d, h, mi = (int(text[a:b]) for a, b in ((0, 4), (4, 6), (6, 8), (8, 10), (10, 12)))
     try:
-        return datetime(y, mo, d, h, mi, tzinfo=tz)
+        return datetime(
+            int(text[:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]), int(text[10:]), 0, 0, tz
+        )
     except ValueError:
         raise FieldError(R.INVALID_DATETIME, f"{name} is not a real date and time") from None
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import tzinfo
-from typing import Final
-from xml.etree.ElementTree import Element
+from typing import Any, Final
 
 from archive.sources.qd130.hardening import XmlRefusedError, decode_base64, parse_inner
 from archive.sources.qd130.tables import SPECS, Record, TableSpec
@@ -28,6 +27,9 @@ class Limits:
     max_hoso_bytes: int
     max_table_bytes: int
     max_text_chars: int
+    # A file is loaded whole (as an lxml tree, about twice its size in memory) to check its
+    # facility signature; larger signed files are recorded "unverified".
+    max_signed_file_bytes: int = 32 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +46,9 @@ class Hoso:
 
 
 def read_hoso(raw: bytes, tz: tzinfo, limits: Limits) -> Hoso:
-    root = parse_inner(raw, "the HOSO", max_depth=MAX_DEPTH, max_text=limits.max_hoso_bytes)
+    root = parse_inner(
+        raw, "the HOSO", max_depth=MAX_DEPTH, max_text=limits.max_hoso_bytes, huge=True
+    )
     if root.tag != "HOSO":
         raise XmlRefusedError(R.MALFORMED_XML, "the HOSO element is not a HOSO")
     tables: dict[str, list[Record]] = {}
@@ -72,12 +76,12 @@ def read_hoso(raw: bytes, tz: tzinfo, limits: Limits) -> Hoso:
     return Hoso(summary=summary, tables=tables, kept=tuple(kept))
 
 
-def _records(root: Element, spec: TableSpec) -> list[Record]:
+def _records(root: Any, spec: TableSpec) -> list[Record]:
     if root.tag != spec.root:
         raise XmlRefusedError(R.MALFORMED_XML, f"{spec.kind} has the wrong root element")
     if not spec.record_path:
         return [_record(root, spec)]
-    holder: Element | None = root
+    holder: Any = root
     for name in spec.record_path[:-1]:
         holder = holder.find(name) if holder is not None else None
     if holder is None:
@@ -85,7 +89,7 @@ def _records(root: Element, spec: TableSpec) -> list[Record]:
     return [_record(node, spec) for node in holder.findall(spec.record_path[-1])]
 
 
-def _record(node: Element, spec: TableSpec) -> Record:
+def _record(node: Any, spec: TableSpec) -> Record:
     record: Record = {}
     for child in node:
         name = child.tag[:40]

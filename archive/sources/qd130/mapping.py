@@ -12,22 +12,30 @@ for the page: what is embedded, hashed and kept is ``raw``, the hospital's HOSO 
 from __future__ import annotations
 
 from datetime import tzinfo
+from itertools import chain
 from typing import Final
 
 from archive.sources import fhir
-from archive.sources.model import EncounterBundle
+from archive.sources.model import EncounterBundle, FacilitySignature
 from archive.sources.qd130 import fields as f
 from archive.sources.qd130.fields import FieldError
 from archive.sources.qd130.hoso import Hoso
 from archive.sources.qd130.resources import disposition, encounter_class, resources
 from archive.sources.quarantine import QuarantineReason
-from archive.sources.validation import id_problem, text_problem
+from archive.sources.validation import id_problem, may_have_bad_text, text_problem
 
 R = QuarantineReason
 DEATHS: Final = frozenset({"5", "8"})  # KET_QUA_DTRI
 
 
-def to_bundle(hoso: Hoso, raw: bytes, *, facility: str | None, tz: tzinfo) -> EncounterBundle:
+def to_bundle(
+    hoso: Hoso,
+    raw: bytes,
+    *,
+    facility: str | None,
+    tz: tzinfo,
+    signature: FacilitySignature | None = None,
+) -> EncounterBundle:
     """The bundle of one HOSO; :class:`FieldError` for what the table rules could not see."""
     s = hoso.summary
     for key in ("MA_LK", "MA_BN"):
@@ -35,6 +43,9 @@ def to_bundle(hoso: Hoso, raw: bytes, *, facility: str | None, tz: tzinfo) -> En
         if problem is not None:
             raise FieldError(R.INVALID_ID, f"XML1 {key}: {problem}")
     for kind, records in hoso.tables.items():
+        joined = "\n".join(chain.from_iterable(chain(r, r.values()) for r in records))
+        if not may_have_bad_text(joined):
+            continue  # the common case, in one regex pass; text_problem says where
         problem = text_problem(records, root=kind)
         if problem is not None:
             raise FieldError(R.CONTROL_CHARACTERS, problem)
@@ -75,4 +86,5 @@ def to_bundle(hoso: Hoso, raw: bytes, *, facility: str | None, tz: tzinfo) -> En
         bundle=bundle,
         canonical=raw,
         source_kind="qd130",
+        facility_signature=signature,
     )

@@ -263,10 +263,21 @@ def _course(hoso: Hoso, tz: tzinfo, patient: dict[str, str]) -> Iterator[dict[st
 
 
 def prune(value: Any) -> Any:
-    """``value`` without ``None`` members and empty lists (absent, as FHIR wants)."""
-    if isinstance(value, dict):
-        pruned = {k: prune(v) for k, v in value.items() if v is not None}
-        return {k: v for k, v in pruned.items() if v != [] and v is not None}
-    if isinstance(value, list):
-        return [prune(v) for v in value if v is not None]
+    """``value`` without ``None`` members and empty lists (absent, as FHIR wants).
+
+    One pass, recursing only into containers: it runs on every resource of every HOSO."""
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        for key, member in value.items():
+            if member is None:
+                continue
+            if type(member) in (dict, list):
+                member = prune(member)
+                if member == []:
+                    continue
+            out[key] = member
+        return out
+    if kind is list:
+        return [prune(v) if type(v) in (dict, list) else v for v in value if v is not None]
     return value

@@ -57,12 +57,21 @@ def sample_cmd(
     chosen = day.date() if day else _yesterday(tz)
     if fmt == "qd130":
         from infra.sample.qd130 import write_qd130_export
+        from infra.sample.qd130_signing import CERT_FILE, dev_facility
 
-        qd = write_qd130_export(out, encounters=encounters, seed=seed, day=chosen, tz=tz)
+        # The development facility's XML signing key, generated once under var/ (never
+        # committed); its certificate is what EMR_ARCHIVE_ARCHIVE__FACILITY_CERTS names.
+        key_dir = settings_of(ctx).data_dir / "qd130-dev-facility"
+        facility = dev_facility(key_dir)
+        qd = write_qd130_export(
+            out, encounters=encounters, seed=seed, day=chosen, tz=tz, facility=facility
+        )
         click.echo(
             f"wrote {encounters} QĐ 130 HOSO to {out} ({qd.size_bytes:,} bytes): "
             f"{len(qd.archived)} finished on {chosen}, "
-            f"{len(qd.held) + len(qd.files)} planted bad records or files"
+            f"{len(qd.held) + len(qd.files)} planted bad records or files, "
+            f"{len(qd.signed)} in files signed by the development facility "
+            f"(certificate: {key_dir / CERT_FILE})"
         )
         return
     summary = write_sample_export(

@@ -20,6 +20,7 @@ from archive.seal import ObjectIdentity
 from archive.sources import Window
 from archive.store import S3ObjectStore, withdraw
 from infra.sample.qd130 import Qd130Summary, write_qd130_export
+from infra.sample.qd130_signing import CERT_FILE, dev_facility
 from infra.settings import AppSettings as Settings
 from retention.classifier import PolicyClassifier
 from tests.support.oracles import verapdf
@@ -51,7 +52,13 @@ def _expected_quarantine(sample: Qd130Summary) -> Counter[str]:
 
 def test_the_nightly_run_archives_a_qd130_day(settings: Settings, tmp_path: Path) -> None:
     source = tmp_path / "his-xml"
-    sample = write_qd130_export(source, encounters=14, seed=5, day=DAY, tz=TZ)
+    facility = dev_facility(tmp_path / "facility")
+    sample = write_qd130_export(source, encounters=14, seed=5, day=DAY, tz=TZ, facility=facility)
+    assert sample.signed  # some files carry the facility's signature
+    archive = settings.archive.model_copy(
+        update={"facility_certs": tmp_path / "facility" / CERT_FILE}
+    )
+    settings = settings.model_copy(update={"archive": archive})
 
     summary = _run(settings, source)
     assert summary.failed == {}, summary.failed
@@ -60,6 +67,15 @@ def test_the_nightly_run_archives_a_qd130_day(settings: Settings, tmp_path: Path
 
     rows = Catalog.open(settings.catalog_dir).rows().to_pylist()
     assert sorted(r["encounter_id"] for r in rows) == sorted(sample.archived)
+    assert {r["source_kind"] for r in rows} == {"qd130"}
+    assert all(r["episode_key"] == r["encounter_id"] for r in rows)  # MA_LK
+    signatures = {
+        r["encounter_id"]: (r["facility_signature"], r["facility_signer_sha256"]) for r in rows
+    }
+    assert {k for k, v in signatures.items() if v == ("valid", facility.sha256)} == set(
+        sample.signed
+    )
+    assert {v for k, v in signatures.items() if k not in sample.signed} == {("absent", None)}
     classes = Counter(r["retention_class"] for r in rows)
     assert classes["death"] >= 1
     assert classes["ordinary"] >= 1

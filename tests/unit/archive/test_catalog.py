@@ -77,7 +77,8 @@ def flip(path: Path, position: int) -> None:
 
 def test_row_dataclass_mirrors_the_schema() -> None:
     assert [f.name for f in fields(CatalogRow)] == SCHEMA.names
-    assert all(not f.nullable for f in SCHEMA)
+    nullable = [f.name for f in SCHEMA if f.nullable]  # null for FHIR rows
+    assert nullable == ["episode_key", "facility_signature", "facility_signer_sha256"]
     assert SCHEMA.field("sealed_size").type == pa.int64()
     assert SCHEMA.field("signed_at").type == pa.timestamp("us", tz="UTC")
 
@@ -106,6 +107,9 @@ def test_rows_round_trip_with_all_types_and_aware_timestamps(tmp_path: Path) -> 
         ("sealed_size", -1),
         ("kek_version", 2**31),
         ("facility", ""),
+        ("source_kind", ""),
+        ("episode_key", ""),
+        ("facility_signer_sha256", "F" * 64),
     ],
 )
 def test_invalid_row_values_are_refused_without_echoing_them(field: str, value: object) -> None:

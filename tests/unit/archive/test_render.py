@@ -37,6 +37,7 @@ from archive.render import (
 )
 from archive.render import output as render_output
 from archive.render import program as render_program
+from archive.sources.model import FacilitySignature
 from tests.support.fhir import (
     ALL_VIETNAMESE,
     COURSE,
@@ -441,3 +442,20 @@ def test_fixed_font_bypassing_the_prebuilt_objects_fails_loudly(
         render(renderer, example_bundle())
     monkeypatch.undo()
     assert render(renderer, example_bundle()).pdf == example.pdf  # nothing shared was harmed
+
+
+def test_a_qd130_attachment_says_what_the_facility_signature_showed(renderer: Renderer) -> None:
+    bundle = example_bundle()
+    note = FacilitySignature(
+        status="valid", signer_subject="O=Bệnh viện Mẫu,C=VN", signer_sha256="ab" * 32
+    ).describe()
+    doc = renderer.render(
+        bundle, b"<HOSO/>", created_at=CREATED, source_kind="qd130", source_note=note
+    )
+    spec = PdfFileReader(BytesIO(doc.pdf)).root["/AF"][0]
+    desc = str(spec["/Desc"])
+    assert "facility signature (CHUKYDONVI): valid" in desc
+    assert "signer O=Bệnh viện Mẫu,C=VN" in desc
+    assert f"certificate sha256 {'ab' * 32}" in desc
+    assert str(spec["/UF"]).endswith(".qd130.xml")
+    assert check_pdfa3b(doc.pdf).passed
