@@ -272,7 +272,7 @@ def test_verify_file_on_a_hostile_document_prints_one_verdict_and_no_traceback(
     [signature] = [line for line in lines if line.split()[1:2] == ["signature"]]
     assert signature.split()[0] == "FAIL"  # a failure, not the indeterminate "??"
     assert signature.split()[2] in signature_codes, signature
-    assert len([line for line in lines if not line.startswith("note ")]) == 4  # 3 checks + verdict
+    assert len([line for line in lines if not line.startswith("note ")]) == 5  # 4 checks + verdict
     assert "Traceback" not in result.stdout
     assert not any(line.startswith("     log ") for line in lines)
 
