@@ -79,7 +79,7 @@ def show_scans(settings: Settings) -> dict[str, Any]:
         row, pdf = found
         scan = scanned_row(extract_embedded_data(pdf)) or {}
         problem = mark_problem(pdf, scan) if scan else "no scan manifest embedded"
-        out_pdf = settings.data_dir / "demo" / f"paper-{row['encounter_id']}.pdf"
+        out_pdf = settings.data_dir / "demo" / f"{row['encounter_id']}.pdf"
         _save(out_pdf, pdf)
         click.echo(
             f"   {out_pdf}: record {scan.get('record_number', '?')}, converted by "
