@@ -50,22 +50,25 @@ def attack(stack_settings: Settings) -> Attack:
     return Attack(pki=pki, document=document, signed=signed.pdf)
 
 
+# A rendered record, not a scan: the conversion-mark check passes it as born digital.
+BORN_DIGITAL = {"conversion-mark": "conversion-mark.ok"}
+
 # attack -> (the signature's reason code, what the PDF/A and data checks must say)
 ATTACKS: dict[str, tuple[Callable[[Attack], bytes], str, dict[str, str]]] = {
     "a /Pages node whose /Kids names its parent": (
         page_tree_kids_cycle,
         "sig.malformed",
-        {"pdfa": "pdfa.page-tree", "embedded-data": "embedded-data.ok"},
+        {"pdfa": "pdfa.page-tree", "embedded-data": "embedded-data.ok", **BORN_DIGITAL},
     ),
     "a page tree whose /Parent chain loops": (
         page_tree_parent_loop,
         "sig.malformed",
-        {"pdfa": "pdfa.page-tree", "embedded-data": "embedded-data.ok"},
+        {"pdfa": "pdfa.page-tree", "embedded-data": "embedded-data.ok", **BORN_DIGITAL},
     ),
     "a /SubFilter no standard defines": (
         unknown_subfilter,
         "sig.unknown_subfilter",
-        {"pdfa": "pdfa.ok", "embedded-data": "embedded-data.ok"},
+        {"pdfa": "pdfa.ok", "embedded-data": "embedded-data.ok", **BORN_DIGITAL},
     ),
 }
 
