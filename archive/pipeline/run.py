@@ -32,6 +32,13 @@ from archive.core.pool import split, worker_pool
 from archive.core.settings import Settings
 from archive.pipeline.admission import admit_source
 from archive.pipeline.classifier import Classifier
+from archive.pipeline.evidence_stage import (
+    Step,
+    Timestamper,
+    manifest_members,
+    open_stage,
+    record_members,
+)
 from archive.pipeline.options import RunOptions
 from archive.pipeline.process import init_worker, work
 from archive.pipeline.quarantine import store_entries
@@ -83,6 +90,9 @@ class ArchiveRun:
         self._selected_count = 0
         self._held_back = 0  # encounters quarantined as a whole
         self._failures: list[dict[str, object]] = []
+        # The evidence stage's TSA and crash hooks (tests and the bench replace them).
+        self.evidence_timestamper: Timestamper | None = None
+        self.evidence_step: Step | None = None
 
     @classmethod
     def start(
@@ -232,8 +242,18 @@ class ArchiveRun:
         return len(stored.index_lines)
 
     def finish(self) -> RunSummary:
-        """Catalog what this run archived (one manifest) and write the run report."""
+        """Catalog what this run archived (one manifest), give it and every earlier run's
+        pending documents their evidence records, and write the run report."""
         begin = time.perf_counter()
+        evidence = open_stage(
+            self.settings,
+            self._store,
+            self._keys,
+            timestamper=self.evidence_timestamper,
+            on_step=self.evidence_step,
+        )
+        # Pending before the catalog names the records: none is ever catalogued unpromised.
+        evidence.hold(self.options.run_id, record_members(self._rows))
         if self._rows:
             result = self._catalog.append(
                 self._rows,
@@ -244,6 +264,16 @@ class ArchiveRun:
             )
             self.summary.manifest = result.manifest.name
         self._stages["catalog"] += time.perf_counter() - begin
+        begin = time.perf_counter()
+        done = evidence.complete(
+            self.options.run_id,
+            now=self.options.started_at,
+            extra=manifest_members(self._catalog, self.settings),
+        )
+        self.summary.evidence_written += done.written
+        self.summary.evidence_pending = done.pending
+        self.summary.evidence_timestamps += done.timestamps
+        self._stages["evidence"] += time.perf_counter() - begin
         self.summary.duration_s = time.perf_counter() - self._started
         self.summary.stage_seconds = {k: round(v, 3) for k, v in self._stages.items()}
         write_report(self.settings.data_dir / "runs", self.summary, self._failures)

@@ -1,0 +1,301 @@
+"""The nightly run's evidence stage: one hash tree, one RFC 3161 timestamp, one evidence record
+per document (RFC 4998), stored sealed and COMPLIANCE-locked.
+
+Order, each step durable before the next (see :mod:`archive.pipeline.evidence_state`):
+
+1. ``hold``: the run's documents are written as *pending* before its catalog manifest;
+2. open trees (timestamped by an interrupted run, records not all written) are finished with
+   their saved token: never a second timestamp for a tree that has one;
+3. every unresolved run's documents (this run's and those a TSA outage left pending) go into
+   **one** tree whose root gets one timestamp, checked against the TSA trust roots;
+4. the tree index (with the token) is saved, then each evidence record, then the done markers.
+
+Pending runs are folded into the next tree as plain leaves rather than as a tree of trees: every
+evidence record then has the one shape (a single chain, one reduced tree) that verification,
+export and the oracles read, and a later run costs the same one TSA request.
+
+If the TSA cannot be had (down, or its token fails the trust roots) the documents stay pending,
+counted in the run summary; the next run completes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from asn1crypto import cms
+
+from archive.catalog import Catalog, CatalogRow, manifest_lock, manifest_name
+from archive.core.atomic import write_private
+from archive.core.errors import ArchiveError, ObjectConflictError, TrustServiceUnavailableError
+from archive.core.settings import Settings
+from archive.evidence import (
+    DataObject,
+    HashTree,
+    TimestampCheck,
+    TimestampRejectedError,
+    TsaTrust,
+    WeakAlgorithms,
+    new_record,
+    validate_evidence,
+)
+from archive.pipeline.evidence_state import (
+    MANIFESTS,
+    EvidenceState,
+    Member,
+    TreeIndex,
+    whole_second,
+)
+from archive.seal import KeyProvider
+from archive.sign import RetryPolicy, SignerConfig, load_trust_roots
+from archive.sign.tsa import TsaClient, token_certs, tst_info
+from archive.store import ObjectStore, SealedStore, evidence_key
+
+ALGORITHM = "sha256"
+Timestamper = Callable[[bytes], cms.ContentInfo]
+Step = Callable[[str], None]  # "held", "tree-built", "timestamped", "record-written", "done"
+
+
+def tsa_timestamper(url: str, retry: RetryPolicy) -> Timestamper:
+    """The signer's RFC 3161 client (same retries and breaker), for one digest at a time."""
+
+    def stamp(digest: bytes) -> cms.ContentInfo:
+        async def once() -> cms.ContentInfo:
+            client = TsaClient(url, retry)
+            try:
+                return await client.timestamp(digest, ALGORITHM)
+            finally:
+                await client.aclose()
+
+        return asyncio.run(once())
+
+    return stamp
+
+
+@dataclass
+class EvidenceOutcome:
+    written: int = 0  # evidence records this stage created
+    pending: int = 0  # documents left without evidence (the next run completes them)
+    timestamps: int = 0  # TSA requests that gave a token
+    reason: str | None = None  # why documents stay pending (a code, no PHI)
+
+
+class EvidenceStage:
+    def __init__(
+        self,
+        state: EvidenceState,
+        store: SealedStore,
+        *,
+        timestamper: Timestamper,
+        check: TimestampCheck,
+        cache: Path,
+        io_threads: int = 8,
+        on_step: Step | None = None,
+    ) -> None:
+        self._state, self._store = state, store
+        self._timestamper, self._check = timestamper, check
+        self._cache, self._threads = cache, io_threads
+        self._step = on_step or (lambda _step: None)
+        self._now: datetime | None = None
+
+    def hold(self, run_id: str, members: list[Member]) -> None:
+        if members:
+            self._state.save_pending(run_id, members)
+        self._step("held")
+
+    def complete(
+        self, run_id: str, *, now: datetime, extra: Callable[[str], Iterable[Member]]
+    ) -> EvidenceOutcome:
+        """Finish open trees, then timestamp every unresolved run's documents in one tree.
+        ``extra(run)``: documents known only after the hold (the run's catalog manifest)."""
+        outcome = EvidenceOutcome()
+        self._now = now
+        trees, done = self._state.tree_ids(), self._state.done_runs()
+        unresolved = self._state.pending_runs(done)
+        for tree_id in sorted(trees - done):  # open: timestamped, records not all written
+            index = self._state.load_tree(tree_id)
+            outcome.written += self._write(index, self._verified_tree(index))
+            unresolved -= set(index.covers)
+        if not unresolved:
+            return outcome
+        members = {m.key: m for r in sorted(unresolved) for m in self._members(r, extra)}
+        tree = HashTree.build(ALGORITHM, (bytes.fromhex(m.sha256) for m in members.values()))
+        self._step("tree-built")
+        try:
+            token = self._timestamp(tree.root)
+        except (TrustServiceUnavailableError, TimestampRejectedError) as e:
+            outcome.pending = len(members)
+            outcome.reason = getattr(e, "code", "evidence.tsa_unavailable")
+            return outcome
+        outcome.timestamps += 1
+        tsa_cert, _ = token_certs(token)
+        index = TreeIndex(
+            tree_id=_fresh_id(run_id, trees),
+            algorithm=ALGORITHM,
+            root=tree.root.hex(),
+            gen_time=tst_info(token)["gen_time"].native,
+            tsa_cert_sha256=hashlib.sha256(tsa_cert.dump()).hexdigest(),
+            covers=tuple(sorted(unresolved)),
+            members=tuple(sorted(members.values(), key=lambda m: m.key)),
+            token=token.dump(),
+        )
+        self._state.save_tree(index)
+        self._step("timestamped")
+        outcome.written += self._write(index, tree)
+        return outcome
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def _members(self, run_id: str, extra: Callable[[str], Iterable[Member]]) -> list[Member]:
+        return [*self._state.load_pending(run_id), *extra(run_id)]
+
+    def _timestamp(self, root: bytes) -> cms.ContentInfo:
+        token = self._timestamper(root)
+        imprint = tst_info(token)["message_imprint"]
+        if imprint["hashed_message"].native != root:  # pyHanko checks status and nonce only
+            raise TimestampRejectedError("evidence.tsa_wrong_imprint", "TSA stamped another digest")
+        # the TSA must chain to the TSA trust roots and be valid when it stamped
+        self._check(token, tst_info(token)["gen_time"].native)
+        return token
+
+    def _verified_tree(self, index: TreeIndex) -> HashTree:
+        """The tree of a saved index, rebuilt from its members: a damaged index (local cache or
+        bucket) must not produce records that prove nothing."""
+        tree = HashTree.build(index.algorithm, (bytes.fromhex(m.sha256) for m in index.members))
+        token = cms.ContentInfo.load(index.token)
+        stamped = tst_info(token)["message_imprint"]["hashed_message"].native
+        if tree.root.hex() != index.root or stamped != tree.root:
+            raise ArchiveError(
+                f"evidence tree {index.tree_id}: its members do not lead to its timestamped root"
+            )
+        return tree
+
+    def _write(self, index: TreeIndex, tree: HashTree) -> int:
+        token = cms.ContentInfo.load(index.token)
+        reduced = tree.all_reduced()
+        # Built here, one thread: asn1crypto values parse lazily and are not thread-safe, and
+        # the shared token would be read by all. Only the PUTs (network waits) run in parallel.
+        records = [
+            (m, new_record(index.algorithm, reduced[bytes.fromhex(m.sha256)], token).dump())
+            for m in index.members
+        ]
+
+        def one(job: tuple[Member, bytes]) -> bool:
+            member, der = job
+            created = self._put(member, der)
+            cached = self._cache / member.key
+            cached.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_private(cached, der)
+            self._step("record-written")
+            return created
+
+        with ThreadPoolExecutor(self._threads, thread_name_prefix="evidence") as pool:
+            written = sum(pool.map(one, records))
+        self._state.mark_done(index)
+        self._step("done")
+        return written
+
+    def _put(self, member: Member, der: bytes) -> bool:
+        try:
+            until = whole_second(member.retain_until)
+            return self._store.put_locked(member.key, der, retain_until=until).created
+        except ObjectConflictError:
+            # A document two runs held (a record adopted after its first run's catalog append
+            # failed) already has a record from an earlier tree: keep it if it proves the document.
+            head = self._store.latest(member.key)
+            if head is None:
+                raise
+            existing = self._store.get(member.key, version_id=head.version_id)
+            if not _proves(existing, member, self._check, self._now):
+                raise
+            return False
+
+
+def _proves(der: bytes, member: Member, check: TimestampCheck, now: datetime | None) -> bool:
+    digests = {ALGORITHM: bytes.fromhex(member.sha256)}
+    verdict = validate_evidence(
+        der,
+        [DataObject(digests=digests)],
+        as_of=now or datetime.now(UTC),
+        check_timestamp=check,
+        weak=WeakAlgorithms(),
+    )
+    return verdict.ok
+
+
+def _fresh_id(run_id: str, taken: Sequence[str] | set[str]) -> str:
+    """The tree's id: the run's, unless a rerun under the same id already made a tree."""
+    candidate, n = run_id, 0
+    while candidate in taken:
+        n += 1
+        candidate = f"{run_id}.{n}"
+    return candidate
+
+
+# -- wiring: what the nightly run builds the stage from ------------------------------------------
+
+
+def open_stage(
+    settings: Settings,
+    store: ObjectStore,
+    keys: KeyProvider,
+    *,
+    timestamper: Timestamper | None = None,
+    on_step: Step | None = None,
+) -> EvidenceStage:
+    """The stage on the run's store (sealed under its keyring), the signer's TSA and TSA roots;
+    local state and the record cache under ``<data_dir>/evidence/<bucket>`` (state mirrors one
+    bucket's, so two buckets never share it)."""
+    sealed = SealedStore.for_settings(settings, store, keys=keys)
+    base = local_dir(settings)
+    roots = load_trust_roots(
+        SignerConfig.from_settings(settings).tsa_trust_roots,
+        setting="EMR_ARCHIVE_SIGNER__TSA_TRUST_ROOTS",
+    )
+    return EvidenceStage(
+        EvidenceState(base, sealed),
+        sealed,
+        timestamper=timestamper or tsa_timestamper(settings.tsa_url, RetryPolicy()),
+        check=TsaTrust(roots),
+        cache=base / "cache",
+        on_step=on_step,
+    )
+
+
+def local_dir(settings: Settings) -> Path:
+    return settings.data_dir / "evidence" / settings.s3.bucket
+
+
+def record_members(rows: Iterable[CatalogRow]) -> list[Member]:
+    """Each catalogued record: its signed PDF's SHA-256 (``pdf_sha256``: the plaintext PDF, the
+    document an inspector receives), its evidence key and its retain-until."""
+    return [
+        Member(
+            evidence_key(object_key=r.object_key, version_id=r.version_id),
+            r.pdf_sha256,
+            r.retain_until,
+        )
+        for r in rows
+    ]
+
+
+def manifest_members(catalog: Catalog, settings: Settings) -> Callable[[str], list[Member]]:
+    """A run's catalog manifest, as a document of its tree (known only after the append)."""
+
+    def of(run_id: str) -> list[Member]:
+        return [
+            Member(
+                f"{MANIFESTS}{manifest_name(m.seq)}.ers",
+                m.sha256,
+                manifest_lock(settings, m.created_at),
+            )
+            for m in catalog.manifests
+            if m.run_id == run_id
+        ]
+
+    return of
