@@ -10,6 +10,8 @@
 ``pdfa``           PDF/A-3b structure
 ``embedded-data``  the embedded FHIR Bundle's sha256 equals the catalog's ``data_sha256``
 ``lock``           COMPLIANCE, retain-until not earlier than the catalog's, legal hold as expected
+``evidence``       the record's RFC 4998 evidence record (locked) proves the PDF; pending within a
+                   grace period (:mod:`verification.evidence_record`); full mode only
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from archive.core.errors import (
 from archive.store import COMPLIANCE
 from verification.document import check_embedded_data, check_pdfa, check_signature
 from verification.evidence import Evidence, NotReached
+from verification.evidence_record import check_evidence_record
 from verification.results import CheckResult
 
 _SEAL_CODES: dict[type[Exception], str] = {
@@ -190,7 +193,8 @@ SIGNATURE = RecordCheck("signature", _signature)
 PDFA = RecordCheck("pdfa", _pdfa)
 EMBEDDED_DATA = RecordCheck("embedded-data", _embedded_data)
 LOCK = RecordCheck("lock", _lock)
+EVIDENCE = RecordCheck("evidence", check_evidence_record)
 
-FULL: tuple[RecordCheck, ...] = (OBJECT, UNSEAL, SIGNATURE, PDFA, EMBEDDED_DATA, LOCK)
+FULL: tuple[RecordCheck, ...] = (OBJECT, UNSEAL, SIGNATURE, PDFA, EMBEDDED_DATA, LOCK, EVIDENCE)
 # Fixity: present, unchanged, opens, hashes match; no signature or structure validation.
 FIXITY: tuple[RecordCheck, ...] = (OBJECT, UNSEAL, EMBEDDED_DATA, LOCK)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ class EvidenceOutcome:
     written: int = 0  # evidence records this stage created
     pending: int = 0  # documents left without evidence (the next run completes them)
     timestamps: int = 0  # TSA requests that gave a token
+    conflicts: int = 0  # keys already holding a record that does not prove the document
     reason: str | None = None  # why documents stay pending (a code, no PHI)
 
 
@@ -119,7 +121,7 @@ class EvidenceStage:
         unresolved = self._state.pending_runs(done)
         for tree_id in sorted(trees - done):  # open: timestamped, records not all written
             index = self._state.load_tree(tree_id)
-            outcome.written += self._write(index, self._verified_tree(index))
+            self._write(index, self._verified_tree(index), outcome)
             unresolved -= set(index.covers)
         if not unresolved:
             return outcome
@@ -146,7 +148,7 @@ class EvidenceStage:
         )
         self._state.save_tree(index)
         self._step("timestamped")
-        outcome.written += self._write(index, tree)
+        self._write(index, tree, outcome)
         return outcome
 
     # -- steps ----------------------------------------------------------------------------------
@@ -175,7 +177,7 @@ class EvidenceStage:
             )
         return tree
 
-    def _write(self, index: TreeIndex, tree: HashTree) -> int:
+    def _write(self, index: TreeIndex, tree: HashTree, outcome: EvidenceOutcome) -> None:
         token = cms.ContentInfo.load(index.token)
         reduced = tree.all_reduced()
         # Built here, one thread: asn1crypto values parse lazily and are not thread-safe, and
@@ -185,25 +187,29 @@ class EvidenceStage:
             for m in index.members
         ]
 
-        def one(job: tuple[Member, bytes]) -> bool:
+        def one(job: tuple[Member, bytes]) -> str:
             member, der = job
-            created = self._put(member, der)
+            status = self._put(member, der)
             cached = self._cache / member.key
             cached.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             write_private(cached, der)
             self._step("record-written")
-            return created
+            return status
 
         with ThreadPoolExecutor(self._threads, thread_name_prefix="evidence") as pool:
-            written = sum(pool.map(one, records))
+            statuses = Counter(pool.map(one, records))
+        # Done even with conflicts: a locked key cannot be fixed by retrying every night; the
+        # run counts it as a failure and verification reports the record (evidence.not_covered).
         self._state.mark_done(index)
         self._step("done")
-        return written
+        outcome.written += statuses["created"]
+        outcome.conflicts += statuses["conflict"]
 
-    def _put(self, member: Member, der: bytes) -> bool:
+    def _put(self, member: Member, der: bytes) -> str:
         try:
             until = whole_second(member.retain_until)
-            return self._store.put_locked(member.key, der, retain_until=until).created
+            put = self._store.put_locked(member.key, der, retain_until=until)
+            return "created" if put.created else "existing"
         except ObjectConflictError:
             # A document two runs held (a record adopted after its first run's catalog append
             # failed) already has a record from an earlier tree: keep it if it proves the document.
@@ -211,9 +217,9 @@ class EvidenceStage:
             if head is None:
                 raise
             existing = self._store.get(member.key, version_id=head.version_id)
-            if not _proves(existing, member, self._check, self._now):
-                raise
-            return False
+            if _proves(existing, member, self._check, self._now):
+                return "existing"
+            return "conflict"
 
 
 def _proves(der: bytes, member: Member, check: TimestampCheck, now: datetime | None) -> bool:

@@ -273,6 +273,9 @@ class ArchiveRun:
         self.summary.evidence_written += done.written
         self.summary.evidence_pending = done.pending
         self.summary.evidence_timestamps += done.timestamps
+        if done.conflicts:
+            failed = self.summary.failed
+            failed["evidence.conflict"] = failed.get("evidence.conflict", 0) + done.conflicts
         self._stages["evidence"] += time.perf_counter() - begin
         self.summary.duration_s = time.perf_counter() - self._started
         self.summary.stage_seconds = {k: round(v, 3) for k, v in self._stages.items()}

@@ -6,6 +6,7 @@ step of the stage, then a rerun, completes them without a duplicate or a second 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import subprocess
@@ -16,8 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from archive.catalog import MANIFESTS_DIR, Catalog, manifest_lock
-from archive.evidence import DataObject, TsaTrust, WeakAlgorithms, read_record, validate_evidence
+from archive.catalog import MANIFESTS_DIR, Catalog, manifest_lock, table_to_rows
+from archive.evidence import (
+    DataObject,
+    TsaTrust,
+    WeakAlgorithms,
+    new_record,
+    read_record,
+    validate_evidence,
+)
 from archive.pipeline.evidence_stage import local_dir, tsa_timestamper
 from archive.pipeline.evidence_state import DONE, MANIFESTS, PENDING, TREES
 from archive.seal import ObjectIdentity, open_keys, unseal
@@ -195,3 +203,61 @@ def test_killed_in_the_evidence_stage_then_rerun_completes_once(
         assert summary.evidence_written <= n + 1 - nth  # type: ignore[attr-defined]
     else:
         assert summary.evidence_written == n + 1  # type: ignore[attr-defined]
+
+
+def _evidence_verdicts(settings: Settings, *, grace_days: int, now: datetime) -> Counter[str]:
+    """The ``evidence`` check's reason codes over the catalog (verification's own code path)."""
+    from verification.checks import EVIDENCE, OBJECT, UNSEAL
+    from verification.config import HoldSet, VerificationSettings
+    from verification.verifier import Verifier
+    from verification.worker import environment
+
+    vsettings = VerificationSettings(evidence_grace_days=grace_days, workers=1)
+    env = environment(settings, vsettings, HoldSet())
+    verifier = Verifier.create(checks=(OBJECT, UNSEAL, EVIDENCE), env=env)
+    codes: Counter[str] = Counter()
+    for row in table_to_rows(Catalog.open(settings.catalog_dir).rows()):
+        result = verifier.verify(row, now=now)
+        codes.update(c.reason_code for c in result.checks if c.check == "evidence")
+    return codes
+
+
+def test_verification_reads_the_locked_record_and_reports_pending_then_missing(
+    settings: Settings, export: Export
+) -> None:
+    n = len(export.summary.in_window)
+    now = datetime.now(UTC)
+    _run(settings, export, tsa=DEAD_TSA)
+    assert _evidence_verdicts(settings, grace_days=7, now=now) == {"evidence.pending": n}
+    late = now + timedelta(days=8)
+    assert _evidence_verdicts(settings, grace_days=7, now=late) == {"evidence.missing": n}
+
+    # A wrong writer puts another document's evidence (a real token) at one record's key
+    # before the next run: that run counts the conflict, completes the others, and
+    # verification reports the record as not covered.
+    victim = table_to_rows(Catalog.open(settings.catalog_dir).rows())[0]
+    victim_key = evidence_key(object_key=victim.object_key, version_id=victim.version_id)
+    other = hashlib.sha256(b"another document").digest()
+    token = tsa_timestamper(settings.tsa_url, RetryPolicy())(other)
+    store = SealedStore.for_settings(settings, S3ObjectStore.from_settings(settings))
+    store.put_locked(
+        victim_key,
+        new_record("sha256", ((other,),), token).dump(),
+        retain_until=victim.retain_until,
+    )
+    back = _run(settings, export)
+    assert back.evidence_written == n  # type: ignore[attr-defined]  # n - 1 records + manifest
+    assert back.failed == {"evidence.conflict": 1}  # type: ignore[attr-defined]
+    now = datetime.now(UTC)  # the records exist from their timestamp on, not before
+    assert _evidence_verdicts(settings, grace_days=7, now=now) == {
+        "evidence.ok": n - 1,
+        "evidence.not_covered": 1,
+    }
+
+    # The local cache is not what verification reads: overwrite every cached record with the
+    # victim's wrong one, the verdicts stay those of the locked copies.
+    cache = local_dir(settings) / "cache"
+    wrong = (cache / victim_key).read_bytes()
+    for cached in cache.rglob("*.ers"):
+        cached.write_bytes(wrong)
+    assert _evidence_verdicts(settings, grace_days=7, now=now)["evidence.ok"] == n - 1

@@ -111,6 +111,7 @@ def test_a_clean_archive_passes_every_check(
         "pdfa",
         "embedded-data",
         "lock",
+        "evidence",
     }
     assert summary.report_path is not None
     assert summary.report_path.is_file()
