@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +33,6 @@ from pathlib import Path
 from asn1crypto import cms
 
 from archive.catalog import Catalog, CatalogRow, manifest_lock, manifest_name
-from archive.core.atomic import write_private
 from archive.core.errors import ArchiveError, ObjectConflictError, TrustServiceUnavailableError
 from archive.core.settings import Settings
 from archive.evidence import (
@@ -42,7 +42,7 @@ from archive.evidence import (
     TimestampRejectedError,
     TsaTrust,
     WeakAlgorithms,
-    new_record,
+    new_record_ders,
     validate_evidence,
 )
 from archive.pipeline.evidence_state import (
@@ -179,20 +179,13 @@ class EvidenceStage:
 
     def _write(self, index: TreeIndex, tree: HashTree, outcome: EvidenceOutcome) -> None:
         token = cms.ContentInfo.load(index.token)
-        reduced = tree.all_reduced()
-        # Built here, one thread: asn1crypto values parse lazily and are not thread-safe, and
-        # the shared token would be read by all. Only the PUTs (network waits) run in parallel.
-        records = [
-            (m, new_record(index.algorithm, reduced[bytes.fromhex(m.sha256)], token).dump())
-            for m in index.members
-        ]
+        ders = new_record_ders(index.algorithm, tree.all_reduced(), token)
+        records = [(m, ders[bytes.fromhex(m.sha256)]) for m in index.members]
 
         def one(job: tuple[Member, bytes]) -> str:
             member, der = job
             status = self._put(member, der)
-            cached = self._cache / member.key
-            cached.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            write_private(cached, der)
+            _cache(self._cache / member.key, der)
             self._step("record-written")
             return status
 
@@ -208,7 +201,7 @@ class EvidenceStage:
     def _put(self, member: Member, der: bytes) -> str:
         try:
             until = whole_second(member.retain_until)
-            put = self._store.put_locked(member.key, der, retain_until=until)
+            put = self._store.put_locked(member.key, der, retain_until=until, expect_new=True)
             return "created" if put.created else "existing"
         except ObjectConflictError:
             # A document two runs held (a record adopted after its first run's catalog append
@@ -220,6 +213,15 @@ class EvidenceStage:
             if _proves(existing, member, self._check, self._now):
                 return "existing"
             return "conflict"
+
+
+def _cache(path: Path, der: bytes) -> None:
+    """A copy for export and quick looks, never trusted (verification reads the locked one):
+    private, but not fsynced like state is."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(der)
 
 
 def _proves(der: bytes, member: Member, check: TimestampCheck, now: datetime | None) -> bool:
