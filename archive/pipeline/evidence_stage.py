@@ -20,7 +20,6 @@ counted in the run summary; the next run completes them.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 from collections import Counter
@@ -32,50 +31,28 @@ from pathlib import Path
 
 from asn1crypto import cms
 
-from archive.catalog import Catalog, CatalogRow, manifest_lock, manifest_name
 from archive.core.errors import ArchiveError, ObjectConflictError, TrustServiceUnavailableError
-from archive.core.settings import Settings
 from archive.evidence import (
     DataObject,
     HashTree,
     TimestampCheck,
     TimestampRejectedError,
-    TsaTrust,
     WeakAlgorithms,
     new_record_ders,
     validate_evidence,
 )
 from archive.pipeline.evidence_state import (
-    MANIFESTS,
     EvidenceState,
     Member,
     TreeIndex,
     whole_second,
 )
-from archive.seal import KeyProvider
-from archive.sign import RetryPolicy, SignerConfig, load_trust_roots
-from archive.sign.tsa import TsaClient, token_certs, tst_info
-from archive.store import ObjectStore, SealedStore, evidence_key
+from archive.sign.tsa import token_certs, tst_info
+from archive.store import SealedStore
 
 ALGORITHM = "sha256"
 Timestamper = Callable[[bytes], cms.ContentInfo]
 Step = Callable[[str], None]  # "held", "tree-built", "timestamped", "record-written", "done"
-
-
-def tsa_timestamper(url: str, retry: RetryPolicy) -> Timestamper:
-    """The signer's RFC 3161 client (same retries and breaker), for one digest at a time."""
-
-    def stamp(digest: bytes) -> cms.ContentInfo:
-        async def once() -> cms.ContentInfo:
-            client = TsaClient(url, retry)
-            try:
-                return await client.timestamp(digest, ALGORITHM)
-            finally:
-                await client.aclose()
-
-        return asyncio.run(once())
-
-    return stamp
 
 
 @dataclass
@@ -85,6 +62,15 @@ class EvidenceOutcome:
     timestamps: int = 0  # TSA requests that gave a token
     conflicts: int = 0  # keys already holding a record that does not prove the document
     reason: str | None = None  # why documents stay pending (a code, no PHI)
+    error: str | None = None  # the stage stopped (store down, ...): the next run resumes it
+
+    def failures(self) -> dict[str, int]:
+        """What the run reports as failed (and so ends Failed): conflicts and a stopped stage;
+        a TSA outage is *pending*, not failed (the records are safe, the next run completes)."""
+        failed = {"evidence.conflict": self.conflicts} if self.conflicts else {}
+        if self.error is not None:
+            failed["evidence.error"] = 1
+        return failed
 
 
 class EvidenceStage:
@@ -109,6 +95,22 @@ class EvidenceStage:
         if members:
             self._state.save_pending(run_id, members)
         self._step("held")
+
+    def complete_safely(
+        self,
+        run_id: str,
+        *,
+        now: datetime,
+        extra: Callable[[str], Iterable[Member]],
+        held: int,
+    ) -> EvidenceOutcome:
+        """:meth:`complete`, or, when the store or the disk fails under it, an outcome saying
+        so: the run's records are catalogued by now and its report must still be written.
+        ``held``: this run's documents, pending at least (earlier pending ones are unknown)."""
+        try:
+            return self.complete(run_id, now=now, extra=extra)
+        except (ArchiveError, OSError) as e:
+            return EvidenceOutcome(pending=held, error=type(e).__name__)
 
     def complete(
         self, run_id: str, *, now: datetime, extra: Callable[[str], Iterable[Member]]
@@ -243,67 +245,3 @@ def _fresh_id(run_id: str, taken: Sequence[str] | set[str]) -> str:
         n += 1
         candidate = f"{run_id}.{n}"
     return candidate
-
-
-# -- wiring: what the nightly run builds the stage from ------------------------------------------
-
-
-def open_stage(
-    settings: Settings,
-    store: ObjectStore,
-    keys: KeyProvider,
-    *,
-    timestamper: Timestamper | None = None,
-    on_step: Step | None = None,
-) -> EvidenceStage:
-    """The stage on the run's store (sealed under its keyring), the signer's TSA and TSA roots;
-    local state and the record cache under ``<data_dir>/evidence/<bucket>`` (state mirrors one
-    bucket's, so two buckets never share it)."""
-    sealed = SealedStore.for_settings(settings, store, keys=keys)
-    base = local_dir(settings)
-    roots = load_trust_roots(
-        SignerConfig.from_settings(settings).tsa_trust_roots,
-        setting="EMR_ARCHIVE_SIGNER__TSA_TRUST_ROOTS",
-    )
-    return EvidenceStage(
-        EvidenceState(base, sealed),
-        sealed,
-        timestamper=timestamper or tsa_timestamper(settings.tsa_url, RetryPolicy()),
-        check=TsaTrust(roots),
-        cache=base / "cache",
-        on_step=on_step,
-    )
-
-
-def local_dir(settings: Settings) -> Path:
-    return settings.data_dir / "evidence" / settings.s3.bucket
-
-
-def record_members(rows: Iterable[CatalogRow]) -> list[Member]:
-    """Each catalogued record: its signed PDF's SHA-256 (``pdf_sha256``: the plaintext PDF, the
-    document an inspector receives), its evidence key and its retain-until."""
-    return [
-        Member(
-            evidence_key(object_key=r.object_key, version_id=r.version_id),
-            r.pdf_sha256,
-            r.retain_until,
-        )
-        for r in rows
-    ]
-
-
-def manifest_members(catalog: Catalog, settings: Settings) -> Callable[[str], list[Member]]:
-    """A run's catalog manifest, as a document of its tree (known only after the append)."""
-
-    def of(run_id: str) -> list[Member]:
-        return [
-            Member(
-                f"{MANIFESTS}{manifest_name(m.seq)}.ers",
-                m.sha256,
-                manifest_lock(settings, m.created_at),
-            )
-            for m in catalog.manifests
-            if m.run_id == run_id
-        ]
-
-    return of

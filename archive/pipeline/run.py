@@ -32,9 +32,8 @@ from archive.core.pool import split, worker_pool
 from archive.core.settings import Settings
 from archive.pipeline.admission import admit_source
 from archive.pipeline.classifier import Classifier
-from archive.pipeline.evidence_stage import (
-    Step,
-    Timestamper,
+from archive.pipeline.evidence_stage import Step, Timestamper
+from archive.pipeline.evidence_wiring import (
     manifest_members,
     open_stage,
     record_members,
@@ -265,17 +264,18 @@ class ArchiveRun:
             self.summary.manifest = result.manifest.name
         self._stages["catalog"] += time.perf_counter() - begin
         begin = time.perf_counter()
-        done = evidence.complete(
+        done = evidence.complete_safely(
             self.options.run_id,
             now=self.options.started_at,
             extra=manifest_members(self._catalog, self.settings),
+            held=len(self._rows),
         )
-        self.summary.evidence_written += done.written
-        self.summary.evidence_pending = done.pending
-        self.summary.evidence_timestamps += done.timestamps
-        if done.conflicts:
-            failed = self.summary.failed
-            failed["evidence.conflict"] = failed.get("evidence.conflict", 0) + done.conflicts
+        s = self.summary
+        s.evidence_written += done.written
+        s.evidence_pending = done.pending
+        s.evidence_timestamps += done.timestamps
+        for code, n in done.failures().items():
+            s.failed[code] = s.failed.get(code, 0) + n
         self._stages["evidence"] += time.perf_counter() - begin
         self.summary.duration_s = time.perf_counter() - self._started
         self.summary.stage_seconds = {k: round(v, 3) for k, v in self._stages.items()}

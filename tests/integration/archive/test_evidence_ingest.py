@@ -26,8 +26,8 @@ from archive.evidence import (
     read_record,
     validate_evidence,
 )
-from archive.pipeline.evidence_stage import local_dir, tsa_timestamper
 from archive.pipeline.evidence_state import DONE, MANIFESTS, PENDING, TREES
+from archive.pipeline.evidence_wiring import local_dir, tsa_timestamper
 from archive.seal import ObjectIdentity, open_keys, unseal
 from archive.sign import RetryPolicy, SignerConfig, load_trust_roots
 from archive.store import COMPLIANCE, S3ObjectStore, SealedStore, evidence_key
