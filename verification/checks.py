@@ -11,6 +11,8 @@
 ``embedded-data``  the embedded FHIR Bundle's sha256 equals the catalog's ``data_sha256``
 ``conversion-mark`` a record converted from paper shows the mark on every page and in its XMP
 ``lock``           COMPLIANCE, retain-until not earlier than the catalog's, legal hold as expected
+``evidence``       the record's RFC 4998 evidence record (locked) proves the PDF; pending within a
+                   grace period (:mod:`verification.evidence_record`); full mode only
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from verification.document import (
     check_signature,
 )
 from verification.evidence import Evidence, NotReached
+from verification.evidence_record import check_evidence_record
 from verification.results import CheckResult
 
 _SEAL_CODES: dict[type[Exception], str] = {
@@ -202,6 +205,7 @@ PDFA = RecordCheck("pdfa", _pdfa)
 EMBEDDED_DATA = RecordCheck("embedded-data", _embedded_data)
 CONVERSION_MARK = RecordCheck("conversion-mark", _conversion_mark)
 LOCK = RecordCheck("lock", _lock)
+EVIDENCE = RecordCheck("evidence", check_evidence_record)
 
 FULL: tuple[RecordCheck, ...] = (
     OBJECT,
@@ -211,6 +215,7 @@ FULL: tuple[RecordCheck, ...] = (
     EMBEDDED_DATA,
     CONVERSION_MARK,
     LOCK,
+    EVIDENCE,
 )
 # Fixity: present, unchanged, opens, hashes match; no signature or structure validation.
 FIXITY: tuple[RecordCheck, ...] = (OBJECT, UNSEAL, EMBEDDED_DATA, LOCK)

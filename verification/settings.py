@@ -36,6 +36,13 @@ class VerificationSettings(Section):
     output_dir: Path | None = Field(
         default=None, description="unset = <data_dir>/verification (log, reports)"
     )
+    evidence_grace_days: int = Field(
+        default=7,
+        ge=0,
+        le=3650,
+        description="a record may wait this long for its evidence record (TSA outage) before "
+        "verification reports evidence.missing",
+    )
     read_attempts: int = Field(
         default=3,
         ge=1,

@@ -9,11 +9,11 @@ the end of the last chain) and a hash-tree renewal (a new chain).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from asn1crypto import algos, cms, tsp
+from asn1crypto import algos, cms, core, parser, tsp
 
 from archive.core.errors import EvidenceFormatError
 from archive.evidence import asn1
@@ -25,6 +25,7 @@ __all__ = [
     "Stamp",
     "hash_tree_renewal_leaf",
     "new_record",
+    "new_record_ders",
     "read_record",
     "renew_hash_tree",
     "renew_timestamp",
@@ -175,6 +176,34 @@ def _assemble(algorithms: Sequence[str], chains: list[asn1.ArchiveTimeStampChain
 def new_record(algorithm: str, reduced: ReducedTree, token: cms.ContentInfo) -> Record:
     """The initial record of one data object: its reduced tree and the run's one token."""
     return _assemble([algorithm], [asn1.ArchiveTimeStampChain([_ats(algorithm, reduced, token)])])
+
+
+def new_record_ders(
+    algorithm: str, reduced: Mapping[bytes, ReducedTree], token: cms.ContentInfo
+) -> dict[bytes, bytes]:
+    """:func:`new_record`'s DER for every leaf of a tree under its one token, byte for byte, at
+    a run's scale: asn1crypto re-encodes the whole token (certificates and all) inside every
+    record it builds (3.6 ms a record measured); here the fixed parts are encoded once with
+    asn1crypto and each record is the concatenation under DER headers (``parser.emit``), the
+    reduced tree's OCTET STRINGs and SEQUENCEs included (unit-tested equal to
+    :func:`new_record`)."""
+    token_der = token.dump()
+    name = hasher_for(algorithm)
+    declared = algos.DigestAlgorithm({"algorithm": name}, implicit=0).dump()
+    version = core.Integer(1).dump()
+    algorithms = asn1.DigestAlgorithms([algos.DigestAlgorithm({"algorithm": name})]).dump()
+    out = {}
+    for leaf, path in reduced.items():
+        lists = b"".join(_sequence(b"".join(parser.emit(0, 0, 4, v) for v in p)) for p in path)
+        tree = parser.emit(2, 1, 2, lists)  # [2] IMPLICIT ReducedHashtree (context, constructed)
+        ats = _sequence(declared + tree + token_der)
+        out[leaf] = _sequence(version + algorithms + _sequence(_sequence(ats)))
+    return out
+
+
+def _sequence(contents: bytes) -> bytes:
+    der: bytes = parser.emit(0, 1, 16, contents)  # universal, constructed, SEQUENCE
+    return der
 
 
 def renew_timestamp(record: Record, reduced: ReducedTree | None, token: cms.ContentInfo) -> Record:

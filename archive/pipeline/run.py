@@ -33,6 +33,12 @@ from archive.core.settings import Settings
 from archive.intake import collect_scans
 from archive.pipeline.admission import admit_source
 from archive.pipeline.classifier import Classifier
+from archive.pipeline.evidence_stage import Step, Timestamper
+from archive.pipeline.evidence_wiring import (
+    manifest_members,
+    open_stage,
+    record_members,
+)
 from archive.pipeline.options import RunOptions
 from archive.pipeline.process import init_worker, work
 from archive.pipeline.quarantine import store_entries
@@ -90,6 +96,9 @@ class ArchiveRun:
         self._selected_count = 0
         self._held_back = 0  # encounters quarantined as a whole
         self._failures: list[dict[str, object]] = []
+        # The evidence stage's TSA and crash hooks (tests and the bench replace them).
+        self.evidence_timestamper: Timestamper | None = None
+        self.evidence_step: Step | None = None
 
     @classmethod
     def start(
@@ -251,8 +260,18 @@ class ArchiveRun:
         return len(stored.index_lines)
 
     def finish(self) -> RunSummary:
-        """Catalog what this run archived (one manifest) and write the run report."""
+        """Catalog what this run archived (one manifest), give it and every earlier run's
+        pending documents their evidence records, and write the run report."""
         begin = time.perf_counter()
+        evidence = open_stage(
+            self.settings,
+            self._store,
+            self._keys,
+            timestamper=self.evidence_timestamper,
+            on_step=self.evidence_step,
+        )
+        # Pending before the catalog names the records: none is ever catalogued unpromised.
+        evidence.hold(self.options.run_id, record_members(self._rows))
         if self._rows:
             result = self._catalog.append(
                 self._rows,
@@ -263,6 +282,20 @@ class ArchiveRun:
             )
             self.summary.manifest = result.manifest.name
         self._stages["catalog"] += time.perf_counter() - begin
+        begin = time.perf_counter()
+        done = evidence.complete_safely(
+            self.options.run_id,
+            now=self.options.started_at,
+            extra=manifest_members(self._catalog, self.settings),
+            held=len(self._rows),
+        )
+        s = self.summary
+        s.evidence_written += done.written
+        s.evidence_pending = done.pending
+        s.evidence_timestamps += done.timestamps
+        for code, n in done.failures().items():
+            s.failed[code] = s.failed.get(code, 0) + n
+        self._stages["evidence"] += time.perf_counter() - begin
         self.summary.duration_s = time.perf_counter() - self._started
         self.summary.stage_seconds = {k: round(v, 3) for k, v in self._stages.items()}
         write_report(self.settings.data_dir / "runs", self.summary, self._failures)

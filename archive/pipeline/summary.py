@@ -40,6 +40,9 @@ class RunSummary:
     duration_s: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     manifest: str | None = None
+    evidence_written: int = 0  # RFC 4998 evidence records stored by this run
+    evidence_pending: int = 0  # documents still without one (TSA down): the next run completes
+    evidence_timestamps: int = 0  # TSA requests for evidence (one per run when it succeeds)
 
     @property
     def failed_total(self) -> int:
@@ -91,6 +94,8 @@ class RunSummary:
             f"| quarantined (still unresolved) | {self.quarantined_total} |",
             f"| of which new in this run | {self.quarantine_new} |",
             f"| failed (left for the next run) | {self.failed_total} |",
+            f"| evidence records written | {self.evidence_written} |",
+            f"| evidence pending (completed by the next run) | {self.evidence_pending} |",
             "",
             f"Bytes: {self.pdf_bytes:,} signed PDF, {self.sealed_bytes:,} sealed. "
             f"Duration {self.duration_s:.1f} s, {self.throughput:.1f} records/s.",
@@ -138,6 +143,8 @@ def run_event(summary: RunSummary, *, recorded: datetime) -> AuditEvent:
         "adopted": s.adopted,
         "failed": s.failed_total,
         "quarantined": s.quarantined_total,
+        "evidence_written": s.evidence_written,
+        "evidence_pending": s.evidence_pending,
     }
     return AuditEvent(
         actor="nightly-archive",

@@ -16,13 +16,21 @@ from archive.store.base import (
     sha256_hex,
 )
 from archive.store.deposit import Deposit, adopt, deposit, withdraw
-from archive.store.naming import RECORDS_PREFIX, file_key, quarantine_key, record_key
+from archive.store.naming import (
+    EVIDENCE_PREFIX,
+    RECORDS_PREFIX,
+    evidence_key,
+    file_key,
+    quarantine_key,
+    record_key,
+)
 from archive.store.s3 import S3ObjectStore
 from archive.store.s3_client import DevCredentials, S3Credentials, S3Role, make_client
 from archive.store.sealed import SealedStore
 
 __all__ = [
     "COMPLIANCE",
+    "EVIDENCE_PREFIX",
     "RECORDS_PREFIX",
     "Deposit",
     "DevCredentials",
@@ -37,6 +45,7 @@ __all__ = [
     "SealedStore",
     "adopt",
     "deposit",
+    "evidence_key",
     "file_key",
     "make_client",
     "quarantine_key",

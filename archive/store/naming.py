@@ -7,6 +7,7 @@ facility spread keys over prefixes, which S3 partitions by.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from archive.core.errors import ArchiveError
@@ -14,9 +15,12 @@ from archive.core.errors import ArchiveError
 RECORDS_PREFIX = "records/v1/"
 FILES_PREFIX = "files/v1/"
 QUARANTINE_PREFIX = "quarantine/v1/"
+EVIDENCE_PREFIX = "evidence/v1/"
+EVIDENCE_RECORDS_PREFIX = EVIDENCE_PREFIX + "records/"
 
 _FACILITY = re.compile(r"^[A-Za-z0-9]{1,16}$")
 _TOKEN = re.compile(r"^r1[0-9a-f]{38}$")
+_VERSION = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
 class NamingError(ArchiveError):
@@ -37,6 +41,21 @@ def quarantine_key(*, token: str) -> str:
     """Key of one sealed quarantine entry; the token derives from its content, so a rerun that
     quarantines the same line again finds the entry already stored."""
     return f"{QUARANTINE_PREFIX}{_token(token)[2:4]}/{token}"
+
+
+def evidence_key(*, object_key: str, version_id: str) -> str:
+    """Key of the RFC 4998 evidence record of one stored version, derived from the catalog row
+    alone (so verification and export find it without an index): the record's pseudonymous key
+    under ``evidence/v1/records/`` plus its version. A version id with characters we would not
+    put in a key is replaced by its SHA-256 (still deterministic)."""
+    if not object_key.startswith(RECORDS_PREFIX):
+        raise NamingError("evidence records are kept for objects under records/v1/ only")
+    version = (
+        version_id
+        if _VERSION.match(version_id)
+        else hashlib.sha256(version_id.encode()).hexdigest()
+    )
+    return f"{EVIDENCE_RECORDS_PREFIX}{object_key[len(RECORDS_PREFIX) :]}/{version}.ers"
 
 
 def _facility(code: str) -> str:

@@ -66,8 +66,13 @@ class SealedStore:
     def ensure_compliant(self) -> None:
         self._inner.ensure_compliant()
 
-    def put_locked(self, key: str, data: bytes, *, retain_until: datetime) -> PutResult:
-        existing = self._inner.latest(key)
+    def put_locked(
+        self, key: str, data: bytes, *, retain_until: datetime, expect_new: bool = False
+    ) -> PutResult:
+        """``expect_new``: skip the lookup and rely on the conditional create (one round trip
+        less when the key is almost always free); an existing object is then found by the
+        conflict, and compared the same way."""
+        existing = None if expect_new else self._inner.latest(key)
         if existing is not None:
             return self._existing(existing, data)
         sealed = seal(data, identity=self.identity(key), keys=self._keys, settings=self._settings)

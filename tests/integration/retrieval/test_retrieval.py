@@ -145,6 +145,7 @@ def test_inspector_exports_a_dossier_that_validates_as_bagit(
         "embedded-data",
         "conversion-mark",
         "lock",
+        "evidence",
     }
     assert all(c["status"] == "passed" for c in report["checks"])
     assert dossier["files_sha256"][f"{eid}/discharge-summary.pdf"] == row["pdf_sha256"]
