@@ -4,32 +4,62 @@ the run's store and keyring, and the documents (catalog rows and manifests) it c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from asn1crypto import cms
+from asn1crypto import cms, x509
 
 from archive.catalog import Catalog, CatalogRow, manifest_lock, manifest_name
 from archive.core.settings import Settings
-from archive.evidence import TsaTrust
+from archive.evidence import TsaTrust, with_validation_data
 from archive.pipeline.evidence_stage import ALGORITHM, EvidenceStage, Step, Timestamper
 from archive.pipeline.evidence_state import MANIFESTS, EvidenceState, Member
 from archive.seal import KeyProvider
 from archive.sign import RetryPolicy, SignerConfig, load_trust_roots
-from archive.sign.tsa import TsaClient
+from archive.sign.certificates import TransientError, validate_cert
+from archive.sign.revocation import aclose_context, online_context
+from archive.sign.tsa import TsaClient, token_certs
 from archive.store import ObjectStore, SealedStore, evidence_key
 
 
-def tsa_timestamper(url: str, retry: RetryPolicy) -> Timestamper:
-    """The signer's RFC 3161 client (same retries and breaker), for one digest at a time."""
+def tsa_timestamper(
+    url: str,
+    retry: RetryPolicy,
+    *,
+    roots: Sequence[x509.Certificate],
+    ocsp_url_override: str | None = None,
+) -> Timestamper:
+    """The signer's RFC 3161 client (same retries and breaker), for one digest at a time. The
+    token comes back carrying the OCSP responses and CRLs of its TSA's certificate path (fetched
+    as the signer fetches them for its document timestamps): without them no validator can tell
+    offline, years later, that the TSA was not revoked when it stamped (EU DSS leaves such an
+    evidence record INDETERMINATE), and a renewal must cover them while they can still be had."""
 
     def stamp(digest: bytes) -> cms.ContentInfo:
         async def once() -> cms.ContentInfo:
             client = TsaClient(url, retry)
             try:
-                return await client.timestamp(digest, ALGORITHM)
+                token = await client.timestamp(digest, ALGORITHM)
             finally:
                 await client.aclose()
+            tsa_cert, others = token_certs(token)
+            context = online_context(
+                trust_roots=roots,
+                other_certs=others,
+                ocsp_url_override=ocsp_url_override,
+                timeout=retry.request_timeout_s,
+            )
+            try:
+                await validate_cert(tsa_cert, others, context, anchors=roots, time_stamping=True)
+            except TransientError as e:
+                raise e.final from e
+            finally:
+                await aclose_context(context)
+            return with_validation_data(
+                token,
+                crls=[c.dump() for c in context.crls],
+                ocsps=[o.dump() for o in context.ocsps],
+            )
 
         return asyncio.run(once())
 
@@ -49,14 +79,15 @@ def open_stage(
     bucket's, so two buckets never share it)."""
     sealed = SealedStore.for_settings(settings, store, keys=keys)
     base = local_dir(settings)
-    roots = load_trust_roots(
-        SignerConfig.from_settings(settings).tsa_trust_roots,
-        setting="EMR_ARCHIVE_SIGNER__TSA_TRUST_ROOTS",
+    config = SignerConfig.from_settings(settings)
+    roots = load_trust_roots(config.tsa_trust_roots, setting="EMR_ARCHIVE_SIGNER__TSA_TRUST_ROOTS")
+    stamp = timestamper or tsa_timestamper(
+        settings.tsa_url, RetryPolicy(), roots=roots, ocsp_url_override=config.ocsp_url_override
     )
     return EvidenceStage(
         EvidenceState(base, sealed),
         sealed,
-        timestamper=timestamper or tsa_timestamper(settings.tsa_url, RetryPolicy()),
+        timestamper=stamp,
         check=TsaTrust(roots),
         cache=base / "cache",
         on_step=on_step,

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from asn1crypto import cms
 
 from archive.catalog import MANIFESTS_DIR, Catalog, manifest_lock, table_to_rows
 from archive.evidence import (
@@ -36,6 +37,7 @@ from infra.settings import AppSettings as Settings
 from retention.classifier import PolicyClassifier
 from tests.support.evidence_crash import child_env
 from tests.support.nightly import DAY, Export, make_export
+from tests.support.oracles import ers
 
 pytestmark = pytest.mark.integration
 
@@ -261,3 +263,40 @@ def test_verification_reads_the_locked_record_and_reports_pending_then_missing(
     for cached in cache.rglob("*.ers"):
         cached.write_bytes(wrong)
     assert _evidence_verdicts(settings, grace_days=7, now=now)["evidence.ok"] == n - 1
+
+
+def test_the_nightly_evidence_records_pass_bouncy_castle_and_eu_dss(
+    settings: Settings, export: Export, tmp_path: Path
+) -> None:
+    """What the run stores, not what a test builds: its token carries the TSA's revocation data,
+    so EU DSS (offline) and Bouncy Castle accept each record for the PDF unsealed from the bucket
+    (without that data DSS leaves them INDETERMINATE)."""
+    _run(settings, export)
+    store = S3ObjectStore.from_settings(settings)
+    keys = open_keys(settings)
+    sealed = SealedStore.for_settings(settings, store, keys=keys)
+    pairs = []
+    for n, row in enumerate(Catalog.open(settings.catalog_dir).rows().to_pylist()[:3]):
+        identity = ObjectIdentity(row["bucket"], row["object_key"], row["encounter_id"])
+        pdf = unseal(
+            store.get(row["object_key"], version_id=row["version_id"]),
+            identity=identity,
+            keys=keys,
+            settings=settings.seal,
+        )
+        key = evidence_key(object_key=row["object_key"], version_id=row["version_id"])
+        head = sealed.latest(key)
+        assert head is not None
+        der = sealed.get(key, version_id=head.version_id)
+        token = cms.ContentInfo.load(read_record(der).chains[0][0].token_der)
+        assert len(token["content"]["crls"]) > 0  # the TSA path's OCSP responses / CRLs
+        doc, er = tmp_path / f"{n}.pdf", tmp_path / f"{n}.ers"
+        doc.write_bytes(pdf)
+        er.write_bytes(der)
+        pairs.append((doc, er))
+    verdicts = ers(pairs, trust_anchor=settings.pki_dir / "trust-root.pem")
+    for verdict in verdicts.values():
+        bc, dss = verdict.bc, verdict.dss
+        assert (bc.present, bc.chained, bc.trusted) == (True, True, True), bc
+        assert (dss.error, dss.indication) == (None, "PASSED"), dss
+        assert (dss.covered, dss.structurally_valid) == (True, True), dss
