@@ -9,12 +9,16 @@ round trips; pkcs11 within 10 % of the local keyring. Each provider seals and op
 ``--documents`` fresh ~60 KB documents with ``--threads`` in flight (as the nightly worker's
 store pool does); a fresh key store per phase, so the read side starts with a cold cache like a
 new verification process.
+
+``--only local,pkcs11 --rounds 3`` runs just those two, in turn, three times, and shows each
+one's median: the load of a shared machine moves more between phases than the providers differ.
 """
 
 from __future__ import annotations
 
 import argparse
 import secrets
+import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -93,44 +97,86 @@ def _trips(keys: ArchiveKeys) -> int:
     return keys.round_trips if isinstance(keys, TransitKeyring) else 0
 
 
+PROVIDERS = ("local", "transit", "transit-each", "pkcs11")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--documents", type=int, default=1000)
     parser.add_argument("--size", type=int, default=60 * 1024)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument(
+        "--only", default=",".join(PROVIDERS), help=f"comma-separated, of {', '.join(PROVIDERS)}"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the providers in turn this many times and show each one's median: on a "
+        "shared machine the load moves between two phases more than the providers differ",
+    )
     args = parser.parse_args()
+    chosen = args.only.split(",")
+    if unknown := set(chosen) - set(PROVIDERS):
+        parser.error(f"unknown providers: {', '.join(sorted(unknown))}")
     docs = documents(args.documents, args.size)
-    rows = [("provider", "seal+PUT", "GET+unseal", "round trips", "vs local", "pseudonym")]
     with throwaway_stack() as base:
+        settings = _providers(base, chosen)
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in settings}
+        trips: dict[str, int] = {}
+        for _ in range(args.rounds):
+            for name, provider in settings.items():
+                write, read, trips[name] = run(provider, docs, args.threads)
+                times[name].append((write, read))
+        print(table(_rows(settings, times, trips, args.documents)))
+
+
+def _providers(base: Settings, chosen: list[str]) -> dict[str, Settings]:
+    made: dict[str, Settings] = {}
+    if "local" in chosen:
         local = base.model_copy(update={"keys": KeySettings(keyring_dir=Path(base.data_dir, "l"))})
         init_keys(local)
+        made["local keyring"] = local
+    if {"transit", "transit-each"} & set(chosen):
         transit = base.model_copy(update={"keys": KeySettings(provider="transit")})
         openbao.start(transit)
         init_keys(transit)
-        one_by_one = transit.model_copy(
-            update={"keys": transit.keys.model_copy(update={"batch_key_objects": 1})}
-        )
-        baseline = 0.0
-        for name, settings in (
-            ("local keyring", local),
-            ("transit, batch keys", transit),
-            ("transit, a call per object", one_by_one),
-            ("pkcs11 (SoftHSM2)", _on_token(base)),
-        ):
-            write, read, trips = run(settings, docs, args.threads)
-            baseline = baseline or write + read
-            n = args.documents
-            rows.append(
-                (
-                    name,
-                    f"{write * 1000 / n:.2f} ms/doc ({n / write:,.0f}/s)",
-                    f"{read * 1000 / n:.2f} ms/doc ({n / read:,.0f}/s)",
-                    str(trips),
-                    f"{(write + read) / baseline * 100 - 100:+.0f} %",
-                    f"{pseudonym_us(settings):.0f} µs",
-                )
+        if "transit" in chosen:
+            made["transit, batch keys"] = transit
+        if "transit-each" in chosen:
+            made["transit, a call per object"] = transit.model_copy(
+                update={"keys": transit.keys.model_copy(update={"batch_key_objects": 1})}
             )
-    print(table(rows))
+    if "pkcs11" in chosen:
+        made["pkcs11 (SoftHSM2)"] = _on_token(base)
+    return made
+
+
+def _rows(
+    settings: dict[str, Settings],
+    times: dict[str, list[tuple[float, float]]],
+    trips: dict[str, int],
+    n: int,
+) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = [
+        ("provider", "seal+PUT", "GET+unseal", "round trips", "vs first", "pseudonym")
+    ]
+    baseline = 0.0
+    for name, provider in settings.items():
+        write = statistics.median(w for w, _ in times[name])
+        read = statistics.median(r for _, r in times[name])
+        baseline = baseline or write + read
+        rows.append(
+            (
+                name,
+                f"{write * 1000 / n:.2f} ms/doc ({n / write:,.0f}/s)",
+                f"{read * 1000 / n:.2f} ms/doc ({n / read:,.0f}/s)",
+                str(trips[name]),
+                f"{(write + read) / baseline * 100 - 100:+.0f} %",
+                f"{pseudonym_us(provider):.0f} µs",
+            )
+        )
+    return rows
 
 
 if __name__ == "__main__":

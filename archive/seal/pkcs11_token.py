@@ -18,6 +18,14 @@ the token (the signer's session too, if it uses the same token). A token error (
 closed, device error) reopens the session once and retries; if that fails too the call raises
 :class:`KeyProviderUnavailableError`, and a new session is tried again after ``REOPEN_GAP_S``.
 A PIN the token refuses is a configuration error, never tried twice (tokens lock themselves).
+
+Why not a pool of sessions for the store pool's threads: python-pkcs11 (0.9) initialises the
+module with ``C_Initialize(NULL)``, which tells it the process never calls it from two threads at
+once, and SoftHSM2 then takes no locks at all: two sessions used at once from two threads crash
+the process (tried). So every call of the process on the token goes through one lock, and extra
+sessions would buy nothing. Why the data key goes in as a key object and not as data to
+``C_Encrypt`` with ``CKM_AES_KEY_WRAP``: SoftHSM2 2.6 refuses that mechanism for encryption, and
+it would need CKA_ENCRYPT/DECRYPT on the KEK, which then encrypts anything it is given.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import os
 import secrets
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,25 @@ def test_data_keys_are_wrapped_on_the_token_exactly_as_the_local_keyring_wraps_t
     by_file = seal(b"sealed by the file", identity=_identity(2), keys=local, settings=SEAL)
     assert unseal(by_token, identity=_identity(1), keys=local, settings=SEAL).endswith(b"HSM")
     assert unseal(by_file, identity=_identity(2), keys=hsm, settings=SEAL).endswith(b"file")
+
+
+def test_the_store_pool_seals_and_opens_on_one_token_at_once_without_crashing_it(
+    stack_settings: AppSettings, token: SoftToken, tmp_path: Path
+) -> None:
+    # python-pkcs11 initialises the module without locking (C_Initialize(NULL)), so SoftHSM2
+    # guards nothing: two token calls at once crash the process. The keyring serialises them.
+    settings = pkcs11_settings(stack_settings, token, tmp_path)
+    init_keys(settings)
+    keys = _hsm(settings)
+
+    def round_trip(n: int) -> bytes:
+        blob = seal(b"%d" % n, identity=_identity(n), keys=keys, settings=SEAL)
+        keys.pseudonym(f"0791{n:08d}")
+        return unseal(blob, identity=_identity(n), keys=keys, settings=SEAL)
+
+    with ThreadPoolExecutor(8) as pool:  # the nightly worker's store pool
+        opened = list(pool.map(round_trip, range(400)))
+    assert opened == [b"%d" % n for n in range(400)]
 
 
 def test_no_kek_can_be_read_or_exported_from_the_token_and_a_planted_one_is_refused(
