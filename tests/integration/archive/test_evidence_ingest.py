@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from asn1crypto import cms
+from asn1crypto import cms, x509
 
 from archive.catalog import MANIFESTS_DIR, Catalog, manifest_lock, table_to_rows
 from archive.evidence import (
@@ -59,11 +59,17 @@ def _run(settings: Settings, export: Export, *, tsa: str | None = None) -> objec
         settings, options, classifier=PolicyClassifier.from_settings(settings)
     ) as run:
         if tsa is not None:
-            run.evidence_timestamper = tsa_timestamper(tsa, RetryPolicy(attempts=1))
+            run.evidence_timestamper = tsa_timestamper(
+                tsa, RetryPolicy(attempts=1), roots=_tsa_roots(settings)
+            )
         for batch in run.batches():
             run.archive_batch(batch)
         run.store_quarantine()
         return run.finish()
+
+
+def _tsa_roots(settings: Settings) -> list[x509.Certificate]:
+    return load_trust_roots(SignerConfig.from_settings(settings).tsa_trust_roots)
 
 
 def _versions(store: S3ObjectStore, prefix: str) -> Counter[str]:
@@ -240,7 +246,7 @@ def test_verification_reads_the_locked_record_and_reports_pending_then_missing(
     victim = table_to_rows(Catalog.open(settings.catalog_dir).rows())[0]
     victim_key = evidence_key(object_key=victim.object_key, version_id=victim.version_id)
     other = hashlib.sha256(b"another document").digest()
-    token = tsa_timestamper(settings.tsa_url, RetryPolicy())(other)
+    token = tsa_timestamper(settings.tsa_url, RetryPolicy(), roots=_tsa_roots(settings))(other)
     store = SealedStore.for_settings(settings, S3ObjectStore.from_settings(settings))
     store.put_locked(
         victim_key,
