@@ -61,6 +61,14 @@ class S3Settings(Section):
         return value
 
 
+class ReplicaSettings(S3Settings):
+    """The second site: the same shape as ``[s3]`` at another provider (AWS S3, Ceph RGW, a
+    SeaweedFS elsewhere). Writes are synchronous: a record is catalogued only once both sites
+    have confirmed its locked copy. Leave ``endpoint_url`` unset for a second embedded SeaweedFS."""
+
+    enabled: bool = Field(default=False, description="store every object at both sites")
+
+
 class KeySettings(Section):
     """Key-encryption keys and the pseudonym secret."""
 
@@ -358,6 +366,9 @@ class StackSettings(Section):
     admin_port: int = Field(default=18646, ge=1024, le=55535, description="SeaweedFS admin")
     pki_port: int = Field(
         default=18990, ge=1024, le=65535, description="development TSA/OCSP/CRL service"
+    )
+    replica_port_offset: int = Field(
+        default=100, ge=5, le=1000, description="embedded replica site: each port + this"
     )
     volume_max: int = Field(default=100, ge=8, description="SeaweedFS volumes (~7 per bucket)")
     prefect_server: bool = Field(

@@ -17,8 +17,9 @@ from archive.store.base import (
 )
 from archive.store.deposit import Deposit, adopt, deposit, withdraw
 from archive.store.naming import RECORDS_PREFIX, file_key, quarantine_key, record_key
+from archive.store.replica import ReplicatedStore, open_sites
 from archive.store.s3 import S3ObjectStore
-from archive.store.s3_client import DevCredentials, S3Credentials, S3Role, make_client
+from archive.store.s3_client import DevCredentials, S3Credentials, S3Role, Site, make_client
 from archive.store.sealed import SealedStore
 
 __all__ = [
@@ -31,14 +32,17 @@ __all__ = [
     "ObjectStore",
     "ObjectVersion",
     "PutResult",
+    "ReplicatedStore",
     "S3Credentials",
     "S3ObjectStore",
     "S3Role",
     "SealedStore",
+    "Site",
     "adopt",
     "deposit",
     "file_key",
     "make_client",
+    "open_sites",
     "quarantine_key",
     "record_key",
     "sha256_hex",
