@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from archive.core.errors import ReplicaError, StoreUnavailableError
-from archive.store import ReplicatedStore, sha256_hex
+from archive.store import PutResult, ReplicatedStore, sha256_hex
 from archive.store.repair import repair
 from tests.support.memstore import MemoryStore
 
@@ -19,7 +19,7 @@ KEY = "records/v1/01001/ab/abc.sealed"
 class DownStore(MemoryStore):
     """A site that answers nothing (its network is cut)."""
 
-    def put_locked(self, key: str, data: bytes, *, retain_until: datetime) -> object:  # type: ignore[override]
+    def put_locked(self, key: str, data: bytes, *, retain_until: datetime) -> PutResult:
         raise StoreUnavailableError("site down")
 
     def latest(self, key: str) -> None:
@@ -32,8 +32,10 @@ def test_a_write_returns_only_once_both_sites_hold_it_under_the_same_lock() -> N
         KEY, b"x", retain_until=UNTIL
     )
     copy = replica.latest(KEY)
-    assert copy is not None and copy.sha256 == put.sha256 == sha256_hex(b"x")
-    assert copy.lock.retain_until == UNTIL and copy.lock.mode == "COMPLIANCE"
+    assert copy is not None
+    assert copy.sha256 == put.sha256 == sha256_hex(b"x")
+    assert copy.lock.retain_until == UNTIL
+    assert copy.lock.mode == "COMPLIANCE"
 
 
 def test_a_replica_down_fails_the_write_retryable_and_the_retry_completes_it() -> None:
@@ -48,7 +50,9 @@ def test_a_replica_down_fails_the_write_retryable_and_the_retry_completes_it() -
     head = again.latest(KEY)  # a resumed deposit finds the primary's copy: completed here
     assert head is not None
     copy = replica.latest(KEY)
-    assert copy is not None and copy.sha256 == head.sha256 and copy.lock.retain_until == UNTIL
+    assert copy is not None
+    assert copy.sha256 == head.sha256
+    assert copy.lock.retain_until == UNTIL
 
 
 def test_holds_and_extensions_reach_the_replica() -> None:
@@ -58,7 +62,8 @@ def test_holds_and_extensions_reach_the_replica() -> None:
     both.set_legal_hold(KEY, version_id=put.version_id, on=True)
     both.extend_retention(KEY, version_id=put.version_id, retain_until=UNTIL + timedelta(days=1))
     copy = replica.latest(KEY)
-    assert copy is not None and copy.lock.legal_hold
+    assert copy is not None
+    assert copy.lock.legal_hold
     assert copy.lock.retain_until == UNTIL + timedelta(days=1)
 
 
@@ -68,7 +73,8 @@ def test_a_replica_holding_other_bytes_is_never_overwritten() -> None:
     with pytest.raises(ReplicaError, match="other bytes"):
         ReplicatedStore(primary=primary, replica=replica).put_locked(KEY, b"x", retain_until=UNTIL)
     copy = replica.latest(KEY)
-    assert copy is not None and copy.sha256 == sha256_hex(b"forged")
+    assert copy is not None
+    assert copy.sha256 == sha256_hex(b"forged")
 
 
 def test_disposition_deletes_at_both_sites() -> None:
@@ -77,7 +83,8 @@ def test_disposition_deletes_at_both_sites() -> None:
     both = ReplicatedStore(primary=primary, replica=replica)
     put = both.put_locked(KEY, b"x", retain_until=past)
     both.delete_version(KEY, version_id=put.version_id)
-    assert primary.latest(KEY) is None and replica.latest(KEY) is None
+    assert primary.latest(KEY) is None
+    assert replica.latest(KEY) is None
 
 
 def test_repair_copies_only_bytes_the_catalog_vouches_for() -> None:
@@ -97,12 +104,16 @@ def test_repair_copies_only_bytes_the_catalog_vouches_for() -> None:
     assert set(plan.copied) == {KEY, meta.key}
 
     report = repair(primary, replica, catalogued=catalogued)
-    assert set(report.copied) == {KEY, meta.key} and report.held == (KEY,)
+    assert set(report.copied) == {KEY, meta.key}
+    assert report.held == (KEY,)
     assert {(r.key, r.reason_code) for r in report.refused} == {
         (bad_key, "repair.source_mismatch"),
         (orphan, "repair.uncatalogued"),
     }
     copy = replica.latest(KEY)
-    assert copy is not None and copy.lock.legal_hold and copy.lock.retain_until == UNTIL
-    assert replica.latest(bad_key) is None and replica.latest(orphan) is None
+    assert copy is not None
+    assert copy.lock.legal_hold
+    assert copy.lock.retain_until == UNTIL
+    assert replica.latest(bad_key) is None
+    assert replica.latest(orphan) is None
     assert repair(primary, replica, catalogued=catalogued).copied == ()  # idempotent
