@@ -17,7 +17,7 @@ from archive.store.base import (
 )
 from archive.store.deposit import Deposit, adopt, deposit, withdraw
 from archive.store.naming import RECORDS_PREFIX, file_key, quarantine_key, record_key
-from archive.store.replica import ReplicatedStore, open_sites
+from archive.store.replica import ReplicatedStore, open_sites, storage_sites
 from archive.store.s3 import S3ObjectStore
 from archive.store.s3_client import DevCredentials, S3Credentials, S3Role, Site, make_client
 from archive.store.sealed import SealedStore
@@ -46,5 +46,6 @@ __all__ = [
     "quarantine_key",
     "record_key",
     "sha256_hex",
+    "storage_sites",
     "withdraw",
 ]

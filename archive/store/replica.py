@@ -165,3 +165,13 @@ def open_sites(settings: Settings, *, role: S3Role = "admin") -> ObjectStore:
         return primary
     replica = S3ObjectStore.from_settings(settings, role=role, site="replica")
     return ReplicatedStore(primary=primary, replica=replica)
+
+
+def storage_sites(settings: Settings) -> tuple[str, ...]:
+    """Where the write path stores (and disposition deletes): one line per site, for minutes."""
+    sites = [f"primary: bucket {settings.s3.bucket} at {settings.s3_endpoint_url}"]
+    if settings.replica.enabled:
+        sites.append(
+            f"replica: bucket {settings.replica.bucket} at {settings.replica_endpoint_url}"
+        )
+    return tuple(sites)

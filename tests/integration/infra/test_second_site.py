@@ -18,7 +18,12 @@ from archive.store import ReplicatedStore, S3ObjectStore, open_sites
 from infra import seaweed, stack
 from infra.repair import audit_repair, repair_site
 from infra.settings import AppSettings as Settings
+from retention.disposition import approve
+from retention.minutes import embedded_listing, read_minutes
+from retention.parts import RetentionParts
+from retention.people import Actor
 from tests.support.nightly import Export, make_export, run_once
+from tests.support.retention import Rec, archive_records, wait_until
 from verification.config import HoldSet, VerificationSettings
 from verification.report import Summary
 from verification.results import Status
@@ -26,6 +31,7 @@ from verification.run import RunPlan, VerificationRun
 from verification.select import Mode, Selection
 
 ENCOUNTERS = 16
+LAN, HEAD = Actor("lan", "records-officer"), Actor("director.binh", "facility-head")
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +163,39 @@ def test_verification_reports_each_kind_of_divergence(dual: Settings) -> None:
         "unlocked": "replica.unlocked",
         "shorter": "replica.unlocked",
     }
+
+
+def test_disposition_deletes_at_both_sites_and_the_minutes_say_so(dual: Settings) -> None:
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    discharged = datetime(2014, 5, 1, 3, tzinfo=UTC)
+    (row,) = archive_records(dual, [Rec("E-GONE", "P-GONE", "ordinary", discharged, soon)])
+    primary = S3ObjectStore.from_settings(dual)
+    replica = S3ObjectStore.from_settings(dual, site="replica")
+    assert replica.latest(row.object_key) is not None
+    wait_until(soon)
+    parts = RetentionParts.open(dual)
+    proposal = parts.propose(by=LAN, now=datetime.now(UTC))
+    assert proposal is not None
+    assert [i.encounter_id for i in proposal.items] == ["E-GONE"]
+    outcome = approve(
+        proposal.proposal_id,
+        by=HEAD,
+        catalog_rows=parts.catalog.rows(),
+        register=parts.register,
+        audit=parts.audit,
+        policy=parts.policy,
+        write_minutes=parts.minutes_writer(),
+        now=datetime.now(UTC),
+    )
+    assert [i.encounter_id for i in outcome.destroyed] == ["E-GONE"]
+    assert primary.latest(row.object_key) is None
+    assert replica.latest(row.object_key) is None
+    assert not [v for v in replica.list_versions(row.object_key) if not v.is_delete_marker]
+    pdf = read_minutes(primary, parts.keyring(), dual, outcome.minutes, proposal.proposal_id)
+    listed = embedded_listing(pdf)["extension"]
+    sites = [e["valueString"] for e in listed if e["url"].endswith("#destroyed-at-site")]
+    assert [s.split(":")[0] for s in sites] == ["primary", "replica"]
+    assert replica.latest(outcome.minutes["key"]) is not None  # the minutes are at both too
 
 
 def _b64sha(data: bytes) -> str:
