@@ -4,7 +4,10 @@ and a site wiped entirely and repaired from the other without any key."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -130,6 +133,12 @@ def test_a_site_lost_entirely_is_repaired_from_the_other_without_a_key(
 
     repaired = verify(dual, tmp_path / "repaired", holds)
     assert bad(repaired) == {}
+    again = _cli(dual, "repair", "--plan")
+    assert again.returncode == 0, again.stderr
+    assert "would restore 0 (0 bytes)" in again.stdout
+    primary = _cli(dual, "repair", "--site", "primary")
+    assert primary.returncode != 0
+    assert "new version id" in primary.stderr
     copy = S3ObjectStore.from_settings(dual, site="replica").latest(held.object_key)
     assert copy is not None
     assert copy.lock.legal_hold
@@ -196,6 +205,22 @@ def test_disposition_deletes_at_both_sites_and_the_minutes_say_so(dual: Settings
     sites = [e["valueString"] for e in listed if e["url"].endswith("#destroyed-at-site")]
     assert [s.split(":")[0] for s in sites] == ["primary", "replica"]
     assert replica.latest(outcome.minutes["key"]) is not None  # the minutes are at both too
+
+
+def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EMR_ARCHIVE_", "AWS_"))}
+    env |= {
+        f"EMR_ARCHIVE_STACK__{k.upper()}": str(v) for k, v in settings.stack.model_dump().items()
+    }
+    env |= {
+        "EMR_ARCHIVE_DATA_DIR": str(settings.data_dir),
+        "EMR_ARCHIVE_S3__BUCKET": settings.s3.bucket,
+        "EMR_ARCHIVE_REPLICA__ENABLED": "true",
+        "EMR_ARCHIVE_REPLICA__BUCKET": settings.replica.bucket,
+        "EMR_ARCHIVE_CATALOG__CATALOG_DIR": str(settings.catalog_dir),
+    }
+    argv = [sys.executable, "-m", "infra.cli", *args]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def _b64sha(data: bytes) -> str:
