@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from archive.catalog import Catalog
 from archive.core.settings import Settings
 from archive.seal import ArchiveKeys, init_keys, open_keys
-from archive.store import S3ObjectStore, S3Role, SealedStore
+from archive.store import ObjectStore, S3ObjectStore, S3Role, SealedStore, open_sites
 
 if TYPE_CHECKING:
     from asn1crypto import x509
@@ -26,16 +26,21 @@ def open_keyring(settings: Settings, *, create: bool = False) -> ArchiveKeys:
 
 def open_store(
     settings: Settings, *, read_only: bool = False, role: S3Role = "admin"
-) -> S3ObjectStore:
+) -> ObjectStore:
     """The configured bucket, as ``role`` (the embedded stack's identities; configured
     credentials always win); the admin writer first checks it has Object Lock and versioning.
 
     A read-only or portal identity may not read the bucket's lock configuration (SeaweedFS and
     AWS treat it as an admin call). Reading needs no such guarantee, and the portal's only writes
     are locked PUTs, which a bucket without Object Lock refuses outright.
+
+    Writers get both sites when a replica is configured (:func:`archive.store.open_sites`);
+    readers read the primary.
     """
-    store = S3ObjectStore.from_settings(settings, read_only=read_only, role=role)
-    if not read_only and role == "admin":
+    if read_only:
+        return S3ObjectStore.from_settings(settings, read_only=True, role=role)
+    store = open_sites(settings, role=role)
+    if role == "admin":
         store.ensure_compliant()
     return store
 

@@ -13,12 +13,14 @@ from infra.settings import AppSettings as Settings
 
 
 @contextlib.contextmanager
-def throwaway_stack(*, full: bool = False) -> Iterator[Settings]:
-    """SeaweedFS (and with ``full`` the PKI service and keyring) on free ports in a temp dir."""
+def throwaway_stack(*, full: bool = False, replica: bool = False) -> Iterator[Settings]:
+    """SeaweedFS (and with ``full`` the PKI service and keyring; with ``replica`` a second
+    SeaweedFS as the replica site) on free ports in a temp dir."""
+    from archive.core.settings import ReplicaSettings
     from infra import seaweed, stack
 
     with tempfile.TemporaryDirectory(prefix="emr-bench-") as tmp:
-        settings = throwaway_settings(Path(tmp))
+        settings = throwaway_settings(Path(tmp), replica=ReplicaSettings(enabled=replica))
         try:
             if full:
                 stack.up(settings)

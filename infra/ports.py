@@ -36,8 +36,8 @@ def free_port_block(count: int, *, grpc_offset: int = 10000) -> list[int]:
 def throwaway_settings(data_dir: Path, **overrides: Any) -> AppSettings:
     """Settings for a stack of its own under ``data_dir``, on free ports, without the Prefect
     server (flows then run in Prefect's ephemeral mode; the server costs ~20 s to start)."""
-    # The last two: OpenBao's API and its cluster port (API + 1).
-    s3_port, master, volume, filer, admin, pki_port, openbao_port, _ = free_port_block(8)
+    # OpenBao's API and its cluster port (API + 1), then five for a replica site (offset 8).
+    s3_port, master, volume, filer, admin, pki_port, openbao_port, *_ = free_port_block(13)
     stack = StackSettings(
         s3_port=s3_port,
         master_port=master,
@@ -46,6 +46,7 @@ def throwaway_settings(data_dir: Path, **overrides: Any) -> AppSettings:
         admin_port=admin,
         pki_port=pki_port,
         openbao_port=openbao_port,
+        replica_port_offset=8,
         prefect_server=False,
     )
     return load_app_settings(data_dir=data_dir, stack=stack, **overrides)

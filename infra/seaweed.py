@@ -30,7 +30,7 @@ from archive.audit import AUDIT_PREFIX
 from archive.core.atomic import write_private
 from archive.core.errors import ArchiveError
 from archive.core.settings import Settings
-from archive.store import DevCredentials, S3Credentials, S3ObjectStore
+from archive.store import DevCredentials, S3Credentials, S3ObjectStore, Site
 from infra.errors import StackError
 from infra.process import ManagedProcess
 from infra.seaweed_security import ensure_security, security_dir
@@ -64,17 +64,26 @@ class SeaweedPorts:
     admin: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SeaweedPorts:
+    def from_settings(cls, settings: Settings, site: Site = "primary") -> SeaweedPorts:
         st = settings.stack
-        return cls(st.s3_port, st.master_port, st.volume_port, st.filer_port, st.admin_port)
+        off = st.replica_port_offset if site == "replica" else 0
+        ports = (st.s3_port, st.master_port, st.volume_port, st.filer_port, st.admin_port)
+        return cls(*(p + off for p in ports))
 
     def all(self) -> list[int]:
         http = [self.s3, self.master, self.volume, self.filer, self.admin]
         return http + [p + _GRPC_OFFSET for p in http]
 
 
-def process(settings: Settings) -> ManagedProcess:
-    return ManagedProcess(name="seaweedfs", run_dir=settings.stack_dir)
+def process(settings: Settings, site: Site = "primary") -> ManagedProcess:
+    name = "seaweedfs" if site == "primary" else "seaweedfs-replica"
+    return ManagedProcess(name=name, run_dir=settings.stack_dir)
+
+
+def data_dir(settings: Settings, site: Site = "primary") -> Path:
+    """Each site keeps its own data, credentials and security config (the replica stands for
+    another provider: nothing is shared but the archive's settings)."""
+    return settings.seaweedfs_dir if site == "primary" else settings.replica_dir
 
 
 def weed_binary() -> str:
@@ -88,25 +97,26 @@ def weed_binary() -> str:
     return found
 
 
-def start(settings: Settings, *, timeout_s: float = 90.0) -> S3ObjectStore:
-    """Start SeaweedFS (if not running), create the locked bucket and prove a PUT + GET."""
-    proc = process(settings)
+def start(settings: Settings, *, site: Site = "primary", timeout_s: float = 90.0) -> S3ObjectStore:
+    """Start SeaweedFS for ``site`` (if not running), create the locked bucket (again, after a
+    site lost its data) and prove a PUT + GET."""
+    proc = process(settings, site)
     if proc.pid() is None:
-        ports = SeaweedPorts.from_settings(settings)
+        ports = SeaweedPorts.from_settings(settings, site)
         _require_free(ports)
-        data_dir = settings.seaweedfs_dir
-        (data_dir / "data").mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(data_dir, 0o700)
-        _ensure_credentials(data_dir)
-        ensure_security(data_dir)
-        proc.start(_argv(settings, ports), env=_base_env())
-    store = S3ObjectStore.from_settings(settings)
+        where = data_dir(settings, site)
+        (where / "data").mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(where, 0o700)
+        _ensure_credentials(where)
+        ensure_security(where)
+        proc.start(_argv(where, ports, volume_max=settings.stack.volume_max), env=_base_env())
+    store = S3ObjectStore.from_settings(settings, site=site)
     _wait_ready(proc, store, timeout_s=timeout_s)
     return store
 
 
-def stop(settings: Settings) -> bool:
-    return process(settings).stop()
+def stop(settings: Settings, site: Site = "primary") -> bool:
+    return process(settings, site).stop()
 
 
 def shell(settings: Settings, script: str, *, timeout_s: float = 60.0) -> str:
@@ -136,8 +146,7 @@ def shell(settings: Settings, script: str, *, timeout_s: float = 60.0) -> str:
     return done.stdout
 
 
-def _argv(settings: Settings, ports: SeaweedPorts) -> list[str]:
-    d = settings.seaweedfs_dir
+def _argv(d: Path, ports: SeaweedPorts, *, volume_max: int) -> list[str]:
     return [
         weed_binary(),
         f"-config_dir={security_dir(d)}",
@@ -161,7 +170,7 @@ def _argv(settings: Settings, ports: SeaweedPorts) -> list[str]:
         f"-filer.port.grpc={ports.filer + _GRPC_OFFSET}",
         f"-admin.port={ports.admin}",
         f"-admin.port.grpc={ports.admin + _GRPC_OFFSET}",
-        f"-volume.max={settings.stack.volume_max}",
+        f"-volume.max={volume_max}",
         f"-s3.localSocket={d / 's3.sock'}",
         f"-filer.localSocket={d / 'filer.sock'}",
         "-s3.autoCreateBucket=false",

@@ -3,7 +3,9 @@
 Up starts, in order: OpenBao (only for ``keys.provider = "transit"`` without a ``transit_url``),
 the key store (created once), the development PKI and its TSA/OCSP/CRL service
 (only when no production signer/TSA is configured), and SeaweedFS with the Object-Lock bucket
-(only when no S3 endpoint is configured). Every step is idempotent, so ``up`` twice is harmless;
+(only when no S3 endpoint is configured), and a second SeaweedFS as the replica site (only when
+``[replica] enabled`` without an endpoint; its ports are the primary's + ``replica_port_offset``).
+Every step is idempotent, so ``up`` twice is harmless;
 ``down`` stops exactly the processes whose pid files ``up`` wrote.
 """
 
@@ -18,7 +20,7 @@ from datetime import UTC, datetime
 from archive.core.errors import ArchiveError
 from archive.core.settings import Settings
 from archive.seal import init_keys, open_keys
-from archive.store import S3ObjectStore
+from archive.store import S3ObjectStore, Site
 from infra import openbao, pki, pki_service, prefect_server, seaweed, softhsm
 from infra.errors import StackError
 from infra.process import ManagedProcess
@@ -52,6 +54,10 @@ def up(settings: Settings) -> list[ComponentStatus]:
         seaweed.start(settings)
     else:
         S3ObjectStore.from_settings(settings).ensure_compliant()
+    if settings.uses_embedded_replica:
+        seaweed.start(settings, site="replica")
+    elif settings.replica.enabled:
+        S3ObjectStore.from_settings(settings, site="replica").ensure_compliant()
     if settings.stack.prefect_server:
         prefect_server.start(settings)
     return status(settings)
@@ -61,6 +67,7 @@ def down(settings: Settings) -> list[str]:
     stopped = []
     procs = (
         prefect_server.process(settings),
+        seaweed.process(settings, "replica"),
         seaweed.process(settings),
         pki_process(settings),
         openbao.process(settings),
@@ -73,6 +80,8 @@ def down(settings: Settings) -> list[str]:
 
 def status(settings: Settings) -> list[ComponentStatus]:
     rows = [_keyring_status(settings), _pki_status(settings), _s3_status(settings)]
+    if settings.replica.enabled:
+        rows.append(_s3_status(settings, site="replica"))
     if settings.stack.prefect_server:
         rows.append(_prefect_status(settings))
     return rows
@@ -152,18 +161,22 @@ def _pki_status(settings: Settings) -> ComponentStatus:
     return ComponentStatus("pki-service", "running", f"pid {pid}, TSA {settings.tsa_url}", True)
 
 
-def _s3_status(settings: Settings) -> ComponentStatus:
-    endpoint = settings.s3_endpoint_url
-    where = f"{endpoint} bucket {settings.s3.bucket}"
-    if settings.uses_embedded_s3:
-        pid = seaweed.process(settings).pid()
+def _s3_status(settings: Settings, *, site: Site = "primary") -> ComponentStatus:
+    primary = site == "primary"
+    endpoint = settings.s3_endpoint_url if primary else settings.replica_endpoint_url
+    bucket = settings.s3.bucket if primary else settings.replica.bucket
+    where = f"{endpoint} bucket {bucket}"
+    embedded = settings.uses_embedded_s3 if primary else settings.uses_embedded_replica
+    proc = seaweed.process(settings, site)
+    if embedded:
+        pid = proc.pid()
         if pid is None:
-            return ComponentStatus("seaweedfs", "stopped", "run `emr-archive stack up`", False)
-        name, state, where = "seaweedfs", "running", f"pid {pid}, {where}"
+            return ComponentStatus(proc.name, "stopped", "run `emr-archive stack up`", False)
+        name, state, where = proc.name, "running", f"pid {pid}, {where}"
     else:
-        name, state = "s3", "external"
+        name, state = ("s3" if primary else "s3-replica"), "external"
     try:
-        store = S3ObjectStore.from_settings(settings)
+        store = S3ObjectStore.from_settings(settings, site=site)
         store.ensure_compliant()
         seaweed.health_check(store)
     except ArchiveError as e:

@@ -25,7 +25,7 @@ from archive.catalog import manifest_retain_until
 from archive.core.settings import Settings
 from archive.seal import KeyProvider, ObjectIdentity, unseal
 from archive.sign import DocumentSigner, SignedDocument, SignerConfig
-from archive.store import ObjectStore, deposit, sha256_hex
+from archive.store import ObjectStore, deposit, sha256_hex, storage_sites
 from retention.candidates import Item
 from retention.errors import RetentionError
 from retention.people import Actor
@@ -39,8 +39,16 @@ _DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 _EXT = "urn:emr-archive:destruction"
 
 
-def listing(proposal: Proposal, items: tuple[Item, ...], approval: Approval, at: datetime) -> bytes:
-    """The machine-readable minutes: a FHIR List of the destroyed records (canonical JSON)."""
+def listing(
+    proposal: Proposal,
+    items: tuple[Item, ...],
+    approval: Approval,
+    at: datetime,
+    *,
+    sites: tuple[str, ...] = ("primary",),
+) -> bytes:
+    """The machine-readable minutes: a FHIR List of the destroyed records (canonical JSON);
+    ``sites``: every storage site the records were deleted at."""
 
     def ext(name: str, value: str) -> dict[str, str]:
         return {"url": f"{_EXT}#{name}", "valueString": value}
@@ -81,6 +89,7 @@ def listing(proposal: Proposal, items: tuple[Item, ...], approval: Approval, at:
                 ext("approved-by", approval.approved_by.name),
                 ext("approved-role", approval.approved_by.role),
                 ext("policy", proposal.policy_ref),
+                *(ext("destroyed-at-site", site) for site in sites),
             ],
             "entry": entries,
         }
@@ -88,7 +97,12 @@ def listing(proposal: Proposal, items: tuple[Item, ...], approval: Approval, at:
 
 
 def render_minutes(
-    proposal: Proposal, items: tuple[Item, ...], approval: Approval, at: datetime
+    proposal: Proposal,
+    items: tuple[Item, ...],
+    approval: Approval,
+    at: datetime,
+    *,
+    sites: tuple[str, ...] = ("primary",),
 ) -> bytes:
     """The unsigned PDF/A-3b minutes, with :func:`listing` embedded."""
     at = at.replace(microsecond=0)
@@ -102,10 +116,10 @@ def render_minutes(
     pdf.set_creation_date(at)
     pdf.set_xmp_metadata(_xmp(title, at))
     pdf.add_page()
-    _header(pdf, proposal, items, approval, at)
+    _header(pdf, proposal, items, approval, at, sites)
     for item in items:
         _row(pdf, item)
-    data = listing(proposal, items, approval, at)
+    data = listing(proposal, items, approval, at, sites=sites)
     pdf.embed_file(
         bytes=data,
         basename=f"{proposal.proposal_id}.fhir.json",
@@ -121,7 +135,12 @@ def render_minutes(
 
 
 def _header(
-    pdf: FPDF, p: Proposal, items: tuple[Item, ...], approval: Approval, at: datetime
+    pdf: FPDF,
+    p: Proposal,
+    items: tuple[Item, ...],
+    approval: Approval,
+    at: datetime,
+    sites: tuple[str, ...],
 ) -> None:
     pdf.set_font("DejaVu", "B", 13)
     pdf.cell(
@@ -137,6 +156,7 @@ def _header(
         f"Thời điểm hủy (destroyed at): {at.isoformat()}",
         f"Chính sách (policy): {p.policy_ref} — số hồ sơ đã hủy (records destroyed): "
         f"{len(items)} ({totals or 'none'})",
+        f"Đã xóa tại (deleted at): {'; '.join(sites)}",
     ):
         pdf.cell(0, 5, line, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
@@ -225,7 +245,9 @@ class MinutesWriter:
     def __call__(
         self, proposal: Proposal, items: tuple[Item, ...], approval: Approval, at: datetime
     ) -> dict[str, str]:
-        signed = _sign(self._opened(), render_minutes(proposal, items, approval, at))
+        sites = storage_sites(self._settings)
+        pdf = render_minutes(proposal, items, approval, at, sites=sites)
+        signed = _sign(self._opened(), pdf)
         key = f"{MINUTES_PREFIX}{proposal.proposal_id}.pdf"
         until = manifest_retain_until(at, years=self._policy.permanent_horizon_years)
         stored = deposit(

@@ -21,10 +21,11 @@ from archive.audit import AuditEvent, AuditLog, ChainReport
 from archive.catalog import CatalogRow
 from archive.core.pool import split, worker_pool
 from archive.core.settings import Settings
-from archive.store import ObjectStore, S3ObjectStore, SealedStore
+from archive.store import ObjectStore, S3ObjectStore, SealedStore, open_sites
 from verification.config import HoldSet, VerificationSettings, output_directory
 from verification.inventory import Finding, compare_bucket_copies, inventory, open_catalog
 from verification.log import write_log
+from verification.replica import compare_sites
 from verification.report import Summary, write_reports
 from verification.results import CheckResult, RecordResult, Status
 from verification.select import Selection, catalog_rows, select
@@ -107,7 +108,7 @@ class VerificationRun:
         they are expected to be gone, so neither verified nor reported missing. ``chains`` are
         the registers' chain reports (the caller opens them); the audit log's is added here."""
         # Records are read with the read-only identity; only the audit log is written.
-        audit_store = store or S3ObjectStore.from_settings(settings)
+        audit_store = store or open_sites(settings)
         store = store or S3ObjectStore.from_settings(settings, read_only=True)
         audit = AuditLog.for_settings(settings, audit_store).verify_chain()
         catalog, chain = open_catalog(settings.catalog_dir)
@@ -130,6 +131,11 @@ class VerificationRun:
                 catalogued, store.list_versions("records/"), verified=verified
             )
             checks.append(result)
+            if settings.replica.enabled:
+                replica = S3ObjectStore.from_settings(settings, read_only=True, site="replica")
+                result, seen = compare_sites(all_rows, store, replica, holds=holds or HoldSet())
+                checks.append(result)
+                findings += seen
         checks += [chain_check(name, r) for name, r in [*chains, ("audit log", audit)]]
         return cls(
             settings=settings,

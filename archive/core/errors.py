@@ -206,6 +206,11 @@ class LockRefusedError(StoreError):
     shorten a retention, weaken the mode or delete a locked version)."""
 
 
+class ReplicaError(StoreUnavailableError):
+    """The replica site did not confirm a write, or holds other bytes than the primary: the
+    object is not yet at two sites, so nothing that depends on it is catalogued (retry later)."""
+
+
 # --- catalog --------------------------------------------------------------------------------------
 
 

@@ -12,18 +12,19 @@ from typing import Literal
 
 from pydantic import (
     Field,
-    SecretStr,
     field_validator,
     model_validator,
 )
 
 from archive.core.section_base import Section
 from archive.core.signer_section import SignerSettings, normalise_fingerprint
+from archive.core.storage_sections import ReplicaSettings, S3Settings
 
 __all__ = [
     "ArchiveSettings",
     "CatalogSettings",
     "KeySettings",
+    "ReplicaSettings",
     "S3Settings",
     "SealSettings",
     "Section",
@@ -33,39 +34,6 @@ __all__ = [
 ]
 
 _MiB = 1024 * 1024
-
-
-class S3Settings(Section):
-    """Where records are stored. Leave ``endpoint_url`` unset to use the embedded SeaweedFS."""
-
-    endpoint_url: str | None = Field(
-        default=None,
-        description="S3 endpoint, e.g. https://s3.ap-southeast-1.amazonaws.com; unset = embedded",
-    )
-    region: str = Field(default="us-east-1", description="S3 region (any value for SeaweedFS)")
-    bucket: str = Field(
-        default="emr-archive",
-        min_length=3,
-        max_length=63,
-        description="bucket with Object Lock + versioning (refused otherwise)",
-    )
-    access_key_id: str | None = Field(
-        default=None, description="unset = the standard AWS chain (AWS_ACCESS_KEY_ID, profile, ...)"
-    )
-    secret_access_key: SecretStr | None = Field(default=None, description="with access_key_id")
-    addressing_style: Literal["path", "virtual", "auto"] = Field(
-        default="path", description="path for SeaweedFS/MinIO/Ceph; virtual for AWS"
-    )
-    max_attempts: int = Field(default=8, ge=1, le=20, description="botocore retries (standard)")
-    connect_timeout_s: float = Field(default=5.0, gt=0, description="seconds per attempt")
-    read_timeout_s: float = Field(default=60.0, gt=0, description="seconds per attempt")
-
-    @field_validator("endpoint_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value
 
 
 class KeySettings(Section):
@@ -177,6 +145,9 @@ class StackSettings(Section):
     admin_port: int = Field(default=18646, ge=1024, le=55535, description="SeaweedFS admin")
     pki_port: int = Field(
         default=18990, ge=1024, le=65535, description="development TSA/OCSP/CRL service"
+    )
+    replica_port_offset: int = Field(
+        default=100, ge=5, le=1000, description="embedded replica site: each port + this"
     )
     volume_max: int = Field(default=100, ge=8, description="SeaweedFS volumes (~7 per bucket)")
     prefect_server: bool = Field(

@@ -39,6 +39,9 @@ from archive.core.sections import (
     KeySettings as KeySettings,
 )
 from archive.core.sections import (
+    ReplicaSettings as ReplicaSettings,
+)
+from archive.core.sections import (
     S3Settings as S3Settings,
 )
 from archive.core.sections import (
@@ -69,6 +72,7 @@ ALL_SECTIONS: frozenset[str] = frozenset(
     {
         "data_dir",
         "s3",
+        "replica",
         "keys",
         "signer",
         "seal",
@@ -102,6 +106,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default=Path("var"), description="generated state; git-ignored")
     s3: S3Settings = S3Settings()
+    replica: ReplicaSettings = ReplicaSettings()
     keys: KeySettings = KeySettings()
     signer: SignerSettings = SignerSettings()
     seal: SealSettings = SealSettings()
@@ -195,6 +200,19 @@ class Settings(BaseSettings):
     @property
     def s3_endpoint_url(self) -> str:
         return self.s3.endpoint_url or f"http://127.0.0.1:{self.stack.s3_port}"
+
+    @property
+    def replica_dir(self) -> Path:
+        return self.data_dir / "seaweedfs-replica"
+
+    @property
+    def uses_embedded_replica(self) -> bool:
+        return self.replica.enabled and self.replica.endpoint_url is None
+
+    @property
+    def replica_endpoint_url(self) -> str:
+        port = self.stack.s3_port + self.stack.replica_port_offset
+        return self.replica.endpoint_url or f"http://127.0.0.1:{port}"
 
     @property
     def prefect_api_url(self) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from archive.audit import AuditEvent, AuditLog
 from archive.core.errors import ArchiveError, SourceOutsideRootsError
 from archive.core.settings import Settings
-from archive.store import S3ObjectStore
+from archive.store import open_sites
 
 REFUSED = "archive.run.refused"
 REASON = "source outside the configured roots"
@@ -54,7 +54,7 @@ def admit_source(settings: Settings, source: Path, *, run_id: str | None, now: d
 
 
 def _audit(settings: Settings, *, run_id: str | None, digest: str, now: datetime) -> None:
-    log = AuditLog.for_settings(settings, S3ObjectStore.from_settings(settings))
+    log = AuditLog.for_settings(settings, open_sites(settings))
     log.append(
         AuditEvent(
             actor="nightly-archive",

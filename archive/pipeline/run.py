@@ -54,7 +54,7 @@ from archive.sources import (
     QuarantineScope,
     collect_source,
 )
-from archive.store import S3ObjectStore, SealedStore
+from archive.store import ObjectStore, SealedStore, open_sites
 
 Progress = Callable[[int, int], None]  # (encounters done or skipped, encounters selected)
 
@@ -68,7 +68,7 @@ class ArchiveRun:
         *,
         settings: Settings,
         options: RunOptions,
-        store: S3ObjectStore,
+        store: ObjectStore,
         keys: ArchiveKeys,
         catalog: Catalog,
         classifier: Classifier,
@@ -117,7 +117,7 @@ class ArchiveRun:
             )
         lock = RunLock.acquire(settings.catalog_dir, run_id=options.run_id, now=options.started_at)
         try:
-            store = S3ObjectStore.from_settings(settings)
+            store = open_sites(settings)  # both sites when a replica is configured
             store.ensure_compliant()
             keys = open_keys(settings)
             catalog = Catalog.open(settings.catalog_dir, create=True)

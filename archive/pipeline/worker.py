@@ -38,7 +38,15 @@ from archive.sign import (
     validate_pdf_signatures,
 )
 from archive.sources import EncounterBundle
-from archive.store import Deposit, ObjectHead, S3ObjectStore, adopt, deposit, record_key
+from archive.store import (
+    Deposit,
+    ObjectHead,
+    ObjectStore,
+    adopt,
+    deposit,
+    open_sites,
+    record_key,
+)
 
 Status = Literal["archived", "adopted", "failed"]
 
@@ -72,7 +80,7 @@ class RecordWorker:
         renderer: Renderer,
         signer: DocumentSigner,
         keys: ArchiveKeys,
-        store: S3ObjectStore,
+        store: ObjectStore,
         classifier: Classifier,
         known_signers: frozenset[str],
     ) -> None:
@@ -101,7 +109,7 @@ class RecordWorker:
             renderer=Renderer.create(),
             signer=DocumentSigner.create(SignerConfig.from_settings(settings)),
             keys=open_keys(settings),
-            store=S3ObjectStore.from_settings(settings),
+            store=open_sites(settings),
             classifier=classifier,
             known_signers=known_signers,
         )

@@ -24,8 +24,9 @@ from archive.store.naming import (
     quarantine_key,
     record_key,
 )
+from archive.store.replica import ReplicatedStore, open_sites, storage_sites
 from archive.store.s3 import S3ObjectStore
-from archive.store.s3_client import DevCredentials, S3Credentials, S3Role, make_client
+from archive.store.s3_client import DevCredentials, S3Credentials, S3Role, Site, make_client
 from archive.store.sealed import SealedStore
 
 __all__ = [
@@ -39,17 +40,21 @@ __all__ = [
     "ObjectStore",
     "ObjectVersion",
     "PutResult",
+    "ReplicatedStore",
     "S3Credentials",
     "S3ObjectStore",
     "S3Role",
     "SealedStore",
+    "Site",
     "adopt",
     "deposit",
     "evidence_key",
     "file_key",
     "make_client",
+    "open_sites",
     "quarantine_key",
     "record_key",
     "sha256_hex",
+    "storage_sites",
     "withdraw",
 ]

@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from archive.core.errors import BucketNotCompliantError, ObjectConflictError, StoreError
 from archive.core.settings import Settings
 from archive.store.base import COMPLIANCE, ObjectHead, ObjectLock, ObjectVersion, PutResult
-from archive.store.s3_client import S3Role, make_client
+from archive.store.s3_client import S3Role, Site, make_client
 from archive.store.s3_errors import NOT_FOUND, error_code, translate
 
 if TYPE_CHECKING:
@@ -40,12 +40,18 @@ class S3ObjectStore:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, read_only: bool = False, role: S3Role = "admin"
+        cls,
+        settings: Settings,
+        *,
+        read_only: bool = False,
+        role: S3Role = "admin",
+        site: Site = "primary",
     ) -> S3ObjectStore:
+        primary = site == "primary"
         return cls(
-            client=make_client(settings, read_only=read_only, role=role),
-            bucket=settings.s3.bucket,
-            endpoint=settings.s3_endpoint_url,
+            client=make_client(settings, read_only=read_only, role=role, site=site),
+            bucket=settings.s3.bucket if primary else settings.replica.bucket,
+            endpoint=settings.s3_endpoint_url if primary else settings.replica_endpoint_url,
         )
 
     @property

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 S3Role = Literal["admin", "reader", "portal"]
+Site = Literal["primary", "replica"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +93,12 @@ class DevCredentials:
         return chosen
 
 
-def make_client(settings: Settings, *, read_only: bool = False, role: S3Role = "admin") -> S3Client:
-    """A boto3 S3 client for the configured endpoint (embedded stack when none is set)."""
-    s3 = settings.s3
+def make_client(
+    settings: Settings, *, read_only: bool = False, role: S3Role = "admin", site: Site = "primary"
+) -> S3Client:
+    """A boto3 S3 client for the configured endpoint of ``site`` (embedded stack when none is
+    set); the replica's section has the primary's shape, with its own endpoint and credentials."""
+    s3 = settings.s3 if site == "primary" else settings.replica
     config = Config(
         region_name=s3.region,
         retries={"mode": "standard", "total_max_attempts": s3.max_attempts},
@@ -105,8 +109,9 @@ def make_client(settings: Settings, *, read_only: bool = False, role: S3Role = "
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    kwargs: dict[str, Any] = {"endpoint_url": settings.s3_endpoint_url, "config": config}
-    creds = _credentials(settings, role="reader" if read_only else role)
+    endpoint = settings.s3_endpoint_url if site == "primary" else settings.replica_endpoint_url
+    kwargs: dict[str, Any] = {"endpoint_url": endpoint, "config": config}
+    creds = _credentials(settings, role="reader" if read_only else role, site=site)
     if creds is not None:
         kwargs["aws_access_key_id"] = creds.access_key_id
         kwargs["aws_secret_access_key"] = creds.secret_access_key
@@ -114,10 +119,12 @@ def make_client(settings: Settings, *, read_only: bool = False, role: S3Role = "
     return client
 
 
-def _credentials(settings: Settings, *, role: S3Role) -> S3Credentials | None:
-    s3 = settings.s3
+def _credentials(settings: Settings, *, role: S3Role, site: Site) -> S3Credentials | None:
+    s3 = settings.s3 if site == "primary" else settings.replica
     if s3.access_key_id and s3.secret_access_key:
         return S3Credentials(s3.access_key_id, s3.secret_access_key.get_secret_value())
-    if settings.uses_embedded_s3:
+    if site == "primary" and settings.uses_embedded_s3:
         return DevCredentials.load(settings.seaweedfs_dir).of(role)
+    if site == "replica" and settings.uses_embedded_replica:
+        return DevCredentials.load(settings.replica_dir).of(role)
     return None  # boto3's standard chain: AWS_ACCESS_KEY_ID, AWS_PROFILE, instance roles, ...

@@ -39,6 +39,7 @@ for command in (
     c.catalog_group,
     # proof that nothing changed
     c.verify_cmd,
+    c.repair_cmd,
     c.verify_file_cmd,
     # the records officer: holds, retention upgrades, destruction, the audit log
     c.hold_group,

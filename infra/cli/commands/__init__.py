@@ -16,6 +16,7 @@ from infra.cli.commands.intake import intake_group
 from infra.cli.commands.keys import keys_group
 from infra.cli.commands.nightly import archive_cmd, sample_cmd, serve_cmd
 from infra.cli.commands.portal import portal_cmd
+from infra.cli.commands.repair import repair_cmd
 from infra.cli.commands.retention import retention_group
 from infra.cli.commands.search import retrieve_cmd, search_cmd
 from infra.cli.commands.settings import settings_cmd
@@ -37,6 +38,7 @@ __all__ = [
     "logout_cmd",
     "portal_cmd",
     "put_cmd",
+    "repair_cmd",
     "retention_group",
     "retrieve_cmd",
     "sample_cmd",

@@ -20,6 +20,7 @@ from archive.sign import validate_pdf_signatures
 from archive.sign.certificates import cert_sha256
 from archive.sign.config import load_certificates
 from archive.sign.report import Kind
+from archive.store import S3ObjectStore
 from infra.pki import DevPki
 from infra.settings import AppSettings as Settings
 from retention.disposition import Outcome, approve
@@ -50,7 +51,9 @@ def _expired(settings: Settings, *ids: str) -> RetentionParts:
     soon = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
     archive_records(settings, [Rec(e, f"P-{e}", "ordinary", DISCHARGED, soon) for e in ids])
     wait_until(soon)
-    return RetentionParts.open(settings, store=RecordingStore(wiring.open_store(settings)))
+    return RetentionParts.open(
+        settings, store=RecordingStore(S3ObjectStore.from_settings(settings))
+    )
 
 
 def _touched(parts: RetentionParts) -> list[tuple[str, str, str]]:

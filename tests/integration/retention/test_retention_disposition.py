@@ -10,6 +10,7 @@ import pytest
 from archive import wiring
 from archive.render import check_pdfa3b
 from archive.sign import validate_pdf_signatures
+from archive.store import S3ObjectStore
 from infra.settings import AppSettings as Settings
 from retention.disposition import Outcome, approve, confirm
 from retention.errors import RetentionError
@@ -48,7 +49,7 @@ def test_expired_records_are_destroyed_with_signed_minutes(settings: Settings) -
         ],
     )
     key = {r.encounter_id: r.object_key for r in rows}
-    real = wiring.open_store(settings)
+    real = S3ObjectStore.from_settings(settings)
     add_version(real, key["E-EXP-2"], soon)  # a renewed record: two versions to destroy
     store = RecordingStore(real)
     parts = RetentionParts.open(settings, store=store)
@@ -136,7 +137,7 @@ def test_a_hold_placed_after_the_proposal_blocks_the_deletion(settings: Settings
     now = datetime.now(UTC).replace(microsecond=0)
     soon = now + timedelta(seconds=3)
     rows = archive_records(settings, [Rec("E-LATE", "P9", "ordinary", DISCHARGED, soon)])
-    real = wiring.open_store(settings)
+    real = S3ObjectStore.from_settings(settings)
     store = RecordingStore(real)
     parts = RetentionParts.open(settings, store=store)
     wait_until(soon)

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from archive import wiring
+from archive.store import S3ObjectStore
 from infra.settings import AppSettings as Settings
 from retention.errors import RetentionError
 from retention.holds import (
@@ -42,7 +42,7 @@ def _records(settings: Settings) -> list[str]:
             Rec("E-B2", "BN-0003", "ordinary", datetime(2026, 4, 2, 2, tzinfo=UTC), until, "01002"),
         ],
     )
-    add_version(wiring.open_store(settings), rows[0].object_key, until)
+    add_version(S3ObjectStore.from_settings(settings), rows[0].object_key, until)
     return [r.object_key for r in rows]
 
 

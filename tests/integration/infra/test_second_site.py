@@ -1,0 +1,230 @@
+"""The second site on the real stack: two SeaweedFS (each its own ports, data directory, security
+config, Object Lock bucket), every object written to both, a divergence found by verification,
+and a site wiped entirely and repaired from the other without any key."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from archive.catalog import Catalog, table_to_rows
+from archive.core.errors import ReplicaError
+from archive.core.settings import ReplicaSettings
+from archive.store import ReplicatedStore, S3ObjectStore, open_sites
+from infra import seaweed, stack
+from infra.repair import audit_repair, repair_site
+from infra.settings import AppSettings as Settings
+from retention.disposition import approve
+from retention.minutes import embedded_listing, read_minutes
+from retention.parts import RetentionParts
+from retention.people import Actor
+from tests.support.nightly import Export, make_export, run_once
+from tests.support.retention import Rec, archive_records, wait_until
+from verification.config import HoldSet, VerificationSettings
+from verification.report import Summary
+from verification.results import Status
+from verification.run import RunPlan, VerificationRun
+from verification.select import Mode, Selection
+
+ENCOUNTERS = 16
+LAN, HEAD = Actor("lan", "records-officer"), Actor("director.binh", "facility-head")
+
+
+@pytest.fixture(scope="module")
+def dual(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The session stack plus a replica site, started by `stack up`; a bucket of our own."""
+    bucket = "second-site"
+    settings = stack_settings.model_copy(
+        update={
+            "s3": stack_settings.s3.model_copy(update={"bucket": bucket}),
+            "replica": ReplicaSettings(enabled=True, bucket=bucket),
+            "catalog": stack_settings.catalog.model_copy(
+                update={"catalog_dir": tmp_path_factory.mktemp("dual") / "catalog"}
+            ),
+            "archive": stack_settings.archive.model_copy(update={"workers": 1}),
+        }
+    )
+    S3ObjectStore.from_settings(settings).create_locked_bucket()
+    try:
+        rows = {r.name: r for r in stack.up(settings)}
+        assert rows["seaweedfs-replica"].healthy, rows["seaweedfs-replica"].detail
+        yield settings
+    finally:
+        seaweed.stop(settings, "replica")
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> Export:
+    return make_export(tmp_path_factory.mktemp("dual-export"), encounters=ENCOUNTERS, seed=23)
+
+
+def verify(settings: Settings, tmp_path: Path, holds: HoldSet) -> Summary:
+    vsettings = VerificationSettings(output_dir=tmp_path / "verification", workers=1)
+    plan = RunPlan.create(
+        settings, vsettings, selection=Selection(mode=Mode.FULL), now=datetime.now(UTC)
+    )
+    with VerificationRun.start(settings, vsettings, plan, holds=holds) as run:
+        for batch in run.batches():
+            run.verify_batch(batch)
+        return run.finish()
+
+
+def bad(summary: Summary) -> dict[str, str]:
+    found = {
+        c.check: c.reason_code for c in summary.archive_checks if c.status is not Status.PASSED
+    }
+    found |= {
+        r.encounter_id: r.status.value for r in summary.results if r.status is not Status.PASSED
+    }
+    return found
+
+
+def test_a_site_lost_entirely_is_repaired_from_the_other_without_a_key(
+    dual: Settings, export: Export, tmp_path: Path
+) -> None:
+    summary = run_once(dual, export)
+    assert summary.archived > 5
+    assert summary.failed == {}
+    rows = table_to_rows(Catalog.open(dual.catalog_dir).rows())
+    held = rows[0]
+    both = open_sites(dual)
+    assert isinstance(both, ReplicatedStore)
+    both.set_legal_hold(held.object_key, version_id=held.version_id, on=True)  # mirrored
+    holds = HoldSet.of([held.encounter_id])
+    clean = verify(dual, tmp_path / "before", holds)
+    assert bad(clean) == {}
+    assert "replica" in {c.check for c in clean.archive_checks}
+
+    # The replica site loses everything: process stopped, data directory deleted.
+    seaweed.stop(dual, "replica")
+    with pytest.raises(ReplicaError):  # a site down: the run refuses before any record
+        run_once(dual, export)
+    assert len(Catalog.open(dual.catalog_dir).rows()) == len(rows)
+    shutil.rmtree(dual.replica_dir)
+    stack.up(dual)  # a new, empty site: the bucket is created again with Object Lock
+
+    lost = verify(dual, tmp_path / "lost", holds)
+    assert bad(lost) == {"replica": "replica.missing"}
+    assert {f.reason_code for f in lost.findings} == {"replica.missing"}
+
+    plan = repair_site(dual, site="replica", plan_only=True)
+    assert plan.ok
+    keyring = dual.keyring_dir
+    hidden = keyring.with_name("keys-away")
+    keyring.rename(hidden)  # no key anywhere: repair copies sealed bytes, it cannot decrypt
+    try:
+        report = repair_site(dual, site="replica")
+    finally:
+        hidden.rename(keyring)
+    assert report.ok, report.refused
+    assert set(report.copied) == set(plan.copied)
+    assert {r.object_key for r in rows} <= set(report.copied)
+    assert any(k.startswith("catalog/") for k in report.copied)  # sealed manifests
+    assert any(k.startswith("audit/") for k in report.copied)  # audit segments
+    assert report.held == (held.object_key,)
+    audit_repair(dual, report, site="replica")
+
+    repaired = verify(dual, tmp_path / "repaired", holds)
+    assert bad(repaired) == {}
+    again = _cli(dual, "repair", "--plan")
+    assert again.returncode == 0, again.stderr
+    assert "would restore 0 (0 bytes)" in again.stdout
+    primary = _cli(dual, "repair", "--site", "primary")
+    assert primary.returncode != 0
+    assert "new version id" in primary.stderr
+    copy = S3ObjectStore.from_settings(dual, site="replica").latest(held.object_key)
+    assert copy is not None
+    assert copy.lock.legal_hold
+    assert copy.lock.retain_until is not None
+    assert copy.lock.retain_until >= held.retain_until
+
+
+def test_verification_reports_each_kind_of_divergence(dual: Settings) -> None:
+    from verification.replica import compare_sites
+
+    primary = S3ObjectStore.from_settings(dual)
+    replica = S3ObjectStore.from_settings(dual, site="replica")
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    primary.put_locked("quarantine/v1/zz/only-primary", b"a", retain_until=until)
+    primary.put_locked("quarantine/v1/zz/differs", b"b", retain_until=until)
+    replica.put_locked("quarantine/v1/zz/differs", b"B", retain_until=until)
+    primary.put_locked("quarantine/v1/zz/unlocked", b"c", retain_until=until)
+    replica.client.put_object(
+        Bucket=replica.bucket,
+        Key="quarantine/v1/zz/unlocked",
+        Body=b"c",
+        ChecksumSHA256=_b64sha(b"c"),
+    )
+    primary.put_locked("quarantine/v1/zz/shorter", b"d", retain_until=until)
+    replica.put_locked("quarantine/v1/zz/shorter", b"d", retain_until=until - timedelta(hours=1))
+    _, findings = compare_sites([], primary, replica, holds=HoldSet())
+    got = {f.object_key.rsplit("/", 1)[1]: f.reason_code for f in findings}
+    assert got == {
+        "only-primary": "replica.missing",
+        "differs": "replica.differs",
+        "unlocked": "replica.unlocked",
+        "shorter": "replica.unlocked",
+    }
+
+
+def test_disposition_deletes_at_both_sites_and_the_minutes_say_so(dual: Settings) -> None:
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    discharged = datetime(2014, 5, 1, 3, tzinfo=UTC)
+    (row,) = archive_records(dual, [Rec("E-GONE", "P-GONE", "ordinary", discharged, soon)])
+    primary = S3ObjectStore.from_settings(dual)
+    replica = S3ObjectStore.from_settings(dual, site="replica")
+    assert replica.latest(row.object_key) is not None
+    wait_until(soon)
+    parts = RetentionParts.open(dual)
+    proposal = parts.propose(by=LAN, now=datetime.now(UTC))
+    assert proposal is not None
+    assert [i.encounter_id for i in proposal.items] == ["E-GONE"]
+    outcome = approve(
+        proposal.proposal_id,
+        by=HEAD,
+        catalog_rows=parts.catalog.rows(),
+        register=parts.register,
+        audit=parts.audit,
+        policy=parts.policy,
+        write_minutes=parts.minutes_writer(),
+        now=datetime.now(UTC),
+    )
+    assert [i.encounter_id for i in outcome.destroyed] == ["E-GONE"]
+    assert primary.latest(row.object_key) is None
+    assert replica.latest(row.object_key) is None
+    assert not [v for v in replica.list_versions(row.object_key) if not v.is_delete_marker]
+    pdf = read_minutes(primary, parts.keyring(), dual, outcome.minutes, proposal.proposal_id)
+    listed = embedded_listing(pdf)["extension"]
+    sites = [e["valueString"] for e in listed if e["url"].endswith("#destroyed-at-site")]
+    assert [s.split(":")[0] for s in sites] == ["primary", "replica"]
+    assert replica.latest(outcome.minutes["key"]) is not None  # the minutes are at both too
+
+
+def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EMR_ARCHIVE_", "AWS_"))}
+    env |= {
+        f"EMR_ARCHIVE_STACK__{k.upper()}": str(v) for k, v in settings.stack.model_dump().items()
+    }
+    env |= {
+        "EMR_ARCHIVE_DATA_DIR": str(settings.data_dir),
+        "EMR_ARCHIVE_S3__BUCKET": settings.s3.bucket,
+        "EMR_ARCHIVE_REPLICA__ENABLED": "true",
+        "EMR_ARCHIVE_REPLICA__BUCKET": settings.replica.bucket,
+        "EMR_ARCHIVE_CATALOG__CATALOG_DIR": str(settings.catalog_dir),
+    }
+    argv = [sys.executable, "-m", "infra.cli", *args]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def _b64sha(data: bytes) -> str:
+    import base64
+    import hashlib
+
+    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
