@@ -119,8 +119,10 @@ def test_a_batch_is_signed_with_one_authorisation_per_multisign(
         "credentials/authorize 200": 1,
         "signatures/signHash 200": 1,
     }
-    # More than one authorisation covers: the first batch is full at once; the others form as
-    # the first documents finish (their timestamps), so a slow moment may split one of them.
+    # More than one authorisation covers: the first ten reach the signer at once (one
+    # authorisation); the rest arrive as earlier documents finish, so on a busy machine they can
+    # come more than LINGER_S apart and split into more batches (5 seen on a loaded 2-core box).
+    # The exact count per full batch is pinned above and by tests/unit/.../test_csc_batching.py.
     mark = csc.mark()
     outcomes = signer.sign_batch([document] * 25)
     assert all(isinstance(o, SignedDocument) for o in outcomes), outcomes
@@ -128,7 +130,7 @@ def test_a_batch_is_signed_with_one_authorisation_per_multisign(
     assert set(requests) == {"credentials/authorize 200", "signatures/signHash 200"}
     authorised = requests["credentials/authorize 200"]
     assert authorised == requests["signatures/signHash 200"]
-    assert math.ceil(25 / MULTISIGN) <= authorised <= math.ceil(25 / MULTISIGN) + 1
+    assert math.ceil(25 / MULTISIGN) <= authorised <= 1 + (25 - MULTISIGN)
     trust = dev_trust(pki)
     report = validate_pdf_signatures(outcomes[-1].pdf, trust=trust)  # type: ignore[union-attr]
     assert report.passed, report.reason
