@@ -290,7 +290,7 @@ def _fhir_file(root: generic.DictionaryObject) -> tuple[generic.DictionaryObject
     size, checksum = _get(params, "/Size"), _get(params, "/CheckSum")
     if size is not None and int(size) != len(data):
         raise _CheckFailedError(f"the embedded file is {len(data)} bytes; /Size says {size}")
-    if checksum is not None and bytes(checksum) != hashlib.md5(data).digest():  # noqa: S324
+    if checksum is not None and raw_bytes(checksum) != hashlib.md5(data).digest():  # noqa: S324
         raise _CheckFailedError("the embedded file does not match its /CheckSum (MD5)")
     return spec, data
 
@@ -306,10 +306,18 @@ def _actions(root: generic.DictionaryObject, objects: list[generic.DictionaryObj
     return "no JavaScript, no forbidden or additional actions"
 
 
+def raw_bytes(value: Any) -> bytes:
+    """A PDF string's bytes. pyHanko hands a byte string that happens to decode as text (in
+    PDFDocEncoding: most 16-byte MD5 checksums and file ids written as literal strings, as
+    pikepdf writes them) as text, and ``bytes()`` of that text fails."""
+    if isinstance(value, generic.TextStringObject):
+        original: bytes = value.original_bytes
+        return original
+    return bytes(value)
+
+
 def _trailer_id(trailer: Any) -> str:
     ids = _array(_get(trailer, "/ID"))
     if len(ids) != 2 or not all(ids):
         raise _CheckFailedError("the trailer has no /ID pair")
-    first = ids[0]  # pyHanko reads a byte string that happens to decode as text as text
-    raw = first.original_bytes if isinstance(first, generic.TextStringObject) else bytes(first)
-    return f"/ID {raw.hex()}"
+    return f"/ID {raw_bytes(ids[0]).hex()}"

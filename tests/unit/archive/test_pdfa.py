@@ -34,6 +34,7 @@ from archive.render import (
     qpdf_check,
     xmp_date,
 )
+from archive.render.pdfa import raw_bytes
 from tests.support.fhir import canonical, example_bundle
 
 _CERT_STORE: Any = SimpleCertificateStore  # pyHanko's API is partly untyped
@@ -244,3 +245,11 @@ def test_missing_tool_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> N
 )
 def test_pdf_and_xmp_dates_compare_as_instants(pdf: str, xmp: str) -> None:
     assert pdf_date(pdf) == xmp_date(xmp)
+
+
+@pytest.mark.parametrize("raw", [b"abcdefghijklmnop", bytes(range(16)), b"\xfe\xff\x00A"])
+def test_a_checksum_read_back_as_text_still_compares_as_bytes(raw: bytes) -> None:
+    """Reproduces the demo's "string argument without an encoding" on a scanned record: pikepdf
+    writes /CheckSum as a literal string, and pyHanko reads one that decodes as text as text."""
+    parsed = generic.pdf_string(raw)
+    assert raw_bytes(parsed) == raw
