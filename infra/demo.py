@@ -11,23 +11,18 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
 
 from archive import wiring
-from archive.catalog import Catalog
-from archive.core.atomic import write_private
 from archive.core.errors import LockRefusedError
 from archive.render import check_pdfa3b, extract_embedded_data
-from archive.seal import ObjectIdentity
 from archive.sign import validate_pdf_signatures
-from archive.store import withdraw
 from infra import prefect_server, stack
 from infra.demo_retrieval import show_retrieval
-from infra.demo_sources import show_qd130, show_scans
+from infra.demo_sources import first_record, save_private, show_qd130, show_scans
 from infra.sample.generator import write_sample_export
 from infra.settings import AppSettings as Settings
 
@@ -128,26 +123,15 @@ def _fmt(value: Any) -> str:
 
 def _show_record(settings: Settings, run_id: str) -> dict[str, Any] | None:
     """Show one record of the run and return its catalog row (None: the run archived none)."""
-    catalog = Catalog.open(settings.catalog_dir)
-    rows = [r for r in catalog.rows().to_pylist() if r["run_id"] == run_id]
-    if not rows:
-        click.echo("   (this run archived nothing new)")
-        return None
-    row = rows[0]
     store = wiring.open_store(settings)
-    keys = wiring.open_keyring(settings)
-    identity = ObjectIdentity(row["bucket"], row["object_key"], row["encounter_id"])
-    pdf = withdraw(
-        identity=identity,
-        version_id=row["version_id"],
-        store=store,
-        keys=keys,
-        settings=settings.seal,
-    )
+    found = first_record(settings, run_id, store=store)
+    if found is None:
+        return None
+    row, pdf = found
     out_dir = settings.data_dir / "demo"
     out = out_dir / f"record-{row['encounter_id']}.pdf"
-    _write(out, pdf)
-    _write(out.with_suffix(".fhir.json"), extract_embedded_data(pdf))
+    save_private(out, pdf)
+    save_private(out.with_suffix(".fhir.json"), extract_embedded_data(pdf))
     report = validate_pdf_signatures(pdf, trust=wiring.trust_policy(settings))
     pdfa = check_pdfa3b(pdf)
     head = store.head(row["object_key"], version_id=row["version_id"])
@@ -172,11 +156,6 @@ def _local(moment: datetime | None, settings: Settings) -> datetime:
     if moment is None:  # a locked record always has a date; say so rather than crash
         raise ValueError("the record has no retain-until date")
     return moment.astimezone(ZoneInfo(settings.archive.timezone))
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_private(path, data)
 
 
 def closing_hint(settings: Settings) -> None:

@@ -18,7 +18,7 @@ from archive.core.atomic import write_private
 from archive.intake import mark_problem, scanned_row
 from archive.render import extract_embedded_data
 from archive.seal import ObjectIdentity
-from archive.store import withdraw
+from archive.store import ObjectStore, withdraw
 from infra.intake import run_intake
 from infra.sample.qd130 import write_qd130_export
 from infra.sample.qd130_records import FACILITY
@@ -74,13 +74,13 @@ def show_scans(settings: Settings) -> dict[str, Any]:
         f"   archived {summary['archived']}, quarantined {summary['quarantined_total']}, "
         f"failed {summary['failed_total']} (OCR in Vietnamese and English, PDF/A-3b)"
     )
-    found = _first_record(settings, summary["run_id"])
+    found = first_record(settings, summary["run_id"])
     if found is not None:
         row, pdf = found
         scan = scanned_row(extract_embedded_data(pdf)) or {}
         problem = mark_problem(pdf, scan) if scan else "no scan manifest embedded"
         out_pdf = settings.data_dir / "demo" / f"{row['encounter_id']}.pdf"
-        _save(out_pdf, pdf)
+        save_private(out_pdf, pdf)
         click.echo(
             f"   {out_pdf}: record {scan.get('record_number', '?')}, converted by "
             f'{scan.get("converted_by", "?")}; the mark "converted from paper" is '
@@ -89,7 +89,10 @@ def show_scans(settings: Settings) -> dict[str, Any]:
     return summary
 
 
-def _first_record(settings: Settings, run_id: str) -> tuple[dict[str, Any], bytes] | None:
+def first_record(
+    settings: Settings, run_id: str, *, store: ObjectStore | None = None
+) -> tuple[dict[str, Any], bytes] | None:
+    """The run's first catalogued record and its PDF, withdrawn (decrypted) from the store."""
     catalog = Catalog.open(settings.catalog_dir)
     rows = [r for r in catalog.rows().to_pylist() if r["run_id"] == run_id]
     if not rows:
@@ -99,7 +102,7 @@ def _first_record(settings: Settings, run_id: str) -> tuple[dict[str, Any], byte
     pdf = withdraw(
         identity=ObjectIdentity(row["bucket"], row["object_key"], row["encounter_id"]),
         version_id=row["version_id"],
-        store=wiring.open_store(settings),
+        store=store or wiring.open_store(settings),
         keys=wiring.open_keyring(settings),
         settings=settings.seal,
     )
@@ -108,13 +111,13 @@ def _first_record(settings: Settings, run_id: str) -> tuple[dict[str, Any], byte
 
 def _show_original(settings: Settings, run_id: str) -> None:
     """One QĐ 130 record: the hospital's own HOSO XML travels inside the signed PDF unchanged."""
-    found = _first_record(settings, run_id)
+    found = first_record(settings, run_id)
     if found is None:
         return
     row, pdf = found
     original = extract_embedded_data(pdf)
     out = settings.data_dir / "demo" / f"record-{row['encounter_id']}.hoso.xml"
-    _save(out, original)
+    save_private(out, original)
     click.echo(
         f"   record MA_LK {row['encounter_id']}: its PDF embeds the HIS's HOSO as sent "
         f"({len(original):,} bytes, SHA-256 {hashlib.sha256(original).hexdigest()[:16]}…), "
@@ -122,6 +125,7 @@ def _show_original(settings: Settings, run_id: str) -> None:
     )
 
 
-def _save(path: Path, data: bytes) -> None:
+def save_private(path: Path, data: bytes) -> None:
+    """``data`` to ``path`` (0600, atomic), its folder created."""
     path.parent.mkdir(parents=True, exist_ok=True)
     write_private(path, data)
