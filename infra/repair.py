@@ -10,29 +10,52 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from archive.audit import AuditEvent, AuditLog
-from archive.catalog import Catalog
+from archive.audit.log import LEGACY_AUDIT_PREFIX
+from archive.catalog import LEGACY_BUCKET_PREFIX, Catalog
 from archive.core.errors import ConfigError, StoreError
 from archive.core.settings import Settings
 from archive.store import S3ObjectStore, Site, open_sites
-from archive.store.repair import RepairReport, repair
+from archive.store.repair import THREADS, RepairReport, repair
 from retention.parts import lock_expectations
+from retention.proposals import LEGACY_PROPOSALS_PREFIX
+from retention.register import LEGACY_REGISTER_PREFIX
+
+# Written in clear by releases before metadata was sealed: no envelope to check the shape of.
+PLAIN_PREFIXES = (
+    LEGACY_BUCKET_PREFIX,
+    LEGACY_AUDIT_PREFIX,
+    LEGACY_REGISTER_PREFIX,
+    LEGACY_PROPOSALS_PREFIX,
+)
 
 
-def repair_site(settings: Settings, *, site: Site, plan_only: bool = False) -> RepairReport:
-    """Copy to ``site`` what it lacks from the other site (nothing written with ``plan_only``)."""
+def repair_site(
+    settings: Settings, *, site: Site, plan_only: bool = False, threads: int = THREADS
+) -> RepairReport:
+    """Copy to ``site`` what it lacks from the other site (nothing written with ``plan_only``),
+    ``threads`` objects at a time."""
     if not settings.replica.enabled:
         raise ConfigError("no replica site is configured ([replica] enabled = false): no repair")
     if site == "primary":
         # The catalog names the primary's version ids, which a restored copy cannot keep.
         raise StoreError(
             "restoring the primary from the replica would give every object a new version id "
-            "that the catalog does not name; this release repairs the replica only "
-            "(see the README's loss-of-site procedure)"
+            "that the catalog does not name; this release repairs the replica only. Keep the "
+            "replica as it is (every record stays locked and readable there), pause the nightly "
+            "deployment, and restore the primary's own storage if you can (see the README's "
+            "Durability section)"
         )
     source = S3ObjectStore.from_settings(settings, site="primary")
     target = S3ObjectStore.from_settings(settings, site=site)
     target.ensure_compliant()
-    return repair(source, target, catalogued=catalogued_digests(settings), plan_only=plan_only)
+    return repair(
+        source,
+        target,
+        catalogued=catalogued_digests(settings),
+        plain_prefixes=PLAIN_PREFIXES,
+        plan_only=plan_only,
+        threads=threads,
+    )
 
 
 def catalogued_digests(settings: Settings) -> dict[str, str]:

@@ -27,6 +27,7 @@ from archive.seal.keyring import LocalKeyring
 from archive.seal.keys import ArchiveKeys, KekRef, KeyProvider, WrappedKey
 from archive.seal.providers import init_keys, open_keys
 from archive.seal.pseudonyms import Pseudonymizer
+from archive.seal.shape import check_shape
 from archive.seal.transit import TransitKeyring
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "TransitKeyring",
     "UnsealInfo",
     "WrappedKey",
+    "check_shape",
     "init_keys",
     "open_keys",
     "read_header",

@@ -1,29 +1,42 @@
-"""Repair a site from the other: copy back what one site lost, only bytes the catalog vouches for.
+"""Repair a site from the other: copy back what one site lost, only bytes something vouches for.
 
 Input: the intact ``source`` site, the damaged ``target`` site, and the SHA-256 the catalog
 recorded for every record object (of the *sealed* bytes: ``sealed_sha256``). Output: a
 :class:`RepairReport` of what was restored, re-locked, re-held or refused.
 
-- A record object is copied only when the source's bytes hash to the catalog's SHA-256; other
-  objects (sealed catalog copies, audit and register segments, quarantine entries) only when they
-  hash to the SHA-256 checksum the store recorded when they were written (S3 ``ChecksumSHA256``,
-  checked by the store on upload). An uncatalogued record object is never spread.
-- The copy is created once under COMPLIANCE with the source's retain-until, and its legal hold
-  mirrored. A target holding other bytes under a key is reported, never overwritten (it cannot be).
-- Sealed bytes are copied as they are: repair takes no key and cannot decrypt.
+What vouches for the bytes, since repair holds no key and so can neither open an envelope nor
+recompute the keyed digests the audit and register chains name their segments by:
+
+- a record object: the catalog's SHA-256 (kept apart from the store, hash-chained). An
+  uncatalogued record object is never spread.
+- any other object (sealed catalog manifests, audit, register and access segments, evidence
+  records and the evidence stage's state, quarantine entries, minutes): the SHA-256 checksum the
+  writer sent with the object and the store checked on upload (S3 ``ChecksumSHA256``; an object
+  without one is refused), *and* the envelope's structure (:func:`archive.seal.check_shape`: a
+  strict header, whole frames, nothing after the last). Only the prefixes written in clear by
+  releases before metadata was sealed (``plaintext_prefixes``) skip the second check. The chains
+  themselves (and the GCM tags) are checked, with the keyring, by the next verification run.
+
+The copy is created once under COMPLIANCE with the source's retain-until, and its legal hold
+mirrored. A target holding other bytes under a key is reported, never overwritten (it cannot be).
+Objects are repaired on a bounded pool of threads sharing the stores' boto3 clients (thread-safe;
+retries are botocore's): the work is round trips, not CPU.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
-from archive.core.errors import ArchiveError
+from archive.core.errors import ArchiveError, SealError
+from archive.seal import check_shape
 from archive.store.base import COMPLIANCE, ObjectHead, ObjectStore, sha256_hex
 from archive.store.naming import RECORDS_PREFIX
 
 _SKIP = ("_health/",)  # the stack's readiness probe, deleted right after it is written
+THREADS = 8  # requests in flight; botocore's connection pool holds 10 per client
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,14 +61,14 @@ class RepairReport:
         return not self.refused
 
 
-@dataclass(slots=True)
-class _Tally:
-    checked: int = 0
-    copied: list[str] = field(default_factory=list)
-    relocked: list[str] = field(default_factory=list)
-    held: list[str] = field(default_factory=list)
-    refused: list[Refusal] = field(default_factory=list)
-    bytes_copied: int = 0
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What repairing one key did (built in a worker thread, tallied in the caller's)."""
+
+    copied: int = -1  # bytes copied, -1: nothing copied
+    relocked: bool = False
+    held: bool = False
+    refusal: Refusal | None = None
 
 
 def repair(
@@ -63,44 +76,60 @@ def repair(
     target: ObjectStore,
     *,
     catalogued: Mapping[str, str],
+    plain_prefixes: Iterable[str] = (),
     plan_only: bool = False,
+    threads: int = THREADS,
 ) -> RepairReport:
     """Restore at ``target`` every live object of ``source`` it lacks (``catalogued``: record
-    key -> the catalog's sealed SHA-256). With ``plan_only`` nothing is written; the report says
-    what would be."""
+    key -> the catalog's sealed SHA-256; ``plain_prefixes``: where legacy objects are not
+    envelopes). With ``plan_only`` nothing is written; the report says what would be."""
     started = time.perf_counter()
-    tally = _Tally()
     live = {
         v.key: v.version_id
         for v in source.list_versions("")
         if v.is_latest and not v.is_delete_marker and not v.key.startswith(_SKIP)
     }
-    for key in sorted(set(catalogued) - set(live)):
-        tally.refused.append(
-            Refusal(key, "repair.source_missing", "catalogued but absent at the source too")
-        )
-    for key in sorted(live):
-        tally.checked += 1
+    refused = [
+        Refusal(key, "repair.source_missing", "catalogued but absent at the source too")
+        for key in sorted(set(catalogued) - set(live))
+    ]
+    plain = tuple(plain_prefixes)
+
+    def one(key: str) -> _Outcome:
         try:
-            _repair_one(
-                source,
-                target,
-                source.head(key, version_id=live[key]),
-                catalogued,
-                tally,
-                plan_only=plan_only,
-            )
+            head = source.head(key, version_id=live[key])
+            return _repair_one(source, target, head, catalogued, plain, plan_only=plan_only)
         except ArchiveError as e:
-            tally.refused.append(Refusal(key, "repair.store_error", type(e).__name__))
+            return _refuse(key, "repair.store_error", type(e).__name__)
+
+    keys = sorted(live)
+    copied: list[str] = []
+    relocked: list[str] = []
+    held: list[str] = []
+    size = 0
+    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="repair") as pool:
+        for key, out in zip(keys, pool.map(one, keys), strict=True):
+            if out.refusal is not None:
+                refused.append(out.refusal)
+                continue
+            if out.copied >= 0:
+                copied.append(key)
+                size += out.copied
+            relocked += [key] if out.relocked else []
+            held += [key] if out.held else []
     return RepairReport(
-        checked=tally.checked,
-        copied=tuple(tally.copied),
-        relocked=tuple(tally.relocked),
-        held=tuple(tally.held),
-        refused=tuple(tally.refused),
-        bytes_copied=tally.bytes_copied,
+        checked=len(keys),
+        copied=tuple(copied),
+        relocked=tuple(relocked),
+        held=tuple(held),
+        refused=tuple(refused),
+        bytes_copied=size,
         seconds=time.perf_counter() - started,
     )
+
+
+def _refuse(key: str, code: str, message: str) -> _Outcome:
+    return _Outcome(refusal=Refusal(key, code, message))
 
 
 def _repair_one(
@@ -108,66 +137,56 @@ def _repair_one(
     target: ObjectStore,
     head: ObjectHead,
     catalogued: Mapping[str, str],
-    tally: _Tally,
+    plain: tuple[str, ...],
     *,
     plan_only: bool,
-) -> None:
+) -> _Outcome:
     key = head.key
     expected = catalogued.get(key)
     if expected is None and key.startswith(RECORDS_PREFIX):
-        tally.refused.append(Refusal(key, "repair.uncatalogued", "no catalog row names it"))
-        return
+        return _refuse(key, "repair.uncatalogued", "no catalog row names it")
     until = head.lock.retain_until
     if head.lock.mode != COMPLIANCE or until is None:
-        tally.refused.append(
-            Refusal(key, "repair.source_unlocked", "the source copy is not COMPLIANCE-locked")
-        )
-        return
+        return _refuse(key, "repair.source_unlocked", "the source copy is not COMPLIANCE-locked")
+    wanted = expected or head.sha256
+    if wanted is None:
+        return _refuse(key, "repair.source_unverified", "no SHA-256 recorded for it anywhere")
+    copied = -1
     copy = target.latest(key)
     if copy is None:
         data = source.get(key, version_id=head.version_id)
-        wanted = expected or head.sha256
-        if wanted is None or sha256_hex(data) != wanted:
-            tally.refused.append(
-                Refusal(
-                    key,
-                    "repair.source_mismatch",
-                    "the source bytes do not match the "
-                    + ("catalog's SHA-256" if expected else "stored SHA-256 checksum"),
-                )
-            )
-            return
-        tally.copied.append(key)
-        tally.bytes_copied += len(data)
+        if sha256_hex(data) != wanted:
+            what = "catalog's SHA-256" if expected else "checksum stored at upload"
+            return _refuse(key, "repair.source_mismatch", f"source bytes differ from the {what}")
+        if expected is None and not key.startswith(plain):
+            try:
+                check_shape(data)
+            except SealError as e:
+                return _refuse(key, "repair.source_malformed", f"not a whole envelope: {e}")
+        copied = len(data)
         if plan_only:
-            if head.lock.legal_hold:
-                tally.held.append(key)
-            return
+            return _Outcome(copied=copied, held=head.lock.legal_hold)
         target.put_locked(key, data, retain_until=until)
         copy = target.latest(key)
         if copy is None:
-            tally.refused.append(Refusal(key, "repair.store_error", "the copy did not appear"))
-            return
-    if copy.sha256 != (expected or head.sha256):
-        tally.refused.append(
-            Refusal(key, "repair.target_differs", "the target holds other bytes; not overwritten")
-        )
-        return
-    _align_lock(target, head, copy, tally, plan_only=plan_only)
+            return _refuse(key, "repair.store_error", "the copy did not appear")
+    if copy.sha256 != wanted:
+        return _refuse(key, "repair.target_differs", "the target holds other bytes (kept as is)")
+    relock, hold = _align_lock(target, head, copy, plan_only=plan_only)
+    return _Outcome(copied=copied, relocked=relock and copied < 0, held=hold)
 
 
 def _align_lock(
-    target: ObjectStore, head: ObjectHead, copy: ObjectHead, tally: _Tally, *, plan_only: bool
-) -> None:
+    target: ObjectStore, head: ObjectHead, copy: ObjectHead, *, plan_only: bool
+) -> tuple[bool, bool]:
+    """Extend the copy's lock to the source's and mirror its hold: (re-locked, re-held)."""
     until = head.lock.retain_until
     assert until is not None  # checked by the caller
     current = copy.lock.retain_until
-    if copy.lock.mode != COMPLIANCE or current is None or current < until:
-        if copy.key not in tally.copied:
-            tally.relocked.append(copy.key)
-        if not plan_only:
-            target.extend_retention(copy.key, version_id=copy.version_id, retain_until=until)
-    if head.lock.legal_hold and not copy.lock.legal_hold:
-        tally.held.append(copy.key)
-        if not plan_only:
-            target.set_legal_hold(copy.key, version_id=copy.version_id, on=True)
+    relock = copy.lock.mode != COMPLIANCE or current is None or current < until
+    if relock and not plan_only:
+        target.extend_retention(copy.key, version_id=copy.version_id, retain_until=until)
+    hold = head.lock.legal_hold and not copy.lock.legal_hold
+    if hold and not plan_only:
+        target.set_legal_hold(copy.key, version_id=copy.version_id, on=True)
+    return relock, hold

@@ -27,13 +27,20 @@ from infra.cli._ctx import settings_of
 @click.option(
     "--plan", "plan_only", is_flag=True, help="report what would be restored; write nothing"
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 32),
+    default=8,
+    show_default=True,
+    help="objects repaired at a time (round trips to both sites overlap)",
+)
 @click.pass_context
-def repair_cmd(ctx: click.Context, site: Site, plan_only: bool) -> None:
+def repair_cmd(ctx: click.Context, site: Site, plan_only: bool, threads: int) -> None:
     """Copy back, under the same lock, the objects one site lost; never decrypts."""
     from infra.repair import audit_repair, repair_site
 
     settings = settings_of(ctx)
-    report = repair_site(settings, site=site, plan_only=plan_only)
+    report = repair_site(settings, site=site, plan_only=plan_only, threads=threads)
     verb = "would restore" if plan_only else "restored"
     click.echo(
         f"{site}: {report.checked} object(s) checked, {verb} {len(report.copied)} "

@@ -3,11 +3,15 @@ real two-SeaweedFS test is tests/integration/infra/test_second_site.py)."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from archive.core.errors import ReplicaError, StoreUnavailableError
+from archive.core.errors import EnvelopeFormatError, ReplicaError, StoreUnavailableError
+from archive.core.settings import SealSettings
+from archive.seal import LocalKeyring, ObjectIdentity, check_shape, seal
 from archive.store import PutResult, ReplicatedStore, sha256_hex
 from archive.store.repair import repair
 from tests.support.memstore import MemoryStore
@@ -87,7 +91,13 @@ def test_disposition_deletes_at_both_sites() -> None:
     assert replica.latest(KEY) is None
 
 
-def test_repair_copies_only_bytes_the_catalog_vouches_for() -> None:
+def sealed(tmp_path: Path, data: bytes, *, frame: int = 4096) -> bytes:
+    ring = LocalKeyring.open_or_create(tmp_path / "keys", kek_id="kek")
+    where = ObjectIdentity("b", "catalog/x", "meta:catalog/x")
+    return seal(data, identity=where, keys=ring, settings=SealSettings(frame_size=frame))
+
+
+def test_repair_copies_only_bytes_the_catalog_vouches_for(tmp_path: Path) -> None:
     primary, replica = MemoryStore(), MemoryStore()
     good = primary.put_locked(KEY, b"good", retain_until=UNTIL)
     primary.set_legal_hold(KEY, version_id=good.version_id, on=True)
@@ -96,19 +106,29 @@ def test_repair_copies_only_bytes_the_catalog_vouches_for() -> None:
     primary.corrupt(bad_key, version_id=bad.version_id, data=b"rotted")
     orphan = "records/v1/01001/ab/orphan.sealed"
     primary.put_locked(orphan, b"nobody catalogued me", retain_until=UNTIL)
-    meta = primary.put_locked("catalog/manifest-1.sealed", b"m", retain_until=UNTIL)
+    manifest = sealed(tmp_path, b"m")
+    meta = primary.put_locked("catalog/manifest-1.sealed", manifest, retain_until=UNTIL)
+    # Bytes that hash to their upload checksum but were never an envelope (a foreign object) and
+    # a cut envelope (stored cut: its checksum matches) are not spread.
+    primary.put_locked("audit/foreign", b"not an envelope", retain_until=UNTIL)
+    cut = sealed(tmp_path, os.urandom(9000))[:-5]
+    primary.put_locked("evidence/v1/trees/cut", cut, retain_until=UNTIL)
+    legacy = primary.put_locked("audit/segments/1.jsonl", b"{}", retain_until=UNTIL)
     catalogued = {KEY: good.sha256, bad_key: sha256_hex(b"original")}
+    plain = ("audit/segments/",)
 
-    plan = repair(primary, replica, catalogued=catalogued, plan_only=True)
+    plan = repair(primary, replica, catalogued=catalogued, plain_prefixes=plain, plan_only=True)
     assert replica.latest(KEY) is None  # a plan writes nothing
-    assert set(plan.copied) == {KEY, meta.key}
+    assert set(plan.copied) == {KEY, meta.key, legacy.key}
 
-    report = repair(primary, replica, catalogued=catalogued)
-    assert set(report.copied) == {KEY, meta.key}
+    report = repair(primary, replica, catalogued=catalogued, plain_prefixes=plain, threads=3)
+    assert set(report.copied) == {KEY, meta.key, legacy.key}
     assert report.held == (KEY,)
     assert {(r.key, r.reason_code) for r in report.refused} == {
         (bad_key, "repair.source_mismatch"),
         (orphan, "repair.uncatalogued"),
+        ("audit/foreign", "repair.source_malformed"),
+        ("evidence/v1/trees/cut", "repair.source_malformed"),
     }
     copy = replica.latest(KEY)
     assert copy is not None
@@ -116,4 +136,26 @@ def test_repair_copies_only_bytes_the_catalog_vouches_for() -> None:
     assert copy.lock.retain_until == UNTIL
     assert replica.latest(bad_key) is None
     assert replica.latest(orphan) is None
-    assert repair(primary, replica, catalogued=catalogued).copied == ()  # idempotent
+    again = repair(primary, replica, catalogued=catalogued, plain_prefixes=plain)
+    assert again.copied == ()  # idempotent
+
+
+def test_a_whole_envelope_passes_the_keyless_shape_check_and_a_damaged_one_does_not(
+    tmp_path: Path,
+) -> None:
+    whole = sealed(tmp_path, os.urandom(16384))  # incompressible, frames of 4 KiB: five frames
+    check_shape(whole)
+    header_end = whole.index(b"\x00", 60)  # somewhere after the fixed header: any cut breaks it
+    for damaged in (whole[:-1], whole + b"\x00", whole[:header_end], b"EMRSEAL" + whole[7:]):
+        with pytest.raises(EnvelopeFormatError):
+            check_shape(damaged)
+    # A spliced object: its first frame claims to be the final one.
+    with pytest.raises(EnvelopeFormatError):
+        check_shape(_first_frame_final(whole))
+
+
+def _first_frame_final(whole: bytes) -> bytes:
+    from archive.seal import read_header
+
+    start = read_header(whole).length
+    return whole[:start] + b"\x01" + whole[start + 1 :]
