@@ -8,6 +8,8 @@ audit and register segments, quarantine entries) one HEAD at each site.
 - ``replica.differs``  the replica's copy is not the catalog's SHA-256 (records) or the primary's
 - ``replica.unlocked`` the copy is not under COMPLIANCE until at least the primary's retain-until,
                        or a held record's copy is not under legal hold
+- ``replica.unreachable`` the replica site did not answer (after botocore's retries): the run
+                       goes on without it and says so (indeterminate: nothing could be compared)
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ def compare_sites(
         for row in records.values():
             want_hold = holds.expected_hold(row.encounter_id)
             found += _check(replica, row.object_key, row.sealed_sha256, row.retain_until, want_hold)
+    except StoreError as e:
+        return unreachable(e), (*found, unreachable_finding(e))
+    try:
         for v in primary.list_versions(""):
             if not v.is_latest or v.is_delete_marker or v.key.startswith((RECORDS_PREFIX, *_SKIP)):
                 continue
@@ -43,12 +48,30 @@ def compare_sites(
                 head_sha = sha256_hex(primary.get(v.key, version_id=v.version_id))
             else:
                 head_sha = head.sha256
-            found += _check(replica, v.key, head_sha, head.lock.retain_until, head.lock.legal_hold)
+            try:
+                until, hold = head.lock.retain_until, head.lock.legal_hold
+                found += _check(replica, v.key, head_sha, until, hold)
+            except StoreError as e:
+                return unreachable(e), (*found, unreachable_finding(e))
     except StoreError as e:
         return CheckResult.indeterminate(
             REPLICA, "replica.unavailable", f"a site could not be read ({type(e).__name__})"
         ), tuple(found)
     return _result(found, len(records)), tuple(found)
+
+
+def unreachable(error: Exception) -> CheckResult:
+    return CheckResult.indeterminate(
+        REPLICA,
+        "replica.unreachable",
+        f"the replica site did not answer ({type(error).__name__}): its copies were not compared",
+    )
+
+
+def unreachable_finding(error: Exception) -> Finding:
+    return Finding(
+        "replica.unreachable", "", "", f"the replica site did not answer ({type(error).__name__})"
+    )
 
 
 def _check(

@@ -19,13 +19,14 @@ from datetime import datetime
 
 from archive.audit import AuditEvent, AuditLog, ChainReport
 from archive.catalog import CatalogRow
+from archive.core.errors import ReplicaError
 from archive.core.pool import split, worker_pool
 from archive.core.settings import Settings
-from archive.store import ObjectStore, S3ObjectStore, SealedStore, open_sites
+from archive.store import ObjectStore, ReplicatedStore, S3ObjectStore, SealedStore, open_sites
 from verification.config import HoldSet, VerificationSettings, output_directory
 from verification.inventory import Finding, compare_bucket_copies, inventory, open_catalog
 from verification.log import write_log
-from verification.replica import compare_sites
+from verification.replica import REPLICA, compare_sites, unreachable, unreachable_finding
 from verification.report import Summary, write_reports
 from verification.results import CheckResult, RecordResult, Status
 from verification.select import Selection, catalog_rows, select
@@ -174,8 +175,22 @@ class VerificationRun:
         return counts
 
     def finish(self) -> Summary:
-        """Write the log, the HTML report and the summary JSON; return the summary."""
-        summary = Summary.create(
+        """Write the audit event, the log, the HTML report and the summary JSON; return the
+        summary."""
+        summary = self._audit(self._summary())
+        directory = output_directory(self.settings, self.vsettings)
+        plan = self.plan
+        log = write_log(
+            directory,
+            self.results,
+            run_id=plan.run_id,
+            mode=plan.selection.mode.value,
+            verified_at=plan.started_at,
+        )
+        return write_reports(directory, summary, log_path=log)
+
+    def _summary(self) -> Summary:
+        return Summary.create(
             run_id=self.plan.run_id,
             mode=self.plan.selection.describe(),
             checks=self.plan.checks,
@@ -186,22 +201,38 @@ class VerificationRun:
             results=tuple(self.results),
             selected=len(self.rows),
         )
-        directory = output_directory(self.settings, self.vsettings)
-        plan = self.plan
-        log = write_log(
-            directory,
-            self.results,
-            run_id=plan.run_id,
-            mode=plan.selection.mode.value,
-            verified_at=plan.started_at,
-        )
-        written = write_reports(directory, summary, log_path=log)
-        self._audit(written)
-        return written
 
-    def _audit(self, summary: Summary) -> None:
+    def _audit(self, summary: Summary) -> Summary:
+        """The run's audit event, at both sites; with the replica down, at the primary alone
+        (the next verification reports the segment ``replica.missing``, ``repair`` copies it)
+        and the summary says the replica was unreachable. Returns the summary to report."""
+        store = self._audit_store
+        if not isinstance(store, ReplicatedStore):
+            self._write_audit(summary, store)
+            return summary
+        if any(c.reason_code == "replica.unreachable" for c in self.archive_checks):
+            self._write_audit(summary, store.primary)
+            return summary
+        try:
+            self._write_audit(summary, store)
+            return summary
+        except ReplicaError as e:  # the replica went down during the run
+            checks = [c for c in self.archive_checks if c.check != REPLICA]
+            self.archive_checks = [*checks, unreachable(e)]
+            self.findings = (*self.findings, unreachable_finding(e))
+        summary = self._summary()
+        if not self._audited(store.primary):  # the failed write may have landed at the primary
+            self._write_audit(summary, store.primary)
+        return summary
+
+    def _audited(self, store: ObjectStore) -> bool:
+        run = ("run", self.plan.run_id)
+        events = AuditLog.for_settings(self.settings, store).show(action="verify.run")
+        return any(run in e.entities for e in events)
+
+    def _write_audit(self, summary: Summary, store: ObjectStore) -> None:
         """One audit event per verification run: mode and counts, no record names."""
-        log = AuditLog.for_settings(self.settings, self._audit_store)
+        log = AuditLog.for_settings(self.settings, store)
         counts = summary.counts()
         log.append(
             AuditEvent(
