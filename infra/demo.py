@@ -21,6 +21,7 @@ from archive.core.errors import LockRefusedError
 from archive.render import check_pdfa3b, extract_embedded_data
 from archive.sign import validate_pdf_signatures
 from infra import prefect_server, stack
+from infra.demo_replica import catch_up, show_second_site, with_replica
 from infra.demo_retrieval import show_retrieval
 from infra.demo_sources import first_record, save_private, show_qd130, show_scans
 from infra.sample.generator import write_sample_export
@@ -34,9 +35,11 @@ def _step(title: str) -> None:
 
 
 def run_demo(settings: Settings) -> None:
+    settings = with_replica(settings)  # a throwaway second site, lost and repaired in step 7b
     _step("1. Embedded stack: SeaweedFS (Object Lock), development PKI + TSA, keyring, Prefect")
     for row in stack.up(settings):
         click.echo(f"   {'ok' if row.healthy else 'FAIL'}  {row.name:<12} {row.detail}")
+    catch_up(settings)
     prefect_server.apply_environment(settings)
     if settings.signer.dev_token:
         click.echo("   signing key: on the SoftHSM2 token 'emr-archive-dev' (PKCS#11, by key id)")
@@ -89,6 +92,8 @@ def run_demo(settings: Settings) -> None:
         f"{checked['renewal_due']} due for timestamp renewal"
     )
     click.echo(f"   report: {checked['report']}")
+    _step("7b. The second site: every record at both; the replica lost entirely, then repaired")
+    show_second_site(settings)
 
     _step("8. Inspector retrieval: accounts, a grant, a dossier export, a refusal, the audit log")
     show_retrieval(settings, record)

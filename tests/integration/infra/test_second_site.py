@@ -5,6 +5,7 @@ and a site wiped entirely and repaired from the other without any key."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from archive.audit import AuditLog
 from archive.catalog import Catalog, table_to_rows
 from archive.core.errors import ReplicaError
 from archive.core.settings import ReplicaSettings
@@ -107,6 +109,17 @@ def test_a_site_lost_entirely_is_repaired_from_the_other_without_a_key(
     with pytest.raises(ReplicaError):  # a site down: the run refuses before any record
         run_once(dual, export)
     assert len(Catalog.open(dual.catalog_dir).rows()) == len(rows)
+    # Verification with the replica down finishes, says so, and audits at the primary.
+    impatient = dual.replica.model_copy(update={"max_attempts": 2})
+    down = verify(dual.model_copy(update={"replica": impatient}), tmp_path / "down", holds)
+    assert bad(down) == {"replica": "replica.unreachable"}
+    assert "replica.unreachable" in {f.reason_code for f in down.findings}
+    assert down.report_path is not None
+    assert down.report_path.exists()
+    audited = AuditLog.for_settings(dual, S3ObjectStore.from_settings(dual)).show(
+        action="verify.run"
+    )
+    assert ("run", down.run_id) in audited[-1].entities
     shutil.rmtree(dual.replica_dir)
     stack.up(dual)  # a new, empty site: the bucket is created again with Object Lock
 
@@ -125,9 +138,22 @@ def test_a_site_lost_entirely_is_repaired_from_the_other_without_a_key(
         hidden.rename(keyring)
     assert report.ok, report.refused
     assert set(report.copied) == set(plan.copied)
+    # Everything the site held comes back: records, evidence records and the evidence stage's
+    # state, sealed manifests, audit segments (the down-time verification's among them; the
+    # segment of the verification run after the loss was written to both sites).
+    live = {
+        v.key
+        for v in S3ObjectStore.from_settings(dual).list_versions("")
+        if v.is_latest and not v.is_delete_marker and not v.key.startswith("_health/")
+    }
+    at_replica = S3ObjectStore.from_settings(dual, site="replica")
+    assert set(report.copied) <= live
+    assert [k for k in sorted(live) if at_replica.latest(k) is None] == []
+    assert len(live - set(report.copied)) == 1  # that one audit segment
     assert {r.object_key for r in rows} <= set(report.copied)
-    assert any(k.startswith("catalog/") for k in report.copied)  # sealed manifests
-    assert any(k.startswith("audit/") for k in report.copied)  # audit segments
+    kinds = {"/".join(k.split("/")[:3]) for k in report.copied}
+    assert {"evidence/v1/records", "evidence/v1/trees", "evidence/v1/done"} <= kinds, kinds
+    assert {"catalog/sealed/v1", "audit/sealed/v1"} <= kinds, kinds
     assert report.held == (held.object_key,)
     audit_repair(dual, report, site="replica")
 
@@ -144,6 +170,23 @@ def test_a_site_lost_entirely_is_repaired_from_the_other_without_a_key(
     assert copy.lock.legal_hold
     assert copy.lock.retain_until is not None
     assert copy.lock.retain_until >= held.retain_until
+
+
+def test_the_demo_step_loses_the_replica_and_repairs_it(
+    dual: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from infra.demo_replica import show_second_site
+
+    records = [v for v in S3ObjectStore.from_settings(dual).list_versions("records/")]
+    show_second_site(dual)
+    out = capsys.readouterr().out
+    n = len([v for v in records if v.is_latest and not v.is_delete_marker])
+    assert f"record objects: {n} at the primary, {n} at the replica" in out
+    missing = re.search(r"replica check FAILED .*; (\d+) object\(s\) replica.missing", out)
+    assert missing is not None, out
+    assert int(missing.group(1)) > n  # records and every other object
+    assert "refused 0;" in out
+    assert re.search(rf"replica check passed .*; record objects at the replica: {n}\n", out), out
 
 
 def test_verification_reports_each_kind_of_divergence(dual: Settings) -> None:
