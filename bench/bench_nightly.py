@@ -11,7 +11,8 @@ throwaway embedded stack (SeaweedFS + PKI service), writes a sample export, and 
 With ``--replica`` every object is also written to a second SeaweedFS (synchronous dual writes;
 compare with a run without it: target < 15 % slower, issue #15), and afterwards the replica site
 is wiped entirely (stopped, data directory deleted, started empty) and repaired from the primary:
-the repair rate in objects/s and MB/s.
+the repair rate in objects/s and MB/s, once per ``--repair-threads`` value in turn (``1 8 1 8``:
+one object at a time beside eight in flight, alternated so the machine's load falls on both).
 
 Nothing is asserted: the machine is shared and noisy. Targets (issue #3): >= 25 encounters/s at
 B-LTA, >= 10x the naive baseline, orchestration <= 5% of wall time, peak RSS < 1 GiB; with the
@@ -131,7 +132,7 @@ def run_naive(settings: Settings, export: Path, limit: int) -> tuple[int, float]
     return len(bundles), time.perf_counter() - start
 
 
-def run_repair(settings: Settings) -> tuple[str, ...]:
+def run_repair(settings: Settings, *, threads: int) -> tuple[str, ...]:
     """Wipe the replica site entirely, start it empty, and time the repair from the primary."""
     import shutil
 
@@ -141,11 +142,11 @@ def run_repair(settings: Settings) -> tuple[str, ...]:
     seaweed.stop(settings, "replica")
     shutil.rmtree(settings.replica_dir)
     seaweed.start(settings, site="replica")
-    report = repair_site(settings, site="replica")
+    report = repair_site(settings, site="replica", threads=threads)
     n, s = len(report.copied), report.seconds
     assert report.ok, report.refused
     return (
-        "emr-archive repair --site replica",
+        f"repair --site replica --threads {threads}",
         str(n),
         f"{s:.1f}",
         f"{n / s:.1f}",
@@ -163,6 +164,13 @@ def main() -> None:
     )
     parser.add_argument("--baseline", type=int, default=40, help="encounters for the baseline")
     parser.add_argument("--replica", action="store_true", help="dual writes, then a repair")
+    parser.add_argument(
+        "--repair-threads",
+        type=int,
+        nargs="+",
+        default=[8],
+        help="with --replica: wipe and repair once per value, in turn (e.g. 1 8 1 8)",
+    )
     args = parser.parse_args()
     with throwaway_stack(full=True, replica=args.replica) as settings:
         export = settings.exports_dir / "bench"
@@ -177,7 +185,7 @@ def main() -> None:
         parent_rss, child_rss = _rss_mib(resource.RUSAGE_SELF), _rss_mib(resource.RUSAGE_CHILDREN)
         naive_n, naive_s = run_naive(settings, export, args.baseline) if args.baseline else (0, 1.0)
         if args.replica:
-            repair_row = run_repair(settings)
+            repair_rows = [run_repair(settings, threads=n) for n in args.repair_threads]
 
     done = result["archived"] + result["adopted"]
     wall = result["wall_s"]
@@ -228,7 +236,7 @@ def main() -> None:
                         "objects/s",
                         "MB/s",
                     ),
-                    repair_row,
+                    *repair_rows,
                 ]
             )
         )
