@@ -38,7 +38,9 @@ def with_replica(settings: Settings) -> Settings:
 
 def catch_up(settings: Settings) -> None:
     """A replica added to an archive that already holds objects (an earlier demo's) starts with
-    a repair; on a fresh machine there is nothing to copy."""
+    a repair; on a fresh machine (no catalog yet) there is nothing to copy."""
+    if not settings.catalog_dir.exists():
+        return
     report = repair_site(settings, site="replica")
     if report.copied:
         audit_repair(settings, report, site="replica")

@@ -104,14 +104,23 @@ def test_a_site_lost_entirely_is_repaired_from_the_other_without_a_key(
     assert bad(clean) == {}
     assert "replica" in {c.check for c in clean.archive_checks}
 
-    # The replica site loses everything: process stopped, data directory deleted.
-    seaweed.stop(dual, "replica")
-    with pytest.raises(ReplicaError):  # a site down: the run refuses before any record
-        run_once(dual, export)
-    assert len(Catalog.open(dual.catalog_dir).rows()) == len(rows)
-    # Verification with the replica down finishes, says so, and audits at the primary.
-    impatient = dual.replica.model_copy(update={"max_attempts": 2})
-    down = verify(dual.model_copy(update={"replica": impatient}), tmp_path / "down", holds)
+    # The replica site loses everything: process stopped (while a verification runs), data
+    # directory deleted. The verification finishes, says so, and audits at the primary.
+    impatient = dual.model_copy(
+        update={"replica": dual.replica.model_copy(update={"max_attempts": 2})}
+    )
+    vsettings = VerificationSettings(output_dir=tmp_path / "down", workers=1)
+    plan = RunPlan.create(
+        impatient, vsettings, selection=Selection(mode=Mode.FULL), now=datetime.now(UTC)
+    )
+    with VerificationRun.start(impatient, vsettings, plan, holds=holds) as run:
+        seaweed.stop(dual, "replica")
+        with pytest.raises(ReplicaError):  # a site down: the run refuses before any record
+            run_once(dual, export)
+        assert len(Catalog.open(dual.catalog_dir).rows()) == len(rows)
+        for batch in run.batches():
+            run.verify_batch(batch)
+        down = run.finish()
     assert bad(down) == {"replica": "replica.unreachable"}
     assert "replica.unreachable" in {f.reason_code for f in down.findings}
     assert down.report_path is not None
