@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 
 import click
@@ -51,6 +52,7 @@ def show_second_site(settings: Settings) -> None:
     if not settings.uses_embedded_replica:
         click.echo("   the replica is a configured endpoint: the demo does not wipe it")
         return
+    began = time.perf_counter()
     primary = S3ObjectStore.from_settings(settings, read_only=True)
     replica = S3ObjectStore.from_settings(settings, read_only=True, site="replica")
     click.echo(
@@ -79,6 +81,7 @@ def show_second_site(settings: Settings) -> None:
     click.echo(
         f"   verification: {_verdict(again)}; record objects at the replica: {_records(replica)}"
     )
+    click.echo(f"   (this step: {time.perf_counter() - began:.0f} s)")
 
 
 def _records(store: ObjectStore) -> int:
