@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import unicodedata
 from collections.abc import Iterator
 from datetime import tzinfo
 from pathlib import Path
 from typing import Final
 
 from archive.core.errors import SourceError
+from archive.core.intake_section import IntakeSettings
 from archive.intake.inspect import SCAN_SUFFIXES, ScanProblem, inspect_scan
 from archive.intake.manifest import RowProblem, ScanRow, read_manifest
 from archive.sources import (
@@ -36,16 +39,18 @@ _HEAD_BYTES: Final = 4096
 
 
 def collect_scans(
-    scan_dir: Path, manifest: Path, *, tz: tzinfo, ocr: bool
+    scan_dir: Path,
+    manifest: Path,
+    *,
+    tz: tzinfo,
+    ocr: bool,
+    limits: IntakeSettings,
 ) -> Iterator[CollectedItem]:
     """Every manifest row as a bundle or a quarantine entry, then every file no row names."""
     if not scan_dir.is_dir():
         raise SourceError(f"scan directory {scan_dir} does not exist or is not a directory")
-    try:
-        data = manifest.read_bytes()
-    except OSError as e:
-        raise SourceError(f"the manifest {manifest.name} cannot be read") from e
-    present = {p.name: p for p in sorted(scan_dir.iterdir()) if p.is_file()}
+    data = _read_manifest_file(manifest, limits)
+    present, ambiguous = _files(scan_dir)
     named: set[str] = set()
     for item in read_manifest(data, tz=tz):
         named.update(item.files)
@@ -58,7 +63,18 @@ def collect_scans(
                 item.raw,
             )
             continue
-        yield _bundle_or_entry(item, present, manifest_name=manifest.name, ocr=ocr)
+        if ambiguous.intersection(item.files):
+            yield _entry(
+                manifest.name,
+                item.line,
+                QuarantineReason.UNREADABLE_SCAN,
+                "two files in the scan directory carry this name, in different Unicode forms",
+                b"",
+                encounter_id=item.encounter_id,
+            )
+            continue
+        found = _bundle_or_entry(item, present, manifest_name=manifest.name, ocr=ocr, limits=limits)
+        yield found
     for name, path in present.items():
         if name not in named and path.suffix.lower() in SCAN_SUFFIXES and path != manifest:
             yield _entry(
@@ -71,8 +87,41 @@ def collect_scans(
             )
 
 
+def _files(scan_dir: Path) -> tuple[dict[str, Path], set[str]]:
+    """The directory's files by NFC name (the manifest's values are NFC; a Mac or a USB stick
+    may have written the names NFD), and the names two files share once normalised."""
+    present: dict[str, Path] = {}
+    ambiguous: set[str] = set()
+    for path in sorted(scan_dir.iterdir()):
+        if path.is_file():
+            name = unicodedata.normalize("NFC", path.name)
+            if name in present:
+                ambiguous.add(name)
+            present[name] = path
+    return present, ambiguous
+
+
+def _read_manifest_file(manifest: Path, limits: IntakeSettings) -> bytes:
+    try:
+        with manifest.open("rb") as f:  # never more than the limit in memory
+            data = f.read(limits.max_manifest_bytes + 1)
+    except OSError as e:
+        raise SourceError(f"the manifest {manifest.name} cannot be read") from e
+    if len(data) > limits.max_manifest_bytes:
+        raise SourceError(
+            f"the manifest is larger than {limits.max_manifest_mib} MiB (max_manifest_mib); "
+            "split it into batches"
+        )
+    return data
+
+
 def _bundle_or_entry(
-    row: ScanRow, present: dict[str, Path], *, manifest_name: str, ocr: bool
+    row: ScanRow,
+    present: dict[str, Path],
+    *,
+    manifest_name: str,
+    ocr: bool,
+    limits: IntakeSettings,
 ) -> CollectedItem:
     raw = json.dumps(row.as_json(), ensure_ascii=False, sort_keys=True).encode()
     files: list[dict[str, object]] = []
@@ -87,7 +136,16 @@ def _bundle_or_entry(
                 raw,
                 encounter_id=row.encounter_id,
             )
-        pages = inspect_scan(path)
+        if path.is_symlink():  # it may point anywhere, past the source roots the run admitted
+            return _entry(
+                name,
+                row.line,
+                QuarantineReason.UNREADABLE_SCAN,
+                "a symbolic link, not a scan: copy the file itself into the scan directory",
+                b"",
+                encounter_id=row.encounter_id,
+            )
+        pages = inspect_scan(path, limits)
         if isinstance(pages, ScanProblem):
             return _entry(
                 name,
@@ -167,11 +225,16 @@ def _entry(
 
 
 def _head(path: Path) -> bytes:
+    """The file's first bytes for its quarantine entry; nothing through a symbolic link."""
     try:
-        with path.open("rb") as f:
-            return f.read(_HEAD_BYTES)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return b""
+    with os.fdopen(fd, "rb") as f:
+        try:
+            return f.read(_HEAD_BYTES)
+        except OSError:
+            return b""
 
 
 def _sha256(path: Path) -> str:

@@ -184,6 +184,7 @@ class ArchiveRun:
                 self.options.manifest,
                 tz=self.options.window.tz,
                 ocr=self.options.ocr,
+                limits=self.settings.intake,
             )
         return collect_source(
             self.options.source,

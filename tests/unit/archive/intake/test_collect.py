@@ -1,0 +1,103 @@
+"""Pairing a scan directory with its manifest: symbolic links, names a Mac wrote in NFD, the
+manifest's size limit, and records whose retention period ended before intake (with the shipped
+TT 33/2025 policy), each with its quarantine reason."""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from PIL import Image
+
+from archive.core.errors import SourceError
+from archive.core.intake_section import IntakeSettings
+from archive.intake import collect_scans
+from archive.sources import CollectedItem, QuarantineEntry
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+HEADER = "file,record_number,patient_id,facility,admitted,discharged,converted_by,retention_class\n"
+
+
+def _scan(path: Path, size: tuple[int, int] = (620, 877)) -> Path:
+    Image.new("L", size).save(path, dpi=(75 * size[0] // 620,) * 2)
+    return path
+
+
+def _collect(
+    scan_dir: Path, rows: str, *, limits: IntakeSettings | None = None
+) -> list[CollectedItem]:
+    manifest = scan_dir.parent / "manifest.csv"
+    manifest.write_text(HEADER + rows, encoding="utf-8")
+    return list(
+        collect_scans(
+            scan_dir,
+            manifest,
+            tz=TZ,
+            ocr=False,
+            limits=limits or IntakeSettings(),
+        )
+    )
+
+
+def _reasons(items: list[CollectedItem]) -> list[str]:
+    return [i.reason.value if isinstance(i, QuarantineEntry) else "bundle" for i in items]
+
+
+def _row(name: str, number: str, discharged: str = "2020-03-12", cls: str = "") -> str:
+    return f"{name},{number},BN-1,79001,2020-03-01,{discharged},Bình,{cls}\n".replace(
+        "2020-03-01", discharged[:4] + "-03-01"
+    )
+
+
+@pytest.fixture
+def scans(tmp_path: Path) -> Path:
+    (tmp_path / "scans").mkdir()
+    return tmp_path / "scans"
+
+
+def test_a_symbolic_link_is_quarantined_and_never_read(scans: Path, tmp_path: Path) -> None:
+    secret = _scan(tmp_path / "outside.tiff")  # past the source roots the run admitted
+    os.symlink(secret, scans / "HS-1.tiff")
+    os.symlink(secret, scans / "stray.tiff")
+    items = _collect(scans, _row("HS-1.tiff", "HS-1"))
+    assert _reasons(items) == ["unreadable-scan", "unlisted-scan"]
+    listed, stray = items
+    assert isinstance(listed, QuarantineEntry)
+    assert isinstance(stray, QuarantineEntry)
+    assert "symbolic link" in listed.detail
+    assert listed.raw_line == stray.raw_line == b""  # the target's bytes are not sealed away
+
+
+def test_a_file_name_written_nfd_matches_its_nfc_row(scans: Path) -> None:
+    nfc = "Hồ-sơ-1.tiff"
+    _scan(scans / unicodedata.normalize("NFD", nfc))
+    assert _reasons(_collect(scans, _row(nfc, "HS-1"))) == ["bundle"]
+
+
+def test_two_files_one_name_in_two_unicode_forms_are_not_guessed(scans: Path) -> None:
+    nfc = "Hồ-sơ-1.tiff"
+    _scan(scans / nfc)
+    _scan(scans / unicodedata.normalize("NFD", nfc))
+    [entry] = _collect(scans, _row(nfc, "HS-1"))
+    assert isinstance(entry, QuarantineEntry)
+    assert entry.reason.value == "unreadable-scan"
+    assert "Unicode forms" in entry.detail
+
+
+def test_max_manifest_mib_refuses_the_batch_before_reading_it_whole(scans: Path) -> None:
+    rows = _row("HS-1.tiff", "HS-1") + "#" * (1024 * 1024)
+    with pytest.raises(SourceError, match="max_manifest_mib"):
+        _collect(scans, rows, limits=IntakeSettings(max_manifest_mib=1))
+
+
+def test_a_limit_of_the_settings_reaches_the_inspection(scans: Path) -> None:
+    _scan(scans / "HS-1.tiff", (1240, 1754))  # 2.2 million pixels
+    [entry] = _collect(scans, _row("HS-1.tiff", "HS-1"), limits=IntakeSettings(max_pages=1))
+    assert _reasons([entry]) == ["bundle"]
+    limits = IntakeSettings(max_page_megapixels=2)
+    [entry] = _collect(scans, _row("HS-1.tiff", "HS-1"), limits=limits)
+    assert isinstance(entry, QuarantineEntry)
+    assert (entry.reason.value, entry.line_number) == ("oversized-scan", 2)
