@@ -13,12 +13,12 @@ import hashlib
 import json
 import os
 import unicodedata
-from collections.abc import Iterator
-from datetime import tzinfo
+from collections.abc import Callable, Iterator
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Final
 
-from archive.core.errors import SourceError
+from archive.core.errors import ArchiveError, SourceError
 from archive.core.intake_section import IntakeSettings
 from archive.intake.inspect import SCAN_SUFFIXES, ScanProblem, inspect_scan
 from archive.intake.manifest import RowProblem, ScanRow, read_manifest
@@ -37,6 +37,9 @@ MANIFEST_FORMAT: Final = 1
 _ROW_TYPE: Final = "ScanManifestRow"
 _HEAD_BYTES: Final = 4096
 
+Retention = Callable[[EncounterBundle], tuple[str, datetime]]
+"""A record's retention class and the end of its period (the run's classifier)."""
+
 
 def collect_scans(
     scan_dir: Path,
@@ -45,8 +48,13 @@ def collect_scans(
     tz: tzinfo,
     ocr: bool,
     limits: IntakeSettings,
+    retention: Retention | None = None,
+    now: datetime | None = None,
 ) -> Iterator[CollectedItem]:
-    """Every manifest row as a bundle or a quarantine entry, then every file no row names."""
+    """Every manifest row as a bundle or a quarantine entry, then every file no row names.
+
+    With ``retention`` and ``now``, a record whose retention period ended at ``now`` or before is
+    quarantined (``retention-ended``) rather than archived: see :func:`_retention_ended`."""
     if not scan_dir.is_dir():
         raise SourceError(f"scan directory {scan_dir} does not exist or is not a directory")
     data = _read_manifest_file(manifest, limits)
@@ -74,6 +82,10 @@ def collect_scans(
             )
             continue
         found = _bundle_or_entry(item, present, manifest_name=manifest.name, ocr=ocr, limits=limits)
+        if isinstance(found, EncounterBundle) and retention is not None and now is not None:
+            ended = _retention_ended(found, retention, now)
+            if ended is not None:
+                found = _entry(manifest.name, item.line, *ended, encounter_id=item.encounter_id)
         yield found
     for name, path in present.items():
         if name not in named and path.suffix.lower() in SCAN_SUFFIXES and path != manifest:
@@ -99,6 +111,28 @@ def _files(scan_dir: Path) -> tuple[dict[str, Path], set[str]]:
                 ambiguous.add(name)
             present[name] = path
     return present, ambiguous
+
+
+def _retention_ended(
+    bundle: EncounterBundle, retention: Retention, now: datetime
+) -> tuple[QuarantineReason, str, bytes] | None:
+    """Digitising a paper record past its period is not forbidden, but archiving it would lock a
+    copy of sensitive data the law no longer asks anyone to keep, and S3 Object Lock refuses a
+    retain-until in the past anyway. Whether it is destroyed or kept is the facility's decision
+    through its disposition procedure (Archive Law 33/2024 art. 16, Decree 113/2025 art. 20): the
+    entry says so; keeping it means stating a longer class in the manifest."""
+    try:
+        class_id, until = retention(bundle)
+    except (ArchiveError, ValueError):
+        return None  # an unclassifiable record fails in the worker, with its reason
+    if until > now:
+        return None
+    detail = (
+        f"the retention period of class {class_id} ended before intake: put the paper record "
+        "in the disposition procedure, or state a longer retention_class in the manifest if "
+        "the facility decided to keep it"
+    )
+    return QuarantineReason.RETENTION_ENDED, detail, bundle.canonical
 
 
 def _read_manifest_file(manifest: Path, limits: IntakeSettings) -> bytes:

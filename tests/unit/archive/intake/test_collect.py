@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -15,10 +16,19 @@ from PIL import Image
 from archive.core.errors import SourceError
 from archive.core.intake_section import IntakeSettings
 from archive.intake import collect_scans
-from archive.sources import CollectedItem, QuarantineEntry
+from archive.sources import CollectedItem, EncounterBundle, QuarantineEntry
+from retention.classifier import PolicyClassifier
+from retention.policy import load_policy
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+NOW = datetime(2026, 12, 7, tzinfo=UTC)
 HEADER = "file,record_number,patient_id,facility,admitted,discharged,converted_by,retention_class\n"
+CLASSIFIER = PolicyClassifier(load_policy(None))
+
+
+def _retention(bundle: EncounterBundle) -> tuple[str, datetime]:
+    decision = CLASSIFIER.decide(bundle)
+    return decision.class_id, decision.retain_until
 
 
 def _scan(path: Path, size: tuple[int, int] = (620, 877)) -> Path:
@@ -38,6 +48,8 @@ def _collect(
             tz=TZ,
             ocr=False,
             limits=limits or IntakeSettings(),
+            retention=_retention,
+            now=NOW,
         )
     )
 
@@ -101,3 +113,32 @@ def test_a_limit_of_the_settings_reaches_the_inspection(scans: Path) -> None:
     [entry] = _collect(scans, _row("HS-1.tiff", "HS-1"), limits=limits)
     assert isinstance(entry, QuarantineEntry)
     assert (entry.reason.value, entry.line_number) == ("oversized-scan", 2)
+
+
+def test_a_record_whose_retention_ended_before_intake_is_quarantined(scans: Path) -> None:
+    for n in range(1, 5):
+        _scan(scans / f"HS-{n}.tiff")
+    rows = (
+        _row("HS-1.tiff", "HS-1", "1995-03-12")  # ordinary, 10 years: ended 31/12/2005
+        + _row("HS-2.tiff", "HS-2", "2020-03-12")  # ordinary: until 2030
+        + _row("HS-3.tiff", "HS-3", "1995-03-12", "incident")  # permanent, as the facility chose
+        + _row("HS-4.tiff", "HS-4", "2015-12-31")  # ordinary: 31/12/2025, the year-end counts
+    )
+    items = _collect(scans, rows)
+    assert _reasons(items) == ["retention-ended", "bundle", "bundle", "retention-ended"]
+    ended = items[0]
+    assert isinstance(ended, QuarantineEntry)
+    assert ended.line_number == 2
+    assert ended.encounter_id == "paper-79001-HS-1"
+    assert "class ordinary" in ended.detail
+    assert "disposition" in ended.detail
+    assert "1995" not in ended.detail  # no date of care in the report
+    assert b'"record_kind": "scanned"' in ended.raw_line  # the row is sealed with its digests
+
+
+def test_without_a_classifier_nothing_is_judged_on_retention(scans: Path) -> None:
+    _scan(scans / "HS-1.tiff")
+    manifest = scans.parent / "manifest.csv"
+    manifest.write_text(HEADER + _row("HS-1.tiff", "HS-1", "1995-03-12"), encoding="utf-8")
+    items = list(collect_scans(scans, manifest, tz=TZ, ocr=False, limits=IntakeSettings()))
+    assert _reasons(items) == ["bundle"]
