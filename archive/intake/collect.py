@@ -9,6 +9,7 @@ without its row, or a file that cannot be read. Nothing is dropped without a rea
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -54,7 +55,8 @@ def collect_scans(
     """Every manifest row as a bundle or a quarantine entry, then every file no row names.
 
     With ``retention`` and ``now``, a record whose retention period ended at ``now`` or before is
-    quarantined (``retention-ended``) rather than archived: see :func:`_retention_ended`."""
+    quarantined (``retention-ended``) rather than archived, and a row naming a class the policy
+    does not have is a bad row: see :func:`_retention_problem`."""
     if not scan_dir.is_dir():
         raise SourceError(f"scan directory {scan_dir} does not exist or is not a directory")
     data = _read_manifest_file(manifest, limits)
@@ -83,9 +85,9 @@ def collect_scans(
             continue
         found = _bundle_or_entry(item, present, manifest_name=manifest.name, ocr=ocr, limits=limits)
         if isinstance(found, EncounterBundle) and retention is not None and now is not None:
-            ended = _retention_ended(found, retention, now)
-            if ended is not None:
-                found = _entry(manifest.name, item.line, *ended, encounter_id=item.encounter_id)
+            problem = _retention_problem(found, retention, now)
+            if problem is not None:
+                found = _entry(manifest.name, item.line, *problem, encounter_id=item.encounter_id)
         yield found
     for name, path in present.items():
         if name not in named and path.suffix.lower() in SCAN_SUFFIXES and path != manifest:
@@ -113,10 +115,12 @@ def _files(scan_dir: Path) -> tuple[dict[str, Path], set[str]]:
     return present, ambiguous
 
 
-def _retention_ended(
+def _retention_problem(
     bundle: EncounterBundle, retention: Retention, now: datetime
 ) -> tuple[QuarantineReason, str, bytes] | None:
-    """Digitising a paper record past its period is not forbidden, but archiving it would lock a
+    """A class the policy does not know, or a period already over.
+
+    Digitising a paper record past its period is not forbidden, but archiving it would lock a
     copy of sensitive data the law no longer asks anyone to keep, and S3 Object Lock refuses a
     retain-until in the past anyway. Whether it is destroyed or kept is the facility's decision
     through its disposition procedure (Archive Law 33/2024 art. 16, Decree 113/2025 art. 20): the
@@ -124,7 +128,14 @@ def _retention_ended(
     try:
         class_id, until = retention(bundle)
     except (ArchiveError, ValueError):
-        return None  # an unclassifiable record fails in the worker, with its reason
+        if bundle.declared_retention_class is None:
+            return None  # an unclassifiable record fails in the worker, with its reason
+        try:  # was it the class the manifest names? Then the row is wrong, now and every rerun.
+            retention(dataclasses.replace(bundle, declared_retention_class=None))
+        except (ArchiveError, ValueError):
+            return None
+        detail = "retention_class: not a class of the retention policy"
+        return QuarantineReason.INVALID_MANIFEST_ROW, detail, bundle.canonical
     if until > now:
         return None
     detail = (

@@ -142,3 +142,13 @@ def test_without_a_classifier_nothing_is_judged_on_retention(scans: Path) -> Non
     manifest.write_text(HEADER + _row("HS-1.tiff", "HS-1", "1995-03-12"), encoding="utf-8")
     items = list(collect_scans(scans, manifest, tz=TZ, ocr=False, limits=IntakeSettings()))
     assert _reasons(items) == ["bundle"]
+
+
+def test_a_retention_class_the_policy_lacks_is_a_bad_row_not_a_failure_on_every_run(
+    scans: Path,
+) -> None:
+    _scan(scans / "HS-1.tiff")
+    [entry] = _collect(scans, _row("HS-1.tiff", "HS-1", "2020-03-12", "lâu-dài"))
+    assert isinstance(entry, QuarantineEntry)
+    assert (entry.reason.value, entry.line_number) == ("invalid-manifest-row", 2)
+    assert entry.detail == "retention_class: not a class of the retention policy"
