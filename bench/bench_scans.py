@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from PIL import Image, ImageDraw, ImageFont
 
+from archive.core.intake_section import IntakeSettings
 from archive.intake import ScanConverter, collect_scans
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
@@ -55,7 +56,9 @@ def main() -> None:
         folder = Path(work)
         manifest = _record(folder, args.pages)
         for ocr in (False, True):
-            [bundle] = collect_scans(folder, manifest, tz=ZoneInfo("Asia/Ho_Chi_Minh"), ocr=ocr)
+            [bundle] = collect_scans(
+                folder, manifest, tz=ZoneInfo("Asia/Ho_Chi_Minh"), ocr=ocr, limits=IntakeSettings()
+            )
             start = time.perf_counter()
             doc = ScanConverter().convert(bundle, converted_at=datetime.now(UTC))  # type: ignore[arg-type]
             seconds = time.perf_counter() - start

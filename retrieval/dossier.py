@@ -7,6 +7,7 @@ manifests; every payload file is covered by both)::
     data/dossier.json                          what was exported, for whom, when; sha256 per file
     data/<encounter_id>/discharge-summary.pdf  the decrypted PDF/A-3b, byte-identical to the signed
     data/<encounter_id>/fhir-bundle.json       the FHIR Bundle embedded in (and signed with) the PDF
+    (a QĐ 130 record: qd130-hoso.xml; a paper record: paper-record.pdf, scan-manifest.json)
     data/<encounter_id>/verification.json      every check of the verification flow, run now
 
 A record's folder is its encounter id, so an id that is not one plain path segment (".", "..",
@@ -41,13 +42,12 @@ from archive.render import extract_embedded_data
 from archive.seal import ObjectIdentity, unseal
 from archive.sources import id_problem
 from retrieval.errors import DossierError
+from retrieval.file_names import document_names
 from verification.checks import FULL
 from verification.evidence import Environment
 from verification.results import RecordResult
 from verification.verifier import Verifier
 
-PDF_NAME = "discharge-summary.pdf"
-DATA_NAME = "fhir-bundle.json"
 REPORT_NAME = "verification.json"
 DOSSIER_NAME = "dossier.json"
 _CHECKSUMS = ["sha256", "sha512"]
@@ -139,7 +139,8 @@ def _write_document(
     folder = bag_dir / row.encounter_id
     folder.mkdir()
     report = _report(row, result, now)
-    for name, blob in ((PDF_NAME, pdf), (DATA_NAME, data), (REPORT_NAME, report)):
+    names = document_names(row.source_kind)
+    for name, blob in ((names.pdf, pdf), (names.data, data), (REPORT_NAME, report)):
         (folder / name).write_bytes(blob)
         files[f"{row.encounter_id}/{name}"] = hashlib.sha256(blob).hexdigest()
     return ExportedDocument(

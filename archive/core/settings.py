@@ -29,6 +29,7 @@ from pydantic_settings import (
 )
 
 from archive.core.errors import ConfigError
+from archive.core.intake_section import IntakeSettings as IntakeSettings
 from archive.core.sections import (
     ArchiveSettings as ArchiveSettings,
 )
@@ -79,6 +80,7 @@ ALL_SECTIONS: frozenset[str] = frozenset(
         "stack",
         "catalog",
         "archive",
+        "intake",
         "verification",
         "portal",
     }
@@ -113,6 +115,7 @@ class Settings(BaseSettings):
     stack: StackSettings = StackSettings()
     catalog: CatalogSettings = CatalogSettings()
     archive: ArchiveSettings = ArchiveSettings()
+    intake: IntakeSettings = IntakeSettings()
 
     @classmethod
     def settings_customise_sources(

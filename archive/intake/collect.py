@@ -9,14 +9,18 @@ without its row, or a file that cannot be read. Nothing is dropped without a rea
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Iterator
-from datetime import tzinfo
+import os
+import unicodedata
+from collections.abc import Callable, Iterator
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Final
 
-from archive.core.errors import SourceError
+from archive.core.errors import ArchiveError, SourceError
+from archive.core.intake_section import IntakeSettings
 from archive.intake.inspect import SCAN_SUFFIXES, ScanProblem, inspect_scan
 from archive.intake.manifest import RowProblem, ScanRow, read_manifest
 from archive.sources import (
@@ -34,18 +38,29 @@ MANIFEST_FORMAT: Final = 1
 _ROW_TYPE: Final = "ScanManifestRow"
 _HEAD_BYTES: Final = 4096
 
+Retention = Callable[[EncounterBundle], tuple[str, datetime]]
+"""A record's retention class and the end of its period (the run's classifier)."""
+
 
 def collect_scans(
-    scan_dir: Path, manifest: Path, *, tz: tzinfo, ocr: bool
+    scan_dir: Path,
+    manifest: Path,
+    *,
+    tz: tzinfo,
+    ocr: bool,
+    limits: IntakeSettings,
+    retention: Retention | None = None,
+    now: datetime | None = None,
 ) -> Iterator[CollectedItem]:
-    """Every manifest row as a bundle or a quarantine entry, then every file no row names."""
+    """Every manifest row as a bundle or a quarantine entry, then every file no row names.
+
+    With ``retention`` and ``now``, a record whose retention period ended at ``now`` or before is
+    quarantined (``retention-ended``) rather than archived, and a row naming a class the policy
+    does not have is a bad row: see :func:`_retention_problem`."""
     if not scan_dir.is_dir():
         raise SourceError(f"scan directory {scan_dir} does not exist or is not a directory")
-    try:
-        data = manifest.read_bytes()
-    except OSError as e:
-        raise SourceError(f"the manifest {manifest.name} cannot be read") from e
-    present = {p.name: p for p in sorted(scan_dir.iterdir()) if p.is_file()}
+    data = _read_manifest_file(manifest, limits)
+    present, ambiguous = _files(scan_dir)
     named: set[str] = set()
     for item in read_manifest(data, tz=tz):
         named.update(item.files)
@@ -58,7 +73,22 @@ def collect_scans(
                 item.raw,
             )
             continue
-        yield _bundle_or_entry(item, present, manifest_name=manifest.name, ocr=ocr)
+        if ambiguous.intersection(item.files):
+            yield _entry(
+                manifest.name,
+                item.line,
+                QuarantineReason.UNREADABLE_SCAN,
+                "two files in the scan directory carry this name, in different Unicode forms",
+                b"",
+                encounter_id=item.encounter_id,
+            )
+            continue
+        found = _bundle_or_entry(item, present, manifest_name=manifest.name, ocr=ocr, limits=limits)
+        if isinstance(found, EncounterBundle) and retention is not None and now is not None:
+            problem = _retention_problem(found, retention, now)
+            if problem is not None:
+                found = _entry(manifest.name, item.line, *problem, encounter_id=item.encounter_id)
+        yield found
     for name, path in present.items():
         if name not in named and path.suffix.lower() in SCAN_SUFFIXES and path != manifest:
             yield _entry(
@@ -71,8 +101,72 @@ def collect_scans(
             )
 
 
+def _files(scan_dir: Path) -> tuple[dict[str, Path], set[str]]:
+    """The directory's files by NFC name (the manifest's values are NFC; a Mac or a USB stick
+    may have written the names NFD), and the names two files share once normalised."""
+    present: dict[str, Path] = {}
+    ambiguous: set[str] = set()
+    for path in sorted(scan_dir.iterdir()):
+        if path.is_file():
+            name = unicodedata.normalize("NFC", path.name)
+            if name in present:
+                ambiguous.add(name)
+            present[name] = path
+    return present, ambiguous
+
+
+def _retention_problem(
+    bundle: EncounterBundle, retention: Retention, now: datetime
+) -> tuple[QuarantineReason, str, bytes] | None:
+    """A class the policy does not know, or a period already over.
+
+    Digitising a paper record past its period is not forbidden, but archiving it would lock a
+    copy of sensitive data the law no longer asks anyone to keep, and S3 Object Lock refuses a
+    retain-until in the past anyway. Whether it is destroyed or kept is the facility's decision
+    through its disposition procedure (Archive Law 33/2024 art. 16, Decree 113/2025 art. 20): the
+    entry says so; keeping it means stating a longer class in the manifest."""
+    try:
+        class_id, until = retention(bundle)
+    except (ArchiveError, ValueError):
+        if bundle.declared_retention_class is None:
+            return None  # an unclassifiable record fails in the worker, with its reason
+        try:  # was it the class the manifest names? Then the row is wrong, now and every rerun.
+            retention(dataclasses.replace(bundle, declared_retention_class=None))
+        except (ArchiveError, ValueError):
+            return None
+        detail = "retention_class: not a class of the retention policy"
+        return QuarantineReason.INVALID_MANIFEST_ROW, detail, bundle.canonical
+    if until > now:
+        return None
+    detail = (
+        f"the retention period of class {class_id} ended before intake: put the paper record "
+        "in the disposition procedure, or state a longer retention_class in the manifest if "
+        "the facility decided to keep it"
+    )
+    return QuarantineReason.RETENTION_ENDED, detail, bundle.canonical
+
+
+def _read_manifest_file(manifest: Path, limits: IntakeSettings) -> bytes:
+    try:
+        with manifest.open("rb") as f:  # never more than the limit in memory
+            data = f.read(limits.max_manifest_bytes + 1)
+    except OSError as e:
+        raise SourceError(f"the manifest {manifest.name} cannot be read") from e
+    if len(data) > limits.max_manifest_bytes:
+        raise SourceError(
+            f"the manifest is larger than {limits.max_manifest_mib} MiB (max_manifest_mib); "
+            "split it into batches"
+        )
+    return data
+
+
 def _bundle_or_entry(
-    row: ScanRow, present: dict[str, Path], *, manifest_name: str, ocr: bool
+    row: ScanRow,
+    present: dict[str, Path],
+    *,
+    manifest_name: str,
+    ocr: bool,
+    limits: IntakeSettings,
 ) -> CollectedItem:
     raw = json.dumps(row.as_json(), ensure_ascii=False, sort_keys=True).encode()
     files: list[dict[str, object]] = []
@@ -87,7 +181,16 @@ def _bundle_or_entry(
                 raw,
                 encounter_id=row.encounter_id,
             )
-        pages = inspect_scan(path)
+        if path.is_symlink():  # it may point anywhere, past the source roots the run admitted
+            return _entry(
+                name,
+                row.line,
+                QuarantineReason.UNREADABLE_SCAN,
+                "a symbolic link, not a scan: copy the file itself into the scan directory",
+                b"",
+                encounter_id=row.encounter_id,
+            )
+        pages = inspect_scan(path, limits)
         if isinstance(pages, ScanProblem):
             return _entry(
                 name,
@@ -167,11 +270,16 @@ def _entry(
 
 
 def _head(path: Path) -> bytes:
+    """The file's first bytes for its quarantine entry; nothing through a symbolic link."""
     try:
-        with path.open("rb") as f:
-            return f.read(_HEAD_BYTES)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return b""
+    with os.fdopen(fd, "rb") as f:
+        try:
+            return f.read(_HEAD_BYTES)
+        except OSError:
+            return b""
 
 
 def _sha256(path: Path) -> str:

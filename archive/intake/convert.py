@@ -38,9 +38,11 @@ _QUIET: Final = ("ocrmypdf", "pikepdf", "PIL", "img2pdf", "pdfminer")
 
 @dataclass(frozen=True, slots=True)
 class ScanConverter:
-    """Stateless; one per worker process. ``languages``: Tesseract's traineddata names."""
+    """Stateless; one per worker process. ``languages``: Tesseract's traineddata names;
+    ``ocr_timeout_s``: Tesseract's time per page (the ``[intake]`` setting)."""
 
     languages: tuple[str, ...] = LANGUAGES
+    ocr_timeout_s: float = 180.0
 
     def convert(self, bundle: EncounterBundle, *, converted_at: datetime) -> RenderedDocument:
         """The marked PDF/A-3b of one collected paper record (``source_kind`` "scanned")."""
@@ -89,7 +91,7 @@ class ScanConverter:
                 output_type="pdfa-3",
                 force_ocr=True,
                 pdfa_image_compression="lossless",
-                tesseract_timeout=180.0 if ocr else 0.0,
+                tesseract_timeout=self.ocr_timeout_s if ocr else 0.0,
                 jobs=1,
                 use_threads=True,  # the archive's worker pool is the parallelism; no nested pools
                 # Tesseract's own text-only PDF, grafted under each page: OCRmyPDF's default fpdf2

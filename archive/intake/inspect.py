@@ -2,8 +2,9 @@
 
 Each check answers with a :class:`ScanProblem` (a quarantine reason and a fixed phrase, never
 anything read from the file) or the page count. Images are opened by Pillow (TIFF may hold many
-pages), PDFs by pikepdf (qpdf). Limits keep one record from taking the worker's memory: a page's
-side in points (A0 plus margin) and an image's pixels.
+pages), PDFs by pikepdf (qpdf). The limits (the ``[intake]`` settings section) keep one record
+from taking the worker's memory: the file's bytes, its pages, a page's side in points at its
+resolution and an image's pixels.
 """
 
 from __future__ import annotations
@@ -16,16 +17,15 @@ from typing import Final
 import pikepdf
 from PIL import Image, UnidentifiedImageError
 
+from archive.core.intake_section import IntakeSettings
 from archive.sources import QuarantineReason
 
 IMAGE_SUFFIXES: Final = frozenset({".tif", ".tiff", ".jpg", ".jpeg"})
 PDF_SUFFIXES: Final = frozenset({".pdf"})
 SCAN_SUFFIXES: Final = IMAGE_SUFFIXES | PDF_SUFFIXES
-MAX_FILE_BYTES: Final = 512 * 1024 * 1024
-MAX_SIDE_PT: Final = 3500.0  # A0's long side is 3370 pt
-MAX_PIXELS: Final = 120_000_000  # 600 dpi A3 is 70 Mpx
-MAX_PAGES: Final = 2000
 _DEFAULT_DPI: Final = 96.0  # what img2pdf assumes for an image without a resolution
+# Pillow modes img2pdf wraps losslessly; 16-bit and float samples ("I;16", "I", "F") it refuses.
+_MODES: Final = frozenset({"1", "L", "LA", "P", "RGB", "RGBA", "CMYK"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ class ScanProblem:
     detail: str
 
 
-def inspect_scan(path: Path) -> int | ScanProblem:
+def inspect_scan(path: Path, limits: IntakeSettings) -> int | ScanProblem:
     """The number of pages of ``path``, or why it cannot be converted."""
     suffix = path.suffix.lower()
     if suffix not in SCAN_SUFFIXES:
@@ -43,14 +43,18 @@ def inspect_scan(path: Path) -> int | ScanProblem:
         size = path.stat().st_size
     except OSError:
         return ScanProblem(QuarantineReason.MISSING_SCAN, "the file cannot be opened")
-    if size > MAX_FILE_BYTES:
-        return ScanProblem(QuarantineReason.OVERSIZED_SCAN, f"larger than {MAX_FILE_BYTES} bytes")
+    if size > limits.max_file_bytes:
+        return ScanProblem(
+            QuarantineReason.OVERSIZED_SCAN, f"larger than {limits.max_file_mib} MiB (max_file_mib)"
+        )
     if size == 0:
         return ScanProblem(QuarantineReason.EMPTY_SCAN, "the file is empty")
-    return _inspect_pdf(path) if suffix in PDF_SUFFIXES else _inspect_image(path)
+    if suffix in PDF_SUFFIXES:
+        return _inspect_pdf(path, limits)
+    return _inspect_image(path, limits)
 
 
-def _inspect_pdf(path: Path) -> int | ScanProblem:
+def _inspect_pdf(path: Path, limits: IntakeSettings) -> int | ScanProblem:
     try:
         with pikepdf.open(path) as pdf:
             if pdf.is_encrypted:  # opened with an empty user password, still encrypted
@@ -58,33 +62,60 @@ def _inspect_pdf(path: Path) -> int | ScanProblem:
             pages = len(pdf.pages)
             if pages == 0:
                 return ScanProblem(QuarantineReason.EMPTY_SCAN, "the PDF has no page")
-            if pages > MAX_PAGES:
-                return ScanProblem(QuarantineReason.OVERSIZED_SCAN, f"more than {MAX_PAGES} pages")
+            if pages > limits.max_pages:
+                return _too_many_pages(limits)
             for number, page in enumerate(pdf.pages, start=1):
-                box = page.mediabox
-                width, height = float(box[2] - box[0]), float(box[3] - box[1])
-                if max(abs(width), abs(height)) > MAX_SIDE_PT:
-                    return ScanProblem(
-                        QuarantineReason.OVERSIZED_SCAN,
-                        f"page {number} is larger than {MAX_SIDE_PT:.0f} pt on a side",
-                    )
-            return pages
+                problem = _pdf_page_problem(page, number, limits)
+                if problem is not None:
+                    return problem
+            return _pdf_image_problem(pdf, limits) or pages
     except pikepdf.PasswordError:
         return ScanProblem(QuarantineReason.ENCRYPTED_SCAN, "the PDF needs a password")
     except (pikepdf.PdfError, ValueError, TypeError):
         return ScanProblem(QuarantineReason.UNREADABLE_SCAN, "the PDF is damaged or not a PDF")
 
 
-def _inspect_image(path: Path) -> int | ScanProblem:
+def _pdf_page_problem(
+    page: pikepdf.Page, number: int, limits: IntakeSettings
+) -> ScanProblem | None:
+    box = page.mediabox
+    width, height = float(box[2] - box[0]), float(box[3] - box[1])
+    if max(abs(width), abs(height)) > limits.max_page_side_pt:
+        return ScanProblem(
+            QuarantineReason.OVERSIZED_SCAN,
+            f"page {number} is larger than {limits.max_page_side_pt:.0f} pt on a side "
+            "(max_page_side_pt)",
+        )
+    return None
+
+
+def _pdf_image_problem(pdf: pikepdf.Pdf, limits: IntakeSettings) -> ScanProblem | None:
+    """A small page may still draw an image that Ghostscript decodes whole (a pixel bomb, a
+    blank area compressed to a few bytes): every image stream of the file, however reached."""
+    for obj in pdf.objects:
+        if isinstance(obj, pikepdf.Stream) and obj.get("/Subtype") == pikepdf.Name.Image:
+            pixels = int(obj.get("/Width", 0)) * int(obj.get("/Height", 0))
+            if pixels > limits.max_pixels:
+                return ScanProblem(
+                    QuarantineReason.OVERSIZED_SCAN,
+                    f"an image has more than {limits.max_page_megapixels} million pixels "
+                    "(max_page_megapixels)",
+                )
+    return None
+
+
+def _inspect_image(path: Path, limits: IntakeSettings) -> int | ScanProblem:
     try:
         with warnings.catch_warnings():
             # Pillow warns (and then refuses) above its own bomb limit: ours is checked below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 frames = getattr(image, "n_frames", 1)
+                if frames > limits.max_pages:
+                    return _too_many_pages(limits)
                 for index in range(frames):
                     image.seek(index)
-                    problem = _frame_problem(image, index + 1)
+                    problem = _frame_problem(image, index + 1, limits)
                     if problem is not None:
                         return problem
                     image.load()  # decodes the frame: a truncated file fails here
@@ -95,20 +126,39 @@ def _inspect_image(path: Path) -> int | ScanProblem:
         return ScanProblem(QuarantineReason.UNREADABLE_SCAN, "the image is damaged or not an image")
 
 
-def _frame_problem(image: Image.Image, number: int) -> ScanProblem | None:
+def _too_many_pixels(number: int, limits: IntakeSettings) -> ScanProblem:
+    return ScanProblem(
+        QuarantineReason.OVERSIZED_SCAN,
+        f"page {number} has more than {limits.max_page_megapixels} million pixels "
+        "(max_page_megapixels)",
+    )
+
+
+def _too_many_pages(limits: IntakeSettings) -> ScanProblem:
+    return ScanProblem(
+        QuarantineReason.OVERSIZED_SCAN, f"more than {limits.max_pages} pages (max_pages)"
+    )
+
+
+def _frame_problem(image: Image.Image, number: int, limits: IntakeSettings) -> ScanProblem | None:
     width, height = image.size
-    if width * height > MAX_PIXELS:
+    if width * height > limits.max_pixels:
+        return _too_many_pixels(number, limits)
+    if image.mode not in _MODES:
         return ScanProblem(
-            QuarantineReason.OVERSIZED_SCAN, f"page {number} has more than {MAX_PIXELS} pixels"
+            QuarantineReason.UNREADABLE_SCAN,
+            f"page {number} has more than 8 bits per sample, which PDF/A conversion cannot keep "
+            "losslessly: save it as 8-bit grey or colour",
         )
     dpi = image.info.get("dpi", (_DEFAULT_DPI, _DEFAULT_DPI))
     try:
         side_pt = max(width / float(dpi[0]), height / float(dpi[1])) * 72
     except (TypeError, ValueError, ZeroDivisionError, IndexError):
         side_pt = max(width, height) / _DEFAULT_DPI * 72
-    if side_pt > MAX_SIDE_PT:
+    if side_pt > limits.max_page_side_pt:
         return ScanProblem(
             QuarantineReason.OVERSIZED_SCAN,
-            f"page {number} is larger than {MAX_SIDE_PT:.0f} pt on a side at its resolution",
+            f"page {number} is larger than {limits.max_page_side_pt:.0f} pt on a side at its "
+            "resolution (max_page_side_pt)",
         )
     return None

@@ -41,11 +41,11 @@ OPTIONAL: Final = (
     "treatment_result",
     "deceased",
 )
-MAX_MANIFEST_BYTES: Final = 64 * 1024 * 1024
 _MAX_FIELD: Final = 512
 _ENCOUNTER_CLASSES: Final = frozenset({"AMB", "IMP", "EMER"})
 _TRUE: Final = frozenset({"1", "yes", "true", "có", "x"})
 _FALSE: Final = frozenset({"", "0", "no", "false", "không"})
+_FORMULA: Final = frozenset("=+-@")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,9 +109,7 @@ class _BadColumnError(Exception):
 def read_manifest(data: bytes, *, tz: tzinfo) -> Iterator[ScanRow | RowProblem]:
     """Every row in order; a bare date is local midnight in ``tz`` (the hospital's zone).
     :class:`SourceError` if the file as a whole is unusable (not UTF-8, no header, columns
-    missing)."""
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise SourceError(f"the manifest is larger than {MAX_MANIFEST_BYTES} bytes; split it")
+    missing). The caller bounds ``data`` (``max_manifest_mib``) before reading it."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -121,6 +119,9 @@ def read_manifest(data: bytes, *, tz: tzinfo) -> Iterator[ScanRow | RowProblem]:
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise SourceError(f"the manifest lacks the column(s) {', '.join(missing)}")
+    twice = sorted({c for c in header if c and header.count(c) > 1})
+    if twice:  # which of the two would count? Neither guess is safe.
+        raise SourceError(f"the manifest names the column(s) {', '.join(twice)} twice")
     reader.fieldnames = header
     seen: set[tuple[str, str]] = set()
     for raw in reader:
@@ -128,6 +129,13 @@ def read_manifest(data: bytes, *, tz: tzinfo) -> Iterator[ScanRow | RowProblem]:
         values = {k: unicodedata.normalize("NFC", (v or "").strip()) for k, v in raw.items() if k}
         files = tuple(f.strip() for f in values.get("file", "").split(";") if f.strip())
         encoded = ",".join(values.get(c, "") for c in header).encode()
+        extra = raw.get(None)  # DictReader's key for the cells past the header's
+        if extra:
+            # An unquoted comma shifted the row: its values would be read under the wrong
+            # columns, the last ones dropped.
+            whole = ",".join([encoded.decode(), *extra]).encode()
+            yield RowProblem(line, files, "the row has more cells than the header", whole)
+            continue
         try:
             row = _row(values, line=line, files=files, tz=tz)
         except _BadColumnError as e:
@@ -149,6 +157,9 @@ def _row(values: dict[str, str], *, line: int, files: tuple[str, ...], tz: tzinf
             raise _BadColumnError(f"{column}: empty")
     if any("/" in f or "\\" in f or f.startswith(".") for f in files):
         raise _BadColumnError("file: names a path outside the scan directory")
+    if values["converted_by"][0] in _FORMULA:
+        # A name never starts so; a spreadsheet that opens a report with it runs a formula.
+        raise _BadColumnError("converted_by: starts like a spreadsheet formula (= + - @)")
     record_number, facility = values["record_number"], values["facility"]
     for column in ("record_number", "patient_id", "facility"):
         if id_problem(values[column]) is not None:

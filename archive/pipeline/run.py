@@ -21,7 +21,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from archive.audit import AuditLog
@@ -184,6 +184,9 @@ class ArchiveRun:
                 self.options.manifest,
                 tz=self.options.window.tz,
                 ocr=self.options.ocr,
+                limits=self.settings.intake,
+                retention=self._retention,
+                now=self.options.started_at,
             )
         return collect_source(
             self.options.source,
@@ -193,6 +196,10 @@ class ArchiveRun:
             facility_certs=self.settings.archive.facility_certs,
             signed_file_max_bytes=self.settings.archive.signed_file_max_mib << 20,
         )
+
+    def _retention(self, bundle: EncounterBundle) -> tuple[str, datetime]:
+        decision = self._classifier.decide(bundle)
+        return decision.class_id, decision.retain_until
 
     def _amendments(self, known: list[EncounterBundle]) -> list[EncounterBundle]:
         """Of encounters the catalog holds, those whose data differs from their newest archived

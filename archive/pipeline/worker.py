@@ -97,7 +97,7 @@ class RecordWorker:
             config, signer=signer.key.certificate, known_signers=known_signers
         )
         self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="store")
-        self._scans = ScanConverter()
+        self._scans = ScanConverter(ocr_timeout_s=settings.intake.ocr_timeout_s)
 
     @classmethod
     def create(

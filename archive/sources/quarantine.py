@@ -77,6 +77,11 @@ class QuarantineReason(StrEnum):
     OVERSIZED_SCAN = "oversized-scan"
     """Paper intake: a page larger than the intake's limit (side in points or pixels), or a file
     larger than its byte limit."""
+    RETENTION_ENDED = "retention-ended"
+    """Paper intake: the record's retention period (its class counted from the discharge year)
+    ended before intake. It is not archived: a record past its period belongs in the facility's
+    disposition procedure (list, council, minutes); a facility that decides to keep it states the
+    longer class in the manifest's ``retention_class`` column."""
     FACILITY_SIGNATURE_INVALID = "facility-signature-invalid"
     """QĐ 130: the file's ``CHUKYDONVI`` holds an XML signature that does not verify, does not
     cover the whole file, or is by a key not among the configured facility certificates; every

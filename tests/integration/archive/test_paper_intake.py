@@ -11,6 +11,7 @@ import dataclasses
 import json
 import secrets
 import subprocess
+import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -22,7 +23,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from archive import wiring
-from archive.catalog import Catalog
+from archive.catalog import Catalog, table_to_rows
 from archive.pipeline import ArchiveRun, RunOptions, RunSummary
 from archive.render import extract_embedded_data
 from archive.seal import ObjectIdentity
@@ -31,12 +32,14 @@ from archive.store import S3ObjectStore, withdraw
 from infra.pki import DevPki
 from infra.settings import AppSettings as Settings
 from retention.classifier import PolicyClassifier
+from retrieval.dossier import export_dossier
 from tests.support.oracles import dss, verapdf
-from verification.config import VerificationSettings
+from verification.config import HoldSet, VerificationSettings
 from verification.document import check_conversion_mark
 from verification.results import Status
 from verification.run import RunPlan, VerificationRun
 from verification.select import Mode, Selection
+from verification.worker import environment
 
 pytestmark = pytest.mark.integration
 
@@ -228,3 +231,19 @@ def test_a_scanned_record_without_its_mark_fails_verification(
     result = check_conversion_mark(stripped)
     assert (result.status, result.reason_code) == (Status.FAILED, "mark.missing"), attack
     assert "Trần" not in result.message
+
+
+def test_the_export_names_a_paper_record_by_its_kind(intake: Intake, tmp_path: Path) -> None:
+    rows = table_to_rows(Catalog.open(intake.settings.catalog_dir).rows())
+    env = environment(intake.settings, VerificationSettings(workers=1), HoldSet())
+    result = export_dossier(
+        rows, env=env, out_dir=tmp_path, label="scans", now=datetime.now(UTC), context={}
+    )
+    with zipfile.ZipFile(result.path) as z:
+        names = {n.split("/data/", 1)[1] for n in z.namelist() if "/data/" in n}
+        manifest = z.read(f"scans/data/{rows[0].encounter_id}/scan-manifest.json")
+    for row in rows:
+        folder = row.encounter_id
+        assert {f"{folder}/paper-record.pdf", f"{folder}/scan-manifest.json"} <= names
+    assert not any("discharge-summary" in n or "fhir" in n for n in names)
+    assert json.loads(manifest)["record_kind"] == "scanned"
