@@ -110,10 +110,10 @@ def test_a_site_lost_entirely_is_repaired_from_the_other_without_a_key(
         update={"replica": dual.replica.model_copy(update={"max_attempts": 2})}
     )
     vsettings = VerificationSettings(output_dir=tmp_path / "down", workers=1)
-    plan = RunPlan.create(
+    run_plan = RunPlan.create(
         impatient, vsettings, selection=Selection(mode=Mode.FULL), now=datetime.now(UTC)
     )
-    with VerificationRun.start(impatient, vsettings, plan, holds=holds) as run:
+    with VerificationRun.start(impatient, vsettings, run_plan, holds=holds) as run:
         seaweed.stop(dual, "replica")
         with pytest.raises(ReplicaError):  # a site down: the run refuses before any record
             run_once(dual, export)
