@@ -16,6 +16,9 @@ ends within the horizon, or the token's signature digest weakens within it. Alre
 algorithm that weakens needs a new chain over every document (``evidence.hash_renewal_due``):
 reported, never papered over with a timestamp renewal in the weak hash.
 
+A renewal token is renewed again only once the TSA stamps with a newer certificate (seen in the
+newest token, nightly ones included); until then it is ``evidence.no_newer_tsa``, a failure.
+
 Order, each step durable before the next: the batch (token and what it renews) is saved, then
 each ATS object, then the done marker. A rerun first finishes open batches with their saved
 token, then plans again: nothing is renewed twice. A kill between the TSA's answer and the saved
@@ -54,7 +57,9 @@ Step = Callable[[str], None]  # "tree-built", "timestamped", "ats-written", "don
 EXPIRED, WEAK = "evidence.expired", "evidence.weak_algorithm"
 EXPIRING, WEAKENING = "evidence.tsa_expiring", "evidence.weakening"
 HASH_DUE = "evidence.hash_renewal_due"
+NO_NEWER = "evidence.no_newer_tsa"
 MISSED = frozenset({EXPIRED, WEAK})
+UNRESOLVED = frozenset({*MISSED, HASH_DUE, NO_NEWER})
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,7 @@ class RenewalOutcome:
     def failures(self) -> dict[str, int]:
         """Missed deadlines, hash-tree renewals due and a TSA that would not answer: the job
         fails with these (the renewals it could do are stored all the same)."""
-        failed = {r: n for r, n in self.plan.reasons().items() if r in MISSED or r == HASH_DUE}
+        failed = {r: n for r, n in self.plan.reasons().items() if r in UNRESOLVED}
         if self.error is not None:
             failed[self.error] = failed.get(self.error, 0) + 1
         return failed
@@ -149,7 +154,8 @@ class EvidenceRenewal:
     def plan(self, now: datetime) -> RenewalPlan:
         batch_ids, done = self._state.batch_ids(), self._state.done_ids()
         batches = [self._state.load_batch(b) for b in sorted(batch_ids)]
-        tips = tips_of(self._trees(), batches)
+        trees = self._trees()
+        tips = tips_of(trees, batches)
         plan = RenewalPlan(
             trees=sum(len(t.trees) for t in tips),
             records=sum(t.records for t in tips),
@@ -158,7 +164,16 @@ class EvidenceRenewal:
         )
         horizon = now + timedelta(days=self._settings.renew_before_days)
         weak = self._settings.weak_since()
-        plan.due = [d for t in tips if (d := assess(t, now, horizon, weak)) is not None]
+        due = [d for t in tips if (d := assess(t, now, horizon, weak)) is not None]
+        # A renewal token is renewed only by a newer TSA certificate than its own (the newest
+        # token's, nightly ones included, shows what the TSA stamps with today); a nightly
+        # tree's first renewal always goes ahead.
+        current = _tsa_cert(newest([*(b.token for b in batches), *(t.token for t in trees)]))
+        renewals = {b.token for b in batches}
+        plan.due = [
+            _no_gain(d) if d.tip.token in renewals and _tsa_cert(d.tip.token) == current else d
+            for d in due
+        ]
         return plan
 
     def _trees(self) -> list[TreeIndex]:
@@ -242,6 +257,26 @@ class EvidenceRenewal:
         out.tokens += len(batch.renewed)
         out.trees += sum(len(r.trees) for r in batch.renewed)
         out.records += sum(r.records for r in batch.renewed)
+
+
+def _tsa_cert(token_der: bytes) -> bytes:
+    cert, _ = token_certs(cms.ContentInfo.load(token_der))
+    der: bytes = cert.dump()
+    return der
+
+
+def newest(tokens: list[bytes]) -> bytes:
+    return max(tokens, key=lambda t: tst_info(cms.ContentInfo.load(t))["gen_time"].native)
+
+
+def _no_gain(due: Due) -> Due:
+    """A renewal token whose TSA certificate ends soon, stamped by the certificate the TSA stamps
+    with today: renewing it would give a token that ends as soon, month after month. The TSA's
+    certificate itself must be renewed (or another TSA configured): a failure, said loudly."""
+    if due.reason not in (EXPIRING, EXPIRED):
+        return due
+    detail = f"{due.detail}; the TSA still stamps with that certificate: configure a newer one"
+    return Due(due.tip, NO_NEWER, detail, by_timestamp=False)
 
 
 def leaf(renewed: Renewed) -> bytes:

@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from asn1crypto import cms, x509
 
+from archive.audit import AuditEvent, AuditLog
 from archive.catalog import Catalog, CatalogRow, manifest_lock, manifest_name
 from archive.core.settings import Settings
 from archive.evidence import TsaTrust, with_validation_data
+from archive.pipeline.evidence_renewal import EvidenceRenewal, RenewalOutcome, RenewalTimestamper
 from archive.pipeline.evidence_stage import ALGORITHM, EvidenceStage, Step, Timestamper
 from archive.pipeline.evidence_state import MANIFESTS, EvidenceState, Member
-from archive.seal import KeyProvider
+from archive.seal import KeyProvider, open_keys
 from archive.sign import RetryPolicy, SignerConfig, load_trust_roots
 from archive.sign.certificates import TransientError, validate_cert
 from archive.sign.revocation import aclose_context, online_context
 from archive.sign.tsa import TsaClient, token_certs
-from archive.store import ObjectStore, SealedStore, evidence_key
+from archive.store import ObjectStore, SealedStore, evidence_key, open_sites
 
 
 def tsa_timestamper(
@@ -28,6 +31,7 @@ def tsa_timestamper(
     *,
     roots: Sequence[x509.Certificate],
     ocsp_url_override: str | None = None,
+    algorithm: str = ALGORITHM,
 ) -> Timestamper:
     """The signer's RFC 3161 client (same retries and breaker), for one digest at a time. The
     token comes back carrying the OCSP responses and CRLs of its TSA's certificate path (fetched
@@ -39,7 +43,7 @@ def tsa_timestamper(
         async def once() -> cms.ContentInfo:
             client = TsaClient(url, retry)
             try:
-                token = await client.timestamp(digest, ALGORITHM)
+                token = await client.timestamp(digest, algorithm)
             finally:
                 await client.aclose()
             tsa_cert, others = token_certs(token)
@@ -92,6 +96,81 @@ def open_stage(
         cache=base / "cache",
         on_step=on_step,
     )
+
+
+def open_renewal(
+    settings: Settings,
+    store: ObjectStore,
+    keys: KeyProvider,
+    *,
+    timestamper: RenewalTimestamper | None = None,
+    on_step: Step | None = None,
+) -> EvidenceRenewal:
+    """The renewal job on the store the nightly run writes to (both sites with a replica), the
+    renewal TSA (``evidence.tsa_url``, else the signer's), checked against the TSA roots."""
+    config = SignerConfig.from_settings(settings)
+    roots = load_trust_roots(config.tsa_trust_roots, setting="EMR_ARCHIVE_SIGNER__TSA_TRUST_ROOTS")
+    url = settings.evidence.tsa_url or settings.tsa_url
+
+    def stamp(digest: bytes, algorithm: str) -> cms.ContentInfo:
+        client = tsa_timestamper(
+            url,
+            RetryPolicy(),
+            roots=roots,
+            ocsp_url_override=config.ocsp_url_override,
+            algorithm=algorithm,
+        )
+        return client(digest)
+
+    return EvidenceRenewal(
+        SealedStore.for_settings(settings, store, keys=keys),
+        settings=settings.evidence,
+        timestamper=timestamper or stamp,
+        check=TsaTrust(roots),
+        on_step=on_step,
+    )
+
+
+def renew_evidence(
+    settings: Settings, *, now: datetime, plan_only: bool = False, on_step: Step | None = None
+) -> RenewalOutcome:
+    """What ``emr-archive evidence renew`` and the monthly ``evidence-renewal`` flow run: with
+    ``plan_only`` the plan alone (no TSA call, no write, no audit event), else the renewal on
+    the nightly run's store (both sites with a replica), audited."""
+    store = open_sites(settings)
+    job = open_renewal(settings, store, open_keys(settings), on_step=on_step)
+    if plan_only:
+        return RenewalOutcome(plan=job.plan(now))
+    out = job.renew(now)
+    audit_renewal(settings, store, out)
+    return out
+
+
+def audit_renewal(settings: Settings, store: ObjectStore, out: RenewalOutcome) -> None:
+    """One ``evidence.renew`` event: counts and reason codes, never a record or a patient."""
+    failed = out.failures()
+    log = AuditLog.for_settings(settings, store)
+    log.append(
+        AuditEvent(
+            actor="evidence-renewal",
+            role="system",
+            action="evidence.renew",
+            recorded=datetime.now(UTC),
+            outcome="failure" if failed else "success",
+            reason=",".join(sorted(failed)) or None,
+            detail={
+                "timestamps": out.timestamps,
+                "tokens": out.tokens,
+                "trees": out.trees,
+                "records": out.records,
+                "objects_written": out.written,
+                "resumed": out.resumed,
+                "due": len(out.plan.due),
+                **{f"due.{code}": n for code, n in out.plan.reasons().items()},
+            },
+        )
+    )
+    log.flush()
 
 
 def local_dir(settings: Settings) -> Path:

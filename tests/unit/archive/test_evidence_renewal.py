@@ -24,7 +24,7 @@ from archive.pipeline.evidence_stage import EvidenceStage
 from archive.pipeline.evidence_state import EvidenceState, Member
 from archive.seal import LocalKeyring, seal
 from archive.store import SealedStore, evidence_key
-from tests.support.evidence import local_tsa
+from tests.support.evidence import LocalTsa, local_tsa
 from tests.support.memstore import MemoryStore
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -46,15 +46,29 @@ def _world(tmp_path: Path, trees: int) -> tuple[SealedStore, dict[tuple[str, str
         keys=LocalKeyring.create(tmp_path / "keys", kek_id="k"),
         settings=SealSettings(),
     )
+    documents: dict[tuple[str, str], bytes] = {}
+    _nightly(sealed, tmp_path, TSA1, NOW, trees=trees, documents=documents)
+    return sealed, documents
+
+
+def _nightly(
+    sealed: SealedStore,
+    tmp_path: Path,
+    tsa: LocalTsa,
+    at: datetime,
+    *,
+    trees: int,
+    documents: dict[tuple[str, str], bytes],
+) -> None:
     stage = EvidenceStage(
         EvidenceState(tmp_path / "state", sealed),
         sealed,
-        timestamper=lambda root: TSA1.stamp(root, "sha256", NOW),
-        check=TsaTrust([TSA1.root]),
+        timestamper=lambda root: tsa.stamp(root, "sha256", at),
+        check=TsaTrust([tsa.root]),
         cache=tmp_path / "cache",
     )
-    documents = {}
-    for t in range(trees):
+    first = len(documents) // 3
+    for t in range(first, first + trees):
         members = []
         for i in range(3):
             pdf, key = f"tree {t} pdf {i}".encode(), f"records/v1/BV01/ab/r1{t:019x}{i:019x}"
@@ -62,8 +76,7 @@ def _world(tmp_path: Path, trees: int) -> tuple[SealedStore, dict[tuple[str, str
             ek = evidence_key(object_key=key, version_id=f"v{t}")
             members.append(Member(ek, hashlib.sha256(pdf).hexdigest(), UNTIL + timedelta(days=t)))
         stage.hold(f"run{t}", members)
-        assert stage.complete(f"run{t}", now=NOW, extra=lambda _r: []).written == 3
-    return sealed, documents
+        assert stage.complete(f"run{t}", now=at, extra=lambda _r: []).written == 3
 
 
 def _renewal(
@@ -151,11 +164,23 @@ def test_the_next_renewal_writes_one_object_for_trees_renewed_together(tmp_path:
     renewal = EvidenceRenewal(
         sealed,
         settings=EvidenceSettings(),
+        timestamper=lambda d, a: TSA2.stamp(d, a, nine_years),
+        check=trust,
+    )
+    stuck = renewal.plan(nine_years)  # the TSA still stamps with TSA2's certificate
+    assert stuck.reasons() == {"evidence.no_newer_tsa": 1}
+    assert stuck.tsa_calls == 0
+    # a nightly run shows the TSA now stamps with its new certificate
+    _nightly(sealed, tmp_path, tsa3, nine_years, trees=1, documents=dict(documents))
+    renewal = EvidenceRenewal(
+        sealed,
+        settings=EvidenceSettings(),
         timestamper=lambda d, a: tsa3.stamp(d, a, nine_years),
         check=trust,
     )
     plan = renewal.plan(nine_years)
-    assert (plan.tokens, plan.trees, plan.records, plan.tsa_calls) == (1, 3, 9, 1)
+    assert (plan.tokens, plan.trees, plan.records, plan.tsa_calls) == (2, 4, 12, 1)
+    assert plan.reasons() == {"evidence.tsa_expiring": 1}  # the new tree is not due
     done = renewal.renew(nine_years)
     assert (done.timestamps, done.written, done.trees) == (1, 1, 3)
     assert len(_versions(sealed, ATS)) == 4  # three for the first renewal, one for the second
