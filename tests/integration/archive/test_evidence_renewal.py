@@ -25,7 +25,7 @@ from archive.pipeline.evidence_renewal_state import ATS, BATCHES, RENEWED
 from archive.pipeline.evidence_state import Member
 from archive.pipeline.evidence_wiring import open_stage, renew_evidence
 from archive.seal import ObjectIdentity, open_keys, seal, unseal
-from archive.store import COMPLIANCE, S3ObjectStore, SealedStore, evidence_key
+from archive.store import S3ObjectStore, SealedStore, evidence_key
 from infra.settings import AppSettings as Settings
 from retention.classifier import PolicyClassifier
 from tests.support.evidence_crash import child_env
@@ -39,7 +39,9 @@ HORIZON = 3650  # the development TSA's certificate ends within ten years: every
 
 @pytest.fixture(scope="module")
 def export(tmp_path_factory: pytest.TempPathFactory) -> Export:
-    return make_export(tmp_path_factory.mktemp("export"), encounters=12, seed=5)  # three in the window
+    return make_export(
+        tmp_path_factory.mktemp("export"), encounters=12, seed=5
+    )  # three in the window
 
 
 def _renewing(settings: Settings) -> Settings:
@@ -61,7 +63,7 @@ def _world(settings: Settings, export: Export, *, synthetic: int) -> None:
         for batch in run.batches():
             run.archive_batch(batch)
         run.store_quarantine()
-        assert run.finish().evidence_timestamps == 1  # type: ignore[attr-defined]
+        assert run.finish().evidence_timestamps == 1
     store = S3ObjectStore.from_settings(settings)
     stage = open_stage(settings, store, open_keys(settings))
     until = datetime.now(UTC) + timedelta(days=3650)
@@ -100,25 +102,61 @@ def _verdicts(settings: Settings) -> Counter[str]:
     return codes
 
 
-def test_one_renewal_for_every_tree_and_the_renewed_record_passes_bc_dss_and_verification(
+def _kill_mid_renewal(settings: Settings) -> None:
+    """A renewal in a child process, SIGKILLed after its token is saved and one ATS object of
+    three is written (the unit tests kill it at every step)."""
+    env = {**child_env(settings), "EMR_ARCHIVE_EVIDENCE__RENEW_BEFORE_DAYS": str(HORIZON)}
+    argv = [sys.executable, "-m", "tests.support.renewal_crash", "ats-written", "2"]
+    child = subprocess.Popen(
+        argv, env=env, start_new_session=True, cwd=Path.cwd(), stderr=subprocess.PIPE
+    )
+    try:
+        _, err = child.communicate(timeout=300)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+    assert child.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    assert len(_versions(settings, BATCHES)) == 1  # the token was saved before any object
+    assert not _versions(settings, RENEWED)
+
+
+@pytest.mark.slow
+def test_renewal_plan_kill_rerun_oracles_verification_and_forged_renewals(
     settings: Settings, export: Export, tmp_path: Path
 ) -> None:
-    _world(settings, export, synthetic=1)
+    _world(settings, export, synthetic=2)
     renewing = _renewing(settings)
     before = _versions(settings)
     plan = renew_evidence(renewing, now=datetime.now(UTC), plan_only=True)
-    assert (plan.plan.trees, plan.plan.tokens, plan.plan.tsa_calls) == (2, 2, 1)
-    assert plan.plan.reasons() == {"evidence.tsa_expiring": 2}
+    assert (plan.plan.trees, plan.plan.tokens, plan.plan.tsa_calls) == (3, 3, 1)
+    assert plan.plan.reasons() == {"evidence.tsa_expiring": 3}
     assert plan.timestamps == 0
     assert _versions(settings) == before  # no object, no audit segment: nothing written
 
-    out = renew_evidence(renewing, now=datetime.now(UTC))
-    assert (out.timestamps, out.tokens, out.trees, out.written) == (1, 2, 2, 2)
+    _kill_mid_renewal(settings)
+    # the rerun finishes the interrupted renewal whatever the horizon says now
+    out = renew_evidence(settings, now=datetime.now(UTC))
+    assert (out.resumed, out.timestamps, out.tokens, out.trees) == (1, 0, 3, 3)  # saved token
+    assert out.written <= 2  # at least one object was written before the kill
     assert out.failures() == {}
     assert set(_versions(settings, ATS).values()) == {1}
-    assert len(_versions(settings, ATS)) == 2  # one object per tree, none per record
+    assert len(_versions(settings, ATS)) == 3  # one object per tree, none per record
+    assert len(_versions(settings, RENEWED)) == 1
 
+    # A rerun renews nothing twice: with the default horizon nothing is due; with the long one
+    # the renewal token is due again, but the TSA still stamps with the same certificate, and
+    # renewing would gain nothing: said loudly, without a TSA call or a write.
+    again = renew_evidence(settings, now=datetime.now(UTC))
+    assert (again.timestamps, again.resumed, again.written, again.failures()) == (0, 0, 0, {})
+    stuck = renew_evidence(renewing, now=datetime.now(UTC))
+    assert (stuck.timestamps, stuck.written) == (0, 0)
+    assert stuck.failures() == {"evidence.no_newer_tsa": 1}
+    assert len(_versions(settings, ATS)) == 3
     store = S3ObjectStore.from_settings(settings)
+    events = AuditLog.for_settings(settings, store).show(action="evidence.renew")
+    assert [e.outcome for e in events] == ["success", "success", "failure"]
+    assert events[0].detail["resumed"] == 1
+
     keys = open_keys(settings)
     sealed = SealedStore.for_settings(settings, store, keys=keys)
     rows = table_to_rows(Catalog.open(settings.catalog_dir).rows())
@@ -127,7 +165,6 @@ def test_one_renewal_for_every_tree_and_the_renewed_record_passes_bc_dss_and_ver
         current = current_evidence(sealed, object_key=row.object_key, version_id=row.version_id)
         assert current is not None
         assert current.renewals == 1
-        assert {p.lock.mode for p in current.parts} == {COMPLIANCE}
         assert current.locked_until(row.retain_until) is None
         pdf = unseal(
             store.get(row.object_key, version_id=row.version_id),
@@ -146,45 +183,24 @@ def test_one_renewal_for_every_tree_and_the_renewed_record_passes_bc_dss_and_ver
         assert (dss.covered, dss.structurally_valid) == (True, True), dss
     assert _verdicts(settings) == {"evidence.ok": len(rows)}
 
-    # A rerun renews nothing twice: with the default horizon nothing is due; with the long one
-    # the renewal token is due again, but the TSA still stamps with the same certificate, and
-    # renewing would gain nothing: said loudly, without a TSA call or a write.
-    assert renew_evidence(settings, now=datetime.now(UTC)).timestamps == 0
-    stuck = renew_evidence(renewing, now=datetime.now(UTC))
-    assert (stuck.timestamps, stuck.written) == (0, 0)
-    assert stuck.failures() == {"evidence.no_newer_tsa": 1}
-    assert len(_versions(settings, ATS)) == 2
-    events = AuditLog.for_settings(settings, store).show(action="evidence.renew")
-    assert [e.outcome for e in events] == ["success", "success", "failure"]
-    assert events[0].detail["timestamps"] == 1
-
-
-@pytest.mark.slow
-def test_killed_mid_renewal_then_rerun_completes_with_one_object_per_tree(
-    settings: Settings, export: Export
-) -> None:
-    _world(settings, export, synthetic=2)
-    env = {**child_env(settings), "EMR_ARCHIVE_EVIDENCE__RENEW_BEFORE_DAYS": str(HORIZON)}
-    argv = [sys.executable, "-m", "tests.support.renewal_crash", "ats-written", "2"]
-    child = subprocess.Popen(
-        argv, env=env, start_new_session=True, cwd=Path.cwd(), stderr=subprocess.PIPE
-    )
-    try:
-        _, err = child.communicate(timeout=300)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGKILL)
-    assert child.returncode == -signal.SIGKILL, err.decode()[-2000:]
-    assert len(_versions(settings, BATCHES)) == 1  # the token was saved before any object
-    assert not _versions(settings, RENEWED)
-
-    out = renew_evidence(_renewing(settings), now=datetime.now(UTC))
-    assert (out.resumed, out.timestamps, out.tokens) == (1, 0, 3)  # the saved token, no other
-    assert out.written <= 2  # at least one object was written before the kill
-    assert set(_versions(settings, ATS).values()) == {1}
-    assert len(_versions(settings, ATS)) == 3
-    assert len(_versions(settings, RENEWED)) == 1
-    assert set(_verdicts(settings)) == {"evidence.ok"}
+    # Someone with the keys and write access adds a locked version at the catalogued records'
+    # renewal key: another tree's renewal (not a sibling's), then the genuine one with a byte
+    # of its reduced tree changed. Verification reads the newest and finds the chain broken.
+    current = current_evidence(sealed, object_key=rows[0].object_key, version_id=rows[0].version_id)
+    assert current is not None
+    victim = current.parts[1]
+    genuine = sealed.get(victim.key, version_id=victim.version_id)
+    others = set()
+    for key in _versions(settings, ATS):
+        head = sealed.latest(key)
+        assert head is not None
+        others.add(sealed.get(key, version_id=head.version_id))
+    _forge(settings, victim.key, next(o for o in others if o != genuine))
+    assert _verdicts(settings) == {"evidence.chain_broken": len(rows)}
+    flipped = bytearray(genuine)
+    flipped[12] ^= 0x01  # inside the reduced tree's first hash
+    _forge(settings, victim.key, bytes(flipped))
+    assert _verdicts(settings) == {"evidence.chain_broken": len(rows)}
 
 
 def _forge(settings: Settings, key: str, plaintext: bytes) -> None:
@@ -201,27 +217,3 @@ def _forge(settings: Settings, key: str, plaintext: bytes) -> None:
         ObjectLockMode="COMPLIANCE",
         ObjectLockRetainUntilDate=datetime.now(UTC) + timedelta(days=36500),
     )
-
-
-def test_a_changed_or_swapped_renewal_object_breaks_the_chain(
-    settings: Settings, export: Export
-) -> None:
-    _world(settings, export, synthetic=2)
-    renew_evidence(_renewing(settings), now=datetime.now(UTC))
-    sealed = SealedStore.for_settings(settings, S3ObjectStore.from_settings(settings))
-    rows = table_to_rows(Catalog.open(settings.catalog_dir).rows())
-    current = current_evidence(sealed, object_key=rows[0].object_key, version_id=rows[0].version_id)
-    assert current is not None
-    victim = current.parts[1]  # the catalogued records' tree's renewal
-    genuine = sealed.get(victim.key, version_id=victim.version_id)
-    others = {
-        sealed.get(k, version_id=sealed.latest(k).version_id) for k in _versions(settings, ATS)
-    }  # type: ignore[union-attr]
-    foreign = next(o for o in others if o != genuine)  # another tree's renewal (not a sibling)
-
-    _forge(settings, victim.key, foreign)
-    assert _verdicts(settings) == {"evidence.chain_broken": len(rows)}
-    flipped = bytearray(genuine)
-    flipped[12] ^= 0x01  # inside the reduced tree's first hash
-    _forge(settings, victim.key, bytes(flipped))
-    assert _verdicts(settings) == {"evidence.chain_broken": len(rows)}
