@@ -25,7 +25,7 @@ CHECK = "evidence"
 
 
 def check_evidence_record(ev: Evidence, now: datetime) -> CheckResult:
-    ev.pdf_matches()  # the stored PDF is the catalogued one, so its digest is the row's
+    pdf = ev.pdf_matches()  # the stored PDF is the catalogued one, so its digest is the row's
     row = ev.row
     key = evidence_key(object_key=row.object_key, version_id=row.version_id)
     store = SealedStore(ev.env.store, keys=ev.env.keys, settings=ev.env.seal)
@@ -67,7 +67,8 @@ def check_evidence_record(ev: Evidence, now: datetime) -> CheckResult:
         CHECK,
         lambda: validate_evidence(
             der,
-            [DataObject(digests={"sha256": bytes.fromhex(row.pdf_sha256)})],
+            # the bytes too: a chain from a hash-tree renewal needs the PDF in its own hash
+            [DataObject(data=pdf, digests={"sha256": bytes.fromhex(row.pdf_sha256)})],
             as_of=now,
             check_timestamp=TsaTrust(ev.env.trust.tsa_roots),
             # No dated weak-hash policy yet (it comes with validation as of a date): the records

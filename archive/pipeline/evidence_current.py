@@ -2,12 +2,14 @@
 appended. Verification, export and anyone handing the proof to an inspector read it here.
 
 The initial record (written by the nightly run) is never rewritten; each timestamp renewal is a
-separate locked ATS object keyed by the SHA-256 of the token it renews
+separate locked ATS object keyed by the SHA-256 of the token it renews, each hash-tree renewal
+a per-document object keyed by the record and the token its chain ended in
 (:mod:`archive.pipeline.evidence_renewal_state`). Reading follows them: the record's last token
-→ its renewal → that renewal's token → … and appends each with
-:func:`archive.evidence.renew_timestamp`. What comes out is a plain RFC 4998 record that EU DSS
-and Bouncy Castle validate on their own, and the list of the objects it was built from with
-their locks (each must be locked as long as the record it proves).
+→ its new chain or its renewal → that one's token → … and appends each with
+:func:`archive.evidence.renew_hash_tree` or :func:`archive.evidence.renew_timestamp`. What
+comes out is a plain RFC 4998 record that EU DSS and Bouncy Castle validate on their own, and
+the list of the objects it was built from with their locks (each must be locked as long as the
+record it proves). Each step costs one HEAD per kind of renewal, one GET per part found.
 
 Nothing is judged here: a renewal that does not belong (a reduced tree that does not hold the
 previous token's hash, a swapped object) is appended as found and the validator reports the
@@ -21,8 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from archive.core.errors import EvidenceFormatError
-from archive.evidence import read_record, renew_timestamp
-from archive.pipeline.evidence_renewal_state import ats_key, decode_ats
+from archive.evidence import read_record, renew_hash_tree, renew_timestamp
+from archive.pipeline.evidence_renewal_state import ats_key, chain_key, decode_ats, decode_chain_ats
 from archive.store import COMPLIANCE, ObjectLock, SealedStore, evidence_key
 
 __all__ = ["MAX_RENEWALS", "CurrentEvidence", "EvidencePart", "current_evidence", "evidence_at"]
@@ -78,7 +80,17 @@ def evidence_at(store: SealedStore, key: str) -> CurrentEvidence | None:
     except EvidenceFormatError:
         return CurrentEvidence(der, tuple(parts))  # the validator says why: evidence.malformed
     for _ in range(MAX_RENEWALS):
-        renewal = ats_key(record.chains[-1][-1].token_der)
+        last = record.chains[-1][-1].token_der
+        # A new chain first: once a document was re-hashed after this token, that chain is its
+        # proof, whatever timestamp renewal the old chain's tree got later.
+        chain = chain_key(key, last)
+        found = store.latest(chain)
+        if found is not None:
+            algorithm, tree, token = decode_chain_ats(store.get(chain, version_id=found.version_id))
+            record = renew_hash_tree(record, algorithm, tree, token)
+            parts.append(EvidencePart(chain, found.version_id, found.lock))
+            continue
+        renewal = ats_key(last)
         found = store.latest(renewal)
         if found is None:
             return CurrentEvidence(record.dump(), tuple(parts))

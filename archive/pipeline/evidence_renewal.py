@@ -13,8 +13,10 @@ Due (``renew_before_days``, the dated weak-algorithm table): the newest token's 
 ends within the horizon, or the token's signature digest weakens within it. Already past
 (certificate expired, digest weak) is a missed deadline: renewed anyway, and reported as
 ``evidence.expired`` / ``evidence.weak_algorithm`` so the job fails loudly. A *hash-tree*
-algorithm that weakens needs a new chain over every document (``evidence.hash_renewal_due``):
-reported, never papered over with a timestamp renewal in the weak hash.
+algorithm that weakens needs a new chain over every document (``evidence.hash_renewal_due``,
+:mod:`archive.pipeline.evidence_rehash`): reported, never papered over with a timestamp renewal
+in the weak hash. The new chains are trees too (one per hash-tree renewal batch), renewed here
+like the nightly ones; a tree all of whose documents have a newer chain is retired.
 
 A renewal token is renewed again only once the TSA stamps with a newer certificate (seen in the
 newest token, nightly ones included); until then it is ``evidence.no_newer_tsa``, a failure.
@@ -27,7 +29,6 @@ batch costs one more timestamp on the rerun, nothing else.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,17 @@ from asn1crypto import cms
 from archive.core.errors import ArchiveError, TrustServiceUnavailableError
 from archive.core.sections import EvidenceSettings
 from archive.evidence import HashTree, TimestampCheck, TimestampRejectedError
+from archive.pipeline.evidence_due import (
+    UNRESOLVED,
+    Due,
+    Tip,
+    assess,
+    current_trees,
+    newest,
+    no_gain,
+    tips_of,
+    tsa_cert,
+)
 from archive.pipeline.evidence_renewal_state import (
     RenewalBatch,
     RenewalState,
@@ -47,42 +59,12 @@ from archive.pipeline.evidence_renewal_state import (
     fresh_batch_id,
     token_sha256,
 )
-from archive.pipeline.evidence_state import TREES, TreeIndex, longest
-from archive.sign.tsa import token_certs, tst_info
+from archive.pipeline.evidence_state import TREES, TreeIndex
+from archive.sign.tsa import tst_info
 from archive.store import SealedStore
 
 RenewalTimestamper = Callable[[bytes, str], cms.ContentInfo]  # (digest, its algorithm) → token
 Step = Callable[[str], None]  # "tree-built", "timestamped", "ats-written", "done"
-
-EXPIRED, WEAK = "evidence.expired", "evidence.weak_algorithm"
-EXPIRING, WEAKENING = "evidence.tsa_expiring", "evidence.weakening"
-HASH_DUE = "evidence.hash_renewal_due"
-NO_NEWER = "evidence.no_newer_tsa"
-MISSED = frozenset({EXPIRED, WEAK})
-UNRESOLVED = frozenset({*MISSED, HASH_DUE, NO_NEWER})
-
-
-@dataclass(frozen=True)
-class Tip:
-    """Trees whose evidence records all end in the same token (their tree of trees)."""
-
-    token: bytes
-    algorithm: str  # the chain's hash: the leaf of the next renewal is H(token) in it
-    trees: tuple[str, ...]
-    records: int
-    retain_until: datetime
-
-    @property
-    def leaf(self) -> bytes:
-        return hashlib.new(self.algorithm, self.token).digest()
-
-
-@dataclass(frozen=True)
-class Due:
-    tip: Tip
-    reason: str
-    detail: str
-    by_timestamp: bool = True  # False: the hash tree's algorithm weakens (a new chain is due)
 
 
 @dataclass
@@ -154,7 +136,8 @@ class EvidenceRenewal:
     def plan(self, now: datetime) -> RenewalPlan:
         batch_ids, done = self._state.batch_ids(), self._state.done_ids()
         batches = [self._state.load_batch(b) for b in sorted(batch_ids)]
-        trees = self._trees()
+        hashed = [self._state.load_hash_batch(b) for b in sorted(self._state.hash_batch_ids())]
+        trees = current_trees(self._trees(), hashed)
         tips = tips_of(trees, batches)
         plan = RenewalPlan(
             trees=sum(len(t.trees) for t in tips),
@@ -168,10 +151,10 @@ class EvidenceRenewal:
         # A renewal token is renewed only by a newer TSA certificate than its own (the newest
         # token's, nightly ones included, shows what the TSA stamps with today); a nightly
         # tree's first renewal always goes ahead.
-        current = _tsa_cert(newest([*(b.token for b in batches), *(t.token for t in trees)]))
+        current = tsa_cert(newest([*(b.token for b in batches), *(t.token for t in trees)]))
         renewals = {b.token for b in batches}
         plan.due = [
-            _no_gain(d) if d.tip.token in renewals and _tsa_cert(d.tip.token) == current else d
+            no_gain(d) if d.tip.token in renewals and tsa_cert(d.tip.token) == current else d
             for d in due
         ]
         return plan
@@ -259,26 +242,6 @@ class EvidenceRenewal:
         out.records += sum(r.records for r in batch.renewed)
 
 
-def _tsa_cert(token_der: bytes) -> bytes:
-    cert, _ = token_certs(cms.ContentInfo.load(token_der))
-    der: bytes = cert.dump()
-    return der
-
-
-def newest(tokens: list[bytes]) -> bytes:
-    return max(tokens, key=lambda t: tst_info(cms.ContentInfo.load(t))["gen_time"].native)
-
-
-def _no_gain(due: Due) -> Due:
-    """A renewal token whose TSA certificate ends soon, stamped by the certificate the TSA stamps
-    with today: renewing it would give a token that ends as soon, month after month. The TSA's
-    certificate itself must be renewed (or another TSA configured): a failure, said loudly."""
-    if due.reason not in (EXPIRING, EXPIRED):
-        return due
-    detail = f"{due.detail}; the TSA still stamps with that certificate: configure a newer one"
-    return Due(due.tip, NO_NEWER, detail, by_timestamp=False)
-
-
 def leaf(renewed: Renewed) -> bytes:
     return bytes.fromhex(renewed.leaf)
 
@@ -287,60 +250,3 @@ def _renewed(tip: Tip) -> Renewed:
     return Renewed(
         token_sha256(tip.token), tip.leaf.hex(), tip.retain_until, tip.trees, tip.records
     )
-
-
-def tips_of(trees: list[TreeIndex], batches: list[RenewalBatch]) -> list[Tip]:
-    """Group the trees by their newest token: each tree's token, followed through every batch
-    that renewed it (a batch's token is the newest of all it renewed)."""
-    renewed_by = {r.token_sha256: b for b in batches for r in b.renewed}
-    groups: dict[bytes, list[TreeIndex]] = {}
-    algorithms: dict[bytes, str] = {}
-    for tree in trees:
-        token, algorithm = tree.token, tree.algorithm
-        for _ in range(len(batches) + 1):  # a chain of renewals visits each batch once at most
-            batch = renewed_by.get(token_sha256(token))
-            if batch is None:
-                break
-            token, algorithm = batch.token, batch.algorithm
-        groups.setdefault(token, []).append(tree)
-        algorithms[token] = algorithm
-    return [
-        Tip(
-            token=token,
-            algorithm=algorithms[token],
-            trees=tuple(sorted(t.tree_id for t in group)),
-            records=sum(len(t.members) for t in group),
-            retain_until=max(longest(t.members) for t in group),
-        )
-        for token, group in sorted(groups.items(), key=lambda kv: min(t.tree_id for t in kv[1]))
-    ]
-
-
-def assess(tip: Tip, now: datetime, horizon: datetime, weak: dict[str, datetime]) -> Due | None:
-    """Why ``tip`` must be renewed now, or None. Missed deadlines first: they fail the job."""
-    token = cms.ContentInfo.load(tip.token)
-    tsa_cert, _ = token_certs(token)
-    ends = tsa_cert["tbs_certificate"]["validity"]["not_after"].native
-    signed_with = token["content"]["signer_infos"][0]["digest_algorithm"]["algorithm"].native
-
-    def weak_at(algorithm: str, moment: datetime) -> bool:
-        since = weak.get(algorithm)
-        return since is not None and moment >= since
-
-    if weak_at(tip.algorithm, now):
-        detail = f"hash tree in {tip.algorithm}, weak since {weak[tip.algorithm]}"
-        return Due(tip, WEAK, detail, by_timestamp=False)
-    if weak_at(tip.algorithm, horizon):
-        detail = f"hash tree in {tip.algorithm}, weak from {weak[tip.algorithm]}"
-        return Due(tip, HASH_DUE, detail, by_timestamp=False)
-    if weak_at(signed_with, now):
-        return Due(tip, WEAK, f"token signed with {signed_with}, weak since {weak[signed_with]}")
-    if ends <= now:
-        return Due(tip, EXPIRED, f"TSA certificate ended {ends:%Y-%m-%d}: renewal is late")
-    if ends <= horizon:
-        return Due(tip, EXPIRING, f"TSA certificate ends {ends:%Y-%m-%d}")
-    if weak_at(signed_with, horizon):
-        return Due(
-            tip, WEAKENING, f"token signed with {signed_with}, weak from {weak[signed_with]}"
-        )
-    return None

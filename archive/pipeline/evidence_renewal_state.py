@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from asn1crypto import cms
+from asn1crypto import algos, cms
 
 from archive.core.errors import ArchiveError, EvidenceFormatError
 from archive.evidence import ReducedTree, asn1
@@ -37,6 +37,9 @@ RENEWALS: Final = EVIDENCE_PREFIX + "renewals/"
 BATCHES: Final = RENEWALS + "batches/"
 ATS: Final = RENEWALS + "ats/"
 RENEWED: Final = RENEWALS + "done/"
+HASH_BATCHES: Final = RENEWALS + "hash/"  # hash-tree renewals: the batch, as above
+HASH_DONE: Final = RENEWALS + "hash-done/"
+CHAINS: Final = RENEWALS + "chains/"  # one new chain's first ATS per document
 
 
 def token_sha256(token_der: bytes) -> str:
@@ -46,6 +49,41 @@ def token_sha256(token_der: bytes) -> str:
 def ats_key(token_der: bytes) -> str:
     """Where the ATS renewing the token ``token_der`` is (if it was renewed)."""
     return f"{ATS}{token_sha256(token_der)}.ats"
+
+
+def chain_key(evidence_key: str, token_der: bytes) -> str:
+    """Where the new chain (hash-tree renewal) of the record at ``evidence_key`` is, started
+    after its chain ending in ``token_der``: per document, since its leaf covers the document."""
+    record = evidence_key[len(EVIDENCE_PREFIX) :].removesuffix(".ers")
+    return f"{CHAINS}{record}/{token_sha256(token_der)}.ats"
+
+
+def encode_chain_ats(algorithm: str, reduced: ReducedTree, token: cms.ContentInfo) -> bytes:
+    """The first ATS of a new chain, as :func:`archive.evidence.renew_hash_tree` appends it."""
+    ats = asn1.ArchiveTimeStamp(
+        {
+            "digest_algorithm": algos.DigestAlgorithm({"algorithm": algorithm}),
+            "time_stamp": token,
+            "reduced_hashtree": [list(p) for p in reduced],
+        }
+    )
+    der: bytes = ats.dump()
+    return der
+
+
+def decode_chain_ats(der: bytes) -> tuple[str, ReducedTree, cms.ContentInfo]:
+    """:func:`encode_chain_ats` read back, strictly (as :func:`decode_ats`)."""
+    try:
+        ats = asn1.ArchiveTimeStamp.load(der, strict=True)
+        algorithm = ats["digest_algorithm"]["algorithm"].native
+        reduced = tuple(tuple(p) for p in ats["reduced_hashtree"].native or ())
+        token = ats["time_stamp"]
+        again = encode_chain_ats(algorithm, reduced, token)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise EvidenceFormatError(f"a renewal object is not an ArchiveTimeStamp: {e}") from e
+    if not reduced or again != der:
+        raise EvidenceFormatError("a renewal object holds what no renewal of this archive writes")
+    return algorithm, reduced, token
 
 
 def encode_ats(reduced: ReducedTree, token: cms.ContentInfo) -> bytes:
@@ -141,6 +179,55 @@ class RenewalBatch:
         return max(r.retain_until for r in self.renewed)
 
 
+@dataclass(frozen=True, slots=True)
+class Rehashed:
+    """One document a hash-tree renewal covers: its evidence key, the token its current
+    record ended in (the new chain's object is keyed by it) and its leaf."""
+
+    key: str
+    after_token_sha256: str
+    leaf: str
+    retain_until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HashBatch:
+    batch_id: str
+    algorithm: str
+    root: str
+    gen_time: datetime
+    token: bytes
+    entries: tuple[Rehashed, ...]
+
+    def encode(self) -> bytes:
+        data = {
+            "batch_id": self.batch_id,
+            "algorithm": self.algorithm,
+            "root": self.root,
+            "gen_time": self.gen_time.isoformat(),
+            "token": base64.b64encode(self.token).decode(),
+            "entries": [
+                [e.key, e.after_token_sha256, e.leaf, e.retain_until.isoformat()]
+                for e in self.entries
+            ],
+        }
+        return json.dumps(data, sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> HashBatch:
+        d = json.loads(data)
+        return cls(
+            d["batch_id"],
+            d["algorithm"],
+            d["root"],
+            datetime.fromisoformat(d["gen_time"]),
+            base64.b64decode(d["token"]),
+            tuple(
+                Rehashed(k, t, leaf, datetime.fromisoformat(u)) for k, t, leaf, u in d["entries"]
+            ),
+        )
+
+
 class RenewalState:
     """Batches, their ATS objects and done markers in the bucket (the only copy: a renewal has
     nothing to keep while the store is down, unlike a nightly run's pending documents)."""
@@ -169,6 +256,32 @@ class RenewalState:
     def mark_done(self, batch: RenewalBatch) -> None:
         self._store.put_locked(
             RENEWED + batch.batch_id, batch.batch_id.encode(), retain_until=batch.longest
+        )
+
+    def hash_batch_ids(self) -> set[str]:
+        return self._names(HASH_BATCHES, ".json")
+
+    def hash_done_ids(self) -> set[str]:
+        return self._names(HASH_DONE, "")
+
+    def load_hash_batch(self, batch_id: str) -> HashBatch:
+        return HashBatch.decode(self._read(HASH_BATCHES + batch_id + ".json"))
+
+    def save_hash_batch(self, batch: HashBatch) -> None:
+        until = max(e.retain_until for e in batch.entries)
+        self._store.put_locked(
+            HASH_BATCHES + batch.batch_id + ".json", batch.encode(), retain_until=until
+        )
+
+    def put_chain(self, entry: Rehashed, der: bytes) -> bool:
+        key = f"{CHAINS}{entry.key[len(EVIDENCE_PREFIX) :].removesuffix('.ers')}/"
+        key += f"{entry.after_token_sha256}.ats"
+        return self._store.put_locked(key, der, retain_until=entry.retain_until).created
+
+    def mark_hash_done(self, batch: HashBatch) -> None:
+        until = max(e.retain_until for e in batch.entries)
+        self._store.put_locked(
+            HASH_DONE + batch.batch_id, batch.batch_id.encode(), retain_until=until
         )
 
     def _names(self, prefix: str, suffix: str) -> set[str]:

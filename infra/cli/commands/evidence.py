@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
+if TYPE_CHECKING:
+    from archive.pipeline.evidence_rehash import RehashOutcome
+
+from archive.evidence import SUPPORTED
 from infra.cli._command import Group
 from infra.cli._ctx import settings_of
 
@@ -27,11 +32,28 @@ def evidence_group() -> None:
 @click.option(
     "--plan", "plan_only", is_flag=True, help="say what is due and why; no TSA call, no write"
 )
+@click.option(
+    "--hash",
+    "algorithm",
+    type=click.Choice(sorted(SUPPORTED - {"sha224", "sha3_224"})),
+    default=None,
+    help="hash-tree renewal instead: re-hash every document into a new chain in this hash "
+    "(reads and opens every PDF; rare, when the table says the trees' hash weakens)",
+)
 @click.pass_context
-def evidence_renew(ctx: click.Context, plan_only: bool) -> None:
+def evidence_renew(ctx: click.Context, plan_only: bool, algorithm: str | None) -> None:
     """Timestamp renewal (RFC 4998 §5.2) of every tree whose proof is due, in one TSA call."""
-    from archive.pipeline.evidence_wiring import renew_evidence
+    from archive.pipeline.evidence_wiring import rehash_evidence, renew_evidence
 
+    if algorithm is not None:
+        _rehash(
+            rehash_evidence(
+                settings_of(ctx), algorithm=algorithm, now=datetime.now(UTC), plan_only=plan_only
+            ),
+            algorithm,
+            plan_only=plan_only,
+        )
+        return
     out = renew_evidence(settings_of(ctx), now=datetime.now(UTC), plan_only=plan_only)
     for line in out.plan.lines():
         click.echo(line)
@@ -41,7 +63,26 @@ def evidence_renew(ctx: click.Context, plan_only: bool) -> None:
             f"{out.timestamps} TSA call(s), {out.written} object(s) written, "
             f"{out.resumed} interrupted renewal(s) finished"
         )
-    failed = out.failures()
+    _fail_on(out.failures())
+
+
+def _rehash(out: RehashOutcome, algorithm: str, *, plan_only: bool) -> None:
+    if plan_only:
+        click.echo(
+            f"hash-tree renewal to {algorithm}: {out.documents} document(s), {out.already} "
+            f"already in {algorithm}; {out.documents - out.already} to read, open and re-hash "
+            f"with {out.timestamps} TSA call(s); interrupted renewals to finish: {out.resumed}"
+        )
+        return
+    click.echo(
+        f"hash-tree renewal to {algorithm}: {out.renewed} document(s) given a new chain, "
+        f"{out.already} already had one; {out.timestamps} TSA call(s), {out.written} object(s) "
+        f"written, {out.resumed} interrupted renewal(s) finished"
+    )
+    _fail_on(out.failures())
+
+
+def _fail_on(failed: dict[str, int]) -> None:
     for code, n in sorted(failed.items()):
         click.echo(f"FAILED {code}: {n}", err=True)
     if failed:

@@ -5,10 +5,9 @@ nothing twice, an interrupted renewal resumes with its saved token, and a late o
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,63 +19,15 @@ from archive.evidence import DataObject, TsaTrust, WeakAlgorithms, validate_evid
 from archive.pipeline.evidence_current import current_evidence
 from archive.pipeline.evidence_renewal import EvidenceRenewal, RenewalOutcome
 from archive.pipeline.evidence_renewal_state import ATS, BATCHES, RENEWED
-from archive.pipeline.evidence_stage import EvidenceStage
-from archive.pipeline.evidence_state import EvidenceState, Member
-from archive.seal import LocalKeyring, seal
-from archive.store import SealedStore, evidence_key
-from tests.support.evidence import LocalTsa, local_tsa
+from archive.seal import seal
+from archive.store import SealedStore
+from tests.support.evidence import local_tsa
 from tests.support.memstore import MemoryStore
-
-NOW = datetime(2026, 12, 1, tzinfo=UTC)
-TSA1 = local_tsa(NOW - timedelta(days=365), NOW + timedelta(days=200), "TSA one")
-TSA2 = local_tsa(NOW - timedelta(days=1), NOW + timedelta(days=3650), "TSA two")
-UNTIL = datetime(2056, 1, 1, tzinfo=UTC)
-LATER = NOW + timedelta(days=300)  # TSA1's certificate has ended
-TRUST = TsaTrust([TSA1.root, TSA2.root])
+from tests.support.renewal_world import LATER, NOW, TRUST, TSA1, TSA2, UNTIL, nightly, world
 
 
 class DiedError(Exception):
     """A kill -9 at one step (the unit-level stand-in; the integration test kills a process)."""
-
-
-def _world(tmp_path: Path, trees: int) -> tuple[SealedStore, dict[tuple[str, str], bytes]]:
-    """``trees`` nightly trees of three records each, stamped by TSA1 at NOW."""
-    sealed = SealedStore(
-        MemoryStore(),
-        keys=LocalKeyring.create(tmp_path / "keys", kek_id="k"),
-        settings=SealSettings(),
-    )
-    documents: dict[tuple[str, str], bytes] = {}
-    _nightly(sealed, tmp_path, TSA1, NOW, trees=trees, documents=documents)
-    return sealed, documents
-
-
-def _nightly(
-    sealed: SealedStore,
-    tmp_path: Path,
-    tsa: LocalTsa,
-    at: datetime,
-    *,
-    trees: int,
-    documents: dict[tuple[str, str], bytes],
-) -> None:
-    stage = EvidenceStage(
-        EvidenceState(tmp_path / "state", sealed),
-        sealed,
-        timestamper=lambda root: tsa.stamp(root, "sha256", at),
-        check=TsaTrust([tsa.root]),
-        cache=tmp_path / "cache",
-    )
-    first = len(documents) // 3
-    for t in range(first, first + trees):
-        members = []
-        for i in range(3):
-            pdf, key = f"tree {t} pdf {i}".encode(), f"records/v1/BV01/ab/r1{t:019x}{i:019x}"
-            documents[(key, f"v{t}")] = pdf
-            ek = evidence_key(object_key=key, version_id=f"v{t}")
-            members.append(Member(ek, hashlib.sha256(pdf).hexdigest(), UNTIL + timedelta(days=t)))
-        stage.hold(f"run{t}", members)
-        assert stage.complete(f"run{t}", now=at, extra=lambda _r: []).written == 3
 
 
 def _renewal(
@@ -125,7 +76,7 @@ def _versions(sealed: SealedStore, prefix: str) -> Counter[str]:
 
 
 def test_one_tsa_call_renews_every_due_tree_and_keeps_their_records_valid(tmp_path: Path) -> None:
-    sealed, documents = _world(tmp_path, trees=3)
+    sealed, documents = world(tmp_path, trees=3)
     assert _verdicts(sealed, documents, LATER) == {"evidence.expired": 9}  # without renewal
 
     calls: list[bytes] = []
@@ -155,7 +106,7 @@ def test_one_tsa_call_renews_every_due_tree_and_keeps_their_records_valid(tmp_pa
 
 
 def test_the_next_renewal_writes_one_object_for_trees_renewed_together(tmp_path: Path) -> None:
-    sealed, documents = _world(tmp_path, trees=3)
+    sealed, documents = world(tmp_path, trees=3)
     calls: list[bytes] = []
     _renewal(sealed, calls, at=NOW).renew(NOW)
     nine_years = NOW + timedelta(days=9 * 365 + 200)  # TSA2 ends within the horizon
@@ -171,7 +122,7 @@ def test_the_next_renewal_writes_one_object_for_trees_renewed_together(tmp_path:
     assert stuck.reasons() == {"evidence.no_newer_tsa": 1}
     assert stuck.tsa_calls == 0
     # a nightly run shows the TSA now stamps with its new certificate
-    _nightly(sealed, tmp_path, tsa3, nine_years, trees=1, documents=dict(documents))
+    nightly(sealed, tmp_path, tsa3, nine_years, trees=1, documents=dict(documents))
     renewal = EvidenceRenewal(
         sealed,
         settings=EvidenceSettings(),
@@ -205,7 +156,7 @@ def test_the_next_renewal_writes_one_object_for_trees_renewed_together(tmp_path:
 def test_a_renewal_killed_at_each_step_resumes_without_duplicates(
     tmp_path: Path, step: str, nth: int, timestamps: int
 ) -> None:
-    sealed, documents = _world(tmp_path, trees=3)
+    sealed, documents = world(tmp_path, trees=3)
     calls: list[bytes] = []
     seen = Counter[str]()
 
@@ -226,7 +177,7 @@ def test_a_renewal_killed_at_each_step_resumes_without_duplicates(
 
 
 def test_a_late_renewal_still_renews_and_fails_loudly(tmp_path: Path) -> None:
-    sealed, documents = _world(tmp_path, trees=2)
+    sealed, documents = world(tmp_path, trees=2)
     calls: list[bytes] = []
     done = _renewal(sealed, calls, at=LATER).renew(LATER)
     assert done.timestamps == 1
@@ -237,7 +188,7 @@ def test_a_late_renewal_still_renews_and_fails_loudly(tmp_path: Path) -> None:
 
 
 def test_a_hash_algorithm_weakening_is_not_papered_over_with_a_timestamp(tmp_path: Path) -> None:
-    sealed, _ = _world(tmp_path, trees=2)
+    sealed, _ = world(tmp_path, trees=2)
     calls: list[bytes] = []
     horizon_weak = ("sha256@" + (NOW + timedelta(days=100)).date().isoformat(),)
     done = _renewal(sealed, calls, at=NOW, weak=horizon_weak).renew(NOW)
@@ -260,7 +211,7 @@ def _tamper(sealed: SealedStore, key: str, plaintext: bytes) -> None:
 
 @pytest.mark.parametrize("attack", ["flip", "swap"])
 def test_a_tampered_renewal_object_breaks_the_chain(tmp_path: Path, attack: str) -> None:
-    sealed, documents = _world(tmp_path, trees=3)
+    sealed, documents = world(tmp_path, trees=3)
     _renewal(sealed, [], at=NOW).renew(NOW)
     objects = sorted(_versions(sealed, ATS))
     victim = sealed.latest(objects[0])
