@@ -1,11 +1,16 @@
-"""Timestamp renewal of the evidence of 1,000,000 records (issue #12: <= 100 TSA calls, <= 10 min).
+"""Timestamp renewal of the evidence of 1,000,000 records (issue #12: <= 100 TSA calls, <= 10 min),
+and the rate of the rare hash-tree renewal.
 
 Run by hand: ``python -m bench.bench_renewal [RECORDS] [PER_TREE]`` (default 1,000,000 records in
-trees of 1,000, i.e. a thousand nightly runs). A throwaway embedded stack (SeaweedFS, the
-development PKI and TSA, a keyring); the trees are synthetic (random document digests, each tree
-with its own real token from the development TSA, saved as the nightly run saves its tree
-index), the renewal is the real job (:func:`archive.pipeline.evidence_wiring.open_renewal`):
-plan, one TSA call, one sealed locked ATS object per tree. The setup is not timed.
+trees of 1,000, i.e. a thousand nightly runs); ``python -m bench.bench_renewal rehash [RECORDS]``
+(default 2,000) stores that many sealed ~60 KB documents with their evidence records (one
+nightly tree) and times their re-hashing into SHA-512 chains, which reads and opens each one.
+
+A throwaway embedded stack (SeaweedFS, the development PKI and TSA, a keyring); the trees are
+synthetic (random document digests, each tree with its own real token from the development TSA,
+saved as the nightly run saves its tree index), the renewal is the real job
+(:func:`archive.pipeline.evidence_wiring.open_renewal`): plan, one TSA call, one sealed locked
+ATS object per tree. The setup is not timed.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+from archive.pipeline.evidence_rehash import Document, HashTreeRenewal
 from archive.pipeline.evidence_state import TREES, Member, TreeIndex, longest
-from archive.pipeline.evidence_wiring import open_renewal, tsa_timestamper
-from archive.seal import open_keys
+from archive.pipeline.evidence_wiring import open_renewal, open_stage, renewal_tsa, tsa_timestamper
+from archive.seal import ObjectIdentity, open_keys, seal, unseal
 from archive.sign import RetryPolicy, SignerConfig, load_trust_roots
 from archive.sign.tsa import tst_info
-from archive.store import S3ObjectStore, SealedStore
+from archive.store import S3ObjectStore, SealedStore, evidence_key
 from bench.common import peak_rss_mib, table, throwaway_stack
 from infra.settings import AppSettings as Settings
 
@@ -66,7 +72,64 @@ def synthetic_trees(settings: Settings, records: int, per_tree: int) -> int:
     return trees
 
 
+def documents_with_evidence(settings: Settings, count: int) -> list[Document]:
+    """``count`` sealed documents stored as records are, and one nightly tree over them."""
+    store = S3ObjectStore.from_settings(settings)
+    keys = open_keys(settings)
+    until = datetime.now(UTC) + timedelta(days=365 * 30)
+    text = ("Tóm tắt hồ sơ bệnh án — chẩn đoán ra viện J18.9 Viêm phổi. " * 256).encode()
+
+    def one(n: int) -> tuple[Member, Document]:
+        pdf = os.urandom(45_000) + text[:15_000]  # ~60 KB, a quarter compressible like a PDF
+        key = f"records/v1/BV01/{n % 256:02x}/r1{n:038x}"
+        identity = ObjectIdentity(store.bucket, key, f"bench-{n}")
+        put = store.put_locked(
+            key, seal(pdf, identity=identity, keys=keys, settings=settings.seal), retain_until=until
+        )
+
+        def read() -> bytes:
+            sealed = store.get(key, version_id=put.version_id)
+            return unseal(sealed, identity=identity, keys=keys, settings=settings.seal)
+
+        ev = evidence_key(object_key=key, version_id=put.version_id)
+        sha = hashlib.sha256(pdf).hexdigest()
+        return Member(ev, sha, until), Document(ev, sha, until, read)
+
+    with ThreadPoolExecutor(8) as pool:
+        pairs = list(pool.map(one, range(count)))
+    stage = open_stage(settings, store, keys)
+    stage.hold("bench", [m for m, _ in pairs])
+    stage.complete("bench", now=datetime.now(UTC), extra=lambda _run: [])
+    return [d for _, d in pairs]
+
+
+def rehash(count: int) -> None:
+    with throwaway_stack(full=True) as settings:
+        start = time.perf_counter()
+        documents = documents_with_evidence(settings, count)
+        setup = time.perf_counter() - start
+        store = S3ObjectStore.from_settings(settings)
+        stamp, check = renewal_tsa(settings)
+        job = HashTreeRenewal(
+            SealedStore.for_settings(settings, store, keys=open_keys(settings)),
+            timestamper=stamp,
+            check=check,
+        )
+        start = time.perf_counter()
+        out = job.renew(documents, "sha512", datetime.now(UTC))
+        seconds = time.perf_counter() - start
+        print(f"setup (not timed): {count} sealed documents and their tree in {setup:.1f} s")
+        print(
+            f"hash-tree renewal: {out.renewed} documents in {seconds:.1f} s = "
+            f"{out.renewed / seconds:,.0f} records/s; {out.timestamps} TSA call(s), "
+            f"{out.written} objects; peak RSS {peak_rss_mib():.0f} MiB"
+        )
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "rehash":
+        rehash(int(sys.argv[2]) if len(sys.argv) > 2 else 2_000)
+        return
     records = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     per_tree = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000
     with throwaway_stack(full=True) as base:

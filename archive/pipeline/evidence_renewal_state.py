@@ -276,7 +276,9 @@ class RenewalState:
     def put_chain(self, entry: Rehashed, der: bytes) -> bool:
         key = f"{CHAINS}{entry.key[len(EVIDENCE_PREFIX) :].removesuffix('.ers')}/"
         key += f"{entry.after_token_sha256}.ats"
-        return self._store.put_locked(key, der, retain_until=entry.retain_until).created
+        # almost always a new key: the conditional create finds a resumed batch's object
+        put = self._store.put_locked(key, der, retain_until=entry.retain_until, expect_new=True)
+        return put.created
 
     def mark_hash_done(self, batch: HashBatch) -> None:
         until = max(e.retain_until for e in batch.entries)
