@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect.schedules import Cron
 
+from flows.evidence import evidence_renewal
 from flows.nightly import nightly_archive
 from flows.retention import retention_sweep
 from flows.verify import verification_deployments
@@ -13,6 +14,7 @@ from verification.settings import VerifySettings as Settings
 
 NIGHTLY_CRON = "0 1 * * *"  # 01:00 local: after the HIS closes the day's encounters
 SWEEP_CRON = "0 3 1 * *"  # 03:00 local on the 1st: after that night's archive run
+RENEWAL_CRON = "0 4 3 * *"  # 04:00 local on the 3rd: after the monthly full verification
 
 
 def deployments(settings: Settings) -> list[Any]:
@@ -33,6 +35,13 @@ def deployments(settings: Settings) -> list[Any]:
             schedule=Cron(SWEEP_CRON, timezone=tz),
             description="Propose records whose retention has passed; a person approves.",
             tags=["emr-archive", "retention"],
+        ),
+        evidence_renewal.to_deployment(
+            name="evidence-renewal",
+            schedule=Cron(RENEWAL_CRON, timezone=tz),
+            description="Renew the evidence records' timestamps before a TSA certificate "
+            "ends or an algorithm weakens: one TSA call for every due tree.",
+            tags=["emr-archive", "evidence"],
         ),
         *verification_deployments(settings),  # weekly sample Sun 02:00, full on the 2nd 02:00
     ]

@@ -1,8 +1,9 @@
 """The ``evidence`` check: the record's RFC 4998 evidence record exists, is locked at least as
 long as the record, and proves the stored PDF under the TSA trust roots now.
 
-The evidence record is read from the bucket (the locked copy), never from the local cache the
-nightly run keeps. Its key derives from the catalog row (:func:`archive.store.evidence_key`).
+The evidence record is read from the bucket (the locked copies: the initial record and every
+renewal, :func:`archive.pipeline.evidence_current.current_evidence`), never from the local cache
+the nightly run keeps. Its key derives from the catalog row (:func:`archive.store.evidence_key`).
 A record without one is *pending* while it is younger than ``evidence_grace_days`` (a TSA outage:
 the next nightly run completes it, and the run summary counts it as ``evidence_pending``) and
 ``evidence.missing`` after that: by then some run should have completed it, so something is
@@ -13,9 +14,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from archive.core.errors import SealError
+from archive.core.errors import EvidenceFormatError, SealError
 from archive.evidence import DataObject, TsaTrust, WeakAlgorithms, validate_evidence
-from archive.store import COMPLIANCE, SealedStore, evidence_key
+from archive.pipeline.evidence_current import current_evidence
+from archive.store import SealedStore, evidence_key
 from verification.evidence import Evidence
 from verification.results import CheckResult
 
@@ -23,12 +25,20 @@ CHECK = "evidence"
 
 
 def check_evidence_record(ev: Evidence, now: datetime) -> CheckResult:
-    ev.pdf_matches()  # the stored PDF is the catalogued one, so its digest is the row's
+    pdf = ev.pdf_matches()  # the stored PDF is the catalogued one, so its digest is the row's
     row = ev.row
     key = evidence_key(object_key=row.object_key, version_id=row.version_id)
     store = SealedStore(ev.env.store, keys=ev.env.keys, settings=ev.env.seal)
-    head = ev.timed(CHECK, lambda: store.latest(key))
-    if head is None:
+    try:  # the initial record with every renewal appended, and the objects it was built from
+        current = ev.timed(
+            CHECK,
+            lambda: current_evidence(store, object_key=row.object_key, version_id=row.version_id),
+        )
+    except (SealError, EvidenceFormatError) as e:
+        return CheckResult.failed(
+            CHECK, "evidence.malformed", f"the evidence record does not open ({type(e).__name__})"
+        )
+    if current is None:
         age = now - row.signed_at
         grace = timedelta(days=ev.env.settings.evidence_grace_days)
         if age <= grace:
@@ -44,24 +54,21 @@ def check_evidence_record(ev: Evidence, now: datetime) -> CheckResult:
             f"no evidence record at {key} {age.days} days after signing "
             f"(grace {grace.days} days): check the nightly runs' evidence_pending",
         )
-    lock = head.lock
-    if lock.mode != COMPLIANCE or lock.retain_until is None or lock.retain_until < row.retain_until:
+    unlocked = current.locked_until(row.retain_until)
+    if unlocked is not None:
         return CheckResult.failed(
             CHECK,
             "evidence.lock",
-            f"the evidence record at {key} is not COMPLIANCE-locked as long as the record",
+            f"the evidence record's part {unlocked.key} is not COMPLIANCE-locked as long as "
+            "the record",
         )
-    try:
-        der = ev.timed(CHECK, lambda: store.get(key, version_id=head.version_id))
-    except SealError as e:
-        return CheckResult.failed(
-            CHECK, "evidence.malformed", f"the evidence record does not open ({type(e).__name__})"
-        )
+    der = current.der
     verdict = ev.timed(
         CHECK,
         lambda: validate_evidence(
             der,
-            [DataObject(digests={"sha256": bytes.fromhex(row.pdf_sha256)})],
+            # the bytes too: a chain from a hash-tree renewal needs the PDF in its own hash
+            [DataObject(data=pdf, digests={"sha256": bytes.fromhex(row.pdf_sha256)})],
             as_of=now,
             check_timestamp=TsaTrust(ev.env.trust.tsa_roots),
             # No dated weak-hash policy yet (it comes with validation as of a date): the records

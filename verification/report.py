@@ -21,6 +21,12 @@ from verification.inventory import Finding
 from verification.results import CheckResult, RecordResult, Status, bottom_line
 
 _MAX_DETAIL = 2000  # failed records listed in full; the log holds every row anyway
+# The work list's owner: the evidence records carry each record's proof past its document
+# timestamps, and the monthly job renews them (README, Preservation).
+RENEWAL_JOB = (
+    "Renewed by the monthly evidence-renewal deployment (`emr-archive evidence renew`); "
+    "`emr-archive evidence renew --plan` says what is due and when."
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,6 +121,7 @@ class Summary:
             *(f"| {k} | {v} |" for k, v in c.items()),
             f"| renewal due | {len(self.renewals)} |",
             "",
+            *([RENEWAL_JOB, ""] if self.renewals else []),
             "| archive-wide check | status | reason |",
             "|---|---|---|",
             *(f"| {a.check} | {a.status.value} | `{a.reason_code}` |" for a in self.archive_checks),
@@ -170,6 +177,7 @@ def render_html(s: Summary) -> str:
         ]
         parts += [
             f"<h2>Timestamp renewal due ({len(s.renewals)})</h2>",
+            f"<p>{html.escape(RENEWAL_JOB)}</p>",
             _table(["encounter", "reason", "detail"], rows),
         ]
     parts.append("</body></html>\n")

@@ -7,6 +7,7 @@ is in :mod:`archive.core.signer_section`.
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +24,7 @@ from archive.core.storage_sections import ReplicaSettings, S3Settings
 __all__ = [
     "ArchiveSettings",
     "CatalogSettings",
+    "EvidenceSettings",
     "KeySettings",
     "ReplicaSettings",
     "S3Settings",
@@ -217,3 +219,44 @@ class ArchiveSettings(Section):
     quarantine_retain_days: int = Field(
         default=365, ge=1, le=36500, description="COMPLIANCE lock on sealed quarantine entries"
     )
+
+
+class EvidenceSettings(Section):
+    """Renewal of the RFC 4998 evidence records (the monthly ``evidence-renewal`` job)."""
+
+    renew_before_days: int = Field(
+        default=365,
+        ge=1,
+        le=3650,
+        description="renew a tree's proof when its newest timestamp's TSA certificate ends, or "
+        "an algorithm it relies on weakens, within this many days",
+    )
+    tsa_url: str | None = Field(
+        default=None,
+        description="TSA for renewals; unset = the signer's (it must chain to "
+        "SIGNER__TSA_TRUST_ROOTS, which verification trusts)",
+    )
+    weak_algorithms: tuple[str, ...] = Field(
+        default=("md5@2005-01-01", "sha1@2017-01-01"),
+        description="ALGORITHM@YYYY-MM-DD: from that day the hash is weak; a proof resting on "
+        "it must be renewed before (timestamp digests, hash-tree algorithms)",
+    )
+
+    @field_validator("weak_algorithms")
+    @classmethod
+    def _dated(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            name, _, day = entry.partition("@")
+            if not name or not day:
+                raise ValueError(f"{entry!r}: write ALGORITHM@YYYY-MM-DD, e.g. sha1@2017-01-01")
+            date.fromisoformat(day)
+        return value
+
+    def weak_since(self) -> dict[str, datetime]:
+        """The table as moments (midnight UTC of each day), the form the evidence validator
+        takes (:class:`archive.evidence.WeakAlgorithms`)."""
+        out = {}
+        for entry in self.weak_algorithms:
+            name, _, day = entry.partition("@")
+            out[name.lower()] = datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC)
+        return out

@@ -37,6 +37,9 @@ from archive.core.sections import (
     CatalogSettings as CatalogSettings,
 )
 from archive.core.sections import (
+    EvidenceSettings as EvidenceSettings,
+)
+from archive.core.sections import (
     KeySettings as KeySettings,
 )
 from archive.core.sections import (
@@ -81,6 +84,7 @@ ALL_SECTIONS: frozenset[str] = frozenset(
         "catalog",
         "archive",
         "intake",
+        "evidence",
         "verification",
         "portal",
     }
@@ -116,6 +120,7 @@ class Settings(BaseSettings):
     catalog: CatalogSettings = CatalogSettings()
     archive: ArchiveSettings = ArchiveSettings()
     intake: IntakeSettings = IntakeSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -5,21 +5,33 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from asn1crypto import cms, x509
 
-from archive.catalog import Catalog, CatalogRow, manifest_lock, manifest_name
+from archive.audit import AuditEvent, AuditLog
+from archive.catalog import (
+    MANIFESTS_DIR,
+    Catalog,
+    CatalogRow,
+    manifest_lock,
+    manifest_name,
+    table_to_rows,
+)
 from archive.core.settings import Settings
 from archive.evidence import TsaTrust, with_validation_data
+from archive.pipeline.evidence_rehash import Document, HashTreeRenewal, RehashOutcome
+from archive.pipeline.evidence_rehash import Step as RehashStep
+from archive.pipeline.evidence_renewal import EvidenceRenewal, RenewalOutcome, RenewalTimestamper
 from archive.pipeline.evidence_stage import ALGORITHM, EvidenceStage, Step, Timestamper
 from archive.pipeline.evidence_state import MANIFESTS, EvidenceState, Member
-from archive.seal import KeyProvider
+from archive.seal import KeyProvider, ObjectIdentity, open_keys, unseal
 from archive.sign import RetryPolicy, SignerConfig, load_trust_roots
 from archive.sign.certificates import TransientError, validate_cert
 from archive.sign.revocation import aclose_context, online_context
 from archive.sign.tsa import TsaClient, token_certs
-from archive.store import ObjectStore, SealedStore, evidence_key
+from archive.store import ObjectStore, SealedStore, evidence_key, open_sites
 
 
 def tsa_timestamper(
@@ -28,6 +40,7 @@ def tsa_timestamper(
     *,
     roots: Sequence[x509.Certificate],
     ocsp_url_override: str | None = None,
+    algorithm: str = ALGORITHM,
 ) -> Timestamper:
     """The signer's RFC 3161 client (same retries and breaker), for one digest at a time. The
     token comes back carrying the OCSP responses and CRLs of its TSA's certificate path (fetched
@@ -39,7 +52,7 @@ def tsa_timestamper(
         async def once() -> cms.ContentInfo:
             client = TsaClient(url, retry)
             try:
-                token = await client.timestamp(digest, ALGORITHM)
+                token = await client.timestamp(digest, algorithm)
             finally:
                 await client.aclose()
             tsa_cert, others = token_certs(token)
@@ -92,6 +105,151 @@ def open_stage(
         cache=base / "cache",
         on_step=on_step,
     )
+
+
+def renewal_tsa(settings: Settings) -> tuple[RenewalTimestamper, TsaTrust]:
+    """The renewal TSA (``evidence.tsa_url``, else the signer's) for a digest in any algorithm,
+    and the check of its tokens against the TSA trust roots verification uses."""
+    config = SignerConfig.from_settings(settings)
+    roots = load_trust_roots(config.tsa_trust_roots, setting="EMR_ARCHIVE_SIGNER__TSA_TRUST_ROOTS")
+    url = settings.evidence.tsa_url or settings.tsa_url
+
+    def stamp(digest: bytes, algorithm: str) -> cms.ContentInfo:
+        client = tsa_timestamper(
+            url,
+            RetryPolicy(),
+            roots=roots,
+            ocsp_url_override=config.ocsp_url_override,
+            algorithm=algorithm,
+        )
+        return client(digest)
+
+    return stamp, TsaTrust(roots)
+
+
+def open_renewal(
+    settings: Settings,
+    store: ObjectStore,
+    keys: KeyProvider,
+    *,
+    timestamper: RenewalTimestamper | None = None,
+    on_step: Step | None = None,
+) -> EvidenceRenewal:
+    """The renewal job on the store the nightly run writes to (both sites with a replica)."""
+    stamp, check = renewal_tsa(settings)
+    return EvidenceRenewal(
+        SealedStore.for_settings(settings, store, keys=keys),
+        settings=settings.evidence,
+        timestamper=timestamper or stamp,
+        check=check,
+        on_step=on_step,
+    )
+
+
+def renew_evidence(
+    settings: Settings, *, now: datetime, plan_only: bool = False, on_step: Step | None = None
+) -> RenewalOutcome:
+    """What ``emr-archive evidence renew`` and the monthly ``evidence-renewal`` flow run: with
+    ``plan_only`` the plan alone (no TSA call, no write, no audit event), else the renewal on
+    the nightly run's store (both sites with a replica), audited."""
+    store = open_sites(settings)
+    job = open_renewal(settings, store, open_keys(settings), on_step=on_step)
+    if plan_only:
+        return RenewalOutcome(plan=job.plan(now))
+    out = job.renew(now)
+    detail: dict[str, str | int] = {
+        "kind": "timestamp",
+        "timestamps": out.timestamps,
+        "tokens": out.tokens,
+        "trees": out.trees,
+        "records": out.records,
+        "objects_written": out.written,
+        "resumed": out.resumed,
+        "due": len(out.plan.due),
+        **{f"due.{code}": n for code, n in out.plan.reasons().items()},
+    }
+    audit_renewal(settings, store, out.failures(), detail)
+    return out
+
+
+def rehash_evidence(
+    settings: Settings,
+    *,
+    algorithm: str,
+    now: datetime,
+    plan_only: bool = False,
+    on_step: RehashStep | None = None,
+) -> RehashOutcome:
+    """Hash-tree renewal of every catalogued record's and manifest's evidence into a new chain
+    in ``algorithm`` (``emr-archive evidence renew --hash``): each PDF read from the store and
+    opened, each manifest from the catalog directory, all checked against the catalog first."""
+    store = open_sites(settings)
+    keys = open_keys(settings)
+    catalog = Catalog.open(settings.catalog_dir)
+
+    def pdf(row: CatalogRow) -> Callable[[], bytes]:
+        identity = ObjectIdentity(row.bucket, row.object_key, row.encounter_id)
+        return lambda: unseal(
+            store.get(row.object_key, version_id=row.version_id),
+            identity=identity,
+            keys=keys,
+            settings=settings.seal,
+        )
+
+    rows = table_to_rows(catalog.rows())
+    documents = [
+        Document(m.key, m.sha256, m.retain_until, pdf(row))
+        for row, m in zip(rows, record_members(rows), strict=True)
+    ]
+    manifests = manifest_members(catalog, settings)
+    for info in catalog.manifests:
+        path = settings.catalog_dir / MANIFESTS_DIR / info.name
+        documents += [
+            Document(m.key, m.sha256, m.retain_until, path.read_bytes)
+            for m in manifests(info.run_id)
+            if m.sha256 == info.sha256
+        ]
+    stamp, check = renewal_tsa(settings)
+    job = HashTreeRenewal(
+        SealedStore.for_settings(settings, store, keys=keys),
+        timestamper=stamp,
+        check=check,
+        on_step=on_step,
+    )
+    if plan_only:
+        return job.plan(documents, algorithm)
+    out = job.renew(documents, algorithm, now)
+    detail: dict[str, str | int] = {
+        "kind": "hash-tree",
+        "algorithm": algorithm,
+        "timestamps": out.timestamps,
+        "documents": out.documents,
+        "renewed": out.renewed,
+        "already": out.already,
+        "objects_written": out.written,
+        "resumed": out.resumed,
+    }
+    audit_renewal(settings, store, out.failures(), detail)
+    return out
+
+
+def audit_renewal(
+    settings: Settings, store: ObjectStore, failed: dict[str, int], detail: dict[str, str | int]
+) -> None:
+    """One ``evidence.renew`` event: counts and reason codes, never a record or a patient."""
+    log = AuditLog.for_settings(settings, store)
+    log.append(
+        AuditEvent(
+            actor="evidence-renewal",
+            role="system",
+            action="evidence.renew",
+            recorded=datetime.now(UTC),
+            outcome="failure" if failed else "success",
+            reason=",".join(sorted(failed)) or None,
+            detail=detail,
+        )
+    )
+    log.flush()
 
 
 def local_dir(settings: Settings) -> Path:

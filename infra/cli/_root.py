@@ -37,6 +37,7 @@ for command in (
     c.archive_cmd,
     c.serve_cmd,
     c.catalog_group,
+    c.evidence_group,
     # proof that nothing changed
     c.verify_cmd,
     c.repair_cmd,

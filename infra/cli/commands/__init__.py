@@ -9,6 +9,7 @@ from infra.cli.commands.audit import audit_group
 from infra.cli.commands.catalog import catalog_group
 from infra.cli.commands.demo import demo_cmd
 from infra.cli.commands.disposition import disposition_group
+from infra.cli.commands.evidence import evidence_group
 from infra.cli.commands.files import get_cmd, put_cmd
 from infra.cli.commands.grants import grant_group
 from infra.cli.commands.holds import hold_group
@@ -29,6 +30,7 @@ __all__ = [
     "catalog_group",
     "demo_cmd",
     "disposition_group",
+    "evidence_group",
     "get_cmd",
     "grant_group",
     "hold_group",

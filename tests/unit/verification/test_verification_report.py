@@ -79,3 +79,16 @@ def test_log_and_reports_are_written_with_one_row_per_record(tmp_path: Path) -> 
     assert not list(tmp_path.rglob("*.tmp"))
     assert log.stat().st_mode & 0o777 == 0o600  # rows name encounters and pseudonyms
     assert summary.reasons() == {"inventory.orphan": 1, "lock.hold_mismatch": 1}
+
+
+def test_the_renewal_work_list_names_the_job_that_renews() -> None:
+    from dataclasses import replace
+
+    from verification.results import Renewal
+
+    due = Renewal("horizon.tsa_expiring", "ends 2027-01-01", NOW, "sha256")
+    summary = _summary(replace(_record("a", CheckResult.passed("lock", "ok")), renewal=due))
+    assert "emr-archive evidence renew" in render_html(summary)
+    assert "emr-archive evidence renew --plan" in summary.to_markdown()
+    quiet = _summary(_record("a", CheckResult.passed("lock", "ok")))
+    assert "evidence renew" not in quiet.to_markdown()

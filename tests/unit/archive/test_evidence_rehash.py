@@ -1,0 +1,132 @@
+"""Hash-tree renewal (SHA-256 → SHA-512), on the in-memory store with in-process TSAs: every
+document re-hashed into a new chain under one TSA call per batch, valid where SHA-256 is weak;
+a document that is not the catalogued one is left out and counted; a rerun adds nothing; a run
+killed mid-way resumes with its saved token; the new chains are then renewed per tree of trees
+and the retired nightly trees no longer ask for a renewal."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from asn1crypto import cms
+
+from archive.core.sections import EvidenceSettings
+from archive.evidence import DataObject, WeakAlgorithms, validate_evidence
+from archive.pipeline.evidence_current import current_evidence
+from archive.pipeline.evidence_rehash import Document, HashTreeRenewal
+from archive.pipeline.evidence_renewal import EvidenceRenewal
+from archive.pipeline.evidence_renewal_state import CHAINS, HASH_BATCHES, HASH_DONE
+from archive.store import SealedStore, evidence_key
+from tests.support.renewal_world import NOW, TRUST, TSA2, world
+
+AT = NOW + timedelta(days=2)
+WEAK = WeakAlgorithms({"sha256": NOW + timedelta(days=30)})  # weak after the re-hash
+
+
+class KilledError(Exception):
+    """The unit-level stand-in for kill -9 at one step."""
+
+
+def _documents(docs: dict[tuple[str, str], bytes], *, wrong: str | None = None) -> list[Document]:
+    out = []
+    for (key, version), pdf in sorted(docs.items()):
+        served = pdf + b"!" if key == wrong else pdf
+        out.append(
+            Document(
+                evidence_key(object_key=key, version_id=version),
+                hashlib.sha256(pdf).hexdigest(),
+                NOW + timedelta(days=10_000),
+                lambda served=served: served,  # type: ignore[misc]
+            )
+        )
+    return out
+
+
+def _job(
+    sealed: SealedStore, calls: list[bytes], on_step: Callable[[str], None] | None = None
+) -> HashTreeRenewal:
+    def stamp(digest: bytes, algorithm: str) -> cms.ContentInfo:
+        calls.append(digest)
+        return TSA2.stamp(digest, algorithm, AT)
+
+    return HashTreeRenewal(sealed, timestamper=stamp, check=TRUST, batch_size=5, on_step=on_step)
+
+
+def _codes(sealed: SealedStore, docs: dict[tuple[str, str], bytes], at: datetime) -> Counter[str]:
+    codes: Counter[str] = Counter()
+    for (key, version), pdf in docs.items():
+        current = current_evidence(sealed, object_key=key, version_id=version)
+        assert current is not None
+        verdict = validate_evidence(
+            current.der, [DataObject(data=pdf)], as_of=at, check_timestamp=TRUST, weak=WEAK
+        )
+        codes[verdict.code or "ok"] += 1
+    return codes
+
+
+def _versions(sealed: SealedStore, prefix: str) -> Counter[str]:
+    return Counter(v.key for v in sealed.list_versions(prefix))
+
+
+def test_every_document_gets_a_new_chain_in_the_stronger_hash(tmp_path: Path) -> None:
+    sealed, docs = world(tmp_path, trees=3)
+    later = NOW + timedelta(days=60)
+    assert _codes(sealed, docs, later) == {"evidence.weak_algorithm": 9}
+    calls: list[bytes] = []
+    wrong = sorted(docs)[4][0]
+    out = _job(sealed, calls).renew(_documents(docs, wrong=wrong), "sha512", AT)
+    assert (out.renewed, out.written, out.timestamps) == (8, 8, 2)  # batches of five: 2 calls
+    assert out.failures() == {"evidence.document_mismatch": 1}  # never a chain over other bytes
+    assert set(_versions(sealed, CHAINS).values()) == {1}
+    codes = _codes(sealed, docs, later)
+    assert codes == {"ok": 8, "evidence.weak_algorithm": 1}
+
+    again = _job(sealed, calls).renew(_documents(docs), "sha512", AT)  # the right bytes now
+    assert (again.already, again.renewed, again.timestamps, len(calls)) == (8, 1, 1, 3)
+    assert _codes(sealed, docs, later) == {"ok": 9}
+    noop = _job(sealed, calls).renew(_documents(docs), "sha512", AT)
+    assert (noop.already, noop.renewed, noop.timestamps, noop.written) == (9, 0, 0, 0)
+
+    # The nightly trees are retired; the new chains are trees of their own, renewed together.
+    horizon_weak = ("sha256@" + (NOW + timedelta(days=30)).date().isoformat(),)
+    renewal = EvidenceRenewal(
+        sealed,
+        settings=EvidenceSettings(weak_algorithms=horizon_weak, renew_before_days=3650),
+        timestamper=lambda d, a: TSA2.stamp(d, a, AT),
+        check=TRUST,
+    )
+    plan = renewal.plan(AT)
+    assert (plan.trees, plan.records, plan.tokens) == (3, 9, 3)  # three re-hash batches
+    assert {d.tip.algorithm for d in plan.due} == {"sha512"}
+    assert plan.reasons() == {"evidence.tsa_expiring": 3}  # no hash_renewal_due left
+    assert renewal.renew(AT).written == 3
+    assert _codes(sealed, docs, later) == {"ok": 9}
+
+
+@pytest.mark.parametrize(("step", "nth"), [("timestamped", 1), ("chain-written", 3)])
+def test_a_hash_renewal_killed_mid_way_resumes_with_its_saved_token(
+    tmp_path: Path, step: str, nth: int
+) -> None:
+    sealed, docs = world(tmp_path, trees=2)
+    calls: list[bytes] = []
+    seen: Counter[str] = Counter()
+
+    def die(name: str) -> None:
+        seen[name] += 1
+        if name == step and seen[name] == nth:
+            raise KilledError(step)
+
+    with pytest.raises(KilledError):
+        _job(sealed, calls, die).renew(_documents(docs), "sha512", AT)
+    rerun = _job(sealed, calls).renew(_documents(docs), "sha512", AT)
+    assert rerun.resumed == 1
+    assert len(calls) == 2  # the first batch's saved token, one more for the second batch
+    assert len(_versions(sealed, HASH_BATCHES)) == len(_versions(sealed, HASH_DONE)) == 2
+    assert set(_versions(sealed, CHAINS).values()) == {1}
+    assert len(_versions(sealed, CHAINS)) == 6
+    assert _codes(sealed, docs, NOW + timedelta(days=60)) == {"ok": 6}
