@@ -3,7 +3,8 @@
 The rows come through the same checks as a search (:class:`RecordReads`); the documents are then
 read from the authoritative catalog rows (the index only points at them), verified afresh and
 bagged by :func:`retrieval.dossier.export_dossier`. The audit event names every encounter that
-went into the zip and the zip's sha256.
+went into the zip and the zip's sha256, how many documents came without their evidence record
+(pending or missing) and, with ``renew``, how many renewed copies the zip holds and from which TSA.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Any
 
 from archive.catalog import CatalogRow
 from archive.core.errors import ArchiveError
+from archive.sign import SignerConfig, load_trust_roots
+from archive.sign.renew import RenewedCopy, append_document_timestamp
 from retrieval.access import GRANT_BOUND, Action, Principal
-from retrieval.dossier import ExportResult, export_dossier, newest_per_encounter
+from retrieval.dossier import ExportResult, Renewer, export_dossier, newest_per_encounter
 from retrieval.service.query import Query, covered
 from retrieval.service.records import RecordReads
 from verification.config import HoldSet
@@ -32,7 +35,10 @@ class RecordExport(RecordReads):
         now: datetime,
         encounter_id: str | None = None,
         patient_pseudonym: str | None = None,
+        renew: bool = False,
     ) -> ExportResult:
+        """``renew``: the bag also holds each PDF with a fresh document timestamp from the
+        configured TSA (:mod:`archive.sign.renew`); the archived objects are only read."""
         if (encounter_id is None) == (patient_pseudonym is None):
             raise ArchiveError("export one encounter or one patient")
         query = Query(encounter_id=encounter_id, patient_pseudonym=patient_pseudonym)
@@ -52,14 +58,25 @@ class RecordExport(RecordReads):
                 "grants": ",".join(g.grant_id for g in grants),
             }
             env = self._env_factory(HoldSet.of(self.register.held_encounters()))
+            renewer = self._renewer() if renew else None
+            if renewer is not None:
+                ev["renewal_tsa"] = self.settings.tsa_url  # also when the renewal fails
             result = export_dossier(
-                chosen, env=env, out_dir=out_dir, label=label, now=now, context=context
+                chosen,
+                env=env,
+                out_dir=out_dir,
+                label=label,
+                now=now,
+                context=context,
+                renew=renewer,
             )
             ev.update(
                 grants=context["grants"],
                 documents=len(result.documents),
                 zip_sha256=result.sha256,
                 failed=sum(d.status != "passed" for d in result.documents),
+                without_evidence=sum(d.evidence != "exported" for d in result.documents),
+                renewed=sum(d.renewed for d in result.documents),
             )
             documents = [("encounter", d.encounter_id) for d in result.documents]
             ev["entities"] = [
@@ -67,6 +84,22 @@ class RecordExport(RecordReads):
                 *(e for e in documents if e not in query.entities()),
             ]
             return result
+
+    def _renewer(self) -> Renewer:
+        config = SignerConfig.from_settings(self.settings)
+        roots = load_trust_roots(
+            config.tsa_trust_roots, setting="EMR_ARCHIVE_SIGNER__TSA_TRUST_ROOTS"
+        )
+
+        def renew(pdf: bytes) -> RenewedCopy:
+            return append_document_timestamp(
+                pdf,
+                tsa_url=config.tsa_url,
+                tsa_roots=roots,
+                ocsp_url_override=config.ocsp_url_override,
+            )
+
+        return renew
 
     def _full(self, indexed: dict[str, Any]) -> dict[str, Any]:
         """The authoritative catalog row behind an index hit (the index is only a pointer)."""

@@ -13,23 +13,18 @@ from typing import Any
 import pytest
 
 from archive.catalog import CatalogRow
-from archive.pipeline import ArchiveRun, RunOptions
-from archive.pipeline.evidence_wiring import tsa_timestamper
-from archive.sign import RetryPolicy, SignerConfig, load_trust_roots
 from archive.store import COMPLIANCE, S3ObjectStore, evidence_key
 from infra.settings import AppSettings as Settings
-from retention.classifier import PolicyClassifier
 from retention.parts import RetentionParts
 from retention.policy import LockAction, classification_for, load_policy, retain_until
 from retention.upgrades import apply_upgrade, facts_from_export, load_facts_file, plan_upgrade
-from tests.support.nightly import Export, make_export, run_once
+from tests.support.nightly import DEAD_TSA, make_export, run_once
 from tests.support.paths import REPO
 from tests.support.retention import RecordingStore, lock_of
 
 pytestmark = pytest.mark.integration
 
 SHIPPED = REPO / "retention" / "policy.toml"
-DEAD_TSA = "http://127.0.0.1:9/tsa"
 
 
 @pytest.fixture
@@ -127,24 +122,6 @@ def _evidence_check(settings: Settings, row: dict[str, Any], until: datetime) ->
     return codes["evidence"]
 
 
-def _night(settings: Settings, export: Export, *, evidence_tsa: str | None = None) -> None:
-    options = RunOptions.create(
-        settings, window=export.window, source=export.path, now=datetime.now(UTC)
-    )
-    classifier = PolicyClassifier.from_settings(settings)
-    with ArchiveRun.start(settings, options, classifier=classifier) as run:
-        if evidence_tsa is not None:
-            roots = load_trust_roots(SignerConfig.from_settings(settings).tsa_trust_roots)
-            run.evidence_timestamper = tsa_timestamper(
-                evidence_tsa, RetryPolicy(attempts=1), roots=roots
-            )
-        for batch in run.batches():
-            run.archive_batch(batch)
-        run.store_quarantine()
-        summary = run.finish()
-    assert summary.archived or summary.already_archived, summary.quarantined
-
-
 def test_an_upgrade_while_evidence_is_pending_reaches_the_record_the_next_run_writes(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -152,7 +129,7 @@ def test_an_upgrade_while_evidence_is_pending_reaches_the_record_the_next_run_wr
     # to extend). The upgrade extends the records; the next night writes the evidence records
     # and must lock them until the upgraded date, not the one promised before the upgrade.
     export = make_export(tmp_path / "export", encounters=12, seed=23)
-    _night(settings, export, evidence_tsa=DEAD_TSA)
+    assert run_once(settings, export, evidence_tsa=DEAD_TSA).evidence_pending
     parts = RetentionParts.open(settings)
     row = min(parts.catalog.rows().to_pylist(), key=lambda r: r["retain_until"])
     assert (
@@ -168,7 +145,7 @@ def test_an_upgrade_while_evidence_is_pending_reaches_the_record_the_next_run_wr
     [change] = plan.extensions
     apply_upgrade(plan, register=parts.register, audit=parts.audit, by="lan", now=datetime.now(UTC))
 
-    _night(settings, export)
+    assert run_once(settings, export).evidence_written
     assert _evidence_check(settings, row, change.new_until) == "evidence.ok"
     assert _evidence_lock(parts.store, row) >= change.new_until
 
