@@ -31,8 +31,11 @@ class Export:
     secrets: list[str]  # names, CCCD and BHYT numbers
 
 
-def make_export(path: Path, *, encounters: int, seed: int) -> Export:
-    summary = write_sample_export(path, encounters=encounters, seed=seed, day=DAY)
+def make_export(path: Path, *, encounters: int, seed: int, bad_share: float = 0.05) -> Export:
+    """``bad_share`` 0: every encounter archivable (for tests that need only a few records)."""
+    summary = write_sample_export(
+        path, encounters=encounters, seed=seed, day=DAY, bad_share=bad_share
+    )
     names: dict[str, str] = {}
     phi: list[str] = []
     for line in (path / "Patient.ndjson").read_text(encoding="utf-8").splitlines():

@@ -128,7 +128,7 @@ def test_an_upgrade_while_evidence_is_pending_reaches_the_record_the_next_run_wr
     # The TSA is down the night of archiving: records archived, their evidence pending (nothing
     # to extend). The upgrade extends the records; the next night writes the evidence records
     # and must lock them until the upgraded date, not the one promised before the upgrade.
-    export = make_export(tmp_path / "export", encounters=12, seed=23)
+    export = make_export(tmp_path / "export", encounters=4, seed=23, bad_share=0.0)
     assert run_once(settings, export, evidence_tsa=DEAD_TSA).evidence_pending
     parts = RetentionParts.open(settings)
     row = min(parts.catalog.rows().to_pylist(), key=lambda r: r["retain_until"])
