@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,9 @@ from typing import Any
 from archive.catalog import CatalogRow
 from archive.core.errors import ArchiveError
 from archive.sign import SignerConfig, load_trust_roots
-from archive.sign.renew import RenewedCopy, append_document_timestamp
+from archive.sign.renew import DocumentRenewer
 from retrieval.access import GRANT_BOUND, Action, Principal
-from retrieval.dossier import ExportResult, Renewer, export_dossier, newest_per_encounter
+from retrieval.dossier import ExportResult, export_dossier, newest_per_encounter
 from retrieval.service.query import Query, covered
 from retrieval.service.records import RecordReads
 from verification.config import HoldSet
@@ -58,18 +59,18 @@ class RecordExport(RecordReads):
                 "grants": ",".join(g.grant_id for g in grants),
             }
             env = self._env_factory(HoldSet.of(self.register.held_encounters()))
-            renewer = self._renewer() if renew else None
-            if renewer is not None:
+            if renew:
                 ev["renewal_tsa"] = self.settings.tsa_url  # also when the renewal fails
-            result = export_dossier(
-                chosen,
-                env=env,
-                out_dir=out_dir,
-                label=label,
-                now=now,
-                context=context,
-                renew=renewer,
-            )
+            with self.renewer() if renew else nullcontext() as renewer:
+                result = export_dossier(
+                    chosen,
+                    env=env,
+                    out_dir=out_dir,
+                    label=label,
+                    now=now,
+                    context=context,
+                    renew=None if renewer is None else renewer.renew,
+                )
             ev.update(
                 grants=context["grants"],
                 documents=len(result.documents),
@@ -85,21 +86,15 @@ class RecordExport(RecordReads):
             ]
             return result
 
-    def _renewer(self) -> Renewer:
+    def renewer(self) -> DocumentRenewer:
+        """Renewals with the configured TSA, its trust roots and OCSP responder (the signer's)."""
         config = SignerConfig.from_settings(self.settings)
         roots = load_trust_roots(
             config.tsa_trust_roots, setting="EMR_ARCHIVE_SIGNER__TSA_TRUST_ROOTS"
         )
-
-        def renew(pdf: bytes) -> RenewedCopy:
-            return append_document_timestamp(
-                pdf,
-                tsa_url=config.tsa_url,
-                tsa_roots=roots,
-                ocsp_url_override=config.ocsp_url_override,
-            )
-
-        return renew
+        return DocumentRenewer(
+            tsa_url=config.tsa_url, tsa_roots=roots, ocsp_url_override=config.ocsp_url_override
+        )
 
     def _full(self, indexed: dict[str, Any]) -> dict[str, Any]:
         """The authoritative catalog row behind an index hit (the index is only a pointer)."""
