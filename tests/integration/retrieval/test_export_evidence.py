@@ -29,6 +29,7 @@ from click.testing import CliRunner
 
 from archive.audit import AuditLog
 from archive.catalog import Catalog
+from archive.core.errors import TimestampUnavailableError
 from archive.evidence import DataObject, TsaTrust, WeakAlgorithms, validate_evidence
 from archive.store import ObjectHead, S3ObjectStore
 from infra.cli.commands import retrieve_cmd
@@ -294,3 +295,29 @@ def test_cli_retrieve_renew(exported: Exported, tmp_path: Path) -> None:
     assert "data/README.txt" in done.output
     bag = validate_zip(next(tmp_path.glob("dossier-*.zip")))
     assert any(p.endswith("discharge-summary.renewed.pdf") for p in bag.payload_entries())
+
+
+def test_a_renewal_the_tsa_refuses_exports_nothing_and_is_audited(
+    exported: Exported, tmp_path: Path
+) -> None:
+    settings = exported.settings
+    dead = settings.model_copy(
+        update={"signer": settings.signer.model_copy(update={"tsa_url": DEAD_TSA})}
+    )
+    r = Retrieval.open(dead)
+    try:
+        officer = r.sign_in("ro.binh", PASSWORD, now=datetime.now(UTC))
+        with pytest.raises(TimestampUnavailableError, match="nothing was renewed"):
+            r.export(
+                officer,
+                out_dir=tmp_path,
+                now=datetime.now(UTC),
+                encounter_id=exported.row["encounter_id"],
+                renew=True,
+            )
+    finally:
+        r.index.close()
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".zip" or p.name.startswith(".")]
+    audit = AuditLog.for_settings(settings, S3ObjectStore.from_settings(settings))
+    last = audit.show(actor="ro.binh", action="retrieval.export")[-1]
+    assert (last.outcome, last.detail["renewal_tsa"]) == ("failure", DEAD_TSA)
