@@ -17,8 +17,7 @@ last as long (verification's ``evidence`` check fails ``evidence.lock`` otherwis
 checked even when the version's own lock is already long enough, so a rerun after a crash
 between the two extensions completes the second. A version whose evidence is still pending (a
 TSA outage) has nothing to extend yet: the nightly run that writes it takes the record's own
-lock, as extended here, when it is longer than the date promised before (evidence_stage).
-Through a two-site store each extension is made at both sites (``ReplicatedStore``).
+lock when longer than the date promised before (evidence_stage). Both sites: ReplicatedStore.
 """
 
 from __future__ import annotations
