@@ -11,6 +11,13 @@ policy whose *rules* moved needs the facts again (``--facts`` or ``--export``).
 :func:`apply_upgrade` extends the COMPLIANCE lock of every version (after reading each version's
 current lock: the store is the authority) and records each extension in the register and the
 audit log. A shorter new date is reported as "shorter rule, lock unchanged" and never applied.
+
+Each version's RFC 4998 evidence record is extended with it: it is the record's proof and must
+last as long (verification's ``evidence`` check fails ``evidence.lock`` otherwise). It is
+checked even when the version's own lock is already long enough, so a rerun after a crash
+between the two extensions completes the second. A version whose evidence is still pending (a
+TSA outage) has nothing to extend yet: the nightly run that writes it takes the record's own
+lock when longer than the date promised before (evidence_stage). Both sites: ReplicatedStore.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 
 from archive.audit import AuditEvent, AuditLog
 from archive.sources import MANIFEST_NAME, EncounterBundle, Window, collect, parse_datetime
+from archive.store import ObjectStore, evidence_key
 from retention.errors import PolicyError, RetentionError
 from retention.facts import RecordFacts
 from retention.policy import (
@@ -193,16 +201,19 @@ class ApplyResult:
     extended_records: int
     extended_versions: int
     already_later: int  # versions whose stored lock was already at or past the new date
+    extended_evidence: int = 0  # evidence record objects extended with their versions
+    evidence_pending: int = 0  # versions with no evidence record yet (its run locks it later)
 
 
 def apply_upgrade(
     plan: UpgradePlan, *, register: Register, audit: AuditLog, by: str, now: datetime
 ) -> ApplyResult:
     """Extend every version of each EXTEND record, then record and audit what was done."""
-    events, versions, later = [], 0, 0
+    events, versions, later, evidence, pending = [], 0, 0, 0, 0
     for change in plan.extensions:
-        done, skipped = _extend(register, change)
+        done, skipped, ev = _extend(register, change)
         versions, later = versions + len(done), later + skipped
+        evidence, pending = evidence + ev.extended, pending + ev.pending
         events.append(
             {
                 "type": "lock.extended",
@@ -215,27 +226,58 @@ def apply_upgrade(
                 "new_until": change.new_until.isoformat(),
                 "policy": plan.policy_ref,
                 "cause": change.cause,
+                "evidence_extended": ev.extended,
+                "evidence_pending": ev.pending,
                 "by": by,
                 "at": now.isoformat(),
             }
         )
     register.append(events, now=now)
     _audit(audit, plan, by, now, len(events), versions)
-    return ApplyResult(len(events), versions, later)
+    return ApplyResult(len(events), versions, later, evidence, pending)
 
 
-def _extend(register: Register, change: PlannedChange) -> tuple[list[str], int]:
-    store, done, later = register.store, [], 0
+@dataclass
+class _Evidence:
+    extended: int = 0
+    pending: int = 0
+
+
+def _extend(register: Register, change: PlannedChange) -> tuple[list[str], int, _Evidence]:
+    store, done, later, evidence = register.store, [], 0, _Evidence()
     for version_id in versions_of(store, change.object_key):
-        current = store.head(change.object_key, version_id=version_id).lock.retain_until
-        if current is not None and current >= change.new_until:
+        _extend_evidence(store, change, version_id, evidence)
+        if _extend_one(store, change.object_key, version_id, change.new_until):
+            done.append(version_id)
+        else:
             later += 1
-            continue
-        store.extend_retention(
-            change.object_key, version_id=version_id, retain_until=change.new_until
-        )
-        done.append(version_id)
-    return done, later
+    return done, later, evidence
+
+
+def _extend_evidence(
+    store: ObjectStore, change: PlannedChange, version_id: str, evidence: _Evidence
+) -> None:
+    """The version's evidence record object(s), whatever the version's own lock: a rerun after
+    a crash between the two extensions (the register not yet written, so planned again) comes
+    back here and completes it.
+
+    Today one object, the initial record; once renewals are stored as objects of their own
+    (``archive.pipeline.evidence_current``), each of them is extended here too."""
+    key = evidence_key(object_key=change.object_key, version_id=version_id)
+    found = versions_of(store, key)
+    if not found:
+        evidence.pending += 1
+    for evidence_version in found:
+        evidence.extended += _extend_one(store, key, evidence_version, change.new_until)
+
+
+def _extend_one(store: ObjectStore, key: str, version_id: str, until: datetime) -> bool:
+    """Extend one version's COMPLIANCE lock to ``until`` unless it already reaches it."""
+    current = store.head(key, version_id=version_id).lock.retain_until
+    if current is not None and current >= until:
+        return False
+    store.extend_retention(key, version_id=version_id, retain_until=until)
+    return True
 
 
 def _audit(

@@ -9,7 +9,8 @@ and audited by :class:`Retrieval`; records are only read, never changed.
 - ``access``: roles, accounts, session tokens and inspectors' grants (who may do what);
 - ``service``: :class:`Retrieval`, the one API the CLI and the portal call;
 - ``index``: the SQLite search index derived from the verified catalog;
-- ``dossier``: the BagIt export of documents with a fresh verification report each.
+- ``dossier``: the BagIt export of documents with a fresh verification report each, their
+  evidence records (``evidence``) and, on request, renewed copies; ``bag``: BagIt and README.
 
 The names below are loaded on first use: every CLI command imports :mod:`retrieval.errors`, and
 that must not pull in pyHanko, the verifier and BagIt (a second or more) for commands that never

@@ -1,14 +1,25 @@
-"""A dossier export: the archived documents exactly as signed, their data, a verification report
-per document made at export time, and a manifest, as a zipped BagIt bag (RFC 8493).
+"""A dossier export: the archived documents exactly as signed, their data, their evidence records,
+a verification report per document made at export time, and a manifest, as a zipped BagIt bag
+(RFC 8493).
 
 Layout of the bag (``bagit`` writes ``bagit.txt``, ``bag-info.txt`` and the sha256/sha512
 manifests; every payload file is covered by both)::
 
-    data/dossier.json                          what was exported, for whom, when; sha256 per file
+    data/README.txt                            how an inspector checks all of it independently
+    data/dossier.json                          what was exported, for whom, when; sha256 per file;
+                                               per record its evidence record and any renewal
     data/<encounter_id>/discharge-summary.pdf  the decrypted PDF/A-3b, byte-identical to the signed
+    data/<encounter_id>/evidence-record.ers    its RFC 4998 evidence record (retrieval.evidence)
     data/<encounter_id>/fhir-bundle.json       the FHIR Bundle embedded in (and signed with) the PDF
     (a QĐ 130 record: qd130-hoso.xml; a paper record: paper-record.pdf, scan-manifest.json)
     data/<encounter_id>/verification.json      every check of the verification flow, run now
+    data/<encounter_id>/discharge-summary.renewed.pdf   with ``renew``: the same PDF with one more
+                                               document timestamp (archive.sign.renew)
+
+With ``renew`` both PDFs are in the bag: the evidence record proves the archived bytes (its leaf
+is their SHA-256), so only the original can be checked against it and compared with the
+catalog; the renewed copy is what validates alone in a PDF viewer once the TSA certificate of
+the original's last timestamp has expired. The archived object is never rewritten.
 
 A record's folder is its encounter id, so an id that is not one plain path segment (".", "..",
 anything with a separator: ids the collector now quarantines, but a catalog may hold from before)
@@ -24,25 +35,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import shutil
 import tempfile
-import zipfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import bagit  # type: ignore[import-untyped]
 
 from archive.catalog import CatalogRow
 from archive.core.errors import ArchiveError
 from archive.render import extract_embedded_data
 from archive.seal import ObjectIdentity, unseal
+from archive.sign.renew import RenewedCopy
 from archive.sources import id_problem
+from retrieval.bag import README_NAME, make_bag, readme_text, zip_bag
+from retrieval.bag import validate_zip as validate_zip  # where callers have always found it
 from retrieval.errors import DossierError
-from retrieval.file_names import document_names
+from retrieval.evidence import EVIDENCE_NAME, exported_evidence
+from retrieval.file_names import document_names, renewed_name
 from verification.checks import FULL
 from verification.evidence import Environment
 from verification.results import RecordResult
@@ -50,7 +60,7 @@ from verification.verifier import Verifier
 
 REPORT_NAME = "verification.json"
 DOSSIER_NAME = "dossier.json"
-_CHECKSUMS = ["sha256", "sha512"]
+Renewer = Callable[[bytes], RenewedCopy]  # a signed PDF -> it with one more document timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +69,9 @@ class ExportedDocument:
     pdf_sha256: str
     status: str  # bottom line of the verification at export time
     reason_code: str
+    evidence: str = "exported"  # "exported", "pending", "missing" or "unreadable"
+    renewed: bool = False  # the bag also holds a renewed copy of the PDF
+    entries: dict[str, object] = field(default_factory=dict, compare=False)  # for dossier.json
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +90,13 @@ def export_dossier(
     label: str,
     now: datetime,
     context: Mapping[str, str],
+    renew: Renewer | None = None,
 ) -> ExportResult:
     """Export the newest version of each encounter in ``rows`` as ``<out_dir>/<label>.zip``.
 
     ``context`` (who asked, role, grant, case) goes into ``bag-info.txt`` and ``dossier.json``;
-    it must not contain PHI."""
+    it must not contain PHI. ``renew``: add a renewed copy of each PDF (see the module doc);
+    when it fails for one document nothing is exported."""
     if not rows:
         raise DossierError("nothing to export: no catalogued record matched")
     for row in rows:
@@ -96,10 +111,11 @@ def export_dossier(
         bag_dir = Path(tmp) / label
         bag_dir.mkdir()
         files: dict[str, str] = {}
-        documents = [_write_document(r, verifier, env, bag_dir, now, files) for r in rows]
+        documents = [_write_document(r, verifier, env, bag_dir, now, files, renew) for r in rows]
         _write_json(bag_dir / DOSSIER_NAME, _dossier(rows, documents, files, now, context))
-        _make_bag(bag_dir, context, now)
-        _zip(bag_dir, target)
+        (bag_dir / README_NAME).write_text(readme_text(renewed=renew is not None))
+        make_bag(bag_dir, context, now)
+        zip_bag(bag_dir, target)
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     seconds = (datetime.now(UTC) - begin).total_seconds()
     return ExportResult(target, digest, tuple(documents), seconds)
@@ -132,20 +148,51 @@ def _write_document(
     bag_dir: Path,
     now: datetime,
     files: dict[str, str],
+    renew: Renewer | None,
 ) -> ExportedDocument:
     result = verifier.verify(row, now=now)
     pdf = _unsealed(row, env)
     data = extract_embedded_data(pdf)
     folder = bag_dir / row.encounter_id
     folder.mkdir()
-    report = _report(row, result, now)
     names = document_names(row.source_kind)
-    for name, blob in ((names.pdf, pdf), (names.data, data), (REPORT_NAME, report)):
+    evidence = exported_evidence(env, row, result, pdf_file=f"{row.encounter_id}/{names.pdf}")
+    blobs = [(names.pdf, pdf), (names.data, data)]
+    blobs.append((REPORT_NAME, _report(row, result, now, evidence.entry)))
+    if evidence.der is not None:
+        blobs.append((EVIDENCE_NAME, evidence.der))
+    entries: dict[str, object] = {"evidence": evidence.entry, "renewal": None}
+    if renew is not None:
+        copy = renew(pdf)
+        blobs.append((renewed_name(names.pdf), copy.pdf))
+        entries["renewal"] = _renewal(row, copy, names.pdf)
+    for name, blob in blobs:
         (folder / name).write_bytes(blob)
         files[f"{row.encounter_id}/{name}"] = hashlib.sha256(blob).hexdigest()
     return ExportedDocument(
-        row.encounter_id, row.pdf_sha256, result.status.value, result.reason.reason_code
+        row.encounter_id,
+        row.pdf_sha256,
+        result.status.value,
+        result.reason.reason_code,
+        evidence=str(evidence.entry["status"]),
+        renewed=renew is not None,
+        entries=entries,
     )
+
+
+def _renewal(row: CatalogRow, copy: RenewedCopy, pdf_name: str) -> dict[str, object]:
+    return {
+        "file": f"{row.encounter_id}/{renewed_name(pdf_name)}",
+        "sha256": hashlib.sha256(copy.pdf).hexdigest(),
+        "renewed_from": f"{row.encounter_id}/{pdf_name}",
+        "original_sha256": row.pdf_sha256,
+        "timestamp_time": copy.timestamp_time.isoformat(),
+        "tsa_url": copy.tsa_url,
+        "tsa_cert_sha256": copy.tsa_cert_sha256,
+        "tsa_cert_not_after": copy.tsa_cert_not_after.isoformat(),
+        "timestamp_field": copy.field_name,
+        "document_timestamps": copy.document_timestamps,
+    }
 
 
 def _unsealed(row: CatalogRow, env: Environment) -> bytes:
@@ -166,7 +213,9 @@ def _unsealed(row: CatalogRow, env: Environment) -> bytes:
     return pdf
 
 
-def _report(row: CatalogRow, result: RecordResult, now: datetime) -> bytes:
+def _report(
+    row: CatalogRow, result: RecordResult, now: datetime, evidence: Mapping[str, object]
+) -> bytes:
     return _json_bytes(
         {
             "encounter_id": row.encounter_id,
@@ -186,6 +235,7 @@ def _report(row: CatalogRow, result: RecordResult, now: datetime) -> bytes:
                 for c in result.checks
             ],
             "renewal": None if result.renewal is None else result.renewal.reason_code,
+            "evidence": dict(evidence),
         }
     )
 
@@ -216,49 +266,12 @@ def _dossier(
                 "signer_cert_sha256": r.signer_cert_sha256,
                 "signed_at": r.signed_at.isoformat(),
                 "verification": d.status,
+                **d.entries,
             }
             for r, d in zip(rows, documents, strict=True)
         ],
         "files_sha256": dict(sorted(files.items())),
     }
-
-
-def _make_bag(bag_dir: Path, context: Mapping[str, str], now: datetime) -> None:
-    info = {
-        "Source-Organization": context.get("organization", "emr-archive"),
-        "Bagging-Date": f"{now:%Y-%m-%d}",
-        "External-Description": "Archived discharge summaries (PDF/A-3b, PAdES B-LTA) with "
-        "their embedded FHIR data and verification reports",
-        "External-Identifier": bag_dir.name,
-        "Bag-Software-Agent": "emr-archive retrieval",
-    }
-    logging.getLogger("bagit").setLevel(logging.WARNING)
-    try:
-        bag = bagit.make_bag(str(bag_dir), bag_info=info, checksums=_CHECKSUMS, processes=1)
-        bag.validate(completeness_only=False)
-    except (bagit.BagError, OSError) as e:
-        raise DossierError(f"the BagIt bag could not be built or did not validate: {e}") from e
-
-
-def _zip(bag_dir: Path, target: Path) -> None:
-    """The bag's directory at the zip's top level, files in sorted order; written beside the
-    target and renamed, so a reader never sees half a zip."""
-    partial = target.with_name(f".{target.name}.partial")
-    partial.touch(mode=0o600)  # the dossier is PHI: readable by its owner only
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for path in sorted(p for p in bag_dir.rglob("*") if p.is_file()):
-            z.write(path, f"{bag_dir.name}/{path.relative_to(bag_dir).as_posix()}")
-    shutil.move(partial, target)
-
-
-def validate_zip(path: Path) -> bagit.Bag:
-    """Unzip into a temporary directory and validate the bag fully (what an inspector does)."""
-    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(path) as z:
-        z.extractall(tmp)
-        (top,) = {Path(n).parts[0] for n in z.namelist()}
-        bag = bagit.Bag(str(Path(tmp) / top))
-        bag.validate()
-        return bag
 
 
 def _json_bytes(value: object) -> bytes:

@@ -27,3 +27,9 @@ def document_names(source_kind: str) -> DocumentNames:
     """The file names of a record of ``source_kind`` (a kind this release does not know gets
     neutral names rather than a wrong one)."""
     return _BY_KIND.get(source_kind, _OTHER)
+
+
+def renewed_name(pdf_name: str) -> str:
+    """The export's re-timestamped copy of ``pdf_name`` (``retrieve --renew``), beside it."""
+    stem, dot, suffix = pdf_name.rpartition(".")
+    return f"{stem}.renewed.{suffix}" if dot else f"{pdf_name}.renewed"

@@ -49,6 +49,7 @@ from archive.pipeline.evidence_state import (
 )
 from archive.sign.tsa import token_certs, tst_info
 from archive.store import SealedStore
+from archive.store.naming import record_of_evidence_key
 
 ALGORITHM = "sha256"
 Timestamper = Callable[[bytes], cms.ContentInfo]
@@ -202,7 +203,7 @@ class EvidenceStage:
 
     def _put(self, member: Member, der: bytes) -> str:
         try:
-            until = whole_second(member.retain_until)
+            until = whole_second(self._retain_until(member))
             put = self._store.put_locked(member.key, der, retain_until=until, expect_new=True)
             return "created" if put.created else "existing"
         except ObjectConflictError:
@@ -215,6 +216,15 @@ class EvidenceStage:
             if _proves(existing, member, self._check, self._now):
                 return "existing"
             return "conflict"
+
+    def _retain_until(self, member: Member) -> datetime:
+        """The date promised at the hold, or the record's own lock when it is later now: a
+        retention upgrade made while this evidence was pending (a TSA outage) extended the
+        record but had no evidence record to extend (retention/upgrades.py). One HEAD."""
+        record = record_of_evidence_key(member.key)
+        head = None if record is None else self._store.latest(record)
+        locked = None if head is None else head.lock.retain_until
+        return member.retain_until if locked is None else max(member.retain_until, locked)
 
 
 def _cache(path: Path, der: bytes) -> None:

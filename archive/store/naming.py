@@ -58,6 +58,14 @@ def evidence_key(*, object_key: str, version_id: str) -> str:
     return f"{EVIDENCE_RECORDS_PREFIX}{object_key[len(RECORDS_PREFIX) :]}/{version}.ers"
 
 
+def record_of_evidence_key(key: str) -> str | None:
+    """The record key an :func:`evidence_key` was derived from; None for other evidence keys
+    (a catalog manifest's). The version part may be a digest, so only the key comes back."""
+    if not key.startswith(EVIDENCE_RECORDS_PREFIX) or "/" not in key:
+        return None
+    return RECORDS_PREFIX + key[len(EVIDENCE_RECORDS_PREFIX) :].rsplit("/", 1)[0]
+
+
 def _facility(code: str) -> str:
     if not _FACILITY.match(code):
         raise NamingError("facility code must be 1-16 ASCII letters or digits")

@@ -10,6 +10,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from archive.pipeline import ArchiveRun, RunOptions, RunSummary, window_for
+from archive.pipeline.evidence_wiring import tsa_timestamper
+from archive.sign import RetryPolicy, SignerConfig, load_trust_roots
 from archive.sources import Window
 from archive.store import S3ObjectStore
 from infra.sample.generator import SampleSummary, write_sample_export
@@ -17,6 +19,7 @@ from infra.settings import AppSettings as Settings
 from retention.classifier import PolicyClassifier
 
 DAY = date(2026, 11, 22)
+DEAD_TSA = "http://127.0.0.1:9/tsa"  # nothing listens: an evidence TSA outage
 
 
 @dataclass(frozen=True)
@@ -28,8 +31,11 @@ class Export:
     secrets: list[str]  # names, CCCD and BHYT numbers
 
 
-def make_export(path: Path, *, encounters: int, seed: int) -> Export:
-    summary = write_sample_export(path, encounters=encounters, seed=seed, day=DAY)
+def make_export(path: Path, *, encounters: int, seed: int, bad_share: float = 0.05) -> Export:
+    """``bad_share`` 0: every encounter archivable (for tests that need only a few records)."""
+    summary = write_sample_export(
+        path, encounters=encounters, seed=seed, day=DAY, bad_share=bad_share
+    )
     names: dict[str, str] = {}
     phi: list[str] = []
     for line in (path / "Patient.ndjson").read_text(encoding="utf-8").splitlines():
@@ -50,7 +56,11 @@ def make_export(path: Path, *, encounters: int, seed: int) -> Export:
     return Export(path, summary, window, names, phi)
 
 
-def run_once(settings: Settings, export: Export, *, batch_size: int = 8) -> RunSummary:
+def run_once(
+    settings: Settings, export: Export, *, batch_size: int = 8, evidence_tsa: str | None = None
+) -> RunSummary:
+    """One run over ``export``; ``evidence_tsa``: the TSA the evidence stage asks instead of the
+    configured one (a dead address makes the run leave its evidence pending)."""
     options = RunOptions.create(
         settings,
         window=export.window,
@@ -61,6 +71,11 @@ def run_once(settings: Settings, export: Export, *, batch_size: int = 8) -> RunS
     with ArchiveRun.start(
         settings, options, classifier=PolicyClassifier.from_settings(settings)
     ) as run:
+        if evidence_tsa is not None:
+            roots = load_trust_roots(SignerConfig.from_settings(settings).tsa_trust_roots)
+            run.evidence_timestamper = tsa_timestamper(
+                evidence_tsa, RetryPolicy(attempts=1), roots=roots
+            )
         for batch in run.batches():
             run.archive_batch(batch)
         run.store_quarantine()

@@ -101,6 +101,12 @@ def _hit_line(hit: Hit) -> str:
     show_default=True,
     help="where the zipped bag goes",
 )
+@click.option(
+    "--renew",
+    is_flag=True,
+    help="also bag each PDF with a fresh document timestamp from the TSA, so it validates alone "
+    "in a viewer after its timestamps' certificates expire (the archived PDF is unchanged)",
+)
 @AS_USER
 @TOKEN_FILE
 @click.pass_context
@@ -109,10 +115,12 @@ def retrieve_cmd(
     encounter: str | None,
     patient: bool,
     out_dir: Path,
+    renew: bool,
     as_user: str | None,
     token_file: Path | None,
 ) -> None:
-    """Export a dossier: signed PDFs as archived, FHIR data, verification reports, BagIt zip."""
+    """Export a dossier: signed PDFs as archived, their evidence records, FHIR data,
+    verification reports, BagIt zip."""
     if bool(encounter) == patient:
         raise click.UsageError("give exactly one of --encounter ID or --patient")
     r = retrieval_of(ctx)
@@ -124,9 +132,14 @@ def retrieve_cmd(
         now=datetime.now(UTC),
         encounter_id=encounter,
         patient_pseudonym=pseudonym,
+        renew=renew,
     )
     for d in result.documents:
         colour = "green" if d.status == "passed" else "red"
-        click.echo(f"{d.encounter_id:<16} {click.style(d.status, fg=colour):<22} {d.reason_code}")
+        extra = f"evidence {d.evidence}" + (", renewed copy" if d.renewed else "")
+        click.echo(
+            f"{d.encounter_id:<16} {click.style(d.status, fg=colour):<22} {d.reason_code} ({extra})"
+        )
     click.echo(f"{result.path} ({len(result.documents)} document(s), sha256 {result.sha256})")
-    click.echo("check it with any BagIt tool, e.g. `python -m bagit --validate <unzipped dir>`")
+    click.echo("check it with any BagIt tool, e.g. `python -m bagit --validate <unzipped dir>`;")
+    click.echo("data/README.txt in the bag says how to check each PDF and its evidence record")

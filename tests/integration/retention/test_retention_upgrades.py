@@ -1,20 +1,24 @@
 """Upgrades on the real stack: a death recorded after archiving extends the lock 10 -> 30 years on
-every version; a shorter rule in a new policy leaves every lock as it is."""
+every version and on its evidence record (also one a TSA outage left pending, locked later by the
+next run); a shorter rule in a new policy leaves every lock as it is."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from archive.catalog import CatalogRow
+from archive.store import COMPLIANCE, S3ObjectStore, evidence_key
 from infra.settings import AppSettings as Settings
 from retention.parts import RetentionParts
 from retention.policy import LockAction, classification_for, load_policy, retain_until
 from retention.upgrades import apply_upgrade, facts_from_export, load_facts_file, plan_upgrade
-from tests.support.nightly import make_export, run_once
+from tests.support.nightly import DEAD_TSA, make_export, run_once
 from tests.support.paths import REPO
 from tests.support.retention import RecordingStore, lock_of
 
@@ -37,7 +41,7 @@ def _ordinary(parts: RetentionParts) -> dict[str, Any]:
 
 
 def test_a_death_recorded_after_archiving_extends_the_lock_to_30_years(
-    archived: RetentionParts, tmp_path: Path
+    archived: RetentionParts, settings: Settings, tmp_path: Path
 ) -> None:
     row = _ordinary(archived)
     eid, key = str(row["encounter_id"]), str(row["object_key"])
@@ -70,7 +74,9 @@ def test_a_death_recorded_after_archiving_extends_the_lock_to_30_years(
         plan, register=parts.register, audit=parts.audit, by="lan", now=datetime.now(UTC)
     )
     assert (result.extended_records, result.extended_versions) == (1, 1)
-    assert {c[1] for c in store.calls if c[0] == "extend_retention"} == {key}
+    assert (result.extended_evidence, result.evidence_pending) == (1, 0)
+    ers = evidence_key(object_key=key, version_id=str(row["version_id"]))
+    assert {c[1] for c in store.calls if c[0] == "extend_retention"} == {key, ers}
     assert lock_of(archived.store, key) == [(expected, False)]
     assert parts.register.lock_changes()[eid] == ("death", expected)
     again = plan_upgrade(
@@ -84,6 +90,64 @@ def test_a_death_recorded_after_archiving_extends_the_lock_to_30_years(
     [event] = parts.audit.show(action="retention.extend")
     assert ("encounter", eid) in event.entities
     assert parts.audit.verify_chain().passed
+    # The record's evidence record is locked as long as the record now: verification (which
+    # wants evidence locked at least as long as the record) passes on the upgraded record.
+    assert _evidence_check(settings, row, expected) == "evidence.ok"
+    assert _evidence_lock(archived.store, row) >= expected
+
+
+def _evidence_lock(store: Any, row: dict[str, Any]) -> datetime:
+    head = store.latest(evidence_key(object_key=row["object_key"], version_id=row["version_id"]))
+    assert head is not None, "the record has no evidence record"
+    assert head.lock.mode == COMPLIANCE
+    assert head.lock.retain_until is not None
+    until: datetime = head.lock.retain_until
+    return until
+
+
+def _evidence_check(settings: Settings, row: dict[str, Any], until: datetime) -> str:
+    """Verification's ``evidence`` check on the record as it is after the upgrade."""
+    from verification.checks import EVIDENCE, LOCK
+    from verification.config import HoldSet, VerificationSettings
+    from verification.verifier import Verifier
+    from verification.worker import environment
+
+    env = environment(settings, VerificationSettings(workers=1), HoldSet())
+    upgraded = replace(CatalogRow.from_dict(row), retain_until=until)
+    result = Verifier.create(checks=(LOCK, EVIDENCE), env=env).verify(
+        upgraded, now=datetime.now(UTC)
+    )
+    codes = {c.check: c.reason_code for c in result.checks}
+    assert codes["lock"] == "lock.ok", result.checks
+    return codes["evidence"]
+
+
+def test_an_upgrade_while_evidence_is_pending_reaches_the_record_the_next_run_writes(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # The TSA is down the night of archiving: records archived, their evidence pending (nothing
+    # to extend). The upgrade extends the records; the next night writes the evidence records
+    # and must lock them until the upgraded date, not the one promised before the upgrade.
+    export = make_export(tmp_path / "export", encounters=4, seed=23, bad_share=0.0)
+    assert run_once(settings, export, evidence_tsa=DEAD_TSA).evidence_pending
+    parts = RetentionParts.open(settings)
+    row = min(parts.catalog.rows().to_pylist(), key=lambda r: r["retain_until"])
+    assert (
+        S3ObjectStore.from_settings(settings).latest(
+            evidence_key(object_key=row["object_key"], version_id=row["version_id"])
+        )
+        is None
+    )
+    facts = {row["encounter_id"]: {"deceased": True, "discharge_disposition": "exp"}}
+    plan = plan_upgrade(
+        parts.catalog.rows(), parts.register, policy=parts.policy, facts=facts, tz=parts.tz
+    )
+    [change] = plan.extensions
+    apply_upgrade(plan, register=parts.register, audit=parts.audit, by="lan", now=datetime.now(UTC))
+
+    assert run_once(settings, export).evidence_written
+    assert _evidence_check(settings, row, change.new_until) == "evidence.ok"
+    assert _evidence_lock(parts.store, row) >= change.new_until
 
 
 def test_a_shorter_rule_leaves_every_lock_unchanged(
