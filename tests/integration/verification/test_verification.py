@@ -466,6 +466,35 @@ def test_the_renewal_horizon_lists_expiring_tsa_certificates_and_weak_hashes(
     assert set(weak) == everyone
 
 
+def test_as_of_a_date_the_signature_stands_on_the_evidence_until_its_tsa_lapses(
+    archived: Settings, vsettings: VerificationSettings
+) -> None:
+    """``verify --at``: a year ahead the signer's certificate has nothing to do with it (the
+    evidence record proves the PDF existed while it was valid); eleven years ahead the only TSA
+    of the records' evidence (the development TSA, 10 years) has lapsed with no renewal."""
+
+    def as_of(years: int) -> Summary:
+        at = datetime.now(UTC) + timedelta(days=365 * years)
+        sample = Selection(mode=Mode.SAMPLE, share=0.2, seed=1)  # a few records are enough
+        plan = RunPlan.create(archived, vsettings, selection=sample, now=datetime.now(UTC), at=at)
+        with VerificationRun.start(archived, vsettings, plan) as run:
+            for batch in run.batches():
+                run.verify_batch(batch)
+            return run.finish()
+
+    soon = as_of(1)
+    assert soon.status is Status.PASSED, problems(soon)
+    assert "; as of " in soon.mode
+    assert soon.to_dict()["as_of"] is not None
+    signature = {c.message for r in soon.results for c in r.checks if c.check == "signature"}
+    assert all("proven by the evidence" in m for m in signature), signature
+    late = as_of(11)
+    everyone = {r.encounter_id for r in late.results}
+    assert everyone == {r.encounter_id for r in soon.results}
+    lapsed = {"evidence.expired", "sig.timestamp_expired"}
+    assert problems(late) == {encounter: lapsed for encounter in everyone}
+
+
 def test_a_hold_placed_through_the_retention_register_is_expected(
     archived: Settings, vsettings: VerificationSettings
 ) -> None:
