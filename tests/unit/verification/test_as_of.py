@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 
 import archive.evidence.timestamps as timestamps
 from archive.evidence import (
@@ -92,7 +93,7 @@ def _records() -> dict[bytes, bytes]:
 @pytest.fixture
 def pyhanko_calls(monkeypatch: pytest.MonkeyPatch) -> list[datetime]:
     calls: list[datetime] = []
-    real = timestamps.validate_tst_signed_data
+    real = validate_tst_signed_data
 
     async def counting(signed: Any, context: Any, expected: Any) -> Any:
         calls.append(context.moment)
