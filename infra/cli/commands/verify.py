@@ -66,6 +66,10 @@ def verify_cmd(
     if mode == "since" and since is None:
         raise click.UsageError("--mode since needs --since YYYY-MM-DD")
     as_of = _moment(at)
+    if as_of is not None and as_of < datetime.now(UTC):
+        # Records archived since would be judged on a day they did not exist (their evidence
+        # "pending"): the archive as it stood then is not what it holds now.
+        raise click.BadParameter("must not be in the past for the archive", param_hint="--at")
     prefect_server.apply_environment(settings_of(ctx))
     from flows import verify
     from flows.outcome import summary_of
@@ -107,9 +111,9 @@ def verify_file_cmd(
     from verification.as_of import verify_document_as_of
     from verification.document import renewal_need
 
+    as_of = _moment(at)  # a usage error before anything is loaded
     settings = settings_of(ctx)
     pdf = path.read_bytes()
-    as_of = _moment(at)
     now = as_of or datetime.now(UTC)
     trust = wiring.trust_policy(settings)
     record = evidence.read_bytes() if evidence is not None else None

@@ -413,9 +413,11 @@ def test_the_cli_runs_the_flow_writes_log_and_report_and_sets_the_exit_code(
     monkeypatch.setattr(verify_flow, "VERIFICATION_SETTINGS", vsettings)
     monkeypatch.setattr(verify_flow, "SETTINGS", None)
     runner = CliRunner()
-    clean = runner.invoke(verify_cmd, ["--mode", "full"], obj=archived)
+    # as of a year ahead (through the flow's ``at``): still proven, and the report says when
+    clean = runner.invoke(verify_cmd, ["--mode", "full", "--at", "+1y"], obj=archived)
     assert clean.exit_code == 0, clean.output
     assert "PASSED" in clean.output
+    assert "; as of " in clean.output
     total = len(rows(archived))
     log = read_log(out)
     assert log.num_rows == total

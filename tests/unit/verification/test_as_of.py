@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from pydantic import ValidationError
 from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 
@@ -145,3 +147,20 @@ def test_a_weak_hash_in_the_table_fails_the_record_after_its_date() -> None:
         weak=weak,
     )
     assert verdict.code == WEAK_ALGORITHM
+
+
+@pytest.mark.parametrize(
+    ("command", "at"),
+    [("verify", "2020-01-01"), ("verify", "thirty years on"), ("verify-file", "+30")],
+)
+def test_the_cli_refuses_an_unclear_date_and_the_archive_as_of_the_past(
+    command: str, at: str, tmp_path: Path
+) -> None:
+    from infra.cli.commands.verify import verify_cmd, verify_file_cmd
+
+    pdf = tmp_path / "any.pdf"
+    pdf.write_bytes(b"%PDF-1.7")
+    cmd, args = (verify_cmd, []) if command == "verify" else (verify_file_cmd, [str(pdf)])
+    result = CliRunner().invoke(cmd, ["--at", at, *args])
+    assert result.exit_code == 2, result.output
+    assert "--at" in result.output
