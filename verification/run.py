@@ -228,6 +228,7 @@ class VerificationRun:
                     **counts,
                     "mode": self.plan.selection.mode.value,
                     "selected": summary.selected,
+                    **({"as_of": self.plan.at.isoformat()} if self.plan.at else {}),
                 },
             )
         )

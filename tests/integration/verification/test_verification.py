@@ -497,6 +497,12 @@ def _as_of_a_date_the_signature_stands_on_the_evidence_until_its_tsa_lapses(
     assert everyone == {r.encounter_id for r in soon.results}
     lapsed = {"evidence.expired", "sig.timestamp_expired"}
     assert problems(late) == {encounter: lapsed for encounter in everyone}
+    from archive.audit import AuditLog
+
+    audit = AuditLog.for_settings(archived, S3ObjectStore.from_settings(archived))
+    [*_, last] = audit.show(action="verify.run")
+    assert late.as_of is not None
+    assert last.detail["as_of"] == late.as_of.isoformat()  # the audit says which date was asked
 
 
 def test_a_hold_placed_through_the_retention_register_is_expected(
