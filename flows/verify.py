@@ -105,17 +105,19 @@ def verify_archive(
     since: date | None = None,
     seed: int | None = None,
     checks: str = FULL_CHECKS,
+    at: datetime | None = None,
 ) -> dict[str, Any] | State:
     """Verify the archive: ``full``, a stratified ``sample`` (``share`` of every archive day) or
-    the records archived ``since`` a local day. Returns the run summary (status, counts), in a
-    Failed state unless everything passed."""
+    the records archived ``since`` a local day; ``at``: judged as if on that date (verify
+    --at). Returns the run summary (status, counts), in a Failed state unless everything
+    passed."""
     settings = SETTINGS or load(VerifySettings)
     vsettings = VERIFICATION_SETTINGS or settings.verification
     selection = Selection.create(
         mode, default_share=vsettings.sample_share, share=share, since=since, seed=seed
     )
     plan = RunPlan.create(
-        settings, vsettings, selection=selection, now=datetime.now(UTC), checks=checks
+        settings, vsettings, selection=selection, now=datetime.now(UTC), checks=checks, at=at
     )
     run = start_verification(_opaque(settings), _opaque(vsettings), plan)
     try:

@@ -46,7 +46,9 @@ from infra import pki_config
 from infra.errors import PkiError
 
 ARCH = pki_config.ARCH
-FORMAT_VERSION = 2  # 2: a foreign signer and a foreign TSA for the pinning tests
+# 2: a foreign signer and a foreign TSA for the pinning tests; 3: a second, long-lived TSA
+# (evidence-record renewal) and CAs that outlive it
+FORMAT_VERSION = 3
 MANIFEST_FILE = "dev-pki.json"
 CONFIG_FILE = "certomancer.yml"
 _PRIVATE_DIR_MODE = 0o700
@@ -122,6 +124,12 @@ class DevPki:
     @property
     def tsa_url(self) -> str:
         return f"{self.base_url}/tsa/tsa"
+
+    @property
+    def archive_tsa_url(self) -> str:
+        """The second TSA ("EMR Dev Archive TSA", ``tsa-2``), valid decades longer than the
+        first: what evidence-record renewals are stamped by in development."""
+        return f"{self.base_url}/tsa/tsa-2"
 
     @property
     def foreign_tsa_url(self) -> str:

@@ -15,7 +15,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 ARCH = "emr-dev"
-SERVICE_KEY_LABELS = ("root", "issuing-ca", "tsa", "ocsp", "untrusted-root", "foreign-tsa")
+SERVICE_KEY_LABELS = (
+    "root",
+    "issuing-ca",
+    "tsa",
+    "ocsp",
+    "untrusted-root",
+    "foreign-tsa",
+    "tsa-2",
+)
 SIGNER_LABELS = (
     "hospital-signer",
     "expired-signer",
@@ -29,6 +37,9 @@ CERT_LABELS = SERVICE_KEY_LABELS + SIGNER_LABELS
 _DAY = timedelta(days=1)
 _YEAR = timedelta(days=365)
 _SIGNER_LIFETIME = 3 * _YEAR
+TSA_LIFETIME = 10 * _YEAR  # the nightly's TSA: what a real TSA certificate gets
+ARCHIVE_TSA_LIFETIME = 45 * _YEAR  # the renewal TSA: its chain must hold 30+ years ahead
+_CA_LIFETIME = 50 * _YEAR  # outlives the archive TSA (a chain is no longer than its root)
 
 _HOSPITAL = "Bệnh viện Đa khoa Demo"
 _ENTITIES = {
@@ -38,6 +49,12 @@ _ENTITIES = {
         "common-name": "EMR Dev Issuing CA",
     },
     "tsa": {"organization-name": "emr-archive (phát triển)", "common-name": "EMR Dev TSA"},
+    # The TSA evidence records are renewed with: its certificate outlives the first TSA's by
+    # decades, so a record renewed by it verifies "as of" 30 years ahead (issue #12).
+    "tsa-2": {
+        "organization-name": "emr-archive (phát triển)",
+        "common-name": "EMR Dev Archive TSA",
+    },
     "ocsp": {"organization-name": "emr-archive (phát triển)", "common-name": "EMR Dev OCSP"},
     "hospital-signer": {"common-name": f"{_HOSPITAL} — Ký số hồ sơ bệnh án"},
     "expired-signer": {"common-name": f"{_HOSPITAL} — Chứng thư hết hạn"},
@@ -110,12 +127,13 @@ def _certs(now: datetime) -> dict[str, dict[str, Any]]:
     start = _start(now)
     # CAs reach back far enough to have issued the expired signer while they were valid, so a
     # validator reports that signer as expired, not as issued outside its issuer's lifetime.
-    ca_from, ca_to = start - 4 * _YEAR, start + 20 * _YEAR
+    ca_from, ca_to = start - 4 * _YEAR, start + _CA_LIFETIME
     certs = {
         "root": _ca("root", "root", ca_from, ca_to),
         "issuing-ca": _ca("issuing-ca", "root", ca_from, ca_to, crl_issuer="root"),
         "untrusted-root": _ca("untrusted-root", "untrusted-root", ca_from, ca_to),
-        "tsa": _leaf("issuing-ca", start, start + 10 * _YEAR, _tsa_extensions()),
+        "tsa": _leaf("issuing-ca", start, start + TSA_LIFETIME, _tsa_extensions()),
+        "tsa-2": _leaf("issuing-ca", start, start + ARCHIVE_TSA_LIFETIME, _tsa_extensions()),
         "ocsp": _leaf("issuing-ca", start, start + 10 * _YEAR, _ocsp_extensions()),
         "hospital-signer": _signer("issuing-ca", start, start + _SIGNER_LIFETIME),
         "expired-signer": _signer("issuing-ca", start - 3 * _YEAR, start - 30 * _DAY),
@@ -137,6 +155,11 @@ def _services() -> dict[str, Any]:
     return {
         "time-stamping": {
             "tsa": {"signing-key": "tsa", "signing-cert": "tsa", "certs-to-embed": ["issuing-ca"]},
+            "tsa-2": {
+                "signing-key": "tsa-2",
+                "signing-cert": "tsa-2",
+                "certs-to-embed": ["issuing-ca"],
+            },
             "foreign-tsa": {"signing-key": "foreign-tsa", "signing-cert": "foreign-tsa"},
         },
         "ocsp": {

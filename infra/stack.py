@@ -119,6 +119,7 @@ def _start_pki(settings: Settings, *, now: datetime) -> None:
     ]
     proc.start(argv)
     _wait_pki_ready(proc, settings.tsa_url)
+    _wait_pki_ready(proc, settings.dev_archive_tsa_url)  # the renewals' TSA (issue #12)
 
 
 def _wait_pki_ready(proc: ManagedProcess, tsa_url: str, *, timeout_s: float = 30.0) -> None:
@@ -158,7 +159,8 @@ def _pki_status(settings: Settings) -> ComponentStatus:
         pki_service.probe(settings.tsa_url)
     except ArchiveError as e:
         return ComponentStatus("pki-service", "running", f"pid {pid}, unhealthy: {e}", False)
-    return ComponentStatus("pki-service", "running", f"pid {pid}, TSA {settings.tsa_url}", True)
+    tsas = f"TSA {settings.tsa_url}, archive TSA {settings.dev_archive_tsa_url}"
+    return ComponentStatus("pki-service", "running", f"pid {pid}, {tsas}", True)
 
 
 def _s3_status(settings: Settings, *, site: Site = "primary") -> ComponentStatus:

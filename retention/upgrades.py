@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from archive.audit import AuditEvent, AuditLog
+from archive.pipeline.evidence_current import current_evidence
 from archive.sources import MANIFEST_NAME, EncounterBundle, Window, collect, parse_datetime
-from archive.store import ObjectStore, evidence_key
+from archive.store import ObjectStore, SealedStore, evidence_key
 from retention.errors import PolicyError, RetentionError
 from retention.facts import RecordFacts
 from retention.policy import (
@@ -246,7 +247,7 @@ class _Evidence:
 def _extend(register: Register, change: PlannedChange) -> tuple[list[str], int, _Evidence]:
     store, done, later, evidence = register.store, [], 0, _Evidence()
     for version_id in versions_of(store, change.object_key):
-        _extend_evidence(store, change, version_id, evidence)
+        _extend_evidence(register, change, version_id, evidence)
         if _extend_one(store, change.object_key, version_id, change.new_until):
             done.append(version_id)
         else:
@@ -255,14 +256,25 @@ def _extend(register: Register, change: PlannedChange) -> tuple[list[str], int, 
 
 
 def _extend_evidence(
-    store: ObjectStore, change: PlannedChange, version_id: str, evidence: _Evidence
+    register: Register, change: PlannedChange, version_id: str, evidence: _Evidence
 ) -> None:
-    """The version's evidence record object(s), whatever the version's own lock: a rerun after
+    """The version's evidence record objects, whatever the version's own lock: a rerun after
     a crash between the two extensions (the register not yet written, so planned again) comes
     back here and completes it.
 
-    Today one object, the initial record; once renewals are stored as objects of their own
-    (``archive.pipeline.evidence_current``), each of them is extended here too."""
+    Every part the current proof is built from: the initial record and each renewal (timestamp
+    renewals are shared by whole trees, so extending one for this record keeps it for all; a
+    lock is only ever lengthened). Walking the renewals opens the parts (they are sealed), so a
+    register without a sealing store extends the initial record alone."""
+    store, meta = register.store, register.meta_store
+    if isinstance(meta, SealedStore):
+        current = current_evidence(meta, object_key=change.object_key, version_id=version_id)
+        if current is None:
+            evidence.pending += 1
+            return
+        for part in current.parts:
+            evidence.extended += _extend_one(store, part.key, part.version_id, change.new_until)
+        return
     key = evidence_key(object_key=change.object_key, version_id=version_id)
     found = versions_of(store, key)
     if not found:

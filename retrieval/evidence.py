@@ -17,7 +17,8 @@ from typing import Any, Final
 from archive.catalog import CatalogRow
 from archive.core.errors import EvidenceError, SealError
 from archive.evidence import read_record
-from archive.store import SealedStore, evidence_key
+from archive.pipeline.evidence_current import current_evidence
+from archive.store import SealedStore
 from retrieval.errors import DossierError
 from verification.evidence import Environment
 from verification.results import RecordResult
@@ -33,18 +34,12 @@ class EvidenceExport:
 
 
 def evidence_record_for(env: Environment, row: CatalogRow) -> bytes | None:
-    """The record's evidence record as stored, or None while there is none (pending).
-
-    Reads the initial record at :func:`archive.store.evidence_key`, as verification's
-    ``evidence`` check does today. When ``archive.pipeline.evidence_current.current_evidence``
-    lands (the record with its renewals appended), this returns its ``.der`` instead: an
-    inspector must receive the newest proof, not the first one."""
-    key = evidence_key(object_key=row.object_key, version_id=row.version_id)
+    """The record's evidence record as it stands today (the initial record with every renewal
+    appended: an inspector receives the newest proof, not the first one), or None while there
+    is none (pending)."""
     store = SealedStore(env.store, keys=env.keys, settings=env.seal)
-    head = store.latest(key)
-    if head is None:
-        return None
-    return store.get(key, version_id=head.version_id)
+    current = current_evidence(store, object_key=row.object_key, version_id=row.version_id)
+    return None if current is None else current.der
 
 
 def exported_evidence(

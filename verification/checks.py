@@ -13,10 +13,15 @@
 ``lock``           COMPLIANCE, retain-until not earlier than the catalog's, legal hold as expected
 ``evidence``       the record's RFC 4998 evidence record (locked) proves the PDF; pending within a
                    grace period (:mod:`verification.evidence_record`); full mode only
+
+As of a date (``verify --at``, :mod:`verification.as_of`): the signature is judged at the moment
+the evidence record proves, the lock must still run on that date.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -139,15 +144,32 @@ def _unseal(ev: Evidence, now: datetime) -> CheckResult:
 
 def _signature(ev: Evidence, now: datetime) -> CheckResult:
     pdf = ev.pdf_matches()
-    return ev.timed(
+    moment = now
+    if ev.env.as_of is not None:
+        # Decades ahead every certificate of the PDF has expired: it is judged at the moment
+        # the evidence record proves it existed, if the record holds as of the date.
+        with contextlib.suppress(Exception):  # the evidence check reports it; judged alone
+            _evidence(ev, now)
+        moment = ev.proven_at or now
+    result = ev.timed(
         "signature",
         lambda: check_signature(
             pdf,
             trust=ev.env.trust,
-            now=now,
+            now=moment,
             expected_signer_sha256=ev.row.signer_cert_sha256,
         ),
     )
+    if moment is now:
+        return result
+    return dataclasses.replace(
+        result, message=f"{result.message} (at {moment:%Y-%m-%d %H:%M}Z, proven by the evidence)"
+    )
+
+
+def _evidence(ev: Evidence, now: datetime) -> CheckResult:
+    """Once per record: the signature check, as of a date, asks for it first."""
+    return ev.once("evidence-check", lambda: check_evidence_record(ev, now))
 
 
 def _pdfa(ev: Evidence, now: datetime) -> CheckResult:
@@ -185,6 +207,16 @@ def _lock(ev: Evidence, now: datetime) -> CheckResult:
             f"the store locks the object until {found}, earlier than the catalog's "
             f"{row.retain_until:%Y-%m-%d}",
         )
+    # As of a date: the lock (COMPLIANCE, never shorter than the catalog's retention, checked
+    # above) still runs then unless the catalogued retention itself ended before it.
+    as_of = ev.env.as_of
+    if as_of is not None and row.retain_until < as_of:
+        return CheckResult.passed(
+            "lock",
+            f"retention ended {row.retain_until:%Y-%m-%d}, before {as_of:%Y-%m-%d}: the "
+            "record may lawfully be destroyed by then",
+            code="lock.retention_ended",
+        )
     expected = ev.env.holds.expected_hold(row.encounter_id)
     if lock.legal_hold != expected:
         state = {True: "on", False: "off"}
@@ -205,7 +237,7 @@ PDFA = RecordCheck("pdfa", _pdfa)
 EMBEDDED_DATA = RecordCheck("embedded-data", _embedded_data)
 CONVERSION_MARK = RecordCheck("conversion-mark", _conversion_mark)
 LOCK = RecordCheck("lock", _lock)
-EVIDENCE = RecordCheck("evidence", check_evidence_record)
+EVIDENCE = RecordCheck("evidence", _evidence)
 
 FULL: tuple[RecordCheck, ...] = (
     OBJECT,

@@ -13,10 +13,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from archive.catalog import CatalogRow
 from archive.core.settings import SealSettings
+from archive.evidence import WeakAlgorithms
 from archive.seal import KeyProvider, ObjectIdentity, unseal
 from archive.sign import TrustPolicy
 from archive.store import ObjectHead, ObjectStore
@@ -39,6 +41,8 @@ class Environment:
     trust: TrustPolicy
     holds: HoldSource
     settings: VerificationSettings
+    weak: WeakAlgorithms  # dated weak hashes ([evidence] weak_algorithms: verification.settings)
+    as_of: datetime | None = None  # ``verify --at``: judged as if on that date (verification.as_of)
 
 
 class Evidence:
@@ -49,6 +53,11 @@ class Evidence:
         self.env = env
         self._done: dict[str, tuple[bool, Any]] = {}
         self.seconds: dict[str, float] = defaultdict(float)
+        self.proven_at: datetime | None = None  # set by a passing evidence check
+
+    def once(self, stage: str, fn: Callable[[], _T]) -> _T:
+        """``fn``'s outcome, computed at most once per record (a check another check needs)."""
+        return self._once(stage, fn)
 
     def head(self) -> ObjectHead:
         key, version = self.row.object_key, self.row.version_id

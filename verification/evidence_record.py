@@ -1,5 +1,7 @@
 """The ``evidence`` check: the record's RFC 4998 evidence record exists, is locked at least as
-long as the record, and proves the stored PDF under the TSA trust roots now.
+long as the record, and proves the stored PDF under the TSA trust roots now (or as of the
+date ``verify --at`` asks about: :mod:`verification.as_of`), no hash relied on after the
+``weak_algorithms`` setting dates it.
 
 The evidence record is read from the bucket (the locked copies: the initial record and every
 renewal, :func:`archive.pipeline.evidence_current.current_evidence`), never from the local cache
@@ -15,9 +17,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from archive.core.errors import EvidenceFormatError, SealError
-from archive.evidence import DataObject, TsaTrust, WeakAlgorithms, validate_evidence
+from archive.evidence import DataObject
 from archive.pipeline.evidence_current import current_evidence
 from archive.store import SealedStore, evidence_key
+from verification.as_of import judge_evidence
 from verification.evidence import Evidence
 from verification.results import CheckResult
 
@@ -65,20 +68,18 @@ def check_evidence_record(ev: Evidence, now: datetime) -> CheckResult:
     der = current.der
     verdict = ev.timed(
         CHECK,
-        lambda: validate_evidence(
+        lambda: judge_evidence(
             der,
             # the bytes too: a chain from a hash-tree renewal needs the PDF in its own hash
-            [DataObject(data=pdf, digests={"sha256": bytes.fromhex(row.pdf_sha256)})],
+            DataObject(data=pdf, digests={"sha256": bytes.fromhex(row.pdf_sha256)}),
             as_of=now,
-            check_timestamp=TsaTrust(ev.env.trust.tsa_roots),
-            # No dated weak-hash policy yet (it comes with validation as of a date): the records
-            # use SHA-256 and pyHanko's own policy refuses a token signed with a weak digest.
-            # ``weak_hash_algorithms`` is the renewal to-do list, not a reason to fail today.
-            weak=WeakAlgorithms(),
+            tsa_roots=ev.env.trust.tsa_roots,
+            weak=ev.env.weak,
         ),
     )
     if verdict.code is not None:
         return CheckResult.failed(CHECK, verdict.code, verdict.detail)
+    ev.proven_at = verdict.proven_at  # the signature check, as of a date, stands on it
     return CheckResult.passed(
         CHECK, f"evidence record proves the PDF existed at {verdict.proven_at:%Y-%m-%d %H:%M}Z"
     )

@@ -42,6 +42,7 @@ class Summary:
     selected: int
     report_path: Path | None = None
     log_path: Path | None = None
+    as_of: datetime | None = None  # ``verify --at``: the date judged as of (also in ``mode``)
 
     @classmethod
     def create(cls, **fields: Any) -> Summary:
@@ -94,6 +95,7 @@ class Summary:
             "mode": self.mode,
             "checks": self.checks,
             "started_at": self.started_at.isoformat(),
+            "as_of": self.as_of.isoformat() if self.as_of else None,
             "duration_s": round(self.duration_s, 3),
             "selected": self.selected,
             "verified": len(self.results),

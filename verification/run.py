@@ -43,6 +43,7 @@ class RunPlan:
     workers: int
     batch_size: int
     checks: str = FULL_CHECKS  # "full" or "fixity"
+    at: datetime | None = None  # judge as if on this date (verification.as_of); None: now
 
     @classmethod
     def create(
@@ -53,6 +54,7 @@ class RunPlan:
         selection: Selection,
         now: datetime,
         checks: str = FULL_CHECKS,
+        at: datetime | None = None,
     ) -> RunPlan:
         return cls(
             run_id=f"verify-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}",
@@ -61,7 +63,17 @@ class RunPlan:
             workers=vsettings.workers or settings.archive.workers or os.cpu_count() or 1,
             batch_size=vsettings.batch_size,
             checks=checks,
+            at=at,
         )
+
+    @property
+    def moment(self) -> datetime:
+        """What the records are judged as of: the date asked about, else the run's start."""
+        return self.at or self.started_at
+
+    def describe(self) -> str:
+        mode = self.selection.describe()
+        return mode if self.at is None else f"{mode}; as of {self.at:%Y-%m-%d %H:%M}Z"
 
 
 class VerificationRun:
@@ -164,7 +176,7 @@ class VerificationRun:
     def verify_batch(self, batch: Sequence[CatalogRow]) -> dict[str, int]:
         """Verify one batch on every core; returns counts by status (no PHI through Prefect)."""
         chunks = split(list(batch), self.plan.workers * 2)
-        now = self.plan.started_at
+        now = self.plan.moment
         counts: dict[str, int] = {}
         for results in self._executor().map(verify_chunk, chunks, [now] * len(chunks)):
             for r in results:
@@ -192,7 +204,7 @@ class VerificationRun:
     def _summary(self) -> Summary:
         return Summary.create(
             run_id=self.plan.run_id,
-            mode=self.plan.selection.describe(),
+            mode=self.plan.describe(),
             checks=self.plan.checks,
             started_at=self.plan.started_at,
             duration_s=time.perf_counter() - self._began,
@@ -200,6 +212,7 @@ class VerificationRun:
             findings=self.findings,
             results=tuple(self.results),
             selected=len(self.rows),
+            as_of=self.plan.at,
         )
 
     def _audit(self, summary: Summary) -> Summary:
@@ -246,6 +259,7 @@ class VerificationRun:
                     **counts,
                     "mode": self.plan.selection.mode.value,
                     "selected": summary.selected,
+                    **({"as_of": self.plan.at.isoformat()} if self.plan.at else {}),
                 },
             )
         )
@@ -258,7 +272,8 @@ class VerificationRun:
 
     def _executor(self) -> Executor:
         if self._pool is None:
-            args = (self.settings, self.vsettings, self.holds, self.plan.checks, self.signers)
+            plan = self.plan
+            args = (self.settings, self.vsettings, self.holds, plan.checks, self.signers, plan.at)
             self._pool = worker_pool(self.plan.workers, initializer=init_worker, initargs=args)
         return self._pool
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field
 
 from archive.core.settings import Section, Settings
+from archive.evidence import WeakAlgorithms
 
 
 class VerificationSettings(Section):
@@ -55,3 +56,10 @@ class VerifySettings(Settings):
     """The write path's settings plus verification's: what a verification run loads."""
 
     verification: VerificationSettings = VerificationSettings()
+
+
+def weak_table(settings: Settings) -> WeakAlgorithms:
+    """The dated weak-algorithm table verification judges evidence by: ``[evidence]
+    weak_algorithms``, the one the renewal job plans by, so a proof is renewed before the day
+    verification would refuse it."""
+    return WeakAlgorithms(settings.evidence.weak_since())

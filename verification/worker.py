@@ -17,6 +17,7 @@ from verification.checks import FIXITY, FULL
 from verification.config import HoldSet, VerificationSettings, read_settings
 from verification.evidence import Environment
 from verification.results import RecordResult, VerificationError
+from verification.settings import weak_table
 from verification.verifier import Verifier
 
 FULL_CHECKS: Final = "full"
@@ -32,6 +33,7 @@ def environment(
     vsettings: VerificationSettings,
     holds: HoldSet,
     signers: frozenset[str] = frozenset(),
+    as_of: datetime | None = None,
 ) -> Environment:
     """What every record check shares; the read-only store identity, because verifying writes
     nothing. ``signers``: the catalog's signer fingerprints, accepted besides the settings'."""
@@ -42,6 +44,8 @@ def environment(
         trust=TrustPolicy.load(SignerConfig.from_settings(settings), known_signers=signers),
         holds=holds,
         settings=vsettings,
+        weak=weak_table(settings),
+        as_of=as_of,
     )
 
 
@@ -51,11 +55,12 @@ def init_worker(
     holds: HoldSet,
     checks: str,
     signers: frozenset[str] = frozenset(),
+    as_of: datetime | None = None,
 ) -> None:
     global _VERIFIER, _THREADS  # one verifier and thread pool per process, built once
     if checks not in CHECK_SETS:
         raise VerificationError(f"unknown check set {checks!r}: use one of {sorted(CHECK_SETS)}")
-    env = environment(settings, vsettings, holds, signers)
+    env = environment(settings, vsettings, holds, signers, as_of)
     _VERIFIER = Verifier.create(checks=CHECK_SETS[checks], env=env)
     # Fixity waits on the store most of the time (HEAD, GET): a few records in flight per process
     # overlap that wait (2x measured). Signature and PDF/A validation are CPU-bound Python: more

@@ -7,6 +7,7 @@ is in :mod:`archive.core.signer_section`.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
@@ -221,6 +222,31 @@ class ArchiveSettings(Section):
     )
 
 
+# When each hash stops being relied on, as EU DSS 6.4's default validation policy dates them
+# (policy/constraint.xml, AlgoExpirationDate, after ETSI TS 119 312 v1.5.1 and, for MD5, TS 102
+# 176-1). SHA-256/384/512 and SHA-3 are not dated: when a body dates them, the hash-tree renewal
+# (``evidence renew --hash``) must happen before, and that date goes here. Our evidence records
+# never use MD5/SHA-1/SHA-224; a TSA's signature might.
+WEAK_ALGORITHMS_DEFAULT = ("md5@2004-08-01", "sha1@2012-08-01", "sha224@2029-01-01")
+
+
+def _weak_table(entries: tuple[str, ...]) -> dict[str, datetime]:
+    """``ALGORITHM@YYYY-MM-DD`` entries as moments; ValueError on a malformed entry, a hash
+    hashlib does not know (a typo would make nothing weak) or one listed twice."""
+    out: dict[str, datetime] = {}
+    for entry in entries:
+        name, _, day = entry.partition("@")
+        name = name.strip().lower()  # hashlib's names: sha1, sha256, sha3_256, ...
+        if not name or not day:
+            raise ValueError(f"{entry!r}: write ALGORITHM@YYYY-MM-DD, e.g. sha1@2012-08-01")
+        if name not in hashlib.algorithms_available:
+            raise ValueError(f"{entry!r}: {name} is not a hash algorithm this system knows")
+        if name in out:
+            raise ValueError(f"{name} is listed twice")
+        out[name] = datetime.combine(date.fromisoformat(day.strip()), datetime.min.time(), UTC)
+    return out
+
+
 class EvidenceSettings(Section):
     """Renewal of the RFC 4998 evidence records (the monthly ``evidence-renewal`` job)."""
 
@@ -237,7 +263,7 @@ class EvidenceSettings(Section):
         "SIGNER__TSA_TRUST_ROOTS, which verification trusts)",
     )
     weak_algorithms: tuple[str, ...] = Field(
-        default=("md5@2005-01-01", "sha1@2017-01-01"),
+        default=WEAK_ALGORITHMS_DEFAULT,
         description="ALGORITHM@YYYY-MM-DD: from that day the hash is weak; a proof resting on "
         "it must be renewed before (timestamp digests, hash-tree algorithms)",
     )
@@ -245,18 +271,11 @@ class EvidenceSettings(Section):
     @field_validator("weak_algorithms")
     @classmethod
     def _dated(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for entry in value:
-            name, _, day = entry.partition("@")
-            if not name or not day:
-                raise ValueError(f"{entry!r}: write ALGORITHM@YYYY-MM-DD, e.g. sha1@2017-01-01")
-            date.fromisoformat(day)
+        _weak_table(value)  # refused at load, not at the first proof judged
         return value
 
     def weak_since(self) -> dict[str, datetime]:
         """The table as moments (midnight UTC of each day), the form the evidence validator
-        takes (:class:`archive.evidence.WeakAlgorithms`)."""
-        out = {}
-        for entry in self.weak_algorithms:
-            name, _, day = entry.partition("@")
-            out[name.lower()] = datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC)
-        return out
+        takes (:class:`archive.evidence.WeakAlgorithms`): the one table the renewal job plans
+        by and verification (now and ``--at``) judges by."""
+        return _weak_table(self.weak_algorithms)

@@ -238,6 +238,12 @@ class Settings(BaseSettings):
     def tsa_url(self) -> str:
         return self.signer.tsa_url or f"http://127.0.0.1:{self.stack.pki_port}/emr-dev/tsa/tsa"
 
+    @property
+    def dev_archive_tsa_url(self) -> str:
+        """The development PKI's second TSA (``tsa-2``, valid decades longer than the first):
+        what evidence-record renewals use in development (infra.pki.DevPki.archive_tsa_url)."""
+        return f"http://127.0.0.1:{self.stack.pki_port}/emr-dev/tsa/tsa-2"
+
 
 def _config_file() -> Path | None:
     explicit = os.environ.get(CONFIG_FILE_ENV)

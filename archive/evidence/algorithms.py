@@ -8,9 +8,9 @@ not code: the caller passes it in (from settings, or a test's own dates).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 
 from archive.core.errors import EvidenceFormatError
 
@@ -49,3 +49,23 @@ class WeakAlgorithms:
     def weak_at(self, algorithm: str, moment: datetime) -> bool:
         cutoff = self.since.get(algorithm)
         return cutoff is not None and moment >= cutoff
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> WeakAlgorithms:
+        """The table from ``algorithm:YYYY-MM-DD`` entries (a setting's form): weak from that
+        day's first instant, UTC. Raises ValueError on an entry that is not one, an algorithm
+        hashlib does not know (a typo would otherwise make nothing weak) or a repeated one."""
+        since: dict[str, datetime] = {}
+        for entry in entries:
+            name, sep, day = entry.partition(":")
+            name = name.strip().lower().replace("-", "")
+            if not sep or name not in _KNOWN:
+                raise ValueError(f"{entry!r} is not 'algorithm:YYYY-MM-DD' with a known hash")
+            if name in since:
+                raise ValueError(f"{name} is listed twice")
+            since[name] = datetime.combine(date.fromisoformat(day.strip()), time(), tzinfo=UTC)
+        return cls(since)
+
+
+# hashlib's names, which are asn1crypto's for the SHA-2/SHA-3 families, plus the legacy ones
+_KNOWN = frozenset({"md5", "sha1", *SUPPORTED})

@@ -9,6 +9,7 @@ the end of the last chain) and a hash-tree renewal (a new chain).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -93,6 +94,35 @@ _SIGNER_VERSION = {"issuer_and_serial_number": "v1", "subject_key_identifier": "
 
 def _stamp(ats: asn1.ArchiveTimeStamp, chain_algorithm: str | None) -> Stamp:
     token = ats["time_stamp"]
+    facts = _token_facts(token.dump())
+    declared = ats["digest_algorithm"].native
+    reduced = ats["reduced_hashtree"].native
+    return Stamp(
+        algorithm=chain_algorithm or (declared or {}).get("algorithm") or facts.imprint_algorithm,
+        declared_algorithm=None if declared is None else declared["algorithm"],
+        reduced=None if reduced is None else tuple(tuple(p) for p in reduced),
+        token=token,
+        gen_time=facts.gen_time,
+        imprint_algorithm=facts.imprint_algorithm,
+        imprint=facts.imprint,
+        signer_digest_algorithm=facts.signer_digest_algorithm,
+    )
+
+
+@dataclass(frozen=True)
+class _TokenFacts:
+    gen_time: datetime
+    imprint_algorithm: str
+    imprint: bytes
+    signer_digest_algorithm: str
+
+
+@functools.lru_cache(maxsize=1024)
+def _token_facts(der: bytes) -> _TokenFacts:
+    """What the hash layer reads of a token, by its DER. Cached: every record of a run (and of
+    a renewal) carries the same tokens, and reading one fully is 90% of judging a record
+    (~5 ms of asn1crypto); a token that fails raises every time (exceptions are not cached)."""
+    token = cms.ContentInfo.load(der, strict=True)
     if token["content_type"].native != "signed_data":
         raise EvidenceFormatError("an ArchiveTimeStamp's timeStamp is not CMS SignedData")
     signed = token["content"]
@@ -114,16 +144,9 @@ def _stamp(ats: asn1.ArchiveTimeStamp, chain_algorithm: str | None) -> Stamp:
     ):
         raise EvidenceFormatError("a timestamp token's CMS version numbers are wrong")
     imprint = info["message_imprint"]
-    declared = ats["digest_algorithm"].native
-    reduced = ats["reduced_hashtree"].native
-    imprint_algorithm = imprint["hash_algorithm"]["algorithm"].native
-    return Stamp(
-        algorithm=chain_algorithm or (declared or {}).get("algorithm") or imprint_algorithm,
-        declared_algorithm=None if declared is None else declared["algorithm"],
-        reduced=None if reduced is None else tuple(tuple(p) for p in reduced),
-        token=token,
+    return _TokenFacts(
         gen_time=info["gen_time"].native,
-        imprint_algorithm=imprint_algorithm,
+        imprint_algorithm=imprint["hash_algorithm"]["algorithm"].native,
         imprint=imprint["hashed_message"].native,
         signer_digest_algorithm=signers[0]["digest_algorithm"]["algorithm"].native,
     )

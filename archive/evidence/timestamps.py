@@ -9,6 +9,9 @@ stand on what it carries and on the roots it was given.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -52,8 +55,34 @@ class TsaTrust:
         self._revocation_mode = revocation_mode
         self._ocsps = list(ocsps)
         self._crls = list(crls)
+        # One run's records share their tokens: the first record pays pyHanko's check (~10 ms),
+        # the others look the outcome up by (token, moment). Bounded: a verification holds a few
+        # tokens per run and renewal, far fewer than this.
+        self._seen: OrderedDict[tuple[bytes, datetime], TimestampRejectedError | None] = (
+            OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    _CACHED = 4096
 
     def __call__(self, token: cms.ContentInfo, valid_at: datetime) -> None:
+        key = (hashlib.sha256(token.dump()).digest(), valid_at)
+        with self._lock:
+            seen = key in self._seen
+            known = self._seen.get(key)
+        if not seen:
+            try:
+                self._check(token, valid_at)
+            except TimestampRejectedError as e:
+                known = e
+            with self._lock:
+                self._seen[key] = known
+                if len(self._seen) > self._CACHED:
+                    self._seen.popitem(last=False)
+        if known is not None:  # a fresh exception each time: one raised carries its traceback
+            raise TimestampRejectedError(known.code, str(known))
+
+    def _check(self, token: cms.ContentInfo, valid_at: datetime) -> None:
         status = asyncio.run(self._validate(token, valid_at))
         cert: x509.Certificate = status["signing_cert"]
         who = f"the timestamp of {status['timestamp']} by {cert.subject.human_friendly!r}"

@@ -32,6 +32,7 @@ from retrieval.service.oversight import Oversight
 from verification.config import HoldSet
 from verification.evidence import Environment
 from verification.settings import VerifySettings as Settings
+from verification.settings import weak_table
 
 
 class Retrieval(Identities, RecordExport, Oversight):
@@ -53,6 +54,7 @@ class Retrieval(Identities, RecordExport, Oversight):
                 trust=trust,
                 holds=holds,
                 settings=settings.verification,
+                weak=weak_table(settings),
             )
 
         return cls(

@@ -22,6 +22,9 @@ from infra.cli._command import Command
 from infra.cli._ctx import settings_of
 from verification.results import CheckResult, Status, bottom_line
 
+_AT_HELP = (
+    "judge as if on this date: YYYY-MM-DD (its end, UTC), an ISO instant with offset, or +30y"
+)
 _MARK = {
     Status.PASSED: ("ok  ", "green"),
     Status.FAILED: ("FAIL", "red"),
@@ -47,6 +50,7 @@ _MARK = {
 )
 @click.option("--seed", type=int, default=None, help="sample mode: reproduce an earlier sample")
 @click.option("--fixity-only", is_flag=True, help="skip signature and PDF/A validation")
+@click.option("--at", "at", default=None, metavar="DATE", help=_AT_HELP)
 @click.pass_context
 def verify_cmd(
     ctx: click.Context,
@@ -55,10 +59,17 @@ def verify_cmd(
     since: datetime | None,
     seed: int | None,
     fixity_only: bool,
+    at: str | None,
 ) -> None:
-    """Verify the archive now: present, unchanged, decryptable, validly signed, PDF/A, locked."""
+    """Verify the archive now (or as of --at DATE): present, unchanged, decryptable, validly
+    signed, PDF/A, locked, proven by its evidence record."""
     if mode == "since" and since is None:
         raise click.UsageError("--mode since needs --since YYYY-MM-DD")
+    as_of = _moment(at)
+    if as_of is not None and as_of < datetime.now(UTC):
+        # Records archived since would be judged on a day they did not exist (their evidence
+        # "pending"): the archive as it stood then is not what it holds now.
+        raise click.BadParameter("must not be in the past for the archive", param_hint="--at")
     prefect_server.apply_environment(settings_of(ctx))
     from flows import verify
     from flows.outcome import summary_of
@@ -72,6 +83,7 @@ def verify_cmd(
         since=since.date() if since else None,
         seed=seed,
         checks="fixity" if fixity_only else "full",
+        at=as_of,
     )
     click.echo("")
     _print_summary(result)
@@ -81,19 +93,37 @@ def verify_cmd(
 @click.command("verify-file", cls=Command)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--verbose", is_flag=True, help="also print what the PDF libraries logged")
+@click.option("--at", "at", default=None, metavar="DATE", help=_AT_HELP)
+@click.option(
+    "--evidence",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="the PDF's RFC 4998 evidence record (.ers): proof of existence for its signature",
+)
 @click.pass_context
-def verify_file_cmd(ctx: click.Context, path: Path, verbose: bool) -> None:
-    """Validate one signed PDF from anywhere (an inspector's copy): signature, PDF/A, data."""
+def verify_file_cmd(
+    ctx: click.Context, path: Path, verbose: bool, at: str | None, evidence: Path | None
+) -> None:
+    """Validate one signed PDF from anywhere (an inspector's copy): signature, PDF/A, data;
+    with --at, as if on that date; with --evidence, its evidence record too."""
     from archive import wiring
     from archive.sign import captured_library_log
-    from verification.document import renewal_need, verify_document
+    from verification.as_of import verify_document_as_of
+    from verification.document import renewal_need
+    from verification.settings import weak_table
 
+    as_of = _moment(at)  # a usage error before anything is loaded
     settings = settings_of(ctx)
     pdf = path.read_bytes()
-    now = datetime.now(UTC)
+    now = as_of or datetime.now(UTC)
+    trust = wiring.trust_policy(settings)
+    record = evidence.read_bytes() if evidence is not None else None
+    if as_of is not None:
+        click.echo(f"as of {as_of:%Y-%m-%d %H:%M}Z")
     # A hostile file makes pyHanko log tracebacks; the verdict is one line, the log on request.
     with captured_library_log() as log:
-        results = verify_document(pdf, trust=wiring.trust_policy(settings), now=now)
+        weak = weak_table(settings)
+        results = verify_document_as_of(pdf, trust=trust, as_of=now, evidence=record, weak=weak)
         renewal = renewal_need(pdf, now=now, settings=settings.verification)
     _print_checks(results)
     if verbose:
@@ -104,6 +134,17 @@ def verify_file_cmd(ctx: click.Context, path: Path, verbose: bool) -> None:
     verdict = bottom_line(results)
     click.secho(f"{path.name}: {verdict.value.upper()}", bold=True)
     sys.exit(0 if verdict is Status.PASSED else 1)
+
+
+def _moment(at: str | None) -> datetime | None:
+    from verification.as_of import parse_moment
+
+    if at is None:
+        return None
+    try:
+        return parse_moment(at, now=datetime.now(UTC))
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--at") from e
 
 
 def _print_checks(results: tuple[CheckResult, ...]) -> None:

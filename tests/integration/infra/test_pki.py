@@ -94,7 +94,7 @@ def test_private_files_are_private_and_second_call_changes_nothing(pki: DevPki) 
     assert _mode(pki.pki_dir / "keys") == 0o700
     assert _mode(pki.pki_dir / "signers") == 0o700
     secrets = [*(pki.pki_dir / "keys").glob("*.key.pem"), *(pki.pki_dir / "signers").iterdir()]
-    assert len(secrets) == 6 + 2 * 6  # service keys; a PKCS#12 and a password per signer
+    assert len(secrets) == 7 + 2 * 6  # service keys; a PKCS#12 and a password per signer
     assert all(_mode(p) == 0o600 for p in secrets)
     before = _snapshot(pki.pki_dir)
     later = datetime.now(UTC) + timedelta(days=30)
@@ -151,7 +151,7 @@ def _validate(pki: DevPki, label: str, *, roots: Path | None = None, online: boo
         revocation_mode="hard-fail" if online else "soft-fail",
     )
     validator = CertificateValidator(_asn1_cert(pki.cert_path(label)), validation_context=context)
-    if label == "tsa":
+    if label in ("tsa", "tsa-2"):
         usage = validator.async_validate_usage(  # type: ignore[no-untyped-call]
             set(), extended_key_usage={"time_stamping"}
         )
@@ -171,7 +171,7 @@ async def _closing(context: ValidationContext, operation: Awaitable[T]) -> T:
 
 
 def test_chains_validate_to_the_root_and_misfits_fail_as_designed(pki: DevPki) -> None:
-    for label in ("hospital-signer", "tsa", "revoked-signer"):
+    for label in ("hospital-signer", "tsa", "tsa-2", "revoked-signer"):
         _validate(pki, label)  # offline: chain, validity and usage only
     with pytest.raises(ExpiredError):
         _validate(pki, "expired-signer")
@@ -185,9 +185,13 @@ def test_chains_validate_to_the_root_and_misfits_fail_as_designed(pki: DevPki) -
 # --- the service --------------------------------------------------------------------------------
 
 
-def test_timestamp_from_the_service_validates(service: PkiServiceProcess, pki: DevPki) -> None:
+@pytest.mark.parametrize("which", ["tsa", "archive tsa"])
+def test_timestamp_from_the_service_validates(
+    service: PkiServiceProcess, pki: DevPki, which: str
+) -> None:
     digest = hashlib.sha256(b"ho so benh an").digest()
-    token = asyncio.run(HTTPTimeStamper(pki.tsa_url).async_timestamp(digest, "sha256"))
+    url = pki.tsa_url if which == "tsa" else pki.archive_tsa_url
+    token = asyncio.run(HTTPTimeStamper(url).async_timestamp(digest, "sha256"))
     context = ValidationContext(
         trust_roots=[_asn1_cert(pki.trust_root)],
         allow_fetching=True,
@@ -200,6 +204,22 @@ def test_timestamp_from_the_service_validates(service: PkiServiceProcess, pki: D
     assert status.valid
     assert status.trusted, status.summary()
     assert abs(status.timestamp - datetime.now(UTC)) < timedelta(seconds=30)  # wall clock
+    names = {c.chosen.subject.native["common_name"] for c in token["content"]["certificates"]}
+    assert names == {
+        "EMR Dev Issuing CA",
+        "EMR Dev TSA" if which == "tsa" else "EMR Dev Archive TSA",
+    }
+
+
+def test_the_archive_tsa_outlives_the_first_by_decades_under_cas_that_outlive_it(
+    pki: DevPki,
+) -> None:
+    tsa, archive_tsa = _cert(pki.cert_path("tsa")), _cert(pki.cert_path("tsa-2"))
+    assert tsa.not_valid_after_utc - tsa.not_valid_before_utc < timedelta(days=11 * 365)
+    lifetime = archive_tsa.not_valid_after_utc - datetime.now(UTC)
+    assert lifetime > timedelta(days=40 * 365)
+    for ca in ("root", "issuing-ca"):
+        assert _cert(pki.cert_path(ca)).not_valid_after_utc > archive_tsa.not_valid_after_utc
 
 
 def _ocsp_status(pki: DevPki, label: str) -> str:

@@ -71,13 +71,15 @@ class Judged:
     ours: dict[tuple[Path, Path], EvidenceVerdict]
     seconds: float
     ahead: dict[int, DssVerdict]  # years ahead -> DSS on record 0 with its evidence record
+    archive_tsa: DssVerdict  # DSS 30 years ahead on record 0 renewed by the archive TSA
 
 
-def _stamp(pki: DevPki, digest: bytes, algorithm: str) -> cms.ContentInfo:
-    """A token from the real TSA, with the CRLs of its certificate path attached, as the
-    nightly run keeps them (fetched at once, so they date from the timestamp)."""
+def _stamp(pki: DevPki, digest: bytes, algorithm: str, url: str | None = None) -> cms.ContentInfo:
+    """A token from the real TSA (the first, unless ``url``), with the CRLs of its certificate
+    path attached, as the nightly run keeps them (fetched at once, so they date from the
+    timestamp)."""
     token: cms.ContentInfo = asyncio.run(
-        HTTPTimeStamper(pki.tsa_url).async_timestamp(digest, algorithm)
+        HTTPTimeStamper(url or pki.tsa_url).async_timestamp(digest, algorithm)
     )
     crls = [_get(pki.crl_url(issuer)) for issuer in ("issuing-ca", "root")]
     return with_validation_data(token, crls=crls)
@@ -113,6 +115,9 @@ def _records(pki: DevPki, pdfs: dict[int, bytes]) -> dict[tuple[int, str], Recor
     token = _stamp(pki, tree.root, "sha256")
     for n, leaf in renewal.items():
         out[n, "ts-renewed"] = renew_timestamp(out[n, "initial"], tree.reduced(leaf), token)
+    # the same renewal by the second, long-lived TSA: what the renewal job does in development
+    token = _stamp(pki, tree.root, "sha256", url=pki.archive_tsa_url)
+    out[0, "archive-tsa"] = renew_timestamp(out[0, "initial"], tree.reduced(renewal[0]), token)
     rehashed = {
         n: hash_tree_renewal_leaf(
             out[n, "ts-renewed"], 1, "sha512", hashlib.sha512(pdfs[n]).digest()
@@ -244,14 +249,18 @@ def judged(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
     oracles = ers(pairs, trust_anchor=pki.trust_root)
     seconds = time.monotonic() - started
     ahead = {}
+    renewed_copy = out / "record-0-archive-tsa.pdf"  # DSS's verdicts are keyed by the PDF
+    renewed_copy.write_bytes(pdfs[0])
     for years in YEARS_AHEAD:
         at = datetime.now(UTC) + timedelta(days=365 * years + years // 4)
-        [verdict] = dss_with_evidence(
-            [(docs[0], records[0, "ht-renewed"])], trust_anchor=pki.trust_root, at=at
-        ).values()
-        ahead[years] = verdict
+        pairs = [(docs[0], records[0, "ht-renewed"])]
+        if years == max(YEARS_AHEAD):
+            pairs.append((renewed_copy, records[0, "archive-tsa"]))
+        verdicts = dss_with_evidence(pairs, trust_anchor=pki.trust_root, at=at)
+        ahead[years] = verdicts[docs[0]]
+    archive_tsa = verdicts[renewed_copy]
     ours = _ours(pki, ours_pairs)
-    return Judged(docs, records, tampered, vectors, oracles, ours, seconds, ahead)
+    return Judged(docs, records, tampered, vectors, oracles, ours, seconds, ahead, archive_tsa)
 
 
 def _dss_accepts(verdict: ErsVerdict) -> bool:
@@ -334,13 +343,29 @@ def test_dss_passes_an_archived_pdf_with_its_evidence_record(judged: Judged) -> 
 
 
 def test_dss_as_of_30_years_ahead_wants_a_renewal_by_a_tsa_valid_then(judged: Judged) -> None:
-    # Every timestamp of the record (and of the PDF) is by the one development TSA, whose
+    # Every timestamp of the record (and of the PDF) is by the first development TSA, whose
     # certificate ends 10 years after the PKI was made: as of 30 years ahead DSS finds the
     # evidence record attached to the signature but inconclusive, and the signature with it.
-    # That is the expiry item 2's renewal by a later TSA has to prevent.
+    # That is the expiry a renewal by the archive TSA prevents (next test).
     [signature] = judged.ahead[30].signatures
     assert signature.evidence_records == (("INDETERMINATE", "OUT_OF_BOUNDS_NOT_REVOKED"),)
     assert (signature.indication, signature.sub_indication) == (
         "INDETERMINATE",
         "OUT_OF_BOUNDS_NO_POE",
     ), signature
+
+
+def test_dss_as_of_30_years_ahead_passes_a_record_renewed_by_the_archive_tsa(
+    judged: Judged,
+) -> None:
+    # Renewed by the second development TSA (45 years) while the first was valid: DSS takes the
+    # evidence record as proof that the PDF existed while its signer's and TSA's certificates
+    # were valid, and the signature passes although every one of them has long expired.
+    now = judged.oracles[judged.docs[0], judged.records[0, "archive-tsa"]]
+    assert now.bc.accepted, now.bc
+    assert _dss_accepts(now), now.dss
+    [signature] = judged.archive_tsa.signatures
+    assert signature.evidence_records == (("PASSED", None),), signature
+    assert (signature.indication, signature.level) == ("TOTAL_PASSED", "PAdES-BASELINE-LTA"), (
+        signature
+    )

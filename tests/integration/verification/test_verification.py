@@ -98,7 +98,7 @@ def result_of(summary: Summary, encounter_id: str) -> RecordResult:
 # --- a clean archive ---------------------------------------------------------------------------
 
 
-def test_a_clean_archive_passes_every_check(
+def test_a_clean_archive_passes_every_check_now_and_as_of_dates_ahead(
     archived: Settings, vsettings: VerificationSettings
 ) -> None:
     summary = verify(archived, vsettings)
@@ -128,6 +128,7 @@ def test_a_clean_archive_passes_every_check(
     ]
     assert events, "the verification run was not audited"
     assert events[-1].outcome == "success"
+    _as_of_a_date_the_signature_stands_on_the_evidence_until_its_tsa_lapses(archived, vsettings)
 
 
 # --- the objects --------------------------------------------------------------------------------
@@ -412,9 +413,11 @@ def test_the_cli_runs_the_flow_writes_log_and_report_and_sets_the_exit_code(
     monkeypatch.setattr(verify_flow, "VERIFICATION_SETTINGS", vsettings)
     monkeypatch.setattr(verify_flow, "SETTINGS", None)
     runner = CliRunner()
-    clean = runner.invoke(verify_cmd, ["--mode", "full"], obj=archived)
+    # as of a year ahead (through the flow's ``at``): still proven, and the report says when
+    clean = runner.invoke(verify_cmd, ["--mode", "full", "--at", "+1y"], obj=archived)
     assert clean.exit_code == 0, clean.output
     assert "PASSED" in clean.output
+    assert "; as of " in clean.output
     total = len(rows(archived))
     log = read_log(out)
     assert log.num_rows == total
@@ -464,6 +467,42 @@ def test_the_renewal_horizon_lists_expiring_tsa_certificates_and_weak_hashes(
     weak = renewals(renewal_horizon_days=1, weak_hash_algorithms=("sha256",))
     assert set().union(*weak.values()) == {"horizon.weak_hash"}
     assert set(weak) == everyone
+
+
+def _as_of_a_date_the_signature_stands_on_the_evidence_until_its_tsa_lapses(
+    archived: Settings, vsettings: VerificationSettings
+) -> None:
+    """``verify --at``: a year ahead the signer's certificate has nothing to do with it (the
+    evidence record proves the PDF existed while it was valid); eleven years ahead the only TSA
+    of the records' evidence (the development TSA, 10 years) has lapsed with no renewal. Part of
+    the clean-archive test, whose archive it reuses (archiving one costs ~20 s)."""
+
+    def as_of(years: int) -> Summary:
+        at = datetime.now(UTC) + timedelta(days=365 * years)
+        sample = Selection(mode=Mode.SAMPLE, share=0.2, seed=1)  # a few records are enough
+        plan = RunPlan.create(archived, vsettings, selection=sample, now=datetime.now(UTC), at=at)
+        with VerificationRun.start(archived, vsettings, plan) as run:
+            for batch in run.batches():
+                run.verify_batch(batch)
+            return run.finish()
+
+    soon = as_of(1)
+    assert soon.status is Status.PASSED, problems(soon)
+    assert "; as of " in soon.mode
+    assert soon.to_dict()["as_of"] is not None
+    signature = {c.message for r in soon.results for c in r.checks if c.check == "signature"}
+    assert all("proven by the evidence" in m for m in signature), signature
+    late = as_of(11)
+    everyone = {r.encounter_id for r in late.results}
+    assert everyone == {r.encounter_id for r in soon.results}
+    lapsed = {"evidence.expired", "sig.timestamp_expired"}
+    assert problems(late) == {encounter: lapsed for encounter in everyone}
+    from archive.audit import AuditLog
+
+    audit = AuditLog.for_settings(archived, S3ObjectStore.from_settings(archived))
+    [*_, last] = audit.show(action="verify.run")
+    assert late.as_of is not None
+    assert last.detail["as_of"] == late.as_of.isoformat()  # the audit says which date was asked
 
 
 def test_a_hold_placed_through_the_retention_register_is_expected(

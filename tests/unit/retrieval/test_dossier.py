@@ -20,7 +20,7 @@ from tests.support.fhir import canonical, example_bundle
 from tests.support.memstore import MemoryStore
 from verification.config import HoldSet
 from verification.evidence import Environment
-from verification.settings import VerificationSettings
+from verification.settings import VerificationSettings, VerifySettings, weak_table
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 NO_TRUST = TrustPolicy(signer_roots=(), tsa_roots=(), hospital_signers=frozenset())
@@ -79,6 +79,7 @@ def test_a_document_that_differs_from_the_catalog_is_not_exported(tmp_path: Path
         trust=NO_TRUST,
         holds=HoldSet(),
         settings=VerificationSettings(),
+        weak=weak_table(VerifySettings()),
     )
     with pytest.raises(DossierError, match="differs from the catalog"):
         export_dossier([row], env=env, out_dir=tmp_path / "out", label="d", now=NOW, context={})
@@ -94,6 +95,7 @@ def test_nothing_to_export_is_an_error(tmp_path: Path) -> None:
         trust=NO_TRUST,
         holds=HoldSet(),
         settings=VerificationSettings(),
+        weak=weak_table(VerifySettings()),
     )
     with pytest.raises(DossierError, match="nothing to export"):
         export_dossier([], env=env, out_dir=tmp_path, label="d", now=NOW, context={})
@@ -123,6 +125,7 @@ def test_an_encounter_id_that_is_a_path_never_becomes_a_bag_folder(
         trust=NO_TRUST,
         holds=HoldSet(),
         settings=VerificationSettings(),
+        weak=weak_table(VerifySettings()),
     )
     out = tmp_path / "out"
     with pytest.raises(DossierError, match="cannot name a folder"):

@@ -24,7 +24,7 @@ from tests.support.memstore import MemoryStore
 from verification.config import HoldSet
 from verification.evidence import Environment
 from verification.results import CheckResult, RecordResult
-from verification.settings import VerificationSettings
+from verification.settings import VerificationSettings, VerifySettings, weak_table
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 KEY = "records/v1/79001/ab/r1ab" + "0" * 36
@@ -66,6 +66,7 @@ def _env(tmp_path: Path) -> Environment:
         trust=TrustPolicy(signer_roots=(), tsa_roots=(), hospital_signers=frozenset()),
         holds=HoldSet(),
         settings=VerificationSettings(),
+        weak=weak_table(VerifySettings()),
     )
 
 

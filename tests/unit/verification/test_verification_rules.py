@@ -7,6 +7,7 @@ tests for those).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -27,6 +28,7 @@ from verification.evidence import Environment, Evidence
 from verification.inventory import inventory
 from verification.results import CheckResult, Status, VerificationError, bottom_line
 from verification.select import Mode, Selection, select
+from verification.settings import VerifySettings, weak_table
 from verification.verifier import Verifier
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -85,6 +87,7 @@ def _env(store: object, keys: LocalKeyring, holds: HoldSet | None = None) -> Env
         trust=NO_TRUST,
         holds=holds or HoldSet(),
         settings=VerificationSettings(),
+        weak=weak_table(VerifySettings()),
     )
 
 
@@ -283,3 +286,19 @@ def test_bytes_changed_under_an_unchanged_checksum_are_caught_by_hashing(
         "unseal": "unseal.not_reached",
         "lock": "lock.ok",
     }
+
+
+def test_as_of_a_date_the_lock_holds_while_retention_runs_and_may_end_with_it(
+    keys: LocalKeyring,
+) -> None:
+    store = MemoryStore()
+    row = _archive(store, keys, 1, run_id="r")  # retained 10 years from NOW
+    within = dataclasses.replace(_env(store, keys), as_of=NOW + timedelta(days=3000))
+    assert _codes(_verify(row, within))["lock"] == "lock.ok"
+    after = dataclasses.replace(_env(store, keys), as_of=NOW + timedelta(days=3651))
+    result = _verify(row, after)
+    assert _codes(result)["lock"] == "lock.retention_ended"
+    assert result.status is Status.PASSED
+    # a lock shortened in the store is still found as of any date
+    later = CatalogRow.from_dict({**_asdict(row), "retain_until": NOW + timedelta(days=4000)})
+    assert _codes(_verify(later, within))["lock"] == "lock.retention_shortened"
