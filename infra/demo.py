@@ -21,6 +21,7 @@ from archive.core.errors import LockRefusedError
 from archive.render import check_pdfa3b, extract_embedded_data
 from archive.sign import validate_pdf_signatures
 from infra import prefect_server, stack
+from infra.demo_preservation import YEARS_AHEAD, show_preservation
 from infra.demo_replica import catch_up, show_second_site, with_replica
 from infra.demo_retrieval import show_retrieval
 from infra.demo_sources import first_record, save_private, show_qd130, show_scans
@@ -94,6 +95,9 @@ def run_demo(settings: Settings) -> None:
     click.echo(f"   report: {checked['report']}")
     _step("7b. The second site: every record at both; the replica lost entirely, then repaired")
     show_second_site(settings)
+
+    _step(f"7c. Lasting proof: a record judged {YEARS_AHEAD} years ahead, before and after renewal")
+    show_preservation(settings, first["run_id"])
 
     _step("8. Inspector retrieval: accounts, a grant, a dossier export, a refusal, the audit log")
     show_retrieval(settings, record)
