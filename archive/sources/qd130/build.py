@@ -9,7 +9,7 @@ different HOSO). The worker reads the bytes itself, so only byte ranges travel t
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -61,12 +61,26 @@ def build(key: str, places: list[Place], window: Window, limits: Limits) -> Iter
     place, hoso_bytes, whole = copies[0]
     try:
         hoso = read_hoso(hoso_bytes, window.tz, limits)
-        yield to_bundle(
-            hoso, whole, facility=place.facility, tz=window.tz, signature=place.signature
-        )
+        signature = with_inner(place.signature, hoso.signed)
+        yield to_bundle(hoso, whole, facility=place.facility, tz=window.tz, signature=signature)
     except (XmlRefusedError, FieldError) as e:
         detail = f"HOSO {place.ordinal}: {e.detail}"
         yield entry(place.file, place.ordinal, e.reason, detail, whole, key)
+
+
+def with_inner(signature: FacilitySignature, tables: tuple[str, ...]) -> FacilitySignature:
+    """The file's facility signature, told about XML signatures inside the HOSO's tables.
+
+    QĐ 130 defines one signature, the facility's over the whole file (``CHUKYDONVI``); one a
+    HIS puts inside a table's Base64 content is kept in the original XML but checked by no one
+    here. A file without ``CHUKYDONVI`` is then "unverified", not "absent" (a signature is
+    there, unchecked); a checked ``CHUKYDONVI`` keeps its status (it covers those bytes too)."""
+    if not tables:
+        return signature
+    where = f"an XML signature inside {', '.join(tables)} (not CHUKYDONVI) was not checked"
+    if signature.status == "absent":
+        return replace(signature, status="unverified", detail=where)
+    return replace(signature, detail="; ".join(d for d in (signature.detail, where) if d))
 
 
 def read_range(handle: IO[bytes], start: int, end_tag: int | None, limits: Limits) -> bytes:
