@@ -5,7 +5,11 @@ digitisation campaign (OCR, the conversion mark, then signed and locked like the
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,26 +26,35 @@ from archive.store import ObjectStore, withdraw
 from infra.intake import run_intake
 from infra.sample.qd130 import write_qd130_export
 from infra.sample.qd130_records import FACILITY
+from infra.sample.qd130_signing import CERT_FILE, dev_facility
 from infra.sample.scans import write_sample_scans
 from infra.settings import AppSettings as Settings
 
 QD130_ENCOUNTERS = 40
 PAPER_RECORDS = 3
+FACILITY_CERTS_ENV = "EMR_ARCHIVE_ARCHIVE__FACILITY_CERTS"
 
 
-def show_qd130(settings: Settings, day: date) -> dict[str, Any]:
-    """Write a QĐ 130 day from the HIS, archive it with the nightly flow, show one record; the
-    run's summary is returned for the demo's table."""
+def show_qd130(
+    settings: Settings, day: date, *, encounters: int = QD130_ENCOUNTERS
+) -> dict[str, Any]:
+    """Write a QĐ 130 day from the HIS, archive it with the nightly flow, show one record and
+    one facility signature (CHUKYDONVI); the run's summary is returned for the demo's table.
+
+    The single-HOSO files are signed by a development facility whose key is generated under the
+    data directory (0600); its certificate is the facility certificate of this run only."""
     from flows.nightly import nightly_archive
     from flows.outcome import summary_of
 
     export = settings.exports_dir / f"demo-qd130-{secrets.token_hex(3)}"
+    facility = dev_facility(settings.data_dir / "qd130-dev-facility")
     sample = write_qd130_export(
         export,
-        encounters=QD130_ENCOUNTERS,
+        encounters=encounters,
         seed=secrets.randbits(31),
         day=day,
         tz=settings.archive.timezone,
+        facility=facility,
     )
     planted = len(sample.held) + len(sample.files)
     click.echo(
@@ -49,14 +62,57 @@ def show_qd130(settings: Settings, day: date) -> dict[str, Any]:
         f"{len(sample.archived)} visits discharged {day}, {planted} planted bad records or files"
     )
     click.echo("   the same nightly run, pointed at the folder; it recognises the XML by itself")
-    result = summary_of(nightly_archive, source=str(export))
+    certs = settings.data_dir / "qd130-dev-facility" / CERT_FILE
+    with _environment(FACILITY_CERTS_ENV, str(certs)):
+        result = summary_of(nightly_archive, source=str(export))
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(result["quarantined"].items()))
     click.echo(
         f"   archived {result['archived']}, quarantined {result['quarantined_total']}"
         + (f" ({reasons})" if reasons else "")
     )
     _show_original(settings, result["run_id"])
+    _show_facility_signature(settings, result["run_id"], facility.sha256)
     return result
+
+
+@contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """``name`` set to ``value`` for the flow runs inside (they read their settings then)."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def _show_facility_signature(settings: Settings, run_id: str, facility_sha256: str) -> None:
+    """One record whose file the facility signed, and the planted file whose signature broke."""
+    rows = Catalog.open(settings.catalog_dir).rows().to_pylist()
+    signed = [r for r in rows if r["run_id"] == run_id and r["facility_signature"] == "valid"]
+    if signed:
+        row = signed[0]
+        who = (
+            "the development facility" if row["facility_signer_sha256"] == facility_sha256 else "?"
+        )
+        click.echo(
+            f"   record MA_LK {row['encounter_id']}: facility_signature={row['facility_signature']}"
+            f" (CHUKYDONVI), signer certificate SHA-256 {row['facility_signer_sha256']} ({who}, "
+            f"from {FACILITY_CERTS_ENV})"
+        )
+    else:
+        click.echo("   (no record of this run came from a file the facility signed)")
+    index = settings.data_dir / "quarantine" / f"{run_id}.jsonl"
+    entries = [json.loads(line) for line in index.read_text(encoding="utf-8").splitlines()]
+    for entry in entries:
+        if entry["reason"] == "facility-signature-invalid":
+            click.echo(
+                f"   {entry['source_file']}, changed after the facility signed it: quarantined "
+                f"{entry['reason']} ({entry['scope']}), none of its HOSO archived"
+            )
 
 
 def show_scans(settings: Settings) -> dict[str, Any]:

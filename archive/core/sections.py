@@ -196,6 +196,13 @@ class ArchiveSettings(Section):
         description="QĐ 130 files up to this size are loaded whole to check their signature "
         "(memory about twice that); larger ones are recorded as unverified",
     )
+    qd130_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="processes reading a QĐ 130 folder over 16 MiB; more pays only on idle "
+        "cores (each costs about 80 MB, and a third more CPU per encounter)",
+    )
     source_roots: tuple[Path, ...] = Field(
         default=(),
         description="directories a run may read an export from (symlinks and .. resolved "

@@ -195,6 +195,7 @@ class ArchiveRun:
             on_selected=self._selected,
             facility_certs=self.settings.archive.facility_certs,
             signed_file_max_bytes=self.settings.archive.signed_file_max_mib << 20,
+            workers=self.settings.archive.qd130_workers,
         )
 
     def _retention(self, bundle: EncounterBundle) -> tuple[str, datetime]:

@@ -43,9 +43,11 @@ def collect_source(
     on_selected: Callable[[int], None] | None = None,
     facility_certs: Path | None = None,
     signed_file_max_bytes: int = qd130.DEFAULT_LIMITS.max_signed_file_bytes,
+    workers: int = 1,
 ) -> Iterator[CollectedItem]:
     """The chosen source's items (see :func:`archive.sources.bulk.collect` and
-    :func:`archive.sources.qd130.collect`)."""
+    :func:`archive.sources.qd130.collect`, which reads a large QĐ 130 folder on ``workers``
+    processes)."""
     if source_kind(source_dir, setting) == "qd130":
         try:
             trust = qd130.load_facility_trust(facility_certs)
@@ -56,6 +58,11 @@ def collect_source(
             ) from e
         limits = replace(qd130.DEFAULT_LIMITS, max_signed_file_bytes=signed_file_max_bytes)
         return qd130.collect(
-            source_dir, window=window, limits=limits, trust=trust, on_selected=on_selected
+            source_dir,
+            window=window,
+            limits=limits,
+            trust=trust,
+            on_selected=on_selected,
+            workers=workers,
         )
     return bulk.collect(source_dir, window=window, on_selected=on_selected)

@@ -1,16 +1,21 @@
 """The QĐ 130 collector: finished encounters from a directory of ``GIAMDINHHS`` / HOSO files.
 
-Two streaming passes keep memory at one file chunk plus the index of the window's encounters:
+Two streaming passes keep memory at one file chunk per process plus the index of the window's
+encounters:
 
-1. every ``*.xml`` file is streamed (:mod:`~archive.sources.qd130.envelope`); of each HOSO only
-   its XML1 is decoded, for ``MA_LK`` and ``NGAY_RA``; a HOSO discharged in the window is indexed
-   by ``MA_LK`` with its byte range;
-2. in ``MA_LK`` order each indexed HOSO is read back by range, checked table by table
-   (:mod:`~archive.sources.qd130.hoso`) and mapped (:mod:`~archive.sources.qd130.mapping`).
+1. every ``*.xml`` file is streamed (:mod:`~archive.sources.qd130.index`); of each HOSO only its
+   XML1 is decoded, for ``MA_LK`` and ``NGAY_RA``; a HOSO discharged in the window is indexed by
+   ``MA_LK`` with its byte range, and the file's facility signature (``CHUKYDONVI``) is checked
+   when the file holds such a HOSO: the result travels with each of its bundles, and an invalid
+   signature holds the whole file back;
+2. in ``MA_LK`` order each indexed HOSO is read back by range, checked table by table and mapped
+   (:mod:`~archive.sources.qd130.build`).
 
-Pass 1 also checks a file's facility signature (``CHUKYDONVI``,
-:mod:`~archive.sources.qd130.signature`) when the file holds a HOSO of the window: the result
-travels with each of its bundles, and an invalid signature holds the whole file back.
+With ``workers`` > 1 (and enough bytes to repay starting processes) both passes run on the
+archive's process pool (:func:`archive.core.pool.worker_pool`): pass 1 a few files per task,
+pass 2 a few episodes per task, with a bounded number of tasks in flight so memory stays bounded
+however slowly the caller consumes. Results are taken in submission order, so the items and
+their order are the same whatever the number of workers.
 
 Nothing bad raises: a broken or hostile file is one ``FILE`` entry (its HOSO are held back with
 it), a bad HOSO an ``ENCOUNTER`` entry, two different HOSO with one ``MA_LK`` in the window are
@@ -22,37 +27,35 @@ them; a file holding a single HOSO is embedded whole, so its facility signature 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor
+from itertools import repeat
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Final, TypeVar
+
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from archive.core.errors import SourceError
-from archive.sources.model import CollectedItem, FacilitySignature, Window
-from archive.sources.qd130 import fields
-from archive.sources.qd130.envelope import EnvelopeReader, HosoRef
-from archive.sources.qd130.fields import FieldError
-from archive.sources.qd130.hardening import XmlRefusedError, decode_base64, parse_inner
-from archive.sources.qd130.hoso import MAX_DEPTH, Limits, read_hoso
-from archive.sources.qd130.mapping import to_bundle
-from archive.sources.qd130.signature import FacilityTrust, too_large_to_check, verify_file
+from archive.core.pool import worker_pool
+from archive.sources.model import CollectedItem, Window
+from archive.sources.qd130.build import Episode, Place, build, build_chunk, entry, read_range
+from archive.sources.qd130.hoso import Limits
+from archive.sources.qd130.index import FileIndex, Refusal, index_file, index_files
+from archive.sources.qd130.signature import FacilityTrust
 from archive.sources.quarantine import QuarantineEntry, QuarantineReason, QuarantineScope
 
 DEFAULT_LIMITS: Final = Limits(
     max_hoso_bytes=64 << 20, max_table_bytes=32 << 20, max_text_chars=1 << 20
 )
 FILE_SAMPLE: Final = 64 << 10  # what a FILE entry keeps of a refused file
-
-
-@dataclass(frozen=True, slots=True)
-class _Place:
-    file: Path
-    ordinal: int
-    start: int
-    end_tag: int
-    facility: str | None
-    whole: bool  # the file's only HOSO: embed the file
-    signature: FacilitySignature
+# Below this many bytes in all, starting worker processes (about a second each) costs more
+# than it saves.
+POOL_MIN_BYTES: Final = 16 << 20
+FILES_PER_TASK: Final = 64  # pass 1: small files per task (a large file is a task alone)
+TASK_BYTES: Final = 1 << 20  # pass 1: a task's bytes; pass 2: its HOSO bytes (memory bound)
+EPISODES_PER_TASK: Final = 32  # pass 2
+TASKS_IN_FLIGHT: Final = 4  # pass 2, per worker, twice over (the next group is prepared)
+T = TypeVar("T")
 
 
 def discover(source_dir: Path) -> list[Path]:
@@ -74,9 +77,13 @@ def collect(
     limits: Limits = DEFAULT_LIMITS,
     trust: FacilityTrust | None = None,
     on_selected: Callable[[int], None] | None = None,
+    workers: int = 1,
+    pool_min_bytes: int = POOL_MIN_BYTES,
 ) -> Iterator[CollectedItem]:
     files = discover(Path(source_dir))
-    return _run(files, window, limits, trust or FacilityTrust(), on_selected)
+    if workers > 1 and sum(p.stat().st_size for p in files) < pool_min_bytes:
+        workers = 1
+    return _run(files, window, limits, trust or FacilityTrust(), on_selected, workers)
 
 
 def _run(
@@ -85,160 +92,126 @@ def _run(
     limits: Limits,
     trust: FacilityTrust,
     on_selected: Callable[[int], None] | None,
+    workers: int,
 ) -> Iterator[CollectedItem]:
-    index: dict[str, list[_Place]] = defaultdict(list)
-    for path in files:
-        yield from _index_file(path, window, limits, trust, index)
-    if on_selected is not None:
-        on_selected(len(index))
-    for key in sorted(index):
-        yield from _build(key, index[key], window, limits)
+    pool = worker_pool(workers, initializer=_ready, initargs=()) if workers > 1 else None
+    try:
+        index: dict[str, list[Place]] = defaultdict(list)
+        for found in _indexes(pool, files, window, limits, trust):
+            yield from _refused(found, limits)
+            for f in found.found:
+                assert found.signature is not None  # checked whenever a HOSO was found
+                where = (f.ordinal, f.start, f.end_tag, f.facility)
+                index[f.key].append(Place(found.path, *where, found.whole, found.signature))
+        if on_selected is not None:
+            on_selected(len(index))
+        if pool is None:
+            for key in sorted(index):
+                yield from build(key, index[key], window, limits)
+        else:
+            yield from _built(pool, workers, _episodes(index, limits), window, limits)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _index_file(
-    path: Path,
+def _ready() -> None:
+    """Nothing to load per worker: each task carries what it needs."""
+
+
+def _indexes(
+    pool: Executor | None, files: list[Path], window: Window, limits: Limits, trust: FacilityTrust
+) -> Iterator[FileIndex]:
+    """Pass 1, file by file in name order."""
+    if pool is None:
+        for path in files:
+            yield index_file(path, window, limits, trust)
+        return
+    trusted = tuple(sorted(c.public_bytes(Encoding.DER) for c in trust.certs.values()))
+    tasks = list(_batches(files, lambda p: p.stat().st_size, FILES_PER_TASK))
+    n = len(tasks)
+    # Every task is submitted at once: what comes back is byte ranges, no file content.
+    for batch in pool.map(
+        index_files, tasks, repeat(window, n), repeat(limits, n), repeat(trusted, n)
+    ):
+        yield from batch
+
+
+def _episodes(index: dict[str, list[Place]], limits: Limits) -> Iterator[list[Episode]]:
+    def size(episode: Episode) -> int:
+        return sum(p.end_tag - p.start for p in episode[1])
+
+    yield from _batches(((k, index[k]) for k in sorted(index)), size, EPISODES_PER_TASK)
+
+
+def _built(
+    pool: Executor,
+    workers: int,
+    tasks: Iterator[list[Episode]],
     window: Window,
     limits: Limits,
-    trust: FacilityTrust,
-    index: dict[str, list[_Place]],
-) -> Iterator[QuarantineEntry]:
-    # (MA_LK, ordinal, start, end_tag, facility): never the HosoRef, whose XML1 text would keep
-    # a few kB per HOSO alive until the file's end (150 MB on a 500 MB day file).
-    found: list[tuple[str, int, int, int, str | None]] = []
-    entries: list[QuarantineEntry] = []
-    reader = EnvelopeReader(path.name, max_hoso_bytes=limits.max_hoso_bytes)
-    try:
-        with path.open("rb") as stream, path.open("rb", buffering=0) as back:
-            for ref in reader.hosos(stream):
-                try:
-                    key = _selected(ref, window, limits)
-                except (XmlRefusedError, FieldError) as e:
-                    raw = _slice(back, ref, limits)
-                    entries.append(_entry(path, ref.ordinal, e.reason, e.detail, raw, None))
-                    continue
-                if key is not None:
-                    found.append((key, ref.ordinal, ref.start, ref.end_tag, ref.facility))
-        signature = _signature(path, reader.signed, limits, trust) if found else None
-    except XmlRefusedError as e:
-        yield _file_entry(path, e)
-        return
-    except OSError as e:
-        raise SourceError(f"cannot read {path.name} ({e.strerror}): check the disk") from e
-    yield from entries
-    whole = reader.count == 1
-    for key, ordinal, start, end_tag, facility in found:
-        assert signature is not None  # checked whenever a HOSO was found
-        index[key].append(_Place(path, ordinal, start, end_tag, facility, whole, signature))
-
-
-def _signature(path: Path, signed: bool, limits: Limits, trust: FacilityTrust) -> FacilitySignature:
-    """The file's facility signature; the file is read whole only when it carries one and is
-    within the limit (a signature covers every byte)."""
-    if not signed:
-        return FacilitySignature(status="absent")
-    limit = limits.max_signed_file_bytes
-    if path.stat().st_size > limit:
-        return too_large_to_check(limit)
-    with path.open("rb") as handle:
-        data = handle.read(limit + 1)  # bounded even if the file grew meanwhile
-    return verify_file(data, trust, max_bytes=limit)
-
-
-def _selected(ref: HosoRef, window: Window, limits: Limits) -> str | None:
-    """The HOSO's MA_LK when it was discharged in the window, else None."""
-    what = f"HOSO {ref.ordinal} XML1"
-    if ref.oversized:
-        raise XmlRefusedError(QuarantineReason.OVERSIZED_XML, f"HOSO {ref.ordinal} is too large")
-    if ref.xml1 is None:
-        raise XmlRefusedError(QuarantineReason.MALFORMED_XML, f"HOSO {ref.ordinal} has no XML1")
-    data = decode_base64(ref.xml1, what, limit=limits.max_table_bytes)
-    root = parse_inner(data, what, max_depth=MAX_DEPTH, max_text=limits.max_text_chars)
-    key = (root.findtext("MA_LK") or "").strip()
-    end = (root.findtext("NGAY_RA") or "").strip()
-    if not key:
-        raise FieldError(QuarantineReason.MALFORMED_RESOURCE, f"{what} lacks MA_LK")
-    return key if fields.moment("XML1 NGAY_RA", end, window.tz) in window else None
-
-
-def _build(
-    key: str, places: list[_Place], window: Window, limits: Limits
 ) -> Iterator[CollectedItem]:
-    copies = []
-    for place in places:
-        with place.file.open("rb", buffering=0) as handle:
-            sent = _read_range(handle, place.start, place.end_tag, limits)
-            whole = _read_range(handle, 0, None, limits) if place.whole else sent
-            if len(whole) > limits.max_hoso_bytes:  # never embed a truncated file
-                whole = sent
-        copies.append((place, sent, whole))
-    if len({whole for _, _, whole in copies}) > 1:
-        for place, _, whole in copies:
-            detail = f"HOSO {place.ordinal}: {len(copies)} different HOSO carry this MA_LK"
-            yield _entry(
-                place.file, place.ordinal, QuarantineReason.DUPLICATE_ID, detail, whole, key
-            )
+    """Pass 2 on the pool: a group of tasks computes while the previous one is handed out."""
+    group = workers * TASKS_IN_FLIGHT
+    pending: Iterable[list[CollectedItem]] = ()
+    while part := [t for _, t in zip(range(group), tasks, strict=False)]:
+        n = len(part)
+        results = pool.map(build_chunk, part, repeat(window, n), repeat(limits, n))
+        for items in pending:
+            yield from items
+        pending = results
+    for items in pending:
+        yield from items
+
+
+def _batches(items: Iterable[T], size: Callable[[T], int], most: int) -> Iterator[list[T]]:
+    """Consecutive runs of at most ``most`` items and about :data:`TASK_BYTES` (an item larger
+    than that is a run of its own)."""
+    run: list[T] = []
+    held = 0
+    for item in items:
+        weight = size(item)
+        if run and (len(run) == most or held + weight > TASK_BYTES):
+            yield run
+            run, held = [], 0
+        run.append(item)
+        held += weight
+    if run:
+        yield run
+
+
+def _refused(found: FileIndex, limits: Limits) -> Iterator[QuarantineEntry]:
+    path = found.path
+    if found.refused is not None:
+        yield _file_entry(path, *found.refused)
         return
-    place, hoso_bytes, whole = copies[0]
-    try:
-        hoso = read_hoso(hoso_bytes, window.tz, limits)
-        yield to_bundle(
-            hoso, whole, facility=place.facility, tz=window.tz, signature=place.signature
-        )
-    except (XmlRefusedError, FieldError) as e:
-        detail = f"HOSO {place.ordinal}: {e.detail}"
-        yield _entry(place.file, place.ordinal, e.reason, detail, whole, key)
+    if not found.refusals:
+        return
+    with path.open("rb", buffering=0) as handle:
+        for r in found.refusals:
+            yield entry(path, r.ordinal, r.reason, r.detail, _slice(handle, r, limits), None)
 
 
-def _read_range(handle: IO[bytes], start: int, end_tag: int | None, limits: Limits) -> bytes:
-    handle.seek(start)
-    if end_tag is None:
-        return handle.read(limits.max_hoso_bytes + 1)
-    head = handle.read(end_tag - start + 256)  # the end tag "</HOSO   >" lies in the tail
-    close = head.find(b">", end_tag - start)
-    return head[: close + 1] if close >= 0 else head
-
-
-def _slice(handle: IO[bytes], ref: HosoRef, limits: Limits) -> bytes:
+def _slice(handle: IO[bytes], r: Refusal, limits: Limits) -> bytes:
     """The HOSO's bytes for its quarantine entry; of one too large, only its beginning."""
-    if ref.end_tag - ref.start <= limits.max_hoso_bytes:
-        return _read_range(handle, ref.start, ref.end_tag, limits)
-    handle.seek(ref.start)
+    if r.end_tag - r.start <= limits.max_hoso_bytes:
+        return read_range(handle, r.start, r.end_tag, limits)
+    handle.seek(r.start)
     return handle.read(FILE_SAMPLE)
 
 
-def _entry(
-    path: Path,
-    ordinal: int,
-    reason: QuarantineReason,
-    detail: str,
-    raw: bytes,
-    key: str | None,
-) -> QuarantineEntry:
-    return QuarantineEntry(
-        reason=reason,
-        scope=QuarantineScope.ENCOUNTER,
-        source_file=path.name,
-        line_number=ordinal,
-        resource_type="HOSO",
-        resource_id=key,
-        encounter_id=key,
-        detail=detail,
-        raw_line=raw,
-    )
-
-
-def _file_entry(path: Path, problem: XmlRefusedError) -> QuarantineEntry:
+def _file_entry(path: Path, reason: QuarantineReason, detail: str) -> QuarantineEntry:
     with path.open("rb") as handle:
         sample = handle.read(FILE_SAMPLE)
     return QuarantineEntry(
-        reason=problem.reason,
+        reason=reason,
         scope=QuarantineScope.FILE,
         source_file=path.name,
         line_number=0,
         resource_type=None,
         resource_id=None,
         encounter_id=None,
-        detail=f"{problem.detail}; every HOSO of the file is held back (first "
+        detail=f"{detail}; every HOSO of the file is held back (first "
         f"{FILE_SAMPLE // 1024} KiB kept)",
         raw_line=sample,
     )

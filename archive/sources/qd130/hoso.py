@@ -20,6 +20,8 @@ from archive.sources.quarantine import QuarantineReason
 
 R = QuarantineReason
 MAX_DEPTH: Final = 16  # the deepest table (root/list/record/field) needs 4
+_DSIG: Final = b"http://www.w3.org/2000/09/xmldsig#"
+_DSIG_SIGNATURE: Final = "{http://www.w3.org/2000/09/xmldsig#}Signature"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +37,13 @@ class Limits:
 @dataclass(frozen=True, slots=True)
 class Hoso:
     """The parsed tables of one HOSO. ``summary`` is its XML1 record; ``tables`` every checked
-    table's records; ``kept`` the LOAIHOSO of the tables only carried in the original."""
+    table's records; ``kept`` the LOAIHOSO of the tables only carried in the original; ``signed``
+    those that hold an XML signature of their own (not the facility's ``CHUKYDONVI``)."""
 
     summary: Record
     tables: dict[str, list[Record]]
     kept: tuple[str, ...]
+    signed: tuple[str, ...] = ()
 
     def records(self, kind: str) -> list[Record]:
         return self.tables.get(kind, [])
@@ -53,6 +57,7 @@ def read_hoso(raw: bytes, tz: tzinfo, limits: Limits) -> Hoso:
         raise XmlRefusedError(R.MALFORMED_XML, "the HOSO element is not a HOSO")
     tables: dict[str, list[Record]] = {}
     kept: list[str] = []
+    signed: list[str] = []
     for n, item in enumerate(root.findall("FILEHOSO"), start=1):
         kind = (item.findtext("LOAIHOSO") or "").strip()
         content = item.findtext("NOIDUNGFILE")
@@ -61,6 +66,8 @@ def read_hoso(raw: bytes, tz: tzinfo, limits: Limits) -> Hoso:
         what = f"FILEHOSO {n} ({kind[:16]})"
         data = decode_base64(content.encode("ascii", "replace"), what, limit=limits.max_table_bytes)
         table = parse_inner(data, what, max_depth=MAX_DEPTH, max_text=limits.max_text_chars)
+        if _DSIG in data and next(table.iter(_DSIG_SIGNATURE), None) is not None:
+            signed.append(kind[:16])
         spec = SPECS.get(kind)
         if spec is None:
             kept.append(kind)
@@ -73,7 +80,7 @@ def read_hoso(raw: bytes, tz: tzinfo, limits: Limits) -> Hoso:
         tables[kind] = records
     summary = _summary(tables)
     _same_episode(summary["MA_LK"], tables)
-    return Hoso(summary=summary, tables=tables, kept=tuple(kept))
+    return Hoso(summary=summary, tables=tables, kept=tuple(kept), signed=tuple(signed))
 
 
 def _records(root: Any, spec: TableSpec) -> list[Record]:
@@ -92,6 +99,8 @@ def _records(root: Any, spec: TableSpec) -> list[Record]:
 def _record(node: Any, spec: TableSpec) -> Record:
     record: Record = {}
     for child in node:
+        if child.tag == _DSIG_SIGNATURE:
+            continue  # the table's own signature (``Hoso.signed``), not a field
         name = child.tag[:40]
         if len(child):
             raise XmlRefusedError(R.MALFORMED_XML, f"{spec.kind} field {name} has children")

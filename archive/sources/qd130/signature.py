@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -99,8 +100,7 @@ def verify_file(data: bytes, trust: FacilityTrust, *, max_bytes: int) -> Facilit
         _refuse("the file must hold exactly one ds:Signature, inside CHUKYDONVI")
     signature = signatures[0]
     _require_whole_file(signature)
-    cert = _certificate(signature)
-    digest = _sha256(cert)
+    cert, digest, subject = _certificate(signature)
     if trust.certs and digest not in trust.certs:
         _refuse("signed by a certificate not among the facility certificates")
     config = SignatureConfiguration(location="./CHUKYDONVI/", expect_references=1)
@@ -112,7 +112,6 @@ def verify_file(data: bytes, trust: FacilityTrust, *, max_bytes: int) -> Facilit
         _refuse(f"the signature does not verify ({type(e).__name__})")
     if getattr(result.signed_xml, "tag", None) != "GIAMDINHHS":
         _refuse("the signature does not cover the whole file")
-    subject = cert.subject.rfc4514_string()
     if not trust.certs:
         detail = "intact, but no facility certificate is configured to say whose key it is"
         return FacilitySignature(
@@ -151,15 +150,23 @@ def _require_whole_file(signature: Any) -> None:
         _refuse("the signature does not cover the whole file (not an enveloped signature)")
 
 
-def _certificate(signature: Any) -> x509.Certificate:
+def _certificate(signature: Any) -> tuple[x509.Certificate, str, str]:
+    """The signature's certificate, its SHA-256 and subject."""
     found = signature.findall("ds:KeyInfo/ds:X509Data/ds:X509Certificate", _NS)
     if len(found) != 1:
         _refuse("the signature must carry exactly one X509Certificate")
     try:
         der = base64.b64decode("".join((found[0].text or "").split()), validate=True)
-        return x509.load_der_x509_certificate(der)
+        return _loaded(der)
     except (binascii.Error, ValueError):
         _refuse("the signature's certificate is unreadable")
+
+
+@functools.lru_cache(maxsize=16)
+def _loaded(der: bytes) -> tuple[x509.Certificate, str, str]:
+    """Parsed once per certificate: a facility signs every file of the day with the same one."""
+    cert = x509.load_der_x509_certificate(der)
+    return cert, _sha256(cert), cert.subject.rfc4514_string()
 
 
 def _sha256(cert: x509.Certificate) -> str:
