@@ -23,6 +23,7 @@ from archive.core.storage_sections import ReplicaSettings, S3Settings
 __all__ = [
     "ArchiveSettings",
     "CatalogSettings",
+    "ClusterSettings",
     "KeySettings",
     "ReplicaSettings",
     "S3Settings",
@@ -217,3 +218,20 @@ class ArchiveSettings(Section):
     quarantine_retain_days: int = Field(
         default=365, ge=1, le=36500, description="COMPLIANCE lock on sealed quarantine entries"
     )
+
+
+class ClusterSettings(Section):
+    """Fan-out of the nightly archive over a Dask cluster (``prefect-dask``)."""
+
+    scheduler_address: str = Field(
+        default="",
+        description="Dask scheduler the nightly run sends its batches to, e.g. "
+        "tcp://10.0.0.5:8786; empty = a process pool on this machine",
+    )
+
+    @field_validator("scheduler_address")
+    @classmethod
+    def _dask_address(cls, value: str) -> str:
+        if value and not value.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+            raise ValueError("must be a Dask address such as tcp://host:8786 (or empty)")
+        return value

@@ -36,6 +36,9 @@ from archive.core.sections import (
     CatalogSettings as CatalogSettings,
 )
 from archive.core.sections import (
+    ClusterSettings as ClusterSettings,
+)
+from archive.core.sections import (
     KeySettings as KeySettings,
 )
 from archive.core.sections import (
@@ -79,6 +82,7 @@ ALL_SECTIONS: frozenset[str] = frozenset(
         "stack",
         "catalog",
         "archive",
+        "cluster",
         "verification",
         "portal",
     }
@@ -113,6 +117,7 @@ class Settings(BaseSettings):
     stack: StackSettings = StackSettings()
     catalog: CatalogSettings = CatalogSettings()
     archive: ArchiveSettings = ArchiveSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @classmethod
     def settings_customise_sources(
