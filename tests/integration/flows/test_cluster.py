@@ -20,8 +20,8 @@ from pydantic import SecretStr
 from archive.catalog import Catalog
 from archive.store import S3ObjectStore
 from archive.store.s3_client import DevCredentials
+from infra.dask_cluster import DaskCluster
 from infra.settings import AppSettings as Settings
-from tests.support.dask_cluster import DaskCluster
 from tests.support.nightly import DAY, Export, make_export, record_versions
 
 pytestmark = pytest.mark.integration

@@ -1,5 +1,6 @@
-"""A real Dask cluster on loopback for tests and the bench: ``dask scheduler`` and ``dask worker``
-processes, started as subprocesses and stopped by their process ids.
+"""A Dask cluster on loopback, for tests, the bench and trying the fan-out on one machine:
+``dask scheduler`` and ``dask worker`` processes, started as subprocesses and stopped by their
+process ids. On several machines, start the same two commands by hand (README "Scaling out").
 
 Workers run without a nanny (``--no-nanny``) so that the process id is the worker itself: a
 ``kill -9`` kills it for good, as a machine that goes away would, instead of the nanny starting a
@@ -78,7 +79,7 @@ class DaskCluster:
 
     def identities(self) -> dict[str, int]:
         """Worker address -> process id, as the scheduler knows them."""
-        with Client(self.address, timeout=10) as client:
+        with Client(self.address, timeout=10) as client:  # type: ignore[no-untyped-call]
             pids: dict[str, int] = client.run(os.getpid)
         return pids
 
