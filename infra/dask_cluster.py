@@ -21,7 +21,7 @@ from pathlib import Path
 
 from distributed import Client
 
-_REPO = Path(__file__).resolve().parents[2]
+_REPO = Path(__file__).resolve().parents[1]  # the scheduler and workers import this checkout
 _BIN = Path(sys.executable).parent
 
 
@@ -41,12 +41,12 @@ class DaskCluster:
         argv += ["--no-dashboard", "--scheduler-file", str(info)]
         process = subprocess.Popen(argv, stdout=log, stderr=log, env=_base_env(directory))
         deadline = time.monotonic() + timeout
-        while not info.exists():
+        while not (address := _address(info)):
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 raise RuntimeError(f"dask scheduler did not start: see {log.name}")
             time.sleep(0.1)
-        return cls(directory, process, json.loads(info.read_text())["address"])
+        return cls(directory, process, address)
 
     def add_worker(
         self, *, env: dict[str, str] | None = None, hide: Path | None = None, timeout: float = 60.0
@@ -106,6 +106,14 @@ class DaskCluster:
         except subprocess.TimeoutExpired:
             self.scheduler.kill()
             self.scheduler.wait(timeout=10)
+
+
+def _address(scheduler_file: Path) -> str:
+    """The scheduler's address once it has written its file (not atomically: retry)."""
+    try:
+        return str(json.loads(scheduler_file.read_text())["address"])
+    except (OSError, ValueError, KeyError):
+        return ""
 
 
 def _base_env(home: Path) -> dict[str, str]:
