@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -93,6 +94,7 @@ class BatchResult:
     index: int
     worker: str  # which machine/process did it (an address, never PHI)
     outcomes: tuple[RecordOutcome, ...]
+    reread_s: float = 0.0  # rereading the batch's slice of the source on the worker
 
 
 def collect_window(
@@ -166,7 +168,9 @@ def process_batch(context: RunContext, ref: BatchRef, *, worker: str) -> BatchRe
     """Archive one batch on this machine; raises :class:`WorkerUnavailableError` (before any
     record is stored) when this machine cannot read the source, reach the store or open the
     keys."""
+    begin = time.perf_counter()
     bundles, missing = _reread(context, ref)  # the source first: the cheapest check
+    reread_s = time.perf_counter() - begin
     record_worker, lock = _worker_for(context)
     with lock:  # one batch at a time per process: the signer and its session are not shared
         outcomes = record_worker.process(
@@ -176,7 +180,9 @@ def process_batch(context: RunContext, ref: BatchRef, *, worker: str) -> BatchRe
         RecordOutcome(m.encounter_id, "failed", reason_code="source.changed", retryable=True)
         for m in missing
     ]
-    return BatchResult(index=ref.index, worker=worker, outcomes=tuple(outcomes + gone))
+    return BatchResult(
+        index=ref.index, worker=worker, outcomes=tuple(outcomes + gone), reread_s=reread_s
+    )
 
 
 def _reread(context: RunContext, ref: BatchRef) -> tuple[list[EncounterBundle], list[Member]]:

@@ -239,6 +239,7 @@ class ArchiveRun:
     def absorb(self, result: BatchResult) -> dict[str, int]:
         """A cluster worker's outcomes for one batch, recorded as the pool's are."""
         self._ledger.batch_done(result.worker)
+        self._stages["reread"] += result.reread_s  # summed over workers, like render and sign
         return self._count(result.outcomes)
 
     def batch_failed(self, ref: BatchRef, reason: str) -> dict[str, int]:
