@@ -20,13 +20,13 @@ Nothing is asserted: the machine is shared and noisy.
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import statistics
 import time
 from datetime import date
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 from bench.common import table, throwaway_stack
 from infra.dask_cluster import DaskCluster
@@ -37,33 +37,38 @@ DAY = date(2026, 11, 22)
 SERIAL = ("collect", "quarantine", "catalog", "evidence")  # wall time in the flow's process
 
 
-def _fresh(settings: Settings, **changes: Any) -> Settings:
-    """A bucket and a catalog of this run's own: every run archives the whole day."""
+def _environment(settings: Settings, mode: str, address: str, batch_size: int) -> None:
+    """What the flow reads at its start (as a deployment would): the stack, a bucket and a
+    catalog of this run's own (every run archives the whole day), two workers either way."""
     from archive.store import S3ObjectStore
 
     tag = secrets.token_hex(3)
-    fresh = settings.model_copy(
-        update={
-            "s3": settings.s3.model_copy(update={"bucket": f"bench-{tag}"}),
-            "catalog": settings.catalog.model_copy(
-                update={"catalog_dir": settings.data_dir / f"catalog-{tag}"}
-            ),
-            **changes,
-        }
+    env = {
+        "EMR_ARCHIVE_DATA_DIR": str(settings.data_dir),
+        "EMR_ARCHIVE_S3__BUCKET": f"bench-{tag}",
+        "EMR_ARCHIVE_CATALOG__CATALOG_DIR": str(settings.data_dir / f"catalog-{tag}"),
+        "EMR_ARCHIVE_ARCHIVE__WORKERS": "2",
+        "EMR_ARCHIVE_ARCHIVE__BATCH_SIZE": str(batch_size),
+        "EMR_ARCHIVE_CLUSTER__SCHEDULER_ADDRESS": address if mode == "cluster" else "",
+    }
+    env.update(
+        (f"EMR_ARCHIVE_STACK__{name.upper()}", str(value))
+        for name, value in settings.stack.model_dump().items()
     )
-    S3ObjectStore.from_settings(fresh).create_locked_bucket()
-    return fresh
+    os.environ.update(env)
+    bucket = settings.s3.model_copy(update={"bucket": env["EMR_ARCHIVE_S3__BUCKET"]})
+    S3ObjectStore.from_settings(settings.model_copy(update={"s3": bucket})).create_locked_bucket()
 
 
-def run(settings: Settings, export: Path) -> dict[str, Any]:
+def run(export: Path) -> dict[str, Any]:
+    # Not a patched load_settings: the flow's context travels to the Dask scheduler pickled, and
+    # the scheduler must be able to rebuild whatever the flow's function refers to.
     from flows import nightly
     from flows.outcome import summary_of
 
-    # The flow reads its settings itself; each run here has its own bucket and catalog.
-    with mock.patch.object(nightly, "load_settings", return_value=settings):
-        start = time.perf_counter()
-        result = summary_of(nightly.nightly_archive, since=DAY, source=str(export))
-        result["wall_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    result = summary_of(nightly.nightly_archive, since=DAY, source=str(export))
+    result["wall_s"] = time.perf_counter() - start
     return result
 
 
@@ -90,22 +95,14 @@ def main() -> None:
             results: dict[str, list[dict[str, Any]]] = {"pool": [], "cluster": []}
             for _ in range(args.rounds):
                 for mode in ("pool", "cluster"):
-                    chosen = _settings_for(settings, mode, cluster, args.batch_size)
-                    results[mode].append(run(chosen, export))
+                    _environment(settings, mode, cluster.address, args.batch_size)
+                    results[mode].append(run(export))
                     last = results[mode][-1]
                     print(f"{mode}: {last['archived']} in {last['wall_s']:.1f} s", flush=True)
         finally:
             cluster.stop()
     print(f"\nsample: {len(sample.in_window)} encounters on {DAY}, batch size {args.batch_size}")
     _report(results)
-
-
-def _settings_for(settings: Settings, mode: str, cluster: DaskCluster, batch: int) -> Settings:
-    archive = settings.archive.model_copy(update={"workers": 2, "batch_size": batch})
-    if mode == "pool":
-        return _fresh(settings, archive=archive)
-    address = settings.cluster.model_copy(update={"scheduler_address": cluster.address})
-    return _fresh(settings, archive=archive, cluster=address)
 
 
 def _report(results: dict[str, list[dict[str, Any]]]) -> None:

@@ -223,6 +223,8 @@ class ArchiveRun:
     def plan_refs(self) -> list[BatchRef]:
         """Every batch as a reference for a cluster worker (collects the source, as
         :meth:`batches` does: quarantine entries stay here, for :meth:`store_quarantine`)."""
+        if self.options.manifest is not None:  # workers reread exports, not scan manifests
+            raise ArchiveError("paper intake runs on this machine's pool, not on a cluster")
         return plan_refs(self.batches(), batch_size=self.options.batch_size)
 
     def context(self) -> RunContext:
