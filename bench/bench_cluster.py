@@ -46,7 +46,8 @@ def _environment(settings: Settings, mode: str, address: str, batch_size: int) -
     env = {
         "EMR_ARCHIVE_DATA_DIR": str(settings.data_dir),
         "EMR_ARCHIVE_S3__BUCKET": f"bench-{tag}",
-        "EMR_ARCHIVE_CATALOG__CATALOG_DIR": str(settings.data_dir / f"catalog-{tag}"),
+        # Its own directory: the audit log and registers live beside the catalog.
+        "EMR_ARCHIVE_CATALOG__CATALOG_DIR": str(settings.data_dir / f"run-{tag}" / "catalog"),
         "EMR_ARCHIVE_ARCHIVE__WORKERS": "2",
         "EMR_ARCHIVE_ARCHIVE__BATCH_SIZE": str(batch_size),
         "EMR_ARCHIVE_CLUSTER__SCHEDULER_ADDRESS": address if mode == "cluster" else "",
