@@ -11,8 +11,8 @@ machine Dask cannot win, the gain is on more machines.
 
 The projection splits a cluster run into what the flow's process does alone (collect and plan,
 quarantine, catalog append, evidence: it is the one writer) and what the workers share, and
-applies Amdahl's law for 10 workers. Shared resources bound it further: the TSA (two timestamps
-per record at signing; one per run for evidence), the store's PUT rate, the one catalog writer.
+applies Amdahl's law for 10 workers. Shared resources bound it further: the TSA (timestamps for
+every record at signing; one per run for evidence), the store's PUT rate, the one catalog writer.
 
 Nothing is asserted: the machine is shared and noisy.
 """
@@ -137,7 +137,7 @@ def _report(results: dict[str, list[dict[str, Any]]]) -> None:
         f"\nprojected, 10 worker processes on 10 cores elsewhere: {ten:.1f} records/s for this "
         f"day (Amdahl: {serial:.1f} s serial + {parallel * 2:.1f} s / 10), at most "
         f"{done / serial if serial else float('nan'):.0f} records/s with unlimited workers;"
-        "\nfurther bounded by the TSA (2 timestamps per record at signing), the store's PUT "
+        "\nfurther bounded by the TSA (timestamps for every record at signing), the store's PUT "
         "rate and the one catalog writer."
     )
 

@@ -98,14 +98,17 @@ class DaskCluster:
             process.wait(timeout=10)
 
     def stop(self) -> None:
-        for pid in list(self.workers):
-            self.stop_worker(pid)
-        self.scheduler.terminate()
-        try:
-            self.scheduler.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.scheduler.kill()
-            self.scheduler.wait(timeout=10)
+        """Every worker and the scheduler: asked to stop all at once, killed after 10 s."""
+        processes = [*self.workers.values(), self.scheduler]
+        self.workers.clear()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
 
 
 def _address(scheduler_file: Path) -> str:
