@@ -112,12 +112,14 @@ def test_a_worker_killed_mid_run_loses_no_record_and_duplicates_none(
     victim = next(iter(cluster.workers))
     store = S3ObjectStore.from_settings(on_cluster)
     killed = threading.Event()
+    stored_before_kill: list[int] = []
 
     def kill_after_first_record() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not list(record_versions(store)):
             time.sleep(0.05)
         cluster.kill_worker(victim)
+        stored_before_kill.append(len(list(record_versions(store))))
         killed.set()
 
     killer = threading.Thread(target=kill_after_first_record, daemon=True)
@@ -126,6 +128,7 @@ def test_a_worker_killed_mid_run_loses_no_record_and_duplicates_none(
         state = _run(on_cluster, export, monkeypatch)
         killer.join(timeout=30)
         assert killed.is_set()
+        assert stored_before_kill[0] < len(export.summary.in_window)  # killed mid-run
         if not state.is_completed():  # the batch was lost with its worker: a rerun finishes it
             assert "cluster.batch_lost" in (state.message or ""), state.message
             again = _run(on_cluster, export, monkeypatch)
