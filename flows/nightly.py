@@ -1,10 +1,11 @@
 """Prefect flow ``nightly-archive``: a table of contents over :class:`archive.pipeline.ArchiveRun`.
 
 One flow run per night; one task per batch of encounters (a task costs 20-80 ms here, so never
-one per record); CPU work fans out to a process pool inside the run. Only I/O tasks retry; the
-archive itself makes reruns safe (catalog skip, create-once keys, adoption). Tasks take and return
-no PHI through Prefect: parameters are dates, a path and numbers; results are counts; nothing is
-persisted or cached.
+one per record); CPU work fans out to a process pool inside the run, or, with
+``[cluster] scheduler_address`` set, to the workers of a Dask cluster (:mod:`flows.cluster`).
+Only I/O tasks retry; the archive itself makes reruns safe (catalog skip, create-once keys,
+adoption). Tasks take and return no PHI through Prefect: parameters are dates, a path and
+numbers; results are counts; nothing is persisted or cached.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from prefect.utilities.annotations import quote
 from archive.core.settings import Settings, load_settings
 from archive.pipeline import ArchiveRun, RunOptions, RunSummary, options_for_days
 from archive.sources import EncounterBundle
+from flows.cluster import archive_on_cluster
 from flows.outcome import ended
 from retention import PolicyClassifier
 
@@ -89,8 +91,11 @@ def nightly_archive(
     run = start_run(_opaque(settings), options)
     try:
         run.progress = PROGRESS
-        for batch in run.batches():
-            archive_batch(run, batch)
+        if settings.cluster.scheduler_address:  # several machines: batches go to Dask workers
+            archive_on_cluster(run, settings.cluster.scheduler_address)
+        else:  # one machine: a process pool inside each batch task
+            for batch in run.batches():
+                archive_batch(run, batch)
         store_quarantine(run)
         summary = record_catalog(run)
     finally:

@@ -99,6 +99,34 @@ class SourceOutsideRootsError(ArchiveError):
     label = "refused"
 
 
+# --- cluster workers -----------------------------------------------------------------------------
+
+
+class WorkerUnavailableError(ArchiveError):
+    """A cluster worker cannot do its batch: the batch is counted failed under ``reason_code``,
+    nothing of it is catalogued, and the next run retries it (on a worker that can)."""
+
+    reason_code: ClassVar[str] = "worker.unavailable"
+
+
+class WorkerSourceError(WorkerUnavailableError):
+    """The worker cannot read the run's source directory (not mounted, no permission)."""
+
+    reason_code = "worker.source_unavailable"
+
+
+class WorkerStoreError(WorkerUnavailableError):
+    """The worker cannot reach the store or has no credentials for it."""
+
+    reason_code = "worker.store_unavailable"
+
+
+class WorkerKeysError(WorkerUnavailableError):
+    """The worker cannot open the key-encryption keys or the signing key."""
+
+    reason_code = "worker.keys_unavailable"
+
+
 # --- audit log -----------------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from archive.core.storage_sections import ReplicaSettings, S3Settings
 __all__ = [
     "ArchiveSettings",
     "CatalogSettings",
+    "ClusterSettings",
     "EvidenceSettings",
     "KeySettings",
     "ReplicaSettings",
@@ -286,3 +287,20 @@ class EvidenceSettings(Section):
         takes (:class:`archive.evidence.WeakAlgorithms`): the one table the renewal job plans
         by and verification (now and ``--at``) judges by."""
         return _weak_table(self.weak_algorithms)
+
+
+class ClusterSettings(Section):
+    """Fan-out of the nightly archive over a Dask cluster (``prefect-dask``)."""
+
+    scheduler_address: str = Field(
+        default="",
+        description="Dask scheduler the nightly run sends its batches to, e.g. "
+        "tcp://10.0.0.5:8786; empty = a process pool on this machine",
+    )
+
+    @field_validator("scheduler_address")
+    @classmethod
+    def _dask_address(cls, value: str) -> str:
+        if value and not value.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+            raise ValueError("must be a Dask address such as tcp://host:8786 (or empty)")
+        return value

@@ -37,6 +37,9 @@ from archive.core.sections import (
     CatalogSettings as CatalogSettings,
 )
 from archive.core.sections import (
+    ClusterSettings as ClusterSettings,
+)
+from archive.core.sections import (
     EvidenceSettings as EvidenceSettings,
 )
 from archive.core.sections import (
@@ -85,6 +88,7 @@ ALL_SECTIONS: frozenset[str] = frozenset(
         "archive",
         "intake",
         "evidence",
+        "cluster",
         "verification",
         "portal",
     }
@@ -121,6 +125,7 @@ class Settings(BaseSettings):
     archive: ArchiveSettings = ArchiveSettings()
     intake: IntakeSettings = IntakeSettings()
     evidence: EvidenceSettings = EvidenceSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @classmethod
     def settings_customise_sources(

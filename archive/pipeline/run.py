@@ -18,20 +18,28 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from archive.audit import AuditLog
-from archive.catalog import Catalog, CatalogRow, manifest_lock
+from archive.catalog import Catalog, manifest_lock
 from archive.core.atomic import write_private
 from archive.core.errors import ArchiveError
 from archive.core.pool import split, worker_pool
 from archive.core.settings import Settings
 from archive.intake import collect_scans
 from archive.pipeline.admission import admit_source
+from archive.pipeline.batch import (
+    BatchRef,
+    BatchResult,
+    RunContext,
+    collect_window,
+    plan_refs,
+    without_secrets,
+)
 from archive.pipeline.classifier import Classifier
 from archive.pipeline.evidence_stage import Step, Timestamper
 from archive.pipeline.evidence_wiring import (
@@ -39,6 +47,7 @@ from archive.pipeline.evidence_wiring import (
     open_stage,
     record_members,
 )
+from archive.pipeline.ledger import Ledger
 from archive.pipeline.options import RunOptions
 from archive.pipeline.process import init_worker, work
 from archive.pipeline.quarantine import store_entries
@@ -52,7 +61,6 @@ from archive.sources import (
     EncounterBundle,
     QuarantineEntry,
     QuarantineScope,
-    collect_source,
 )
 from archive.store import ObjectStore, SealedStore, open_sites
 
@@ -84,18 +92,17 @@ class ArchiveRun:
         self._classifier = classifier
         self._known = catalog.encounter_ids()
         self._signers = frozenset(catalog.signer_fingerprints())
-        self._rows: list[CatalogRow] = []
         self._quarantine: list[QuarantineEntry] = []
         self._pool: Executor | None = None
         self._started = started if started is not None else time.perf_counter()
         self.summary = RunSummary(
             options.run_id, options.window.start.isoformat(), options.window.end.isoformat()
         )
-        self._stages: dict[str, float] = defaultdict(float)
+        self._ledger = Ledger(self.summary)
+        self._stages = self._ledger.stages
         self.progress: Progress | None = None
         self._selected_count = 0
         self._held_back = 0  # encounters quarantined as a whole
-        self._failures: list[dict[str, object]] = []
         # The evidence stage's TSA and crash hooks (tests and the bench replace them).
         self.evidence_timestamper: Timestamper | None = None
         self.evidence_step: Step | None = None
@@ -188,14 +195,8 @@ class ArchiveRun:
                 retention=self._retention,
                 now=self.options.started_at,
             )
-        return collect_source(
-            self.options.source,
-            window=self.options.window,
-            setting=self.settings.archive.source_format,
-            on_selected=self._selected,
-            facility_certs=self.settings.archive.facility_certs,
-            signed_file_max_bytes=self.settings.archive.signed_file_max_mib << 20,
-            workers=self.settings.archive.qd130_workers,
+        return collect_window(
+            self.settings, self.options.source, self.options.window, on_selected=self._selected
         )
 
     def _retention(self, bundle: EncounterBundle) -> tuple[str, datetime]:
@@ -222,11 +223,49 @@ class ArchiveRun:
         pool = self._executor()
         args = (self.options.run_id, self.options.started_at)
         results = pool.map(work, chunks, [args] * len(chunks))
+        return self._count([outcome for outcomes in results for outcome in outcomes])
+
+    # -- the same batches on a cluster: references out, outcomes back --------------------------
+
+    def plan_refs(self) -> list[BatchRef]:
+        """Every batch as a reference for a cluster worker (collects the source, as
+        :meth:`batches` does: quarantine entries stay here, for :meth:`store_quarantine`)."""
+        if self.options.manifest is not None:  # workers reread exports, not scan manifests
+            raise ArchiveError("paper intake runs on this machine's pool, not on a cluster")
+        return plan_refs(self.batches(), batch_size=self.options.batch_size)
+
+    def context(self) -> RunContext:
+        """What cluster workers need besides a batch: settings without secrets, the policy."""
+        return RunContext(
+            settings=without_secrets(self.settings),
+            classifier=self._classifier,
+            known_signers=self._signers,
+            run_id=self.options.run_id,
+            created_at=self.options.started_at,
+            source=self.options.source,
+        )
+
+    def absorb(self, result: BatchResult) -> dict[str, int]:
+        """A cluster worker's outcomes for one batch, recorded as the pool's are."""
+        self._ledger.batch_done(result.worker)
+        self._stages["reread"] += result.reread_s  # summed over workers, like render and sign
+        return self._count(result.outcomes)
+
+    def batch_failed(self, ref: BatchRef, reason: str) -> dict[str, int]:
+        """A batch no worker could do: every member failed under ``reason`` (retried by the
+        next run); whatever it stored is adopted then, never catalogued half now."""
+        code = reason if " " in reason else f"{reason} (batch {ref.index})"
+        failed = [
+            RecordOutcome(m.encounter_id, "failed", reason_code=code, retryable=True)
+            for m in ref.members
+        ]
+        return self._count(failed)
+
+    def _count(self, outcomes: Sequence[RecordOutcome]) -> dict[str, int]:
         counts: Counter[str] = Counter()
-        for outcomes in results:
-            for outcome in outcomes:
-                self._record(outcome)
-                counts[outcome.status] += 1
+        for outcome in outcomes:
+            self._ledger.record(outcome)
+            counts[outcome.status] += 1
         self._report_progress()
         return dict(counts)
 
@@ -279,10 +318,10 @@ class ArchiveRun:
             on_step=self.evidence_step,
         )
         # Pending before the catalog names the records: none is ever catalogued unpromised.
-        evidence.hold(self.options.run_id, record_members(self._rows))
-        if self._rows:
+        evidence.hold(self.options.run_id, record_members(self._ledger.rows))
+        if self._ledger.rows:
             result = self._catalog.append(
-                self._rows,
+                self._ledger.rows,
                 run_id=self.options.run_id,
                 now=self.options.started_at,
                 store=SealedStore.for_settings(self.settings, self._store, keys=self._keys),
@@ -295,7 +334,7 @@ class ArchiveRun:
             self.options.run_id,
             now=self.options.started_at,
             extra=manifest_members(self._catalog, self.settings),
-            held=len(self._rows),
+            held=len(self._ledger.rows),
         )
         s = self.summary
         s.evidence_written += done.written
@@ -306,7 +345,7 @@ class ArchiveRun:
         self._stages["evidence"] += time.perf_counter() - begin
         self.summary.duration_s = time.perf_counter() - self._started
         self.summary.stage_seconds = {k: round(v, 3) for k, v in self._stages.items()}
-        write_report(self.settings.data_dir / "runs", self.summary, self._failures)
+        write_report(self.settings.data_dir / "runs", self.summary, self._ledger.failures)
         log = AuditLog.for_settings(self.settings, self._store)
         log.append(run_event(self.summary, recorded=self.options.started_at))
         log.flush()
@@ -321,30 +360,6 @@ class ArchiveRun:
             self._lock = None
 
     # -- helpers --------------------------------------------------------------------------------
-
-    def _record(self, outcome: RecordOutcome) -> None:
-        s = self.summary
-        for stage, seconds in outcome.timings.items():
-            self._stages[stage] += seconds
-        if outcome.status == "failed":
-            code = (outcome.reason_code or "unknown").split(" ", 1)[0]
-            s.failed[code] = s.failed.get(code, 0) + 1
-            self._failures.append(
-                {
-                    "encounter_id": outcome.encounter_id,
-                    "reason": outcome.reason_code or "unknown",
-                    "retryable": outcome.retryable,
-                }
-            )
-            return
-        if outcome.row is not None:
-            self._rows.append(outcome.row)
-        if outcome.status == "archived":
-            s.archived += 1
-        else:
-            s.adopted += 1
-        s.pdf_bytes += outcome.pdf_bytes
-        s.sealed_bytes += outcome.sealed_bytes
 
     def _executor(self) -> Executor:
         if self._pool is None:

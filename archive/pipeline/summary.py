@@ -43,6 +43,8 @@ class RunSummary:
     evidence_written: int = 0  # RFC 4998 evidence records stored by this run
     evidence_pending: int = 0  # documents still without one (TSA down): the next run completes
     evidence_timestamps: int = 0  # TSA requests for evidence (one per run when it succeeds)
+    # Cluster runs: batches each worker returned (Dask worker addresses; empty for the pool).
+    batches_by_worker: dict[str, int] = field(default_factory=dict)
 
     @property
     def failed_total(self) -> int:

@@ -1,0 +1,96 @@
+"""The nightly run's batches on a Dask cluster, through Prefect's ``prefect-dask`` task runner.
+
+Used when ``[cluster] scheduler_address`` is set (empty: the process pool of one machine). The
+flow's process plans the batches as references (encounter ids, data hashes, a slice of discharge
+times), submits one ``archive-batch-on-worker`` task per batch to the scheduler, and records what
+comes back; it alone appends to the catalog and runs the evidence stage afterwards. Each worker
+rereads its batch from the source and opens the keys, the signer and the store itself.
+
+A batch whose worker cannot do it (no source, no store, no keys: a named error) or that the
+cluster lost (a worker killed more often than Dask's ``allowed-failures``) is counted failed for
+each of its records; the run ends Failed with the reason and the next run retries them, adopting
+whatever the lost batch had already stored. A batch Dask reran on another worker after losing
+one stores nothing twice (create-once keys; what was stored is adopted).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from distributed import CancelledError, KilledWorker
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect_dask.task_runners import DaskTaskRunner
+
+from archive.core.errors import WorkerUnavailableError
+from archive.pipeline import ArchiveRun
+from archive.pipeline.batch import BatchRef, BatchResult, RunContext, process_batch
+
+
+@task(name="archive-batch-on-worker", cache_policy=NO_CACHE, persist_result=False)
+def archive_batch_on_worker(context: RunContext, ref: BatchRef) -> BatchResult:
+    return process_batch(context, ref, worker=_worker_name())
+
+
+def archive_on_cluster(run: ArchiveRun, address: str) -> None:
+    """Every batch of ``run`` on the Dask cluster at ``address``; outcomes recorded in ``run``."""
+    refs = run.plan_refs()
+    if not refs:
+        return
+    context = run.context()
+    logger = get_run_logger()
+    with _tasks_report_here(), DaskTaskRunner(address=address) as runner:
+        # No quote()/opaque() here: prefect-dask 0.3.7 hands them to the task as nested tuples
+        # (RunContext is a plain class so that nothing walks into the settings).
+        futures = [
+            runner.submit(archive_batch_on_worker, parameters={"context": context, "ref": ref})
+            for ref in refs
+        ]
+        for ref, future in zip(refs, futures, strict=True):
+            outcome = _outcome(future)
+            if isinstance(outcome, BatchResult):
+                run.absorb(outcome)
+            else:
+                logger.warning("batch %d failed on the cluster: %s", ref.index, outcome)
+                run.batch_failed(ref, outcome)
+
+
+def _outcome(future: Any) -> BatchResult | str:
+    """The batch's result, or the reason it has none (a code first, then what to do)."""
+    try:
+        value = future.result(raise_on_failure=False)
+    # The cluster lost the task: a worker died more often than allowed, the scheduler went.
+    except (KilledWorker, CancelledError, OSError, TimeoutError) as e:
+        return f"cluster.batch_lost ({type(e).__name__}: {e})"
+    if isinstance(value, BatchResult):
+        return value
+    if isinstance(value, WorkerUnavailableError):
+        return f"{value.reason_code} ({value})"
+    if isinstance(value, BaseException):  # a bug or a library failure on the worker
+        return f"worker.error ({type(value).__name__}: {value})"
+    return f"worker.error (unexpected result {type(value).__name__})"
+
+
+def _worker_name() -> str:
+    """The Dask worker's address (which machine did a batch), else host and process."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except ValueError:  # not inside a Dask worker (the task called directly)
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _tasks_report_here() -> Any:
+    """Workers report their task runs to the flow's Prefect API: without an address in the
+    settings they carry, each worker would start a temporary server of its own and the UI would
+    show no task (prefect #19925). A configured PREFECT_API_URL is kept as it is."""
+    if PREFECT_API_URL.value():
+        return temporary_settings()
+    context = FlowRunContext.get()
+    url = str(context.client.api_url) if context is not None else ""
+    return temporary_settings(updates={PREFECT_API_URL: url} if url else {})

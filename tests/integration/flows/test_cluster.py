@@ -1,0 +1,170 @@
+"""The nightly flow fanned out over a real Dask cluster (a scheduler and worker processes on
+loopback, through ``prefect-dask``): batches on both workers, a worker killed mid-run, workers
+that cannot read the source or have no store credentials.
+
+Each worker gets its S3 secret from its own environment (the flow ships settings without it),
+and opens the keyring and the signing key itself from the settings' paths.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from archive.catalog import Catalog
+from archive.store import S3ObjectStore
+from archive.store.s3_client import DevCredentials
+from infra.dask_cluster import DaskCluster
+from infra.settings import AppSettings as Settings
+from tests.support.nightly import DAY, Export, make_export, record_versions
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cluster_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dask")
+
+
+@pytest.fixture(scope="module")
+def secret(stack_settings: Settings) -> str:
+    return DevCredentials.load(stack_settings.seaweedfs_dir).admin.secret_access_key
+
+
+@pytest.fixture(scope="module")
+def cluster(cluster_dir: Path, secret: str) -> Iterator[DaskCluster]:
+    """A scheduler and two worker processes that hold the store's secret key."""
+    started = DaskCluster.start(cluster_dir / "shared")
+    try:
+        for _ in range(2):
+            started.add_worker(env={"EMR_ARCHIVE_S3__SECRET_ACCESS_KEY": secret})
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> Export:
+    return make_export(tmp_path_factory.mktemp("export"), encounters=24, seed=3)
+
+
+def _on_cluster(settings: Settings, address: str, secret: str) -> Settings:
+    """The test's settings with an explicit S3 identity (so workers need its secret) and the
+    scheduler's address."""
+    admin = DevCredentials.load(settings.seaweedfs_dir).admin
+    s3 = settings.s3.model_copy(
+        update={"access_key_id": admin.access_key_id, "secret_access_key": SecretStr(secret)}
+    )
+    cluster = settings.cluster.model_copy(update={"scheduler_address": address})
+    return settings.model_copy(update={"s3": s3, "cluster": cluster})
+
+
+def _run(settings: Settings, export: Export, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from flows import nightly
+
+    monkeypatch.setattr(nightly, "load_settings", lambda: settings)
+    return nightly.nightly_archive(
+        since=DAY, source=str(export.path), batch_size=2, return_state=True
+    )
+
+
+def _exactly_once(settings: Settings, export: Export) -> None:
+    versions = list(record_versions(S3ObjectStore.from_settings(settings)))
+    assert len({key for key, _ in versions}) == len(versions) == len(export.summary.in_window)
+    rows = Catalog.open(settings.catalog_dir).rows().to_pylist()
+    assert sorted(r["encounter_id"] for r in rows) == sorted(export.summary.in_window)
+    assert {(r["object_key"], r["version_id"]) for r in rows} == set(versions)
+
+
+def test_batches_run_on_both_workers_and_one_writer_catalogues_them(
+    settings: Settings,
+    export: Export,
+    cluster: DaskCluster,
+    secret: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    on_cluster = _on_cluster(settings, cluster.address, secret)
+    state = _run(on_cluster, export, monkeypatch)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["archived"] == len(export.summary.in_window)
+    assert summary["failed"] == {}
+    assert set(summary["batches_by_worker"]) == set(cluster.identities())  # both did batches
+    assert sum(summary["batches_by_worker"].values()) == -(-summary["archived"] // 2)
+    assert summary["evidence_pending"] == 0  # the one writer gave every record its evidence
+    _exactly_once(on_cluster, export)
+
+
+def test_a_worker_killed_mid_run_loses_no_record_and_duplicates_none(
+    settings: Settings,
+    export: Export,
+    cluster: DaskCluster,
+    secret: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    on_cluster = _on_cluster(settings, cluster.address, secret)
+    victim = next(iter(cluster.workers))
+    store = S3ObjectStore.from_settings(on_cluster)
+    killed = threading.Event()
+    stored_before_kill: list[int] = []
+
+    def kill_after_first_record() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(record_versions(store)):
+            time.sleep(0.05)
+        cluster.kill_worker(victim)
+        stored_before_kill.append(len(list(record_versions(store))))
+        killed.set()
+
+    killer = threading.Thread(target=kill_after_first_record, daemon=True)
+    killer.start()
+    try:
+        state = _run(on_cluster, export, monkeypatch)
+        killer.join(timeout=30)
+        assert killed.is_set()
+        assert stored_before_kill[0] < len(export.summary.in_window)  # killed mid-run
+        if not state.is_completed():  # the batch was lost with its worker: a rerun finishes it
+            assert "cluster.batch_lost" in (state.message or ""), state.message
+            again = _run(on_cluster, export, monkeypatch)
+            assert again.is_completed(), again.message
+        _exactly_once(on_cluster, export)
+    finally:
+        killer.join(timeout=30)
+        cluster.add_worker(env={"EMR_ARCHIVE_S3__SECRET_ACCESS_KEY": secret})
+
+
+@pytest.mark.parametrize(
+    ("hide_source", "reason"),
+    [(True, "worker.source_unavailable"), (False, "worker.store_unavailable")],
+    ids=["no-source", "no-store-secret"],
+)
+def test_a_worker_without_the_source_or_the_store_secret_fails_the_run_clearly(
+    settings: Settings,
+    export: Export,
+    cluster_dir: Path,
+    secret: str,
+    monkeypatch: pytest.MonkeyPatch,
+    hide_source: bool,
+    reason: str,
+) -> None:
+    # Its own cluster with only the unfit worker: every batch goes to it. One does not have the
+    # export's directory; the other has no S3 secret in its environment.
+    alone = DaskCluster.start(cluster_dir / reason)
+    try:
+        alone.add_worker(hide=export.path if hide_source else None)
+        state = _run(_on_cluster(settings, alone.address, secret), export, monkeypatch)
+    finally:
+        alone.stop()
+    assert state.is_failed()
+    assert f"record(s) failed ({reason}: " in (state.message or "")
+    summary = state.result(raise_on_failure=False)
+    assert summary["archived"] == summary["adopted"] == 0
+    assert summary["failed"] == {reason: len(export.summary.in_window)}
+    assert summary["manifest"] is None  # nothing catalogued
+    assert list(record_versions(S3ObjectStore.from_settings(settings))) == []

@@ -1,0 +1,117 @@
+"""Batches by reference for cluster workers: what the flow ships, what it counts on return."""
+
+from __future__ import annotations
+
+import pickle
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from archive.core.errors import WorkerStoreError
+from archive.core.settings import Settings
+from archive.pipeline.batch import (
+    RunContext,
+    plan_refs,
+    with_local_secrets,
+    without_secrets,
+)
+from archive.pipeline.ledger import Ledger
+from archive.pipeline.summary import RunSummary
+from archive.pipeline.worker import RecordOutcome
+from archive.sources import EncounterBundle
+from tests.support.catalog import make_row
+
+T0 = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
+SECRET = "s3-secret-that-must-stay-home"
+
+
+def _bundle(i: int, minutes: int, revision: int = 1) -> EncounterBundle:
+    return EncounterBundle(
+        encounter_id=f"enc-{i:03d}",
+        patient_id=f"pat-{i}",
+        facility_code="79001",
+        admitted_at=T0 - timedelta(days=2),
+        discharged_at=T0 + timedelta(minutes=minutes),
+        encounter_class="IMP",
+        department_code=None,
+        discharge_disposition="home",
+        accident_code=None,
+        treatment_result=None,
+        icd10_codes=(),
+        procedure_codes=(),
+        patient_deceased=False,
+        record_number=None,
+        episode_key=None,
+        bundle={},
+        canonical=f"data-{i}".encode(),
+        revision=revision,
+    )
+
+
+def test_refs_are_sorted_by_discharge_and_each_window_holds_its_members() -> None:
+    # The collector yields by encounter id; discharge times are scattered over the day.
+    batches = [[_bundle(1, 600), _bundle(2, 5)], [_bundle(3, 300, revision=2), _bundle(4, 5)]]
+    refs = plan_refs(batches, batch_size=3)
+    assert [len(r.members) for r in refs] == [3, 1]
+    times = {b.encounter_id: b.discharged_at for bs in batches for b in bs}
+    assert [m.encounter_id for m in refs[0].members] == ["enc-002", "enc-004", "enc-003"]
+    for ref in refs:
+        for member in ref.members:
+            assert times[member.encounter_id] in ref.window  # half-open: the last one too
+    assert refs[0].window.end <= refs[1].window.start + timedelta(microseconds=1)
+    assert refs[0].members[2].revision == 2
+    assert refs[0].members[0].data_sha256 == batches[0][1].sha256
+
+
+def test_no_batches_plan_no_refs() -> None:
+    assert plan_refs([], batch_size=10) == []
+
+
+def _with_key(settings: Settings) -> Settings:
+    s3 = settings.s3.model_copy(
+        update={"access_key_id": "archive", "secret_access_key": SecretStr(SECRET)}
+    )
+    return settings.model_copy(update={"s3": s3})
+
+
+def test_the_s3_secret_never_travels_to_a_worker(tmp_path: Path) -> None:
+    settings = _with_key(Settings(data_dir=tmp_path))
+    context = RunContext(
+        settings=without_secrets(settings),
+        classifier=None,  # type: ignore[arg-type]  # not what this test ships
+        known_signers=frozenset(),
+        run_id="run-1",
+        created_at=T0,
+        source=tmp_path,
+    )
+    shipped = pickle.dumps(context)
+    assert SECRET.encode() not in shipped
+    assert context.settings.s3.access_key_id == "archive"  # the worker knows whose secret
+
+
+def test_a_worker_without_its_own_secret_refuses_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = without_secrets(_with_key(Settings(data_dir=tmp_path)))
+    with pytest.raises(WorkerStoreError, match="EMR_ARCHIVE_S3__SECRET_ACCESS_KEY"):
+        with_local_secrets(shipped)
+    monkeypatch.setenv("EMR_ARCHIVE_S3__SECRET_ACCESS_KEY", SECRET)
+    completed = with_local_secrets(shipped).s3.secret_access_key
+    assert completed is not None
+    assert completed.get_secret_value() == SECRET
+
+
+def test_a_record_reported_twice_is_catalogued_once() -> None:
+    """Dask reruns a batch whose worker died after its result was sent; the same stored
+    version must not become two catalog rows."""
+    ledger = Ledger(RunSummary("run-1", "a", "b"))
+    row = make_row(1, "run-1")
+    archived = RecordOutcome(row.encounter_id, "archived", row, pdf_bytes=10)
+    ledger.record(archived)
+    ledger.record(RecordOutcome(row.encounter_id, "adopted", row, pdf_bytes=10))
+    assert ledger.rows == [row]
+    assert (ledger.summary.archived, ledger.summary.adopted) == (1, 0)
+    ledger.record(RecordOutcome("enc-x", "failed", reason_code="worker.store_unavailable (x)"))
+    assert ledger.summary.failed == {"worker.store_unavailable": 1}
