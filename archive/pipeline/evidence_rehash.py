@@ -29,7 +29,7 @@ from itertools import islice
 
 from asn1crypto import cms
 
-from archive.core.errors import ArchiveError, TrustServiceUnavailableError
+from archive.core.errors import TrustServiceUnavailableError
 from archive.evidence import (
     HashTree,
     TimestampCheck,
@@ -47,6 +47,7 @@ from archive.pipeline.evidence_renewal_state import (
     fresh_batch_id,
     token_sha256,
 )
+from archive.pipeline.evidence_tokens import checked_token, verified_tree
 from archive.sign.tsa import tst_info
 from archive.store import SealedStore
 
@@ -178,21 +179,16 @@ class HashTreeRenewal:
 
     def _timestamp(self, root: bytes, algorithm: str) -> cms.ContentInfo:
         token = self._timestamper(root, algorithm)
-        imprint = tst_info(token)["message_imprint"]
-        if (
-            imprint["hashed_message"].native != root
-            or imprint["hash_algorithm"]["algorithm"].native != algorithm
-        ):
-            raise TimestampRejectedError("evidence.tsa_wrong_imprint", "TSA stamped another digest")
-        self._check(token, tst_info(token)["gen_time"].native)
-        return token
+        return checked_token(token, root=root, algorithm=algorithm, check=self._check)
 
     def _write(self, batch: HashBatch, out: RehashOutcome) -> None:
-        tree = HashTree.build(batch.algorithm, (bytes.fromhex(e.leaf) for e in batch.entries))
-        token = cms.ContentInfo.load(batch.token)
-        stamped = tst_info(token)["message_imprint"]["hashed_message"].native
-        if tree.root.hex() != batch.root or stamped != tree.root:
-            raise ArchiveError(f"hash renewal {batch.batch_id}: its leaves do not lead to its root")
+        tree, token = verified_tree(
+            batch.algorithm,
+            (e.leaf for e in batch.entries),
+            root=batch.root,
+            token_der=batch.token,
+            what=f"hash renewal {batch.batch_id}",
+        )
 
         def one(entry: Rehashed) -> bool:
             der = encode_chain_ats(batch.algorithm, tree.reduced(bytes.fromhex(entry.leaf)), token)

@@ -60,6 +60,7 @@ from archive.pipeline.evidence_renewal_state import (
     token_sha256,
 )
 from archive.pipeline.evidence_state import TREES, TreeIndex
+from archive.pipeline.evidence_tokens import checked_token, verified_tree
 from archive.sign.tsa import tst_info
 from archive.store import SealedStore
 
@@ -210,22 +211,17 @@ class EvidenceRenewal:
 
     def _timestamp(self, root: bytes, algorithm: str) -> cms.ContentInfo:
         token = self._timestamper(root, algorithm)
-        imprint = tst_info(token)["message_imprint"]
-        if (
-            imprint["hashed_message"].native != root
-            or imprint["hash_algorithm"]["algorithm"].native != algorithm
-        ):
-            raise TimestampRejectedError("evidence.tsa_wrong_imprint", "TSA stamped another digest")
-        self._check(token, tst_info(token)["gen_time"].native)
-        return token
+        return checked_token(token, root=root, algorithm=algorithm, check=self._check)
 
     def _write(self, batch: RenewalBatch, out: RenewalOutcome) -> None:
         """Store the batch's ATS objects (again: the same bytes are found, not duplicated)."""
-        tree = HashTree.build(batch.algorithm, (bytes.fromhex(r.leaf) for r in batch.renewed))
-        token = cms.ContentInfo.load(batch.token)
-        stamped = tst_info(token)["message_imprint"]["hashed_message"].native
-        if tree.root.hex() != batch.root or stamped != tree.root:
-            raise ArchiveError(f"renewal {batch.batch_id}: its leaves do not lead to its root")
+        tree, token = verified_tree(
+            batch.algorithm,
+            (r.leaf for r in batch.renewed),
+            root=batch.root,
+            token_der=batch.token,
+            what=f"renewal {batch.batch_id}",
+        )
 
         def one(renewed: Renewed) -> bool:
             created = self._state.put_ats(renewed, encode_ats(tree.reduced(leaf(renewed)), token))

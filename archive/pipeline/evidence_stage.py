@@ -47,6 +47,7 @@ from archive.pipeline.evidence_state import (
     TreeIndex,
     whole_second,
 )
+from archive.pipeline.evidence_tokens import checked_token, verified_tree
 from archive.sign.tsa import token_certs, tst_info
 from archive.store import SealedStore
 from archive.store.naming import record_of_evidence_key
@@ -161,23 +162,16 @@ class EvidenceStage:
 
     def _timestamp(self, root: bytes) -> cms.ContentInfo:
         token = self._timestamper(root)
-        imprint = tst_info(token)["message_imprint"]
-        if imprint["hashed_message"].native != root:  # pyHanko checks status and nonce only
-            raise TimestampRejectedError("evidence.tsa_wrong_imprint", "TSA stamped another digest")
-        # the TSA must chain to the TSA trust roots and be valid when it stamped
-        self._check(token, tst_info(token)["gen_time"].native)
-        return token
+        return checked_token(token, root=root, algorithm=ALGORITHM, check=self._check)
 
     def _verified_tree(self, index: TreeIndex) -> HashTree:
-        """The tree of a saved index, rebuilt from its members: a damaged index (local cache or
-        bucket) must not produce records that prove nothing."""
-        tree = HashTree.build(index.algorithm, (bytes.fromhex(m.sha256) for m in index.members))
-        token = cms.ContentInfo.load(index.token)
-        stamped = tst_info(token)["message_imprint"]["hashed_message"].native
-        if tree.root.hex() != index.root or stamped != tree.root:
-            raise ArchiveError(
-                f"evidence tree {index.tree_id}: its members do not lead to its timestamped root"
-            )
+        tree, _ = verified_tree(
+            index.algorithm,
+            (m.sha256 for m in index.members),
+            root=index.root,
+            token_der=index.token,
+            what=f"evidence tree {index.tree_id}",
+        )
         return tree
 
     def _write(self, index: TreeIndex, tree: HashTree, outcome: EvidenceOutcome) -> None:
