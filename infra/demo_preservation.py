@@ -24,6 +24,7 @@ import click
 from archive import wiring
 from archive.pipeline.evidence_current import current_evidence
 from archive.pipeline.evidence_wiring import renew_evidence
+from archive.sign import captured_library_log
 from archive.store import SealedStore
 from infra.demo_sources import first_record, save_private
 from infra.settings import AppSettings as Settings
@@ -86,13 +87,15 @@ def _evidence(settings: Settings, row: dict[str, Any]) -> bytes | None:
 
 
 def _judge(settings: Settings, pdf: bytes, evidence: bytes, at: datetime, when: str) -> None:
-    results = verify_document_as_of(
-        pdf,
-        trust=wiring.trust_policy(settings),
-        as_of=at,
-        evidence=evidence,
-        weak=weak_table(settings),
-    )
+    # pyHanko logs the lapsed TSA certificate with a traceback; the verdict is the one line
+    with captured_library_log():
+        results = verify_document_as_of(
+            pdf,
+            trust=wiring.trust_policy(settings),
+            as_of=at,
+            evidence=evidence,
+            weak=weak_table(settings),
+        )
     status = bottom_line(results)
     codes = sorted({r.reason_code for r in results if r.status is not Status.PASSED})
     click.echo(f"   {when:<20} {status.value.upper()} {', '.join(codes)}".rstrip())
