@@ -1,4 +1,5 @@
-"""The nightly run's batches on a Dask cluster, through Prefect's ``prefect-dask`` task runner.
+"""The nightly run's and verification's batches on a Dask cluster, through Prefect's
+``prefect-dask`` task runner.
 
 Used when ``[cluster] scheduler_address`` is set (empty: the process pool of one machine). The
 flow's process plans the batches as references (encounter ids, data hashes, a slice of discharge
@@ -11,13 +12,18 @@ cluster lost (a worker killed more often than Dask's ``allowed-failures``) is co
 each of its records; the run ends Failed with the reason and the next run retries them, adopting
 whatever the lost batch had already stored. A batch Dask reran on another worker after losing
 one stores nothing twice (create-once keys; what was stored is adopted).
+
+Verification ships catalog rows the same way (:func:`verify_on_cluster`): workers return the
+records' results, the flow's process writes the log, the reports and the audit event. A batch no
+worker could verify is reported indeterminate under its reason for each of its records.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 from distributed import CancelledError, KilledWorker
 from prefect import get_run_logger, task
@@ -26,9 +32,14 @@ from prefect.context import FlowRunContext
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect_dask.task_runners import DaskTaskRunner
 
+from archive.catalog import CatalogRow
 from archive.core.errors import WorkerUnavailableError
 from archive.pipeline import ArchiveRun
 from archive.pipeline.batch import BatchRef, BatchResult, RunContext, process_batch
+from verification.remote import VerifiedBatch, VerifyContext, unverified, verify_remote_batch
+from verification.run import VerificationRun
+
+T = TypeVar("T")
 
 
 @task(name="archive-batch-on-worker", cache_policy=NO_CACHE, persist_result=False)
@@ -51,7 +62,7 @@ def archive_on_cluster(run: ArchiveRun, address: str) -> None:
             for ref in refs
         ]
         for ref, future in zip(refs, futures, strict=True):
-            outcome = _outcome(future)
+            outcome = _outcome(future, BatchResult)
             if isinstance(outcome, BatchResult):
                 run.absorb(outcome)
             else:
@@ -59,14 +70,49 @@ def archive_on_cluster(run: ArchiveRun, address: str) -> None:
                 run.batch_failed(ref, outcome)
 
 
-def _outcome(future: Any) -> BatchResult | str:
-    """The batch's result, or the reason it has none (a code first, then what to do)."""
+@task(name="verify-batch-on-worker", cache_policy=NO_CACHE, persist_result=False)
+def verify_batch_on_worker(
+    context: VerifyContext, rows: list[CatalogRow], index: int, now: datetime
+) -> VerifiedBatch:
+    return verify_remote_batch(context, rows, index=index, now=now, worker=_worker_name())
+
+
+def verify_on_cluster(run: VerificationRun, address: str) -> None:
+    """Every batch of ``run`` verified on the Dask cluster at ``address``; results (or, for a
+    batch no worker could verify, indeterminate results naming why) recorded in ``run``."""
+    batches = list(run.batches())
+    if not batches:
+        return
+    context = run.context()
+    now = run.plan.moment
+    logger = get_run_logger()
+    with _tasks_report_here(), DaskTaskRunner(address=address) as runner:
+        futures = [
+            runner.submit(
+                verify_batch_on_worker,
+                parameters={"context": context, "rows": rows, "index": i, "now": now},
+            )
+            for i, rows in enumerate(batches)
+        ]
+        for i, (rows, future) in enumerate(zip(batches, futures, strict=True)):
+            outcome = _outcome(future, VerifiedBatch)
+            if isinstance(outcome, VerifiedBatch):
+                run.absorb(outcome.results, worker=outcome.worker)
+            else:
+                logger.warning("verification batch %d failed on the cluster: %s", i, outcome)
+                code, _, why = outcome.partition(" ")
+                run.absorb(unverified(rows, code, f"not verified: {why.strip('()')}"))
+
+
+def _outcome(future: Any, expected: type[T]) -> T | str:
+    """The batch's result (an ``expected``), or the reason it has none as a string: a reason
+    code first, then what to do in parentheses."""
     try:
         value = future.result(raise_on_failure=False)
     # The cluster lost the task: a worker died more often than allowed, the scheduler went.
     except (KilledWorker, CancelledError, OSError, TimeoutError) as e:
         return f"cluster.batch_lost ({type(e).__name__}: {e})"
-    if isinstance(value, BatchResult):
+    if isinstance(value, expected):
         return value
     if isinstance(value, WorkerUnavailableError):
         return f"{value.reason_code} ({value})"

@@ -2,10 +2,13 @@
 
 Weekly a stratified sample, monthly everything (flows/deployments.py). One task per batch of
 records (hundreds; a task costs 20-80 ms here), the checks fan out to a process pool inside the
-run. Tasks pass no PHI through Prefect: parameters are a mode, a share, a date; results are
-counts; nothing is persisted or cached. The run's verdict is the flow's return value and its
-markdown artifact; the flow itself completes so that its report is always written (the CLI turns
-the verdict into an exit code).
+run, or, with ``[cluster] scheduler_address`` set, each batch is a task on a Dask worker
+(:func:`flows.cluster.verify_on_cluster`: catalog rows in, record results out) and the flow's
+process alone writes the log, the reports and the audit event. Tasks pass no PHI through
+Prefect: parameters are a mode, a share, a date, catalog rows (pseudonyms and keys); results are
+counts or record results; nothing is persisted or cached. The run's verdict is the flow's return
+value and its markdown artifact; the flow itself completes so that its report is always written
+(the CLI turns the verdict into an exit code).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from archive import wiring
 from archive.audit import ChainReport
 from archive.catalog import CatalogRow
 from archive.core.settings import load
+from flows.cluster import verify_on_cluster
 from flows.outcome import ended
 from retention import Register, lock_expectations
 from retrieval.access import AccessRegister
@@ -122,13 +126,19 @@ def verify_archive(
     run = start_verification(_opaque(settings), _opaque(vsettings), plan)
     try:
         run.progress = PROGRESS
-        for batch in run.batches():
-            verify_batch(run, _opaque(batch))
+        if settings.cluster.scheduler_address:  # several machines: batches go to Dask workers
+            verify_on_cluster(run, settings.cluster.scheduler_address)
+        else:
+            for batch in run.batches():
+                verify_batch(run, _opaque(batch))
         summary = write_report(run)
     finally:
         run.close()
     publish_report(summary)
-    return ended(summary.to_dict(), failure=summary.failure_message)
+    result = summary.to_dict()
+    if run.batches_by_worker:
+        result["batches_by_worker"] = dict(run.batches_by_worker)
+    return ended(result, failure=summary.failure_message)
 
 
 WEEKLY_SAMPLE_CRON = "0 2 * * 0"  # Sunday 02:00 local: after the nightly run, before the week

@@ -26,6 +26,7 @@ from archive.store import ObjectStore, ReplicatedStore, S3ObjectStore, SealedSto
 from verification.config import HoldSet, VerificationSettings, output_directory
 from verification.inventory import Finding, compare_bucket_copies, inventory, open_catalog
 from verification.log import write_log
+from verification.remote import VerifyContext
 from verification.replica import REPLICA, compare_sites, unreachable, unreachable_finding
 from verification.report import Summary, write_reports
 from verification.results import CheckResult, RecordResult, Status
@@ -101,6 +102,7 @@ class VerificationRun:
         self.rows = rows
         self.results: list[RecordResult] = []
         self.progress: Progress | None = None
+        self.batches_by_worker: dict[str, int] = {}  # cluster runs: batches each worker did
         self._pool: Executor | None = None
         self._began = time.perf_counter()
 
@@ -179,12 +181,35 @@ class VerificationRun:
         now = self.plan.moment
         counts: dict[str, int] = {}
         for results in self._executor().map(verify_chunk, chunks, [now] * len(chunks)):
-            for r in results:
-                self.results.append(r)
-                counts[r.status.value] = counts.get(r.status.value, 0) + 1
+            for status, n in self.absorb(results).items():
+                counts[status] = counts.get(status, 0) + n
+        return counts
+
+    def absorb(self, results: Sequence[RecordResult], *, worker: str = "") -> dict[str, int]:
+        """Results verified elsewhere (a pool process, a cluster worker) into the run; returns
+        their counts by status. ``worker``: which cluster worker did them, for the summary."""
+        counts: dict[str, int] = {}
+        for r in results:
+            self.results.append(r)
+            counts[r.status.value] = counts.get(r.status.value, 0) + 1
+        if worker:
+            self.batches_by_worker[worker] = self.batches_by_worker.get(worker, 0) + 1
         if self.progress is not None:
             self.progress(len(self.results), len(self.rows))
         return counts
+
+    def context(self) -> VerifyContext:
+        """What a cluster worker needs to verify this run's batches (no secret in it)."""
+        plan = self.plan
+        return VerifyContext(
+            run_id=plan.run_id,
+            settings=self.settings,
+            vsettings=self.vsettings,
+            holds=self.holds,
+            checks=plan.checks,
+            signers=self.signers,
+            as_of=plan.at,
+        )
 
     def finish(self) -> Summary:
         """Write the audit event, the log, the HTML report and the summary JSON; return the

@@ -13,7 +13,7 @@ from archive.core.settings import Settings
 from archive.seal import open_keys
 from archive.sign import SignerConfig, TrustPolicy
 from archive.store import S3ObjectStore
-from verification.checks import FIXITY, FULL
+from verification.checks import FIXITY, FULL, RecordCheck
 from verification.config import HoldSet, VerificationSettings, read_settings
 from verification.evidence import Environment
 from verification.results import RecordResult, VerificationError
@@ -58,19 +58,37 @@ def init_worker(
     as_of: datetime | None = None,
 ) -> None:
     global _VERIFIER, _THREADS  # one verifier and thread pool per process, built once
-    if checks not in CHECK_SETS:
-        raise VerificationError(f"unknown check set {checks!r}: use one of {sorted(CHECK_SETS)}")
+    check_set(checks)  # before opening anything
     env = environment(settings, vsettings, holds, signers, as_of)
-    _VERIFIER = Verifier.create(checks=CHECK_SETS[checks], env=env)
+    _VERIFIER, _THREADS = build_verifier(env, vsettings, checks)
+
+
+def build_verifier(
+    env: Environment, vsettings: VerificationSettings, checks: str
+) -> tuple[Verifier, ThreadPoolExecutor]:
+    """A process's verifier over ``env`` and the threads it verifies records on."""
+    verifier = Verifier.create(checks=check_set(checks), env=env)
     # Fixity waits on the store most of the time (HEAD, GET): a few records in flight per process
     # overlap that wait (2x measured). Signature and PDF/A validation are CPU-bound Python: more
     # threads only fight over the GIL (25% slower measured), so one per process.
     threads = vsettings.threads if checks == FIXITY_CHECKS else 1
-    _THREADS = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify")
+    return verifier, ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify")
+
+
+def check_set(checks: str) -> tuple[RecordCheck, ...]:
+    if checks not in CHECK_SETS:
+        raise VerificationError(f"unknown check set {checks!r}: use one of {sorted(CHECK_SETS)}")
+    return tuple(CHECK_SETS[checks])
 
 
 def verify_chunk(rows: list[CatalogRow], now: datetime) -> list[RecordResult]:
     verifier, threads = _VERIFIER, _THREADS
     if verifier is None or threads is None:
         raise VerificationError("verification worker process was not initialised")
+    return verify_rows(verifier, threads, rows, now)
+
+
+def verify_rows(
+    verifier: Verifier, threads: ThreadPoolExecutor, rows: list[CatalogRow], now: datetime
+) -> list[RecordResult]:
     return list(threads.map(lambda row: verifier.verify(row, now=now), rows))

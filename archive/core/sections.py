@@ -290,11 +290,11 @@ class EvidenceSettings(Section):
 
 
 class ClusterSettings(Section):
-    """Fan-out of the nightly archive over a Dask cluster (``prefect-dask``)."""
+    """Fan-out of the nightly archive and of verification over a Dask cluster (``prefect-dask``)."""
 
     scheduler_address: str = Field(
         default="",
-        description="Dask scheduler the nightly run sends its batches to, e.g. "
+        description="Dask scheduler the nightly run and verification send their batches to, e.g. "
         "tcp://10.0.0.5:8786; empty = a process pool on this machine",
     )
 

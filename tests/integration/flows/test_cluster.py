@@ -2,67 +2,31 @@
 loopback, through ``prefect-dask``): batches on both workers, a worker killed mid-run, workers
 that cannot read the source or have no store credentials.
 
-Each worker gets its S3 secret from its own environment (the flow ships settings without it),
-and opens the keyring and the signing key itself from the settings' paths.
+The cluster (tests/integration/flows/conftest.py) is shared with verification's fan-out tests.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from archive.catalog import Catalog
 from archive.store import S3ObjectStore
-from archive.store.s3_client import DevCredentials
 from infra.dask_cluster import DaskCluster
 from infra.settings import AppSettings as Settings
+from tests.support.cluster import cluster_settings
 from tests.support.nightly import DAY, Export, make_export, record_versions
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def cluster_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("dask")
-
-
-@pytest.fixture(scope="module")
-def secret(stack_settings: Settings) -> str:
-    return DevCredentials.load(stack_settings.seaweedfs_dir).admin.secret_access_key
-
-
-@pytest.fixture(scope="module")
-def cluster(cluster_dir: Path, secret: str) -> Iterator[DaskCluster]:
-    """A scheduler and two worker processes that hold the store's secret key."""
-    started = DaskCluster.start(cluster_dir / "shared")
-    try:
-        for _ in range(2):
-            started.add_worker(env={"EMR_ARCHIVE_S3__SECRET_ACCESS_KEY": secret})
-        yield started
-    finally:
-        started.stop()
-
-
-@pytest.fixture(scope="module")
 def export(tmp_path_factory: pytest.TempPathFactory) -> Export:
     return make_export(tmp_path_factory.mktemp("export"), encounters=24, seed=3)
-
-
-def _on_cluster(settings: Settings, address: str, secret: str) -> Settings:
-    """The test's settings with an explicit S3 identity (so workers need its secret) and the
-    scheduler's address."""
-    admin = DevCredentials.load(settings.seaweedfs_dir).admin
-    s3 = settings.s3.model_copy(
-        update={"access_key_id": admin.access_key_id, "secret_access_key": SecretStr(secret)}
-    )
-    cluster = settings.cluster.model_copy(update={"scheduler_address": address})
-    return settings.model_copy(update={"s3": s3, "cluster": cluster})
 
 
 def _run(settings: Settings, export: Export, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -89,7 +53,7 @@ def test_batches_run_on_both_workers_and_one_writer_catalogues_them(
     secret: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    on_cluster = _on_cluster(settings, cluster.address, secret)
+    on_cluster = cluster_settings(settings, cluster.address, secret)
     state = _run(on_cluster, export, monkeypatch)
     assert state.is_completed(), state.message
     summary = state.result()
@@ -108,7 +72,7 @@ def test_a_worker_killed_mid_run_loses_no_record_and_duplicates_none(
     secret: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    on_cluster = _on_cluster(settings, cluster.address, secret)
+    on_cluster = cluster_settings(settings, cluster.address, secret)
     victim = next(iter(cluster.workers))
     store = S3ObjectStore.from_settings(on_cluster)
     killed = threading.Event()
@@ -158,7 +122,7 @@ def test_a_worker_without_the_source_or_the_store_secret_fails_the_run_clearly(
     alone = DaskCluster.start(cluster_dir / reason)
     try:
         alone.add_worker(hide=export.path if hide_source else None)
-        state = _run(_on_cluster(settings, alone.address, secret), export, monkeypatch)
+        state = _run(cluster_settings(settings, alone.address, secret), export, monkeypatch)
     finally:
         alone.stop()
     assert state.is_failed()

@@ -9,7 +9,6 @@ is archive-wide. Checks that depend on a damaged stage report ``<check>.not_reac
 
 from __future__ import annotations
 
-import mmap
 import shutil
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from archive.store import S3ObjectStore, SealedStore
 from infra.settings import AppSettings as Settings
 from tests.support.memstore import MemoryStore
 from tests.support.nightly import Export, make_export, run_once
+from tests.support.verification import flip_on_disk
 from verification.config import HoldSet, VerificationSettings
 from verification.report import Summary
 from verification.results import RecordResult, Status
@@ -134,21 +134,6 @@ def test_a_clean_archive_passes_every_check_now_and_as_of_dates_ahead(
 # --- the objects --------------------------------------------------------------------------------
 
 
-def _flip_on_disk(settings: Settings, sealed: bytes) -> Path:
-    """Change one byte of ``sealed`` where SeaweedFS keeps it: in a volume's .dat file, found by
-    a run of the object's own (random-looking, so unique) bytes."""
-    middle = len(sealed) // 2
-    needle = sealed[middle : middle + 64]
-    for dat in sorted((settings.seaweedfs_dir / "data").rglob("*.dat")):
-        with open(dat, "r+b") as f, mmap.mmap(f.fileno(), 0) as m:
-            pos = m.find(needle)
-            if pos >= 0:
-                m[pos + 32] ^= 0x01
-                m.flush()
-                return dat
-    raise AssertionError("the sealed object's bytes were not found in any SeaweedFS volume")
-
-
 def _few_retries(settings: Settings) -> Settings:
     # A damaged needle makes SeaweedFS answer 500 to every read, after ~13 s each here; botocore's
     # 8 attempts would take minutes per read, and one attempt shows the damage.
@@ -165,7 +150,7 @@ def test_bit_rot_below_the_s3_api_is_found(
     victim = rows(settings)[3]
     store = S3ObjectStore.from_settings(settings)
     sealed = store.get(victim.object_key, version_id=victim.version_id)
-    _flip_on_disk(settings, sealed)
+    flip_on_disk(settings, sealed)
     with pytest.raises(StoreError, match="InternalError"):
         store.get(victim.object_key, version_id=victim.version_id)  # not a cached copy
     head = store.head(victim.object_key, version_id=victim.version_id)
