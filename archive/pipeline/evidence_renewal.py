@@ -51,6 +51,7 @@ from archive.pipeline.evidence_due import (
     tips_of,
     tsa_cert,
 )
+from archive.pipeline.evidence_floor import ensure_locked, latest_of, raise_floor, read_floor
 from archive.pipeline.evidence_renewal_state import (
     RenewalBatch,
     RenewalState,
@@ -223,13 +224,29 @@ class EvidenceRenewal:
             what=f"renewal {batch.batch_id}",
         )
 
-        def one(renewed: Renewed) -> bool:
+        def one(renewed: Renewed) -> tuple[bool, datetime | None]:
             created = self._state.put_ats(renewed, encode_ats(tree.reduced(leaf(renewed)), token))
+            # The floor is read after the put: an upgrade that raised it before is seen here, one
+            # that raises it after walks the record's evidence through this object and extends
+            # it itself. A resumed batch re-reads it too (an upgrade may have come in between).
+            floor = read_floor(self._store, renewed.token_sha256)
+            if floor is not None and floor > renewed.retain_until:
+                key = renewed.key
+                head = self._store.latest(key)
+                if head is None:
+                    raise ArchiveError(f"renewal object {key} was written and is gone")
+                ensure_locked(self._store, key, head.version_id, head.lock.retain_until, floor)
             self._step("ats-written")
-            return created
+            return created, floor
 
         with ThreadPoolExecutor(self._threads, thread_name_prefix="renewal") as pool:
-            created = list(pool.map(one, batch.renewed))
+            results = list(pool.map(one, batch.renewed))
+        created = [c for c, _ in results]
+        # The batch's token continues every token it renewed: it keeps their floors (before the
+        # done marker, so a rerun after a crash here writes it).
+        floor = latest_of(f for _, f in results)
+        if floor is not None:
+            raise_floor(self._store, token_sha256(batch.token), floor)
         self._state.mark_done(batch)
         self._step("done")
         out.written += sum(created)
