@@ -12,6 +12,11 @@ Before a document is re-hashed its bytes must be the catalogued ones (SHA-256 fr
 hash-chained catalog) and its current record must cover that SHA-256: a new chain must never be
 built over a damaged or swapped document. Such a document is counted and left as it is.
 
+Each new chain object is locked as long as the record's own evidence is now (the catalogued date
+or longer, after a retention upgrade), read again after the object is written (a resumed batch
+may be older than an upgrade); a later date is passed on as the floor of the new token
+(:mod:`archive.pipeline.evidence_floor`).
+
 Order as in :mod:`archive.pipeline.evidence_renewal`: the batch (token and every entry) is saved
 before any object, objects are create-once, the done marker comes last; a rerun finishes open
 batches and skips documents some batch in the same algorithm already covers.

@@ -21,10 +21,15 @@ like the nightly ones; a tree all of whose documents have a newer chain is retir
 A renewal token is renewed again only once the TSA stamps with a newer certificate (seen in the
 newest token, nightly ones included); until then it is ``evidence.no_newer_tsa``, a failure.
 
+Each ATS object is locked until the longest catalogued retain-until of its trees' members, or
+longer when a retention upgrade left a floor on the token it renews
+(:mod:`archive.pipeline.evidence_floor`: one HEAD per token); the floor is passed on to the
+batch's token so the next renewal keeps it.
+
 Order, each step durable before the next: the batch (token and what it renews) is saved, then
-each ATS object, then the done marker. A rerun first finishes open batches with their saved
-token, then plans again: nothing is renewed twice. A kill between the TSA's answer and the saved
-batch costs one more timestamp on the rerun, nothing else.
+each ATS object (and the floor passed on), then the done marker. A rerun first finishes open
+batches with their saved token, then plans again: nothing is renewed twice. A kill between the
+TSA's answer and the saved batch costs one more timestamp on the rerun, nothing else.
 """
 
 from __future__ import annotations
