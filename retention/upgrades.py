@@ -18,6 +18,8 @@ checked even when the version's own lock is already long enough, so a rerun afte
 between the two extensions completes the second. A version whose evidence is still pending (a
 TSA outage) has nothing to extend yet: the nightly run that writes it takes the record's own
 lock when longer than the date promised before (evidence_stage). Both sites: ReplicatedStore.
+The renewals still to come are covered by a lock floor on the record's newest token
+(:mod:`archive.pipeline.evidence_floor`), which every later renewal reads and passes on.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 
 from archive.audit import AuditEvent, AuditLog
 from archive.pipeline.evidence_current import current_evidence
+from archive.pipeline.evidence_floor import newest_token, raise_floor
 from archive.sources import MANIFEST_NAME, EncounterBundle, Window, collect, parse_datetime
 from archive.store import ObjectStore, SealedStore, evidence_key
 from retention.errors import PolicyError, RetentionError
@@ -272,6 +275,15 @@ def _extend_evidence(
         if current is None:
             evidence.pending += 1
             return
+        # The floor first, then the parts, walked again after it: a renewal that wrote the next
+        # object before the floor was raised is found by the walk; one that writes it after
+        # reads the floor. If the newest token moved meanwhile, its floor is raised too.
+        floored: set[str] = set()
+        while (token := newest_token(current)) is not None and token not in floored:
+            raise_floor(meta, token, change.new_until, extend=store)
+            floored.add(token)
+            again = current_evidence(meta, object_key=change.object_key, version_id=version_id)
+            current = again if again is not None else current
         for part in current.parts:
             evidence.extended += _extend_one(store, part.key, part.version_id, change.new_until)
         return

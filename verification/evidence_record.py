@@ -1,5 +1,6 @@
 """The ``evidence`` check: the record's RFC 4998 evidence record exists, is locked at least as
-long as the record, and proves the stored PDF under the TSA trust roots now (or as of the
+long as the record (the later of the catalog row's date and the record's own lock, which an
+upgrade lengthens), and proves the stored PDF under the TSA trust roots now (or as of the
 date ``verify --at`` asks about: :mod:`verification.as_of`), no hash relied on after the
 ``weak_algorithms`` setting dates it.
 
@@ -57,13 +58,18 @@ def check_evidence_record(ev: Evidence, now: datetime) -> CheckResult:
             f"no evidence record at {key} {age.days} days after signing "
             f"(grace {grace.days} days): check the nightly runs' evidence_pending",
         )
-    unlocked = current.locked_until(row.retain_until)
+    # The record's effective retain-until: an upgrade lengthens the record's lock, not the
+    # catalog row (locked, never rewritten), and its proof must last as long (the HEAD is the
+    # one the lock check made).
+    held = ev.head().lock.retain_until
+    until = row.retain_until if held is None else max(row.retain_until, held)
+    unlocked = current.locked_until(until)
     if unlocked is not None:
         return CheckResult.failed(
             CHECK,
             "evidence.lock",
             f"the evidence record's part {unlocked.key} is not COMPLIANCE-locked as long as "
-            "the record",
+            f"the record (until {until:%Y-%m-%d})",
         )
     der = current.der
     verdict = ev.timed(

@@ -12,6 +12,11 @@ Before a document is re-hashed its bytes must be the catalogued ones (SHA-256 fr
 hash-chained catalog) and its current record must cover that SHA-256: a new chain must never be
 built over a damaged or swapped document. Such a document is counted and left as it is.
 
+Each new chain object is locked as long as the record's own evidence is now (the catalogued date
+or longer, after a retention upgrade), read again after the object is written (a resumed batch
+may be older than an upgrade); a later date is passed on as the floor of the new token
+(:mod:`archive.pipeline.evidence_floor`).
+
 Order as in :mod:`archive.pipeline.evidence_renewal`: the batch (token and every entry) is saved
 before any object, objects are create-once, the done marker comes last; a rerun finishes open
 batches and skips documents some batch in the same algorithm already covers.
@@ -29,7 +34,7 @@ from itertools import islice
 
 from asn1crypto import cms
 
-from archive.core.errors import TrustServiceUnavailableError
+from archive.core.errors import ArchiveError, TrustServiceUnavailableError
 from archive.evidence import (
     HashTree,
     TimestampCheck,
@@ -38,6 +43,7 @@ from archive.evidence import (
     read_record,
 )
 from archive.pipeline.evidence_current import evidence_at
+from archive.pipeline.evidence_floor import ensure_locked, latest_of, raise_floor
 from archive.pipeline.evidence_renewal import RenewalTimestamper
 from archive.pipeline.evidence_renewal_state import (
     HashBatch,
@@ -175,7 +181,11 @@ class HashTreeRenewal:
         new = hashlib.new(algorithm, data).digest()
         leaf = hash_tree_renewal_leaf(record, len(record.chains), algorithm, new)
         last = record.chains[-1][-1].token_der
-        return Rehashed(document.key, token_sha256(last), leaf.hex(), document.retain_until)
+        # as long as the record's own evidence is locked now (an upgrade extends it past the
+        # catalogued date the caller knows)
+        until = latest_of((document.retain_until, current.parts[0].lock.retain_until))
+        assert until is not None  # the document's date is always there
+        return Rehashed(document.key, token_sha256(last), leaf.hex(), until)
 
     def _timestamp(self, root: bytes, algorithm: str) -> cms.ContentInfo:
         token = self._timestamper(root, algorithm)
@@ -190,14 +200,31 @@ class HashTreeRenewal:
             what=f"hash renewal {batch.batch_id}",
         )
 
-        def one(entry: Rehashed) -> bool:
+        def one(entry: Rehashed) -> tuple[bool, datetime | None]:
             der = encode_chain_ats(batch.algorithm, tree.reduced(bytes.fromhex(entry.leaf)), token)
             created = self._state.put_chain(entry, der)
+            # An upgrade since the batch was saved (a resumed one) extended the record's own
+            # evidence: read after the put, one HEAD per document (this job reads each anyway).
+            # Per document, not the old token's floor, which its whole tree shares.
+            held = self._store.latest(entry.key)
+            until = None if held is None else held.lock.retain_until
+            if until is None or until <= entry.retain_until:
+                until = None
+            else:
+                key = entry.chain_key
+                head = self._store.latest(key)
+                if head is None:
+                    raise ArchiveError(f"chain object {key} was written and is gone")
+                ensure_locked(self._store, key, head.version_id, head.lock.retain_until, until)
             self._step("chain-written")
-            return created
+            return created, until
 
         with ThreadPoolExecutor(self._threads, thread_name_prefix="rehash") as pool:
-            created = list(pool.map(one, batch.entries))
+            results = list(pool.map(one, batch.entries))
+        created = [c for c, _ in results]
+        floor = latest_of(f for _, f in results)
+        if floor is not None:  # dates the batch's members do not have: the next renewal's floor
+            raise_floor(self._store, token_sha256(batch.token), floor)
         self._state.mark_hash_done(batch)
         self._step("done")
         out.written += sum(created)

@@ -21,10 +21,15 @@ like the nightly ones; a tree all of whose documents have a newer chain is retir
 A renewal token is renewed again only once the TSA stamps with a newer certificate (seen in the
 newest token, nightly ones included); until then it is ``evidence.no_newer_tsa``, a failure.
 
+Each ATS object is locked until the longest catalogued retain-until of its trees' members, or
+longer when a retention upgrade left a floor on the token it renews
+(:mod:`archive.pipeline.evidence_floor`: one HEAD per token); the floor is passed on to the
+batch's token so the next renewal keeps it.
+
 Order, each step durable before the next: the batch (token and what it renews) is saved, then
-each ATS object, then the done marker. A rerun first finishes open batches with their saved
-token, then plans again: nothing is renewed twice. A kill between the TSA's answer and the saved
-batch costs one more timestamp on the rerun, nothing else.
+each ATS object (and the floor passed on), then the done marker. A rerun first finishes open
+batches with their saved token, then plans again: nothing is renewed twice. A kill between the
+TSA's answer and the saved batch costs one more timestamp on the rerun, nothing else.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from archive.pipeline.evidence_due import (
     tips_of,
     tsa_cert,
 )
+from archive.pipeline.evidence_floor import ensure_locked, latest_of, raise_floor, read_floor
 from archive.pipeline.evidence_renewal_state import (
     RenewalBatch,
     RenewalState,
@@ -223,13 +229,29 @@ class EvidenceRenewal:
             what=f"renewal {batch.batch_id}",
         )
 
-        def one(renewed: Renewed) -> bool:
+        def one(renewed: Renewed) -> tuple[bool, datetime | None]:
             created = self._state.put_ats(renewed, encode_ats(tree.reduced(leaf(renewed)), token))
+            # The floor is read after the put: an upgrade that raised it before is seen here, one
+            # that raises it after walks the record's evidence through this object and extends
+            # it itself. A resumed batch re-reads it too (an upgrade may have come in between).
+            floor = read_floor(self._store, renewed.token_sha256)
+            if floor is not None and floor > renewed.retain_until:
+                key = renewed.key
+                head = self._store.latest(key)
+                if head is None:
+                    raise ArchiveError(f"renewal object {key} was written and is gone")
+                ensure_locked(self._store, key, head.version_id, head.lock.retain_until, floor)
             self._step("ats-written")
-            return created
+            return created, floor
 
         with ThreadPoolExecutor(self._threads, thread_name_prefix="renewal") as pool:
-            created = list(pool.map(one, batch.renewed))
+            results = list(pool.map(one, batch.renewed))
+        created = [c for c, _ in results]
+        # The batch's token continues every token it renewed: it keeps their floors (before the
+        # done marker, so a rerun after a crash here writes it).
+        floor = latest_of(f for _, f in results)
+        if floor is not None:
+            raise_floor(self._store, token_sha256(batch.token), floor)
         self._state.mark_done(batch)
         self._step("done")
         out.written += sum(created)

@@ -122,6 +122,11 @@ class Renewed:
     trees: tuple[str, ...]
     records: int
 
+    @property
+    def key(self) -> str:
+        """Its ATS object's key."""
+        return f"{ATS}{self.token_sha256}.ats"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "token_sha256": self.token_sha256,
@@ -189,6 +194,12 @@ class Rehashed:
     leaf: str
     retain_until: datetime
 
+    @property
+    def chain_key(self) -> str:
+        """Its new chain's object key (as :func:`chain_key`)."""
+        record = self.key[len(EVIDENCE_PREFIX) :].removesuffix(".ers")
+        return f"{CHAINS}{record}/{self.after_token_sha256}.ats"
+
 
 @dataclass(frozen=True, slots=True)
 class HashBatch:
@@ -250,8 +261,7 @@ class RenewalState:
 
     def put_ats(self, renewed: Renewed, der: bytes) -> bool:
         """True when created; False when the same ATS was already there (a resumed batch)."""
-        key = f"{ATS}{renewed.token_sha256}.ats"
-        return self._store.put_locked(key, der, retain_until=renewed.retain_until).created
+        return self._store.put_locked(renewed.key, der, retain_until=renewed.retain_until).created
 
     def mark_done(self, batch: RenewalBatch) -> None:
         self._store.put_locked(
@@ -274,10 +284,9 @@ class RenewalState:
         )
 
     def put_chain(self, entry: Rehashed, der: bytes) -> bool:
-        key = f"{CHAINS}{entry.key[len(EVIDENCE_PREFIX) :].removesuffix('.ers')}/"
-        key += f"{entry.after_token_sha256}.ats"
         # almost always a new key: the conditional create finds a resumed batch's object
-        put = self._store.put_locked(key, der, retain_until=entry.retain_until, expect_new=True)
+        key, until = entry.chain_key, entry.retain_until
+        put = self._store.put_locked(key, der, retain_until=until, expect_new=True)
         return put.created
 
     def mark_hash_done(self, batch: HashBatch) -> None:

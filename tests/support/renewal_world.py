@@ -24,15 +24,19 @@ LATER = NOW + timedelta(days=300)  # TSA1's certificate has ended
 TRUST = TsaTrust([TSA1.root, TSA2.root])
 
 
-def world(tmp_path: Path, trees: int) -> tuple[SealedStore, dict[tuple[str, str], bytes]]:
-    """``trees`` nightly trees of three records each, stamped by TSA1 at NOW."""
+def world(
+    tmp_path: Path, trees: int, *, records: bool = False
+) -> tuple[SealedStore, dict[tuple[str, str], bytes]]:
+    """``trees`` nightly trees of three records each, stamped by TSA1 at NOW. ``records``: the
+    record objects are stored too (locked until their members' date), under the version ids
+    the store gives them, for the tests that extend their locks (retention upgrades)."""
     sealed = SealedStore(
         MemoryStore(),
         keys=LocalKeyring.create(tmp_path / "keys", kek_id="k"),
         settings=SealSettings(),
     )
     documents: dict[tuple[str, str], bytes] = {}
-    nightly(sealed, tmp_path, TSA1, NOW, trees=trees, documents=documents)
+    nightly(sealed, tmp_path, TSA1, NOW, trees=trees, documents=documents, records=records)
     return sealed, documents
 
 
@@ -44,6 +48,7 @@ def nightly(
     *,
     trees: int,
     documents: dict[tuple[str, str], bytes],
+    records: bool = False,
 ) -> None:
     stage = EvidenceStage(
         EvidenceState(tmp_path / "state", sealed),
@@ -57,8 +62,11 @@ def nightly(
         members = []
         for i in range(3):
             pdf, key = f"tree {t} pdf {i}".encode(), f"records/v1/BV01/ab/r1{t:019x}{i:019x}"
-            documents[(key, f"v{t}")] = pdf
-            ek = evidence_key(object_key=key, version_id=f"v{t}")
-            members.append(Member(ek, hashlib.sha256(pdf).hexdigest(), UNTIL + timedelta(days=t)))
+            until, version = UNTIL + timedelta(days=t), f"v{t}"
+            if records:
+                version = sealed.inner.put_locked(key, pdf, retain_until=until).version_id
+            documents[(key, version)] = pdf
+            ek = evidence_key(object_key=key, version_id=version)
+            members.append(Member(ek, hashlib.sha256(pdf).hexdigest(), until))
         stage.hold(f"run{t}", members)
         assert stage.complete(f"run{t}", now=at, extra=lambda _r: []).written == 3

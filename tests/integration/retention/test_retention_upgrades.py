@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from archive.catalog import CatalogRow
-from archive.store import COMPLIANCE, S3ObjectStore, evidence_key
+from archive.pipeline.evidence_current import current_evidence
+from archive.pipeline.evidence_floor import newest_token, read_floor
+from archive.store import COMPLIANCE, S3ObjectStore, SealedStore, evidence_key
 from infra.settings import AppSettings as Settings
 from retention.parts import RetentionParts
 from retention.policy import LockAction, classification_for, load_policy, retain_until
@@ -94,6 +96,14 @@ def test_a_death_recorded_after_archiving_extends_the_lock_to_30_years(
     # wants evidence locked at least as long as the record) passes on the upgraded record.
     assert _evidence_check(settings, row, expected) == "evidence.ok"
     assert _evidence_lock(archived.store, row) >= expected
+    # ... and so will its next renewal: the floor on its newest token, in the real bucket
+    meta = parts.register.meta_store
+    assert isinstance(meta, SealedStore)
+    current = current_evidence(meta, object_key=key, version_id=str(row["version_id"]))
+    assert current is not None
+    token = newest_token(current)
+    assert token is not None
+    assert read_floor(archived.store, token) == expected
 
 
 def _evidence_lock(store: Any, row: dict[str, Any]) -> datetime:
