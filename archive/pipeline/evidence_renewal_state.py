@@ -19,7 +19,6 @@ Keys hold digests and dates only, never PHI.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from asn1crypto import algos, cms
 
 from archive.core.errors import ArchiveError, EvidenceFormatError
 from archive.evidence import ReducedTree, asn1
+from archive.pipeline.evidence_state import read_stamp, stamp_fields
 from archive.store import EVIDENCE_PREFIX, SealedStore
 
 RENEWALS: Final = EVIDENCE_PREFIX + "renewals/"
@@ -159,10 +159,7 @@ class RenewalBatch:
     def encode(self) -> bytes:
         data = {
             "batch_id": self.batch_id,
-            "algorithm": self.algorithm,
-            "root": self.root,
-            "gen_time": self.gen_time.isoformat(),
-            "token": base64.b64encode(self.token).decode(),
+            **stamp_fields(self.algorithm, self.root, self.gen_time, self.token),
             "renewed": [r.to_json() for r in self.renewed],
         }
         return json.dumps(data, sort_keys=True).encode()
@@ -171,12 +168,9 @@ class RenewalBatch:
     def decode(cls, data: bytes) -> RenewalBatch:
         d = json.loads(data)
         return cls(
-            d["batch_id"],
-            d["algorithm"],
-            d["root"],
-            datetime.fromisoformat(d["gen_time"]),
-            base64.b64decode(d["token"]),
-            tuple(Renewed.from_json(r) for r in d["renewed"]),
+            batch_id=d["batch_id"],
+            renewed=tuple(Renewed.from_json(r) for r in d["renewed"]),
+            **read_stamp(d),
         )
 
     @property
@@ -213,10 +207,7 @@ class HashBatch:
     def encode(self) -> bytes:
         data = {
             "batch_id": self.batch_id,
-            "algorithm": self.algorithm,
-            "root": self.root,
-            "gen_time": self.gen_time.isoformat(),
-            "token": base64.b64encode(self.token).decode(),
+            **stamp_fields(self.algorithm, self.root, self.gen_time, self.token),
             "entries": [
                 [e.key, e.after_token_sha256, e.leaf, e.retain_until.isoformat()]
                 for e in self.entries
@@ -228,14 +219,11 @@ class HashBatch:
     def decode(cls, data: bytes) -> HashBatch:
         d = json.loads(data)
         return cls(
-            d["batch_id"],
-            d["algorithm"],
-            d["root"],
-            datetime.fromisoformat(d["gen_time"]),
-            base64.b64decode(d["token"]),
-            tuple(
+            batch_id=d["batch_id"],
+            entries=tuple(
                 Rehashed(k, t, leaf, datetime.fromisoformat(u)) for k, t, leaf, u in d["entries"]
             ),
+            **read_stamp(d),
         )
 
 

@@ -75,13 +75,10 @@ class TreeIndex:
     def encode(self) -> bytes:
         data: dict[str, Any] = {
             "tree_id": self.tree_id,
-            "algorithm": self.algorithm,
-            "root": self.root,
-            "gen_time": self.gen_time.isoformat(),
+            **stamp_fields(self.algorithm, self.root, self.gen_time, self.token),
             "tsa_cert_sha256": self.tsa_cert_sha256,
             "covers": list(self.covers),
             "members": [m.to_json() for m in self.members],
-            "token": base64.b64encode(self.token).decode(),
         }
         return json.dumps(data, sort_keys=True).encode()
 
@@ -89,15 +86,33 @@ class TreeIndex:
     def decode(cls, data: bytes) -> TreeIndex:
         d = json.loads(data)
         return cls(
-            d["tree_id"],
-            d["algorithm"],
-            d["root"],
-            datetime.fromisoformat(d["gen_time"]),
-            d["tsa_cert_sha256"],
-            tuple(d["covers"]),
-            tuple(Member.from_json(m) for m in d["members"]),
-            base64.b64decode(d["token"]),
+            tree_id=d["tree_id"],
+            tsa_cert_sha256=d["tsa_cert_sha256"],
+            covers=tuple(d["covers"]),
+            members=tuple(Member.from_json(m) for m in d["members"]),
+            **read_stamp(d),
         )
+
+
+def stamp_fields(algorithm: str, root: str, gen_time: datetime, token: bytes) -> dict[str, str]:
+    """The fields every saved, timestamped tree has, as JSON (the ingest stage's tree index,
+    the renewal's and the hash-tree renewal's batches): its hash, root, time and token."""
+    return {
+        "algorithm": algorithm,
+        "root": root,
+        "gen_time": gen_time.isoformat(),
+        "token": base64.b64encode(token).decode(),
+    }
+
+
+def read_stamp(d: dict[str, Any]) -> dict[str, Any]:
+    """:func:`stamp_fields` read back, as keyword arguments of the saved object."""
+    return {
+        "algorithm": d["algorithm"],
+        "root": d["root"],
+        "gen_time": datetime.fromisoformat(d["gen_time"]),
+        "token": base64.b64decode(d["token"]),
+    }
 
 
 def encode_members(members: Iterable[Member]) -> bytes:
