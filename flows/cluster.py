@@ -16,16 +16,25 @@ one stores nothing twice (create-once keys; what was stored is adopted).
 Verification ships catalog rows the same way (:func:`verify_on_cluster`): workers return the
 records' results, the flow's process writes the log, the reports and the audit event. A batch no
 worker could verify is reported indeterminate under its reason for each of its records.
+
+Hash-tree renewal ships evidence documents (:class:`RehashOnCluster`): workers read, open and
+hash the records and return their leaves; the flow's process asks the TSA once per tree and
+writes every chain object.
+
+Before any work, :func:`ensure_cluster` checks that the scheduler answers and has a worker: an
+address nobody listens on would otherwise leave the run waiting on distributed's connect
+timeouts, and a scheduler without workers would hold the batches forever.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from collections import Counter
 from datetime import datetime
 from typing import Any, TypeVar
 
-from distributed import CancelledError, KilledWorker
+from distributed import CancelledError, Client, KilledWorker
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
@@ -33,9 +42,16 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect_dask.task_runners import DaskTaskRunner
 
 from archive.catalog import CatalogRow
-from archive.core.errors import WorkerUnavailableError
+from archive.core.errors import ClusterUnavailableError, WorkerUnavailableError
 from archive.pipeline import ArchiveRun
 from archive.pipeline.batch import BatchRef, BatchResult, RunContext, process_batch
+from archive.pipeline.evidence_rehash import Document, Leaf
+from archive.pipeline.evidence_rehash_remote import (
+    DocumentRef,
+    RehashContext,
+    RehashedBatch,
+    rehash_remote_batch,
+)
 from verification.remote import VerifiedBatch, VerifyContext, unverified, verify_remote_batch
 from verification.run import VerificationRun
 
@@ -102,6 +118,77 @@ def verify_on_cluster(run: VerificationRun, address: str) -> None:
                 logger.warning("verification batch %d failed on the cluster: %s", i, outcome)
                 code, _, why = outcome.partition(" ")
                 run.absorb(unverified(rows, code, f"not verified: {why.strip('()')}"))
+
+
+@task(name="rehash-batch-on-worker", cache_policy=NO_CACHE, persist_result=False)
+def rehash_batch_on_worker(
+    context: RehashContext, refs: list[DocumentRef], index: int
+) -> RehashedBatch:
+    return rehash_remote_batch(context, refs, index=index, worker=_worker_name())
+
+
+class RehashOnCluster:
+    """Hash-tree renewal's per-document work on the Dask cluster at ``address`` (a
+    :data:`~archive.pipeline.evidence_rehash.FanOut`): each call takes one tree's documents in
+    tasks of ``batch_size`` and returns their leaves; a lost or refused task's documents come
+    back under its reason code (left for the next run), its reason kept in ``problems``."""
+
+    def __init__(self, address: str, context: RehashContext, *, batch_size: int = 200) -> None:
+        self.address, self.context, self.batch_size = address, context, batch_size
+        self.batches_by_worker: Counter[str] = Counter()
+        self.problems: list[str] = []  # "reason.code (what to do)", one per failed task
+
+    def __call__(self, documents: list[Document], algorithm: str) -> list[Leaf]:
+        if algorithm != self.context.algorithm:
+            raise ValueError(f"the workers re-hash in {self.context.algorithm}, not {algorithm}")
+        refs = [DocumentRef.of(d) for d in documents]
+        parts = [refs[i : i + self.batch_size] for i in range(0, len(refs), self.batch_size)]
+        logger = get_run_logger()
+        leaves: list[Leaf] = []
+        with _tasks_report_here(), DaskTaskRunner(address=self.address) as runner:
+            futures = [
+                runner.submit(
+                    rehash_batch_on_worker,
+                    parameters={"context": self.context, "refs": part, "index": i},
+                )
+                for i, part in enumerate(parts)
+            ]
+            for i, (part, future) in enumerate(zip(parts, futures, strict=True)):
+                outcome = _outcome(future, RehashedBatch)
+                if isinstance(outcome, RehashedBatch):
+                    leaves += outcome.leaves
+                    self.batches_by_worker[outcome.worker] += 1
+                else:
+                    logger.warning("re-hash batch %d failed on the cluster: %s", i, outcome)
+                    self.problems.append(outcome)
+                    leaves += [outcome.partition(" ")[0]] * len(part)
+        return leaves
+
+
+def ensure_cluster(address: str, *, timeout_s: float) -> None:
+    """Raise :class:`ClusterUnavailableError` unless the scheduler at ``address`` answers and
+    at least one worker has joined it within ``timeout_s``."""
+    what = (
+        "check that `dask scheduler` runs there, that this machine can reach its port, and "
+        "[cluster] scheduler_address (EMR_ARCHIVE_CLUSTER__SCHEDULER_ADDRESS); empty it to run "
+        "on this machine's process pool"
+    )
+    try:
+        client = Client(address, timeout=timeout_s, set_as_default=False)  # type: ignore[no-untyped-call]
+    except (OSError, TimeoutError) as e:
+        raise ClusterUnavailableError(
+            f"the Dask scheduler at {address} did not answer within {timeout_s:g} s "
+            f"({type(e).__name__}): {what}"
+        ) from None
+    try:
+        client.wait_for_workers(1, timeout=timeout_s)
+    except (OSError, TimeoutError):
+        raise ClusterUnavailableError(
+            f"no Dask worker has joined the scheduler at {address} within {timeout_s:g} s: start "
+            f"`dask worker {address}` on the machines that archive (README, Scaling out)"
+        ) from None
+    finally:
+        client.close()  # type: ignore[no-untyped-call]
 
 
 def _outcome(future: Any, expected: type[T]) -> T | str:

@@ -24,7 +24,7 @@ from prefect.utilities.annotations import quote
 from archive.core.settings import Settings, load_settings
 from archive.pipeline import ArchiveRun, RunOptions, RunSummary, options_for_days
 from archive.sources import EncounterBundle
-from flows.cluster import archive_on_cluster
+from flows.cluster import archive_on_cluster, ensure_cluster
 from flows.outcome import ended
 from retention import PolicyClassifier
 
@@ -88,6 +88,10 @@ def nightly_archive(
         now=datetime.now(UTC),
         batch_size=batch_size,
     )
+    if settings.cluster.scheduler_address:  # refused before any work when nobody would do it
+        ensure_cluster(
+            settings.cluster.scheduler_address, timeout_s=settings.cluster.connect_timeout_s
+        )
     run = start_run(_opaque(settings), options)
     try:
         run.progress = PROGRESS

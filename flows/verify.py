@@ -28,7 +28,7 @@ from archive import wiring
 from archive.audit import ChainReport
 from archive.catalog import CatalogRow
 from archive.core.settings import load
-from flows.cluster import verify_on_cluster
+from flows.cluster import ensure_cluster, verify_on_cluster
 from flows.outcome import ended
 from retention import Register, lock_expectations
 from retrieval.access import AccessRegister
@@ -120,6 +120,10 @@ def verify_archive(
     selection = Selection.create(
         mode, default_share=vsettings.sample_share, share=share, since=since, seed=seed
     )
+    if settings.cluster.scheduler_address:  # refused before any work when nobody would do it
+        ensure_cluster(
+            settings.cluster.scheduler_address, timeout_s=settings.cluster.connect_timeout_s
+        )
     plan = RunPlan.create(
         settings, vsettings, selection=selection, now=datetime.now(UTC), checks=checks, at=at
     )

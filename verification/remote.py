@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from archive.catalog import CatalogRow
-from archive.core.errors import ArchiveError, WorkerKeysError, WorkerStoreError
+from archive.core.errors import ArchiveError, KeyringError, WorkerKeysError, WorkerStoreError
 from archive.core.settings import Settings
-from archive.pipeline.batch import with_local_secrets, without_secrets
+from archive.pipeline.batch import keys_unavailable, with_local_secrets, without_secrets
 from archive.store import S3ObjectStore
 from verification.config import HoldSet, VerificationSettings, read_settings
 from verification.results import CheckResult, RecordResult
@@ -131,6 +131,8 @@ def _open_verifier(context: VerifyContext) -> tuple[Verifier, ThreadPoolExecutor
         ) from e
     try:
         env = environment(settings, vsettings, context.holds, context.signers, context.as_of)
+    except KeyringError as e:  # opening the key-encryption keys: say which provider
+        raise keys_unavailable(settings, e) from e
     except (ArchiveError, OSError) as e:
         raise WorkerKeysError(
             f"this worker cannot open the keys or the trust roots ({type(e).__name__}: {e}): "

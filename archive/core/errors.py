@@ -102,6 +102,15 @@ class SourceOutsideRootsError(ArchiveError):
 # --- cluster workers -----------------------------------------------------------------------------
 
 
+class ClusterUnavailableError(ArchiveError):
+    """The Dask scheduler of ``[cluster] scheduler_address`` does not answer, or no worker has
+    joined it: refused before any work (no batch would ever run; a run must not wait forever)."""
+
+    exit_code: ClassVar[int] = 5
+    http_status: ClassVar[int] = 503
+    label: ClassVar[str] = "cluster unavailable"
+
+
 class WorkerUnavailableError(ArchiveError):
     """A cluster worker cannot do its batch: the batch is counted failed under ``reason_code``,
     nothing of it is catalogued, and the next run retries it (on a worker that can)."""

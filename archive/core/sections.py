@@ -290,12 +290,21 @@ class EvidenceSettings(Section):
 
 
 class ClusterSettings(Section):
-    """Fan-out of the nightly archive and of verification over a Dask cluster (``prefect-dask``)."""
+    """Fan-out of the nightly archive, verification and hash-tree renewal over a Dask cluster
+    (``prefect-dask``)."""
 
     scheduler_address: str = Field(
         default="",
-        description="Dask scheduler the nightly run and verification send their batches to, e.g. "
+        description="Dask scheduler the nightly run, verification and hash-tree renewal send "
+        "their batches to, e.g. "
         "tcp://10.0.0.5:8786; empty = a process pool on this machine",
+    )
+    connect_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="how long a run waits for the scheduler to answer and a worker to have "
+        "joined before it refuses to start (exit 5)",
     )
 
     @field_validator("scheduler_address")

@@ -17,6 +17,12 @@ or longer, after a retention upgrade), read again after the object is written (a
 may be older than an upgrade); a later date is passed on as the floor of the new token
 (:mod:`archive.pipeline.evidence_floor`).
 
+Reading, opening and hashing every document is the costly part (the TSA call is one per tree):
+with a ``fan_out`` (:class:`flows.cluster.RehashOnCluster`) the catalogued records' leaves are
+computed on the workers of a Dask cluster, each reading the record from the store itself
+(:mod:`archive.pipeline.evidence_rehash_remote`), and come back as :class:`Rehashed` entries or
+reason codes; this process stays the one writer (the batch, the chain objects, the done marker).
+
 Order as in :mod:`archive.pipeline.evidence_renewal`: the batch (token and every entry) is saved
 before any object, objects are create-once, the done marker comes last; a rerun finishes open
 batches and skips documents some batch in the same algorithm already covers.
@@ -60,15 +66,32 @@ from archive.store import SealedStore
 Step = Callable[[str], None]  # "hashed", "timestamped", "chain-written", "done"
 
 
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """Where a catalogued record's sealed PDF lies: what another machine needs to read it."""
+
+    bucket: str
+    object_key: str
+    version_id: str
+    encounter_id: str  # part of the envelope's identity (its AAD); never logged
+
+
 @dataclass(frozen=True)
 class Document:
     """One document whose evidence is re-hashed: its initial record's key, its catalogued
-    SHA-256, how long its record is locked, and how to read its bytes."""
+    SHA-256, how long its record is locked, and how to read its bytes (here; ``stored``: a
+    record a cluster worker can read for itself, None for a file of this machine's)."""
 
     key: str
     sha256: str
     retain_until: datetime
     read: Callable[[], bytes]
+    stored: Stored | None = None
+
+
+Leaf = Rehashed | str  # a document's new leaf, or why it gets none (a reason code, "already")
+# Documents (all with ``stored``) → their leaves, in order, computed elsewhere (a cluster).
+FanOut = Callable[[list[Document], str], list[Leaf]]
 
 
 @dataclass
@@ -96,11 +119,13 @@ class HashTreeRenewal:
         batch_size: int = 100_000,
         io_threads: int = 8,
         on_step: Step | None = None,
+        fan_out: FanOut | None = None,
     ) -> None:
         self._store, self._state = store, RenewalState(store)
         self._timestamper, self._check = timestamper, check
         self._batch, self._threads = batch_size, io_threads
         self._step = on_step or (lambda _step: None)
+        self._fan_out = fan_out
 
     def plan(self, documents: Sequence[Document], algorithm: str) -> RehashOutcome:
         """What :meth:`renew` would do, from the saved batches alone (no document read, no TSA
@@ -131,8 +156,7 @@ class HashTreeRenewal:
         todo = [d for d in documents if d.key not in covered]
         taken = self._state.hash_batch_ids()
         for chunk in _chunks(todo, self._batch):
-            with ThreadPoolExecutor(self._threads, thread_name_prefix="rehash") as pool:
-                results = list(pool.map(lambda d: self._entry(d, algorithm), chunk))
+            results = self._leaves(chunk, algorithm)
             entries = [r for r in results if isinstance(r, Rehashed)]
             out.problems.update(r for r in results if isinstance(r, str) and r != "already")
             out.already += sum(r == "already" for r in results)
@@ -160,32 +184,21 @@ class HashTreeRenewal:
             self._write(batch, out)
         return out
 
-    def _entry(self, document: Document, algorithm: str) -> Rehashed | str:
-        """The document's new leaf, or why it gets none (a reason code, or "already")."""
-        current = evidence_at(self._store, document.key)
-        if current is None:
-            return "evidence.missing"
-        record = read_record(current.der)
-        if record.chains[-1][0].algorithm == algorithm:
-            return "already"
-        first = record.chains[0][0]
-        catalogued = bytes.fromhex(document.sha256)
-        if (
-            first.algorithm != "sha256"
-            or catalogued not in (first.reduced or ((first.imprint,),))[0]
-        ):
-            return "evidence.not_covered"
-        data = document.read()
-        if hashlib.sha256(data).digest() != catalogued:
-            return "evidence.document_mismatch"
-        new = hashlib.new(algorithm, data).digest()
-        leaf = hash_tree_renewal_leaf(record, len(record.chains), algorithm, new)
-        last = record.chains[-1][-1].token_der
-        # as long as the record's own evidence is locked now (an upgrade extends it past the
-        # catalogued date the caller knows)
-        until = latest_of((document.retain_until, current.parts[0].lock.retain_until))
-        assert until is not None  # the document's date is always there
-        return Rehashed(document.key, token_sha256(last), leaf.hex(), until)
+    def _leaves(self, chunk: list[Document], algorithm: str) -> list[Leaf]:
+        """Each document's leaf: the stored records' on the cluster when there is one, the rest
+        (and everything without one) on this machine's threads."""
+        far = [d for d in chunk if self._fan_out is not None and d.stored is not None]
+        found: dict[str, Leaf] = {}
+        if far and self._fan_out is not None:
+            found = dict(zip((d.key for d in far), self._fan_out(far, algorithm), strict=True))
+        near = [d for d in chunk if d.key not in found]
+        with ThreadPoolExecutor(self._threads, thread_name_prefix="rehash") as pool:
+            leaves = list(pool.map(self._near(algorithm), near))
+        found |= dict(zip((d.key for d in near), leaves, strict=True))
+        return [found[d.key] for d in chunk]
+
+    def _near(self, algorithm: str) -> Callable[[Document], Leaf]:
+        return lambda document: new_leaf(self._store, document, algorithm)
 
     def _timestamp(self, root: bytes, algorithm: str) -> cms.ContentInfo:
         token = self._timestamper(root, algorithm)
@@ -229,6 +242,32 @@ class HashTreeRenewal:
         self._step("done")
         out.written += sum(created)
         out.renewed += len(batch.entries)
+
+
+def new_leaf(store: SealedStore, document: Document, algorithm: str) -> Leaf:
+    """The document's new leaf, or why it gets none (a reason code, or "already"): its current
+    evidence read from ``store``, its bytes checked against the catalogued SHA-256 first."""
+    current = evidence_at(store, document.key)
+    if current is None:
+        return "evidence.missing"
+    record = read_record(current.der)
+    if record.chains[-1][0].algorithm == algorithm:
+        return "already"
+    first = record.chains[0][0]
+    catalogued = bytes.fromhex(document.sha256)
+    if first.algorithm != "sha256" or catalogued not in (first.reduced or ((first.imprint,),))[0]:
+        return "evidence.not_covered"
+    data = document.read()
+    if hashlib.sha256(data).digest() != catalogued:
+        return "evidence.document_mismatch"
+    new = hashlib.new(algorithm, data).digest()
+    leaf = hash_tree_renewal_leaf(record, len(record.chains), algorithm, new)
+    last = record.chains[-1][-1].token_der
+    # as long as the record's own evidence is locked now (an upgrade extends it past the
+    # catalogued date the caller knows)
+    until = latest_of((document.retain_until, current.parts[0].lock.retain_until))
+    assert until is not None  # the document's date is always there
+    return Rehashed(document.key, token_sha256(last), leaf.hex(), until)
 
 
 def _chunks(items: Sequence[Document], size: int) -> Iterator[list[Document]]:

@@ -21,7 +21,13 @@ from archive.catalog import (
 )
 from archive.core.settings import Settings
 from archive.evidence import TsaTrust, with_validation_data
-from archive.pipeline.evidence_rehash import Document, HashTreeRenewal, RehashOutcome
+from archive.pipeline.evidence_rehash import (
+    Document,
+    FanOut,
+    HashTreeRenewal,
+    RehashOutcome,
+    Stored,
+)
 from archive.pipeline.evidence_rehash import Step as RehashStep
 from archive.pipeline.evidence_renewal import EvidenceRenewal, RenewalOutcome, RenewalTimestamper
 from archive.pipeline.evidence_stage import ALGORITHM, EvidenceStage, Step, Timestamper
@@ -179,10 +185,13 @@ def rehash_evidence(
     now: datetime,
     plan_only: bool = False,
     on_step: RehashStep | None = None,
+    fan_out: FanOut | None = None,
 ) -> RehashOutcome:
     """Hash-tree renewal of every catalogued record's and manifest's evidence into a new chain
     in ``algorithm`` (``emr-archive evidence renew --hash``): each PDF read from the store and
-    opened, each manifest from the catalog directory, all checked against the catalog first."""
+    opened, each manifest from the catalog directory, all checked against the catalog first.
+    ``fan_out``: the records' reading and hashing done elsewhere (the ``evidence-rehash`` flow
+    on a Dask cluster); the manifests, the TSA calls and every write stay here."""
     store = open_sites(settings)
     keys = open_keys(settings)
     catalog = Catalog.open(settings.catalog_dir)
@@ -198,7 +207,13 @@ def rehash_evidence(
 
     rows = table_to_rows(catalog.rows())
     documents = [
-        Document(m.key, m.sha256, m.retain_until, pdf(row))
+        Document(
+            m.key,
+            m.sha256,
+            m.retain_until,
+            pdf(row),
+            Stored(row.bucket, row.object_key, row.version_id, row.encounter_id),
+        )
         for row, m in zip(rows, record_members(rows), strict=True)
     ]
     manifests = manifest_members(catalog, settings)
@@ -215,6 +230,7 @@ def rehash_evidence(
         timestamper=stamp,
         check=check,
         on_step=on_step,
+        fan_out=fan_out,
     )
     if plan_only:
         return job.plan(documents, algorithm)

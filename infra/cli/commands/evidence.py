@@ -17,6 +17,7 @@ import click
 
 if TYPE_CHECKING:
     from archive.pipeline.evidence_rehash import RehashOutcome
+    from infra.settings import AppSettings as Settings
 
 from archive.evidence import SUPPORTED
 from infra.cli._command import Group
@@ -45,6 +46,10 @@ def evidence_renew(ctx: click.Context, plan_only: bool, algorithm: str | None) -
     """Timestamp renewal (RFC 4998 §5.2) of every tree whose proof is due, in one TSA call."""
     from archive.pipeline.evidence_wiring import rehash_evidence, renew_evidence
 
+    settings = settings_of(ctx)
+    if algorithm is not None and settings.cluster.scheduler_address and not plan_only:
+        _rehash_on_cluster(settings, algorithm)
+        return
     if algorithm is not None:
         _rehash(
             rehash_evidence(
@@ -80,6 +85,27 @@ def _rehash(out: RehashOutcome, algorithm: str, *, plan_only: bool) -> None:
         f"written, {out.resumed} interrupted renewal(s) finished"
     )
     _fail_on(out.failures())
+
+
+def _rehash_on_cluster(settings: Settings, algorithm: str) -> None:
+    """The re-hash through the ``evidence-rehash`` flow: its documents on the Dask cluster."""
+    from flows import evidence
+    from flows.cluster import ensure_cluster
+    from flows.outcome import summary_of
+    from infra import prefect_server
+
+    ensure_cluster(
+        settings.cluster.scheduler_address, timeout_s=settings.cluster.connect_timeout_s
+    )  # one line, not a failed flow run
+    prefect_server.apply_environment(settings)
+    evidence.SETTINGS = settings
+    out = summary_of(evidence.evidence_rehash, algorithm=algorithm)
+    click.echo(
+        f"hash-tree renewal to {algorithm} on the cluster: {out['renewed']} document(s) given a "
+        f"new chain, {out['already']} already had one; {out['timestamps']} TSA call(s), "
+        f"{out['written']} object(s) written, {out['resumed']} interrupted renewal(s) finished"
+    )
+    _fail_on(out["failed"])
 
 
 def _fail_on(failed: dict[str, int]) -> None:

@@ -121,6 +121,12 @@ def archive_cmd(
         # The run checks this too; checking here first refuses with one line instead of a
         # failed flow run's traceback.
         admit_source(settings, chosen, run_id=None, now=datetime.now(UTC))
+    if settings.cluster.scheduler_address:  # one line and exit 5, not a failed flow run
+        from flows.cluster import ensure_cluster
+
+        ensure_cluster(
+            settings.cluster.scheduler_address, timeout_s=settings.cluster.connect_timeout_s
+        )
     prefect_server.apply_environment(settings)
     from flows import nightly
     from flows.outcome import summary_of

@@ -70,6 +70,11 @@ def verify_cmd(
         # Records archived since would be judged on a day they did not exist (their evidence
         # "pending"): the archive as it stood then is not what it holds now.
         raise click.BadParameter("must not be in the past for the archive", param_hint="--at")
+    if settings_of(ctx).cluster.scheduler_address:  # one line and exit 5, not a failed flow run
+        from flows.cluster import ensure_cluster
+
+        cluster = settings_of(ctx).cluster
+        ensure_cluster(cluster.scheduler_address, timeout_s=cluster.connect_timeout_s)
     prefect_server.apply_environment(settings_of(ctx))
     from flows import verify
     from flows.outcome import summary_of

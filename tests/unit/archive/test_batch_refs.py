@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from archive.core.errors import WorkerStoreError
+from archive.core.errors import KeyringError, WorkerStoreError
 from archive.core.settings import Settings
 from archive.pipeline.batch import (
     RunContext,
+    keys_unavailable,
     plan_refs,
     with_local_secrets,
     without_secrets,
@@ -115,3 +116,37 @@ def test_a_record_reported_twice_is_catalogued_once() -> None:
     assert (ledger.summary.archived, ledger.summary.adopted) == (1, 0)
     ledger.record(RecordOutcome("enc-x", "failed", reason_code="worker.store_unavailable (x)"))
     assert ledger.summary.failed == {"worker.store_unavailable": 1}
+
+
+@pytest.mark.parametrize(
+    ("keys", "names"),
+    [
+        ({}, ("keys.provider = local", "local keyring in ", "/keys")),
+        (
+            {
+                "provider": "transit",
+                "transit_url": "https://bao.hospital.example:8200",
+                "transit_key": "emr-kek",
+            },
+            ("keys.provider = transit", "transit/emr-kek", "https://bao.hospital.example:8200"),
+        ),
+        (
+            {"provider": "pkcs11", "pkcs11_token_label": "emr-hsm", "pkcs11_pin_env": "HSM_PIN"},
+            ("keys.provider = pkcs11", "PKCS#11 token emr-hsm", "$HSM_PIN"),
+        ),
+    ],
+    ids=["local", "transit", "pkcs11"],
+)
+def test_a_worker_without_its_keys_names_the_provider_and_never_quotes_a_foreign_error(
+    tmp_path: Path, keys: dict[str, str], names: tuple[str, ...]
+) -> None:
+    settings = Settings(data_dir=tmp_path)
+    settings = settings.model_copy(update={"keys": settings.keys.model_copy(update=keys)})
+    ours = keys_unavailable(settings, KeyringError(f"no keyring in {tmp_path}/keys"))
+    assert ours.reason_code == "worker.keys_unavailable"
+    assert all(name in str(ours) for name in names), str(ours)
+    # A library's error may quote what it was given (a record's data): its type alone is said.
+    foreign = keys_unavailable(settings, ValueError("patient Nguyễn Văn An, CCCD 079201001234"))
+    assert "ValueError" in str(foreign)
+    assert "Nguyễn" not in str(foreign)
+    assert "079201001234" not in str(foreign)

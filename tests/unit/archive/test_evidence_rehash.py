@@ -6,6 +6,7 @@ and the retired nightly trees no longer ask for a renewal."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import Counter
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from asn1crypto import cms
 from archive.core.sections import EvidenceSettings
 from archive.evidence import DataObject, WeakAlgorithms, validate_evidence
 from archive.pipeline.evidence_current import current_evidence
-from archive.pipeline.evidence_rehash import Document, HashTreeRenewal
+from archive.pipeline.evidence_rehash import Document, HashTreeRenewal, Leaf, Stored, new_leaf
 from archive.pipeline.evidence_renewal import EvidenceRenewal
 from archive.pipeline.evidence_renewal_state import CHAINS, HASH_BATCHES, HASH_DONE
 from archive.store import SealedStore, evidence_key
@@ -32,7 +33,9 @@ class KilledError(Exception):
     """The unit-level stand-in for kill -9 at one step."""
 
 
-def _documents(docs: dict[tuple[str, str], bytes], *, wrong: str | None = None) -> list[Document]:
+def _documents(
+    docs: dict[tuple[str, str], bytes], *, wrong: str | None = None, stored: bool = False
+) -> list[Document]:
     out = []
     for (key, version), pdf in sorted(docs.items()):
         served = pdf + b"!" if key == wrong else pdf
@@ -42,6 +45,7 @@ def _documents(docs: dict[tuple[str, str], bytes], *, wrong: str | None = None) 
                 hashlib.sha256(pdf).hexdigest(),
                 NOW + timedelta(days=10_000),
                 lambda served=served: served,  # type: ignore[misc]
+                Stored("bucket", key, version, "enc") if stored else None,
             )
         )
     return out
@@ -130,3 +134,45 @@ def test_a_hash_renewal_killed_mid_way_resumes_with_its_saved_token(
     assert set(_versions(sealed, CHAINS).values()) == {1}
     assert len(_versions(sealed, CHAINS)) == 6
     assert _codes(sealed, docs, NOW + timedelta(days=60)) == {"ok": 6}
+
+
+def test_documents_hashed_elsewhere_join_the_tree_and_a_lost_batch_is_left_for_the_rerun(
+    tmp_path: Path,
+) -> None:
+    """The fan-out's contract (a Dask cluster in production, test_rehash_cluster.py): stored
+    records go out, local files (manifests) are hashed here, a batch that came back as a
+    reason code is counted under it and given no leaf, and the rerun completes it."""
+    sealed, docs = world(tmp_path, trees=2)
+    documents = _documents(docs, stored=True)
+    local = documents[0] = dataclasses.replace(documents[0], stored=None)  # a manifest's file
+    lost = {d.key for d in documents[1:3]}
+    sent: list[str] = []
+
+    def cluster(chunk: list[Document], algorithm: str) -> list[Leaf]:
+        assert all(d.stored is not None for d in chunk)  # a worker reads only the store
+        sent.extend(d.key for d in chunk)
+        return [
+            "cluster.batch_lost" if d.key in lost else new_leaf(sealed, d, algorithm) for d in chunk
+        ]
+
+    calls: list[bytes] = []
+
+    def stamp(digest: bytes, algorithm: str) -> cms.ContentInfo:
+        calls.append(digest)
+        return TSA2.stamp(digest, algorithm, AT)
+
+    job = HashTreeRenewal(sealed, timestamper=stamp, check=TRUST, fan_out=cluster)
+    out = job.renew(documents, "sha512", AT)
+    assert local.key not in sent
+    assert len(sent) == len(documents) - 1
+    assert out.failures() == {"cluster.batch_lost": 2}  # never renewed, never silent
+    assert (out.renewed, out.written, len(calls)) == (4, 4, 1)  # the TSA once for the tree
+    later = NOW + timedelta(days=60)
+    assert _codes(sealed, docs, later) == {"ok": 4, "evidence.weak_algorithm": 2}
+
+    lost.clear()
+    again = HashTreeRenewal(
+        sealed, timestamper=lambda d, a: TSA2.stamp(d, a, AT), check=TRUST, fan_out=cluster
+    ).renew(documents, "sha512", AT)
+    assert (again.already, again.renewed, again.failures()) == (4, 2, {})
+    assert _codes(sealed, docs, later) == {"ok": 6}
