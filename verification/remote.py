@@ -22,7 +22,8 @@ from datetime import datetime
 from archive.catalog import CatalogRow
 from archive.core.errors import ArchiveError, KeyringError, WorkerKeysError, WorkerStoreError
 from archive.core.settings import Settings
-from archive.pipeline.batch import keys_unavailable, with_local_secrets, without_secrets
+from archive.pipeline.batch import with_local_secrets, without_secrets
+from archive.pipeline.worker_keys import keys_unavailable
 from archive.store import S3ObjectStore
 from verification.config import HoldSet, VerificationSettings, read_settings
 from verification.results import CheckResult, RecordResult

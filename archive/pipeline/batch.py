@@ -35,8 +35,16 @@ from archive.core.errors import (
 from archive.core.settings import Settings, load_settings
 from archive.pipeline.classifier import Classifier
 from archive.pipeline.worker import RecordOutcome, RecordWorker
+from archive.pipeline.worker_keys import keys_unavailable
 from archive.seal import open_keys
-from archive.sources import CollectedItem, EncounterBundle, Window, collect_source
+from archive.sources import (
+    CollectedItem,
+    EncounterBundle,
+    IndexedExport,
+    Window,
+    collect_source,
+    source_kind,
+)
 from archive.store import open_sites
 
 S = TypeVar("S", bound=Settings)
@@ -59,7 +67,15 @@ class RunContext:
     for futures (and prefect-dask mangles the annotations that would stop it), which the
     settings do not survive."""
 
-    __slots__ = ("classifier", "created_at", "known_signers", "run_id", "settings", "source")
+    __slots__ = (
+        "classifier",
+        "created_at",
+        "known_signers",
+        "run_id",
+        "settings",
+        "source",
+        "window",
+    )
 
     def __init__(
         self,
@@ -70,6 +86,7 @@ class RunContext:
         run_id: str,
         created_at: datetime,
         source: Path,
+        window: Window | None = None,
     ) -> None:
         self.settings = settings
         self.classifier = classifier
@@ -77,6 +94,7 @@ class RunContext:
         self.run_id = run_id
         self.created_at = created_at
         self.source = source
+        self.window = window  # the run's: a FHIR export is indexed once for it on each worker
 
     def __repr__(self) -> str:
         return f"RunContext(run_id={self.run_id!r})"
@@ -202,7 +220,7 @@ def _reread(context: RunContext, ref: BatchRef) -> tuple[list[EncounterBundle], 
     wanted = {m.encounter_id: m for m in ref.members}
     bundles: list[EncounterBundle] = []
     try:
-        for item in collect_window(context.settings, source, ref.window):
+        for item in _items(context, ref):
             member = wanted.get(getattr(item, "encounter_id", ""))
             if isinstance(item, EncounterBundle) and member and item.sha256 == member.data_sha256:
                 bundles.append(dataclasses.replace(item, revision=member.revision))
@@ -214,6 +232,24 @@ def _reread(context: RunContext, ref: BatchRef) -> tuple[list[EncounterBundle], 
     found = {b.encounter_id for b in bundles}
     return bundles, [m for m in ref.members if m.encounter_id not in found]
 
+
+def _items(context: RunContext, ref: BatchRef) -> Iterator[CollectedItem]:
+    """The batch's slice of the source: from this process's index of the run's FHIR export
+    (one scan per worker and run, not one per batch), else read again for its window."""
+    settings = context.settings
+    kind = source_kind(context.source, settings.archive.source_format)
+    if kind != "fhir" or context.window is None:
+        return collect_window(settings, context.source, ref.window)
+    with _OPENING:
+        key = (context.run_id, str(context.source))
+        if key not in _EXPORTS:
+            _EXPORTS.clear()  # an earlier run's index (its window and files differ)
+            _EXPORTS[key] = IndexedExport(context.source, context.window)
+        export = _EXPORTS[key]
+    return export.items(m.encounter_id for m in ref.members)
+
+
+_EXPORTS: dict[tuple[str, str], IndexedExport] = {}
 
 # One record worker per process and run: the fonts, signing key, keyring and S3 client are
 # loaded by the first batch of a run and reused by the next ones on this machine.
@@ -251,34 +287,3 @@ def _open_worker(context: RunContext) -> RecordWorker:
             f"this worker cannot open the signing key ({type(e).__name__}: {e}): give it the "
             "same signer settings and token or key file access"
         ) from e
-
-
-def keys_unavailable(settings: Settings, error: Exception) -> WorkerKeysError:
-    """The error of a worker whose key-encryption keys did not open: which provider it is
-    configured with and what that provider needs on this machine. Our own and OS errors are
-    quoted (paths, reason codes: never a record's data); anything else by its type alone."""
-    keys = settings.keys
-    if keys.provider == "transit":
-        token = keys.transit_token_file or "the transit token file"
-        where = (
-            f"the transit key {keys.transit_mount}/{keys.transit_key} at "
-            f"{keys.transit_url or '(no keys.transit_url)'}: give this machine network access "
-            f"to it and {token} (0600)"
-        )
-    elif keys.provider == "pkcs11":
-        token = keys.pkcs11_token_label or keys.pkcs11_token_serial or "(no token set)"
-        pin = keys.pkcs11_pin_file or (keys.pkcs11_pin_env and f"${keys.pkcs11_pin_env}")
-        where = (
-            f"the PKCS#11 token {token} through {keys.pkcs11_module}: give this machine the "
-            f"token (or the HSM's client) and its PIN ({pin or 'no PIN source set'})"
-        )
-    else:
-        where = (
-            f"the local keyring in {settings.keyring_dir}: copy that directory (0700, files "
-            "0600) to this machine at the same path, or use a transit or PKCS#11 provider"
-        )
-    detail = str(error) if isinstance(error, ArchiveError | OSError) else "no detail"
-    return WorkerKeysError(
-        f"this worker cannot open its key-encryption keys (keys.provider = {keys.provider}; "
-        f"{type(error).__name__}: {detail}) from {where}"
-    )

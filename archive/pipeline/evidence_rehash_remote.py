@@ -24,8 +24,9 @@ from datetime import datetime
 
 from archive.core.errors import ArchiveError, WorkerStoreError
 from archive.core.settings import Settings
-from archive.pipeline.batch import keys_unavailable, with_local_secrets, without_secrets
+from archive.pipeline.batch import with_local_secrets, without_secrets
 from archive.pipeline.evidence_rehash import Document, Leaf, Stored, new_leaf
+from archive.pipeline.worker_keys import keys_unavailable
 from archive.seal import KeyProvider, ObjectIdentity, open_keys, unseal
 from archive.store import EVIDENCE_PREFIX, S3ObjectStore, SealedStore
 

@@ -243,6 +243,7 @@ class ArchiveRun:
             run_id=self.options.run_id,
             created_at=self.options.started_at,
             source=self.options.source,
+            window=self.options.window,
         )
 
     def absorb(self, result: BatchResult) -> dict[str, int]:

@@ -10,7 +10,7 @@ only an unusable export as a whole raises :class:`~archive.core.errors.SourceErr
 
 from archive.core.errors import SourceError
 from archive.core.timezones import DEFAULT_TZ, zone
-from archive.sources.bulk import MANIFEST_NAME, collect
+from archive.sources.bulk import MANIFEST_NAME, IndexedExport, collect
 from archive.sources.choose import SourceFormat, collect_source, source_kind
 from archive.sources.fhir import Ref, canonical_json, parse_datetime
 from archive.sources.model import CollectedItem, EncounterBundle, Window
@@ -23,6 +23,7 @@ __all__ = [
     "CollectedItem",
     "EncounterBundle",
     "IdDigest",
+    "IndexedExport",
     "QuarantineEntry",
     "QuarantineReason",
     "QuarantineScope",

@@ -22,6 +22,7 @@ none the scan can see) is quarantined on its own.
 
 from archive.sources.bulk.collect import DEFAULT_MAX_LINE_BYTES, collect
 from archive.sources.bulk.manifest import MANIFEST_NAME
+from archive.sources.bulk.reread import IndexedExport
 from archive.sources.model import Window
 
-__all__ = ["DEFAULT_MAX_LINE_BYTES", "MANIFEST_NAME", "Window", "collect"]
+__all__ = ["DEFAULT_MAX_LINE_BYTES", "MANIFEST_NAME", "IndexedExport", "Window", "collect"]

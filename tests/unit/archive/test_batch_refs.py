@@ -13,7 +13,6 @@ from archive.core.errors import KeyringError, WorkerStoreError
 from archive.core.settings import Settings
 from archive.pipeline.batch import (
     RunContext,
-    keys_unavailable,
     plan_refs,
     with_local_secrets,
     without_secrets,
@@ -21,6 +20,7 @@ from archive.pipeline.batch import (
 from archive.pipeline.ledger import Ledger
 from archive.pipeline.summary import RunSummary
 from archive.pipeline.worker import RecordOutcome
+from archive.pipeline.worker_keys import keys_unavailable
 from archive.sources import EncounterBundle
 from tests.support.catalog import make_row
 
