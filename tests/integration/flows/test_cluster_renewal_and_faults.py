@@ -12,7 +12,6 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -56,20 +55,6 @@ def archived(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory)
     assert summary.archived >= 4
     assert summary.failed == {}
     return settings
-
-
-@pytest.fixture(scope="module")
-def keyless(archived: Settings, cluster_dir: Path, secret: str) -> Iterator[DaskCluster]:
-    """A cluster of one worker that has the store's secret but not the keyring: its directory
-    is not there on that machine (an empty file system mounted over it)."""
-    alone = DaskCluster.start(cluster_dir / "keyless")
-    try:
-        alone.add_worker(
-            env={"EMR_ARCHIVE_S3__SECRET_ACCESS_KEY": secret}, hide=archived.keyring_dir
-        )
-        yield alone
-    finally:
-        alone.stop()
 
 
 def _rows(settings: Settings) -> list[CatalogRow]:
@@ -126,7 +111,29 @@ def test_a_hash_tree_renewal_rehashes_every_record_on_both_workers_with_one_writ
     assert {k: stored[k] for k in expected} == expected  # a rerun adds nothing: unit-tested
 
 
-def test_workers_without_the_keys_fail_by_provider_and_nothing_is_renewed_or_passed(
+def test_no_worker_refuses_and_workers_without_the_keys_fail_by_provider_never_passing(
+    archived: Settings,
+    cluster_dir: Path,
+    secret: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keyless = DaskCluster.start(cluster_dir / "keyless")
+    try:
+        # A scheduler nobody has joined yet: refused before any work, not waited on forever.
+        with pytest.raises(ClusterUnavailableError, match="no Dask worker has joined"):
+            ensure_cluster(keyless.address, timeout_s=1.0)
+        # One worker with the store's secret but not the keyring (its directory is not there
+        # on that machine: an empty file system mounted over it).
+        keyless.add_worker(
+            env={"EMR_ARCHIVE_S3__SECRET_ACCESS_KEY": secret}, hide=archived.keyring_dir
+        )
+        _without_keys(archived, keyless, secret, tmp_path, monkeypatch)
+    finally:
+        keyless.stop()
+
+
+def _without_keys(
     archived: Settings,
     keyless: DaskCluster,
     secret: str,
@@ -160,15 +167,6 @@ def test_workers_without_the_keys_fail_by_provider_and_nothing_is_renewed_or_pas
     assert checked["status"] == Status.INDETERMINATE.value  # never passed
     assert checked["reasons"] == {"worker.keys_unavailable": len(rows)}
     assert "worker.keys_unavailable" in Path(checked["report"]).read_text()
-
-
-def test_a_scheduler_without_workers_refuses_before_any_work(cluster_dir: Path) -> None:
-    empty = DaskCluster.start(cluster_dir / "empty")
-    try:
-        with pytest.raises(ClusterUnavailableError, match="no Dask worker has joined"):
-            ensure_cluster(empty.address, timeout_s=1.0)
-    finally:
-        empty.stop()
 
 
 def test_a_verification_worker_killed_mid_run_leaves_every_record_verified_once(

@@ -176,3 +176,26 @@ def test_documents_hashed_elsewhere_join_the_tree_and_a_lost_batch_is_left_for_t
     ).renew(documents, "sha512", AT)
     assert (again.already, again.renewed, again.failures()) == (4, 2, {})
     assert _codes(sealed, docs, later) == {"ok": 6}
+
+
+def test_a_leaf_from_elsewhere_is_taken_only_for_its_own_document_and_lock(
+    tmp_path: Path,
+) -> None:
+    """A worker's answer under another document's key would write a chain object there; one
+    with a shorter lock would under-lock it: both refused and counted, never written."""
+    sealed, docs = world(tmp_path, trees=1)
+    documents = _documents(docs, stored=True)
+
+    def confused(chunk: list[Document], algorithm: str) -> list[Leaf]:
+        leaves = [new_leaf(sealed, d, algorithm) for d in chunk]
+        first, second = leaves[0], leaves[1]
+        assert not isinstance(first, str)
+        assert not isinstance(second, str)
+        short = chunk[1].retain_until - timedelta(days=1)  # under the catalogued date
+        return [second, dataclasses.replace(second, retain_until=short), *leaves[2:]]
+
+    out = HashTreeRenewal(
+        sealed, timestamper=lambda d, a: TSA2.stamp(d, a, AT), check=TRUST, fan_out=confused
+    ).renew(documents, "sha512", AT)
+    assert out.failures() == {"cluster.wrong_answer": 2}
+    assert (out.renewed, out.written) == (1, 1)
