@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from archive.catalog import Catalog, table_to_rows
-from archive.core.errors import WorkerStoreError
+from archive.core.errors import WorkerKeysError, WorkerStoreError
 from archive.store import S3ObjectStore
 from flows.outcome import summary_of
 from infra.dask_cluster import DaskCluster
@@ -161,3 +161,34 @@ def test_a_worker_that_cannot_read_the_store_fails_its_batch_by_name_and_it_is_n
     assert summary.counts()["passed"] == 0
     assert summary.report_path is not None
     assert "worker.store_unavailable" in summary.report_path.read_text()
+
+
+def test_a_worker_without_the_keyring_names_its_provider_and_its_records_are_never_passed(
+    archived: Settings, secret: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As above, for a machine that has the store's secret but not the keyring (here: the
+    shipped settings name a directory this process does not have; on the cluster the re-hash
+    test hides the real one from its worker, test_cluster_renewal_and_faults.py)."""
+    away = tmp_path / "no-keys"
+    settings = cluster_settings(archived, "tcp://127.0.0.1:1", secret)
+    monkeypatch.setenv("EMR_ARCHIVE_S3__SECRET_ACCESS_KEY", secret)  # the store: reachable
+    vsettings = _vsettings(tmp_path)
+    plan = RunPlan.create(
+        settings, vsettings, selection=Selection(mode=Mode.FULL), now=datetime.now(UTC)
+    )
+    with VerificationRun.start(settings, vsettings, plan) as run:
+        context = run.context()
+        keys = context.settings.keys.model_copy(update={"keyring_dir": away})
+        context.settings = context.settings.model_copy(update={"keys": keys})
+        with pytest.raises(WorkerKeysError) as failed:
+            verify_remote_batch(context, run.rows, index=0, now=plan.moment, worker="here")
+        message = str(failed.value)
+        assert f"keys.provider = local; KeyringError: no keyring in {away}" in message
+        assert f"from the local keyring in {away}" in message  # what to give the machine
+        assert not any(
+            r.encounter_id in message or r.patient_pseudonym in message for r in run.rows
+        )
+        run.absorb(unverified(run.rows, failed.value.reason_code, message))
+        summary = run.finish()
+    assert summary.status is Status.INDETERMINATE  # never passed, and the reason named
+    assert summary.reasons() == {"worker.keys_unavailable": len(run.rows)}
