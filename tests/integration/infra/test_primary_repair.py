@@ -26,7 +26,14 @@ from archive.catalog import Catalog, table_to_rows
 from archive.core.errors import ObjectNotFoundError
 from archive.core.sections import StackSettings
 from archive.core.settings import ReplicaSettings
-from archive.store import REHOMED_PREFIX, ReplicatedStore, S3ObjectStore, Site, open_sites
+from archive.store import (
+    REHOMED_PREFIX,
+    ReplicatedStore,
+    S3ObjectStore,
+    SealedStore,
+    Site,
+    open_sites,
+)
 from infra import seaweed
 from infra.ports import free_port_block
 from infra.repair import audit_repair, repair_site
@@ -192,6 +199,9 @@ def test_the_primary_lost_entirely_is_repaired_from_the_replica(
     # ... the catalog rebuilt from the repaired bucket names the same versions ...
     rebuilt = Catalog.rebuild(tmp_path / "rebuilt", wiring.open_meta_store(sites, read_only=True))
     assert table_to_rows(rebuilt.rows()) == rows
+    replica = S3ObjectStore.from_settings(sites, site="replica")  # as from the replica's alone
+    sealed = SealedStore.for_settings(sites, replica, keys=wiring.open_keyring(sites))
+    assert table_to_rows(Catalog.rebuild(tmp_path / "from-replica", sealed).rows()) == rows
 
     # ... a retention change to a catalogued version reaches the restored copy at both sites.
     later = held.retain_until + timedelta(days=365)

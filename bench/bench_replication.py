@@ -1,0 +1,171 @@
+"""What the second site costs the nightly run, and how fast a lost primary is repaired.
+
+Run by hand: ``python -m bench.bench_replication [--encounters 60] [--pairs 2]``. One throwaway
+stack with both sites (two SeaweedFS on these cores). The ``nightly-archive`` flow archives the
+same day's export, alternately without the replica and with it (synchronous dual writes), each
+run into a bucket and catalog of its own, ``--pairs`` times. Per run: wall time, and CPU seconds
+of the flow's process and its workers, of the primary's SeaweedFS and of the replica's: on a
+shared, loaded machine the CPU is the comparable figure (every process's share of the cores
+moves with the load, its CPU seconds much less). Target (issue #15): < 15 % with dual writes.
+
+Then the primary site is lost (SeaweedFS stopped, data directory deleted, started empty) and the
+last dual-write run's bucket is repaired from the replica (``repair --site primary``, 8 in
+flight, no key used): records/s, objects/s, and the re-homed map written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.bench_nightly import DAY, run_product, write_day
+from bench.common import table, throwaway_stack
+from infra.settings import AppSettings as Settings
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Cpu:
+    flow: float  # this process and its reaped workers
+    primary: float  # the primary's SeaweedFS
+    replica: float
+
+    @property
+    def total(self) -> float:
+        return self.flow + self.primary + self.replica
+
+    def __sub__(self, other: Cpu) -> Cpu:
+        return Cpu(
+            self.flow - other.flow, self.primary - other.primary, self.replica - other.replica
+        )
+
+
+def _proc_cpu(pid: int | None) -> float:
+    """CPU seconds of ``pid`` and its reaped children (``weed mini`` runs its servers inside)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / _TICK  # utime stime cutime cstime
+
+
+def cpu_now(settings: Settings) -> Cpu:
+    from infra import seaweed
+
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    flow = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    primary = _proc_cpu(seaweed.process(settings, "primary").pid())
+    replica = _proc_cpu(seaweed.process(settings, "replica").pid())
+    return Cpu(flow, primary, replica)
+
+
+def one_run(settings: Settings, export: Path, *, replica: bool, n: int) -> tuple[str, ...]:
+    from archive.core.settings import ReplicaSettings
+    from archive.store import S3ObjectStore
+
+    bucket = f"bench-{'dual' if replica else 'single'}-{n}"
+    run = settings.model_copy(
+        update={
+            "s3": settings.s3.model_copy(update={"bucket": bucket}),
+            "replica": ReplicaSettings(enabled=replica, bucket=bucket),
+            "catalog": settings.catalog.model_copy(
+                update={"catalog_dir": settings.data_dir / bucket / "catalog"}
+            ),
+        }
+    )
+    both = run.model_copy(update={"replica": ReplicaSettings(enabled=True, bucket=bucket)})
+    S3ObjectStore.from_settings(both).create_locked_bucket()
+    S3ObjectStore.from_settings(both, site="replica").create_locked_bucket()
+    os.environ["EMR_ARCHIVE_S3__BUCKET"] = bucket
+    os.environ["EMR_ARCHIVE_REPLICA__BUCKET"] = bucket
+    os.environ["EMR_ARCHIVE_CATALOG__CATALOG_DIR"] = str(run.catalog_dir)
+    before = cpu_now(settings)
+    result = run_product(run, export)
+    used = cpu_now(settings) - before
+    done = result["archived"] + result["adopted"]
+    label = "two sites" if replica else "primary only"
+    return (
+        label,
+        str(done),
+        f"{result['wall_s']:.1f}",
+        f"{used.flow:.1f}",
+        f"{used.primary:.1f}",
+        f"{used.replica:.1f}",
+        f"{used.total:.1f}",
+    )
+
+
+def repair_primary(settings: Settings, bucket: str) -> tuple[str, ...]:
+    from archive.core.settings import ReplicaSettings
+    from infra import seaweed
+    from infra.repair import repair_site
+
+    run = settings.model_copy(
+        update={
+            "s3": settings.s3.model_copy(update={"bucket": bucket}),
+            "replica": ReplicaSettings(enabled=True, bucket=bucket),
+            "catalog": settings.catalog.model_copy(
+                update={"catalog_dir": settings.data_dir / bucket / "catalog"}
+            ),
+        }
+    )
+    seaweed.stop(settings)
+    shutil.rmtree(settings.seaweedfs_dir)
+    seaweed.start(settings).create_locked_bucket()
+    started = time.perf_counter()
+    report = repair_site(run, site="primary", threads=8)
+    wall = time.perf_counter() - started
+    assert report.ok, report.refused[:3]
+    return (
+        "repair --site primary --threads 8",
+        str(report.rehomed),
+        str(len(report.copied)),
+        f"{wall:.1f}",
+        f"{report.rehomed / wall:.1f}",
+        f"{len(report.copied) / wall:.1f}",
+        f"{report.rehomed_segments}",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--encounters", type=int, default=60, help="finished on the day")
+    parser.add_argument("--pairs", type=int, default=2, help="runs without/with the replica")
+    args = parser.parse_args()
+    with throwaway_stack(full=True, replica=True) as settings:
+        export = settings.exports_dir / "bench"
+        print(f"sample: {write_day(settings, export, 'fhir', args.encounters)} ({DAY})")
+        rows: list[tuple[str, ...]] = [
+            ("run", "encounters", "wall s", "flow CPU s", "primary CPU", "replica CPU", "CPU")
+        ]
+        for n in range(args.pairs):
+            rows.append(one_run(settings, export, replica=False, n=n))
+            rows.append(one_run(settings, export, replica=True, n=n))
+        print(table(rows))
+        single = [float(r[-1]) for r in rows[1:] if r[0] == "primary only"]
+        dual = [float(r[-1]) for r in rows[1:] if r[0] == "two sites"]
+        walls = [(float(a[2]), float(b[2])) for a, b in zip(rows[1::2], rows[2::2], strict=True)]
+        cost = (sum(dual) / sum(single) - 1) * 100
+        wall_cost = (sum(b for _, b in walls) / sum(a for a, _ in walls) - 1) * 100
+        print(f"\nreplication's cost: CPU {cost:+.1f} %, wall {wall_cost:+.1f} % (target < 15 %)")
+        repair = repair_primary(settings, f"bench-dual-{args.pairs - 1}")
+        print()
+        print(
+            table(
+                [
+                    ("primary lost", "records", "objects", "s", "records/s", "objects/s", "map"),
+                    repair,
+                ]
+            )
+        )
+    print(f"load: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
