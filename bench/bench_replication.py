@@ -1,8 +1,9 @@
 """What the second site costs the nightly run, and how fast a lost primary is repaired.
 
 Run by hand: ``python -m bench.bench_replication [--encounters 60] [--pairs 2]``. One throwaway
-stack with both sites (two SeaweedFS on these cores). The ``nightly-archive`` flow archives the
-same day's export, alternately without the replica and with it (synchronous dual writes), each
+stack with both sites (two SeaweedFS on these cores). The nightly run's work (the
+:class:`ArchiveRun` the ``nightly-archive`` flow drives, without Prefect) archives the same
+day's export, alternately without the replica and with it (synchronous dual writes), each
 run into a bucket and catalog of its own, ``--pairs`` times. Per run: wall time, and CPU seconds
 of the flow's process and its workers, of the primary's SeaweedFS and of the replica's: on a
 shared, loaded machine the CPU is the comparable figure (every process's share of the cores
@@ -21,11 +22,16 @@ import resource
 import shutil
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bench.bench_nightly import DAY, run_product, write_day
+from bench.bench_nightly import DAY, write_day
 from bench.common import table, throwaway_stack
 from infra.settings import AppSettings as Settings
+
+if TYPE_CHECKING:
+    from archive.pipeline import RunSummary
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -65,6 +71,28 @@ def cpu_now(settings: Settings) -> Cpu:
     return Cpu(flow, primary, replica)
 
 
+def archive_day(settings: Settings, export: Path) -> RunSummary:
+    """The nightly run's work without Prefect (whose ephemeral server does not always start on
+    a loaded machine): the same :class:`ArchiveRun` the flow's tasks drive, its process pool."""
+    from archive.pipeline import ArchiveRun, RunOptions, window_for
+    from retention.classifier import PolicyClassifier
+
+    now = datetime.now(UTC)
+    options = RunOptions.create(
+        settings,
+        window=window_for(settings.archive.timezone, since=DAY, until=None, now=now),
+        source=export,
+        now=now,
+    )
+    with ArchiveRun.start(
+        settings, options, classifier=PolicyClassifier.from_settings(settings)
+    ) as run:
+        for batch in run.batches():
+            run.archive_batch(batch)
+        run.store_quarantine()
+        return run.finish()
+
+
 def one_run(settings: Settings, export: Path, *, replica: bool, n: int) -> tuple[str, ...]:
     from archive.core.settings import ReplicaSettings
     from archive.store import S3ObjectStore
@@ -82,18 +110,17 @@ def one_run(settings: Settings, export: Path, *, replica: bool, n: int) -> tuple
     both = run.model_copy(update={"replica": ReplicaSettings(enabled=True, bucket=bucket)})
     S3ObjectStore.from_settings(both).create_locked_bucket()
     S3ObjectStore.from_settings(both, site="replica").create_locked_bucket()
-    os.environ["EMR_ARCHIVE_S3__BUCKET"] = bucket
-    os.environ["EMR_ARCHIVE_REPLICA__BUCKET"] = bucket
-    os.environ["EMR_ARCHIVE_CATALOG__CATALOG_DIR"] = str(run.catalog_dir)
     before = cpu_now(settings)
-    result = run_product(run, export)
+    started = time.perf_counter()
+    summary = archive_day(run, export)
+    wall = time.perf_counter() - started
     used = cpu_now(settings) - before
-    done = result["archived"] + result["adopted"]
+    done = summary.archived + summary.adopted
     label = "two sites" if replica else "primary only"
     return (
         label,
         str(done),
-        f"{result['wall_s']:.1f}",
+        f"{wall:.1f}",
         f"{used.flow:.1f}",
         f"{used.primary:.1f}",
         f"{used.replica:.1f}",
@@ -103,6 +130,7 @@ def one_run(settings: Settings, export: Path, *, replica: bool, n: int) -> tuple
 
 def repair_primary(settings: Settings, bucket: str) -> tuple[str, ...]:
     from archive.core.settings import ReplicaSettings
+    from archive.store import S3ObjectStore
     from infra import seaweed
     from infra.repair import repair_site
 
@@ -117,7 +145,8 @@ def repair_primary(settings: Settings, bucket: str) -> tuple[str, ...]:
     )
     seaweed.stop(settings)
     shutil.rmtree(settings.seaweedfs_dir)
-    seaweed.start(settings).create_locked_bucket()
+    seaweed.start(settings)
+    S3ObjectStore.from_settings(run).create_locked_bucket()  # empty, Object Lock on
     started = time.perf_counter()
     report = repair_site(run, site="primary", threads=8)
     wall = time.perf_counter() - started
