@@ -173,6 +173,8 @@ def main() -> None:
         rows: list[tuple[str, ...]] = [
             ("run", "encounters", "wall s", "flow CPU s", "primary CPU", "replica CPU", "CPU")
         ]
+        # Discarded: the first run in this process pays the imports and caches the others reuse.
+        one_run(settings, export, replica=False, n=99)
         for n in range(args.pairs):
             rows.append(one_run(settings, export, replica=False, n=n))
             rows.append(one_run(settings, export, replica=True, n=n))
@@ -181,8 +183,14 @@ def main() -> None:
         dual = [float(r[-1]) for r in rows[1:] if r[0] == "two sites"]
         walls = [(float(a[2]), float(b[2])) for a, b in zip(rows[1::2], rows[2::2], strict=True)]
         cost = (sum(dual) / sum(single) - 1) * 100
+        # In production the replica's store runs at the other site, not on the archive's cores.
+        here = [float(r[3]) + float(r[4]) for r in rows[1:]]
+        local = (sum(here[1::2]) / sum(here[0::2]) - 1) * 100
         wall_cost = (sum(b for _, b in walls) / sum(a for a, _ in walls) - 1) * 100
-        print(f"\nreplication's cost: CPU {cost:+.1f} %, wall {wall_cost:+.1f} % (target < 15 %)")
+        print(
+            f"\nreplication's cost: CPU {cost:+.1f} % (without the replica's own store: "
+            f"{local:+.1f} %), wall {wall_cost:+.1f} % (target < 15 %)"
+        )
         repair = repair_primary(settings, f"bench-dual-{args.pairs - 1}")
         print()
         print(

@@ -2,7 +2,8 @@
 
 The copying itself is :func:`archive.store.repair` (no key: it cannot decrypt). Here: the two
 sites from the settings, the catalog's SHA-256 of every record that must still exist (records
-destroyed by disposition are expected to be gone at both), and the audit event.
+destroyed by disposition are expected to be gone at both), the re-homed map when the primary is
+repaired (:mod:`archive.store.rehomed`: its copies have new version ids), and the audit event.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ repair is a no-op.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import shutil
 import zipfile
@@ -23,7 +24,7 @@ import pytest
 from archive import wiring
 from archive.audit import AuditLog
 from archive.catalog import Catalog, table_to_rows
-from archive.core.errors import ObjectNotFoundError
+from archive.core.errors import ObjectNotFoundError, RehomedError
 from archive.core.sections import StackSettings
 from archive.core.settings import ReplicaSettings
 from archive.store import (
@@ -33,6 +34,15 @@ from archive.store import (
     SealedStore,
     Site,
     open_sites,
+    sha256_hex,
+)
+from archive.store.rehomed import (
+    GENESIS,
+    Rehoming,
+    append_map,
+    encode_segment,
+    read_map,
+    segment_key,
 )
 from infra import seaweed
 from infra.ports import free_port_block
@@ -215,3 +225,27 @@ def test_the_primary_lost_entirely_is_repaired_from_the_replica(
     # A second repair of the primary, which now holds everything: nothing copied, no new entry.
     again = repair_site(sites, site="primary")
     assert (again.copied, again.rehomed, again.refused) == ((), 0, ())
+
+    # Attacks on the real store (last: they leave the map refused). Someone with the admin
+    # credentials puts other bytes under the held record's key and chains a well-formed, locked
+    # entry to them: the catalog's SHA-256 is not theirs, nothing is served.
+    forged = b"other bytes"
+    put = bare.client.put_object(
+        Bucket=bare.bucket, Key=held.object_key, Body=forged, ChecksumSHA256=_b64sha(forged)
+    )
+    entry = Rehoming(held.object_key, held.version_id, put["VersionId"], sha256_hex(forged))
+    append_map(bare, read_map(bare), [(entry, later)], now=datetime.now(UTC))
+    with pytest.raises(RehomedError, match="not the catalog's"):
+        wiring.open_store(sites, read_only=True).get(held.object_key, version_id=held.version_id)
+    # A segment that does not chain on the one before: the whole map is refused.
+    good = read_map(bare).entries[(held.object_key, held.version_id)]
+    loose = encode_segment(3, GENESIS, [good], written=datetime.now(UTC))
+    bare.put_locked(segment_key(3), loose, retain_until=later)
+    with pytest.raises(RehomedError, match="does not chain"):
+        wiring.open_store(sites, read_only=True).head(
+            rows[1].object_key, version_id=rows[1].version_id
+        )
+
+
+def _b64sha(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
