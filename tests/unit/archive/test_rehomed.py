@@ -215,3 +215,23 @@ def test_a_reader_without_the_catalog_refuses_restored_versions() -> None:
     key = KEYS[0]
     with pytest.raises(RehomedError, match="no catalog here"):
         RehomedStore(sites.primary).get(key, version_id=sites.versions[key][0])
+
+
+def test_a_repair_killed_before_its_map_is_completed_by_the_rerun() -> None:
+    old, replica = MemoryStore(), MemoryStore()
+    both = ReplicatedStore(primary=old, replica=replica)
+    versions = {}
+    for key in KEYS:
+        put = both.put_locked(key, key.encode(), retain_until=UNTIL)
+        versions[key] = (put.version_id, put.sha256)
+    digests = {k: s for k, (_, s) in versions.items()}
+    new = MemoryStore(_ids=itertools.count(500))
+    first = repair(replica, new, catalogued=digests)  # killed here: copies made, no map
+    assert len(first.copied) == len(KEYS)
+    with pytest.raises(ObjectNotFoundError):
+        RehomedStore(new, catalogued=lambda p: {}).get(KEYS[0], version_id=versions[KEYS[0]][0])
+    rerun = repair(replica, new, catalogued=digests)
+    assert rerun.copied == ()
+    assert rehome(ReplicatedStore(primary=new, replica=replica), new, versions, rerun) == (5, 1)
+    sites = Sites(replica, new, versions)
+    assert sites.reader().get(KEYS[0], version_id=versions[KEYS[0]][0]) == KEYS[0].encode()
