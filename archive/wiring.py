@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from archive.catalog import Catalog
+from archive.catalog.digests import catalogued_digests
 from archive.core.settings import Settings
 from archive.seal import ArchiveKeys, init_keys, open_keys
-from archive.store import ObjectStore, S3ObjectStore, S3Role, SealedStore, open_sites
+from archive.store import ObjectStore, S3Role, SealedStore, open_primary, open_sites
 
 if TYPE_CHECKING:
     from asn1crypto import x509
@@ -35,11 +36,13 @@ def open_store(
     are locked PUTs, which a bucket without Object Lock refuses outright.
 
     Writers get both sites when a replica is configured (:func:`archive.store.open_sites`);
-    readers read the primary.
+    readers read the primary. Either way a record a primary repair restored is read under its
+    catalogued version id, checked against this machine's catalog (:mod:`archive.catalog.digests`).
     """
+    catalogued = catalogued_digests(settings.catalog_dir)
     if read_only:
-        return S3ObjectStore.from_settings(settings, read_only=True, role=role)
-    store = open_sites(settings, role=role)
+        return open_primary(settings, read_only=True, role=role, catalogued=catalogued)
+    store = open_sites(settings, role=role, catalogued=catalogued)
     if role == "admin":
         store.ensure_compliant()
     return store

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
+from archive import wiring
 from archive.catalog import CatalogRow
 from archive.core.errors import ArchiveError, KeyringError, WorkerKeysError, WorkerStoreError
 from archive.core.settings import Settings
@@ -123,7 +124,7 @@ def _open_verifier(context: VerifyContext) -> tuple[Verifier, ThreadPoolExecutor
     vsettings = context.vsettings
     try:
         # Listing is what the read-only identity may do and what verification needs first.
-        store = S3ObjectStore.from_settings(read_settings(settings, vsettings), read_only=True)
+        store = wiring.open_store(read_settings(settings, vsettings), read_only=True)
         next(iter(store.list_versions("records/")), None)
     except (ArchiveError, OSError) as e:
         raise WorkerStoreError(

@@ -17,6 +17,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 
+from archive import wiring
 from archive.audit import AuditEvent, AuditLog, ChainReport
 from archive.catalog import CatalogRow
 from archive.core.errors import ReplicaError
@@ -124,7 +125,7 @@ class VerificationRun:
         the registers' chain reports (the caller opens them); the audit log's is added here."""
         # Records are read with the read-only identity; only the audit log is written.
         audit_store = store or open_sites(settings)
-        store = store or S3ObjectStore.from_settings(settings, read_only=True)
+        store = store or wiring.open_store(settings, read_only=True)
         audit = AuditLog.for_settings(settings, audit_store).verify_chain()
         catalog, chain = open_catalog(settings.catalog_dir)
         checks: list[CheckResult] = [chain]

@@ -8,11 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Final
 
+from archive import wiring
 from archive.catalog import CatalogRow
 from archive.core.settings import Settings
 from archive.seal import open_keys
 from archive.sign import SignerConfig, TrustPolicy
-from archive.store import S3ObjectStore
 from verification.checks import FIXITY, FULL, RecordCheck
 from verification.config import HoldSet, VerificationSettings, read_settings
 from verification.evidence import Environment
@@ -38,7 +38,7 @@ def environment(
     """What every record check shares; the read-only store identity, because verifying writes
     nothing. ``signers``: the catalog's signer fingerprints, accepted besides the settings'."""
     return Environment(
-        store=S3ObjectStore.from_settings(read_settings(settings, vsettings), read_only=True),
+        store=wiring.open_store(read_settings(settings, vsettings), read_only=True),
         keys=open_keys(settings),
         seal=settings.seal,
         trust=TrustPolicy.load(SignerConfig.from_settings(settings), known_signers=signers),

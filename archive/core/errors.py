@@ -248,6 +248,12 @@ class ReplicaError(StoreUnavailableError):
     object is not yet at two sites, so nothing that depends on it is catalogued (retry later)."""
 
 
+class RehomedError(StoreError):
+    """The re-homed map (catalogued version -> the version a primary repair restored) is not
+    whole: a segment unlocked, out of chain or altered, or an entry whose SHA-256 is not the
+    catalog's. Nothing is served through it; the primary's repair or an intrusion is to blame."""
+
+
 # --- catalog --------------------------------------------------------------------------------------
 
 

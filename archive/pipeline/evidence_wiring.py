@@ -19,6 +19,7 @@ from archive.catalog import (
     manifest_name,
     table_to_rows,
 )
+from archive.catalog.digests import catalogued_digests
 from archive.core.settings import Settings
 from archive.evidence import TsaTrust, with_validation_data
 from archive.pipeline.evidence_rehash import (
@@ -158,7 +159,7 @@ def renew_evidence(
     """What ``emr-archive evidence renew`` and the monthly ``evidence-renewal`` flow run: with
     ``plan_only`` the plan alone (no TSA call, no write, no audit event), else the renewal on
     the nightly run's store (both sites with a replica), audited."""
-    store = open_sites(settings)
+    store = open_sites(settings, catalogued=catalogued_digests(settings.catalog_dir))
     job = open_renewal(settings, store, open_keys(settings), on_step=on_step)
     if plan_only:
         return RenewalOutcome(plan=job.plan(now))
@@ -192,7 +193,7 @@ def rehash_evidence(
     opened, each manifest from the catalog directory, all checked against the catalog first.
     ``fan_out``: the records' reading and hashing done elsewhere (the ``evidence-rehash`` flow
     on a Dask cluster); the manifests, the TSA calls and every write stay here."""
-    store = open_sites(settings)
+    store = open_sites(settings, catalogued=catalogued_digests(settings.catalog_dir))
     keys = open_keys(settings)
     catalog = Catalog.open(settings.catalog_dir)
 

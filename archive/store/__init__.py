@@ -24,7 +24,9 @@ from archive.store.naming import (
     quarantine_key,
     record_key,
 )
-from archive.store.replica import ReplicatedStore, open_sites, storage_sites
+from archive.store.rehomed import REHOMED_PREFIX
+from archive.store.rehomed_store import Catalogued, RehomedStore
+from archive.store.replica import ReplicatedStore, open_primary, open_sites, storage_sites
 from archive.store.s3 import S3ObjectStore
 from archive.store.s3_client import DevCredentials, S3Credentials, S3Role, Site, make_client
 from archive.store.sealed import SealedStore
@@ -33,6 +35,8 @@ __all__ = [
     "COMPLIANCE",
     "EVIDENCE_PREFIX",
     "RECORDS_PREFIX",
+    "REHOMED_PREFIX",
+    "Catalogued",
     "Deposit",
     "DevCredentials",
     "ObjectHead",
@@ -40,6 +44,7 @@ __all__ = [
     "ObjectStore",
     "ObjectVersion",
     "PutResult",
+    "RehomedStore",
     "ReplicatedStore",
     "S3Credentials",
     "S3ObjectStore",
@@ -51,6 +56,7 @@ __all__ = [
     "evidence_key",
     "file_key",
     "make_client",
+    "open_primary",
     "open_sites",
     "quarantine_key",
     "record_key",

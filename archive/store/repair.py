@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 
 from archive.core.errors import ArchiveError, SealError
 from archive.seal import check_shape
@@ -55,6 +56,11 @@ class RepairReport:
     refused: tuple[Refusal, ...] = ()
     bytes_copied: int = 0
     seconds: float = 0.0
+    # Each catalogued record the target holds after the repair: (key, its version id there, the
+    # retain-until it has): what a primary repair re-homes the catalogued version ids to.
+    placed: tuple[tuple[str, str, datetime], ...] = ()
+    rehomed: int = 0  # catalogued versions re-homed (a primary repair)
+    rehomed_segments: int = 0
 
     @property
     def ok(self) -> bool:
@@ -69,6 +75,7 @@ class _Outcome:
     relocked: bool = False
     held: bool = False
     refusal: Refusal | None = None
+    placed: tuple[str, datetime] | None = None  # a catalogued record's version at the target
 
 
 def repair(
@@ -106,6 +113,7 @@ def repair(
     copied: list[str] = []
     relocked: list[str] = []
     held: list[str] = []
+    placed: list[tuple[str, str, datetime]] = []
     size = 0
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="repair") as pool:
         for key, out in zip(keys, pool.map(one, keys), strict=True):
@@ -117,6 +125,7 @@ def repair(
                 size += out.copied
             relocked += [key] if out.relocked else []
             held += [key] if out.held else []
+            placed += [(key, *out.placed)] if out.placed is not None else []
     return RepairReport(
         checked=len(keys),
         copied=tuple(copied),
@@ -125,6 +134,7 @@ def repair(
         refused=tuple(refused),
         bytes_copied=size,
         seconds=time.perf_counter() - started,
+        placed=tuple(placed),
     )
 
 
@@ -173,7 +183,8 @@ def _repair_one(
     if copy.sha256 != wanted:
         return _refuse(key, "repair.target_differs", "the target holds other bytes (kept as is)")
     relock, hold = _align_lock(target, head, copy, plan_only=plan_only)
-    return _Outcome(copied=copied, relocked=relock and copied < 0, held=hold)
+    placed = (copy.version_id, until) if expected is not None else None
+    return _Outcome(copied=copied, relocked=relock and copied < 0, held=hold, placed=placed)
 
 
 def _align_lock(

@@ -27,6 +27,7 @@ from archive.store.base import (
     PutResult,
     sha256_hex,
 )
+from archive.store.rehomed_store import Catalogued, RehomedStore, no_catalog
 from archive.store.s3 import S3ObjectStore
 from archive.store.s3_client import S3Role
 
@@ -158,9 +159,24 @@ def _same(copy: ObjectHead, head: ObjectHead) -> bool:
     return copy.sha256 is not None and copy.sha256 == head.sha256 and copy.size == head.size
 
 
-def open_sites(settings: Settings, *, role: S3Role = "admin") -> ObjectStore:
+def open_primary(
+    settings: Settings,
+    *,
+    read_only: bool = False,
+    role: S3Role = "admin",
+    catalogued: Catalogued = no_catalog,
+) -> RehomedStore:
+    """The primary as readers see it: a version a primary repair restored is served under its
+    catalogued id (checked against ``catalogued``: the catalog's SHA-256s)."""
+    inner = S3ObjectStore.from_settings(settings, read_only=read_only, role=role)
+    return RehomedStore(inner, catalogued=catalogued)
+
+
+def open_sites(
+    settings: Settings, *, role: S3Role = "admin", catalogued: Catalogued = no_catalog
+) -> ObjectStore:
     """The write path's store: both sites when ``[replica] enabled``, else the primary alone."""
-    primary = S3ObjectStore.from_settings(settings, role=role)
+    primary = open_primary(settings, role=role, catalogued=catalogued)
     if not settings.replica.enabled:
         return primary
     replica = S3ObjectStore.from_settings(settings, role=role, site="replica")

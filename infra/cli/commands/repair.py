@@ -2,6 +2,8 @@
 
 Exit status 0 when everything the site lacked was restored (or, with ``--plan``, could be), 1
 when anything was refused (bytes that do not match the catalog, a copy lost at both sites).
+Repairing the primary also writes the re-homed map (catalogued version -> restored version),
+through which every reader finds the restored records under the catalog's version ids.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ def repair_cmd(ctx: click.Context, site: Site, plan_only: bool, threads: int) ->
         f"({report.bytes_copied} bytes), re-locked {len(report.relocked)}, "
         f"re-held {len(report.held)}, refused {len(report.refused)} in {report.seconds:.1f} s"
     )
+    if site == "primary" and not plan_only:
+        click.echo(
+            f"primary: {report.rehomed} catalogued version(s) re-homed to the restored ones "
+            f"({report.rehomed_segments} map segment(s) written, locked, at both sites)"
+        )
     for r in report.refused:
         click.echo(f"  refused {r.key}: {r.reason_code} ({r.message})")
     if not plan_only:
