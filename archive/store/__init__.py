@@ -8,6 +8,7 @@ conditional create and adopts what an interrupted run already stored; ``sealed``
 
 from archive.store.base import (
     COMPLIANCE,
+    ClaimStore,
     ObjectHead,
     ObjectLock,
     ObjectStore,
@@ -33,6 +34,7 @@ __all__ = [
     "COMPLIANCE",
     "EVIDENCE_PREFIX",
     "RECORDS_PREFIX",
+    "ClaimStore",
     "Deposit",
     "DevCredentials",
     "ObjectHead",
