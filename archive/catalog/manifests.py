@@ -37,6 +37,7 @@ import fcntl
 import functools
 import os
 import shutil
+import time
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -77,6 +78,7 @@ from archive.store import ObjectStore, PutResult, sha256_hex
 # Each lost claim means another writer appended a manifest meanwhile: only a storm of concurrent
 # appends (or a bug) loses this many in a row.
 _MAX_CLAIMS: Final = 20
+WRITER_WAIT_S = 300.0  # how long an append waits for another process's on the same directory
 _SCAN_FORMAT: Final = ds.ParquetFileFormat(
     default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True)
 )
@@ -327,13 +329,20 @@ class Catalog:
     def _writer_lock(self) -> Iterator[None]:
         mkdir(self._dir / MANIFESTS_DIR)
         with open(self._dir / LOCK_FILE, "a+b") as lock:
-            try:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as e:
-                raise CatalogError(
-                    f"another process is appending to the catalog in {self._dir}; "
-                    "wait for it to finish and retry"
-                ) from e
+            # Facilities' runs on one machine share the directory: an append takes seconds, so
+            # wait for the other's (bounded: a hung holder must not hang every run).
+            deadline = time.monotonic() + WRITER_WAIT_S
+            while True:
+                try:
+                    fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError as e:
+                    if time.monotonic() >= deadline:
+                        raise CatalogError(
+                            f"another process has been appending to the catalog in {self._dir} "
+                            f"for over {WRITER_WAIT_S:.0f} s; check it is not hung, then retry"
+                        ) from e
+                    time.sleep(0.05)
             if fingerprint_of(self._dir) != self._state.fingerprint:
                 self._state = load(self._dir)
             remove_temp_files(self._dir)

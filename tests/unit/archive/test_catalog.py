@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
@@ -487,12 +488,20 @@ def test_rows_of_another_run_are_refused(tmp_path: Path) -> None:
         )
 
 
-def test_a_second_writer_is_refused_while_one_holds_the_lock(tmp_path: Path) -> None:
+def test_a_second_writer_waits_for_the_first_then_gives_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     catalog, store = build(tmp_path, runs=1)
+    monkeypatch.setattr("archive.catalog.manifests.WRITER_WAIT_S", 0.3)
     with open(tmp_path / ".lock", "a+b") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with pytest.raises(CatalogError, match="another process is appending"):
+        with pytest.raises(CatalogError, match="has been appending"):
             append_run(catalog, store, 2)
+        releaser = threading.Timer(0.1, lambda: fcntl.flock(lock.fileno(), fcntl.LOCK_UN))
+        releaser.start()
+        append_run(catalog, store, 2)  # waited for the other writer, then appended
+        releaser.join()
+    assert [m.run_id for m in Catalog.open(tmp_path).manifests] == ["run-1", "run-2"]
 
 
 def test_an_append_by_another_instance_is_seen_before_writing(tmp_path: Path) -> None:
