@@ -109,7 +109,7 @@ def main() -> None:
         original = manifests.write_head  # type: ignore[attr-defined]
 
         def write_head(directory: Path, newest: Any) -> None:
-            if state["append"] == 2:
+            if newest.run_id == f"{args.name}-2":  # its own claim, not a pull of others'
                 _die()
             original(directory, newest)
 

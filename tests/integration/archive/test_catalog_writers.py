@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from archive.catalog import Catalog
 from infra.settings import AppSettings as Settings
 from tests.support.catalog_writer import ROWS, append, row_base, sealed_store
@@ -59,19 +57,31 @@ def test_writers_claiming_at_once_leave_one_chain_with_every_row_once(
         assert cache.manifests == truth.manifests[: len(cache.manifests)]
 
 
-@pytest.mark.parametrize("die_at", ["claim", "claimed", "head"])
-def test_a_writer_killed_at_its_claim_loses_and_duplicates_nothing(
-    settings: Settings, tmp_path: Path, die_at: str
+def test_writers_killed_at_their_claims_lose_and_duplicate_nothing(
+    settings: Settings, tmp_path: Path
 ) -> None:
-    child = _writer(settings, tmp_path / "a", "a", "1", "2", "--die-at", die_at)
-    _, err = child.communicate(timeout=120)
-    assert child.returncode == -9, err.decode()[-2000:]
+    """Three writers (c, d, e) killed in their second append, at once (one bucket, so the
+    SeaweedFS round trips overlap): before the claim, right after it, before HEAD."""
+    killed = {"c": "claim", "d": "claimed", "e": "head"}
+    children = [
+        _writer(settings, tmp_path / name, name, "1", "2", "--die-at", die_at)
+        for name, die_at in killed.items()
+    ]
+    for child in children:
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == -9, err.decode()[-2000:]
+    landed = {
+        m.run_id for m in Catalog.rebuild(tmp_path / "after-kill", sealed_store(settings)).manifests
+    }
+    assert landed == {"c-1", "d-1", "d-2", "e-1", "e-2"}  # each died where it was meant to
     store = sealed_store(settings)
     other = Catalog.open(tmp_path / "b", create=True)  # another machine appends meanwhile
     append(other, store, "b", 1)
-    killed = Catalog.open(tmp_path / "a")  # the killed machine's cache, as the crash left it
-    for k in (1, 2):  # its rerun: the same runs, the same rows
-        append(killed, store, "a", k)
+    for name in killed:  # each killed machine's cache, as the crash left it, reruns its runs
+        cache = Catalog.open(tmp_path / name)
+        for k in (1, 2):
+            append(cache, store, name, k)
     truth = _truth(settings, tmp_path)
-    _every_row_once(truth, [("a", 1), ("a", 2), ("b", 1)])
-    assert Catalog.open(tmp_path / "a").manifests == truth.manifests
+    _every_row_once(truth, [("b", 1), *((name, k) for name in killed for k in (1, 2))])
+    for name in killed:
+        assert Catalog.open(tmp_path / name).manifests == truth.manifests

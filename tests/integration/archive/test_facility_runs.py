@@ -20,7 +20,7 @@ from infra.settings import AppSettings as Settings
 from retention.classifier import PolicyClassifier
 from tests.support.catalog_writer import sealed_store
 from tests.support.evidence_crash import child_env
-from tests.support.facility_run import facility_counts
+from tests.support.facility_run import facility_counts, run_facility
 from tests.support.nightly import Export, make_export
 
 
@@ -73,22 +73,15 @@ def test_two_facilities_archive_in_parallel_into_one_chain(
 ) -> None:
     counts = facility_counts(export.path)
     first, second = _two_facilities(export)
-    argv = [sys.executable, "-m", "tests.support.facility_run", str(export.path)]
-    children = [
-        subprocess.Popen(
-            [*argv, code],
-            env=child_env(settings),
-            cwd=Path.cwd(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for code in (first, second)
-    ]
-    outputs = [child.communicate(timeout=300) for child in children]
-    summaries = []
-    for child, (out, err) in zip(children, outputs, strict=True):
-        assert child.returncode == 0, err.decode()[-3000:]
-        summaries.append(json.loads(out.decode().splitlines()[-1]))
+    argv = [sys.executable, "-m", "tests.support.facility_run", str(export.path), second]
+    env = child_env(settings)
+    child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:  # the first facility here, the second in the child: two processes, one machine
+        summaries = [run_facility(settings, export.path, first)]
+    finally:
+        out, err = child.communicate(timeout=300)
+    assert child.returncode == 0, err.decode()[-3000:]
+    summaries.append(json.loads(out.decode().splitlines()[-1]))
     for code, summary in zip((first, second), summaries, strict=True):
         assert summary["archived"] == counts[code]
         assert summary["other_facility"] == sum(counts.values()) - counts[code]
