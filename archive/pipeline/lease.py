@@ -13,8 +13,9 @@ holder renews it every third of that, from a thread (:class:`LeaseKeeper`). A ho
 not renew in time, or whose renewal finds a newer generation, has lost the lease and must stop
 before it catalogues (:meth:`LeaseKeeper.check`). Machines' clocks must agree to well within the
 lease (NTP). A run without a facility holds the ``all`` lease, which excludes every facility run
-and is excluded by any. Lease objects are small, unlocked, hold no PHI (run id, host, pid, times),
-and older generations are deleted as the chain moves on.
+and is excluded by any. Lease objects are small and unlocked, sealed like all the archive's
+metadata (run id, host, pid, times: no PHI, but the bucket sees no plaintext), and older
+generations are deleted as the chain moves on.
 """
 
 from __future__ import annotations

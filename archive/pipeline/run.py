@@ -122,11 +122,13 @@ class ArchiveRun:
             raise ArchiveError(
                 f"source {options.source} is not a directory (a FHIR export or QĐ 130 XML files)"
             )
-        lock = RunLock.for_run(settings, options.run_id, options.started_at, options.facility)
+        keys = open_keys(settings)  # first: the run lease is sealed under them
+        lock = RunLock.for_run(
+            settings, options.run_id, options.started_at, options.facility, keys=keys
+        )
         try:
             store = open_sites(settings)  # both sites when a replica is configured
             store.ensure_compliant()
-            keys = open_keys(settings)
             catalog = Catalog.open(settings.catalog_dir, create=True)
             meta = SealedStore.for_settings(settings, store, keys=keys)  # sealed manifests
             catalog.sync(meta, retain_until=manifest_lock(settings, options.started_at))

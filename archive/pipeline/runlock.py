@@ -25,7 +25,8 @@ from typing import IO
 from archive.core.errors import RunInProgressError
 from archive.core.settings import Settings
 from archive.pipeline.lease import ALL_FACILITIES, LeaseKeeper, RunLease, check_facility
-from archive.store import ClaimStore, S3ObjectStore
+from archive.seal import KeyProvider
+from archive.store import ClaimStore, S3ObjectStore, SealedStore
 
 LOCK_NAME = ".run.lock"
 
@@ -65,15 +66,25 @@ class RunLock:
 
     @classmethod
     def for_run(
-        cls, settings: Settings, run_id: str, now: datetime, facility: str | None
+        cls,
+        settings: Settings,
+        run_id: str,
+        now: datetime,
+        facility: str | None,
+        *,
+        keys: KeyProvider,
     ) -> RunLock:
-        """An archive run's lock: local, and its facility's lease at the primary site."""
+        """An archive run's lock: local, and its facility's lease at the primary site, sealed
+        under ``keys`` like all the archive's metadata."""
+        lease_store = SealedStore(
+            S3ObjectStore.from_settings(settings), keys=keys, settings=settings.seal
+        )
         return cls.acquire(
             settings.catalog_dir,
             run_id=run_id,
             now=now,
             facility=facility or ALL_FACILITIES,
-            store=S3ObjectStore.from_settings(settings),  # its own client: the keeper's thread
+            store=lease_store,  # its own S3 client: the keeper's thread uses it
             ttl=timedelta(minutes=settings.archive.run_lease_minutes),
         )
 

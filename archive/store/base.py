@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 COMPLIANCE: Final = "COMPLIANCE"
 
@@ -86,6 +86,7 @@ class ObjectStore(Protocol):
         """Permanently delete one version; the store refuses while it is locked or held."""
 
 
+@runtime_checkable
 class ClaimStore(Protocol):
     """What coordination between machines needs (the run leases of :mod:`archive.pipeline`):
     one atomic compare-and-swap, the conditional create. ``If-Match`` on an existing key is not

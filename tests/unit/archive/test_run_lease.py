@@ -10,15 +10,18 @@ from pathlib import Path
 import pytest
 
 from archive.core.errors import ArchiveError, RunInProgressError
+from archive.core.settings import SealSettings
 from archive.pipeline.lease import LEASE_PREFIX, RunLease, current, lease_key
 from archive.pipeline.runlock import RunLock
+from archive.seal import MAGIC, LocalKeyring
+from archive.store import ClaimStore, SealedStore
 from tests.support.memstore import MemoryStore
 
 NOW = datetime(2026, 11, 23, 1, tzinfo=UTC)
 TTL = timedelta(minutes=10)
 
 
-def take(store: MemoryStore, facility: str, run_id: str, now: datetime = NOW) -> RunLease:
+def take(store: ClaimStore, facility: str, run_id: str, now: datetime = NOW) -> RunLease:
     return RunLease.acquire(store, facility=facility, run_id=run_id, now=now, ttl=TTL)
 
 
@@ -124,3 +127,17 @@ def test_the_keeper_renews_while_the_run_goes_on(tmp_path: Path) -> None:
     record = current(store, "79001")[1]
     assert record is not None
     assert record.released
+
+
+def test_leases_reach_the_bucket_sealed(tmp_path: Path) -> None:
+    inner = MemoryStore()
+    keys = LocalKeyring.create(tmp_path / "keys", kek_id="emr-archive-kek")
+    store = SealedStore(inner, keys=keys, settings=SealSettings())
+    lease = take(store, "79001", "run-secretive")
+    (version,) = inner.list_versions(LEASE_PREFIX)
+    raw = inner.get(version.key, version_id=version.version_id)
+    assert raw.startswith(MAGIC)
+    assert b"run-secretive" not in raw
+    with pytest.raises(RunInProgressError, match="run run-secretive"):
+        take(store, "79001", "run-b")
+    lease.release(NOW)
