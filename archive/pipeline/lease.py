@@ -8,7 +8,8 @@ the next generation with ``If-None-Match: *``, so of two machines that read the 
 exactly one moves it on; the other re-reads and is refused, naming the holder. (``If-Match`` on
 one key would be simpler, but is not atomic on our SeaweedFS: :class:`archive.store.ClaimStore`.)
 
-A holder that dies keeps its lease until it expires (``[archive] run_lease_minutes``); a live
+A holder that dies keeps its lease until it expires (``[archive] run_lease_minutes``), except
+for the next run on its own machine, which knows it ended (:mod:`.runlock`); a live
 holder renews it every third of that, from a thread (:class:`LeaseKeeper`). A holder that could
 not renew in time, or whose renewal finds a newer generation, has lost the lease and must stop
 before it catalogues (:meth:`LeaseKeeper.check`). Machines' clocks must agree to well within the
@@ -125,12 +126,20 @@ class RunLease:
 
     @classmethod
     def acquire(
-        cls, store: ClaimStore, *, facility: str, run_id: str, now: datetime, ttl: timedelta
+        cls,
+        store: ClaimStore,
+        *,
+        facility: str,
+        run_id: str,
+        now: datetime,
+        ttl: timedelta,
+        dead_run: str | None = None,
     ) -> RunLease:
-        """Take ``facility``'s lease, or raise RunInProgressError naming its holder."""
+        """Take ``facility``'s lease, or raise RunInProgressError naming its holder. A lease
+        held by ``dead_run``, a run known to have ended (:mod:`.runlock`), is taken over."""
         check_facility(facility)
         gen, held = current(store, facility)
-        if held is not None and held.live(now):
+        if held is not None and held.live(now) and held.run_id != dead_run:
             raise _refused(facility, held)
         mine = LeaseRecord(
             run_id=run_id,

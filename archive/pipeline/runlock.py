@@ -9,7 +9,8 @@ other records to be adopted later. A run therefore holds an exclusive lock on
 facility's bucket lease from its start to its end; a second run is refused at once, before any
 work, naming the one in progress. Runs for different facilities hold different locks and leases
 and go on side by side (their catalog appends interleave in the one chain). The kernel drops the
-file lock when the process dies; the lease expires.
+file lock when the process dies; the lease expires, but a run killed on this machine left its
+run id in the lock file, so the next run here takes that lease over at once.
 """
 
 from __future__ import annotations
@@ -54,11 +55,13 @@ class RunLock:
     ) -> RunLock:
         """The local lock, then (with a ``store``) the bucket lease, timed by ``clock`` (the
         real one: ``now`` may be a run's pinned start)."""
-        handle = _lock_file(directory, lock_name(facility), run_id=run_id, now=now)
+        handle, previous = _lock_file(directory, lock_name(facility), run_id=run_id, now=now)
         if store is None:
             return cls(handle)
         try:
-            lease = RunLease.acquire(store, facility=facility, run_id=run_id, now=clock(), ttl=ttl)
+            lease = RunLease.acquire(
+                store, facility=facility, run_id=run_id, now=clock(), ttl=ttl, dead_run=previous
+            )
         except BaseException:
             handle.close()
             raise
@@ -102,7 +105,11 @@ class RunLock:
             self._handle = None
 
 
-def _lock_file(directory: Path, name: str, *, run_id: str, now: datetime) -> IO[str]:
+def _lock_file(
+    directory: Path, name: str, *, run_id: str, now: datetime
+) -> tuple[IO[str], str | None]:
+    """The locked file, and the run id the previous holder wrote in it: that run is no longer
+    running on this machine (we hold the lock the kernel dropped when it ended)."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     handle = open(directory / name, "a+", encoding="utf-8")  # noqa: SIM115 - held
     try:
@@ -114,11 +121,21 @@ def _lock_file(directory: Path, name: str, *, run_id: str, now: datetime) -> IO[
             f"another archive run is in progress ({holder}): this one stopped before doing "
             "anything; the next run picks up whatever that one leaves"
         ) from None
+    previous = _previous_run(handle)
     handle.seek(0)
     handle.truncate()
     json.dump({"run_id": run_id, "pid": os.getpid(), "started": now.isoformat()}, handle)
     handle.flush()
-    return handle
+    return handle, previous
+
+
+def _previous_run(handle: IO[str]) -> str | None:
+    handle.seek(0)
+    try:
+        run_id = json.loads(handle.read() or "{}").get("run_id")
+    except (ValueError, AttributeError):
+        return None
+    return run_id if isinstance(run_id, str) else None
 
 
 def _holder(handle: IO[str]) -> str:

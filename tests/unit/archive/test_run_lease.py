@@ -141,3 +141,19 @@ def test_leases_reach_the_bucket_sealed(tmp_path: Path) -> None:
     with pytest.raises(RunInProgressError, match="run run-secretive"):
         take(store, "79001", "run-b")
     lease.release(NOW)
+
+
+def test_a_run_killed_on_this_machine_is_taken_over_at_once_elsewhere_not(tmp_path: Path) -> None:
+    """Killed (no release): its lease stays live; the next run on its machine finds its run id
+    in the lock file it now holds and takes over; another machine waits for the expiry."""
+    store = MemoryStore()
+    killed = RunLock.acquire(
+        tmp_path / "m1", run_id="run-a", now=NOW, facility="79001", store=store
+    )
+    killed._keeper._stop.set()  # type: ignore[union-attr]  # its thread and file die with it
+    killed._handle.close()  # type: ignore[union-attr]
+    with pytest.raises(RunInProgressError, match="run run-a"):
+        RunLock.acquire(tmp_path / "m2", run_id="run-b", now=NOW, facility="79001", store=store)
+    RunLock.acquire(
+        tmp_path / "m1", run_id="run-c", now=NOW, facility="79001", store=store
+    ).release()
