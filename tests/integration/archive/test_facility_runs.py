@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from archive.audit import AuditLog
 from archive.catalog import Catalog
 from archive.core.errors import RunInProgressError
 from archive.pipeline import ArchiveRun, RunOptions
@@ -94,3 +95,5 @@ def test_two_facilities_archive_in_parallel_into_one_chain(
     assert len(ids) == len(set(ids))
     assert len(truth.manifests) == 2
     assert Catalog.open(settings.catalog_dir).manifests == truth.manifests
+    audit = AuditLog.for_settings(settings, S3ObjectStore.from_settings(settings))
+    assert audit.verify_chain().passed  # both runs' events, one chain on this machine
