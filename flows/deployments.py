@@ -17,19 +17,37 @@ SWEEP_CRON = "0 3 1 * *"  # 03:00 local on the 1st: after that night's archive r
 RENEWAL_CRON = "0 4 3 * *"  # 04:00 local on the 3rd: after the monthly full verification
 
 
-def deployments(settings: Settings) -> list[Any]:
+def nightly_deployments(settings: Settings) -> list[Any]:
+    """One nightly deployment per configured facility (its own export, lock and lease, so the
+    facilities' runs go on side by side), or one over ``source_dir`` when none is configured."""
     tz = settings.archive.timezone
-    params: dict[str, Any] = {}
-    if settings.archive.source_dir is not None:
-        params["source"] = str(settings.archive.source_dir)
+    runs: dict[str, dict[str, Any]] = {
+        f"nightly-{code}": {"source": str(source), "facility": code}
+        for code, source in sorted(settings.archive.facilities.items())
+    }
+    if not runs:
+        source = settings.archive.source_dir
+        runs["nightly"] = {"source": str(source)} if source is not None else {}
     return [
         nightly_archive.to_deployment(
-            name="nightly",
+            name=name,
             schedule=Cron(NIGHTLY_CRON, timezone=tz),
             parameters=params,
-            description="Archive yesterday's finished encounters (local time).",
-            tags=["emr-archive"],
-        ),
+            description="Archive yesterday's finished encounters (local time)"
+            + (f" of facility {params['facility']}." if "facility" in params else "."),
+            tags=[
+                "emr-archive",
+                *([f"facility:{params['facility']}"] if "facility" in params else []),
+            ],
+        )
+        for name, params in runs.items()
+    ]
+
+
+def deployments(settings: Settings) -> list[Any]:
+    tz = settings.archive.timezone
+    return [
+        *nightly_deployments(settings),
         retention_sweep.to_deployment(
             name="monthly",
             schedule=Cron(SWEEP_CRON, timezone=tz),

@@ -75,9 +75,11 @@ def nightly_archive(
     until: date | None = None,
     source: str | None = None,
     batch_size: int | None = None,
+    facility: str | None = None,
 ) -> dict[str, Any] | State:
     """Archive the encounters discharged from ``since`` to ``until`` (local days, inclusive;
-    default: the ``archive.lookback_days`` days up to yesterday, skipping what is archived).
+    default: the ``archive.lookback_days`` days up to yesterday, skipping what is archived);
+    with ``facility`` (MA_CSKCB), only that facility's, beside other facilities' runs.
     Ends Failed when records failed (the summary travels with the state)."""
     settings = load_settings()
     options = options_for_days(
@@ -87,6 +89,7 @@ def nightly_archive(
         source=Path(source) if source else None,
         now=datetime.now(UTC),
         batch_size=batch_size,
+        facility=facility,
     )
     if settings.cluster.scheduler_address:  # refused before any work when nobody would do it
         ensure_cluster(

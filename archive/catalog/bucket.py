@@ -5,6 +5,10 @@ Each manifest is stored create-once under a COMPLIANCE lock as ``catalog/sealed/
 Uploading is idempotent (``put_locked`` accepts equal bytes and refuses different ones), which is
 what lets a crashed append be finished by the next one, and turns a diverged local catalog into a
 :class:`ChainBrokenError` instead of a second version. Downloading verifies the whole chain.
+
+The create-once key is also how writers on several machines agree on the order: manifest ``n`` is
+claimed by the one conditional create (``If-None-Match: *``) that succeeds; a writer that loses
+downloads what it lacks (:func:`download_after`) and claims ``n + 1`` (:mod:`.manifests`).
 """
 
 from __future__ import annotations
@@ -78,6 +82,23 @@ def download_chain(store: ObjectStore, target: Path) -> ManifestInfo | None:
     if newest is not None:  # it has no successor: at least every page must pass its checksum
         decode_table(data, name=newest.key)
     return newest
+
+
+def download_after(
+    store: ObjectStore, versions: dict[int, list[str]], prev: ManifestInfo | None, target: Path
+) -> list[ManifestInfo]:
+    """Download, verify and write into ``target`` the bucket's manifests after ``prev`` (the
+    local cache's newest, which they must chain to): what other writers appended since."""
+    found: list[tuple[ManifestInfo, bytes]] = []
+    for seq in check_sequence(versions, where=BUCKET_PREFIX)[prev.seq if prev else 0 :]:
+        data = _fetch(store, manifest_key(seq), versions[seq])
+        prev = link_manifest(prev, seq, data, label=manifest_key(seq))
+        found.append((prev, data))
+    if found:  # the newest has no successor to vouch for it: every page must pass its checksum
+        decode_table(found[-1][1], name=found[-1][0].key)
+    for info, data in found:  # written once all are verified, oldest first, as appends do
+        write_file(target / info.name, data)
+    return [info for info, _ in found]
 
 
 def _fetch(store: ObjectStore, key: str, version_ids: list[str]) -> bytes:

@@ -9,12 +9,14 @@ On disk (``Settings.catalog_dir``)::
         manifests/0000000002.parquet
         manifests/.<name>.<random>.tmp  an interrupted write: ignored by readers, swept by writers
 
-Crashes. Every file is written through :func:`archive.core.atomic.write_atomic` (temp file in the
+Crashes. The bucket copy is created first (it claims the sequence number, :mod:`.manifests`);
+then every file is written through :func:`archive.core.atomic.write_atomic` (temp file in the
 same directory, fsynced, renamed with ``os.replace``, the directory fsynced): the manifest first,
-then HEAD, then the upload. Killed before the manifest rename: the previous catalog is intact.
-Between the manifest and HEAD renames: the new manifest is *pending* - accepted because it chains
-to HEAD's manifest and all its pages pass their checksums - and the next append or sync finishes
-HEAD. Before the upload: the next append or sync uploads what the bucket lacks.
+then HEAD. Killed before the claim: nothing was appended anywhere. After the claim, before the
+manifest rename: the bucket holds it and the next append or sync downloads it. Between the
+manifest and HEAD renames: the new manifest is *pending* - accepted because it chains to HEAD's
+manifest and all its pages pass their checksums - and the next append or sync finishes HEAD. (A
+release before this one uploaded last: the next append or sync uploads what the bucket lacks.)
 
 Every OS error leaves this module as a :class:`CatalogError` that says what to check.
 """

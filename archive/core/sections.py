@@ -8,6 +8,7 @@ is in :mod:`archive.core.signer_section`.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
@@ -228,6 +229,27 @@ class ArchiveSettings(Section):
     quarantine_retain_days: int = Field(
         default=365, ge=1, le=36500, description="COMPLIANCE lock on sealed quarantine entries"
     )
+    facilities: dict[str, Path] = Field(
+        default={},
+        description="facility code (MA_CSKCB) → its export directory: one nightly deployment "
+        "per facility, which archives only that facility's encounters; empty = one deployment "
+        "over SOURCE_DIR",
+    )
+    run_lease_minutes: int = Field(
+        default=10,
+        ge=1,
+        le=1440,
+        description="a run's lease on its facility in the bucket, renewed every third of it: "
+        "a run on a machine that died blocks another for at most this long",
+    )
+
+    @field_validator("facilities")
+    @classmethod
+    def _facility_codes(cls, value: dict[str, Path]) -> dict[str, Path]:
+        for code in value:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", code) or code == "all":
+                raise ValueError(f"facility code {code!r}: 1-32 letters, digits, '-' or '_'")
+        return value
 
 
 # When each hash stops being relied on, as EU DSS 6.4's default validation policy dates them

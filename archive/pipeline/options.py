@@ -30,6 +30,9 @@ class RunOptions:
     # CSV manifest; the window is then not used to select (paper records are years old).
     manifest: Path | None = None
     ocr: bool = True  # paper intake only: off converts to PDF/A without a text layer
+    # One facility's run (MA_CSKCB): only its encounters, under its own run lock and lease;
+    # None: the whole export, under the ``all`` lease.
+    facility: str | None = None
 
     @classmethod
     def create(
@@ -41,6 +44,7 @@ class RunOptions:
         now: datetime,
         batch_size: int | None = None,
         run_id: str | None = None,
+        facility: str | None = None,
     ) -> RunOptions:
         chosen = source or settings.archive.source_dir
         if chosen is None:
@@ -55,6 +59,7 @@ class RunOptions:
             workers=workers,
             run_id=run_id or f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}",
             started_at=now,
+            facility=facility,
         )
 
 
@@ -66,6 +71,7 @@ def options_for_days(
     source: Path | None,
     now: datetime,
     batch_size: int | None = None,
+    facility: str | None = None,
 ) -> RunOptions:
     """The options of a run over local days ``since`` to ``until`` (default: the configured
     look-back up to yesterday), in the hospital's time zone."""
@@ -76,7 +82,9 @@ def options_for_days(
         now=now,
         lookback_days=settings.archive.lookback_days,
     )
-    return RunOptions.create(settings, window=window, source=source, now=now, batch_size=batch_size)
+    return RunOptions.create(
+        settings, window=window, source=source, now=now, batch_size=batch_size, facility=facility
+    )
 
 
 def window_for(

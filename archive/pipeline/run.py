@@ -122,11 +122,13 @@ class ArchiveRun:
             raise ArchiveError(
                 f"source {options.source} is not a directory (a FHIR export or QĐ 130 XML files)"
             )
-        lock = RunLock.acquire(settings.catalog_dir, run_id=options.run_id, now=options.started_at)
+        keys = open_keys(settings)  # first: the run lease is sealed under them
+        lock = RunLock.for_run(
+            settings, options.run_id, options.started_at, options.facility, keys=keys
+        )
         try:
             store = open_sites(settings)  # both sites when a replica is configured
             store.ensure_compliant()
-            keys = open_keys(settings)
             catalog = Catalog.open(settings.catalog_dir, create=True)
             meta = SealedStore.for_settings(settings, store, keys=keys)  # sealed manifests
             catalog.sync(meta, retain_until=manifest_lock(settings, options.started_at))
@@ -170,6 +172,9 @@ class ArchiveRun:
             if isinstance(item, QuarantineEntry):
                 self._quarantine.append(item)
                 self._held_back += item.scope == QuarantineScope.ENCOUNTER
+                continue
+            if self.options.facility not in (None, item.facility_code):
+                self.summary.other_facility += 1
                 continue
             self.summary.collected += 1
             (known if item.encounter_id in self._known else fresh).append(item)
@@ -278,6 +283,7 @@ class ArchiveRun:
         s = self.summary
         if self.progress is not None:
             done = s.archived + s.adopted + s.failed_total + s.already_archived + self._held_back
+            done += s.other_facility
             self.progress(done, self._selected_count)
 
     def store_quarantine(self) -> int:
@@ -320,6 +326,8 @@ class ArchiveRun:
         )
         # Pending before the catalog names the records: none is ever catalogued unpromised.
         evidence.hold(self.options.run_id, record_members(self._ledger.rows))
+        if self._lock is not None:
+            self._lock.check()  # a run that lost its lease stops before it catalogues
         if self._ledger.rows:
             result = self._catalog.append(
                 self._ledger.rows,

@@ -34,6 +34,7 @@ class RunSummary:
     quarantined: dict[str, int] = field(default_factory=dict)  # every entry found, by reason
     quarantine_new: int = 0  # of those, entries no earlier run had stored
     amended: int = 0  # archived before with other data: sent again as a new version
+    other_facility: int = 0  # a facility's run: encounters of others, left to their runs
     failed: dict[str, int] = field(default_factory=dict)
     pdf_bytes: int = 0
     sealed_bytes: int = 0
@@ -93,6 +94,7 @@ class RunSummary:
             f"| adopted (stored by an interrupted run) | {self.adopted} |",
             f"| already archived (skipped) | {self.already_archived} |",
             f"| amended since archived (new version) | {self.amended} |",
+            f"| of another facility (left to its run) | {self.other_facility} |",
             f"| quarantined (still unresolved) | {self.quarantined_total} |",
             f"| of which new in this run | {self.quarantine_new} |",
             f"| failed (left for the next run) | {self.failed_total} |",

@@ -8,6 +8,7 @@ conditional create and adopts what an interrupted run already stored; ``sealed``
 
 from archive.store.base import (
     COMPLIANCE,
+    ClaimStore,
     ObjectHead,
     ObjectLock,
     ObjectStore,
@@ -37,6 +38,7 @@ __all__ = [
     "RECORDS_PREFIX",
     "REHOMED_PREFIX",
     "Catalogued",
+    "ClaimStore",
     "Deposit",
     "DevCredentials",
     "ObjectHead",

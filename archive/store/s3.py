@@ -122,6 +122,25 @@ class S3ObjectStore:
             )
         return PutResult(key, version_id, sha_hex, len(data), created=True)
 
+    def create(self, key: str, data: bytes) -> str | None:
+        """:class:`archive.store.ClaimStore`: a conditional create without a lock."""
+        try:
+            response = self._client.put_object(
+                Bucket=self._bucket,
+                Key=key,
+                Body=data,
+                ChecksumSHA256=base64.b64encode(hashlib.sha256(data).digest()).decode("ascii"),
+                IfNoneMatch="*",
+                ContentType="application/octet-stream",
+            )
+        except ClientError as e:
+            if error_code(e) in {"PreconditionFailed", "412"}:
+                return None
+            raise self._translate(e, "PutObject", key) from e
+        except BotoCoreError as e:
+            raise self._translate(e, "PutObject", key) from e
+        return str(response.get("VersionId", ""))
+
     def _adopt_existing(self, key: str, sha_hex: str, size: int) -> PutResult:
         current = self.latest(key)
         if current is None:  # the blocking version vanished between calls: a conflict to look at

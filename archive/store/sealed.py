@@ -28,10 +28,17 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Final
 
-from archive.core.errors import ObjectConflictError, SealError
+from archive.core.errors import ObjectConflictError, SealError, StoreError
 from archive.core.settings import SealSettings, Settings
 from archive.seal import KeyProvider, ObjectIdentity, open_keys, seal, unseal
-from archive.store.base import ObjectHead, ObjectStore, ObjectVersion, PutResult, sha256_hex
+from archive.store.base import (
+    ClaimStore,
+    ObjectHead,
+    ObjectStore,
+    ObjectVersion,
+    PutResult,
+    sha256_hex,
+)
 
 META_RECORD_PREFIX: Final = "meta:"
 
@@ -84,6 +91,14 @@ class SealedStore:
                 raise
             return self._existing(raced, data)
         return PutResult(key, put.version_id, sha256_hex(data), len(data), created=put.created)
+
+    def create(self, key: str, data: bytes) -> str | None:
+        """:class:`~archive.store.ClaimStore`'s conditional create, of ``data`` sealed (the run
+        leases: small, but the bucket sees no plaintext)."""
+        if not isinstance(self._inner, ClaimStore):
+            raise StoreError(f"{type(self._inner).__name__} cannot create objects conditionally")
+        sealed = seal(data, identity=self.identity(key), keys=self._keys, settings=self._settings)
+        return self._inner.create(key, sealed)
 
     def get(self, key: str, *, version_id: str) -> bytes:
         sealed = self._inner.get(key, version_id=version_id)

@@ -56,6 +56,18 @@ class MemoryStore:
         self._objects.setdefault(key, []).append(version)
         return PutResult(key, version.version_id, digest, len(data), created=True)
 
+    def create(self, key: str, data: bytes) -> str | None:
+        if self._latest(key) is not None:
+            return None
+        version = _Version(
+            version_id=f"v{next(self._ids):08d}",
+            data=bytes(data),
+            lock=ObjectLock(None, None, legal_hold=False),
+            created=datetime.now(UTC),
+        )
+        self._objects.setdefault(key, []).append(version)
+        return version.version_id
+
     def get(self, key: str, *, version_id: str) -> bytes:
         return self._version(key, version_id).data
 

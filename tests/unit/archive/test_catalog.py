@@ -6,10 +6,10 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
@@ -299,17 +299,22 @@ def test_rewritten_newest_manifest_is_caught_by_its_bucket_copy(tmp_path: Path) 
     assert len(Catalog.open(tmp_path).manifests) == 2
 
 
-def test_cut_short_local_catalog_is_caught_by_the_bucket(tmp_path: Path) -> None:
-    """The residual risk (newest manifest and HEAD both rolled back) is caught at the next run."""
+def test_cut_short_local_catalog_is_restored_from_the_bucket(tmp_path: Path) -> None:
+    """The residual risk (newest manifest and HEAD both rolled back) is undone at the next run:
+    the bucket is the truth, the local directory a cache that catches up with it."""
     catalog, store = build(tmp_path, runs=3)
+    original = manifest_path(tmp_path, 3).read_bytes()
     manifest_path(tmp_path, 3).unlink()
     head = {"catalog_format": 1, "manifest": manifest_name(2), "seq": 2}
     head["sha256"] = catalog.manifests[1].sha256
     (tmp_path / HEAD_FILE).write_text(json.dumps(head, sort_keys=True))
     shortened = Catalog.open(tmp_path)  # self-consistent: the local chain alone cannot tell
     assert len(shortened.manifests) == 2
-    with pytest.raises(CatalogError, match=f"bucket holds {re.escape(manifest_key(3))}"):
-        append_run(shortened, store, 4)
+    append_run(shortened, store, 4)
+    assert [m.run_id for m in Catalog.open(tmp_path).manifests] == [
+        f"run-{n}" for n in (1, 2, 3, 4)
+    ]
+    assert manifest_path(tmp_path, 3).read_bytes() == original
 
 
 # --- crashes -------------------------------------------------------------------------------------
@@ -416,16 +421,29 @@ class FailingStore(MemoryStore):
         return super().put_locked(key, data, retain_until=retain_until)
 
 
-@pytest.mark.parametrize("recover", ["append", "sync"])
-def test_crash_before_upload_is_repaired_by_the_next_run(tmp_path: Path, recover: str) -> None:
+def test_a_store_failure_at_the_claim_leaves_no_manifest_anywhere(tmp_path: Path) -> None:
     catalog, store = Catalog.open(tmp_path, create=True), FailingStore()
     append_run(catalog, store, 1)
     store.fail_key = manifest_key(2)
     with pytest.raises(StoreUnavailableError):
         append_run(catalog, store, 2)
-    assert [m.seq for m in Catalog.open(tmp_path).manifests] == [1, 2]
+    assert [m.seq for m in Catalog.open(tmp_path).manifests] == [1]  # the bucket first
     assert store.latest(manifest_key(2)) is None
     store.fail_key = None
+    append_run(Catalog.open(tmp_path), store, 2)
+    for m in Catalog.open(tmp_path).manifests:
+        assert bucket_bytes(store, m.seq) == manifest_path(tmp_path, m.seq).read_bytes()
+
+
+@pytest.mark.parametrize("recover", ["append", "sync"])
+def test_a_local_manifest_the_bucket_lacks_is_uploaded_by_the_next_run(
+    tmp_path: Path, recover: str
+) -> None:
+    """Releases before the bucket-first claim wrote locally first: a crash before the upload
+    left a local manifest the bucket lacks, which the next append or sync uploads."""
+    build(tmp_path, runs=2)
+    store = MemoryStore()  # holds manifest 1 only
+    store.put_locked(manifest_key(1), manifest_path(tmp_path, 1).read_bytes(), retain_until=RETAIN)
     reopened = Catalog.open(tmp_path)
     if recover == "append":
         append_run(reopened, store, 3)
@@ -470,12 +488,20 @@ def test_rows_of_another_run_are_refused(tmp_path: Path) -> None:
         )
 
 
-def test_a_second_writer_is_refused_while_one_holds_the_lock(tmp_path: Path) -> None:
+def test_a_second_writer_waits_for_the_first_then_gives_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     catalog, store = build(tmp_path, runs=1)
+    monkeypatch.setattr("archive.catalog.manifests.WRITER_WAIT_S", 0.3)
     with open(tmp_path / ".lock", "a+b") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with pytest.raises(CatalogError, match="another process is appending"):
+        with pytest.raises(CatalogError, match="has been appending"):
             append_run(catalog, store, 2)
+        releaser = threading.Timer(0.1, lambda: fcntl.flock(lock.fileno(), fcntl.LOCK_UN))
+        releaser.start()
+        append_run(catalog, store, 2)  # waited for the other writer, then appended
+        releaser.join()
+    assert [m.run_id for m in Catalog.open(tmp_path).manifests] == ["run-1", "run-2"]
 
 
 def test_an_append_by_another_instance_is_seen_before_writing(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 
 from flows.deployments import NIGHTLY_CRON, deployments
@@ -26,3 +28,15 @@ def test_prefect_yaml_matches_the_served_deployments() -> None:
     served_schedule = served["nightly"].schedules[0].schedule
     assert served_schedule.cron == NIGHTLY_CRON
     assert served_schedule.timezone == "Asia/Ho_Chi_Minh"
+
+
+def test_one_nightly_deployment_per_configured_facility(tmp_path: Path) -> None:
+    settings = load_settings()
+    facilities = {"79002": tmp_path / "b", "79001": tmp_path / "a"}
+    archive = settings.archive.model_copy(update={"facilities": facilities})
+    served = {d.name: d for d in deployments(settings.model_copy(update={"archive": archive}))}
+    assert "nightly" not in served
+    for code, source in facilities.items():
+        nightly = served[f"nightly-{code}"]
+        assert nightly.parameters == {"source": str(source), "facility": code}
+        assert nightly.schedules[0].schedule.cron == NIGHTLY_CRON
