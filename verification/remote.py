@@ -25,7 +25,6 @@ from archive.core.errors import ArchiveError, KeyringError, WorkerKeysError, Wor
 from archive.core.settings import Settings
 from archive.pipeline.batch import with_local_secrets, without_secrets
 from archive.pipeline.worker_keys import keys_unavailable
-from archive.store import S3ObjectStore
 from verification.config import HoldSet, VerificationSettings, read_settings
 from verification.results import CheckResult, RecordResult
 from verification.verifier import Verifier, archive_day
