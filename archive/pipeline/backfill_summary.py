@@ -37,6 +37,7 @@ def day_counts(summary: RunSummary) -> dict[str, int | float]:
         "quarantine_new": summary.quarantine_new,
         "failed": summary.failed_total,
         "seconds": round(summary.duration_s, 2),
+        "cluster_workers": len(summary.batches_by_worker),  # 0: this machine's process pool
     }
 
 

@@ -3,6 +3,7 @@ the ledger that makes it resumable (done days skipped; failed, torn or missing m
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -25,9 +26,10 @@ AT = datetime(2026, 1, 1, tzinfo=UTC)
 def test_ten_years_split_into_every_local_day_leap_days_included() -> None:
     days = backfill_days(HCM, since=date(2016, 1, 1), until=date(2025, 12, 31), now=NOW)
     assert len(days) == 3653  # 2016, 2020 and 2024 have 29 February
-    assert days[0] == date(2016, 1, 1) and days[-1] == date(2025, 12, 31)
+    assert days[0] == date(2016, 1, 1)
+    assert days[-1] == date(2025, 12, 31)
     assert date(2024, 2, 29) in days
-    assert all(b - a == timedelta(days=1) for a, b in zip(days, days[1:], strict=False))
+    assert all(b - a == timedelta(days=1) for a, b in itertools.pairwise(days))
 
 
 def test_a_day_not_over_yet_is_refused_in_the_hospitals_time_zone() -> None:
@@ -112,5 +114,6 @@ def test_totals_add_up_the_days_and_name_the_failed_ones() -> None:
     assert (data["ran"], data["archived"], data["failed"], data["quarantined"]) == (2, 7, 3, 1)
     assert data["seconds_per_day"] == 3.0
     assert data["failed_days"] == {"2016-01-03": "tsa.down: 3"}
-    assert summary.failure_message is not None and "2016-01-03" in summary.failure_message
+    assert summary.failure_message is not None
+    assert "2016-01-03" in summary.failure_message
     assert "| archived | 7 |" in summary.to_markdown()
