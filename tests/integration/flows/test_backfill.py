@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,18 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> Export:
     assert _discharged_on(made, FIRST) == 2
     assert len(made.summary.in_window) == 12
     return made
+
+
+@pytest.fixture(autouse=True)
+def _patient_prefect() -> Iterator[None]:
+    # This process's temporary Prefect server gets 20 s to start; a loaded test box needs more.
+    from prefect.settings import (
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        temporary_settings,
+    )
+
+    with temporary_settings(updates={PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 120}):
+        yield
 
 
 def _discharged_on(export: Export, day: date) -> int:
