@@ -95,17 +95,26 @@ def nightly_archive(
         ensure_cluster(
             settings.cluster.scheduler_address, timeout_s=settings.cluster.connect_timeout_s
         )
+    summary = archive_window(settings, options, progress=PROGRESS)
+    publish_report(summary)
+    return ended(summary.to_dict(), failure=summary.failure_message)
+
+
+def archive_window(
+    settings: Settings, options: RunOptions, *, progress: Callable[[int, int], None] | None = None
+) -> RunSummary:
+    """One run over ``options``' window, as tasks of the calling flow: the nightly run's one
+    window, or one day of a backfill (:mod:`flows.backfill`)."""
     run = start_run(_opaque(settings), options)
     try:
-        run.progress = PROGRESS
+        run.progress = progress
         if settings.cluster.scheduler_address:  # several machines: batches go to Dask workers
             archive_on_cluster(run, settings.cluster.scheduler_address)
         else:  # one machine: a process pool inside each batch task
             for batch in run.batches():
                 archive_batch(run, batch)
         store_quarantine(run)
-        summary = record_catalog(run)
+        summary: RunSummary = record_catalog(run)
     finally:
         run.close()
-    publish_report(summary)
-    return ended(summary.to_dict(), failure=summary.failure_message)
+    return summary

@@ -85,6 +85,13 @@ class RunInProgressError(ArchiveError):
     """Another archive run holds the catalog: this one is refused before doing any work."""
 
 
+class WindowError(ArchiveError):
+    """The days asked for cannot be archived as given (the last before the first, a day not
+    over yet, a span longer than any archive holds): refused before any work."""
+
+    label = "refused"
+
+
 class SourceError(ArchiveError):
     """The export as a whole is unusable (missing, unreadable, incomplete, changed while read).
 

@@ -10,12 +10,19 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from archive.core.errors import ArchiveError
+from archive.core.errors import ArchiveError, WindowError
 from archive.core.settings import Settings
+from archive.core.timezones import zone
 from archive.sources import Window
+
+# The longest backfill one command takes. Hospitals keep electronic records for 10 to 30 years
+# (TT 33/2025's longest classes); a longer span is a typed year (0216 for 2016), and a backfill
+# that long is better split into runs an operator can follow.
+MAX_BACKFILL_YEARS = 30
+MAX_BACKFILL_DAYS = MAX_BACKFILL_YEARS * 366
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,5 +107,31 @@ def window_for(
     if first is None or last is None:  # unreachable: one of them is set
         raise ArchiveError("a window needs a first and a last day")
     if last < first:
-        raise ArchiveError("the last day of the window is before the first (--until < --since)")
+        raise WindowError("the last day of the window is before the first (--until < --since)")
+    today = now.astimezone(zone(tz)).date()
+    if first > today:
+        raise WindowError(f"--since {first} is in the future (today is {today} in {tz})")
     return Window(start=Window.for_day(first, tz).start, end=Window.for_day(last, tz).end)
+
+
+def backfill_days(tz: str, *, since: date, until: date, now: datetime) -> list[date]:
+    """The local days ``since`` to ``until`` (both inclusive), each archived as a window of its
+    own. Every one must be over: a backfill marks a day done and never returns to it, so a day
+    still going on would lose the encounters discharged after its run (the nightly run takes
+    yesterday and today)."""
+    if until < since:
+        raise WindowError(f"--until {until} is before --since {since}")
+    today = now.astimezone(zone(tz)).date()
+    if until >= today:
+        raise WindowError(
+            f"--until {until} is not over yet (today is {today} in {tz}): a backfill covers "
+            f"finished days, up to {today - timedelta(days=1)}; the nightly run takes the rest"
+        )
+    count = (until - since).days + 1
+    if count > MAX_BACKFILL_DAYS:
+        raise WindowError(
+            f"--since {since} --until {until} spans {count:,} days: a backfill covers at most "
+            f"{MAX_BACKFILL_YEARS} years ({MAX_BACKFILL_DAYS:,} days); check the years, or "
+            "split it into several backfills"
+        )
+    return [since + timedelta(days=i) for i in range(count)]

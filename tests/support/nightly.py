@@ -4,6 +4,7 @@ verification, retention and retrieval start from."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -86,3 +87,26 @@ def record_versions(store: S3ObjectStore) -> Iterator[tuple[str, str]]:
     for v in store.list_versions("records/"):
         if not v.is_delete_marker:
             yield v.key, v.version_id
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    """The environment of an `emr-archive` subprocess on ``settings`` (its own bucket, catalog
+    and Prefect home; nothing of the developer's)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EMR_ARCHIVE_", "AWS_"))}
+    env.update(
+        {
+            "EMR_ARCHIVE_DATA_DIR": str(settings.data_dir),
+            "EMR_ARCHIVE_S3__BUCKET": settings.s3.bucket,
+            "EMR_ARCHIVE_CATALOG__CATALOG_DIR": str(settings.catalog_dir),
+            "EMR_ARCHIVE_ARCHIVE__WORKERS": "2",
+            "EMR_ARCHIVE_ARCHIVE__SOURCE_ROOTS": json.dumps(
+                [str(r) for r in settings.archive.source_roots]
+            ),
+            "PREFECT_HOME": str(settings.data_dir / "prefect-test"),
+            # The temporary Prefect server's 20 s start-up is too short on a loaded test box.
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        }
+    )
+    for name, value in settings.stack.model_dump().items():
+        env[f"EMR_ARCHIVE_STACK__{name.upper()}"] = str(value)
+    return env

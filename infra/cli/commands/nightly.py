@@ -104,6 +104,18 @@ def sample_cmd(
     help="FHIR Bulk Data export directory (default: EMR_ARCHIVE_ARCHIVE__SOURCE_DIR)",
 )
 @click.option("--batch-size", type=click.IntRange(1, 5000), default=None)
+@click.option(
+    "--redo",
+    is_flag=True,
+    help="backfill: run again the days an earlier backfill finished (to take amendments)",
+)
+@click.option(
+    "--lock-wait",
+    type=click.IntRange(0, 24 * 60),
+    default=60,
+    show_default=True,
+    help="backfill: minutes a day waits for a nightly run that holds the catalog",
+)
 @click.pass_context
 def archive_cmd(
     ctx: click.Context,
@@ -111,22 +123,36 @@ def archive_cmd(
     until: datetime | None,
     source: Path | None,
     batch_size: int | None,
+    redo: bool,
+    lock_wait: int,
 ) -> None:
-    """Run the nightly archive once now (Prefect server if running, else ephemeral)."""
+    """Run the nightly archive once now (Prefect server if running, else ephemeral); over
+    several days, a resumable backfill that runs them one day at a time."""
     from archive.pipeline import admit_source
+    from archive.pipeline.options import backfill_days, window_for
 
     settings = settings_of(ctx)
     chosen = source or settings.archive.source_dir
+    now = datetime.now(UTC)
     if chosen is not None:
         # The run checks this too; checking here first refuses with one line instead of a
         # failed flow run's traceback.
-        admit_source(settings, chosen, run_id=None, now=datetime.now(UTC))
+        admit_source(settings, chosen, run_id=None, now=now)
+    first = since.date() if since else None
+    last = until.date() if until else first
+    tz = settings.archive.timezone
+    window_for(tz, since=first, until=last, now=now)  # refuses a bad window in one line
     if settings.cluster.scheduler_address:  # one line and exit 5, not a failed flow run
         from flows.cluster import ensure_cluster
 
         ensure_cluster(
             settings.cluster.scheduler_address, timeout_s=settings.cluster.connect_timeout_s
         )
+    if first is not None and last is not None and last != first:
+        backfill_days(tz, since=first, until=last, now=now)  # the same, before Prefect starts
+        prefect_server.apply_environment(settings)
+        _backfill(first, last, source, batch_size, redo=redo, lock_wait_s=lock_wait * 60.0)
+        return
     prefect_server.apply_environment(settings)
     from flows import nightly
     from flows.outcome import summary_of
@@ -157,6 +183,35 @@ def serve_cmd(ctx: click.Context) -> None:
     from flows.deployments import deployments
 
     serve(*deployments(settings))
+
+
+def _backfill(
+    since: date,
+    until: date,
+    source: Path | None,
+    batch_size: int | None,
+    *,
+    redo: bool,
+    lock_wait_s: float,
+) -> None:
+    from flows import backfill, nightly
+    from flows.outcome import summary_of
+    from infra.cli.commands.backfill_lines import day_line, print_backfill
+
+    nightly.PROGRESS = _progress_line
+    backfill.DAY_DONE = day_line
+    result = summary_of(
+        backfill.backfill_archive,
+        since=since,
+        until=until,
+        source=str(source) if source else None,
+        batch_size=batch_size,
+        redo=redo,
+        lock_wait_s=lock_wait_s,
+    )
+    click.echo("\r" + " " * 60 + "\r", nl=False, err=True)
+    print_backfill(result)
+    sys.exit(1 if result["failed_days"] else 0)
 
 
 def _yesterday(tz: str) -> date:

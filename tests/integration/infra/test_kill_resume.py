@@ -3,7 +3,6 @@ and the catalog matches the bucket."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,28 +15,9 @@ import pytest
 from archive.catalog import Catalog
 from archive.store import S3ObjectStore
 from infra.settings import AppSettings as Settings
-from tests.support.nightly import DAY, make_export, record_versions, run_once
+from tests.support.nightly import DAY, cli_env, make_export, record_versions, run_once
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _cli_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EMR_ARCHIVE_", "AWS_"))}
-    env.update(
-        {
-            "EMR_ARCHIVE_DATA_DIR": str(settings.data_dir),
-            "EMR_ARCHIVE_S3__BUCKET": settings.s3.bucket,
-            "EMR_ARCHIVE_CATALOG__CATALOG_DIR": str(settings.catalog_dir),
-            "EMR_ARCHIVE_ARCHIVE__WORKERS": "2",
-            "EMR_ARCHIVE_ARCHIVE__SOURCE_ROOTS": json.dumps(
-                [str(r) for r in settings.archive.source_roots]
-            ),
-            "PREFECT_HOME": str(settings.data_dir / "prefect-test"),
-        }
-    )
-    for name, value in settings.stack.model_dump().items():
-        env[f"EMR_ARCHIVE_STACK__{name.upper()}"] = str(value)
-    return env
 
 
 def test_killed_mid_batch_then_rerun_archives_everything_exactly_once(
@@ -59,7 +39,7 @@ def test_killed_mid_batch_then_rerun_archives_everything_exactly_once(
     ]
     child = subprocess.Popen(
         argv,
-        env=_cli_env(settings),
+        env=cli_env(settings),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
