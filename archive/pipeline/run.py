@@ -194,6 +194,7 @@ class ArchiveRun:
                 limits=self.settings.intake,
                 retention=self._retention,
                 now=self.options.started_at,
+                catalogued=self._known,  # archived ones are compared, not judged on retention
             )
         return collect_window(
             self.settings, self.options.source, self.options.window, on_selected=self._selected
