@@ -346,7 +346,12 @@ class ArchiveRun:
         self._stages["evidence"] += time.perf_counter() - begin
         self.summary.duration_s = time.perf_counter() - self._started
         self.summary.stage_seconds = {k: round(v, 3) for k, v in self._stages.items()}
-        write_report(self.settings.data_dir / "runs", self.summary, self._ledger.failures)
+        write_report(
+            self.settings.data_dir / "runs",
+            self.summary,
+            self._ledger.failures,
+            self._ledger.notes,
+        )
         log = AuditLog.for_settings(self.settings, self._store)
         log.append(run_event(self.summary, recorded=self.options.started_at))
         log.flush()
