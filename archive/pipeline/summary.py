@@ -77,8 +77,8 @@ class RunSummary:
         if not self.ocr_timeout_records:
             return ""
         return (
-            f"{ocr_timeout_note(self.ocr_timeout_pages)} in all, listed by record in the run's "
-            "notes (convert them again with a longer ocr_timeout_s to make them searchable)"
+            f"{ocr_timeout_note(self.ocr_timeout_pages)} in all (archived and signed, but those "
+            "pages are not searchable), listed by record in the run's notes"
         )
 
     @property
