@@ -46,6 +46,13 @@ class IntakeSettings(Section):
         description="Tesseract's time per page; a page over it is archived without its text layer",
     )
 
+    pages_per_group: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="pages per OCRmyPDF/Ghostscript call, joined after: bounds their memory",
+    )
+
     @property
     def max_file_bytes(self) -> int:
         return self.max_file_mib * _MiB

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Final
@@ -51,12 +51,16 @@ def collect_scans(
     limits: IntakeSettings,
     retention: Retention | None = None,
     now: datetime | None = None,
+    catalogued: Collection[str] = frozenset(),
 ) -> Iterator[CollectedItem]:
     """Every manifest row as a bundle or a quarantine entry, then every file no row names.
 
     With ``retention`` and ``now``, a record whose retention period ended at ``now`` or before is
     quarantined (``retention-ended``) rather than archived, and a row naming a class the policy
-    does not have is a bad row: see :func:`_retention_problem`."""
+    does not have is a bad row: see :func:`_retention_problem`. Not so for a record whose
+    encounter id is in ``catalogued`` (the catalog's): it was archived while its period ran, and
+    the run finds it already archived by comparing its data; a rerun after the period ended must
+    not report an archived record as quarantined."""
     if not scan_dir.is_dir():
         raise SourceError(f"scan directory {scan_dir} does not exist or is not a directory")
     data = _read_manifest_file(manifest, limits)
@@ -84,7 +88,12 @@ def collect_scans(
             )
             continue
         found = _bundle_or_entry(item, present, manifest_name=manifest.name, ocr=ocr, limits=limits)
-        if isinstance(found, EncounterBundle) and retention is not None and now is not None:
+        if (
+            isinstance(found, EncounterBundle)
+            and retention is not None
+            and now is not None
+            and found.encounter_id not in catalogued
+        ):
             problem = _retention_problem(found, retention, now)
             if problem is not None:
                 found = _entry(manifest.name, item.line, *problem, encounter_id=item.encounter_id)

@@ -1,13 +1,16 @@
 """A paper record's scans in, an unsigned PDF/A-3b with a text layer and the conversion mark out.
 
 Images are wrapped losslessly by img2pdf; OCRmyPDF (Tesseract ``vie`` + ``eng``, Ghostscript)
-then makes a PDF/A-3b with an invisible text layer over each page. ``output_type`` is always
-"pdfa-3": OCRmyPDF's default, PDF/A-2b, forbids embedding a non-PDF/A file such as the manifest
-JSON. With OCR off (``tesseract_timeout=0``) it only converts to PDF/A. ``force_ocr``: Debian's
-Ghostscript 10.0 refuses ``skip_text``/``redo_ocr`` with PDF/A output, and a scan has no text to
-keep. Then :func:`~archive.intake.mark.apply_mark` stamps, writes the XMP and embeds the row. The
-signature that follows covers it all. Work files live in a private temporary directory, removed
-whatever happens; no page, name or id reaches a log.
+then makes a PDF/A-3b with an invisible text layer over each page, a group of pages at a time
+(:mod:`.pages`: memory bounded by the group, not the record), and the groups are joined.
+``output_type`` is always "pdfa-3": OCRmyPDF's default, PDF/A-2b, forbids embedding a non-PDF/A
+file such as the manifest JSON. With OCR off (``tesseract_timeout=0``) it only converts to PDF/A.
+``force_ocr``: Debian's Ghostscript 10.0 refuses ``skip_text``/``redo_ocr`` with PDF/A output,
+and a scan has no text to keep. Then :func:`~archive.intake.mark.apply_mark` stamps, writes the
+XMP and embeds the row. The signature that follows covers it all. A page Tesseract does not
+finish within ``ocr_timeout_s`` is kept without text: counted, for the run to report. Work files
+live in a private temporary directory, removed whatever happens; no page, name or id reaches a
+log.
 """
 
 from __future__ import annotations
@@ -23,29 +26,36 @@ from io import BytesIO
 from pathlib import Path
 from typing import Final
 
-import img2pdf
 import ocrmypdf
 import pikepdf
 
 from archive.core.errors import RenderError
 from archive.intake.mark import ConversionMark, apply_mark
+from archive.intake.pages import joined, page_groups
 from archive.render import RenderedDocument
 from archive.sources import EncounterBundle
 
 LANGUAGES: Final = ("vie", "eng")
 _QUIET: Final = ("ocrmypdf", "pikepdf", "PIL", "img2pdf", "pdfminer")
+# What OCRmyPDF 17 logs (ocrmypdf._exec.tesseract.page_timedout) for a page it gave up on; the
+# timeout tests run a real Tesseract against it, so a change of wording fails them.
+_TESSERACT_LOG: Final = "ocrmypdf._exec.tesseract"
+_TIMEOUT_MESSAGE: Final = "took too long to OCR"
 
 
 @dataclass(frozen=True, slots=True)
 class ScanConverter:
     """Stateless; one per worker process. ``languages``: Tesseract's traineddata names;
-    ``ocr_timeout_s``: Tesseract's time per page (the ``[intake]`` setting)."""
+    ``ocr_timeout_s``: Tesseract's time per page (the ``[intake]`` setting); ``pages_per_group``:
+    pages per OCRmyPDF (and Ghostscript) call, which bounds their memory (:mod:`.pages`)."""
 
     languages: tuple[str, ...] = LANGUAGES
     ocr_timeout_s: float = 180.0
+    pages_per_group: int = 10
 
     def convert(self, bundle: EncounterBundle, *, converted_at: datetime) -> RenderedDocument:
-        """The marked PDF/A-3b of one collected paper record (``source_kind`` "scanned")."""
+        """The marked PDF/A-3b of one collected paper record (``source_kind`` "scanned"), with
+        the number of pages Tesseract ran out of time on (archived without a text layer)."""
         if converted_at.tzinfo is None:
             raise RenderError("the conversion time must be timezone-aware")
         paths = [Path(p) for p in bundle.bundle.get("paths", [])]
@@ -58,12 +68,17 @@ class ScanConverter:
             converted_at=converted_at.replace(microsecond=0),
             record_number=record,
         )
+        ocr = bool(bundle.bundle.get("ocr", True))
         with tempfile.TemporaryDirectory(prefix="emr-intake-") as work:
-            source = _as_pdf(paths, Path(work))
-            ocr_out = Path(work) / "ocr.pdf"
-            self._ocr(source, ocr_out, ocr=bool(bundle.bundle.get("ocr", True)))
+            parts: list[Path] = []
+            timeouts = 0
+            for number, group in enumerate(page_groups(paths, Path(work), self.pages_per_group)):
+                parts.append(Path(work) / f"ocr-{number:05d}.pdf")
+                timeouts += self._ocr(group, parts[-1], ocr=ocr)
+                if group.parent == Path(work):
+                    group.unlink()  # only the converted groups stay on disk until the join
             try:
-                with pikepdf.open(ocr_out) as pdf:
+                with joined(parts) as pdf:
                     apply_mark(pdf, mark, manifest=bundle.canonical, title=_title(record))
                     pages = len(pdf.pages)
                     out = BytesIO()
@@ -78,11 +93,16 @@ class ScanConverter:
             pdf_sha256=hashlib.sha256(data).hexdigest(),
             data_sha256=bundle.sha256,
             pages=pages,
+            ocr_timeout_pages=timeouts,
         )
 
-    def _ocr(self, source: Path, target: Path, *, ocr: bool) -> None:
+    def _ocr(self, source: Path, target: Path, *, ocr: bool) -> int:
+        """Convert one group; the number of its pages Tesseract timed out on."""
         for name in _QUIET:  # their INFO lines would flood the run's log, page by page
             logging.getLogger(name).setLevel(logging.WARNING)
+        timeouts = _TimeoutCount()
+        tesseract_log = logging.getLogger(_TESSERACT_LOG)
+        tesseract_log.addHandler(timeouts)
         try:
             code = ocrmypdf.ocr(
                 source,
@@ -103,21 +123,25 @@ class ScanConverter:
             )
         except ocrmypdf.exceptions.ExitCodeException as e:
             raise RenderError(f"OCRmyPDF refused the scan ({type(e).__name__})") from e
+        finally:
+            tesseract_log.removeHandler(timeouts)
         if code != ocrmypdf.ExitCode.ok:
             raise RenderError(f"OCRmyPDF ended with exit code {int(code)}")
+        return timeouts.pages
 
 
-def _as_pdf(paths: list[Path], work: Path) -> Path:
-    if len(paths) == 1 and paths[0].suffix.lower() == ".pdf":
-        return paths[0]
-    target = work / "images.pdf"
-    try:
-        target.write_bytes(
-            img2pdf.convert([str(p) for p in paths], rotation=img2pdf.Rotation.ifvalid)
-        )
-    except (img2pdf.ImageOpenError, OSError, ValueError) as e:
-        raise RenderError(f"the scan images cannot be wrapped as PDF ({type(e).__name__})") from e
-    return target
+class _TimeoutCount(logging.Handler):
+    """Counts OCRmyPDF's warning for a page Tesseract did not finish in time: OCRmyPDF then puts
+    the page in without text and says so only in its log. (The worker converts one record at a
+    time, so every such warning while the handler is attached is this record's.)"""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.pages = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if _TIMEOUT_MESSAGE in record.getMessage():
+            self.pages += 1
 
 
 def _manifest_fields(bundle: EncounterBundle) -> tuple[str, str]:

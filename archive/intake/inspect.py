@@ -18,6 +18,7 @@ import pikepdf
 from PIL import Image, UnidentifiedImageError
 
 from archive.core.intake_section import IntakeSettings
+from archive.intake.bitmaps import UnmeasurableError, declared_pixels
 from archive.sources import QuarantineReason
 
 IMAGE_SUFFIXES: Final = frozenset({".tif", ".tiff", ".jpg", ".jpeg"})
@@ -91,10 +92,17 @@ def _pdf_page_problem(
 
 def _pdf_image_problem(pdf: pikepdf.Pdf, limits: IntakeSettings) -> ScanProblem | None:
     """A small page may still draw an image that Ghostscript decodes whole (a pixel bomb, a
-    blank area compressed to a few bytes): every image stream of the file, however reached."""
+    blank area compressed to a few bytes): every image stream of the file, however reached, by
+    the largest bitmap it declares (JBIG2 and CCITT: their data's own sizes, :mod:`.bitmaps`)."""
     for obj in pdf.objects:
         if isinstance(obj, pikepdf.Stream) and obj.get("/Subtype") == pikepdf.Name.Image:
-            pixels = int(obj.get("/Width", 0)) * int(obj.get("/Height", 0))
+            try:
+                pixels = declared_pixels(obj)
+            except UnmeasurableError as e:
+                return ScanProblem(
+                    QuarantineReason.UNREADABLE_SCAN,
+                    f"an image's decoded size cannot be read without decoding it ({e})",
+                )
             if pixels > limits.max_pixels:
                 return ScanProblem(
                     QuarantineReason.OVERSIZED_SCAN,

@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from archive.catalog import CatalogRow
-from archive.pipeline.summary import RunSummary
+from archive.pipeline.summary import RunSummary, ocr_timeout_note
 from archive.pipeline.worker import RecordOutcome
 
 
@@ -20,6 +20,7 @@ class Ledger:
     summary: RunSummary
     rows: list[CatalogRow] = field(default_factory=list)
     failures: list[dict[str, object]] = field(default_factory=list)
+    notes: list[dict[str, object]] = field(default_factory=list)  # archived, with a caveat
     stages: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     _seen: set[tuple[str, str | None]] = field(default_factory=set)
 
@@ -51,6 +52,15 @@ class Ledger:
             s.adopted += 1
         s.pdf_bytes += outcome.pdf_bytes
         s.sealed_bytes += outcome.sealed_bytes
+        if outcome.ocr_timeout_pages:
+            s.ocr_timeout_pages += outcome.ocr_timeout_pages
+            s.ocr_timeout_records += 1
+            self.notes.append(
+                {
+                    "encounter_id": outcome.encounter_id,
+                    "note": ocr_timeout_note(outcome.ocr_timeout_pages),
+                }
+            )
 
     def batch_done(self, worker: str) -> None:
         """A cluster worker returned a batch (which machine did how many, for the report)."""

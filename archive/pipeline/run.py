@@ -199,6 +199,7 @@ class ArchiveRun:
                 limits=self.settings.intake,
                 retention=self._retention,
                 now=self.options.started_at,
+                catalogued=self._known,  # archived ones are compared, not judged on retention
             )
         return collect_window(
             self.settings, self.options.source, self.options.window, on_selected=self._selected
@@ -354,7 +355,12 @@ class ArchiveRun:
         self._stages["evidence"] += time.perf_counter() - begin
         self.summary.duration_s = time.perf_counter() - self._started
         self.summary.stage_seconds = {k: round(v, 3) for k, v in self._stages.items()}
-        write_report(self.settings.data_dir / "runs", self.summary, self._ledger.failures)
+        write_report(
+            self.settings.data_dir / "runs",
+            self.summary,
+            self._ledger.failures,
+            self._ledger.notes,
+        )
         log = AuditLog.for_settings(self.settings, self._store)
         log.append(run_event(self.summary, recorded=self.options.started_at))
         log.flush()

@@ -44,6 +44,10 @@ class RunSummary:
     evidence_written: int = 0  # RFC 4998 evidence records stored by this run
     evidence_pending: int = 0  # documents still without one (TSA down): the next run completes
     evidence_timestamps: int = 0  # TSA requests for evidence (one per run when it succeeds)
+    # Paper intake: pages archived without a text layer because Tesseract ran out of time
+    # (``[intake] ocr_timeout_s``), and the records they belong to (listed in the run's notes).
+    ocr_timeout_pages: int = 0
+    ocr_timeout_records: int = 0
     # Cluster runs: batches each worker returned (Dask worker addresses; empty for the pool).
     batches_by_worker: dict[str, int] = field(default_factory=dict)
 
@@ -67,6 +71,16 @@ class RunSummary:
     @property
     def quarantined_total(self) -> int:
         return sum(self.quarantined.values())
+
+    @property
+    def ocr_timeout_caveat(self) -> str:
+        """The run's OCR-timeout caveat in words (counts only), "" when there is none."""
+        if not self.ocr_timeout_records:
+            return ""
+        return (
+            f"{ocr_timeout_note(self.ocr_timeout_pages)} in all (archived and signed, but those "
+            "pages are not searchable), listed by record in the run's notes"
+        )
 
     @property
     def throughput(self) -> float:
@@ -104,6 +118,8 @@ class RunSummary:
             f"Bytes: {self.pdf_bytes:,} signed PDF, {self.sealed_bytes:,} sealed. "
             f"Duration {self.duration_s:.1f} s, {self.throughput:.1f} records/s.",
         ]
+        if self.ocr_timeout_records:
+            lines += ["", f"{self.ocr_timeout_records} record(s) {self.ocr_timeout_caveat}."]
         for title, counts in (
             ("Quarantine reasons", self.quarantined),
             ("Failure reasons", self.failed),
@@ -123,18 +139,27 @@ class RunSummary:
         return "\n".join(lines) + "\n"
 
 
+def ocr_timeout_note(pages: int) -> str:
+    return f"archived without text layer on {pages} page{'s' if pages != 1 else ''}: OCR timeout"
+
+
 def write_report(
-    directory: Path, summary: RunSummary, failures: Sequence[Mapping[str, object]]
+    directory: Path,
+    summary: RunSummary,
+    failures: Sequence[Mapping[str, object]],
+    notes: Sequence[Mapping[str, object]] = (),
 ) -> Path:
-    """``<run id>.json`` (the summary) and, when records failed, ``<run id>.failures.jsonl``."""
+    """``<run id>.json`` (the summary); when records failed, ``<run id>.failures.jsonl``; when
+    records were archived with a caveat (a scan's pages without text layer), ``.notes.jsonl``."""
     report = directory / f"{summary.run_id}.json"
     report.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_private(report, json.dumps(summary.to_dict(), indent=2, sort_keys=True))
-    if failures:
-        # Which records to look at and rerun: local and private like the catalog (the summary,
-        # Prefect and the logs only ever see counts).
-        lines = "".join(json.dumps(f, sort_keys=True) + "\n" for f in failures)
-        write_private(report.with_name(f"{summary.run_id}.failures.jsonl"), lines)
+    # Which records to look at (and rerun, or convert again): local and private like the catalog
+    # (the summary, Prefect and the logs only ever see counts).
+    for suffix, entries in (("failures", failures), ("notes", notes)):
+        if entries:
+            lines = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)
+            write_private(report.with_name(f"{summary.run_id}.{suffix}.jsonl"), lines)
     return report
 
 
@@ -149,6 +174,8 @@ def run_event(summary: RunSummary, *, recorded: datetime) -> AuditEvent:
         "quarantined": s.quarantined_total,
         "evidence_written": s.evidence_written,
         "evidence_pending": s.evidence_pending,
+        "ocr_timeout_pages": s.ocr_timeout_pages,
+        "ocr_timeout_records": s.ocr_timeout_records,
     }
     return AuditEvent(
         actor="nightly-archive",

@@ -9,6 +9,7 @@ stops its batch. Outcomes carry catalog rows (pseudonyms and hashes, no PHI) and
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Sequence
@@ -61,6 +62,7 @@ class RecordOutcome:
     pdf_bytes: int = 0
     sealed_bytes: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    ocr_timeout_pages: int = 0  # archived scans: pages without a text layer (OCR timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,10 @@ class RecordWorker:
             config, signer=signer.key.certificate, known_signers=known_signers
         )
         self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="store")
-        self._scans = ScanConverter(ocr_timeout_s=settings.intake.ocr_timeout_s)
+        self._scans = ScanConverter(
+            ocr_timeout_s=settings.intake.ocr_timeout_s,
+            pages_per_group=settings.intake.pages_per_group,
+        )
 
     @classmethod
     def create(
@@ -156,6 +161,7 @@ class RecordWorker:
     ) -> list[RecordOutcome]:
         rendered: list[tuple[_Planned, bytes, float]] = []
         outcomes: list[RecordOutcome] = []
+        untexted: dict[str, int] = {}  # scans' pages OCR timed out on, by encounter
         for item in batch:
             start = time.perf_counter()
             try:
@@ -164,6 +170,7 @@ class RecordWorker:
                 outcomes.append(_failed(item, "render.error", type(e).__name__))
                 continue
             rendered.append((item, doc.pdf, time.perf_counter() - start))
+            untexted[item.bundle.encounter_id] = doc.ocr_timeout_pages
         start = time.perf_counter()
         try:
             signed = self._signer.sign_batch([pdf for _, pdf, _ in rendered])
@@ -193,7 +200,12 @@ class RecordWorker:
         stored = self._io.map(
             lambda job: self._store_signed(job[0], job[1], run_id=run_id, timings=job[2]), to_store
         )
-        outcomes.extend(stored)
+        outcomes.extend(
+            dataclasses.replace(o, ocr_timeout_pages=untexted[o.encounter_id])
+            if o.status != "failed" and untexted.get(o.encounter_id)
+            else o
+            for o in stored
+        )
         return outcomes
 
     def _render(self, bundle: EncounterBundle, created_at: datetime) -> RenderedDocument:
@@ -369,16 +381,7 @@ def _store_reason(error: ArchiveError) -> str:
 
 
 def _with_timing(outcome: RecordOutcome, stage: str, seconds: float) -> RecordOutcome:
-    return RecordOutcome(
-        outcome.encounter_id,
-        outcome.status,
-        outcome.row,
-        outcome.reason_code,
-        outcome.retryable,
-        outcome.pdf_bytes,
-        outcome.sealed_bytes,
-        {**outcome.timings, stage: seconds},
-    )
+    return dataclasses.replace(outcome, timings={**outcome.timings, stage: seconds})
 
 
 def _record_id(bundle: EncounterBundle) -> str:

@@ -66,6 +66,7 @@ class RenderedDocument:
     pdf_sha256: str
     data_sha256: str  # of the embedded canonical Bundle, as the catalog records it
     pages: int
+    ocr_timeout_pages: int = 0  # a scan's pages Tesseract ran out of time on: no text layer
 
 
 class Renderer:

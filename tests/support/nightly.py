@@ -11,9 +11,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from archive.pipeline import ArchiveRun, RunOptions, RunSummary, window_for
+from archive.pipeline.classifier import Classifier, RetentionDecision
 from archive.pipeline.evidence_wiring import tsa_timestamper
 from archive.sign import RetryPolicy, SignerConfig, load_trust_roots
-from archive.sources import Window
+from archive.sources import EncounterBundle, Window
 from archive.store import S3ObjectStore
 from infra.sample.generator import SampleSummary, write_sample_export
 from infra.settings import AppSettings as Settings
@@ -57,11 +58,30 @@ def make_export(path: Path, *, encounters: int, seed: int, bad_share: float = 0.
     return Export(path, summary, window, names, phi)
 
 
+@dataclass(frozen=True)
+class EndedClassifier:
+    """The shipped policy, but every period ended in 2001: a rerun long after records were
+    archived (or a policy shortened since)."""
+
+    inner: PolicyClassifier
+
+    def decide(self, bundle: EncounterBundle) -> RetentionDecision:
+        return RetentionDecision(
+            self.inner.decide(bundle).class_id, datetime(2001, 1, 1, tzinfo=UTC)
+        )
+
+
 def run_once(
-    settings: Settings, export: Export, *, batch_size: int = 8, evidence_tsa: str | None = None
+    settings: Settings,
+    export: Export,
+    *,
+    batch_size: int = 8,
+    evidence_tsa: str | None = None,
+    classifier: Classifier | None = None,
 ) -> RunSummary:
     """One run over ``export``; ``evidence_tsa``: the TSA the evidence stage asks instead of the
-    configured one (a dead address makes the run leave its evidence pending)."""
+    configured one (a dead address makes the run leave its evidence pending); ``classifier``:
+    instead of the configured policy."""
     options = RunOptions.create(
         settings,
         window=export.window,
@@ -69,9 +89,8 @@ def run_once(
         now=datetime.now(UTC),
         batch_size=batch_size,
     )
-    with ArchiveRun.start(
-        settings, options, classifier=PolicyClassifier.from_settings(settings)
-    ) as run:
+    classifier = classifier or PolicyClassifier.from_settings(settings)
+    with ArchiveRun.start(settings, options, classifier=classifier) as run:
         if evidence_tsa is not None:
             roots = load_trust_roots(SignerConfig.from_settings(settings).tsa_trust_roots)
             run.evidence_timestamper = tsa_timestamper(

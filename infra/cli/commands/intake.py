@@ -39,4 +39,10 @@ def scans_cmd(
         settings_of(ctx), scan_dir, manifest, ocr=not no_ocr, batch_size=batch_size
     )
     _print_summary(summary.to_dict())
+    if summary.ocr_timeout_records:  # archived, but not searchable on those pages: say where
+        notes = settings_of(ctx).data_dir / "runs" / f"{summary.run_id}.notes.jsonl"
+        click.secho(
+            f"  {summary.ocr_timeout_records} record(s) {summary.ocr_timeout_caveat}: {notes}",
+            fg="yellow",
+        )
     sys.exit(1 if summary.failed_total else 0)

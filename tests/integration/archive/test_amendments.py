@@ -19,7 +19,8 @@ from archive.render import extract_embedded_data
 from archive.seal import ObjectIdentity
 from archive.store import S3ObjectStore, withdraw
 from infra.settings import AppSettings as Settings
-from tests.support.nightly import Export, make_export, record_versions, run_once
+from retention.classifier import PolicyClassifier
+from tests.support.nightly import EndedClassifier, Export, make_export, record_versions, run_once
 
 pytestmark = pytest.mark.integration
 
@@ -83,3 +84,11 @@ def test_an_amended_encounter_is_archived_again_as_a_new_version(
         if r["encounter_id"] == eid
     }
     assert len(keys) == 3
+
+    # Long after: every period has ended. The catalogued encounters are still "already
+    # archived" (compared before any retention decision), never quarantined or failed.
+    ended = EndedClassifier(PolicyClassifier.from_settings(settings))
+    late = run_once(settings, export, classifier=ended)
+    assert (late.archived, late.amended, late.failed) == (0, 0, {})
+    assert late.already_archived == first.archived
+    assert "retention-ended" not in late.quarantined

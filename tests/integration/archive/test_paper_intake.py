@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from archive import wiring
 from archive.catalog import Catalog, table_to_rows
 from archive.pipeline import ArchiveRun, RunOptions, RunSummary
+from archive.pipeline.classifier import Classifier
 from archive.render import extract_embedded_data
 from archive.seal import ObjectIdentity
 from archive.sources import Window
@@ -33,6 +34,7 @@ from infra.pki import DevPki
 from infra.settings import AppSettings as Settings
 from retention.classifier import PolicyClassifier
 from retrieval.dossier import export_dossier
+from tests.support.nightly import EndedClassifier
 from tests.support.oracles import dss, verapdf
 from verification.config import HoldSet, VerificationSettings
 from verification.document import check_conversion_mark
@@ -56,6 +58,12 @@ ROWS = (
     "HS-2015-007.tiff,HS-2015-007,BN-0007,79001,2015-05-01,2015-05-02,Trần Văn Bình,,\n"
     "HS-2015-008.tiff,HS-2015-008,BN-0008,79001,2015-13-01,2015-05-02,Trần Văn Bình,,\n"
 )
+PAGES = (
+    ["HỒ SƠ BỆNH ÁN", f"Họ và tên: {NAME}", "Chẩn đoán: Viêm phổi"],
+    ["PHIẾU THEO DÕI", "Ngày thứ hai"],
+    ["GIẤY RA VIỆN", "Ngày thứ ba"],
+)
+PAGES_PER_GROUP = 2
 EXPECTED_QUARANTINE = {
     "encrypted-scan": 1,  # 003
     "unreadable-scan": 2,  # 004 damaged PDF, 005 not an image
@@ -71,6 +79,7 @@ class Intake:
     settings: Settings
     first: RunSummary
     second: RunSummary
+    late: RunSummary  # every retention period ended since the first run
     rows: list[dict[str, object]]
     pdfs: dict[str, Path]
 
@@ -86,8 +95,16 @@ def _page(lines: list[str]) -> Image.Image:
 
 def _scans(scan_dir: Path) -> None:
     scan_dir.mkdir()
-    page = _page(["HỒ SƠ BỆNH ÁN", f"Họ và tên: {NAME}", "Chẩn đoán: Viêm phổi"])
-    page.save(scan_dir / "HS-2015-001.tiff", dpi=(150, 150), compression="tiff_lzw")
+    # Three pages in one TIFF, converted two pages per OCRmyPDF call (PAGES_PER_GROUP): the
+    # joined record must hold every page's text layer and mark, and pass veraPDF and DSS.
+    pages = [_page(lines) for lines in PAGES]
+    pages[0].save(
+        scan_dir / "HS-2015-001.tiff",
+        dpi=(150, 150),
+        compression="tiff_lzw",
+        save_all=True,
+        append_images=pages[1:],
+    )
     _page(["GIẤY RA VIỆN"]).convert("RGB").save(scan_dir / "HS-2015-002.jpg", dpi=(150, 150))
     with pikepdf.new() as pdf:
         pdf.add_blank_page()
@@ -99,12 +116,14 @@ def _scans(scan_dir: Path) -> None:
     _page(["?"]).save(scan_dir / "stray.tiff", dpi=(150, 150))
 
 
-def _run(settings: Settings, scan_dir: Path, manifest: Path) -> RunSummary:
+def _run(
+    settings: Settings, scan_dir: Path, manifest: Path, classifier: Classifier | None = None
+) -> RunSummary:
     now = datetime.now(UTC)
     window = Window.for_day(date(2026, 12, 1), "Asia/Ho_Chi_Minh")
     options = RunOptions.create(settings, window=window, source=scan_dir, now=now)
     options = dataclasses.replace(options, manifest=manifest)
-    classifier = PolicyClassifier.from_settings(settings)
+    classifier = classifier or PolicyClassifier.from_settings(settings)
     with ArchiveRun.start(settings, options, classifier=classifier) as run:
         for batch in run.batches():
             run.archive_batch(batch)
@@ -120,6 +139,7 @@ def intake(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
             "s3": stack_settings.s3.model_copy(update={"bucket": f"scans-{secrets.token_hex(4)}"}),
             "catalog": stack_settings.catalog.model_copy(update={"catalog_dir": out / "catalog"}),
             "archive": stack_settings.archive.model_copy(update={"workers": 1}),
+            "intake": stack_settings.intake.model_copy(update={"pages_per_group": PAGES_PER_GROUP}),
         }
     )
     S3ObjectStore.from_settings(settings).create_locked_bucket()
@@ -129,6 +149,9 @@ def intake(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
     manifest.write_bytes(b"\xef\xbb\xbf" + (HEADER + ROWS).encode())  # Excel's "CSV UTF-8"
     first = _run(settings, scan_dir, manifest)
     second = _run(settings, scan_dir, manifest)
+    late = _run(
+        settings, scan_dir, manifest, EndedClassifier(PolicyClassifier.from_settings(settings))
+    )
     rows = Catalog.open(settings.catalog_dir).rows().to_pylist()
     pdfs = {}
     for row in rows:
@@ -142,7 +165,7 @@ def intake(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
         )
         pdfs[eid] = out / f"{eid}.pdf"
         pdfs[eid].write_bytes(pdf)
-    return Intake(settings, first, second, rows, pdfs)
+    return Intake(settings, first, second, late, rows, pdfs)
 
 
 def test_intake_archives_good_scans_and_quarantines_each_bad_input(intake: Intake) -> None:
@@ -157,6 +180,34 @@ def test_a_rerun_adds_nothing(intake: Intake) -> None:
     s = intake.second
     assert (s.archived, s.adopted, s.quarantine_new, s.already_archived) == (0, 0, 0, 2)
     assert len(intake.rows) == 2
+
+
+def test_a_rerun_after_the_retention_ended_finds_the_records_already_archived(
+    intake: Intake,
+) -> None:
+    """The catalog wins over the retention-ended check: an archived record is not reported
+    quarantined because its period has run out since (the other bad inputs still are)."""
+    s = intake.late
+    assert (s.archived, s.adopted, s.already_archived, s.failed) == (0, 0, 2, {})
+    assert dict(Counter(s.quarantined)) == EXPECTED_QUARANTINE
+    assert s.quarantine_new == 0
+
+
+def test_a_record_converted_in_page_groups_has_its_text_layer_and_mark_on_every_page(
+    intake: Intake,
+) -> None:
+    path = intake.pdfs["paper-79001-HS-2015-001"]
+    with pikepdf.open(path) as pdf:
+        assert len(pdf.pages) == len(PAGES) > PAGES_PER_GROUP
+    for number, lines in enumerate(PAGES, start=1):
+        text = subprocess.run(
+            ["pdftotext", "-f", str(number), "-l", str(number), "-enc", "UTF-8", str(path), "-"],
+            check=True,
+            capture_output=True,
+        ).stdout.decode()
+        assert lines[0] in text, number  # the OCR layer of this page
+        assert "BẢN ĐIỆN TỬ CHUYỂN ĐỔI TỪ HỒ SƠ GIẤY" in text, number  # and its stamp
+    assert intake.first.ocr_timeout_pages == 0
 
 
 def test_the_ocr_layer_holds_the_patients_name_with_diacritics(intake: Intake) -> None:
@@ -247,3 +298,32 @@ def test_the_export_names_a_paper_record_by_its_kind(intake: Intake, tmp_path: P
         assert {f"{folder}/paper-record.pdf", f"{folder}/scan-manifest.json"} <= names
     assert not any("discharge-summary" in n or "fhir" in n for n in names)
     assert json.loads(manifest)["record_kind"] == "scanned"
+
+
+def test_pages_over_the_ocr_timeout_are_counted_and_named_per_record(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A real Tesseract timeout (0.001 s a page): the record is archived without its text
+    layer, and the run's summary, report and private notes say so."""
+    intake = settings.intake.model_copy(update={"ocr_timeout_s": 0.001})
+    settings = settings.model_copy(update={"intake": intake})  # own bucket and catalog
+    scan_dir = tmp_path / "scans"
+    scan_dir.mkdir()
+    _page(PAGES[0]).save(scan_dir / "HS-2016-001.tiff", dpi=(150, 150))
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(
+        HEADER + "HS-2016-001.tiff,HS-2016-001,BN-0009,79001,2020-03-01,2020-03-12,Bình,,\n",
+        encoding="utf-8",
+    )
+    summary = _run(settings, scan_dir, manifest)
+    assert (summary.archived, summary.failed) == (1, {})
+    assert (summary.ocr_timeout_pages, summary.ocr_timeout_records) == (1, 1)
+    report = settings.data_dir / "runs" / f"{summary.run_id}.json"
+    assert json.loads(report.read_text())["ocr_timeout_pages"] == 1
+    notes = report.with_name(f"{summary.run_id}.notes.jsonl").read_text(encoding="utf-8")
+    assert [json.loads(line) for line in notes.splitlines()] == [
+        {
+            "encounter_id": "paper-79001-HS-2016-001",
+            "note": "archived without text layer on 1 page: OCR timeout",
+        }
+    ]

@@ -37,7 +37,11 @@ def _scan(path: Path, size: tuple[int, int] = (620, 877)) -> Path:
 
 
 def _collect(
-    scan_dir: Path, rows: str, *, limits: IntakeSettings | None = None
+    scan_dir: Path,
+    rows: str,
+    *,
+    limits: IntakeSettings | None = None,
+    catalogued: frozenset[str] = frozenset(),
 ) -> list[CollectedItem]:
     manifest = scan_dir.parent / "manifest.csv"
     manifest.write_text(HEADER + rows, encoding="utf-8")
@@ -50,6 +54,7 @@ def _collect(
             limits=limits or IntakeSettings(),
             retention=_retention,
             now=NOW,
+            catalogued=catalogued,
         )
     )
 
@@ -134,6 +139,23 @@ def test_a_record_whose_retention_ended_before_intake_is_quarantined(scans: Path
     assert "disposition" in ended.detail
     assert "1995" not in ended.detail  # no date of care in the report
     assert b'"record_kind": "scanned"' in ended.raw_line  # the row is sealed with its digests
+
+
+def test_a_record_archived_before_its_retention_ended_is_not_quarantined_on_a_rerun(
+    scans: Path,
+) -> None:
+    """The catalog wins: a rerun after the period ended must find the record already archived
+    (the run compares its data), not report the archived record as quarantined."""
+    for n in (1, 2):
+        _scan(scans / f"HS-{n}.tiff")
+    rows = _row("HS-1.tiff", "HS-1", "1995-03-12") + _row("HS-2.tiff", "HS-2", "1995-03-12")
+    items = _collect(scans, rows, catalogued=frozenset({"paper-79001-HS-1"}))
+    assert _reasons(items) == ["bundle", "retention-ended"]
+    # A class since dropped from the policy does not make an archived record a bad row either.
+    _scan(scans / "HS-3.tiff")
+    rows = _row("HS-3.tiff", "HS-3", "2020-03-12", "lâu-dài")
+    items = _collect(scans, rows, catalogued=frozenset({"paper-79001-HS-3"}))
+    assert _reasons(items) == ["bundle", "unlisted-scan", "unlisted-scan"]  # HS-1, HS-2 files
 
 
 def test_without_a_classifier_nothing_is_judged_on_retention(scans: Path) -> None:
