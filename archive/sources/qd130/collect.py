@@ -38,7 +38,15 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from archive.core.errors import SourceError
 from archive.core.pool import worker_pool
 from archive.sources.model import CollectedItem, Window
-from archive.sources.qd130.build import Episode, Place, build, build_chunk, entry, read_range
+from archive.sources.qd130.build import (
+    Episode,
+    OpenFiles,
+    Place,
+    build,
+    build_chunk,
+    entry,
+    read_range,
+)
 from archive.sources.qd130.hoso import Limits
 from archive.sources.qd130.index import FileIndex, Refusal, index_file, index_files
 from archive.sources.qd130.signature import FacilityTrust
@@ -106,8 +114,9 @@ def _run(
         if on_selected is not None:
             on_selected(len(index))
         if pool is None:
-            for key in sorted(index):
-                yield from build(key, index[key], window, limits)
+            with OpenFiles() as files:
+                for key in sorted(index):
+                    yield from build(key, index[key], window, limits, files)
         else:
             yield from _built(pool, workers, _episodes(index, limits), window, limits)
     finally:

@@ -129,14 +129,15 @@ class EnvelopeReader:
         where = tuple(s.path) if name in _PATH_ENDS else None
         if where == _SIGNATURE_PATH:
             s.in_signature = True
+            self._listen()
         if name == "HOSO" and (where == _ENVELOPE_HOSO or where == ("HOSO",)):
             s.count += 1
             s.current = HosoRef(s.count, self._parser.CurrentByteIndex, 0, s.facility)
         elif where in (_FACILITY_PATH, _COUNT_PATH) or (s.current and self._captured(name)):
             s.text, s.size = [], 0
+            self._listen()
         elif s.current is not None and name == "FILEHOSO":
             s.kind = ""  # a FILEHOSO whose LOAIHOSO comes late is not taken for the last one's
-        self._listen()
 
     def _listen(self) -> None:
         """Have expat hand over text when it is captured or inside ``CHUKYDONVI``, only then.
@@ -172,7 +173,8 @@ class EnvelopeReader:
         if where == _SIGNATURE_PATH:
             s.in_signature = False
         text, s.text = (b"".join(s.text) if s.text is not None else None), None
-        self._listen()
+        if text is not None or where == _SIGNATURE_PATH:
+            self._listen()  # what was wanted may no longer be
         if text is None and name != "HOSO":
             return
         if where == _FACILITY_PATH:

@@ -21,6 +21,8 @@ from lxml import etree
 from archive.core.errors import SourceError
 from archive.sources import EncounterBundle, QuarantineReason, QuarantineScope, Window, page_model
 from archive.sources.qd130 import collect, load_facility_trust
+from archive.sources.qd130.build import OpenFiles, read_range
+from archive.sources.qd130.collect import DEFAULT_LIMITS
 from archive.sources.qd130.fields import FieldError, moment
 from archive.sources.qd130.hardening import XmlRefusedError, parse_inner
 from archive.sources.qd130.hoso import _checked_record, _kind_and_content, _record
@@ -234,3 +236,61 @@ def test_whatever_chukydonvi_holds_is_checked(
     else:
         assert not isinstance(item, EncounterBundle)
         assert (item.scope, item.reason) == (QuarantineScope.FILE, reason)
+
+
+def test_read_handles_stay_open_from_one_episode_to_the_next_but_never_too_many(
+    tmp_path: Path,
+) -> None:
+    paths = []
+    for n in range(3):
+        paths.append(tmp_path / f"{n}.xml")
+        paths[-1].write_bytes(f"<HOSO>{n}</HOSO>".encode())
+    files = OpenFiles(most=2)
+    first = files.get(paths[0])
+    assert files.get(paths[0]) is first  # kept open
+    second = files.get(paths[1])
+    third = files.get(paths[2])  # the oldest is closed to make room
+    assert first.closed
+    assert not second.closed
+    assert not third.closed
+    assert read_range(files.get(paths[0]), 0, 7, DEFAULT_LIMITS) == b"<HOSO>0</HOSO>"
+    assert second.closed  # reopening the first closed the next oldest
+    files.close()
+    assert third.closed
+
+
+def _xml2(drug: str) -> bytes:
+    return (
+        "<CHITIEU_CHITIET_THUOC><DSACH_CHI_TIET_THUOC><CHI_TIET_THUOC><MA_LK>LK0001</MA_LK>"
+        f"<STT>1</STT><MA_THUOC>40.1</MA_THUOC><TEN_THUOC>{drug}</TEN_THUOC><SO_LUONG>1</SO_LUONG>"
+        "<NGAY_YL>202503100800</NGAY_YL></CHI_TIET_THUOC></DSACH_CHI_TIET_THUOC>"
+        "</CHITIEU_CHITIET_THUOC>"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("tables", "detail"),
+    [
+        (
+            {"XML1": q.xml1(), "XML2": _xml2("Para\u202e")},
+            "HOSO 1: XML2[0].TEN_THUOC contains the bidirectional control U+202E",
+        ),
+        (
+            {"XML1": q.xml1(CHAN_DOAN_RV="Vi\x85m"), "XML2": _xml2("Para\u202e")},
+            "HOSO 1: XML1[0].CHAN_DOAN_RV contains the control character U+0085",
+        ),
+        ({"XML1": q.xml1(), "XML2": _xml2("Paracetamol")}, None),
+    ],
+    ids=["second-table", "first-table-first", "clean"],
+)
+def test_a_control_character_is_found_in_its_table_after_one_look_at_all(
+    tmp_path: Path, tables: dict[str, bytes], detail: str | None
+) -> None:
+    # The details as the table-by-table search wrote them before the one-look pre-check.
+    (tmp_path / "day.xml").write_bytes(q.envelope(q.hoso(tables)))
+    (item,) = collect(tmp_path, window=Window.for_day(date(2025, 3, 10)))
+    if detail is None:
+        assert isinstance(item, EncounterBundle)
+    else:
+        assert not isinstance(item, EncounterBundle)
+        assert (item.reason, item.detail) == (R.CONTROL_CHARACTERS, detail)
