@@ -114,9 +114,9 @@ def _run(
         if on_selected is not None:
             on_selected(len(index))
         if pool is None:
-            with OpenFiles() as files:
+            with OpenFiles() as handles:
                 for key in sorted(index):
-                    yield from build(key, index[key], window, limits, files)
+                    yield from build(key, index[key], window, limits, handles)
         else:
             yield from _built(pool, workers, _episodes(index, limits), window, limits)
     finally:

@@ -250,13 +250,11 @@ def test_read_handles_stay_open_from_one_episode_to_the_next_but_never_too_many(
     assert files.get(paths[0]) is first  # kept open
     second = files.get(paths[1])
     third = files.get(paths[2])  # the oldest is closed to make room
-    assert first.closed
-    assert not second.closed
-    assert not third.closed
+    assert [h.closed for h in (first, second, third)] == [True, False, False]
     assert read_range(files.get(paths[0]), 0, 7, DEFAULT_LIMITS) == b"<HOSO>0</HOSO>"
-    assert second.closed  # reopening the first closed the next oldest
+    assert [h.closed for h in (second, third)] == [True, False]  # the next oldest went
     files.close()
-    assert third.closed
+    assert [h.closed for h in (second, third)] == [True, True]
 
 
 def _xml2(drug: str) -> bytes:
