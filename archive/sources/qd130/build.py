@@ -1,4 +1,4 @@
-"""Pass 2 for a run of episodes: each indexed HOSO read back, checked table by table, mapped.
+"""Pass 2 for a run of episodes: each indexed HOSO read back and checked table by table.
 
 :func:`build_chunk` runs in a worker of the collector's pool (or in-process): it takes episodes
 (``MA_LK`` and where each copy of its HOSO lies) in ``MA_LK`` order and returns their items in

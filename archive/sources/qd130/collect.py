@@ -8,8 +8,9 @@ encounters:
    ``MA_LK`` with its byte range, and the file's facility signature (``CHUKYDONVI``) is checked
    when the file holds such a HOSO: the result travels with each of its bundles, and an invalid
    signature holds the whole file back;
-2. in ``MA_LK`` order each indexed HOSO is read back by range, checked table by table and mapped
-   (:mod:`~archive.sources.qd130.build`).
+2. in ``MA_LK`` order each indexed HOSO is read back by range and checked table by table
+   (:mod:`~archive.sources.qd130.build`); its FHIR mapping for the page waits for the render
+   worker (:mod:`~archive.sources.qd130.page`).
 
 With ``workers`` > 1 (and enough bytes to repay starting processes) both passes run on the
 archive's process pool (:func:`archive.core.pool.worker_pool`): pass 1 a few files per task,
