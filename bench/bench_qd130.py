@@ -9,7 +9,8 @@ generator's) through :func:`archive.sources.qd130.collect`, exactly as the night
 
 Stages: pass 1 (stream every file, index the window's HOSO: the XML1 decode of each HOSO and
 the facility signature checks; one HOSO in 11 is a signed file of its own) and pass 2 (each
-HOSO read back, every table decoded, parsed and checked, mapped to FHIR for the page), both on
+HOSO read back, every table decoded, parsed and checked; its FHIR mapping for the page is built
+later, in the render worker, and is not counted here), both on
 ``--workers`` processes (default: the cores; 1 = in-process, as small runs do). ``--save``
 writes the figures as JSON; ``--baseline`` prints a saved run beside this one (e.g. the
 measurement before an optimisation). ``cpu_seconds`` is the collector's and its workers' CPU
@@ -32,8 +33,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bench.common import table
-
+# Imports stay light at the top: a spawned pool worker imports this module again (as
+# __mp_main__), and bench.common's (infra's settings, ports) added ~28 MB to every worker's RSS.
 DAY = date(2025, 3, 10)
 TZ = "Asia/Ho_Chi_Minh"
 
@@ -150,6 +151,8 @@ def main() -> None:
         capture_output=True,
         text=True,
     )
+    from bench.common import table  # not at the top: see below
+
     result = json.loads(done.stdout.strip().splitlines()[-1])
     base = json.loads(args.baseline.read_text()) if args.baseline else None
     head = ("", *(["baseline"] if base else []), "this run")

@@ -203,7 +203,7 @@ class ArchiveSettings(Section):
         ge=1,
         le=64,
         description="processes reading a QĐ 130 folder over 16 MiB; more pays only on idle "
-        "cores (each costs about 80 MB, and a third more CPU per encounter)",
+        "cores (each costs about 70 MB, and a fifth more CPU per encounter)",
     )
     source_roots: tuple[Path, ...] = Field(
         default=(),

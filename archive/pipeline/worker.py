@@ -38,7 +38,7 @@ from archive.sign import (
     TrustPolicy,
     validate_pdf_signatures,
 )
-from archive.sources import EncounterBundle
+from archive.sources import EncounterBundle, page_model
 from archive.store import (
     Deposit,
     ObjectHead,
@@ -212,7 +212,7 @@ class RecordWorker:
         if bundle.source_kind == SCANNED:  # a paper record: OCR and the conversion mark
             return self._scans.convert(bundle, converted_at=created_at)
         return self._renderer.render(
-            bundle.bundle,
+            page_model(bundle),
             bundle.canonical,
             created_at=created_at,
             source_kind=bundle.source_kind,

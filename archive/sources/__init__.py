@@ -11,7 +11,7 @@ only an unusable export as a whole raises :class:`~archive.core.errors.SourceErr
 from archive.core.errors import SourceError
 from archive.core.timezones import DEFAULT_TZ, zone
 from archive.sources.bulk import MANIFEST_NAME, IndexedExport, collect
-from archive.sources.choose import SourceFormat, collect_source, source_kind
+from archive.sources.choose import SourceFormat, collect_source, page_model, source_kind
 from archive.sources.fhir import Ref, canonical_json, parse_datetime
 from archive.sources.model import CollectedItem, EncounterBundle, Window
 from archive.sources.quarantine import IdDigest, QuarantineEntry, QuarantineReason, QuarantineScope
@@ -35,6 +35,7 @@ __all__ = [
     "collect",
     "collect_source",
     "id_problem",
+    "page_model",
     "parse_datetime",
     "source_kind",
     "zone",

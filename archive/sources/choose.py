@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from archive.core.errors import SourceError
 from archive.sources import bulk, qd130
-from archive.sources.model import CollectedItem, Window
+from archive.sources.model import CollectedItem, EncounterBundle, Window
+from archive.sources.qd130.page import record_model
 
 SourceFormat = Literal["auto", "fhir", "qd130"]
 
@@ -66,3 +67,10 @@ def collect_source(
             workers=workers,
         )
     return bulk.collect(source_dir, window=window, on_selected=on_selected)
+
+
+def page_model(bundle: EncounterBundle) -> dict[str, Any]:
+    """The FHIR Bundle a record's page is rendered from: the bundle's own, or for a QĐ 130
+    record the mapping of its embedded HOSO, built here in the render worker
+    (:mod:`archive.sources.qd130.page`); :class:`SourceError` if that HOSO no longer reads."""
+    return record_model(bundle) if bundle.source_kind == "qd130" else bundle.bundle

@@ -100,7 +100,8 @@ class EncounterBundle:
 
     ``canonical`` (see :func:`archive.sources.fhir.canonical_json`, or the original XML for
     ``source_kind`` "qd130") is authoritative: it is what the PDF embeds and the catalog hashes;
-    ``bundle`` is the same data parsed (for QĐ 130, its mapping to FHIR; do not mutate it). The
+    ``bundle`` is the same data parsed (do not mutate it; for QĐ 130 empty: render from
+    :func:`archive.sources.page_model`, which serves every kind). The
     other fields are what the catalog and the retention policy need without parsing the
     bundle. ``repr`` shows no PHI.
     """
@@ -123,7 +124,8 @@ class EncounterBundle:
     bundle: dict[str, Any] = field(repr=False, compare=False)
     canonical: bytes = field(repr=False)
     # What ``canonical`` is: "fhir", the canonical Bundle JSON; "qd130", the hospital's QĐ 130
-    # HOSO XML byte for byte (``bundle`` is then only its mapping for the page); "scanned", a
+    # HOSO XML byte for byte (``bundle`` is then empty: its mapping for the page is built where
+    # the page is rendered, by :func:`archive.sources.page_model`); "scanned", a
     # paper record's manifest row as JSON (``bundle`` then names its scan files).
     source_kind: str = "fhir"
     # A retention class the source states outright (a paper record's manifest may): the record

@@ -5,7 +5,8 @@ Takes a directory of daily ``GIAMDINHHS`` files and single-HOSO files and a
 discharged (``NGAY_RA``) in the window that passes every check, and a
 :class:`~archive.sources.QuarantineEntry` with its reason for everything else, exactly like the
 FHIR Bulk Data source. The bundle's ``canonical`` bytes are the hospital's HOSO as sent
-(``source_kind`` "qd130"); its FHIR ``bundle`` is the mapping the page is rendered from.
+(``source_kind`` "qd130"); the FHIR mapping the page is rendered from is built from those bytes
+where the page is rendered (:func:`archive.sources.page_model`), not here.
 
 Reading is streaming and hardened (:mod:`~archive.sources.qd130.hardening`): no DTD, no entity,
 no network, UTF-8 only, bounded depth and sizes; memory stays at one chunk plus the index of the

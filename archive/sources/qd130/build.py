@@ -1,4 +1,4 @@
-"""Pass 2 for a run of episodes: each indexed HOSO read back, checked table by table, mapped.
+"""Pass 2 for a run of episodes: each indexed HOSO read back and checked table by table.
 
 :func:`build_chunk` runs in a worker of the collector's pool (or in-process): it takes episodes
 (``MA_LK`` and where each copy of its HOSO lies) in ``MA_LK`` order and returns their items in
@@ -37,19 +37,51 @@ class Place:
 Episode = tuple[str, list[Place]]
 
 
+class OpenFiles:
+    """Read handles kept open from one episode to the next: most HOSO of a day lie in one day
+    file, read back in ``MA_LK`` order. At most ``most`` are open at once."""
+
+    def __init__(self, most: int = 8) -> None:
+        self._most = most
+        self._open: dict[Path, IO[bytes]] = {}
+
+    def __enter__(self) -> OpenFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(self, path: Path) -> IO[bytes]:
+        handle = self._open.get(path)
+        if handle is None:
+            if len(self._open) >= self._most:  # the oldest goes (a single-HOSO file, read once)
+                self._open.pop(next(iter(self._open))).close()
+            handle = self._open[path] = path.open("rb", buffering=0)
+        return handle
+
+    def close(self) -> None:
+        while self._open:
+            self._open.popitem()[1].close()
+
+
 def build_chunk(episodes: list[Episode], window: Window, limits: Limits) -> list[CollectedItem]:
     """One pool task: the items of ``episodes``, in order."""
-    return [item for key, places in episodes for item in build(key, places, window, limits)]
+    with OpenFiles() as files:
+        return [
+            item for key, places in episodes for item in build(key, places, window, limits, files)
+        ]
 
 
-def build(key: str, places: list[Place], window: Window, limits: Limits) -> Iterator[CollectedItem]:
+def build(
+    key: str, places: list[Place], window: Window, limits: Limits, files: OpenFiles
+) -> Iterator[CollectedItem]:
     copies = []
     for place in places:
-        with place.file.open("rb", buffering=0) as handle:
-            sent = read_range(handle, place.start, place.end_tag, limits)
-            whole = read_range(handle, 0, None, limits) if place.whole else sent
-            if len(whole) > limits.max_hoso_bytes:  # never embed a truncated file
-                whole = sent
+        handle = files.get(place.file)
+        sent = read_range(handle, place.start, place.end_tag, limits)
+        whole = read_range(handle, 0, None, limits) if place.whole else sent
+        if len(whole) > limits.max_hoso_bytes:  # never embed a truncated file
+            whole = sent
         copies.append((place, sent, whole))
     if len({whole for _, _, whole in copies}) > 1:
         for place, _, whole in copies:

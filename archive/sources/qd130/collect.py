@@ -8,8 +8,9 @@ encounters:
    ``MA_LK`` with its byte range, and the file's facility signature (``CHUKYDONVI``) is checked
    when the file holds such a HOSO: the result travels with each of its bundles, and an invalid
    signature holds the whole file back;
-2. in ``MA_LK`` order each indexed HOSO is read back by range, checked table by table and mapped
-   (:mod:`~archive.sources.qd130.build`).
+2. in ``MA_LK`` order each indexed HOSO is read back by range and checked table by table
+   (:mod:`~archive.sources.qd130.build`); its FHIR mapping for the page waits for the render
+   worker (:mod:`~archive.sources.qd130.page`).
 
 With ``workers`` > 1 (and enough bytes to repay starting processes) both passes run on the
 archive's process pool (:func:`archive.core.pool.worker_pool`): pass 1 a few files per task,
@@ -38,7 +39,15 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from archive.core.errors import SourceError
 from archive.core.pool import worker_pool
 from archive.sources.model import CollectedItem, Window
-from archive.sources.qd130.build import Episode, Place, build, build_chunk, entry, read_range
+from archive.sources.qd130.build import (
+    Episode,
+    OpenFiles,
+    Place,
+    build,
+    build_chunk,
+    entry,
+    read_range,
+)
 from archive.sources.qd130.hoso import Limits
 from archive.sources.qd130.index import FileIndex, Refusal, index_file, index_files
 from archive.sources.qd130.signature import FacilityTrust
@@ -106,8 +115,9 @@ def _run(
         if on_selected is not None:
             on_selected(len(index))
         if pool is None:
-            for key in sorted(index):
-                yield from build(key, index[key], window, limits)
+            with OpenFiles() as handles:
+                for key in sorted(index):
+                    yield from build(key, index[key], window, limits, handles)
         else:
             yield from _built(pool, workers, _episodes(index, limits), window, limits)
     finally:

@@ -29,6 +29,9 @@ _ENVELOPE_HOSO: Final = ("GIAMDINHHS", "THONGTINHOSO", "DANHSACHHOSO", "HOSO")
 _FACILITY_PATH: Final = ("GIAMDINHHS", "THONGTINDONVI", "MACSKCB")
 _COUNT_PATH: Final = ("GIAMDINHHS", "THONGTINHOSO", "SOLUONGHOSO")
 _SIGNATURE_PATH: Final = ("GIAMDINHHS", "CHUKYDONVI")
+# The last names of the paths above: only for these is the element's path built and compared
+# (twice per element of a 500 MB file otherwise).
+_PATH_ENDS: Final = frozenset({"HOSO", "MACSKCB", "SOLUONGHOSO", "CHUKYDONVI"})
 
 
 @dataclass(slots=True)
@@ -72,7 +75,9 @@ class EnvelopeReader:
         harden(self._parser, what)
         self._parser.StartElementHandler = self._start
         self._parser.EndElementHandler = self._end
-        self._parser.CharacterDataHandler = self._chars
+        # Text is handed over only while it is wanted (see :meth:`_listen`): most of a file is
+        # the Base64 of tables pass 1 does not read, and each piece would become a Python str.
+        self._parser.CharacterDataHandler = None
 
     @property
     def signed(self) -> bool:
@@ -121,16 +126,26 @@ class EnvelopeReader:
             s.root = name
         if s.in_signature or name == "Signature" or name.endswith(":Signature"):
             s.signed = True
-        where = tuple(s.path)
+        where = tuple(s.path) if name in _PATH_ENDS else None
         if where == _SIGNATURE_PATH:
             s.in_signature = True
+            self._listen()
         if name == "HOSO" and (where == _ENVELOPE_HOSO or where == ("HOSO",)):
             s.count += 1
             s.current = HosoRef(s.count, self._parser.CurrentByteIndex, 0, s.facility)
         elif where in (_FACILITY_PATH, _COUNT_PATH) or (s.current and self._captured(name)):
             s.text, s.size = [], 0
+            self._listen()
         elif s.current is not None and name == "FILEHOSO":
             s.kind = ""  # a FILEHOSO whose LOAIHOSO comes late is not taken for the last one's
+
+    def _listen(self) -> None:
+        """Have expat hand over text when it is captured or inside ``CHUKYDONVI``, only then.
+        (pyexpat hands buffered text to the handler it was meant for before a change.)"""
+        s = self._s
+        wanted = s.text is not None or s.in_signature
+        if wanted != (self._parser.CharacterDataHandler is not None):
+            self._parser.CharacterDataHandler = self._chars if wanted else None
 
     def _captured(self, name: str) -> bool:
         """LOAIHOSO, and the NOIDUNGFILE of XML1 only: the other tables' Base64 (most of the
@@ -153,11 +168,13 @@ class EnvelopeReader:
 
     def _end(self, name: str) -> None:
         s = self._s
-        where = tuple(s.path)
+        where = tuple(s.path) if name in _PATH_ENDS else None
         s.path.pop()
         if where == _SIGNATURE_PATH:
             s.in_signature = False
         text, s.text = (b"".join(s.text) if s.text is not None else None), None
+        if text is not None or where == _SIGNATURE_PATH:
+            self._listen()  # what was wanted may no longer be
         if text is None and name != "HOSO":
             return
         if where == _FACILITY_PATH:

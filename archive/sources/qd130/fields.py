@@ -17,6 +17,7 @@ zeros, codes are never turned into numbers.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, datetime, tzinfo
 from typing import Final
@@ -52,14 +53,24 @@ class FieldError(ValueError):
 
 def moment(name: str, text: str, tz: tzinfo) -> datetime:
     """``yyyymmddHHMM`` as an aware datetime in ``tz`` (a complete date and time)."""
+    parsed = _moment(text, tz)
+    if isinstance(parsed, str):
+        raise FieldError(R.INVALID_DATETIME, f"{name} {parsed}")
+    return parsed
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _moment(text: str, tz: tzinfo) -> datetime | str:
+    """The datetime, or what is wrong with ``text``. Cached: the rows of a HOSO repeat a few
+    order times many times, and every date of every row is checked."""
     if len(text) != 12 or not _DIGITS.fullmatch(text):
-        raise FieldError(R.INVALID_DATETIME, f"{name} is not 12 digits yyyymmddHHMM")
+        return "is not 12 digits yyyymmddHHMM"
     try:
         return datetime(
             int(text[:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]), int(text[10:]), 0, 0, tz
         )
     except ValueError:
-        raise FieldError(R.INVALID_DATETIME, f"{name} is not a real date and time") from None
+        return "is not a real date and time"
 
 
 def birth_date(name: str, text: str) -> str:

@@ -123,6 +123,12 @@ def parse_inner(
             R.MALFORMED_XML, f"{what} is not well-formed XML (line {line}, column {column})"
         ) from None
     either, too_deep, too_long = _shape_checks(max_depth, max_text)
+    if len(data) <= max_text:
+        # No text node holds more characters than the document has bytes (a character takes
+        # one byte at least, a reference more): only the depth needs looking at.
+        if too_deep(root):
+            raise XmlRefusedError(R.HOSTILE_XML, f"{what} nests deeper than {max_depth} levels")
+        return root
     if not either(root):  # the common case: one XPath run instead of two
         return root
     if too_deep(root):

@@ -97,6 +97,9 @@ _COMMON: Final[Mapping[str, Rule]] = {
 }
 
 
+_RULED: Final = frozenset(_COMMON)
+
+
 @dataclass(frozen=True, slots=True)
 class TableSpec:
     kind: str  # LOAIHOSO: XML1 ... XML15
@@ -105,7 +108,25 @@ class TableSpec:
     required: tuple[str, ...]
 
     def check(self, record: Record, tz: tzinfo) -> None:
-        """Raise :class:`FieldError` for the first missing required field or broken rule."""
+        """Raise :class:`FieldError` for the first missing required field or broken rule.
+
+        A record that passes (nearly all) is checked in C-speed steps: every required field at
+        once, then only the fields that have a rule; one that fails is checked again in field
+        order by :meth:`first_problem`, so the problem reported is the same whichever fails."""
+        if all(map(record.get, self.required)):
+            try:
+                for name in record.keys() & _RULED:
+                    text = record[name]
+                    if text:
+                        _COMMON[name](name, text, tz)
+            except FieldError:
+                pass
+            else:
+                return
+        self.first_problem(record, tz)
+
+    def first_problem(self, record: Record, tz: tzinfo) -> None:
+        """:meth:`check` field by field, in order: raise for the first problem met."""
         for name in self.required:
             if not record.get(name):
                 raise FieldError(
