@@ -10,11 +10,14 @@ from datetime import datetime
 from pathlib import Path
 
 from archive.core.sections import EvidenceSettings
+from archive.core.settings import SealSettings
 from archive.evidence import DataObject, WeakAlgorithms, validate_evidence
 from archive.pipeline.evidence_current import Renewal, current_evidence
 from archive.pipeline.evidence_renewal import EvidenceRenewal
 from archive.pipeline.evidence_renewal_state import ATS
+from archive.seal import seal
 from archive.store import SealedStore
+from tests.support.memstore import MemoryStore
 from tests.support.renewal_world import LATER, NOW, TRUST, TSA2, world
 
 
@@ -90,8 +93,6 @@ def test_records_of_each_tree_get_their_own_trees_renewal(tmp_path: Path) -> Non
 
 
 def test_a_forged_renewal_breaks_every_chain_it_is_in_with_the_cache_too(tmp_path: Path) -> None:
-    from tests.unit.archive.test_evidence_renewal import _tamper
-
     sealed, documents = _renewed(tmp_path)
     objects = sorted(v.key for v in sealed.list_versions(ATS))
     victim = sealed.latest(objects[0])
@@ -106,9 +107,21 @@ def test_a_forged_renewal_breaks_every_chain_it_is_in_with_the_cache_too(tmp_pat
     assert codes == {"ok": 6, "evidence.chain_broken": 3}
 
 
+def _tamper(sealed: SealedStore, key: str, plaintext: bytes) -> None:
+    """An insider with the keys replaces the renewal at ``key`` (below the S3 API)."""
+    head = sealed.latest(key)
+    assert head is not None
+    inner = sealed.inner
+    assert isinstance(inner, MemoryStore)
+    data = seal(
+        plaintext, identity=sealed.identity(key), keys=sealed._keys, settings=SealSettings()
+    )
+    inner.corrupt(key, version_id=head.version_id, data=data)
+
+
 def test_one_head_per_renewed_token_instead_of_one_per_record(tmp_path: Path) -> None:
     sealed, documents = _renewed(tmp_path)
-    counting = _Counting(sealed._inner, keys=sealed._keys, settings=sealed._settings)
+    counting = _Counting(sealed.inner, keys=sealed._keys, settings=sealed._settings)
     counting.heads = Counter()
     cache: dict[str, Renewal] = {}
     for key, version in documents:
