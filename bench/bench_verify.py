@@ -6,16 +6,21 @@ then verifies every record:
 
 - full (object, unseal, signature B-LTA offline, PDF/A, embedded data, lock) on every core;
 - fixity only (object, unseal, embedded data, lock: no signature or structure validation);
-- a baseline on a subset: the same full checks in one process (workers = 1).
+- a baseline on a subset: the same full checks in one process (workers = 1);
+- CPU per check on a sample, in this process (bench.verify_cpu): as verification runs, "cold"
+  (nothing shared between records or checks: close to the code before issue #15 item 2) and
+  stock pyHanko (``validate_pdf_signature`` with a fresh ValidationContext per document), beside
+  the issue's figures from before (measured as wall seconds on a loaded machine).
 
 The library is timed, not the Prefect flow (the flow adds ~1 s of tasks per run, see
 bench_nightly for orchestration overhead). Nothing is asserted: the machine is shared and noisy.
-Targets (issue #4): full >= 50 records/s, fixity >= 500 records/s.
+Targets (issue #15 item 2): full >= 50 records/s, fixity >= 500 records/s, >= 5x stock pyHanko.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 from datetime import UTC, date, datetime
@@ -23,15 +28,20 @@ from typing import Any
 
 from archive.pipeline import ArchiveRun, RunOptions, window_for
 from bench.common import table, throwaway_stack
+from bench.verify_cpu import STAGES, check_cpu, cold, stock_cpu
 from infra.sample.generator import write_sample_export
 from infra.settings import AppSettings as Settings
 from retention import PolicyClassifier
-from verification.config import VerificationSettings
+from verification.config import HoldSet, VerificationSettings
+from verification.inventory import open_catalog
 from verification.report import Summary
 from verification.run import RunPlan, VerificationRun
-from verification.select import Mode, Selection
+from verification.select import Mode, Selection, catalog_rows
+from verification.worker import environment
 
 DAY = date(2026, 11, 22)
+# Issue #15's figures before this work, ms per record (full: 19 records/s, fixity 253/s).
+ISSUE_MS = {"signature": "63", "pdfa": "19", "horizon": "10"}
 
 
 def archive_day(settings: Settings, encounters: int) -> int:
@@ -61,6 +71,7 @@ def verify(
         checks=checks,
     )
     begin = time.perf_counter()
+    cpu = _cpu_seconds()
     with VerificationRun.start(settings, vsettings, plan) as run:
         started = time.perf_counter()
         if limit is not None:
@@ -71,10 +82,13 @@ def verify(
             run.verify_batch(batch)
         steady = time.perf_counter() - warm
         summary = run.finish()
+    cpu = _cpu_seconds() - cpu  # the pool's processes are reaped when the run closes
     print(
         f"  {checks}: start (catalog, bucket copies, inventory) {started - begin:.2f} s, "
         f"pool start {warm - started:.2f} s, records {steady:.2f} s "
-        f"= {len(run.rows) / steady:.1f} records/s steady"
+        f"= {len(run.rows) / steady:.1f} records/s steady; "
+        f"{cpu / len(run.rows) * 1000:.1f} ms CPU per record (this process and its pool, "
+        "the pool's start included)"
     )
     return summary
 
@@ -87,6 +101,42 @@ def _timed(label: str, fn: Any) -> tuple[Summary, float]:
     return summary, wall
 
 
+def _cpu_seconds() -> float:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def per_check_cpu(settings: Settings, sample: int) -> None:
+    """The side-by-side CPU table (bench.verify_cpu) on ``sample`` catalogued records."""
+    catalog, _ = open_catalog(settings.catalog_dir)
+    if catalog is None:
+        return
+    rows = list(catalog_rows(catalog.rows()))[:sample]
+    vsettings = VerificationSettings(workers=1)
+    signers = frozenset(catalog.signer_fingerprints())
+    env = environment(settings, vsettings, HoldSet(), signers)
+    now = datetime.now(UTC)
+    check_cpu(env, rows[:2], now, shared=True)  # imports, first-use caches
+    shared = check_cpu(env, rows, now, shared=True)
+    with cold():
+        alone = check_cpu(env, rows, now, shared=False)
+    stock = stock_cpu(env, rows)
+    out = [("CPU ms per record", "now", "cold", "issue #15 (wall)")]
+    for name in STAGES:
+        now_ms, cold_ms = shared.get(name, 0.0) * 1000, alone.get(name, 0.0) * 1000
+        out.append((name, f"{now_ms:.1f}", f"{cold_ms:.1f}", ISSUE_MS.get(name, "")))
+    total, total_cold = sum(shared.values()) * 1000, sum(alone.values()) * 1000
+    out.append(("all checks", f"{total:.1f}", f"{total_cold:.1f}", ""))
+    print(f"\nper check, {len(rows)} records in one process (thread CPU time):")
+    print(table(out))
+    signature = shared.get("signature", 0.0) * 1000
+    print(
+        f"stock pyHanko {stock * 1000:.1f} ms per document: our signature check "
+        f"{signature:.1f} ms = {stock * 1000 / signature:.2f}x stock (target >= 5x); "
+        f"all our checks {total:.1f} ms"
+    )
+
+
 def _rss_mib(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
@@ -96,6 +146,7 @@ def main() -> None:
     parser.add_argument("--encounters", type=int, default=500)
     parser.add_argument("--baseline", type=int, default=60, help="records for the baseline")
     parser.add_argument("--threads", type=int, default=4, help="records in flight per worker")
+    parser.add_argument("--sample", type=int, default=40, help="records for the CPU table")
     args = parser.parse_args()
     with throwaway_stack(full=True) as settings:
         begin = time.perf_counter()
@@ -109,6 +160,8 @@ def main() -> None:
             "baseline (1 process)",
             lambda: verify(settings, checks="full", workers=1, limit=args.baseline),
         )
+        per_check_cpu(settings, args.sample)
+        print(f"load: {os.getloadavg()[0]:.1f} (1 min average, {os.cpu_count()} cores)")
     stages = [("stage (seconds, summed over workers)", "full", "fixity")]
     names = sorted(set(full.stage_seconds()) | set(fixity.stage_seconds()))
     for name in names:

@@ -151,6 +151,7 @@ def _signature(ev: Evidence, now: datetime) -> CheckResult:
         with contextlib.suppress(Exception):  # the evidence check reports it; judged alone
             _evidence(ev, now)
         moment = ev.proven_at or now
+    reader = ev.reader()
     result = ev.timed(
         "signature",
         lambda: check_signature(
@@ -158,6 +159,7 @@ def _signature(ev: Evidence, now: datetime) -> CheckResult:
             trust=ev.env.trust,
             now=moment,
             expected_signer_sha256=ev.row.signer_cert_sha256,
+            reader=reader,
         ),
     )
     if moment is now:
@@ -174,19 +176,23 @@ def _evidence(ev: Evidence, now: datetime) -> CheckResult:
 
 def _pdfa(ev: Evidence, now: datetime) -> CheckResult:
     pdf = ev.pdf_matches()
-    return ev.timed("pdfa", lambda: check_pdfa(pdf))
+    reader = ev.reader()
+    return ev.timed("pdfa", lambda: check_pdfa(pdf, reader=reader))
 
 
 def _embedded_data(ev: Evidence, now: datetime) -> CheckResult:
     pdf = ev.pdf_matches()
+    reader = ev.reader()
     return ev.timed(
-        "embedded-data", lambda: check_embedded_data(pdf, expected_sha256=ev.row.data_sha256)
+        "embedded-data",
+        lambda: check_embedded_data(pdf, expected_sha256=ev.row.data_sha256, reader=reader),
     )
 
 
 def _conversion_mark(ev: Evidence, now: datetime) -> CheckResult:
     pdf = ev.pdf_matches()
-    return ev.timed("conversion-mark", lambda: check_conversion_mark(pdf))
+    reader = ev.reader()
+    return ev.timed("conversion-mark", lambda: check_conversion_mark(pdf, reader=reader))
 
 
 def _lock(ev: Evidence, now: datetime) -> CheckResult:

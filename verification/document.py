@@ -14,9 +14,11 @@ import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from pyhanko.pdf_utils.reader import PdfFileReader
+
 from archive.core.errors import ArchiveError
 from archive.intake import mark_problem, scanned_row
-from archive.render import check_pdfa3b, extract_embedded_data
+from archive.render import check_pdfa3b, extract_embedded_data, read_pdf
 from archive.sign import (
     SignatureReport,
     TrustPolicy,
@@ -41,11 +43,12 @@ def check_signature(
     trust: TrustPolicy,
     now: datetime,
     expected_signer_sha256: str | None = None,
+    reader: PdfFileReader | None = None,
 ) -> CheckResult:
     """Offline B-LTA validation (archive.sign.validate), which accepts only the hospital's
     signers and TSAs; with a catalog, also the record's own signer: a valid signature by another
     of the hospital's keys is not the document the archive stored."""
-    report = validate_pdf_signatures(pdf, trust=trust, now=now)
+    report = validate_pdf_signatures(pdf, trust=trust, now=now, reader=reader)
     result = _judge_signature(report, expected_signer_sha256)
     return dataclasses.replace(result, details=report.log)
 
@@ -66,9 +69,9 @@ def _judge_signature(report: SignatureReport, expected_signer_sha256: str | None
     return CheckResult.passed(SIGNATURE, report.reason, code=report.reason_code)
 
 
-def check_pdfa(pdf: bytes) -> CheckResult:
+def check_pdfa(pdf: bytes, *, reader: PdfFileReader | None = None) -> CheckResult:
     """PDF/A-3b structure (XMP pdfaid, output intent, fonts embedded, associated file, ...)."""
-    report = check_pdfa3b(pdf)
+    report = check_pdfa3b(pdf, reader=reader)
     if report.passed:
         return CheckResult.passed(PDFA, f"PDF/A-3b structure holds ({len(report.checks)} checks)")
     if not report.checks:
@@ -77,10 +80,12 @@ def check_pdfa(pdf: bytes) -> CheckResult:
     return CheckResult.failed(PDFA, f"pdfa.{first.name}", report.reason)
 
 
-def check_embedded_data(pdf: bytes, *, expected_sha256: str | None = None) -> CheckResult:
+def check_embedded_data(
+    pdf: bytes, *, expected_sha256: str | None = None, reader: PdfFileReader | None = None
+) -> CheckResult:
     """The embedded FHIR Bundle is there, and with a catalog, byte for byte the archived one."""
     try:
-        data = extract_embedded_data(pdf)
+        data = extract_embedded_data(pdf, reader=reader)
     except ArchiveError as e:
         return CheckResult.failed(EMBEDDED_DATA, "data.unusable", str(e))
     digest = hashlib.sha256(data).hexdigest()
@@ -94,13 +99,13 @@ def check_embedded_data(pdf: bytes, *, expected_sha256: str | None = None) -> Ch
     return CheckResult.passed(EMBEDDED_DATA, f"embedded data present, sha256 {digest[:16]}...")
 
 
-def check_conversion_mark(pdf: bytes) -> CheckResult:
+def check_conversion_mark(pdf: bytes, *, reader: PdfFileReader | None = None) -> CheckResult:
     """A record converted from paper (its embedded data is a scan manifest row) shows the
     conversion mark on every page and in its XMP (Law 20/2023/QH15 art. 12); other records pass
     as not converted. Unreadable embedded data is the embedded-data check's failure, and fails
     here too: the kind of record cannot be known."""
     try:
-        row = scanned_row(extract_embedded_data(pdf))
+        row = scanned_row(extract_embedded_data(pdf, reader=reader))
     except ArchiveError as e:
         return CheckResult.failed(CONVERSION_MARK, "mark.unknown_kind", str(e))
     if row is None:
@@ -113,11 +118,17 @@ def check_conversion_mark(pdf: bytes) -> CheckResult:
     )
 
 
-def renewal_need(pdf: bytes, *, now: datetime, settings: VerificationSettings) -> Renewal | None:
+def renewal_need(
+    pdf: bytes,
+    *,
+    now: datetime,
+    settings: VerificationSettings,
+    reader: PdfFileReader | None = None,
+) -> Renewal | None:
     """Why the newest document timestamp must be renewed soon, or None. A document without a
     readable document timestamp is the signature check's finding, not a renewal."""
     try:
-        newest = newest_document_timestamp(pdf)
+        newest = newest_document_timestamp(pdf, reader=reader)
     except ArchiveError:
         return None
     if newest is None:
@@ -144,12 +155,22 @@ def renewal_need(pdf: bytes, *, now: datetime, settings: VerificationSettings) -
 
 def verify_document(pdf: bytes, *, trust: TrustPolicy, now: datetime) -> tuple[CheckResult, ...]:
     """What ``verify-file`` reports for a PDF from anywhere: signature, PDF/A, embedded data."""
+    reader = shared_reader(pdf)
     return (
-        _guarded(SIGNATURE, lambda: check_signature(pdf, trust=trust, now=now)),
-        _guarded(PDFA, lambda: check_pdfa(pdf)),
-        _guarded(EMBEDDED_DATA, lambda: check_embedded_data(pdf)),
-        _guarded(CONVERSION_MARK, lambda: check_conversion_mark(pdf)),
+        _guarded(SIGNATURE, lambda: check_signature(pdf, trust=trust, now=now, reader=reader)),
+        _guarded(PDFA, lambda: check_pdfa(pdf, reader=reader)),
+        _guarded(EMBEDDED_DATA, lambda: check_embedded_data(pdf, reader=reader)),
+        _guarded(CONVERSION_MARK, lambda: check_conversion_mark(pdf, reader=reader)),
     )
+
+
+def shared_reader(pdf: bytes) -> PdfFileReader | None:
+    """One strict reader for every check of a document, so that it is parsed once; None when the
+    bytes do not parse: then each check parses on its own and reports that in its own words."""
+    try:
+        return read_pdf(pdf)
+    except Exception:  # noqa: BLE001 - each check reports the parse failure itself
+        return None
 
 
 def _guarded(name: str, check: Callable[[], CheckResult]) -> CheckResult:

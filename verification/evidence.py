@@ -12,17 +12,21 @@ import hashlib
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, cast
+
+from pyhanko.pdf_utils.reader import PdfFileReader
 
 from archive.catalog import CatalogRow
 from archive.core.settings import SealSettings
 from archive.evidence import WeakAlgorithms
+from archive.pipeline.evidence_current import Renewal
 from archive.seal import KeyProvider, ObjectIdentity, unseal
 from archive.sign import TrustPolicy
 from archive.store import ObjectHead, ObjectStore
 from verification.config import HoldSource, VerificationSettings
+from verification.document import shared_reader
 
 _T = TypeVar("_T")
 
@@ -43,6 +47,9 @@ class Environment:
     settings: VerificationSettings
     weak: WeakAlgorithms  # dated weak hashes ([evidence] weak_algorithms: verification.settings)
     as_of: datetime | None = None  # ``verify --at``: judged as if on that date (verification.as_of)
+    # Timestamp renewals read so far, by key (one per renewed token: a few per tree, trees are
+    # one per nightly run), shared by the records of a tree (archive.pipeline.evidence_current).
+    renewals: dict[str, Renewal] = field(default_factory=dict)
 
 
 class Evidence:
@@ -100,6 +107,12 @@ class Evidence:
         if self._once("pdf-hash", lambda: hashlib.sha256(pdf).hexdigest()) != self.row.pdf_sha256:
             raise NotReached("the PDF differs from the catalog's (see the unseal check)")
         return pdf
+
+    def reader(self) -> PdfFileReader | None:
+        """One strict reader of the catalogued PDF for every check (parsed once per record);
+        None when it does not parse: each check then reports that in its own words."""
+        pdf = self.pdf_matches()
+        return self._once("parse", lambda: shared_reader(pdf))
 
     def timed(self, stage: str, fn: Callable[[], _T]) -> _T:
         begin = time.perf_counter()

@@ -36,7 +36,12 @@ def check_evidence_record(ev: Evidence, now: datetime) -> CheckResult:
     try:  # the initial record with every renewal appended, and the objects it was built from
         current = ev.timed(
             CHECK,
-            lambda: current_evidence(store, object_key=row.object_key, version_id=row.version_id),
+            lambda: current_evidence(
+                store,
+                object_key=row.object_key,
+                version_id=row.version_id,
+                renewals=ev.env.renewals,
+            ),
         )
     except (SealError, EvidenceFormatError) as e:
         return CheckResult.failed(

@@ -72,8 +72,11 @@ class Verifier:
         except NotReached:
             return None  # no document: the checks say why
         settings = self._env.settings
+        reader = evidence.reader()
         try:
-            return evidence.timed("horizon", lambda: renewal_need(pdf, now=now, settings=settings))
+            return evidence.timed(
+                "horizon", lambda: renewal_need(pdf, now=now, settings=settings, reader=reader)
+            )
         except Exception as e:  # noqa: BLE001 - unknown is listed for a person, never dropped
             what = f"the newest document timestamp could not be read ({type(e).__name__})"
             return Renewal("horizon.error", what, None, None)

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Final
 
 from archive.core.errors import EvidenceFormatError
 from archive.evidence import read_record, renew_hash_tree, renew_timestamp
 from archive.pipeline.evidence_renewal_state import ats_key, chain_key, decode_ats, decode_chain_ats
-from archive.store import COMPLIANCE, ObjectLock, SealedStore, evidence_key
+from archive.store import COMPLIANCE, ObjectHead, ObjectLock, SealedStore, evidence_key
 
 __all__ = ["MAX_RENEWALS", "CurrentEvidence", "EvidencePart", "current_evidence", "evidence_at"]
 
@@ -60,16 +61,33 @@ class CurrentEvidence:
         return None
 
 
+# A token's timestamp renewal as read: its head and bytes (decoded per record: never shared
+# parsed objects), or None when the token has none.
+Renewal = tuple[ObjectHead, bytes] | None
+
+
 def current_evidence(
-    store: SealedStore, *, object_key: str, version_id: str
+    store: SealedStore,
+    *,
+    object_key: str,
+    version_id: str,
+    renewals: dict[str, Renewal] | None = None,
 ) -> CurrentEvidence | None:
     """The evidence record of one stored version (None: it has none yet)."""
-    return evidence_at(store, evidence_key(object_key=object_key, version_id=version_id))
+    key = evidence_key(object_key=object_key, version_id=version_id)
+    return evidence_at(store, key, renewals=renewals)
 
 
-def evidence_at(store: SealedStore, key: str) -> CurrentEvidence | None:
+def evidence_at(
+    store: SealedStore, key: str, *, renewals: dict[str, Renewal] | None = None
+) -> CurrentEvidence | None:
     """The evidence record whose initial record is at ``key`` (a record's or a catalog
-    manifest's), with its renewals appended."""
+    manifest's), with its renewals appended.
+
+    ``renewals``: the timestamp renewals already read, by their key, which names the token they
+    renew (its SHA-256): every record of a tree shares them, so a verification run reads each
+    once per process instead of one HEAD (and GET) per record. What a key holds is the same for
+    every record that asks; a record's own hash-tree renewal is still looked up per record."""
     head = store.latest(key)
     if head is None:
         return None
@@ -91,10 +109,23 @@ def evidence_at(store: SealedStore, key: str) -> CurrentEvidence | None:
             parts.append(EvidencePart(chain, found.version_id, found.lock))
             continue
         renewal = ats_key(last)
-        found = store.latest(renewal)
-        if found is None:
+        read = _renewal(store, renewal) if renewals is None else renewals.get(renewal, _MISSING)
+        if read is _MISSING:
+            read = renewals[renewal] = _renewal(store, renewal)  # type: ignore[index]
+        if read is None:
             return CurrentEvidence(record.dump(), tuple(parts))
-        reduced, token = decode_ats(store.get(renewal, version_id=found.version_id))
+        found, der_ats = read
+        reduced, token = decode_ats(der_ats)
         record = renew_timestamp(record, reduced, token)
         parts.append(EvidencePart(renewal, found.version_id, found.lock))
     raise EvidenceFormatError(f"the renewals of {key} run on past {MAX_RENEWALS}: a loop")
+
+
+_MISSING: Final[Any] = object()
+
+
+def _renewal(store: SealedStore, key: str) -> Renewal:
+    found = store.latest(key)
+    if found is None:
+        return None
+    return found, store.get(key, version_id=found.version_id)

@@ -6,10 +6,11 @@ data, both under the signature that follows. Same input and time give the same b
 the structural PDF/A checks and the extraction of the embedded data that verification reuses.
 """
 
+from archive.render import hex_strings
 from archive.render.fonts import CORE, REPERTOIRE, FontFiles, FontSet
 from archive.render.layout import SummaryPdf
 from archive.render.page_tree import page_tree_problem
-from archive.render.pdfa import PdfaReport, check_pdfa3b, extract_embedded_data
+from archive.render.pdfa import PdfaReport, check_pdfa3b, extract_embedded_data, read_pdf
 from archive.render.pdfa_tools import pdffonts_check, qpdf_check
 from archive.render.program import FixedProgram
 from archive.render.renderer import RenderedDocument, Renderer, RenderSettings
@@ -34,5 +35,10 @@ __all__ = [
     "pdf_date",
     "pdffonts_check",
     "qpdf_check",
+    "read_pdf",
     "xmp_date",
 ]
+
+# Every pyHanko reader in the archive (signing read-back, validation, PDF/A) parses hex strings
+# in one step instead of byte by byte: same objects and errors (archive.render.hex_strings).
+hex_strings.install()

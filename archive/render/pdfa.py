@@ -82,11 +82,17 @@ class _CheckFailedError(Exception):
     """A check's reason for failing."""
 
 
-def check_pdfa3b(pdf: bytes) -> PdfaReport:
-    """Run every structural check; see the module docstring for what is and is not covered."""
+def read_pdf(pdf: bytes) -> PdfFileReader:
+    """The strict reader every check of a document shares (verification parses each PDF once)."""
+    return PdfFileReader(BytesIO(pdf), strict=True)
+
+
+def check_pdfa3b(pdf: bytes, *, reader: PdfFileReader | None = None) -> PdfaReport:
+    """Run every structural check; see the module docstring for what is and is not covered.
+    ``reader``: :func:`read_pdf` of these very bytes, when the caller parsed them already."""
     checks = [_run("header", lambda: _header(pdf))]
     try:
-        reader = PdfFileReader(BytesIO(pdf), strict=True)
+        reader = reader or read_pdf(pdf)
         root, trailer = reader.root, reader.trailer_view
     except Exception as e:  # noqa: BLE001 - any parse failure is this check's failure
         return PdfaReport((*checks, PdfaCheck("parse", False, f"not a readable PDF: {e}")))
@@ -109,11 +115,11 @@ def check_pdfa3b(pdf: bytes) -> PdfaReport:
     return PdfaReport(tuple(checks))
 
 
-def extract_embedded_data(pdf: bytes) -> bytes:
+def extract_embedded_data(pdf: bytes, *, reader: PdfFileReader | None = None) -> bytes:
     """The embedded source data's bytes (FHIR Bundle JSON or QĐ 130 XML); :class:`PdfaError` if
-    absent, ambiguous or damaged."""
+    absent, ambiguous or damaged. ``reader``: :func:`read_pdf` of these bytes, if at hand."""
     try:
-        root = PdfFileReader(BytesIO(pdf), strict=True).root
+        root = (reader or read_pdf(pdf)).root
         return _fhir_file(root)[1]
     except _CheckFailedError as e:
         raise PdfaError(f"no usable embedded FHIR Bundle: {e}") from None

@@ -7,6 +7,7 @@ and a :class:`TrustPolicy` (trust roots for signers and TSAs, the hospital's own
 certificates) and returns a report; it never signs.
 """
 
+from archive.sign import name_prep
 from archive.sign.config import RetryPolicy, SignerConfig, load_trust_roots
 from archive.sign.identity import SignerIdentity, SigningKey
 from archive.sign.key import load_signer
@@ -40,3 +41,7 @@ __all__ = [
     "sign_in_worker",
     "validate_pdf_signatures",
 ]
+
+# Certificate names are compared by their prepared values: each distinct value is prepared once
+# per process instead of once per parsed copy (archive.sign.name_prep).
+name_prep.install()

@@ -33,14 +33,16 @@ class NewestTimestamp:
     hash_algorithm: str
 
 
-def newest_document_timestamp(pdf: bytes) -> NewestTimestamp | None:
+def newest_document_timestamp(
+    pdf: bytes, *, reader: PdfFileReader | None = None
+) -> NewestTimestamp | None:
     """The newest document timestamp's TSA certificate and expiry; None if there is none.
 
     Read only, not validated: the verifier validates; the renewal horizon only needs to know
-    which certificate to watch.
+    which certificate to watch. ``reader``: a strict reader of these bytes, if at hand.
     """
     try:
-        reader = PdfFileReader(io.BytesIO(pdf), strict=True)
+        reader = reader or PdfFileReader(io.BytesIO(pdf), strict=True)
         timestamps = list(reader.embedded_timestamp_signatures)
         if not timestamps:
             return None

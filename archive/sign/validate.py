@@ -41,20 +41,17 @@ import io
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
-from asn1crypto import cms, x509
+from asn1crypto import x509
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESIndeterminate, AdESPassed
 from pyhanko.sign.general import extract_certificate_info
 from pyhanko.sign.validation import (
-    DocumentSecurityStore,
     EmbeddedPdfSignature,
     async_validate_pdf_timestamp,
     generic_cms,
 )
 from pyhanko.sign.validation.ades import ades_lta_validation
-from pyhanko.sign.validation.errors import NoDSSFoundError
 from pyhanko.sign.validation.policy_decl import (
     CertificateFetchingRule,
     PdfSignatureValidationSpec,
@@ -63,13 +60,12 @@ from pyhanko.sign.validation.policy_decl import (
     SignatureValidationSpec,
 )
 from pyhanko.sign.validation.status import PdfSignatureStatus
-from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.context import CertValidationPolicySpec
-from pyhanko_certvalidator.errors import PathBuildingError
 from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy
 from pyhanko_certvalidator.registry import SimpleTrustManager
 
+from archive.sign.contexts import DocumentContexts
 from archive.sign.library_log import captured_library_log
 from archive.sign.report import Kind, SignatureCheck, SignatureReport
 from archive.sign.structure import (
@@ -99,14 +95,16 @@ def validate_pdf_signatures(
     trust: TrustPolicy,
     now: datetime | None = None,
     validation_time: datetime | None = None,
+    reader: PdfFileReader | None = None,
 ) -> SignatureReport:
     """Validate every signature and document timestamp of ``pdf`` offline (B-LTA).
 
     ``now`` (default: the clock) is when the newest TSA certificate must still be valid;
     ``validation_time`` replaces "as of the newest document timestamp" for everything.
+    ``reader``: a strict reader of these very bytes that other checks share (parsed once).
     """
     validation = async_validate_pdf_signatures(
-        pdf, trust=trust, now=now, validation_time=validation_time
+        pdf, trust=trust, now=now, validation_time=validation_time, reader=reader
     )
     return asyncio.run(validation)
 
@@ -117,21 +115,26 @@ async def async_validate_pdf_signatures(
     trust: TrustPolicy,
     now: datetime | None = None,
     validation_time: datetime | None = None,
+    reader: PdfFileReader | None = None,
 ) -> SignatureReport:
     """:func:`validate_pdf_signatures` for a caller already inside an event loop."""
     now = now or datetime.now(UTC)
     with captured_library_log() as log:
-        report = await _validate(pdf, trust, now, validation_time)
+        report = await _validate(pdf, trust, now, validation_time, reader)
     return dataclasses.replace(report, log=tuple(log))
 
 
 async def _validate(
-    pdf: bytes, trust: TrustPolicy, now: datetime, validation_time: datetime | None
+    pdf: bytes,
+    trust: TrustPolicy,
+    now: datetime,
+    validation_time: datetime | None,
+    shared: PdfFileReader | None,
 ) -> SignatureReport:
     if not trust.signer_roots or not trust.tsa_roots:
         return _report((), now, now, "sig.error", "no trust roots given: nothing can be trusted")
     try:
-        reader = PdfFileReader(io.BytesIO(pdf), strict=True)
+        reader = shared or PdfFileReader(io.BytesIO(pdf), strict=True)
     except Exception as e:  # noqa: BLE001 - whatever the parser trips on, the file is at fault
         reason = f"the file does not parse as a strict PDF ({type(e).__name__})"
         return _report((), now, now, "sig.malformed", reason)
@@ -220,6 +223,7 @@ class _Validator:
             )
         )
         self.evidence_chain_valid = False  # set by the signature's LTA validation
+        self._document: DocumentContexts | None = None
 
     async def check(self, sig: EmbeddedPdfSignature, *, is_newest: bool) -> SignatureCheck:
         kind = Kind.SIGNATURE if sig.sig_object_type == "/Sig" else Kind.DOCUMENT_TIMESTAMP
@@ -258,7 +262,7 @@ class _Validator:
     async def _check_timestamp(
         self, sig: EmbeddedPdfSignature, *, is_newest: bool
     ) -> SignatureCheck:
-        context = self._dss_context(sig)
+        context = self._contexts(sig).context(sig.signed_data)
         try:
             status = await async_validate_pdf_timestamp(sig, validation_context=context)
         finally:
@@ -307,6 +311,13 @@ class _Validator:
             "(EMR_ARCHIVE_SIGNER__TSA_TRUST_ROOTS)",
         )
 
+    def _contexts(self, sig: EmbeddedPdfSignature) -> DocumentContexts:
+        """The document's DSS, read on first use (inside a check: a broken DSS is that check's
+        finding) and shared by its signatures and timestamps."""
+        if self._document is None:
+            self._document = DocumentContexts(sig.reader, self._trust.all_roots, self._as_of)
+        return self._document
+
     async def _chains(
         self,
         sig: EmbeddedPdfSignature,
@@ -318,38 +329,4 @@ class _Validator:
         aside, which AdES judges): tells an untrusted signer from one whose validation data is
         missing (AdES reports both as CERTIFICATE_CHAIN_GENERAL_FAILURE), and a TSA of the
         hospital's from another that a broader trust list would accept."""
-        context = self._dss_context(sig, roots, others)
-        try:
-            await context.path_builder.async_build_paths(cert)
-        except PathBuildingError:
-            return False
-        finally:
-            await context.aclose()  # type: ignore[no-untyped-call]
-        return True
-
-    def _dss_context(
-        self,
-        sig: EmbeddedPdfSignature,
-        roots: Sequence[x509.Certificate] | None = None,
-        others: Sequence[x509.Certificate] = (),
-    ) -> ValidationContext:
-        kwargs: dict[str, Any] = {
-            "trust_roots": list(self._trust.all_roots if roots is None else roots),
-            "allow_fetching": False,
-            "revocation_mode": "hard-fail",
-            "moment": self._as_of,
-            "other_certs": [*_embedded_certs(sig.signed_data), *others],
-            "ocsps": [],  # without a DSS there is simply nothing to go on
-            "crls": [],
-        }
-        try:
-            dss = DocumentSecurityStore.read_dss(sig.reader)
-        except NoDSSFoundError:
-            return ValidationContext(**kwargs)
-        context: ValidationContext = dss.as_validation_context(kwargs)
-        return context
-
-
-def _embedded_certs(signed_data: cms.SignedData) -> list[x509.Certificate]:
-    info = extract_certificate_info(signed_data)
-    return [info.signer_cert, *info.other_certs]
+        return await self._contexts(sig).chains(sig.signed_data, cert, roots, others)

@@ -1,0 +1,113 @@
+"""One document's validation contexts over its DSS, and which certificates chain to which roots.
+
+The DSS (``/DSS``: certificates, OCSP responses, CRLs) is read once per document, not once per
+signature and question. Whether a path leads from a certificate to a set of roots is the same
+answer for every document that carries the same certificates: path building looks at nothing
+but the certificates (issuer names, keys identifiers; no time, no revocation — AdES judges those
+per document), and nothing is fetched. So the answer is kept per process, keyed by the DER of the
+certificate, of every root and of every other certificate offered: a document that offers one
+certificate more or less, or another signer, is a different question and gets built afresh.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import datetime
+from threading import Lock
+from typing import Any, Final
+
+from asn1crypto import cms, x509
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.general import extract_certificate_info
+from pyhanko.sign.validation import DocumentSecurityStore
+from pyhanko.sign.validation.errors import NoDSSFoundError
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.errors import PathBuildingError
+
+ChainKey = tuple[bytes, frozenset[bytes], frozenset[bytes]]
+
+_LIMIT: Final = 4096  # distinct (certificate, roots, offered certificates): a few per signer
+_CHAINS: OrderedDict[ChainKey, bool] = OrderedDict()
+_LOCK = Lock()
+
+
+class DocumentContexts:
+    """Validation contexts for one document (one reader), as of ``moment``, offline."""
+
+    def __init__(
+        self, reader: PdfFileReader, roots: Sequence[x509.Certificate], moment: datetime
+    ) -> None:
+        self._roots = list(roots)
+        self._moment = moment
+        try:
+            self._dss: DocumentSecurityStore | None = DocumentSecurityStore.read_dss(reader)
+        except NoDSSFoundError:
+            self._dss = None
+        self._dss_certs = list(self._dss.load_certs()) if self._dss is not None else []
+
+    def context(
+        self,
+        signed_data: cms.SignedData,
+        roots: Sequence[x509.Certificate] | None = None,
+        others: Sequence[x509.Certificate] = (),
+    ) -> ValidationContext:
+        """A hard-fail, non-fetching context with the DSS's validation data, the token's own
+        certificates and ``others``; trust ``roots`` (default: every root of the policy)."""
+        kwargs: dict[str, Any] = {
+            "trust_roots": list(self._roots if roots is None else roots),
+            "allow_fetching": False,
+            "revocation_mode": "hard-fail",
+            "moment": self._moment,
+            "other_certs": [*embedded_certs(signed_data), *others],
+            "ocsps": [],  # without a DSS there is simply nothing to go on
+            "crls": [],
+        }
+        if self._dss is None:
+            return ValidationContext(**kwargs)
+        context: ValidationContext = self._dss.as_validation_context(kwargs)
+        return context
+
+    async def chains(
+        self,
+        signed_data: cms.SignedData,
+        cert: x509.Certificate,
+        roots: Sequence[x509.Certificate],
+        others: Sequence[x509.Certificate] = (),
+    ) -> bool:
+        """Whether any path leads from ``cert`` to one of ``roots`` through the certificates
+        this document offers (the DSS's, the token's, ``others``)."""
+        offered = [*self._dss_certs, *embedded_certs(signed_data), *others]
+        key: ChainKey = (
+            cert.dump(),
+            frozenset(r.dump() for r in roots),
+            frozenset(c.dump() for c in offered),
+        )
+        with _LOCK:
+            known = _CHAINS.get(key)
+        if known is not None:
+            return known
+        context = self.context(signed_data, roots, others)
+        try:
+            await context.path_builder.async_build_paths(cert)
+            found = True
+        except PathBuildingError:
+            found = False
+        finally:
+            await context.aclose()  # type: ignore[no-untyped-call]
+        with _LOCK:
+            _CHAINS[key] = found
+            while len(_CHAINS) > _LIMIT:
+                _CHAINS.popitem(last=False)
+        return found
+
+
+def embedded_certs(signed_data: cms.SignedData) -> list[x509.Certificate]:
+    info = extract_certificate_info(signed_data)
+    return [info.signer_cert, *info.other_certs]
+
+
+def forget_chains() -> None:
+    """Empty the process's chain answers (tests)."""
+    with _LOCK:
+        _CHAINS.clear()
