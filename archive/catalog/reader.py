@@ -70,17 +70,12 @@ def batches(
 
 
 def distinct(catalog: Catalog, column: str) -> set[Any]:
-    """Every value of ``column`` once (e.g. the signers' fingerprints: a handful of values over
-    millions of rows), read one projected batch at a time."""
+    """Every value of ``column`` once (e.g. the facilities: a handful of values over millions of
+    rows), read one projected batch at a time."""
     found: set[Any] = set()
     for table in batches(catalog, columns=[column]):
         found.update(pc.unique(table.column(0)).to_pylist())
     return found
-
-
-def signer_fingerprints(catalog: Catalog) -> set[str]:
-    """As :meth:`Catalog.signer_fingerprints`, in bounded memory."""
-    return distinct(catalog, "signer_cert_sha256")
 
 
 def count(catalog: Catalog, *, where: Any = None) -> int:

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from archive.audit import AuditLog
-from archive.catalog import Catalog, manifest_lock, reader
+from archive.catalog import Catalog, manifest_lock
 from archive.catalog.lookup import EncounterLookup
 from archive.core.atomic import write_private
 from archive.core.errors import ArchiveError
@@ -92,9 +92,9 @@ class ArchiveRun:
         self._catalog = catalog
         self._classifier = classifier
         # What is archived already, without holding every id: a side index names the manifests
-        # to read (archive.catalog.lookup), the values come from them; signers a column at a time.
+        # to read (archive.catalog.lookup), the values come from them.
         self._known = EncounterLookup.open(catalog)
-        self._signers = frozenset(reader.signer_fingerprints(catalog))
+        self._signers = frozenset(catalog.signer_fingerprints())
         self._quarantine: list[QuarantineEntry] = []
         self._pool: Executor | None = None
         self._started = started if started is not None else time.perf_counter()
