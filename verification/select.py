@@ -147,11 +147,17 @@ def _sampled(
     by_day: dict[str, array[int]] = defaultdict(lambda: array("q"))
     position = 0
     columns = ["run_id", "signed_at", "object_key", "version_id"]
+    gone = pa.array([f"{key}\x00{version}" for key, version in disposed], pa.string())
     for table in reader.batches(catalog, columns=columns, batch_rows=batch_rows):
-        kept = _not_disposed(table, disposed)
-        for offset, day in enumerate(_archive_days(table).to_pylist()):
-            if kept is None or kept[offset]:
-                by_day[day].append(position + offset)
+        days = _archive_days(table).combine_chunks().dictionary_encode()
+        kept = _not_disposed(table, gone)
+        for k, day in enumerate(days.dictionary.to_pylist()):  # a day or two per batch
+            members = pc.equal(days.indices, k)
+            if kept is not None:
+                members = pc.and_(members, kept)
+            at = pc.add(pc.indices_nonzero(members), position).cast(pa.int64())
+            # 8-byte positions, no object per row (the buffer may be padded: cut to length).
+            by_day[day].frombytes(memoryview(at.buffers()[1])[: 8 * len(at)])
         position += table.num_rows
     # The draw of _stratified: random.sample's choice depends only on the population's size,
     # so drawing from the positions picks the rows it would pick from the rows themselves.
@@ -194,10 +200,11 @@ def _archive_days(table: Any) -> Any:
     return pc.if_else(dated, from_run, signed)
 
 
-def _not_disposed(table: Any, disposed: Collection[tuple[str, str]]) -> list[bool] | None:
-    if not disposed:
+def _not_disposed(table: Any, gone: Any) -> Any:
+    """Which rows are not among the disposed (key NUL version) pairs ``gone``; None: all."""
+    if not len(gone):
         return None
-    pairs = zip(
-        table.column("object_key").to_pylist(), table.column("version_id").to_pylist(), strict=True
+    pairs = pc.binary_join_element_wise(
+        table.column("object_key"), table.column("version_id"), "\x00"
     )
-    return [pair not in disposed for pair in pairs]
+    return pc.invert(pc.is_in(pairs.combine_chunks(), value_set=gone))
