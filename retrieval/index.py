@@ -99,6 +99,13 @@ class SearchIndex:
         self._catalog: Catalog | None = None  # the one last synced: what a rebuild reads
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.RLock()  # one connection, shared by the portal's threads
+        # Encounter ids and pseudonyms: 0600 before SQLite opens it, because SQLite gives the
+        # -wal and -shm files it creates the database file's mode at that moment (a chmod after
+        # connecting left them 0644).
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        for existing in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):  # older files too
+            if existing.exists():
+                existing.chmod(0o600)
         self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA cache_size=-16000")  # 16 MiB page cache: the memory bound
@@ -108,7 +115,6 @@ class SearchIndex:
                     self._db.execute(f"DROP TABLE IF EXISTS {table}")
                 self._db.execute(f"PRAGMA user_version={_LAYOUT}")
         self._db.executescript(_SCHEMA)
-        os.chmod(path, 0o600)  # encounter ids and pseudonyms; SQLite gives -wal/-shm the same
         self._create_indexes()
 
     @classmethod

@@ -190,10 +190,12 @@ class EncounterLookup:
 
 def _connect(path: Path) -> sqlite3.Connection:
     try:
+        # 0600 before SQLite opens it: its journal files take the database file's mode.
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        os.chmod(path, 0o600)  # encounter ids, like the manifests
         db = sqlite3.connect(path, timeout=120)  # another run may be indexing a manifest
         db.execute("PRAGMA cache_size=-8000")  # 8 MiB page cache: the memory bound
         db.executescript(_SCHEMA)
-        os.chmod(path, 0o600)  # encounter ids, like the manifests
     except OSError as e:
         raise CatalogError(
             f"could not open the catalog look-up index {path} ({e.strerror or type(e).__name__}):"

@@ -105,3 +105,10 @@ def test_an_index_from_before_the_seal_is_dropped(tmp_path: Path, world: Any) ->
     assert index.count() == 60
     assert index.by_encounter(ENC) == truth
     index.close()
+
+
+def test_the_index_and_its_wal_files_are_private(world: Any) -> None:
+    _, index, _, _ = world
+    files = sorted(index.path.parent.iterdir())
+    assert {f.name for f in files} >= {"search.sqlite", "search.sqlite-wal", "search.sqlite-shm"}
+    assert {f.name: f.stat().st_mode & 0o777 for f in files} == {f.name: 0o600 for f in files}
