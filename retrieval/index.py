@@ -64,8 +64,11 @@ _LAYOUT: Final = 2  # PRAGMA user_version: 2 = rows sealed; an older file is dro
 _INDEXES: Final = {
     "by_encounter": "records (encounter_id)",
     "by_patient": "records (patient_pseudonym)",
-    "by_facility": "records (facility, discharged_at)",
-    "by_class": "records (retention_class, discharged_at)",
+    # The whole ORDER BY in the index: a range query walks it in order and stops at its LIMIT
+    # (500 row reads) instead of fetching and sorting every match (28,000 for a facility's
+    # week on 10M rows: p95 0.7 s before).
+    "by_facility": "records (facility, discharged_at, encounter_id, seq)",
+    "by_class": "records (retention_class, discharged_at, encounter_id, seq)",
 }
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS manifests (seq INTEGER PRIMARY KEY, sha256 TEXT NOT NULL);
