@@ -4,7 +4,6 @@ same order: full, since a day, and stratified samples (dated and undated run ids
 from __future__ import annotations
 
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -17,7 +16,9 @@ TZ = "Asia/Ho_Chi_Minh"
 RUNS = ("20250201T190000Z-nightly", "20250201T230000Z-rerun", "run-undated", "20250203T190000Z-n")
 
 
-def build(directory: Path) -> Catalog:
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    directory = tmp_path_factory.mktemp("select") / "c"
     catalog, store = Catalog.open(directory, create=True), MemoryStore()
     for n, run_id in enumerate(RUNS, start=1):
         catalog.append(
@@ -47,15 +48,13 @@ SELECTIONS = [
 
 @pytest.mark.parametrize("selection", SELECTIONS, ids=lambda s: s.describe())
 def test_same_rows_in_the_same_order_as_the_in_memory_selection(
-    tmp_path: Path, selection: Selection
+    catalog: Catalog, selection: Selection
 ) -> None:
-    catalog = build(tmp_path / "c")
     rows = catalog_rows(catalog.rows())
     assert flat(catalog, selection) == select(rows, selection, tz=TZ)
 
 
-def test_disposed_rows_are_left_out_before_the_draw(tmp_path: Path) -> None:
-    catalog = build(tmp_path / "c")
+def test_disposed_rows_are_left_out_before_the_draw(catalog: Catalog) -> None:
     rows = catalog_rows(catalog.rows())
     disposed = frozenset((r.object_key, r.version_id) for r in rows[::3])
     kept = [r for r in rows if (r.object_key, r.version_id) not in disposed]
