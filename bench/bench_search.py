@@ -36,6 +36,7 @@ from infra.settings import load_app_settings as load_settings
 from retention import Register
 from retrieval.access import AccessRegister, Principal, Role, TokenService, UserStore
 from retrieval.index import SearchIndex
+from retrieval.index_seal import index_key
 from retrieval.service import Query, Retrieval
 from verification.config import HoldSet
 from verification.evidence import Environment
@@ -158,7 +159,7 @@ def bench_size(rows: int, queries: int, work: Path, store: ObjectStore) -> list[
     catalog = Catalog.open(catalog.directory)
     opened = time.perf_counter() - begin
     begin = time.perf_counter()
-    index = SearchIndex.open(work / "index")
+    index = SearchIndex.open(work / "index", seal_key=index_key(keyring.chain_key()))
     index.sync(catalog)
     indexed = time.perf_counter() - begin
     size = (work / "index" / "search.sqlite").stat().st_size / 2**20
@@ -223,7 +224,7 @@ def probe(work: Path, rows: int, queries: int) -> float:
     """Peak RSS of a fresh process that opens the index and answers encounter and patient
     look-ups: what a CLI command or a portal worker needs for searching."""
     keyring = LocalKeyring.open(work / "keys")
-    index = SearchIndex.open(work / "index")
+    index = SearchIndex.open(work / "index", seal_key=index_key(keyring.chain_key()))
     rng = random.Random(3)
     for _ in range(queries):
         index.by_encounter(f"ENC{rng.randrange(rows):09d}")

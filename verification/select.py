@@ -3,6 +3,11 @@
 The weekly sample draws the same share from every archive day (at least one record per day), so
 an old day is checked as often as yesterday and a bad night cannot hide behind a good month. The
 seed is recorded in the run summary: the sample can be drawn again to reproduce a finding.
+
+:func:`select` works on rows in memory; :func:`selected` makes the same choice, in the same order,
+straight from a catalog of any size: "since" is a predicate pushed down to the manifests' row
+groups, a sample first reads two narrow columns (the archive day of each row, kept as one 8-byte
+position per row), draws, then reads only the chosen rows; "full" streams every row in batches.
 """
 
 from __future__ import annotations
@@ -10,15 +15,19 @@ from __future__ import annotations
 import math
 import random
 import secrets
+from array import array
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from archive.catalog import CatalogRow, table_to_rows
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from archive.catalog import Catalog, CatalogRow, reader, table_to_rows
 from verification.results import VerificationError
 from verification.verifier import archive_day
 
@@ -100,3 +109,102 @@ def _stratified(rows: Sequence[CatalogRow], *, share: float, seed: int) -> list[
         members = by_day[day]
         chosen += rng.sample(members, max(1, math.ceil(share * len(members))))
     return chosen
+
+
+def selected(
+    catalog: Catalog,
+    selection: Selection,
+    *,
+    tz: str,
+    disposed: Collection[tuple[str, str]] = frozenset(),
+    batch_rows: int = reader.BATCH_ROWS,
+) -> Iterator[list[CatalogRow]]:
+    """What :func:`select` picks from the catalog's rows less ``disposed`` (key, version) pairs,
+    in the same order, as batches of at most ``batch_rows``: memory is bounded by a batch (and
+    8 bytes per row for a sample), never by the catalog."""
+    if selection.mode is Mode.SAMPLE:
+        yield from _sampled(catalog, selection, disposed=disposed, batch_rows=batch_rows)
+        return
+    where = None
+    if selection.mode is Mode.SINCE:
+        assert selection.since is not None  # checked in Selection
+        start = datetime.combine(selection.since, datetime.min.time(), tzinfo=ZoneInfo(tz))
+        where = pc.field("signed_at") >= pa.scalar(start, pa.timestamp("us", tz="UTC"))
+    for table in reader.batches(catalog, where=where, batch_rows=batch_rows):
+        rows = [r for r in table_to_rows(table) if (r.object_key, r.version_id) not in disposed]
+        if rows:
+            yield rows
+
+
+def _sampled(
+    catalog: Catalog,
+    selection: Selection,
+    *,
+    disposed: Collection[tuple[str, str]],
+    batch_rows: int,
+) -> Iterator[list[CatalogRow]]:
+    # Pass 1: each kept row's position (in catalog order) under its archive day.
+    by_day: dict[str, array[int]] = defaultdict(lambda: array("q"))
+    position = 0
+    columns = ["run_id", "signed_at", "object_key", "version_id"]
+    gone = pa.array([f"{key}\x00{version}" for key, version in disposed], pa.string())
+    for table in reader.batches(catalog, columns=columns, batch_rows=batch_rows):
+        days = _archive_days(table).combine_chunks().dictionary_encode()
+        kept = _not_disposed(table, gone)
+        for k, day in enumerate(days.dictionary.to_pylist()):  # a day or two per batch
+            members = pc.equal(days.indices, k)
+            if kept is not None:
+                members = pc.and_(members, kept)
+            at = pc.add(pc.indices_nonzero(members), position).cast(pa.int64())
+            # 8-byte positions, no object per row (the buffer may be padded: cut to length).
+            by_day[day].frombytes(memoryview(at.buffers()[1])[: 8 * len(at)])
+        position += table.num_rows
+    # The draw of _stratified: random.sample's choice depends only on the population's size,
+    # so drawing from the positions picks the rows it would pick from the rows themselves.
+    rng = random.Random(selection.seed or 0)  # noqa: S311 - a sample, not a secret
+    share = selection.share or 0.0
+    chosen = array("q")
+    for day in sorted(by_day):
+        members = by_day[day]
+        chosen.extend(rng.sample(members, max(1, math.ceil(share * len(members)))))
+    del by_day
+    # Pass 2: read the chosen rows (positions in catalog order), hand them out in draw order.
+    wanted = sorted(chosen)
+    rows: dict[int, CatalogRow] = {}
+    position, i = 0, 0
+    for table in reader.batches(catalog, batch_rows=batch_rows):
+        end, local = position + table.num_rows, []
+        while i < len(wanted) and wanted[i] < end:
+            local.append(wanted[i] - position)
+            i += 1
+        if local:
+            picked = table_to_rows(table.take(pa.array(local, pa.int64())))
+            rows.update(zip((position + j for j in local), picked, strict=True))
+        position = end
+    for start in range(0, len(chosen), batch_rows):
+        yield [rows[p] for p in chosen[start : start + batch_rows]]
+
+
+def _archive_days(table: Any) -> Any:
+    """:func:`verification.verifier.archive_day` of every row, computed on the columns."""
+    run_id = table.column("run_id")
+    head = pc.utf8_slice_codeunits(run_id, 0, 8)
+    dated = pc.and_(pc.greater_equal(pc.utf8_length(run_id), 8), pc.utf8_is_digit(head))
+    from_run = pc.binary_join_element_wise(
+        pc.utf8_slice_codeunits(run_id, 0, 4),
+        pc.utf8_slice_codeunits(run_id, 4, 6),
+        pc.utf8_slice_codeunits(run_id, 6, 8),
+        "-",
+    )
+    signed = pc.strftime(table.column("signed_at"), format="%Y-%m-%d")
+    return pc.if_else(dated, from_run, signed)
+
+
+def _not_disposed(table: Any, gone: Any) -> Any:
+    """Which rows are not among the disposed (key NUL version) pairs ``gone``; None: all."""
+    if not len(gone):
+        return None
+    pairs = pc.binary_join_element_wise(
+        table.column("object_key"), table.column("version_id"), "\x00"
+    )
+    return pc.invert(pc.is_in(pairs.combine_chunks(), value_set=gone))

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from archive.audit import AuditLog
 from archive.catalog import Catalog, manifest_lock
+from archive.catalog.lookup import EncounterLookup
 from archive.core.atomic import write_private
 from archive.core.errors import ArchiveError
 from archive.core.pool import split, worker_pool
@@ -90,7 +91,9 @@ class ArchiveRun:
         self._keys = keys
         self._catalog = catalog
         self._classifier = classifier
-        self._known = catalog.encounter_ids()
+        # What is archived already, without holding every id: a side index names the manifests
+        # to read (archive.catalog.lookup), the values come from them.
+        self._known = EncounterLookup.open(catalog)
         self._signers = frozenset(catalog.signer_fingerprints())
         self._quarantine: list[QuarantineEntry] = []
         self._pool: Executor | None = None
@@ -212,7 +215,7 @@ class ArchiveRun:
     def _amendments(self, known: list[EncounterBundle]) -> list[EncounterBundle]:
         """Of encounters the catalog holds, those whose data differs from their newest archived
         version, each as the next revision; the rest are counted as already archived."""
-        versions = self._catalog.data_versions({b.encounter_id for b in known})
+        versions = self._known.data_versions({b.encounter_id for b in known})
         changed = []
         for bundle in known:
             archived = versions.get(bundle.encounter_id, [])
@@ -367,6 +370,7 @@ class ArchiveRun:
         return self.summary
 
     def close(self) -> None:
+        self._known.close()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

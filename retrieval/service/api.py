@@ -26,6 +26,7 @@ from archive.store import ObjectStore
 from retention import Register
 from retrieval.access import AccessRegister, TokenService, UserStore, access_dir
 from retrieval.index import SearchIndex
+from retrieval.index_seal import index_key
 from retrieval.service.export import RecordExport
 from retrieval.service.identities import Identities
 from retrieval.service.oversight import Oversight
@@ -61,7 +62,7 @@ class Retrieval(Identities, RecordExport, Oversight):
             settings=settings,
             store=store,
             catalog=catalog,
-            index=SearchIndex.open(index_dir(settings)),
+            index=SearchIndex.open(index_dir(settings), seal_key=index_key(keyring.chain_key())),
             register=Register.for_settings(settings, store),
             access=AccessRegister.for_settings(settings, store),
             users=UserStore(access_dir(settings) / "users.json"),

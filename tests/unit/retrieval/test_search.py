@@ -33,6 +33,7 @@ from retrieval import (
     UserStore,
     access_dir,
 )
+from retrieval.index_seal import index_key
 from tests.support.memstore import MemoryStore
 from verification.config import HoldSet
 from verification.evidence import Environment
@@ -73,7 +74,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         settings=settings,
         store=store,
         catalog=catalog,
-        index=SearchIndex.open(tmp / "index"),
+        index=SearchIndex.open(tmp / "index", seal_key=index_key(keyring.chain_key())),
         register=Register.for_settings(settings, store),
         access=AccessRegister.for_settings(settings, store),
         users=users,
@@ -299,7 +300,7 @@ def test_index_rebuilds_when_the_catalog_is_not_the_indexed_one(tmp_path: Path) 
     two, _ = generate_catalog(
         tmp_path / "two", rows=20, keyring=keyring, store=MemoryStore(), seed=2
     )
-    index = SearchIndex.open(tmp_path)
+    index = SearchIndex.open(tmp_path, seal_key=index_key(keyring.chain_key()))
     assert index.sync(one) == 50
     assert index.sync(one) == 0  # incremental: nothing new
     assert index.sync(two) == 20  # another chain: dropped and rebuilt
