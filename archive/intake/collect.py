@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import unicodedata
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Container, Iterator
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Final
@@ -51,7 +51,7 @@ def collect_scans(
     limits: IntakeSettings,
     retention: Retention | None = None,
     now: datetime | None = None,
-    catalogued: Collection[str] = frozenset(),
+    catalogued: Container[str] = frozenset(),
 ) -> Iterator[CollectedItem]:
     """Every manifest row as a bundle or a quarantine entry, then every file no row names.
 
