@@ -33,6 +33,7 @@ from archive.core.pool import split, worker_pool
 from archive.core.settings import Settings
 from archive.intake import collect_scans
 from archive.pipeline.admission import admit_source
+from archive.pipeline.amendments import sort_known
 from archive.pipeline.batch import (
     BatchRef,
     BatchResult,
@@ -214,17 +215,16 @@ class ArchiveRun:
 
     def _amendments(self, known: list[EncounterBundle]) -> list[EncounterBundle]:
         """Of encounters the catalog holds, those whose data differs from their newest archived
-        version, each as the next revision; the rest are counted as already archived."""
+        version, each as the next revision; the rest are counted as already archived, or
+        quarantined when their retention period has ended (:mod:`.amendments`)."""
         versions = self._known.data_versions({b.encounter_id for b in known})
-        changed = []
-        for bundle in known:
-            archived = versions.get(bundle.encounter_id, [])
-            if archived and archived[-1] == bundle.sha256:
-                self.summary.already_archived += 1
-                continue
-            changed.append(dataclasses.replace(bundle, revision=len(archived) + 1))
-            self.summary.amended += bool(archived)
-        return changed
+        label = self.options.manifest.name if self.options.manifest else "amendment"
+        found = sort_known(known, versions, self._classifier, self.options.started_at, label)
+        self.summary.already_archived += found.unchanged
+        self.summary.amended += found.amended
+        self._quarantine += found.ended  # a change past its period: a disposition matter
+        self._held_back += len(found.ended)
+        return found.changed
 
     def archive_batch(self, batch: Sequence[EncounterBundle]) -> dict[str, int]:
         """Render, sign, seal and store one batch on every core; returns counts only."""

@@ -81,7 +81,9 @@ class QuarantineReason(StrEnum):
     """Paper intake: the record's retention period (its class counted from the discharge year)
     ended before intake. It is not archived: a record past its period belongs in the facility's
     disposition procedure (list, council, minutes); a facility that decides to keep it states the
-    longer class in the manifest's ``retention_class`` column."""
+    longer class in the manifest's ``retention_class`` column. Any source: a changed version of an
+    archived record (an amendment) whose class period has ended, which Object Lock could not lock
+    (:mod:`archive.pipeline.amendments`)."""
     FACILITY_SIGNATURE_INVALID = "facility-signature-invalid"
     """QĐ 130: the file's ``CHUKYDONVI`` holds an XML signature that does not verify, does not
     cover the whole file, or is by a key not among the configured facility certificates; every

@@ -92,3 +92,14 @@ def test_an_amended_encounter_is_archived_again_as_a_new_version(
     assert (late.archived, late.amended, late.failed) == (0, 0, {})
     assert late.already_archived == first.archived
     assert "retention-ended" not in late.quarantined
+
+    # An amendment after the period ended is not archived as a new version (Object Lock refuses
+    # a retain-until in the past: it failed with store.error on every run): it is quarantined
+    # as a disposition matter, once, and the other encounters are still "already archived".
+    ended_change = run_once(settings, amended, classifier=ended)
+    assert (ended_change.archived, ended_change.amended, ended_change.failed) == (0, 0, {})
+    assert ended_change.already_archived == first.archived - 1
+    assert ended_change.quarantined["retention-ended"] == 1
+    assert ended_change.quarantine_new == 1
+    rerun = run_once(settings, amended, classifier=ended)
+    assert (rerun.failed, rerun.quarantined["retention-ended"], rerun.quarantine_new) == ({}, 1, 0)

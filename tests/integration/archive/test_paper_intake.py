@@ -80,6 +80,7 @@ class Intake:
     first: RunSummary
     second: RunSummary
     late: RunSummary  # every retention period ended since the first run
+    late_changed: RunSummary  # and then a corrected manifest row for an archived record
     rows: list[dict[str, object]]
     pdfs: dict[str, Path]
 
@@ -149,9 +150,12 @@ def intake(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
     manifest.write_bytes(b"\xef\xbb\xbf" + (HEADER + ROWS).encode())  # Excel's "CSV UTF-8"
     first = _run(settings, scan_dir, manifest)
     second = _run(settings, scan_dir, manifest)
-    late = _run(
-        settings, scan_dir, manifest, EndedClassifier(PolicyClassifier.from_settings(settings))
-    )
+    ended = EndedClassifier(PolicyClassifier.from_settings(settings))
+    late = _run(settings, scan_dir, manifest, ended)
+    corrected = out / "corrected" / "manifest.csv"  # same name: the other entries are found stored
+    corrected.parent.mkdir()
+    corrected.write_text(HEADER + ROWS.replace("BN-0002,", "BN-0020,"), encoding="utf-8")
+    late_changed = _run(settings, scan_dir, corrected, ended)
     rows = Catalog.open(settings.catalog_dir).rows().to_pylist()
     pdfs = {}
     for row in rows:
@@ -165,7 +169,7 @@ def intake(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
         )
         pdfs[eid] = out / f"{eid}.pdf"
         pdfs[eid].write_bytes(pdf)
-    return Intake(settings, first, second, late, rows, pdfs)
+    return Intake(settings, first, second, late, late_changed, rows, pdfs)
 
 
 def test_intake_archives_good_scans_and_quarantines_each_bad_input(intake: Intake) -> None:
@@ -191,6 +195,20 @@ def test_a_rerun_after_the_retention_ended_finds_the_records_already_archived(
     assert (s.archived, s.adopted, s.already_archived, s.failed) == (0, 0, 2, {})
     assert dict(Counter(s.quarantined)) == EXPECTED_QUARANTINE
     assert s.quarantine_new == 0
+
+
+def test_a_row_corrected_after_the_retention_ended_is_quarantined_not_failed(
+    intake: Intake,
+) -> None:
+    """An amendment of a scanned record past its period cannot be locked (Object Lock refuses
+    a retain-until in the past: it failed with ``store.error`` on every rerun): it is
+    quarantined ``retention-ended``, a disposition decision, and the archive keeps its
+    version."""
+    s = intake.late_changed
+    assert (s.archived, s.adopted, s.amended, s.already_archived, s.failed) == (0, 0, 0, 1, {})
+    assert dict(Counter(s.quarantined)) == {**EXPECTED_QUARANTINE, "retention-ended": 1}
+    assert s.quarantine_new == 1
+    assert len(intake.rows) == 2
 
 
 def test_a_record_converted_in_page_groups_has_its_text_layer_and_mark_on_every_page(

@@ -1,0 +1,94 @@
+"""Sort the encounters a catalog already holds: unchanged, amended, or past their retention.
+
+An encounter whose data differs from its newest archived version is archived again as the next
+revision, locked for its class. But when that class's period has already ended, the new version
+cannot be locked at all (S3 Object Lock refuses a retain-until in the past), and it should not
+be: a record past its period is the facility's disposition decision (Archive Law 33/2024 art. 16,
+Decree 113/2025 art. 20), not an amendment. Such a change is quarantined ``retention-ended`` with
+what a records officer should do, once per run and content-addressed (a rerun stores nothing new),
+instead of failing in the worker on every run. The archived versions are left as they are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from archive.core.errors import ArchiveError
+from archive.intake import SCANNED
+from archive.pipeline.classifier import Classifier
+from archive.sources import EncounterBundle, QuarantineEntry, QuarantineReason, QuarantineScope
+
+
+@dataclass(slots=True)
+class Known:
+    """What became of a run's catalogued encounters."""
+
+    changed: list[EncounterBundle] = field(default_factory=list)  # next revisions, to archive
+    unchanged: int = 0  # the newest archived version holds the same data
+    amended: int = 0  # of ``changed``, those the catalog holds (always all, in a run)
+    ended: list[QuarantineEntry] = field(default_factory=list)  # changes past their period
+
+
+def sort_known(
+    known: Sequence[EncounterBundle],
+    versions: Mapping[str, Sequence[str]],
+    classifier: Classifier,
+    now: datetime,
+    source_file: str,
+) -> Known:
+    """``source_file``: what the quarantine index names as the source (the scan manifest).
+    ``versions``: each encounter's catalogued ``data_sha256``, oldest first (the catalog's
+    :meth:`data_versions`). Unchanged encounters are compared before any retention decision, so
+    an archived record whose period ended since is still "already archived". A record the
+    classifier cannot judge is left to the worker, which fails it with its reason."""
+    out = Known()
+    for bundle in known:
+        archived = versions.get(bundle.encounter_id, ())
+        if archived and archived[-1] == bundle.sha256:
+            out.unchanged += 1
+            continue
+        if archived:
+            entry = _ended(bundle, classifier, now, source_file)
+            if entry is not None:
+                out.ended.append(entry)
+                continue
+        out.changed.append(dataclasses.replace(bundle, revision=len(archived) + 1))
+        out.amended += bool(archived)
+    return out
+
+
+def _ended(
+    bundle: EncounterBundle, classifier: Classifier, now: datetime, source_file: str
+) -> QuarantineEntry | None:
+    try:
+        decision = classifier.decide(bundle)
+    except (ArchiveError, ValueError):
+        return None
+    if decision.retain_until > now:
+        return None
+    keep = (
+        "state a longer retention_class in the scan manifest"
+        if bundle.source_kind == SCANNED
+        else "the amendment needs a longer retention class"
+    )
+    detail = (
+        f"an amendment of an archived record whose retention period (class "
+        f"{decision.class_id}) has ended: not archived, the archived version is unchanged. A "
+        "record past its period needs a disposition decision, not an amendment: put it in the "
+        f"disposition procedure (emr-archive disposition propose); if the facility decided to "
+        f"keep it, {keep}"
+    )
+    return QuarantineEntry(
+        reason=QuarantineReason.RETENTION_ENDED,
+        scope=QuarantineScope.ENCOUNTER,
+        source_file=source_file,
+        line_number=0,
+        resource_type=None,
+        resource_id=None,
+        encounter_id=bundle.encounter_id,
+        detail=detail,
+        raw_line=bundle.canonical,
+    )

@@ -1,0 +1,118 @@
+"""Catalogued encounters seen again: unchanged, amended, or changed after their retention period
+ended — the last quarantined ``retention-ended`` (a disposition matter), never sent to the
+worker, where Object Lock refused the past retain-until with ``store.error`` on every run."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+from archive.pipeline.amendments import sort_known
+from archive.pipeline.classifier import RetentionDecision
+from archive.sources import EncounterBundle, QuarantineReason, QuarantineScope
+
+NOW = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+YEARS = 10
+
+
+class TenYears:
+    """Ten years from discharge; a record with an ``X`` diagnosis cannot be classified."""
+
+    def decide(self, bundle: EncounterBundle) -> RetentionDecision:
+        if "X99" in bundle.icd10_codes:
+            raise ValueError("no class")
+        end = bundle.discharged_at.replace(year=bundle.discharged_at.year + YEARS)
+        return RetentionDecision("ordinary", end)
+
+
+def _bundle(eid: str, discharged: datetime, data: str, *, kind: str = "fhir") -> EncounterBundle:
+    return EncounterBundle(
+        encounter_id=eid,
+        patient_id="BN-0001",
+        facility_code="79001",
+        admitted_at=discharged - timedelta(days=3),
+        discharged_at=discharged,
+        encounter_class="IMP",
+        department_code=None,
+        discharge_disposition="home",
+        accident_code=None,
+        treatment_result=None,
+        icd10_codes=(),
+        procedure_codes=(),
+        patient_deceased=False,
+        record_number="HS-1",
+        episode_key=None,
+        bundle={},
+        canonical=data.encode(),
+        source_kind=kind,
+    )
+
+
+OLD = datetime(2010, 5, 2, tzinfo=UTC)  # period ended in 2020
+RECENT = datetime(2024, 5, 2, tzinfo=UTC)  # period runs until 2034
+
+
+def test_a_change_after_the_period_ended_is_quarantined_not_sent_to_the_worker() -> None:
+    changed = _bundle("enc-old", OLD, "corrected")
+    before = _bundle("enc-old", OLD, "original")
+    found = sort_known([changed], {"enc-old": [before.sha256]}, TenYears(), NOW, "manifest.csv")
+    assert (found.changed, found.amended, found.unchanged) == ([], 0, 0)
+    [entry] = found.ended
+    assert entry.reason is QuarantineReason.RETENTION_ENDED
+    assert entry.scope is QuarantineScope.ENCOUNTER
+    assert (entry.encounter_id, entry.source_file, entry.raw_line) == (
+        "enc-old",
+        "manifest.csv",
+        b"corrected",
+    )
+    # What a records officer must do, and no PHI: no ids, no dates of care.
+    assert "class ordinary" in entry.detail
+    assert "disposition" in entry.detail
+    assert "not an amendment" in entry.detail
+    for phi in ("BN-0001", "enc-old", "HS-1", "2010"):
+        assert phi not in entry.detail
+
+
+def test_a_scanned_record_is_told_to_state_a_longer_class_in_its_manifest() -> None:
+    changed = _bundle("paper-1", OLD, "row v2", kind="scanned")
+    found = sort_known([changed], {"paper-1": ["x"]}, TenYears(), NOW, "m.csv")
+    [entry] = found.ended
+    assert "retention_class in the scan manifest" in entry.detail
+
+
+def test_the_period_ending_exactly_now_counts_as_ended() -> None:
+    discharged = NOW.replace(year=NOW.year - YEARS)
+    found = sort_known([_bundle("e", discharged, "new")], {"e": ["old"]}, TenYears(), NOW, "x")
+    assert len(found.ended) == 1
+    assert found.changed == []
+
+
+def test_a_change_within_the_period_is_the_next_revision() -> None:
+    found = sort_known([_bundle("e", RECENT, "v3")], {"e": ["v1", "v2"]}, TenYears(), NOW, "x")
+    assert found.ended == []
+    assert found.amended == 1
+    [bundle] = found.changed
+    assert bundle.revision == 3
+
+
+def test_an_unchanged_record_past_its_period_is_already_archived_not_quarantined() -> None:
+    same = _bundle("e", OLD, "archived")
+    found = sort_known([same], {"e": ["older", same.sha256]}, TenYears(), NOW, "x")
+    assert (found.unchanged, found.changed, found.ended) == (1, [], [])
+
+
+def test_an_unclassifiable_change_is_left_to_the_worker_which_fails_it_with_its_reason() -> None:
+    bad = dataclasses.replace(_bundle("e", OLD, "new"), icd10_codes=("X99",))
+    found = sort_known([bad], {"e": ["old"]}, TenYears(), NOW, "x")
+    assert found.ended == []
+    assert [b.revision for b in found.changed] == [2]
+
+
+def test_mixed_batch_keeps_order_and_counts() -> None:
+    a = _bundle("a", RECENT, "a2")
+    b = _bundle("b", OLD, "b2")
+    c = _bundle("c", OLD, "c1")
+    found = sort_known([a, b, c], {"a": ["a1"], "b": ["b1"], "c": [c.sha256]}, TenYears(), NOW, "x")
+    assert [x.encounter_id for x in found.changed] == ["a"]
+    assert [e.encounter_id for e in found.ended] == ["b"]
+    assert (found.amended, found.unchanged) == (1, 1)
