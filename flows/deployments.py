@@ -1,4 +1,5 @@
-"""The scheduled deployments `emr-archive serve` runs (and prefect.yaml declares for workers)."""
+"""The deployments `emr-archive serve` runs (and prefect.yaml declares for workers): scheduled,
+and one an operator triggers (hash-tree renewal)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from prefect.schedules import Cron
 
-from flows.evidence import evidence_renewal
+from flows.evidence import evidence_rehash, evidence_renewal
 from flows.nightly import nightly_archive
 from flows.retention import retention_sweep
 from flows.verify import verification_deployments
@@ -59,6 +60,16 @@ def deployments(settings: Settings) -> list[Any]:
             schedule=Cron(RENEWAL_CRON, timezone=tz),
             description="Renew the evidence records' timestamps before a TSA certificate "
             "ends or an algorithm weakens: one TSA call for every due tree.",
+            tags=["emr-archive", "evidence"],
+        ),
+        # No schedule and no default algorithm: re-hashing every document is a deliberate, rare
+        # act (the monthly renewal fails `evidence.hash_renewal_due` instead of doing it), so an
+        # operator triggers it, naming the algorithm: `prefect deployment run
+        # evidence-rehash/evidence-rehash --param algorithm=sha512` (or the CLI's --hash).
+        evidence_rehash.to_deployment(
+            name="evidence-rehash",
+            description="Hash-tree renewal: re-hash every document into a new chain in the "
+            "given algorithm. Run by an operator, never on a schedule.",
             tags=["emr-archive", "evidence"],
         ),
         *verification_deployments(settings),  # weekly sample Sun 02:00, full on the 2nd 02:00

@@ -2,7 +2,9 @@
 :class:`CheckResult`; the :class:`~verification.verifier.Verifier` runs them fail-closed.
 
 ``object``         the object exists at the catalogued version; the store's SHA-256 checksum, the
-                   size and the sha256 of the bytes read equal the catalog's
+                   size and the sha256 of the bytes read equal the catalog's. A record a primary
+                   repair restored is read through the re-homed map: a refused map (or entry)
+                   fails it ``object.rehomed_broken`` (:mod:`verification.rehomed`)
 ``unseal``         the envelope opens (authenticity, identity binding) and the PDF's sha256 equals
                    the catalog's
 ``signature``      offline PAdES B-LTA by one of the hospital's signers and TSAs; the catalogued
@@ -33,6 +35,7 @@ from archive.core.errors import (
     EnvelopeIntegrityError,
     KeyCommitmentError,
     ObjectNotFoundError,
+    RehomedError,
     SealError,
     StoreUnavailableError,
     UnknownKeyError,
@@ -73,6 +76,8 @@ def _object(ev: Evidence, now: datetime) -> CheckResult:
             "object.missing",
             f"{row.object_key} version {row.version_id} does not exist in the bucket",
         )
+    except RehomedError as e:
+        return _rehomed_broken(e)
     if head.sha256 is None:
         return CheckResult.indeterminate(
             "object", "object.no_checksum", "the store keeps no SHA-256 checksum for the object"
@@ -101,6 +106,8 @@ def _sealed_bytes(ev: Evidence) -> CheckResult:
         digest = ev.sealed_sha256()
     except StoreUnavailableError:
         raise  # the verifier reports an unreachable store as indeterminate
+    except RehomedError as e:
+        return _rehomed_broken(e)
     except Exception as e:  # noqa: BLE001 - a version that exists but cannot be read is damaged
         return CheckResult.failed(
             "object",
@@ -115,6 +122,14 @@ def _sealed_bytes(ev: Evidence) -> CheckResult:
             f"{row.sealed_sha256[:16]}... (changed below the S3 API: bit rot or tampering)",
         )
     return CheckResult.passed("object", f"present at version {row.version_id}, bytes intact")
+
+
+def _rehomed_broken(error: RehomedError) -> CheckResult:
+    """The catalogued version is gone from the primary and the map naming its restored copy is
+    refused: not served, so not verified (the message names keys and ids, no PHI)."""
+    return CheckResult.failed(
+        "object", "object.rehomed_broken", f"restored by a primary repair, not readable: {error}"
+    )
 
 
 def _unseal(ev: Evidence, now: datetime) -> CheckResult:
@@ -199,7 +214,7 @@ def _lock(ev: Evidence, now: datetime) -> CheckResult:
     row = ev.row
     try:
         lock = ev.head().lock
-    except ObjectNotFoundError as e:
+    except (ObjectNotFoundError, RehomedError) as e:
         raise NotReached("the object is missing (see the object check)") from e
     if lock.mode != COMPLIANCE:
         return CheckResult.failed(

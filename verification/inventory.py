@@ -10,7 +10,9 @@ cannot find an orphan.
 - ``inventory``       every object version under ``records/`` is catalogued (else an *orphan*, or a
                       *newer version* written over a catalogued key), no catalogued key is hidden
                       by a delete marker, and every catalogued version exists (rows not verified
-                      one by one in this run; the record checks report the others)
+                      one by one in this run; the record checks report the others). With the
+                      re-homed map refused, a record it would have found is ``rehomed.broken``
+                      (:mod:`verification.rehomed`)
 
 Read only: unlike :meth:`Catalog.sync`, nothing is uploaded.
 """
@@ -112,8 +114,10 @@ def inventory(
     versions: Iterable[ObjectVersion],
     *,
     verified: set[tuple[str, str]],
+    map_refused: bool = False,
 ) -> tuple[CheckResult, tuple[Finding, ...]]:
-    """Compare the catalog's (key, version) pairs with the bucket's versions under records/."""
+    """Compare the catalog's (key, version) pairs with the bucket's versions under records/.
+    ``map_refused``: ``versions`` is the bare primary's listing, the re-homed map being refused."""
     wanted = set(catalogued)
     keys = {k for k, _ in wanted}
     found: list[Finding] = []
@@ -140,7 +144,26 @@ def inventory(
         found.append(
             Finding("inventory.missing", *pair, "a catalogued version is not in the bucket")
         )
+    if map_refused:
+        found = _unmapped(found, {k for k, v in wanted - present})
     return _inventory_result(found, len(wanted)), tuple(found)
+
+
+def _unmapped(found: list[Finding], gone: set[str]) -> list[Finding]:
+    """Findings on keys whose catalogued version the primary no longer holds: restored by a
+    repair, for all one can tell without the map, so the map's finding, not an intrusion's."""
+    out = []
+    recoded = ("inventory.missing", "inventory.newer_version")
+    for f in found:
+        if f.object_key in gone and f.reason_code in recoded:
+            what = (
+                "its catalogued version is not at the primary and the re-homed map is refused"
+                if f.reason_code == "inventory.missing"
+                else "a version only the refused re-homed map could account for"
+            )
+            f = Finding("rehomed.broken", f.object_key, f.version_id, what)
+        out.append(f)
+    return out
 
 
 def _inventory_result(found: list[Finding], catalogued: int) -> CheckResult:

@@ -27,6 +27,7 @@ from archive.store import ObjectStore, ReplicatedStore, S3ObjectStore, SealedSto
 from verification.config import HoldSet, VerificationSettings, output_directory
 from verification.inventory import Finding, compare_bucket_copies, inventory, open_catalog
 from verification.log import write_log
+from verification.rehomed import check_rehomed
 from verification.remote import VerifyContext
 from verification.replica import REPLICA, compare_sites, unreachable, unreachable_finding
 from verification.report import Summary, write_reports
@@ -135,6 +136,9 @@ class VerificationRun:
         if catalog is not None:
             signers = frozenset(catalog.signer_fingerprints())
             checks = [compare_bucket_copies(catalog, SealedStore.for_settings(settings, store))]
+            # A refused re-homed map is a finding; the bucket is then listed bare.
+            rehomed, listed = check_rehomed(store)
+            checks += [rehomed] if rehomed is not None else []
             all_rows = [
                 r
                 for r in catalog_rows(catalog.rows())
@@ -144,12 +148,15 @@ class VerificationRun:
             verified = {(r.object_key, r.version_id) for r in rows}
             catalogued = [(r.object_key, r.version_id) for r in all_rows]
             result, findings = inventory(
-                catalogued, store.list_versions("records/"), verified=verified
+                catalogued,
+                listed.list_versions("records/"),
+                verified=verified,
+                map_refused=listed is not store,
             )
             checks.append(result)
             if settings.replica.enabled:
                 replica = S3ObjectStore.from_settings(settings, read_only=True, site="replica")
-                result, seen = compare_sites(all_rows, store, replica, holds=holds or HoldSet())
+                result, seen = compare_sites(all_rows, listed, replica, holds=holds or HoldSet())
                 checks.append(result)
                 findings += seen
         checks += [chain_check(name, r) for name, r in [*chains, ("audit log", audit)]]

@@ -15,6 +15,12 @@ restored versions by their catalogued ids; retention changes, holds and deletion
 catalogued version go to the restored one (a deletion is resolved *first*: S3 answers success for
 deleting a version id it does not have). Nothing changes while no primary was ever repaired: the
 map is then one empty listing, read once per store object.
+
+A broken map stops only what needs it (verification reports it, :mod:`verification.rehomed`):
+the map names record versions alone, so objects outside ``records/`` never consult it, and a
+record still at its catalogued version is read, held, extended and deleted as before; a record
+that needs the map, or a listing of records (which could not name restored versions), is refused.
+The map's segment is held while any record it maps is held: releasing the last releases it.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from datetime import datetime
 
 from archive.core.errors import ObjectNotFoundError, RehomedError
 from archive.store.base import ObjectHead, ObjectStore, ObjectVersion, PutResult, sha256_hex
+from archive.store.naming import RECORDS_PREFIX
 from archive.store.rehomed import RehomedMap, Rehoming, Version, read_map
 
 # (key, catalogued version) pairs -> the catalog's SHA-256 of their sealed bytes (absent: unknown)
@@ -47,6 +54,7 @@ class RehomedStore:
         self._catalogued = catalogued
         self._lock = threading.Lock()
         self._map: RehomedMap | None = None
+        self._broken: RehomedError | None = None  # the map was refused: not read again
         self._checked: dict[Version, str] = {}  # entries already matched against the catalog
 
     @property
@@ -61,8 +69,8 @@ class RehomedStore:
 
     def latest(self, key: str) -> ObjectHead | None:
         head = self.inner.latest(key)
-        if head is None:
-            return None
+        if head is None or not key.startswith(RECORDS_PREFIX):
+            return head
         catalogued = self.rehomed_map().restored.get((key, head.version_id))
         return head if catalogued is None else replace(head, version_id=catalogued)
 
@@ -95,6 +103,9 @@ class RehomedStore:
         return replace(head, version_id=version_id)
 
     def list_versions(self, prefix: str = "") -> Iterator[ObjectVersion]:
+        if not _overlaps_records(prefix):
+            yield from self.inner.list_versions(prefix)
+            return
         restored = self.rehomed_map().restored
         for v in self.inner.list_versions(prefix):
             catalogued = restored.get((v.key, v.version_id))
@@ -116,10 +127,15 @@ class RehomedStore:
         actual = self._actual(key, version_id)
         self.inner.set_legal_hold(key, version_id=actual, on=on)
         segment = self._segment(key, version_id, actual)
-        if segment is not None and on:  # kept when released: other entries may still need it
-            head = self.inner.latest(segment)
-            if head is not None and not head.lock.legal_hold:
-                self.inner.set_legal_hold(segment, version_id=head.version_id, on=True)
+        if segment is None:
+            return
+        head = self.inner.latest(segment)
+        if head is None or head.lock.legal_hold == on:
+            return
+        # Released only with the last held record it maps: each release is made before this
+        # look, so of two releases at once the later sees the other's.
+        if on or not self._holds_another(segment, (key, version_id)):
+            self.inner.set_legal_hold(segment, version_id=head.version_id, on=on)
 
     def delete_version(self, key: str, *, version_id: str) -> None:
         self.inner.delete_version(key, version_id=self._actual(key, version_id))
@@ -127,15 +143,35 @@ class RehomedStore:
     # -- resolution -----------------------------------------------------------------------------
 
     def rehomed_map(self, *, reload: bool = False) -> RehomedMap:
+        """The verified map; :class:`RehomedError` when it is refused (remembered: a segment
+        under COMPLIANCE does not heal, and each record that needs it would read it again)."""
         with self._lock:
+            if self._broken is not None and not reload:
+                raise self._broken
             if self._map is None or reload:
-                self._map = read_map(self.inner)
+                try:
+                    self._map = read_map(self.inner)
+                except RehomedError as e:
+                    self._broken = e
+                    raise
+                self._broken = None
             return self._map
 
     def _actual(self, key: str, version_id: str) -> str:
         """The version to act on for catalogued ``version_id``: its restored one when the map
-        names it (checked against the catalog), else itself."""
-        entry = self.rehomed_map().get(key, version_id)
+        names it (checked against the catalog), else itself. With the map refused, a version the
+        primary still holds is itself; any other is refused."""
+        if not key.startswith(RECORDS_PREFIX):
+            return version_id
+        try:
+            rmap = self.rehomed_map()
+        except RehomedError as broken:
+            try:
+                self.inner.head(key, version_id=version_id)
+            except ObjectNotFoundError:
+                raise broken from None  # it needed the map
+            return version_id
+        entry = rmap.get(key, version_id)
         if entry is None:
             return version_id
         return self._checked_entry(entry).restored
@@ -144,6 +180,21 @@ class RehomedStore:
         if actual == version_id:
             return None
         return self.rehomed_map().segment_of.get((key, version_id))
+
+    def _holds_another(self, segment: str, released: Version) -> bool:
+        """Whether a record the segment maps, other than ``released``, is under legal hold (its
+        restored version's hold: the one holds are set on). One HEAD per entry, until one is."""
+        rmap = self.rehomed_map()
+        for pair, seg in rmap.segment_of.items():
+            if seg != segment or pair == released:
+                continue
+            entry = rmap.entries[pair]
+            try:
+                if self.inner.head(entry.key, version_id=entry.restored).lock.legal_hold:
+                    return True
+            except ObjectNotFoundError:
+                continue  # destroyed after its retention: it holds nothing
+        return False
 
     def _resolve(self, key: str, version_id: str) -> Rehoming | None:
         entry = self.rehomed_map().get(key, version_id)
@@ -165,3 +216,8 @@ class RehomedStore:
                 f"{entry.catalogued} is not the catalog's; the restored version is not served"
             )
         return entry
+
+
+def _overlaps_records(prefix: str) -> bool:
+    """Whether a listing under ``prefix`` may hold record versions (the map names no other)."""
+    return prefix.startswith(RECORDS_PREFIX) or RECORDS_PREFIX.startswith(prefix)

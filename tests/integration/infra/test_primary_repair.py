@@ -49,6 +49,7 @@ from infra.ports import free_port_block
 from infra.repair import audit_repair, repair_site
 from infra.settings import AppSettings as Settings
 from retrieval import Retrieval, Role, validate_zip
+from retrieval.errors import DossierError
 from tests.support.nightly import Export, make_export, run_once
 from verification.config import HoldSet, VerificationSettings
 from verification.report import Summary
@@ -245,6 +246,23 @@ def test_the_primary_lost_entirely_is_repaired_from_the_replica(
         wiring.open_store(sites, read_only=True).head(
             rows[1].object_key, version_id=rows[1].version_id
         )
+    # Verification reports it and goes on: every record here was restored, so each fails
+    # object.rehomed_broken, the run fails rehomed.broken; the catalog and audit chains, read
+    # without the map, still pass. An export refuses the record with the map's reason.
+    broken = verify(sites, tmp_path / "broken", holds)
+    found = bad(broken)
+    assert broken.status is Status.FAILED
+    assert (found["rehomed"], found["inventory"]) == ("rehomed.broken", "rehomed.broken")
+    assert not {"catalog.chain", "audit-log.chain"} & set(found)
+    assert {c.reason_code for r in broken.results for c in r.checks if c.check == "object"} == {
+        "object.rehomed_broken"
+    }
+    r = Retrieval.open(sites)
+    try:
+        with pytest.raises(DossierError, match=r"could not be read or opened \(RehomedError\)"):
+            r.export(officer, out_dir=tmp_path / "refused", now=now, encounter_id=held.encounter_id)
+    finally:
+        r.index.close()
 
 
 def _b64sha(data: bytes) -> str:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from prefect.utilities.callables import parameter_schema
 
 from flows.deployments import NIGHTLY_CRON, deployments
+from flows.evidence import evidence_rehash
 from flows.nightly import nightly_archive
 from infra.settings import load_app_settings as load_settings
 from tests.support.paths import REPO
@@ -40,3 +42,19 @@ def test_one_nightly_deployment_per_configured_facility(tmp_path: Path) -> None:
         nightly = served[f"nightly-{code}"]
         assert nightly.parameters == {"source": str(source), "facility": code}
         assert nightly.schedules[0].schedule.cron == NIGHTLY_CRON
+
+
+def test_hash_tree_renewal_is_deployed_unscheduled_and_asks_for_its_algorithm() -> None:
+    """A deliberate, rare act (the monthly renewal fails `evidence.hash_renewal_due` rather than
+    do it): an operator triggers it, naming the algorithm; nothing runs it on a timer."""
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
+    declared = {d["name"]: d for d in spec["deployments"]}["evidence-rehash"]
+    assert declared["entrypoint"] == "flows/evidence.py:evidence_rehash"
+    assert not declared.get("schedules")
+    assert "algorithm" not in declared["parameters"]
+    served = {d.name: d for d in deployments(load_settings())}["evidence-rehash"]
+    assert served.schedules in (None, [])
+    assert "algorithm" not in served.parameters
+    # Prefect refuses a run without it (the schema is enforced), rather than guess one.
+    assert served.enforce_parameter_schema
+    assert "algorithm" in parameter_schema(evidence_rehash).required
