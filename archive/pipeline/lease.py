@@ -77,6 +77,22 @@ class LeaseRecord:
             ) from e
 
 
+def _gone(held: LeaseRecord) -> bool:
+    """Whether ``held`` was taken by a process of this machine that no longer exists. The run
+    file's run id says so only while nothing else took the local lock since (a backfill's
+    rerun, a test, an operator's nightly run can); the process table says so always. A lease
+    of another machine, or of a process still alive, is never judged here: it expires."""
+    if held.host != socket.gethostname() or held.pid == os.getpid():
+        return False
+    try:
+        os.kill(held.pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, under another user
+        return False
+    return False
+
+
 def lease_key(facility: str, gen: int) -> str:
     return f"{LEASE_PREFIX}{facility}/{gen:010d}.json"
 
@@ -139,7 +155,7 @@ class RunLease:
         held by ``dead_run``, a run known to have ended (:mod:`.runlock`), is taken over."""
         check_facility(facility)
         gen, held = current(store, facility)
-        if held is not None and held.live(now) and held.run_id != dead_run:
+        if held is not None and held.live(now) and held.run_id != dead_run and not _gone(held):
             raise _refused(facility, held)
         mine = LeaseRecord(
             run_id=run_id,

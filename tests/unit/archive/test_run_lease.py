@@ -157,3 +157,41 @@ def test_a_run_killed_on_this_machine_is_taken_over_at_once_elsewhere_not(tmp_pa
     RunLock.acquire(
         tmp_path / "m1", run_id="run-c", now=NOW, facility="79001", store=store
     ).release()
+
+
+def test_a_lease_of_a_process_gone_from_this_machine_is_taken_over_a_live_one_not() -> None:
+    """A killed run's lease, once something else took the local lock in between (so the run
+    file no longer names the dead run): the process table still says its holder is gone."""
+    import socket
+    import subprocess
+
+    from archive.pipeline.lease import LeaseRecord
+
+    store = MemoryStore()
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    alive = subprocess.Popen(["sleep", "30"])
+    try:
+        for gen, pid, run in ((1, alive.pid, "run-alive"), (2, ended.pid, "run-dead")):
+            record = LeaseRecord(
+                run_id=run, host=socket.gethostname(), pid=pid, acquired=NOW, expires=NOW + TTL
+            )
+            store.create(lease_key("79001", gen), record.encode())
+            if pid == alive.pid:
+                with pytest.raises(RunInProgressError, match="run run-alive"):
+                    take(store, "79001", "run-b")
+        taker = take(store, "79001", "run-b")
+        assert current(store, "79001")[1] == taker.record
+        elsewhere = LeaseRecord(  # another machine's process table is not ours to read
+            run_id="run-far",
+            host="not-" + socket.gethostname(),
+            pid=ended.pid,
+            acquired=NOW,
+            expires=NOW + TTL,
+        )
+        store.create(lease_key("79002", 1), elsewhere.encode())
+        with pytest.raises(RunInProgressError, match="run run-far"):
+            take(store, "79002", "run-c")
+    finally:
+        alive.kill()
+        alive.wait()
