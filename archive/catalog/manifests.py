@@ -274,14 +274,23 @@ class Catalog:
             return self._sync_locked(store, retain_until)
 
     def _sync_locked(self, store: ObjectStore, retain_until: datetime) -> tuple[PutResult, ...]:
-        in_bucket = bucket_versions(store)
+        prev = self.manifests[-1] if self.manifests else None
+        # A warm cache lists the bucket from its newest manifest on (a page, not one per 1,000
+        # manifests): once that is in the bucket, so is every older one (claims go bucket first,
+        # and earlier releases uploaded oldest first), and the re-upload below still proves it
+        # equal, and through the chain its predecessors. Otherwise (an empty cache, or a newest
+        # the bucket lacks) the whole listing, as before.
+        first = prev.seq if prev else 1
+        in_bucket = bucket_versions(store, after=first - 1)
+        if prev is not None and prev.seq not in in_bucket:
+            first, in_bucket = 1, bucket_versions(store)
         uploads = []
-        for info in self.manifests:
-            if info.seq not in in_bucket or info is self.manifests[-1]:
+        for info in self.manifests[first - 1 :]:
+            if info.seq not in in_bucket or info is prev:
                 result = upload(store, info, self._read(info), retain_until)
                 uploads += [result] if result.created else []
-        prev = self.manifests[-1] if self.manifests else None
-        pulled = download_after(store, in_bucket, prev, self._dir / MANIFESTS_DIR)
+        target = self._dir / MANIFESTS_DIR
+        pulled = download_after(store, in_bucket, prev, target, first=first)
         if pulled or self.head_pending:  # uploaded (or matched the bucket) first, then confirmed
             newest = (*self.manifests, *pulled)
             write_head(self._dir, newest[-1])
