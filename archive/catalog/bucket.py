@@ -68,6 +68,22 @@ def bucket_versions(store: ObjectStore, *, after: int = 0) -> dict[int, list[str
     return found  # other keys under the prefix cannot be removed from a locked bucket: ignored
 
 
+def versions_to_sync(
+    store: ObjectStore, newest: int, *, whole: bool = False
+) -> tuple[int, dict[int, list[str]]]:
+    """The bucket's manifest copies a cache whose newest is ``newest`` (0: empty) syncs with,
+    and the first sequence number they start at. A warm cache lists from its newest's key on
+    (a page, not one per 1,000 manifests): once the bucket holds that manifest it holds every
+    older one (claims go bucket first; earlier releases uploaded oldest first), and the sync
+    re-uploads it, which proves it equal and, through the chain, its predecessors. An empty
+    cache, one whose newest the bucket lacks, and ``whole`` list every copy."""
+    if newest and not whole:
+        versions = bucket_versions(store, after=newest - 1)
+        if newest in versions:
+            return newest, versions
+    return 1, bucket_versions(store)
+
+
 def download_chain(store: ObjectStore, target: Path) -> ManifestInfo | None:
     """Download and verify every manifest copy into ``target``; return the newest."""
     versions = bucket_versions(store)

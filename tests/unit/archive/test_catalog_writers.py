@@ -150,3 +150,16 @@ def test_a_gap_after_a_warm_cache_s_newest_is_still_refused(tmp_path: Path) -> N
     with pytest.raises(ChainBrokenError, match=r"0000000004\.parquet is missing"):
         append_run(a, store, 6)
     assert len(Catalog.open(tmp_path / "a").manifests) == 3
+
+
+def test_a_whole_sync_still_finds_a_gap_below_the_newest(tmp_path: Path) -> None:
+    """``catalog verify`` syncs ``whole``: a bucket copy gone from the middle of the chain is
+    refused (the warm append, listing from the newest on, does not look there)."""
+    store = MemoryStore()
+    a = Catalog.open(tmp_path / "a", create=True)
+    for n in range(1, 4):
+        append_run(a, store, n)
+    store._objects.pop(manifest_key(2))  # only a broken store loses a locked copy
+    append_run(a, store, 4)
+    with pytest.raises(ChainBrokenError, match=r"0000000002\.parquet is missing"):
+        a.sync(store, retain_until=RETAIN, whole=True)
