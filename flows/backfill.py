@@ -55,9 +55,13 @@ def backfill_archive(
     batch_size: int | None = None,
     redo: bool = False,
     lock_wait_s: float = 3600.0,
+    facility: str | None = None,
 ) -> dict[str, Any] | State:
     """Archive the local days ``since`` to ``until`` (inclusive, all over), each as a run of its
     own; days an earlier backfill finished are skipped (all of them run again with ``redo``).
+    With ``facility`` (MA_CSKCB) each day's run is that facility's, as its nightly run is: only
+    its encounters, under its lock and lease, beside the other facilities' runs and backfills,
+    with a day ledger of its own (a day done for one facility is not done for another).
     Ends Failed when a day's records failed (the summary travels with the state)."""
     settings = load_settings()
     now = datetime.now(UTC)
@@ -66,13 +70,13 @@ def backfill_archive(
     if chosen is None:
         raise ArchiveError("no source: pass --source DIR or set EMR_ARCHIVE_ARCHIVE__SOURCE_DIR")
     chosen = admit_source(settings, chosen, run_id=None, now=now)
-    ledger = DayLedger.for_source(settings, chosen)
+    ledger = DayLedger.for_source(settings, chosen, facility=facility)
     hold = RunLock.acquire(ledger.directory, run_id=f"backfill {since}..{until}", now=now)
     try:
         todo = ledger.pending(days, redo=redo)
         summary = BackfillSummary(since, until, days=len(days), skipped=len(days) - len(todo))
         for day in todo:
-            mark = _run_day(settings, ledger, day, chosen, batch_size, lock_wait_s)
+            mark = _run_day(settings, ledger, day, chosen, batch_size, lock_wait_s, facility)
             ledger.mark(mark, at=datetime.now(UTC))
             summary.add(day, dict(mark.counts), mark.reason)
             if DAY_DONE is not None:
@@ -94,6 +98,7 @@ def _run_day(
     source: Path,
     batch_size: int | None,
     lock_wait_s: float,
+    facility: str | None,
 ) -> DayMark:
     """One day's run, waiting for the catalog's run lock if another run holds it. A day that
     raises is marked failed before the error stops the backfill."""
@@ -103,6 +108,7 @@ def _run_day(
         source=source,
         now=datetime.now(UTC),
         batch_size=batch_size,
+        facility=facility,
     )
     try:
         summary = _under_lock(settings, options, lock_wait_s)

@@ -55,14 +55,33 @@ def manifest_retain_until(now: datetime, *, years: int) -> datetime:
         return now.replace(year=now.year + years, month=3, day=1)
 
 
-def bucket_versions(store: ObjectStore) -> dict[int, list[str]]:
-    """Version ids of each manifest copy in the bucket, by sequence number (one listing)."""
+def bucket_versions(store: ObjectStore, *, after: int = 0) -> dict[int, list[str]]:
+    """Version ids of each manifest copy in the bucket, by sequence number (one listing); with
+    ``after``, of those numbered above it only, listed from its key on: keys are zero-padded
+    sequence numbers, so key order is sequence order and the pages before are never read."""
     found: dict[int, list[str]] = {}
-    for version in store.list_versions(BUCKET_PREFIX):
+    start = manifest_key(after) if after else ""
+    for version in store.list_versions(BUCKET_PREFIX, start_after=start):
         seq = parse_manifest_name(version.key.removeprefix(BUCKET_PREFIX))
-        if seq is not None and not version.is_delete_marker:
+        if seq is not None and seq > after and not version.is_delete_marker:
             found.setdefault(seq, []).append(version.version_id)
     return found  # other keys under the prefix cannot be removed from a locked bucket: ignored
+
+
+def versions_to_sync(
+    store: ObjectStore, newest: int, *, whole: bool = False
+) -> tuple[int, dict[int, list[str]]]:
+    """The bucket's manifest copies a cache whose newest is ``newest`` (0: empty) syncs with,
+    and the first sequence number they start at. A warm cache lists from its newest's key on
+    (a page, not one per 1,000 manifests): once the bucket holds that manifest it holds every
+    older one (claims go bucket first; earlier releases uploaded oldest first), and the sync
+    re-uploads it, which proves it equal and, through the chain, its predecessors. An empty
+    cache, one whose newest the bucket lacks, and ``whole`` list every copy."""
+    if newest and not whole:
+        versions = bucket_versions(store, after=newest - 1)
+        if newest in versions:
+            return newest, versions
+    return 1, bucket_versions(store)
 
 
 def download_chain(store: ObjectStore, target: Path) -> ManifestInfo | None:
@@ -85,12 +104,19 @@ def download_chain(store: ObjectStore, target: Path) -> ManifestInfo | None:
 
 
 def download_after(
-    store: ObjectStore, versions: dict[int, list[str]], prev: ManifestInfo | None, target: Path
+    store: ObjectStore,
+    versions: dict[int, list[str]],
+    prev: ManifestInfo | None,
+    target: Path,
+    *,
+    first: int = 1,
 ) -> list[ManifestInfo]:
     """Download, verify and write into ``target`` the bucket's manifests after ``prev`` (the
-    local cache's newest, which they must chain to): what other writers appended since."""
+    local cache's newest, which they must chain to): what other writers appended since.
+    ``versions`` holds the bucket's manifests from ``first`` on (all of them by default)."""
     found: list[tuple[ManifestInfo, bytes]] = []
-    for seq in check_sequence(versions, where=BUCKET_PREFIX)[prev.seq if prev else 0 :]:
+    after = prev.seq if prev else 0
+    for seq in check_sequence(versions, where=BUCKET_PREFIX, start=first)[after - first + 1 :]:
         data = _fetch(store, manifest_key(seq), versions[seq])
         prev = link_manifest(prev, seq, data, label=manifest_key(seq))
         found.append((prev, data))

@@ -84,10 +84,11 @@ def link_manifest(prev: ManifestInfo | None, seq: int, data: bytes, *, label: st
     )
 
 
-def check_sequence(seqs: Iterable[int], *, where: str) -> list[int]:
-    """``seqs`` sorted, which must run 1..N without a gap (``where`` prefixes names in errors)."""
+def check_sequence(seqs: Iterable[int], *, where: str, start: int = 1) -> list[int]:
+    """``seqs`` sorted, which must run ``start``..N without a gap (``where`` prefixes names in
+    errors)."""
     ordered = sorted(seqs)
-    for expected, seq in enumerate(ordered, start=1):
+    for expected, seq in enumerate(ordered, start=start):
         if seq != expected:
             raise ChainBrokenError(
                 f"{where}{manifest_name(expected)} is missing (the next present is "

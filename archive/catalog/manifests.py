@@ -8,7 +8,9 @@ authority, :mod:`.bucket`. The local directory is a fast cache of the bucket cop
 
 The chain (:mod:`.chain`) vouches for every byte of every manifest; every append (and
 :meth:`Catalog.sync`) re-uploads the newest manifest, which the store accepts only if the bytes
-equal the locked copy, and downloads (verified) the manifests the bucket holds beyond it.
+equal the locked copy, and downloads (verified) the manifests the bucket holds beyond it, listing
+the bucket from the newest's key on (``sync(whole=True)``, as ``catalog verify`` runs it, lists
+every copy and so also finds one gone from the middle).
 
 Several writers, on several machines, each with its own local directory, append to one chain:
 manifest ``n`` is claimed by creating its bucket key with a conditional create (``If-None-Match:
@@ -47,7 +49,7 @@ from typing import Any, Final
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from archive.catalog.bucket import bucket_versions, download_after, download_chain, upload
+from archive.catalog.bucket import download_after, download_chain, upload, versions_to_sync
 from archive.catalog.chain import ManifestInfo, link_manifest
 from archive.catalog.codec import PARQUET_ERRORS, ManifestHeader, decode_table, encode_manifest
 from archive.catalog.local import (
@@ -280,23 +282,30 @@ class Catalog:
         self._advance((*self.manifests, info))
         return AppendResult(manifest=info, upload=uploaded, created=True)
 
-    def sync(self, store: ObjectStore, *, retain_until: datetime) -> tuple[PutResult, ...]:
+    def sync(
+        self, store: ObjectStore, *, retain_until: datetime, whole: bool = False
+    ) -> tuple[PutResult, ...]:
         """Upload the manifests the bucket lacks, check the newest against its bucket copy,
         download what other writers appended since and finish an interrupted HEAD update.
-        Returns the uploads that created an object."""
+        Returns the uploads that created an object. ``whole`` lists every bucket copy, not
+        only those from the newest local manifest on, so that a gap among them is found
+        (``catalog verify``)."""
         _require_aware(retain_until=retain_until)
         with self._writer_lock():
-            return self._sync_locked(store, retain_until)
+            return self._sync_locked(store, retain_until, whole=whole)
 
-    def _sync_locked(self, store: ObjectStore, retain_until: datetime) -> tuple[PutResult, ...]:
-        in_bucket = bucket_versions(store)
+    def _sync_locked(
+        self, store: ObjectStore, retain_until: datetime, *, whole: bool = False
+    ) -> tuple[PutResult, ...]:
+        prev = self.manifests[-1] if self.manifests else None
+        first, in_bucket = versions_to_sync(store, prev.seq if prev else 0, whole=whole)
         uploads = []
-        for info in self.manifests:
-            if info.seq not in in_bucket or info is self.manifests[-1]:
+        for info in self.manifests[first - 1 :]:
+            if info.seq not in in_bucket or info is prev:
                 result = upload(store, info, self._read(info), retain_until)
                 uploads += [result] if result.created else []
-        prev = self.manifests[-1] if self.manifests else None
-        pulled = download_after(store, in_bucket, prev, self._dir / MANIFESTS_DIR)
+        target = self._dir / MANIFESTS_DIR
+        pulled = download_after(store, in_bucket, prev, target, first=first)
         if pulled or self.head_pending:  # uploaded (or matched the bucket) first, then confirmed
             newest = (*self.manifests, *pulled)
             write_head(self._dir, newest[-1])

@@ -8,8 +8,9 @@ backfill run that day again, where everything is found already archived (or adop
 is stored or catalogued twice. A torn line can never read as ``done``: it is not valid JSON.
 
 The ledger is per archive and per source (one file under ``<data_dir>/backfill/<key>/``, the key
-a hash of the bucket, the catalog directory and the source directory, so no path shows in it): a
-day done from one export is not done for another, nor for another bucket. Counts only, no PHI.
+a hash of the bucket, the catalog directory, the source directory and the facility of a
+``--facility`` backfill, so no path shows in it): a day done from one export is not done for
+another, nor for another facility of the same export, nor for another bucket. Counts only, no PHI.
 """
 
 from __future__ import annotations
@@ -44,11 +45,14 @@ class DayLedger:
         self.path = directory / LEDGER_NAME
 
     @classmethod
-    def for_source(cls, settings: Settings, source: Path) -> DayLedger:
-        """The ledger of backfills from ``source`` into this archive (bucket and catalog)."""
-        identity = json.dumps(
-            [settings.s3.bucket, str(settings.catalog_dir.resolve()), str(source.resolve())]
-        )
+    def for_source(
+        cls, settings: Settings, source: Path, *, facility: str | None = None
+    ) -> DayLedger:
+        """The ledger of backfills from ``source`` into this archive (bucket and catalog), of
+        one ``facility``'s encounters or (None) of the whole export."""
+        parts = [settings.s3.bucket, str(settings.catalog_dir.resolve()), str(source.resolve())]
+        # A whole-export ledger keeps the key it always had, so its backfills resume.
+        identity = json.dumps(parts if facility is None else [*parts, facility])
         key = hashlib.sha256(identity.encode()).hexdigest()[:16]
         directory = settings.data_dir / "backfill" / key
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -111,6 +111,15 @@ def current(store: ClaimStore, facility: str) -> tuple[int, LeaseRecord | None]:
     return _newest(store, facility, _generations(store, LEASE_PREFIX + facility + "/"))
 
 
+def leases(store: ClaimStore, facility: str | None = None) -> dict[str, LeaseRecord]:
+    """Each facility's current lease record, by code (``all``: runs over the whole export), or
+    ``facility``'s alone; a facility never leased is absent. One listing, one read each."""
+    prefix = LEASE_PREFIX + ("" if facility is None else check_facility(facility) + "/")
+    found = _generations(store, prefix)
+    newest = {code: _newest(store, code, found)[1] for code in sorted(found)}
+    return {code: record for code, record in newest.items() if record is not None}
+
+
 def _generations(store: ClaimStore, prefix: str) -> dict[str, dict[int, str]]:
     """Version ids of the lease objects under ``prefix``, by facility and generation."""
     found: dict[str, dict[int, str]] = {}

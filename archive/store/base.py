@@ -76,7 +76,10 @@ class ObjectStore(Protocol):
     def latest(self, key: str) -> ObjectHead | None:
         """The current version of ``key``, or None when there is none."""
 
-    def list_versions(self, prefix: str = "") -> Iterator[ObjectVersion]: ...
+    def list_versions(self, prefix: str = "", *, start_after: str = "") -> Iterator[ObjectVersion]:
+        """Every version under ``prefix``, by key; with ``start_after``, only those of keys after
+        it in byte order (S3's ``KeyMarker``: the listing starts there, pages before are not
+        read)."""
 
     def extend_retention(self, key: str, *, version_id: str, retain_until: datetime) -> None: ...
 

@@ -102,12 +102,12 @@ class RehomedStore:
             )
         return replace(head, version_id=version_id)
 
-    def list_versions(self, prefix: str = "") -> Iterator[ObjectVersion]:
+    def list_versions(self, prefix: str = "", *, start_after: str = "") -> Iterator[ObjectVersion]:
         if not _overlaps_records(prefix):
-            yield from self.inner.list_versions(prefix)
+            yield from self.inner.list_versions(prefix, start_after=start_after)
             return
         restored = self.rehomed_map().restored
-        for v in self.inner.list_versions(prefix):
+        for v in self.inner.list_versions(prefix, start_after=start_after):
             catalogued = restored.get((v.key, v.version_id))
             yield v if catalogued is None else replace(v, version_id=catalogued)
 

@@ -69,8 +69,8 @@ class ReplicatedStore:
             self._complete(head)
         return head
 
-    def list_versions(self, prefix: str = "") -> Iterator[ObjectVersion]:
-        return self.primary.list_versions(prefix)
+    def list_versions(self, prefix: str = "", *, start_after: str = "") -> Iterator[ObjectVersion]:
+        return self.primary.list_versions(prefix, start_after=start_after)
 
     def extend_retention(self, key: str, *, version_id: str, retain_until: datetime) -> None:
         self.primary.extend_retention(key, version_id=version_id, retain_until=retain_until)

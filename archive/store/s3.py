@@ -196,11 +196,16 @@ class S3ObjectStore:
             raise self._translate(e, "HeadObject", key) from e
         return _head(key, response)
 
-    def list_versions(self, prefix: str = "") -> Iterator[ObjectVersion]:
+    def list_versions(self, prefix: str = "", *, start_after: str = "") -> Iterator[ObjectVersion]:
         paginator = self._client.get_paginator("list_object_versions")
+        # The stubs leave out the paginator's own token, which botocore sends on the first page.
+        marker: dict[str, Any] = {"KeyMarker": start_after} if start_after else {}
+        pages = paginator.paginate(Bucket=self._bucket, Prefix=prefix, **marker)
         try:
-            for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+            for page in pages:
                 for v in page.get("Versions", []):
+                    if v["Key"] <= start_after:  # the marker is exclusive; a store may differ
+                        continue
                     yield ObjectVersion(
                         v["Key"],
                         v["VersionId"],
@@ -210,6 +215,8 @@ class S3ObjectStore:
                         _utc(v["LastModified"]),
                     )
                 for m in page.get("DeleteMarkers", []):
+                    if m["Key"] <= start_after:
+                        continue
                     yield ObjectVersion(
                         m["Key"],
                         m["VersionId"],

@@ -111,8 +111,8 @@ class SealedStore:
         head = self._inner.latest(key)
         return None if head is None else replace(head, sha256=None)
 
-    def list_versions(self, prefix: str = "") -> Iterator[ObjectVersion]:
-        return self._inner.list_versions(prefix)
+    def list_versions(self, prefix: str = "", *, start_after: str = "") -> Iterator[ObjectVersion]:
+        return self._inner.list_versions(prefix, start_after=start_after)
 
     def extend_retention(self, key: str, *, version_id: str, retain_until: datetime) -> None:
         self._inner.extend_retention(key, version_id=version_id, retain_until=retain_until)

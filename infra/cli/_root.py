@@ -36,6 +36,7 @@ for command in (
     c.sample_cmd,
     c.archive_cmd,
     c.serve_cmd,
+    c.lease_group,
     c.catalog_group,
     c.evidence_group,
     # proof that nothing changed

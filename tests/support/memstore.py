@@ -22,6 +22,8 @@ from archive.store import (
     sha256_hex,
 )
 
+LIST_PAGE = 1000  # S3's MaxKeys default and ceiling
+
 
 @dataclass
 class _Version:
@@ -36,6 +38,8 @@ class MemoryStore:
     bucket: str = "memory"
     _objects: dict[str, list[_Version]] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    list_page: int = LIST_PAGE  # versions per listed page; tests shrink it to count pages
+    list_pages: int = 0  # ListObjectVersions pages S3 would have served
 
     def ensure_compliant(self) -> None:
         return None
@@ -81,15 +85,16 @@ class MemoryStore:
             return None
         return ObjectHead(key, v.version_id, len(v.data), sha256_hex(v.data), v.lock)
 
-    def list_versions(self, prefix: str = "") -> Iterator[ObjectVersion]:
-        for key in sorted(self._objects):
-            if not key.startswith(prefix):
-                continue
-            versions = self._objects[key]
-            for i, v in enumerate(versions):
-                yield ObjectVersion(
-                    key, v.version_id, len(v.data), i == len(versions) - 1, False, v.created
-                )
+    def list_versions(self, prefix: str = "", *, start_after: str = "") -> Iterator[ObjectVersion]:
+        found = [
+            ObjectVersion(key, v.version_id, len(v.data), i == len(versions) - 1, False, v.created)
+            for key, versions in sorted(self._objects.items())
+            if key.startswith(prefix) and key > start_after
+            for i, v in enumerate(versions)
+        ]
+        # What S3 would bill and wait for: one ListObjectVersions page per list_page versions.
+        self.list_pages += max(1, -(-len(found) // self.list_page))
+        yield from found
 
     def extend_retention(self, key: str, *, version_id: str, retain_until: datetime) -> None:
         v = self._version(key, version_id)

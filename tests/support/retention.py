@@ -135,8 +135,8 @@ class RecordingStore:
     def latest(self, key: str) -> ObjectHead | None:
         return self.inner.latest(key)
 
-    def list_versions(self, prefix: str = "") -> Iterator[ObjectVersion]:
-        return self.inner.list_versions(prefix)
+    def list_versions(self, prefix: str = "", *, start_after: str = "") -> Iterator[ObjectVersion]:
+        return self.inner.list_versions(prefix, start_after=start_after)
 
     def extend_retention(self, key: str, *, version_id: str, retain_until: datetime) -> None:
         self.calls.append(("extend_retention", key, version_id))

@@ -15,6 +15,7 @@ from infra.cli.commands.grants import grant_group
 from infra.cli.commands.holds import hold_group
 from infra.cli.commands.intake import intake_group
 from infra.cli.commands.keys import keys_group
+from infra.cli.commands.lease import lease_group
 from infra.cli.commands.nightly import archive_cmd, sample_cmd, serve_cmd
 from infra.cli.commands.portal import portal_cmd
 from infra.cli.commands.repair import repair_cmd
@@ -36,6 +37,7 @@ __all__ = [
     "hold_group",
     "intake_group",
     "keys_group",
+    "lease_group",
     "login_cmd",
     "logout_cmd",
     "portal_cmd",

@@ -30,7 +30,8 @@ def catalog_verify(ctx: click.Context) -> None:
     settings = settings_of(ctx)
     catalog = wiring.open_catalog(settings, create=True)
     store = wiring.open_meta_store(settings)
-    uploaded = catalog.sync(store, retain_until=manifest_lock(settings, datetime.now(UTC)))
+    until = manifest_lock(settings, datetime.now(UTC))
+    uploaded = catalog.sync(store, retain_until=until, whole=True)  # every copy, not the newest
     rows = catalog.rows().num_rows
     click.echo(
         f"catalog intact: {len(catalog.manifests)} manifests, {rows} records, "

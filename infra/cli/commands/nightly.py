@@ -101,7 +101,14 @@ def sample_cmd(
     "--source",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="FHIR Bulk Data export directory (default: EMR_ARCHIVE_ARCHIVE__SOURCE_DIR)",
+    help="FHIR Bulk Data export directory (default: EMR_ARCHIVE_ARCHIVE__SOURCE_DIR, or with "
+    "--facility that facility's directory in EMR_ARCHIVE_ARCHIVE__FACILITIES)",
+)
+@click.option(
+    "--facility",
+    default=None,
+    metavar="CODE",
+    help="archive only this facility's encounters (MA_CSKCB), under its own run lock and lease",
 )
 @click.option("--batch-size", type=click.IntRange(1, 5000), default=None)
 @click.option(
@@ -122,6 +129,7 @@ def archive_cmd(
     since: datetime | None,
     until: datetime | None,
     source: Path | None,
+    facility: str | None,
     batch_size: int | None,
     redo: bool,
     lock_wait: int,
@@ -132,6 +140,8 @@ def archive_cmd(
     from archive.pipeline.options import backfill_days, window_for
 
     settings = settings_of(ctx)
+    if facility is not None:
+        source = _facility_source(settings.archive.facilities, facility, source)
     chosen = source or settings.archive.source_dir
     now = datetime.now(UTC)
     if chosen is not None:
@@ -151,7 +161,9 @@ def archive_cmd(
     if first is not None and last is not None and last != first:
         backfill_days(tz, since=first, until=last, now=now)  # the same, before Prefect starts
         prefect_server.apply_environment(settings)
-        _backfill(first, last, source, batch_size, redo=redo, lock_wait_s=lock_wait * 60.0)
+        _backfill(
+            first, last, source, facility, batch_size, redo=redo, lock_wait_s=lock_wait * 60.0
+        )
         return
     prefect_server.apply_environment(settings)
     from flows import nightly
@@ -164,6 +176,7 @@ def archive_cmd(
         until=until.date() if until else None,
         source=str(source) if source else None,
         batch_size=batch_size,
+        facility=facility,
     )
     click.echo("")
     _print_summary(result)
@@ -189,6 +202,7 @@ def _backfill(
     since: date,
     until: date,
     source: Path | None,
+    facility: str | None,
     batch_size: int | None,
     *,
     redo: bool,
@@ -205,6 +219,7 @@ def _backfill(
         since=since,
         until=until,
         source=str(source) if source else None,
+        facility=facility,
         batch_size=batch_size,
         redo=redo,
         lock_wait_s=lock_wait_s,
@@ -212,6 +227,25 @@ def _backfill(
     click.echo("\r" + " " * 60 + "\r", nl=False, err=True)
     print_backfill(result)
     sys.exit(1 if result["failed_days"] else 0)
+
+
+def _facility_source(facilities: dict[str, Path], facility: str, source: Path | None) -> Path:
+    """``source``, else the export directory ``[archive] facilities`` names for ``facility``; a
+    code the setting would not accept, or one it does not list, is refused in one line before
+    any work."""
+    from archive.core.errors import ConfigError
+    from archive.pipeline.lease import ALL_FACILITIES, check_facility
+
+    if check_facility(facility) == ALL_FACILITIES:  # the lease of runs over the whole export
+        raise ConfigError(f"--facility {ALL_FACILITIES!r} is reserved: omit --facility instead")
+    if source is not None:
+        return source
+    if facility not in facilities:
+        raise ConfigError(
+            f"facility {facility} has no export directory in EMR_ARCHIVE_ARCHIVE__FACILITIES "
+            f"(it lists {', '.join(sorted(facilities)) or 'none'}): add it, or pass --source DIR"
+        )
+    return facilities[facility]
 
 
 def _yesterday(tz: str) -> date:

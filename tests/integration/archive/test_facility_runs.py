@@ -11,12 +11,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from archive.audit import AuditLog
 from archive.catalog import Catalog
 from archive.core.errors import RunInProgressError
 from archive.pipeline import ArchiveRun, RunOptions
 from archive.store import S3ObjectStore
+from infra.cli.commands.lease import lease_group
 from infra.settings import AppSettings as Settings
 from retention.classifier import PolicyClassifier
 from tests.support.catalog_writer import sealed_store
@@ -65,6 +67,11 @@ def test_a_second_run_of_a_facility_on_another_machine_is_refused_before_any_wor
         )
         assert after == before  # nothing stored, catalogued or audited by the refused run
         assert not (tmp_path / "m2" / "manifests").exists()
+        # What the refused operator can look up: who holds the facility (read-only, unsealed).
+        shown = CliRunner().invoke(lease_group, ["show", "--facility", facility], obj=settings)
+        assert shown.exit_code == 0, shown.output
+        assert shown.output.split()[:2] == [facility, "held"]
+        assert f"run {first.options.run_id} on " in shown.output
     with _start(other_machine, export, facility) as second:  # released: the next one runs
         assert second.options.facility == facility
 

@@ -260,3 +260,20 @@ def test_data_and_locks_survive_a_restart(
     assert (head.lock.mode, head.lock.retain_until) == ("COMPLIANCE", retain_until)
     with pytest.raises(LockRefusedError):
         fresh.delete_version(put.key, version_id=put.version_id)
+
+
+def test_listing_from_a_key_marker_reads_only_the_keys_after_it(
+    store: S3ObjectStore, retain_until: datetime
+) -> None:
+    """The catalog's warm append lists from its newest manifest's key on: the store itself must
+    skip the keys before the marker (else every append still pays for the whole listing)."""
+    prefix = f"test/marker/{secrets.token_hex(8)}/"
+    keys = [f"{prefix}{n:010d}.parquet" for n in (1, 2, 10)]  # zero-padded: key order = number
+    for key in keys:
+        store.put_locked(key, secrets.token_bytes(64), retain_until=retain_until)
+    store.client.put_object(Bucket=store.bucket, Key=keys[2], Body=b"a second version")
+    listed = [v.key for v in store.list_versions(prefix, start_after=keys[0])]
+    assert listed == [keys[1], keys[2], keys[2]]
+    assert [v.key for v in store.list_versions(prefix, start_after=keys[2])] == []
+    raw = store.client.list_object_versions(Bucket=store.bucket, Prefix=prefix, KeyMarker=keys[0])
+    assert keys[0] not in {v["Key"] for v in raw.get("Versions", [])}

@@ -29,6 +29,7 @@ from archive.catalog import Catalog
 from archive.core.errors import RunInProgressError
 from archive.pipeline import RunLock
 from archive.pipeline.backfill_ledger import DayLedger
+from archive.seal import open_keys
 from archive.store import S3ObjectStore
 from infra.dask_cluster import DaskCluster
 from infra.settings import AppSettings as Settings
@@ -139,8 +140,11 @@ def test_killed_mid_backfill_then_rerun_on_the_cluster_archives_every_day_exactl
     assert not [s for s in export.secrets if s in printed]  # counts only, no PHI
 
     on_cluster = cluster_settings(settings, cluster.address, secret)
-    # A run holding the catalog: with no wait the backfill stops, marking nothing.
-    held = RunLock.acquire(settings.catalog_dir, run_id="nightly", now=datetime.now(UTC))
+    # A nightly run holding the catalog: with no wait the backfill stops, marking nothing. It is a
+    # real run's lock, lease included: the killed backfill's bucket lease outlives it, and only a
+    # run that finds the dead run's id in the lock file takes it over (then releases it).
+    keys = open_keys(settings)
+    held = RunLock.for_run(settings, "nightly", datetime.now(UTC), None, keys=keys)
     try:
         with pytest.raises(RunInProgressError):
             _backfill(on_cluster, export, monkeypatch, lock_wait_s=0)

@@ -106,6 +106,20 @@ def test_the_ledger_is_per_source_and_per_archive_and_names_no_path(tmp_path: Pa
     assert "Nguyen" not in str(one.path) + one.path.read_text()
 
 
+def test_a_facility_backfill_has_its_own_ledger_and_the_whole_export_keeps_its(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    export, day = tmp_path / "export", date(2016, 1, 1)
+    whole = DayLedger.for_source(settings, export)
+    DayLedger.for_source(settings, export, facility="79001").mark(_mark(day), at=AT)
+    assert DayLedger.for_source(settings, export, facility="79001").pending([day]) == []
+    # A day done for one facility is still to do for another and for the whole export.
+    assert DayLedger.for_source(settings, export, facility="79002").pending([day]) == [day]
+    assert whole.pending([day]) == [day]
+    assert whole.directory == DayLedger.for_source(settings, export, facility=None).directory
+
+
 def test_totals_add_up_the_days_and_name_the_failed_ones() -> None:
     summary = BackfillSummary(date(2016, 1, 1), date(2016, 1, 4), days=4, skipped=1)
     summary.add(date(2016, 1, 2), {"archived": 5, "quarantined": 1, "seconds": 2.0}, None)
