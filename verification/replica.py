@@ -19,13 +19,20 @@ from datetime import datetime
 
 from archive.catalog import CatalogRow
 from archive.core.errors import StoreError
-from archive.store import COMPLIANCE, RECORDS_PREFIX, ObjectHead, ObjectStore, sha256_hex
+from archive.store import (
+    COMPLIANCE,
+    RECORDS_PREFIX,
+    UNREPLICATED_PREFIXES,
+    ObjectHead,
+    ObjectStore,
+    sha256_hex,
+)
 from verification.config import HoldSet
 from verification.inventory import Finding
 from verification.results import CheckResult
 
 REPLICA = "replica"
-_SKIP = ("_health/",)
+_SKIP = UNREPLICATED_PREFIXES  # coordination objects: no copy at the other site
 
 
 def compare_sites(

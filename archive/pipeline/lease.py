@@ -33,9 +33,9 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from archive.core.errors import ArchiveError, RunInProgressError, StoreError
-from archive.store import ClaimStore
+from archive.store import LEASES_PREFIX, ClaimStore
 
-LEASE_PREFIX: Final = "runs/leases/v1/"
+LEASE_PREFIX: Final = LEASES_PREFIX
 ALL_FACILITIES: Final = "all"
 FACILITY_CODE: Final = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _KEY = re.compile(r"(?P<facility>[A-Za-z0-9_-]{1,32})/(?P<gen>\d{10})\.json")

@@ -19,7 +19,9 @@ from archive.store.base import (
 from archive.store.deposit import Deposit, adopt, deposit, withdraw
 from archive.store.naming import (
     EVIDENCE_PREFIX,
+    LEASES_PREFIX,
     RECORDS_PREFIX,
+    UNREPLICATED_PREFIXES,
     evidence_key,
     file_key,
     quarantine_key,
@@ -35,8 +37,10 @@ from archive.store.sealed import SealedStore
 __all__ = [
     "COMPLIANCE",
     "EVIDENCE_PREFIX",
+    "LEASES_PREFIX",
     "RECORDS_PREFIX",
     "REHOMED_PREFIX",
+    "UNREPLICATED_PREFIXES",
     "Catalogued",
     "ClaimStore",
     "Deposit",

@@ -17,6 +17,12 @@ FILES_PREFIX = "files/v1/"
 QUARANTINE_PREFIX = "quarantine/v1/"
 EVIDENCE_PREFIX = "evidence/v1/"
 EVIDENCE_RECORDS_PREFIX = EVIDENCE_PREFIX + "records/"
+LEASES_PREFIX = "runs/leases/v1/"
+# Coordination, not archive content: the stack's readiness probe (deleted right after it is
+# written) and the run leases (unlocked, rewritten every few minutes, meaningful only at the
+# site the runs use). The second site holds no copy, so neither the replica check nor repair
+# looks for one.
+UNREPLICATED_PREFIXES = ("_health/", LEASES_PREFIX)
 
 _FACILITY = re.compile(r"^[A-Za-z0-9]{1,16}$")
 _TOKEN = re.compile(r"^r1[0-9a-f]{38}$")

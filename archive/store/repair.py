@@ -34,9 +34,9 @@ from datetime import datetime
 from archive.core.errors import ArchiveError, SealError
 from archive.seal import check_shape
 from archive.store.base import COMPLIANCE, ObjectHead, ObjectStore, sha256_hex
-from archive.store.naming import RECORDS_PREFIX
+from archive.store.naming import RECORDS_PREFIX, UNREPLICATED_PREFIXES
 
-_SKIP = ("_health/",)  # the stack's readiness probe, deleted right after it is written
+_SKIP = UNREPLICATED_PREFIXES  # coordination objects: no copy at the other site
 THREADS = 8  # requests in flight; botocore's connection pool holds 10 per client
 
 

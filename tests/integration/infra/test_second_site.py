@@ -19,7 +19,7 @@ from archive.audit import AuditLog
 from archive.catalog import Catalog, table_to_rows
 from archive.core.errors import ReplicaError
 from archive.core.settings import ReplicaSettings
-from archive.store import ReplicatedStore, S3ObjectStore, open_sites
+from archive.store import UNREPLICATED_PREFIXES, ReplicatedStore, S3ObjectStore, open_sites
 from infra import seaweed, stack
 from infra.repair import audit_repair, repair_site
 from infra.settings import AppSettings as Settings
@@ -153,7 +153,7 @@ def test_a_site_lost_entirely_is_repaired_from_the_other_without_a_key(
     live = {
         v.key
         for v in S3ObjectStore.from_settings(dual).list_versions("")
-        if v.is_latest and not v.is_delete_marker and not v.key.startswith("_health/")
+        if v.is_latest and not v.is_delete_marker and not v.key.startswith(UNREPLICATED_PREFIXES)
     }
     at_replica = S3ObjectStore.from_settings(dual, site="replica")
     assert set(report.copied) <= live
