@@ -7,6 +7,9 @@ be: a record past its period is the facility's disposition decision (Archive Law
 Decree 113/2025 art. 20), not an amendment. Such a change is quarantined ``retention-ended`` with
 what a records officer should do, once per run and content-addressed (a rerun stores nothing new),
 instead of failing in the worker on every run. The archived versions are left as they are.
+
+The same holds for a record the catalog has never seen whose period ended before it reached the
+archive (a backfill over years long past): :func:`ended_before_archiving` quarantines it.
 """
 
 from __future__ import annotations
@@ -14,12 +17,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from archive.core.errors import ArchiveError
 from archive.intake import SCANNED
 from archive.pipeline.classifier import Classifier
 from archive.sources import EncounterBundle, QuarantineEntry, QuarantineReason, QuarantineScope
+
+# No retention class is shorter than this (TT 33/2025's shortest is 10 years): a record
+# discharged more recently cannot be past its period, so nightly runs never classify here.
+_SHORTEST_PERIOD = timedelta(days=365)
 
 
 @dataclass(slots=True)
@@ -60,6 +67,30 @@ def sort_known(
     return out
 
 
+def ended_before_archiving(
+    bundle: EncounterBundle, classifier: Classifier, now: datetime
+) -> QuarantineEntry | None:
+    """A new record (not in the catalog) whose retention period ended before this run: its
+    lock date would be in the past, which Object Lock refuses, so the worker failed it with
+    ``store.error`` on every run. Paper records are judged when their manifest is read
+    (:mod:`archive.intake.collect`); a record the classifier cannot judge goes to the worker."""
+    if bundle.source_kind == SCANNED or now - bundle.discharged_at < _SHORTEST_PERIOD:
+        return None
+    try:
+        decision = classifier.decide(bundle)
+    except (ArchiveError, ValueError):
+        return None
+    if decision.retain_until > now:
+        return None
+    detail = (
+        f"a record whose retention period (class {decision.class_id}) ended before it reached "
+        "the archive: not archived, since it could not be locked. The facility decides: "
+        "dispose of the source record under its own procedure, or, if it keeps such records, "
+        "give them a longer class in the retention policy file and run again"
+    )
+    return _entry(bundle, "retention-check", detail)
+
+
 def _ended(
     bundle: EncounterBundle, classifier: Classifier, now: datetime, source_file: str
 ) -> QuarantineEntry | None:
@@ -81,6 +112,10 @@ def _ended(
         f"disposition procedure (emr-archive disposition propose); if the facility decided to "
         f"keep it, {keep}"
     )
+    return _entry(bundle, source_file, detail)
+
+
+def _entry(bundle: EncounterBundle, source_file: str, detail: str) -> QuarantineEntry:
     return QuarantineEntry(
         reason=QuarantineReason.RETENTION_ENDED,
         scope=QuarantineScope.ENCOUNTER,

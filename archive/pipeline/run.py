@@ -33,7 +33,7 @@ from archive.core.pool import split, worker_pool
 from archive.core.settings import Settings
 from archive.intake import collect_scans
 from archive.pipeline.admission import admit_source
-from archive.pipeline.amendments import sort_known
+from archive.pipeline.amendments import ended_before_archiving, sort_known
 from archive.pipeline.batch import (
     BatchRef,
     BatchResult,
@@ -161,9 +161,8 @@ class ArchiveRun:
     # -- steps ----------------------------------------------------------------------------------
 
     def batches(self) -> Iterator[list[EncounterBundle]]:
-        """Stream the window's encounters in batches, skipping what the catalog already has
-        with the same data; an encounter whose data changed since it was archived comes back
-        as an amendment (a new version beside the old)."""
+        """Stream the window's encounters in batches, skipping what the catalog has with the
+        same data; changed data comes back as an amendment (a new version beside the old)."""
         fresh: list[EncounterBundle] = []
         known: list[EncounterBundle] = []  # catalogued encounters: compared by the batch
         items = self._collect()
@@ -181,7 +180,13 @@ class ArchiveRun:
                 self.summary.other_facility += 1
                 continue
             self.summary.collected += 1
-            (known if item.encounter_id in self._known else fresh).append(item)
+            if item.encounter_id in self._known:
+                known.append(item)
+            elif past := ended_before_archiving(item, self._classifier, self.options.started_at):
+                self._quarantine.append(past)  # past its period: no lock date left to give it
+                self._held_back += 1
+            else:
+                fresh.append(item)
             if len(known) >= self.options.batch_size:
                 fresh += self._amendments(known)
                 known = []

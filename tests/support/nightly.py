@@ -33,10 +33,12 @@ class Export:
     secrets: list[str]  # names, CCCD and BHYT numbers
 
 
-def make_export(path: Path, *, encounters: int, seed: int, bad_share: float = 0.05) -> Export:
+def make_export(
+    path: Path, *, encounters: int, seed: int, bad_share: float = 0.05, day: date = DAY
+) -> Export:
     """``bad_share`` 0: every encounter archivable (for tests that need only a few records)."""
     summary = write_sample_export(
-        path, encounters=encounters, seed=seed, day=DAY, bad_share=bad_share
+        path, encounters=encounters, seed=seed, day=day, bad_share=bad_share
     )
     names: dict[str, str] = {}
     phi: list[str] = []
@@ -54,7 +56,7 @@ def make_export(path: Path, *, encounters: int, seed: int, bad_share: float = 0.
             for i in patient.get("identifier", [])
             if i.get("system") in {"urn:vn:cccd", "urn:vn:bhyt"}
         ]
-    window = window_for("Asia/Ho_Chi_Minh", since=DAY, until=None, now=datetime.now(UTC))
+    window = window_for("Asia/Ho_Chi_Minh", since=day, until=None, now=datetime.now(UTC))
     return Export(path, summary, window, names, phi)
 
 

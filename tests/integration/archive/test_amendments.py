@@ -8,7 +8,7 @@ import hashlib
 import json
 import shutil
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -103,3 +103,23 @@ def test_an_amended_encounter_is_archived_again_as_a_new_version(
     assert ended_change.quarantine_new == 1
     rerun = run_once(settings, amended, classifier=ended)
     assert (rerun.failed, rerun.quarantined["retention-ended"], rerun.quarantine_new) == ({}, 1, 0)
+
+
+def test_records_whose_period_ended_before_they_reached_the_archive_are_quarantined(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A backfill over a day twelve years back: the shipped policy's ten-year records are past
+    their period, and a lock date in the past is refused by Object Lock — each such record
+    used to fail with store.error on every run. Longer classes are archived as ever."""
+    export = make_export(
+        tmp_path / "old", encounters=16, seed=41, bad_share=0.0, day=date(2014, 11, 22)
+    )
+    first = run_once(settings, export)
+    assert first.failed == {}
+    ended = first.quarantined.get("retention-ended", 0)
+    assert ended >= 1
+    assert first.archived + ended == first.collected
+    again = run_once(settings, export)  # content-addressed entries: nothing new, nothing failed
+    assert again.failed == {}
+    assert again.quarantined.get("retention-ended", 0) == ended
+    assert again.archived == 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
-from archive.pipeline.amendments import sort_known
+from archive.pipeline.amendments import ended_before_archiving, sort_known
 from archive.pipeline.classifier import RetentionDecision
 from archive.sources import EncounterBundle, QuarantineReason, QuarantineScope
 
@@ -116,3 +116,32 @@ def test_mixed_batch_keeps_order_and_counts() -> None:
     assert [x.encounter_id for x in found.changed] == ["a"]
     assert [e.encounter_id for e in found.ended] == ["b"]
     assert (found.amended, found.unchanged) == (1, 1)
+
+
+class Refuses:
+    """A classifier that must not be asked: a recent record cannot be past any period."""
+
+    def decide(self, bundle: EncounterBundle) -> RetentionDecision:
+        raise AssertionError("a recent record was classified during collection")
+
+
+def test_a_new_record_past_its_period_is_quarantined_before_any_worker() -> None:
+    """A backfill over years long past: the lock date would be in the past, which Object Lock
+    refuses, so the worker failed such a record with store.error on every run."""
+    entry = ended_before_archiving(_bundle("enc-2010", OLD, "data"), TenYears(), NOW)
+    assert entry is not None
+    assert entry.reason is QuarantineReason.RETENTION_ENDED
+    assert (entry.encounter_id, entry.raw_line) == ("enc-2010", b"data")
+    assert "class ordinary" in entry.detail
+    assert "retention policy" in entry.detail
+    for phi in ("BN-0001", "enc-2010", "HS-1", "2010"):
+        assert phi not in entry.detail
+    # Within its period, recent (never classified here), a scan (judged by its manifest's
+    # reader) or unclassifiable (left to the worker, which names the reason): archived as ever.
+    assert ended_before_archiving(_bundle("e", RECENT, "d"), TenYears(), NOW) is None
+    assert (
+        ended_before_archiving(_bundle("e", NOW - timedelta(days=30), "d"), Refuses(), NOW) is None
+    )
+    assert ended_before_archiving(_bundle("p", OLD, "d", kind="scanned"), TenYears(), NOW) is None
+    odd = dataclasses.replace(_bundle("x", OLD, "d"), icd10_codes=("X99",))
+    assert ended_before_archiving(odd, TenYears(), NOW) is None
