@@ -48,5 +48,9 @@ def throwaway_settings(data_dir: Path, **overrides: Any) -> AppSettings:
         openbao_port=openbao_port,
         replica_port_offset=8,
         prefect_server=False,
+        # SeaweedFS gives each bucket a volume of its own and refuses a new bucket's first
+        # write ("no free volumes left", answered InternalError) past this count; a test
+        # session makes one bucket per test (over 100 by now).
+        volume_max=1000,
     )
     return load_app_settings(data_dir=data_dir, stack=stack, **overrides)

@@ -154,7 +154,9 @@ class StackSettings(Section):
     replica_port_offset: int = Field(
         default=100, ge=5, le=1000, description="embedded replica site: each port + this"
     )
-    volume_max: int = Field(default=100, ge=8, description="SeaweedFS volumes (~7 per bucket)")
+    volume_max: int = Field(
+        default=100, ge=8, description="SeaweedFS volumes (at least one per bucket)"
+    )
     prefect_server: bool = Field(
         default=True, description="start a local Prefect server (run history, schedules, UI)"
     )

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from archive.core.errors import ArchiveError
 from archive.store import S3ObjectStore
-from infra.seaweed import health_check
 from infra.settings import AppSettings as Settings
 from tests.support.openbao import BaoServer
 
@@ -51,26 +48,8 @@ def settings(stack_settings: Settings, tmp_path: Path) -> Settings:
             "archive": stack_settings.archive.model_copy(update={"workers": 1}),
         }
     )
-    store = S3ObjectStore.from_settings(changed)
-    store.create_locked_bucket()
-    _until_writable(store)
+    S3ObjectStore.from_settings(changed).create_locked_bucket()
     return changed
-
-
-def _until_writable(store: S3ObjectStore, *, timeout_s: float = 30.0) -> None:
-    """SeaweedFS 4.x may answer InternalError to the first writes into a bucket created a moment
-    before when the machine is loaded (seaweedfs#11031; seen here at load 15-20, when a run's
-    first write, its lease, follows at once): a probe write must go through first, as `stack up`
-    waits for its own bucket."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            health_check(store)
-            return
-        except ArchiveError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
 
 
 @pytest.fixture(scope="session")

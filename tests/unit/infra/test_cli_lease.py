@@ -17,7 +17,6 @@ from infra.cli import cli
 from infra.cli.commands import lease as lease_cmd
 from tests.support.memstore import MemoryStore
 
-NOW = datetime.now(UTC).replace(microsecond=0)
 TTL = timedelta(minutes=10)
 
 
@@ -38,6 +37,9 @@ def _take(store: MemoryStore, facility: str, run_id: str, now: datetime) -> RunL
 
 
 def test_each_facility_s_current_lease_is_shown(tmp_path: Path, store: MemoryStore) -> None:
+    # The command judges leases by the real clock: taken now, not when the module was imported
+    # (the whole suite collects first and runs this one perhaps twenty minutes later).
+    NOW = datetime.now(UTC).replace(microsecond=0)  # noqa: N806 - the module's name for it
     held = _take(store, "79001", "20261123T010000Z-aaaaaa", NOW - timedelta(minutes=2))
     first = held.record.encode()
     held.renew(NOW, TTL)  # a newer generation: the one shown
@@ -60,6 +62,7 @@ def test_each_facility_s_current_lease_is_shown(tmp_path: Path, store: MemorySto
 
 
 def test_one_facility_or_none_is_shown(tmp_path: Path, store: MemoryStore) -> None:
+    NOW = datetime.now(UTC).replace(microsecond=0)  # noqa: N806
     _take(store, "79001", "run-a", NOW)
     _take(store, "790011", "run-b", NOW)  # a code that starts like the other is not its lease
     only = _show(tmp_path, "--facility", "79001")
