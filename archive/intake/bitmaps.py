@@ -11,10 +11,10 @@ against the same pixel limit; one whose sizes cannot be read without decoding it
 length, a codec behind a filter other than Flate, a truncated header) is refused, not guessed.
 
 pdfminer.six has a JBIG2 segment reader, but it reads referred-to segment numbers above 256 as
-four bytes instead of two (T.88 7.2.5) and stops with an assertion or NotImplementedError on
-hostile input; the header walk below is the standard's, and reads nothing but headers and the
-fixed-size size fields. JBIG2 data (or its globals) behind a Flate layer, as qpdf writes globals,
-is inflated up to a bound first; behind any other filter it is refused.
+four bytes instead of two (T.88 7.2.5) and stops with an assertion or an unsupported-feature
+exception on hostile input; the header walk below is the standard's, and reads nothing but
+headers and the fixed-size size fields. JBIG2 data (or its globals) behind a Flate layer, as
+qpdf writes globals, is inflated up to a bound first; behind any other filter it is refused.
 """
 
 from __future__ import annotations

@@ -76,14 +76,11 @@ def ended_before_archiving(
     (:mod:`archive.intake.collect`); a record the classifier cannot judge goes to the worker."""
     if bundle.source_kind == SCANNED or now - bundle.discharged_at < _SHORTEST_PERIOD:
         return None
-    try:
-        decision = classifier.decide(bundle)
-    except (ArchiveError, ValueError):
-        return None
-    if decision.retain_until > now:
+    class_id = _ended_class(bundle, classifier, now)
+    if class_id is None:
         return None
     detail = (
-        f"a record whose retention period (class {decision.class_id}) ended before it reached "
+        f"a record whose retention period (class {class_id}) ended before it reached "
         "the archive: not archived, since it could not be locked. The facility decides: "
         "dispose of the source record under its own procedure, or, if it keeps such records, "
         "give them a longer class in the retention policy file and run again"
@@ -91,14 +88,21 @@ def ended_before_archiving(
     return _entry(bundle, "retention-check", detail)
 
 
-def _ended(
-    bundle: EncounterBundle, classifier: Classifier, now: datetime, source_file: str
-) -> QuarantineEntry | None:
+def _ended_class(bundle: EncounterBundle, classifier: Classifier, now: datetime) -> str | None:
+    """The class whose period ended by ``now``; None while it runs, or when the classifier
+    cannot judge the record (the worker then fails it with its reason)."""
     try:
         decision = classifier.decide(bundle)
     except (ArchiveError, ValueError):
         return None
-    if decision.retain_until > now:
+    return decision.class_id if decision.retain_until <= now else None
+
+
+def _ended(
+    bundle: EncounterBundle, classifier: Classifier, now: datetime, source_file: str
+) -> QuarantineEntry | None:
+    class_id = _ended_class(bundle, classifier, now)
+    if class_id is None:
         return None
     keep = (
         "state a longer retention_class in the scan manifest"
@@ -107,7 +111,7 @@ def _ended(
     )
     detail = (
         f"an amendment of an archived record whose retention period (class "
-        f"{decision.class_id}) has ended: not archived, the archived version is unchanged. A "
+        f"{class_id}) has ended: not archived, the archived version is unchanged. A "
         "record past its period needs a disposition decision, not an amendment: put it in the "
         f"disposition procedure (emr-archive disposition propose); if the facility decided to "
         f"keep it, {keep}"
