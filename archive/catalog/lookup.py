@@ -156,6 +156,31 @@ class EncounterLookup:
             self.sync()
             return self._versions(encounter_ids)
 
+    def rows(self, encounter_id: str) -> list[dict[str, Any]]:
+        """As :meth:`Catalog.find` - every catalogued row of the encounter, all columns, oldest
+        manifest first - read from the manifests the index names, and only those. Every row
+        comes from a manifest and carries this encounter id; an id the index does not name (a
+        new one, or one rewritten in the index) gives ``[]``: a caller that was told the
+        encounter is catalogued then asks :meth:`Catalog.find`."""
+        try:
+            return self._rows(encounter_id)
+        except _MismatchError:
+            self._reset()
+            self.sync()
+            return self._rows(encounter_id)
+
+    def _rows(self, encounter_id: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for seq in sorted(self._where([encounter_id])):
+            held: list[dict[str, Any]] = []
+            where = pc.field("encounter_id") == encounter_id
+            for table in reader.batches(self._catalog, where=where, seqs=[seq]):
+                held += table.to_pylist()
+            if not held:
+                raise _MismatchError(f"the look-up index names manifest {seq} for an id it lacks")
+            found += held
+        return found
+
     def _versions(self, encounter_ids: Collection[str]) -> dict[str, list[str]]:
         rows: list[tuple[str, Any, str]] = []
         for seq, ids in sorted(self._where(encounter_ids).items()):

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from archive.catalog import CatalogRow
-from archive.core.errors import ArchiveError
+from archive.catalog import Catalog, CatalogRow
+from archive.catalog.lookup import EncounterLookup
+from archive.core.errors import ArchiveError, CatalogError
 from archive.sign import SignerConfig, load_trust_roots
 from archive.sign.renew import DocumentRenewer
 from retrieval.access import GRANT_BOUND, Action, Principal
@@ -51,7 +53,9 @@ class RecordExport(RecordReads):
                 # refusing because of records elsewhere would tell that they exist.
                 rows = [r for r in rows if covered(principal, grants, r)]
             self._require_covered(principal, grants, rows)
-            chosen = newest_per_encounter([CatalogRow.from_dict(self._full(r)) for r in rows])
+            chosen = newest_per_encounter(
+                [CatalogRow.from_dict(r) for r in catalogued_rows(self.catalog, rows)]
+            )
             label = _label(encounter_id, patient_pseudonym, now)
             context = {
                 "exported_by": principal.username,
@@ -96,19 +100,39 @@ class RecordExport(RecordReads):
             tsa_url=config.tsa_url, tsa_roots=roots, ocsp_url_override=config.ocsp_url_override
         )
 
-    def _full(self, indexed: dict[str, Any]) -> dict[str, Any]:
-        """The authoritative catalog row behind an index hit (the index is only a pointer)."""
-        table = self.catalog.find(encounter_id=indexed["encounter_id"])
-        for row in table.to_pylist():
-            if (row["object_key"], row["version_id"]) == (
-                indexed["object_key"],
-                indexed["version_id"],
-            ):
-                return dict(row)
+
+def catalogued_rows(catalog: Catalog, indexed: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The authoritative catalog rows behind index hits (the index is only a pointer), read
+    from the manifests the catalog's look-up index names for each encounter (a few pages, not a
+    scan of every manifest). The look-up only says where to look: each row is the manifest's
+    own, matched on encounter, key and version; when the look-up names no such row (an id
+    rewritten in it, a manifest it has not taken yet) the scan of every verified manifest
+    decides, as it did for every export before."""
+    try:
+        lookup: EncounterLookup | None = EncounterLookup.open(catalog)
+    except CatalogError:  # e.g. a catalog directory this process may only read
+        lookup = None
+    with lookup if lookup is not None else nullcontext():
+        return [_catalogued(catalog, r, lookup) for r in indexed]
+
+
+def _catalogued(
+    catalog: Catalog, indexed: dict[str, Any], lookup: EncounterLookup | None
+) -> dict[str, Any]:
+    eid = indexed["encounter_id"]
+    wanted = (indexed["object_key"], indexed["version_id"])
+    row = _matching(lookup.rows(eid) if lookup is not None else [], wanted)
+    if row is None:
+        row = _matching(catalog.find(encounter_id=eid).to_pylist(), wanted)
+    if row is None:
         raise ArchiveError(
-            f"encounter {indexed['encounter_id']} is indexed but not catalogued: "
-            "delete <data_dir>/index and retry"
+            f"encounter {eid} is indexed but not catalogued: delete <data_dir>/index and retry"
         )
+    return row
+
+
+def _matching(rows: list[dict[str, Any]], wanted: tuple[str, str]) -> dict[str, Any] | None:
+    return next((dict(r) for r in rows if (r["object_key"], r["version_id"]) == wanted), None)
 
 
 def _label(encounter_id: str | None, pseudonym: str | None, now: datetime) -> str:
