@@ -326,7 +326,12 @@ class Catalog:
         return AppendResult(manifest=done, upload=uploaded, created=False)
 
     def _reject_catalogued(self, table: Any) -> None:
-        seen = set(_object_versions(self._scan(columns=["object_key", "version_id"])))
+        # Only the catalogued rows with this batch's keys, streamed from projected columns: the
+        # whole catalog's (key, version) pairs as Python tuples were ~1.5 GiB at ten million rows.
+        keys = pc.field("object_key").isin(pc.unique(table["object_key"]))
+        seen: set[tuple[str, str]] = set()
+        for batch in self._batches(columns=["object_key", "version_id"], filter=keys):
+            seen.update(_object_versions(batch))
         for i, pair in enumerate(_object_versions(table)):
             if pair in seen:
                 raise CatalogError(

@@ -476,6 +476,19 @@ def test_an_object_version_is_catalogued_once(tmp_path: Path) -> None:
         catalog.append([row, row], run_id="run-9", now=NOW, store=store, retain_until=RETAIN)
 
 
+def test_a_duplicate_deep_in_the_chain_behind_new_rows_is_found(tmp_path: Path) -> None:
+    """The check reads only the catalogued rows with the batch's keys: a version of the first
+    manifest is found behind new rows, and a new version of a catalogued key is no duplicate."""
+    catalog, store = build(tmp_path, runs=3)
+    old = make_row(101, "run-9")  # catalogued by run 1
+    amended = replace(make_row(201, "run-9"), version_id="v201-amended")  # a new version
+    rows = [*make_rows(900, 5, "run-9"), amended, old]
+    with pytest.raises(CatalogError, match="row 6 names an object version that is already"):
+        catalog.append(rows, run_id="run-9", now=NOW, store=store, retain_until=RETAIN)
+    done = catalog.append(rows[:-1], run_id="run-9", now=NOW, store=store, retain_until=RETAIN)
+    assert (done.created, done.manifest.row_count) == (True, 6)
+
+
 def test_rows_of_another_run_are_refused(tmp_path: Path) -> None:
     catalog = Catalog.open(tmp_path, create=True)
     with pytest.raises(CatalogError, match="row 0 carries another run_id"):
