@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 from archive.catalog import MANIFESTS_DIR, Catalog
 from archive.core.errors import CatalogError
 from archive.store import sha256_hex
-from retrieval.index_seal import row_mac, row_ok
+from retrieval.index_seal import row_mac, row_ok, verification_mac, verification_ok
 
 COLUMNS: Final = (
     "encounter_id",
@@ -60,7 +60,8 @@ COLUMNS: Final = (
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _TIMES: Final = frozenset({"admitted_at", "discharged_at", "retain_until", "signed_at"})
 _INSERT: Final = "INSERT INTO records VALUES (" + ",".join("?" * (len(COLUMNS) + 2)) + ")"  # noqa: S608
-_LAYOUT: Final = 2  # PRAGMA user_version: 2 = rows sealed; an older file is dropped and rebuilt
+# PRAGMA user_version: 2 = rows sealed, 3 = verification rows too; an older file is rebuilt
+_LAYOUT: Final = 3
 _INDEXES: Final = {
     "by_encounter": "records (encounter_id)",
     "by_patient": "records (patient_pseudonym)",
@@ -81,7 +82,7 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE TABLE IF NOT EXISTS verification_runs (name TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS verification (
     encounter_id TEXT PRIMARY KEY, verified_at INTEGER NOT NULL, status TEXT NOT NULL,
-    reason_code TEXT NOT NULL, run_id TEXT NOT NULL);
+    reason_code TEXT NOT NULL, run_id TEXT NOT NULL, mac BLOB NOT NULL);
 """
 
 
@@ -100,6 +101,7 @@ class SearchIndex:
         self.path = path
         self._key = seal_key  # retrieval.index_seal.index_key(keyring.chain_key())
         self._catalog: Catalog | None = None  # the one last synced: what a rebuild reads
+        self._log_dir: Path | None = None  # the verification log last synced: likewise
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.RLock()  # one connection, shared by the portal's threads
         # Encounter ids and pseudonyms: 0600 before SQLite opens it, because SQLite gives the
@@ -167,6 +169,7 @@ class SearchIndex:
             return self._sync_verification(log_dir)
 
     def _sync_verification(self, log_dir: Path) -> int:
+        self._log_dir = log_dir
         seen = {r[0] for r in self._db.execute("SELECT name FROM verification_runs")}
         added = 0
         for path in sorted(log_dir.glob("*.parquet")):
@@ -176,20 +179,11 @@ class SearchIndex:
             rows = pq.read_table(path, columns=cols).to_pylist()
             with self._db:
                 self._db.executemany(
-                    "INSERT INTO verification VALUES (?,?,?,?,?) ON CONFLICT(encounter_id) DO "
+                    "INSERT INTO verification VALUES (?,?,?,?,?,?) ON CONFLICT(encounter_id) DO "
                     "UPDATE SET verified_at=excluded.verified_at, status=excluded.status, "
-                    "reason_code=excluded.reason_code, run_id=excluded.run_id "
+                    "reason_code=excluded.reason_code, run_id=excluded.run_id, mac=excluded.mac "
                     "WHERE excluded.verified_at >= verification.verified_at",
-                    [
-                        (
-                            r["encounter_id"],
-                            _micros(r["verified_at"]),
-                            r["status"],
-                            r["reason_code"],
-                            r["run_id"],
-                        )
-                        for r in rows
-                    ],
+                    [(*v, verification_mac(self._key, v)) for v in map(_outcome, rows)],
                 )
                 self._db.execute("INSERT INTO verification_runs VALUES (?)", (path.name,))
             added += len(rows)
@@ -253,7 +247,9 @@ class SearchIndex:
             sql = f"SELECT * FROM verification WHERE encounter_id IN ({marks})"  # noqa: S608
             with self._lock:
                 found = self._db.execute(sql, chunk).fetchall()
-            for eid, at, status, code, run in found:
+                if not all(verification_ok(self._key, r[:-1], r[-1]) for r in found):
+                    found = self._refolded_answer(sql, chunk)
+            for eid, at, status, code, run, _ in found:
                 out[eid] = LastVerification(_time(at), status, code, run)
         return out
 
@@ -292,6 +288,29 @@ class SearchIndex:
         if not all(row_ok(self._key, r[0], r[1:-1], r[-1]) for r in rows):
             raise CatalogError("the rebuilt search index fails its seal: is it another keyring's?")
         return list(rows)
+
+    def _refolded_answer(self, sql: str, args: Sequence[object]) -> list[Any]:
+        """A verification row failed its seal (a status edited, a row planted): fold the whole
+        verification log again, then answer from it."""
+        if self._log_dir is None:
+            raise CatalogError(
+                "the search index holds a verification outcome that fails its seal (altered "
+                "outside the archive) and no verification log was synced: delete the index"
+            )
+        with self._db:
+            self._db.execute("DELETE FROM verification")
+            self._db.execute("DELETE FROM verification_runs")
+        self._sync_verification(self._log_dir)
+        rows = self._db.execute(sql, args).fetchall()
+        if not all(verification_ok(self._key, r[:-1], r[-1]) for r in rows):
+            raise CatalogError("the refolded verification outcomes fail their seal")
+        return list(rows)
+
+
+def _outcome(row: dict[str, Any]) -> tuple[str, int, str, str, str]:
+    """A verification log row as the index stores (and seals) it."""
+    at = _micros(row["verified_at"])
+    return row["encounter_id"], at, row["status"], row["reason_code"], row["run_id"]
 
 
 def _micros(value: datetime) -> int:

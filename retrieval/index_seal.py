@@ -8,6 +8,10 @@ manifest's sequence number and its values, under a key derived from the keyring'
 one that seals the audit log's HEAD), checked on every row a query returns: a row edited or
 planted outside the archive fails, and the index is rebuilt from the verified manifests before
 the query is answered. Deleted rows are caught by the row count the chain vouches for.
+
+The last verification outcome per encounter (the index's ``verification`` table, folded from the
+verification log) is sealed the same way, under the same key with its own label, so that an edited
+status ("failed" made "passed") or a row planted for an encounter never verified is not shown.
 """
 
 from __future__ import annotations
@@ -35,3 +39,13 @@ def row_mac(key: bytes, seq: int, values: Sequence[object]) -> bytes:
 
 def row_ok(key: bytes, seq: int, values: Sequence[object], mac: object) -> bool:
     return isinstance(mac, bytes) and hmac.compare_digest(row_mac(key, seq, values), mac)
+
+
+def verification_mac(key: bytes, values: Sequence[object]) -> bytes:
+    """The MAC of one ``verification`` row (a label first: never equal to a records row's)."""
+    message = json.dumps(["verification", *values], separators=(",", ":"), ensure_ascii=False)
+    return hmac.digest(key, message.encode(), hashlib.sha256)[:MAC_BYTES]
+
+
+def verification_ok(key: bytes, values: Sequence[object], mac: object) -> bool:
+    return isinstance(mac, bytes) and hmac.compare_digest(verification_mac(key, values), mac)

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from archive.catalog import Catalog
@@ -112,3 +114,56 @@ def test_the_index_and_its_wal_files_are_private(world: Any) -> None:
     files = sorted(index.path.parent.iterdir())
     assert {f.name for f in files} >= {"search.sqlite", "search.sqlite-wal", "search.sqlite-shm"}
     assert {f.name: f.stat().st_mode & 0o777 for f in files} == {f.name: 0o600 for f in files}
+
+
+# --- the last verification outcomes --------------------------------------------------------------
+
+OTHER = "ENC000000008"
+
+
+def verification_log(directory: Path) -> Path:
+    """Two runs of the verification log: ENC passed, then failed; OTHER never verified."""
+    directory.mkdir()
+    for n, status in ((1, "passed"), (2, "failed")):
+        table = pa.table(
+            {
+                "encounter_id": [ENC],
+                "verified_at": pa.array(
+                    [datetime(2025, 3, n, tzinfo=UTC)], pa.timestamp("us", "UTC")
+                ),
+                "status": [status],
+                "reason_code": ["" if status == "passed" else "object.hash_mismatch"],
+                "run_id": [f"verify-{n}"],
+            }
+        )
+        pq.write_table(table, directory / f"run-{n}.parquet")
+    return directory
+
+
+def test_an_edited_verification_outcome_is_not_believed(world: Any, tmp_path: Path) -> None:
+    _, index, _, _ = world
+    index.sync_verification(verification_log(tmp_path / "log"))
+    truth = index.last_verification([ENC])
+    assert truth[ENC].status == "failed"
+    sql(
+        index,
+        "UPDATE verification SET status = 'passed', reason_code = '' WHERE encounter_id = ?",
+        ENC,
+    )
+    # The edited row fails its seal: the log is folded again, then the index answers.
+    assert index.last_verification([ENC]) == truth
+
+
+def test_a_planted_verification_outcome_is_not_believed(world: Any, tmp_path: Path) -> None:
+    _, index, _, _ = world
+    index.sync_verification(verification_log(tmp_path / "log"))
+    truth = index.last_verification([ENC, OTHER])
+    assert list(truth) == [ENC]
+    sql(
+        index,
+        "INSERT INTO verification SELECT ?, verified_at, 'passed', '', run_id, mac "
+        "FROM verification WHERE encounter_id = ?",
+        OTHER,
+        ENC,
+    )
+    assert index.last_verification([ENC, OTHER]) == truth
