@@ -19,18 +19,25 @@ Repair holds no key, so the map is written in clear (record keys carry no PHI by
   still cannot make the archive serve other bytes than those it catalogued.
 
 A later entry for the same catalogued version (a primary lost twice) supersedes the earlier one.
+
+Readers keep the map for the process (:func:`indexed_map`): every read still lists the segments
+and HEADs each one (one version, COMPLIANCE lock, stored checksum), but a segment's bytes are
+fetched, hashed and decoded once per process - while the stored checksums equal those verified -
+and a new segment (another repair) is read alone, chained on the last one verified. Anything else
+(a segment gone, replaced, or another bucket's) is read again from the first.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from archive.core.errors import ObjectConflictError, RehomedError
-from archive.store.base import COMPLIANCE, ObjectStore, sha256_hex
+from archive.store.base import COMPLIANCE, ObjectHead, ObjectStore, sha256_hex
 
 REHOMED_PREFIX = "rehomed/v1/"
 GENESIS = "0" * 64
@@ -62,6 +69,11 @@ class RehomedMap:
 
     def get(self, key: str, version_id: str) -> Rehoming | None:
         return self.entries.get((key, version_id))
+
+    def copy(self) -> RehomedMap:
+        return RehomedMap(
+            dict(self.entries), dict(self.restored), dict(self.segment_of), self.seq, self.head
+        )
 
     def _add(self, entry: Rehoming, segment: str) -> None:
         old = self.entries.get((entry.key, entry.catalogued))
@@ -117,8 +129,58 @@ def decode_segment(data: bytes, *, seq: int, previous: str, name: str) -> list[R
     return entries
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A map as verified, with what it was verified from: (version id, SHA-256) per segment."""
+
+    segments: tuple[tuple[str, str], ...]
+    rmap: RehomedMap  # never changed once here: readers in other threads hold it
+
+
+_INDEX: dict[str, _Verified] = {}  # bucket -> the map last verified in this process
+_INDEX_LOCK = threading.Lock()
+
+
 def read_map(store: ObjectStore) -> RehomedMap:
-    """Load and verify every segment (one listing; nothing else when there is none)."""
+    """Load and verify every segment (one listing; nothing else when there is none). The map
+    is the caller's to extend (:func:`append_map`)."""
+    return _read(store, None).rmap
+
+
+def indexed_map(store: ObjectStore) -> RehomedMap:
+    """As :func:`read_map`, reading only the segments this process has not verified yet (see
+    the module's docstring). The map is shared: never change it."""
+    with _INDEX_LOCK:
+        known = _INDEX.get(store.bucket)
+    verified = _read(store, known)
+    with _INDEX_LOCK:
+        _INDEX[store.bucket] = verified
+    return verified.rmap
+
+
+def _read(store: ObjectStore, known: _Verified | None) -> _Verified:
+    heads = [_checked_head(store, key, version) for key, version in _listed(store)]
+    segments = tuple((h.version_id, h.sha256 or "") for h in heads)
+    if known is not None and segments[: len(known.segments)] == known.segments:
+        if len(segments) == len(known.segments):
+            return known
+        rmap = known.rmap.copy()
+    else:
+        rmap = RehomedMap()
+    for head in heads[rmap.seq :]:
+        data = store.get(head.key, version_id=head.version_id)
+        digest = sha256_hex(data)
+        if head.sha256 != digest:
+            raise RehomedError(f"re-homed segment {head.key} does not match its stored checksum")
+        for entry in decode_segment(data, seq=rmap.seq + 1, previous=rmap.head, name=head.key):
+            rmap._add(entry, head.key)
+        rmap.seq, rmap.head = rmap.seq + 1, digest
+    return _Verified(segments, rmap)
+
+
+def _listed(store: ObjectStore) -> list[tuple[str, str]]:
+    """(key, version id) of each segment, in sequence: refused unless numbered from 1 without
+    a gap, one version each, and nothing else under the prefix."""
     found: dict[int, list[str]] = {}
     for v in store.list_versions(REHOMED_PREFIX):
         match = _NAME.fullmatch(v.key[len(REHOMED_PREFIX) :])
@@ -127,24 +189,24 @@ def read_map(store: ObjectStore) -> RehomedMap:
         if match is None:
             raise RehomedError(f"{v.key} under {REHOMED_PREFIX} is not a map segment")
         found.setdefault(int(match[1]), []).append(v.version_id)
-    rmap = RehomedMap()
+    listed: list[tuple[str, str]] = []
     for seq in sorted(found):
         key = segment_key(seq)
-        if seq != rmap.seq + 1:
-            raise RehomedError(f"re-homed map: segment {rmap.seq + 1} is missing before {key}")
+        if seq != len(listed) + 1:
+            raise RehomedError(f"re-homed map: segment {len(listed) + 1} is missing before {key}")
         if len(found[seq]) != 1:
             raise RehomedError(f"re-homed segment {key} has {len(found[seq])} versions, not one")
-        head = store.head(key, version_id=found[seq][0])
-        if head.lock.mode != COMPLIANCE or head.lock.retain_until is None:
-            raise RehomedError(f"re-homed segment {key} is not under a COMPLIANCE lock")
-        data = store.get(key, version_id=head.version_id)
-        digest = sha256_hex(data)
-        if head.sha256 is None or head.sha256 != digest:
-            raise RehomedError(f"re-homed segment {key} does not match its stored checksum")
-        for entry in decode_segment(data, seq=seq, previous=rmap.head, name=key):
-            rmap._add(entry, key)
-        rmap.seq, rmap.head = seq, digest
-    return rmap
+        listed.append((key, found[seq][0]))
+    return listed
+
+
+def _checked_head(store: ObjectStore, key: str, version_id: str) -> ObjectHead:
+    head = store.head(key, version_id=version_id)
+    if head.lock.mode != COMPLIANCE or head.lock.retain_until is None:
+        raise RehomedError(f"re-homed segment {key} is not under a COMPLIANCE lock")
+    if head.sha256 is None:
+        raise RehomedError(f"re-homed segment {key} does not match its stored checksum")
+    return head
 
 
 def append_map(

@@ -14,7 +14,9 @@ Otherwise the read fails (:class:`RehomedError`), never falls back to other byte
 restored versions by their catalogued ids; retention changes, holds and deletions of a
 catalogued version go to the restored one (a deletion is resolved *first*: S3 answers success for
 deleting a version id it does not have). Nothing changes while no primary was ever repaired: the
-map is then one empty listing, read once per store object.
+map is then one empty listing, read once per store object. The map is listed (and its segments'
+locks and checksums looked at) once per store object, its bytes read once per process
+(:func:`archive.store.rehomed.indexed_map`).
 
 A broken map stops only what needs it (verification reports it, :mod:`verification.rehomed`):
 the map names record versions alone, so objects outside ``records/`` never consult it, and a
@@ -33,7 +35,7 @@ from datetime import datetime
 from archive.core.errors import ObjectNotFoundError, RehomedError
 from archive.store.base import ObjectHead, ObjectStore, ObjectVersion, PutResult, sha256_hex
 from archive.store.naming import RECORDS_PREFIX
-from archive.store.rehomed import RehomedMap, Rehoming, Version, read_map
+from archive.store.rehomed import RehomedMap, Rehoming, Version, indexed_map
 
 # (key, catalogued version) pairs -> the catalog's SHA-256 of their sealed bytes (absent: unknown)
 Catalogued = Callable[[Collection[Version]], Mapping[Version, str]]
@@ -150,7 +152,7 @@ class RehomedStore:
                 raise self._broken
             if self._map is None or reload:
                 try:
-                    self._map = read_map(self.inner)
+                    self._map = indexed_map(self.inner)
                 except RehomedError as e:
                     self._broken = e
                     raise
@@ -207,7 +209,7 @@ class RehomedStore:
         with self._lock:
             if pair not in self._checked:
                 assert self._map is not None  # read before any entry is found
-                pairs = list(self._map.entries)
+                pairs = [p for p in self._map.entries if p not in self._checked]
                 known = self._catalogued(pairs)
                 self._checked.update({p: known.get(p, "") for p in pairs})  # "": not catalogued
         if self._checked.get(pair) != entry.sha256:

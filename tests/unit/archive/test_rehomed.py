@@ -301,3 +301,66 @@ def test_releasing_an_unmapped_record_leaves_the_map_held() -> None:
     store.set_legal_hold(KEYS[0] + "-new", version_id=written.version_id, on=True)
     store.set_legal_hold(KEYS[0] + "-new", version_id=written.version_id, on=False)
     assert _segment_held(sites)
+
+
+# --- the map kept for the process ----------------------------------------------------------------
+
+
+def _counting_gets(store: MemoryStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys under the map's prefix whose bytes are fetched from now on."""
+    fetched: list[str] = []
+    plain = store.get
+
+    def get(key: str, *, version_id: str) -> bytes:
+        if key.startswith(REHOMED_PREFIX):
+            fetched.append(key)
+        return plain(key, version_id=version_id)
+
+    monkeypatch.setattr(store, "get", get)
+    return fetched
+
+
+def test_the_map_s_bytes_are_read_once_per_process_and_new_segments_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sites = lost_and_repaired()
+    key = KEYS[2]
+    catalogued, _ = sites.versions[key]
+    assert sites.reader().get(key, version_id=catalogued) == b"sealed 2"
+    fetched = _counting_gets(sites.primary, monkeypatch)
+    for _ in range(3):  # store objects opened later in the same process
+        assert sites.reader().get(key, version_id=catalogued) == b"sealed 2"
+    assert fetched == []
+    # Another repair's segment: read alone, chained on the one verified before.
+    restored = sites.primary.latest(KEYS[4])
+    assert restored is not None
+    _forge(sites, [Rehoming(KEYS[4], "v-other", restored.version_id, sites.versions[KEYS[4]][1])])
+    fetched.clear()
+    reader = sites.reader()
+    indexed = reader.rehomed_map()
+    assert fetched == [segment_key(2)]
+    assert indexed.entries == read_map(sites.primary).entries
+    assert reader.get(key, version_id=catalogued) == b"sealed 2"
+
+
+def test_a_segment_changed_under_the_index_is_read_again_and_refused() -> None:
+    sites = lost_and_repaired()
+    key = KEYS[2]
+    catalogued, _ = sites.versions[key]
+    assert sites.reader().get(key, version_id=catalogued) == b"sealed 2"  # now indexed
+    first = sites.primary.latest(segment_key(1))
+    assert first is not None
+    # Below the S3 API (the lock forbids it above): same key, same version id, other bytes.
+    sites.primary.corrupt(segment_key(1), version_id=first.version_id, data=b"{}")
+    with pytest.raises(RehomedError, match=r"not a map segment|not a format"):
+        sites.reader().get(key, version_id=catalogued)
+
+
+def test_the_index_still_checks_each_segment_s_lock() -> None:
+    sites = lost_and_repaired()
+    key = KEYS[2]
+    catalogued, _ = sites.versions[key]
+    assert sites.reader().get(key, version_id=catalogued) == b"sealed 2"  # now indexed
+    sites.primary._objects[segment_key(1)][0].lock = ObjectLock(None, None, legal_hold=False)
+    with pytest.raises(RehomedError, match="COMPLIANCE"):
+        sites.reader().get(key, version_id=catalogued)
