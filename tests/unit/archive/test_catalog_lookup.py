@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 import pytest
 
 from archive.catalog import Catalog, reader
+from archive.catalog.digests import catalogued_digests
 from archive.catalog.lookup import LOOKUP_FILE, EncounterLookup
 from tests.support.catalog import NOW, RETAIN, make_row, make_rows
 from tests.support.memstore import MemoryStore
@@ -147,3 +148,16 @@ def test_a_garbled_index_file_is_replaced(tmp_path: Path) -> None:
     with EncounterLookup.open(catalog) as lookup:
         assert lookup.data_versions(IDS) == catalog.data_versions(IDS)
     assert (catalog.directory / LOOKUP_FILE).stat().st_mode & 0o777 == 0o600
+
+
+def test_catalogued_digests_read_only_the_wanted_rows_and_answer_as_the_whole_table(
+    tmp_path: Path,
+) -> None:
+    catalog = build(tmp_path / "c")
+    rows = catalog.rows().to_pylist()
+    every = {(r["object_key"], r["version_id"]): r["sealed_sha256"] for r in rows}
+    amended = [p for p in every if p[0] == make_row(101, "x").object_key]
+    wanted = [*amended, next(iter(every)), ("records/none", "v1"), (amended[0][0], "v-other")]
+    got = catalogued_digests(catalog.directory)(wanted)
+    assert got == {p: every[p] for p in wanted if p in every}
+    assert len(got) == len(amended) + 1
