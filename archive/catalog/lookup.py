@@ -21,8 +21,9 @@ It is a cache, never a source of truth; what it could get wrong is caught or har
 Residual risk: the index is not keyed, so a deliberate rewrite that keeps it consistent with
 itself - an entry's id changed to one never asked for, or entries deleted together with the
 recorded counts - hides those ids (the run would then archive such an encounter again as new, in
-a new row beside the old one; nothing is lost or overwritten). Deleting ``lookup.sqlite`` is
-always safe.
+a new row beside the old one; nothing is lost or overwritten); an export, which knows from the
+sealed search index that the encounter is catalogued, then reads it with a scan of every manifest
+(:func:`retrieval.service.export.catalogued_rows`). Deleting ``lookup.sqlite`` is always safe.
 """
 
 from __future__ import annotations
