@@ -167,3 +167,27 @@ def test_a_planted_verification_outcome_is_not_believed(world: Any, tmp_path: Pa
         ENC,
     )
     assert index.last_verification([ENC, OTHER]) == truth
+
+
+def test_an_index_of_layout_2_refolds_its_unsealed_outcomes_and_keeps_its_rows(
+    world: Any, tmp_path: Path
+) -> None:
+    catalog, index, key, truth = world
+    log = verification_log(tmp_path / "log")
+    index.sync_verification(log)
+    outcome = index.last_verification([ENC])
+    index.close()
+    sql(index, "DROP TABLE verification")  # as layout 2 had it: no seal, and edited
+    sql(
+        index,
+        "CREATE TABLE verification (encounter_id TEXT PRIMARY KEY, verified_at INTEGER, "
+        "status TEXT, reason_code TEXT, run_id TEXT)",
+    )
+    sql(index, "INSERT INTO verification VALUES (?, 0, 'passed', '', 'x')", ENC)
+    sql(index, "PRAGMA user_version=2")
+    reopened = SearchIndex(index.path, seal_key=key)
+    assert reopened.sync(catalog) == 0  # the sealed rows stayed: nothing to ingest again
+    assert reopened.by_encounter(ENC) == truth
+    reopened.sync_verification(log)
+    assert reopened.last_verification([ENC]) == outcome
+    reopened.close()
