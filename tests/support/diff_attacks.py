@@ -23,6 +23,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 __all__ = [
     "add_annotation",
     "add_orphan",
+    "also_reference_the_form",
     "change_field_value",
     "fill_new_field",
     "free_object",
@@ -96,6 +97,22 @@ def _text_field(writer: IncrementalPdfFileWriter, value: str) -> Any:
     page["/Annots"].append(ref)
     writer.update_container(page)
     return ref
+
+
+def also_reference_the_form(pdf: bytes) -> bytes:
+    """Before signing: an (empty) interactive form that the catalog names twice, as /AcroForm
+    and under a key of its own, so the signed revision reaches the form by two paths; pyHanko
+    accepts a later change to the form only as justified on every path it has."""
+
+    def change(writer: IncrementalPdfFileWriter) -> None:
+        form = writer.add_object(
+            generic.DictionaryObject({N("/Fields"): generic.ArrayObject()})  # type: ignore[no-untyped-call]
+        )
+        writer.root[N("/AcroForm")] = form
+        writer.root[N("/ExtraForm")] = form
+        writer.update_root()  # type: ignore[no-untyped-call]
+
+    return _revise(pdf, change)
 
 
 def fill_new_field(pdf: bytes) -> bytes:
