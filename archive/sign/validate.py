@@ -65,6 +65,7 @@ from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy
 from pyhanko_certvalidator.registry import SimpleTrustManager
 
+from archive.sign import diff_policy
 from archive.sign.contexts import DocumentContexts
 from archive.sign.library_log import captured_library_log
 from archive.sign.report import Kind, SignatureCheck, SignatureReport
@@ -220,7 +221,9 @@ class _Validator:
                     online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY,
                     certificate_fetching_rule=CertificateFetchingRule.NEVER_FETCH,
                 ),
-            )
+            ),
+            # pyHanko's standard analysis, each signature's review done once per document.
+            diff_policy=diff_policy.POLICY,
         )
         self.evidence_chain_valid = False  # set by the signature's LTA validation
         self._document: DocumentContexts | None = None
@@ -264,7 +267,9 @@ class _Validator:
     ) -> SignatureCheck:
         context = self._contexts(sig).context(sig.signed_data)
         try:
-            status = await async_validate_pdf_timestamp(sig, validation_context=context)
+            status = await async_validate_pdf_timestamp(
+                sig, validation_context=context, diff_policy=diff_policy.POLICY
+            )
         finally:
             await context.aclose()  # type: ignore[no-untyped-call]
         # An older timestamp whose TSA certificate has since expired is vouched for by the

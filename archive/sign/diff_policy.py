@@ -1,0 +1,96 @@
+"""pyHanko's standard incremental-update analysis, each signature's review done once per document.
+
+Every signature and document timestamp of a document must show that nothing but validation
+data and document timestamps followed it (pyHanko's ``StandardDiffPolicy`` with its default
+rules: the modification level and the changed form fields). pyHanko asks for the same review
+several times while validating one document: once while it gathers proof of existence from the
+document timestamps, again for the signature's own AdES validation, and again for every
+timestamp validated after it — a renewed copy with three renewals had 9 reviews for 5
+signatures. The answer depends only on the file, the signed revision and the signature's
+modification-detection settings (DocMDP level, field locks), so :data:`POLICY` keeps it per
+parsed file (a strict, immutable reader) and that key, and hands back a copy.
+
+Nothing is judged differently: a review that was not done yet is pyHanko's, rule for rule, and
+the policy has exactly the default policy's rules and settings. What made the review itself
+cheaper is the parse it spends most of its time in (reading every object of the signed
+revision): :mod:`archive.sign.pdf_tokens`, installed by :mod:`archive.sign`.
+``tests/integration/archive/test_diff_policy.py`` runs both policies on genuine documents (one
+and several renewals) and on documents altered after signing, and compares the verdicts.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Hashable
+from typing import Final
+
+from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader
+from pyhanko.sign.diff_analysis import (
+    DEFAULT_DIFF_POLICY,
+    DiffResult,
+    StandardDiffPolicy,
+    SuspiciousModification,
+)
+from pyhanko.sign.fields import FieldMDPSpec, MDPPerm
+
+__all__ = ["POLICY", "ReviewOncePolicy"]
+
+Review = DiffResult | SuspiciousModification
+
+
+class ReviewOncePolicy(StandardDiffPolicy):
+    """:class:`StandardDiffPolicy` with ``template``'s rules; each review done once per reader."""
+
+    def __init__(self, template: StandardDiffPolicy = DEFAULT_DIFF_POLICY) -> None:
+        super().__init__(
+            global_rules=template.global_rules,
+            form_rule=template.form_rule,
+            reject_object_freeing=template.reject_object_freeing,
+            ignore_orphaned_objects=template.ignore_orphaned_objects,
+            ignore_identical_objects=template.ignore_identical_objects,
+        )
+        self._done: weakref.WeakKeyDictionary[PdfFileReader, dict[Hashable, Review]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def review_file(
+        self,
+        reader: PdfFileReader,
+        base_revision: int | HistoricalResolver,
+        field_mdp_spec: FieldMDPSpec | None = None,
+        doc_mdp: MDPPerm | None = None,
+    ) -> Review:
+        key = _key(reader, base_revision, field_mdp_spec, doc_mdp)
+        if key is None:
+            return super().review_file(reader, base_revision, field_mdp_spec, doc_mdp)
+        done = self._done.setdefault(reader, {})
+        if key not in done:
+            done[key] = super().review_file(reader, base_revision, field_mdp_spec, doc_mdp)
+        review = done[key]
+        if isinstance(review, DiffResult):  # callers get their own set of changed fields
+            return DiffResult(review.modification_level, set(review.changed_form_fields))
+        return review
+
+
+def _key(
+    reader: PdfFileReader,
+    base: int | HistoricalResolver,
+    field_mdp_spec: FieldMDPSpec | None,
+    doc_mdp: MDPPerm | None,
+) -> Hashable | None:
+    """What the review depends on besides the file; None when it cannot be keyed safely."""
+    if isinstance(base, HistoricalResolver):
+        if base.reader is not reader:
+            return None
+        base = base.revision
+    if not isinstance(base, int):
+        return None
+    key = (base, field_mdp_spec, doc_mdp)
+    try:
+        hash(key)
+    except TypeError:  # a field lock specification that is not hashable: review every time
+        return None
+    return key
+
+
+POLICY: Final = ReviewOncePolicy()
