@@ -8,7 +8,6 @@ mid-run leaves every record verified exactly once.
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections import Counter
@@ -32,29 +31,10 @@ from flows.outcome import summary_of
 from infra.dask_cluster import DaskCluster
 from infra.settings import AppSettings as Settings
 from tests.support.cluster import cluster_settings
-from tests.support.nightly import make_export, run_once
 from verification.config import VerificationSettings
 from verification.results import Status
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def archived(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """A small archived day (with its evidence) in a bucket and catalog of this module's own."""
-    here = tmp_path_factory.mktemp("rehash-cluster")
-    settings = stack_settings.model_copy(
-        update={
-            "s3": stack_settings.s3.model_copy(update={"bucket": f"rc-{secrets.token_hex(4)}"}),
-            "catalog": stack_settings.catalog.model_copy(update={"catalog_dir": here / "catalog"}),
-            "archive": stack_settings.archive.model_copy(update={"workers": 1}),
-        }
-    )
-    S3ObjectStore.from_settings(settings).create_locked_bucket()
-    summary = run_once(settings, make_export(here / "export", encounters=12, seed=41))
-    assert summary.archived >= 4
-    assert summary.failed == {}
-    return settings
 
 
 def _rows(settings: Settings) -> list[CatalogRow]:

@@ -26,7 +26,6 @@ from archive.audit import AuditLog
 from archive.catalog import Catalog, table_to_rows
 from archive.core.errors import ObjectNotFoundError, RehomedError
 from archive.core.sections import StackSettings
-from archive.core.settings import ReplicaSettings
 from archive.store import (
     REHOMED_PREFIX,
     ReplicatedStore,
@@ -51,11 +50,9 @@ from infra.settings import AppSettings as Settings
 from retrieval import Retrieval, Role, validate_zip
 from retrieval.errors import DossierError
 from tests.support.nightly import Export, make_export, run_once
-from verification.config import HoldSet, VerificationSettings
-from verification.report import Summary
+from tests.support.sites import not_passed, two_site_settings, verify_full
+from verification.config import HoldSet
 from verification.results import Status
-from verification.run import RunPlan, VerificationRun
-from verification.select import Mode, Selection
 
 pytestmark = pytest.mark.integration
 
@@ -86,16 +83,12 @@ def sites(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
             }
         )
     )
-    bucket = "primary-loss"
-    settings = stack_settings.model_copy(
-        update={
-            "data_dir": data,
-            "stack": stack,
-            "s3": stack_settings.s3.model_copy(update={"bucket": bucket}),
-            "replica": ReplicaSettings(enabled=True, bucket=bucket),
-            "catalog": stack_settings.catalog.model_copy(update={"catalog_dir": base / "catalog"}),
-            "archive": stack_settings.archive.model_copy(update={"workers": 1}),
-        }
+    settings = two_site_settings(
+        stack_settings,
+        bucket="primary-loss",
+        catalog_dir=base / "catalog",
+        data_dir=data,
+        stack=stack,
     )
     both: tuple[Site, Site] = ("primary", "replica")
     with ThreadPoolExecutor(2) as pool:  # each site takes seconds to start and to stop
@@ -112,27 +105,6 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> Export:
     return make_export(
         tmp_path_factory.mktemp("primary-loss-export"), encounters=ENCOUNTERS, seed=23
     )
-
-
-def verify(settings: Settings, tmp_path: Path, holds: HoldSet) -> Summary:
-    vsettings = VerificationSettings(output_dir=tmp_path, workers=1)
-    plan = RunPlan.create(
-        settings, vsettings, selection=Selection(mode=Mode.FULL), now=datetime.now(UTC)
-    )
-    with VerificationRun.start(settings, vsettings, plan, holds=holds) as run:
-        for batch in run.batches():
-            run.verify_batch(batch)
-        return run.finish()
-
-
-def bad(summary: Summary) -> dict[str, str]:
-    found = {
-        c.check: c.reason_code for c in summary.archive_checks if c.status is not Status.PASSED
-    }
-    found |= {
-        r.encounter_id: r.status.value for r in summary.results if r.status is not Status.PASSED
-    }
-    return found
 
 
 def test_the_primary_lost_entirely_is_repaired_from_the_replica(
@@ -187,8 +159,8 @@ def test_the_primary_lost_entirely_is_repaired_from_the_replica(
 
     # Every reader resolves through the map: full verification (fixity, signatures, evidence,
     # locks, holds, inventory, both sites) ...
-    repaired = verify(sites, tmp_path / "repaired", holds)
-    assert bad(repaired) == {}
+    repaired = verify_full(sites, tmp_path / "repaired", holds)
+    assert not_passed(repaired) == {}
     assert len(repaired.results) == len(rows)
 
     # ... an export (the record unsealed and checked against the catalog, its evidence record) ...
@@ -249,8 +221,8 @@ def test_the_primary_lost_entirely_is_repaired_from_the_replica(
     # Verification reports it and goes on: every record here was restored, so each fails
     # object.rehomed_broken, the run fails rehomed.broken; the catalog and audit chains, read
     # without the map, still pass. An export refuses the record with the map's reason.
-    broken = verify(sites, tmp_path / "broken", holds)
-    found = bad(broken)
+    broken = verify_full(sites, tmp_path / "broken", holds)
+    found = not_passed(broken)
     assert broken.status is Status.FAILED
     assert (found["rehomed"], found["inventory"]) == ("rehomed.broken", "rehomed.broken")
     assert not {"catalog.chain", "audit-log.chain"} & set(found)
