@@ -36,6 +36,19 @@ def cluster(cluster_dir: Path, secret: str) -> Iterator[DaskCluster]:
         yield started
 
 
+@pytest.fixture(scope="session")
+def lone_scheduler(cluster_dir: Path) -> Iterator[DaskCluster]:
+    """A scheduler of its own, with no worker between tests: each test that needs one unfit
+    worker adds it (tests.support.cluster.lone_worker). One for the session, because a fresh
+    scheduler's first graph costs it the import of the flows' code (distributed unpickles the
+    graph there: tens of seconds on a loaded machine, once per scheduler)."""
+    started = DaskCluster.start(cluster_dir / "lone")
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
 @pytest.fixture(scope="module")
 def archived(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A small archived day (with its evidence) in a bucket and catalog of the module's own."""
