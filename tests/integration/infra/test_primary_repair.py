@@ -28,11 +28,9 @@ from archive.core.errors import ObjectNotFoundError, RehomedError
 from archive.core.sections import StackSettings
 from archive.store import (
     REHOMED_PREFIX,
-    ReplicatedStore,
     S3ObjectStore,
     SealedStore,
     Site,
-    open_sites,
     sha256_hex,
 )
 from archive.store.rehomed import (
@@ -49,9 +47,14 @@ from infra.repair import audit_repair, repair_site
 from infra.settings import AppSettings as Settings
 from retrieval import Retrieval, Role, validate_zip
 from retrieval.errors import DossierError
-from tests.support.nightly import Export, make_export, run_once
-from tests.support.sites import not_passed, two_site_settings, verify_full
-from verification.config import HoldSet
+from tests.support.nightly import Export, make_export
+from tests.support.sites import (
+    archive_holding_one,
+    not_passed,
+    repair_without_keys,
+    two_site_settings,
+    verify_full,
+)
 from verification.results import Status
 
 pytestmark = pytest.mark.integration
@@ -110,15 +113,7 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> Export:
 def test_the_primary_lost_entirely_is_repaired_from_the_replica(
     sites: Settings, export: Export, tmp_path: Path
 ) -> None:
-    summary = run_once(sites, export)
-    assert summary.archived > 5
-    assert summary.failed == {}
-    rows = table_to_rows(Catalog.open(sites.catalog_dir).rows())
-    held = rows[0]
-    both = open_sites(sites)
-    assert isinstance(both, ReplicatedStore)
-    both.set_legal_hold(held.object_key, version_id=held.version_id, on=True)
-    holds = HoldSet.of([held.encounter_id])
+    rows, held, holds = archive_holding_one(sites, export)
 
     # The primary loses everything: stopped, data directory deleted, started empty.
     assert seaweed.stop(sites)
@@ -128,14 +123,7 @@ def test_the_primary_lost_entirely_is_repaired_from_the_replica(
     with pytest.raises(ObjectNotFoundError):
         wiring.open_store(sites, read_only=True).get(held.object_key, version_id=held.version_id)
 
-    keyring = sites.keyring_dir
-    hidden = keyring.with_name("keys-away")
-    keyring.rename(hidden)  # no key anywhere: repair copies sealed bytes, it cannot decrypt
-    try:
-        report = repair_site(sites, site="primary")
-    finally:
-        hidden.rename(keyring)
-    assert report.ok, report.refused
+    report = repair_without_keys(sites, "primary")  # no key anywhere: sealed bytes copied
     assert report.rehomed == len(rows)
     assert report.rehomed_segments == 1
     kinds = {"/".join(k.split("/")[:3]) for k in report.copied}

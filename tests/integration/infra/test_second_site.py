@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from archive.audit import AuditLog
-from archive.catalog import Catalog, table_to_rows
+from archive.catalog import Catalog
 from archive.core.errors import ReplicaError
-from archive.store import UNREPLICATED_PREFIXES, ReplicatedStore, S3ObjectStore, open_sites
+from archive.store import UNREPLICATED_PREFIXES, S3ObjectStore
 from infra import seaweed, stack
 from infra.repair import audit_repair, repair_site
 from infra.settings import AppSettings as Settings
@@ -28,7 +28,13 @@ from retention.parts import RetentionParts
 from retention.people import Actor
 from tests.support.nightly import Export, make_export, run_once
 from tests.support.retention import Rec, archive_records, wait_until
-from tests.support.sites import not_passed, two_site_settings, verify_full
+from tests.support.sites import (
+    archive_holding_one,
+    not_passed,
+    repair_without_keys,
+    two_site_settings,
+    verify_full,
+)
 from verification.config import HoldSet, VerificationSettings
 from verification.run import RunPlan, VerificationRun
 from verification.select import Mode, Selection
@@ -59,15 +65,7 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> Export:
 def test_a_site_lost_entirely_is_repaired_from_the_other_without_a_key(
     dual: Settings, export: Export, tmp_path: Path
 ) -> None:
-    summary = run_once(dual, export)
-    assert summary.archived > 5
-    assert summary.failed == {}
-    rows = table_to_rows(Catalog.open(dual.catalog_dir).rows())
-    held = rows[0]
-    both = open_sites(dual)
-    assert isinstance(both, ReplicatedStore)
-    both.set_legal_hold(held.object_key, version_id=held.version_id, on=True)  # mirrored
-    holds = HoldSet.of([held.encounter_id])
+    rows, held, holds = archive_holding_one(dual, export)
     clean = verify_full(dual, tmp_path / "before", holds)
     assert not_passed(clean) == {}
     assert "replica" in {c.check for c in clean.archive_checks}
@@ -106,14 +104,7 @@ def test_a_site_lost_entirely_is_repaired_from_the_other_without_a_key(
 
     plan = repair_site(dual, site="replica", plan_only=True)
     assert plan.ok
-    keyring = dual.keyring_dir
-    hidden = keyring.with_name("keys-away")
-    keyring.rename(hidden)  # no key anywhere: repair copies sealed bytes, it cannot decrypt
-    try:
-        report = repair_site(dual, site="replica")
-    finally:
-        hidden.rename(keyring)
-    assert report.ok, report.refused
+    report = repair_without_keys(dual, "replica")  # no key anywhere: sealed bytes copied
     assert set(report.copied) == set(plan.copied)
     # Everything the site held comes back: records, evidence records and the evidence stage's
     # state, sealed manifests, audit segments (the down-time verification's among them; the
