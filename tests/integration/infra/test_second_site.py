@@ -82,7 +82,7 @@ def test_a_site_lost_entirely_is_repaired_from_the_other_without_a_key(
     with VerificationRun.start(impatient, vsettings, run_plan, holds=holds) as run:
         seaweed.stop(dual, "replica")
         with pytest.raises(ReplicaError):  # a site down: the run refuses before any record
-            run_once(dual, export)
+            run_once(impatient, export)  # after 2 attempts, not botocore's 8 backed-off ones
         assert len(Catalog.open(dual.catalog_dir).rows()) == len(rows)
         for batch in run.batches():
             run.verify_batch(batch)
