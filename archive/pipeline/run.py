@@ -21,49 +21,28 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
-from datetime import datetime, timedelta
-from pathlib import Path
 
 from archive.audit import AuditLog
 from archive.catalog import Catalog, manifest_lock
 from archive.catalog.lookup import EncounterLookup
-from archive.core.atomic import write_private
 from archive.core.errors import ArchiveError
 from archive.core.pool import split, worker_pool
 from archive.core.settings import Settings
-from archive.intake import collect_scans
 from archive.pipeline.admission import admit_source
-from archive.pipeline.amendments import ended_before_archiving, sort_known
-from archive.pipeline.batch import (
-    BatchRef,
-    BatchResult,
-    RunContext,
-    collect_window,
-    plan_refs,
-    without_secrets,
-)
+from archive.pipeline.batch import BatchRef, BatchResult, RunContext, plan_refs, without_secrets
 from archive.pipeline.classifier import Classifier
+from archive.pipeline.collection import Collection
 from archive.pipeline.evidence_stage import Step, Timestamper
-from archive.pipeline.evidence_wiring import (
-    manifest_members,
-    open_stage,
-    record_members,
-)
+from archive.pipeline.evidence_wiring import manifest_members, open_stage, record_members
 from archive.pipeline.ledger import Ledger
 from archive.pipeline.options import RunOptions
 from archive.pipeline.process import init_worker, work
-from archive.pipeline.quarantine import store_entries
 from archive.pipeline.runlock import RunLock
 from archive.pipeline.summary import RunSummary, run_event, write_report
 from archive.pipeline.worker import RecordOutcome
 from archive.seal import ArchiveKeys, open_keys
 from archive.sign import DocumentSigner, SignerConfig
-from archive.sources import (
-    CollectedItem,
-    EncounterBundle,
-    QuarantineEntry,
-    QuarantineScope,
-)
+from archive.sources import EncounterBundle
 from archive.store import ObjectStore, SealedStore, open_sites
 
 Progress = Callable[[int, int], None]  # (encounters done or skipped, encounters selected)
@@ -96,7 +75,6 @@ class ArchiveRun:
         # to read (archive.catalog.lookup), the values come from them.
         self._known = EncounterLookup.open(catalog)
         self._signers = frozenset(catalog.signer_fingerprints())
-        self._quarantine: list[QuarantineEntry] = []
         self._pool: Executor | None = None
         self._started = started if started is not None else time.perf_counter()
         self.summary = RunSummary(
@@ -105,8 +83,15 @@ class ArchiveRun:
         self._ledger = Ledger(self.summary)
         self._stages = self._ledger.stages
         self.progress: Progress | None = None
-        self._selected_count = 0
-        self._held_back = 0  # encounters quarantined as a whole
+        self._collection = Collection(
+            settings=settings,
+            options=options,
+            known=self._known,
+            classifier=classifier,
+            summary=self.summary,
+            stages=self._stages,
+            on_progress=self._report_progress,
+        )
         # The evidence stage's TSA and crash hooks (tests and the bench replace them).
         self.evidence_timestamper: Timestamper | None = None
         self.evidence_step: Step | None = None
@@ -162,74 +147,8 @@ class ArchiveRun:
 
     def batches(self) -> Iterator[list[EncounterBundle]]:
         """Stream the window's encounters in batches, skipping what the catalog has with the
-        same data; changed data comes back as an amendment (a new version beside the old)."""
-        fresh: list[EncounterBundle] = []
-        known: list[EncounterBundle] = []  # catalogued encounters: compared by the batch
-        items = self._collect()
-        while True:
-            begin = time.perf_counter()
-            item = next(items, None)
-            self._stages["collect"] += time.perf_counter() - begin
-            if item is None:
-                break
-            if isinstance(item, QuarantineEntry):
-                self._quarantine.append(item)
-                self._held_back += item.scope == QuarantineScope.ENCOUNTER
-                continue
-            if self.options.facility not in (None, item.facility_code):
-                self.summary.other_facility += 1
-                continue
-            self.summary.collected += 1
-            if item.encounter_id in self._known:
-                known.append(item)
-            elif past := ended_before_archiving(item, self._classifier, self.options.started_at):
-                self._quarantine.append(past)  # past its period: no lock date left to give it
-                self._held_back += 1
-            else:
-                fresh.append(item)
-            if len(known) >= self.options.batch_size:
-                fresh += self._amendments(known)
-                known = []
-            while len(fresh) >= self.options.batch_size:
-                yield fresh[: self.options.batch_size]
-                fresh = fresh[self.options.batch_size :]
-        fresh += self._amendments(known)
-        for start in range(0, len(fresh), self.options.batch_size):
-            yield fresh[start : start + self.options.batch_size]
-        self._report_progress()
-
-    def _collect(self) -> Iterator[CollectedItem]:
-        if self.options.manifest is not None:  # paper intake: a scan directory and its manifest
-            return collect_scans(
-                self.options.source,
-                self.options.manifest,
-                tz=self.options.window.tz,
-                ocr=self.options.ocr,
-                limits=self.settings.intake,
-                retention=self._retention,
-                now=self.options.started_at,
-                catalogued=self._known,  # archived ones are compared, not judged on retention
-            )
-        return collect_window(
-            self.settings, self.options.source, self.options.window, on_selected=self._selected
-        )
-
-    def _retention(self, bundle: EncounterBundle) -> tuple[str, datetime]:
-        decision = self._classifier.decide(bundle)
-        return decision.class_id, decision.retain_until
-
-    def _amendments(self, known: list[EncounterBundle]) -> list[EncounterBundle]:
-        """Of encounters the catalog holds, those whose data differs from their newest archived
-        version, each as the next revision; the rest are counted as already archived, or
-        quarantined when their retention period has ended (:mod:`.amendments`)."""
-        versions = self._known.data_versions({b.encounter_id for b in known})
-        label = self.options.manifest.name if self.options.manifest else "amendment"
-        found = sort_known(known, versions, self._classifier, self.options.started_at, label)
-        self.summary.already_archived += found.unchanged
-        self.summary.amended += found.amended
-        self._quarantine += found.ended  # a change past its period: a disposition matter
-        self._held_back += len(found.ended)
-        return found.changed
+        same data; changed data comes back as an amendment (:mod:`.collection`)."""
+        return self._collection.batches()
 
     def archive_batch(self, batch: Sequence[EncounterBundle]) -> dict[str, int]:
         """Render, sign, seal and store one batch on every core; returns counts only."""
@@ -284,43 +203,16 @@ class ArchiveRun:
         self._report_progress()
         return dict(counts)
 
-    def _selected(self, count: int) -> None:
-        self._selected_count = count
-        self._report_progress()
-
     def _report_progress(self) -> None:
         s = self.summary
         if self.progress is not None:
-            done = s.archived + s.adopted + s.failed_total + s.already_archived + self._held_back
-            done += s.other_facility
-            self.progress(done, self._selected_count)
+            done = s.archived + s.adopted + s.failed_total + s.already_archived
+            done += s.other_facility + self._collection.held_back
+            self.progress(done, self._collection.selected)
 
     def store_quarantine(self) -> int:
         """Seal and store every quarantine entry (content-addressed: reruns add nothing)."""
-        begin = time.perf_counter()
-        index = self._quarantine_index_path()
-        index.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        until = self.options.started_at + timedelta(
-            days=self.settings.archive.quarantine_retain_days
-        )
-        stored = store_entries(
-            self._quarantine,
-            store=self._store,
-            keys=self._keys,
-            seal=self.settings.seal,
-            retain_until=until,
-        )
-        s = self.summary
-        for reason, n in stored.reasons.items():
-            s.quarantined[reason] = s.quarantined.get(reason, 0) + n
-        s.quarantine_new += stored.new
-        if stored.errors:
-            # Reported, never fatal: the run's archived records must still be catalogued.
-            code = "quarantine.store_error"
-            s.failed[code] = s.failed.get(code, 0) + stored.errors
-        write_private(index, "".join(line + "\n" for line in stored.index_lines))
-        self._stages["quarantine"] += time.perf_counter() - begin
-        return len(stored.index_lines)
+        return self._collection.store_quarantine(self._store, self._keys)
 
     def finish(self) -> RunSummary:
         """Catalog what this run archived (one manifest), give it and every earlier run's
@@ -395,6 +287,3 @@ class ArchiveRun:
                 initargs=(self.settings, self._classifier, self._signers),
             )
         return self._pool
-
-    def _quarantine_index_path(self) -> Path:
-        return self.settings.data_dir / "quarantine" / f"{self.options.run_id}.jsonl"

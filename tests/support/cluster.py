@@ -7,6 +7,7 @@ and opens the keyring and the signing key itself from the settings' paths.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,23 @@ def two_workers(directory: Path, secret: str) -> Iterator[DaskCluster]:
         yield started
     finally:
         started.stop()
+
+
+@contextmanager
+def lone_worker(
+    scheduler: DaskCluster, *, env: dict[str, str] | None = None, hide: Path | None = None
+) -> Iterator[int]:
+    """One worker on ``scheduler`` (which has no other: every batch goes to it), stopped on the
+    way out, and the scheduler left with no worker for the next test to find."""
+    pid = scheduler.add_worker(env=env, hide=hide)
+    try:
+        yield pid
+    finally:
+        scheduler.stop_worker(pid)
+        deadline = time.monotonic() + 30
+        while scheduler.identities():  # the scheduler notices a stopped worker a moment later
+            assert time.monotonic() < deadline, "the stopped worker stays on the scheduler"
+            time.sleep(0.1)
 
 
 def cluster_settings(settings: Settings, address: str, secret: str) -> Settings:

@@ -62,6 +62,17 @@ def _patient_prefect() -> Iterator[None]:
         yield
 
 
+def _shared_prefect_api() -> str:
+    """This process's temporary Prefect server, started now so that the CLI child reports to it
+    instead of starting one of its own (20-50 s on a loaded machine); this process's flows use it
+    later, as they would have started it."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()  # once per process: a no-op when an earlier test's flow started it
+    return server.api_url
+
+
 def _discharged_on(export: Export, day: date) -> int:
     count = 0
     for line in (export.path / "Encounter.ndjson").read_text(encoding="utf-8").splitlines():
@@ -115,10 +126,9 @@ def test_killed_mid_backfill_then_rerun_on_the_cluster_archives_every_day_exactl
     out = tmp_path / "backfill.out"
     argv = [sys.executable, "-m", "infra.cli", "archive", "--since", FIRST.isoformat()]
     argv += ["--until", LAST.isoformat(), "--source", str(export.path), "--batch-size", "4"]
+    env = cli_env(settings) | {"PREFECT_API_URL": _shared_prefect_api()}
     with out.open("wb") as sink:
-        child = subprocess.Popen(
-            argv, env=cli_env(settings), start_new_session=True, stdout=sink, stderr=sink
-        )
+        child = subprocess.Popen(argv, env=env, start_new_session=True, stdout=sink, stderr=sink)
     try:
         deadline = time.monotonic() + 240
         # Killed once the first day is done and the second is storing records.
@@ -158,10 +168,13 @@ def test_killed_mid_backfill_then_rerun_on_the_cluster_archives_every_day_exactl
         finally:
             other.release()
         # With a wait, the day runs once the other run ends (serialised, never side by side).
-        threading.Timer(3.0, held.release).start()
+        from flows import backfill
+
+        monkeypatch.setattr(backfill, "LOCK_POLL_S", 0.2)  # the wait is what is shown, not 2 s
+        threading.Timer(1.0, held.release).start()
         waited = time.monotonic()
         result = _backfill(on_cluster, export, monkeypatch, lock_wait_s=60, batch_size=3)
-        assert time.monotonic() - waited >= 3.0
+        assert time.monotonic() - waited >= 1.0
     finally:
         held.release()
     assert (result["skipped"], result["ran"], result["failed_days"]) == (1, 1, {})

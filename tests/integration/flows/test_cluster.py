@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from archive.catalog import Catalog
 from archive.store import S3ObjectStore
 from infra.dask_cluster import DaskCluster
 from infra.settings import AppSettings as Settings
-from tests.support.cluster import cluster_settings
+from tests.support.cluster import cluster_settings, lone_worker
 from tests.support.nightly import DAY, Export, make_export, record_versions
 
 pytestmark = pytest.mark.integration
@@ -29,12 +28,14 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> Export:
     return make_export(tmp_path_factory.mktemp("export"), encounters=24, seed=3)
 
 
-def _run(settings: Settings, export: Export, monkeypatch: pytest.MonkeyPatch) -> Any:
+def _run(
+    settings: Settings, export: Export, monkeypatch: pytest.MonkeyPatch, batch_size: int = 2
+) -> Any:
     from flows import nightly
 
     monkeypatch.setattr(nightly, "load_settings", lambda: settings)
     return nightly.nightly_archive(
-        since=DAY, source=str(export.path), batch_size=2, return_state=True
+        since=DAY, source=str(export.path), batch_size=batch_size, return_state=True
     )
 
 
@@ -111,20 +112,18 @@ def test_a_worker_killed_mid_run_loses_no_record_and_duplicates_none(
 def test_a_worker_without_the_source_or_the_store_secret_fails_the_run_clearly(
     settings: Settings,
     export: Export,
-    cluster_dir: Path,
+    lone_scheduler: DaskCluster,
     secret: str,
     monkeypatch: pytest.MonkeyPatch,
     hide_source: bool,
     reason: str,
 ) -> None:
-    # Its own cluster with only the unfit worker: every batch goes to it. One does not have the
-    # export's directory; the other has no S3 secret in its environment.
-    alone = DaskCluster.start(cluster_dir / reason)
-    try:
-        alone.add_worker(hide=export.path if hide_source else None)
-        state = _run(cluster_settings(settings, alone.address, secret), export, monkeypatch)
-    finally:
-        alone.stop()
+    # A scheduler with only the unfit worker: every batch goes to it. One does not have the
+    # export's directory; the other has no S3 secret in its environment. A few batches (each
+    # fails the same way, the first after the worker has imported the code).
+    with lone_worker(lone_scheduler, hide=export.path if hide_source else None):
+        on_lone = cluster_settings(settings, lone_scheduler.address, secret)
+        state = _run(on_lone, export, monkeypatch, batch_size=8)
     assert state.is_failed()
     assert f"record(s) failed ({reason}: " in (state.message or "")
     summary = state.result(raise_on_failure=False)

@@ -8,7 +8,6 @@ mid-run leaves every record verified exactly once.
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections import Counter
@@ -31,42 +30,25 @@ from flows.cluster import ensure_cluster
 from flows.outcome import summary_of
 from infra.dask_cluster import DaskCluster
 from infra.settings import AppSettings as Settings
-from tests.support.cluster import cluster_settings
-from tests.support.nightly import make_export, run_once
+from tests.support.cluster import cluster_settings, lone_worker
 from verification.config import VerificationSettings
 from verification.results import Status
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def archived(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """A small archived day (with its evidence) in a bucket and catalog of this module's own."""
-    here = tmp_path_factory.mktemp("rehash-cluster")
-    settings = stack_settings.model_copy(
-        update={
-            "s3": stack_settings.s3.model_copy(update={"bucket": f"rc-{secrets.token_hex(4)}"}),
-            "catalog": stack_settings.catalog.model_copy(update={"catalog_dir": here / "catalog"}),
-            "archive": stack_settings.archive.model_copy(update={"workers": 1}),
-        }
-    )
-    S3ObjectStore.from_settings(settings).create_locked_bucket()
-    summary = run_once(settings, make_export(here / "export", encounters=12, seed=41))
-    assert summary.archived >= 4
-    assert summary.failed == {}
-    return settings
-
-
 def _rows(settings: Settings) -> list[CatalogRow]:
     return table_to_rows(Catalog.open(settings.catalog_dir).rows())
 
 
-def _rehash(settings: Settings, algorithm: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The ``evidence-rehash`` flow's final state, two documents a task."""
+def _rehash(
+    settings: Settings, algorithm: str, monkeypatch: pytest.MonkeyPatch, batch_size: int = 2
+) -> Any:
+    """The ``evidence-rehash`` flow's final state, ``batch_size`` documents a task."""
     from flows import evidence
 
     monkeypatch.setattr(evidence, "SETTINGS", settings)
-    return evidence.evidence_rehash(algorithm=algorithm, batch_size=2, return_state=True)
+    return evidence.evidence_rehash(algorithm=algorithm, batch_size=batch_size, return_state=True)
 
 
 def _leaves_here(settings: Settings, algorithm: str) -> dict[str, str]:
@@ -112,22 +94,17 @@ def test_a_hash_tree_renewal_rehashes_every_record_on_both_workers_with_one_writ
 
 
 def test_no_worker_refuses_and_a_worker_without_the_keys_fails_by_provider(
-    archived: Settings, cluster_dir: Path, secret: str, monkeypatch: pytest.MonkeyPatch
+    archived: Settings, lone_scheduler: DaskCluster, secret: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    keyless = DaskCluster.start(cluster_dir / "keyless")
-    try:
-        # A scheduler nobody has joined yet: refused before any work, not waited on forever.
-        with pytest.raises(ClusterUnavailableError, match="no Dask worker has joined"):
-            ensure_cluster(keyless.address, timeout_s=1.0)
-        # One worker with the store's secret but not the keyring (its directory is not there
-        # on that machine: an empty file system mounted over it).
-        keyless.add_worker(
-            env={"EMR_ARCHIVE_S3__SECRET_ACCESS_KEY": secret}, hide=archived.keyring_dir
-        )
-        settings = cluster_settings(archived, keyless.address, secret)
-        state = _rehash(settings, "sha3_512", monkeypatch)
-    finally:
-        keyless.stop()
+    # A scheduler nobody has joined: refused before any work, not waited on forever.
+    with pytest.raises(ClusterUnavailableError, match="no Dask worker has joined"):
+        ensure_cluster(lone_scheduler.address, timeout_s=1.0)
+    # One worker with the store's secret but not the keyring (its directory is not there on that
+    # machine: an empty file system mounted over it). Two tasks, each refused the same way.
+    secret_only = {"EMR_ARCHIVE_S3__SECRET_ACCESS_KEY": secret}
+    with lone_worker(lone_scheduler, env=secret_only, hide=archived.keyring_dir):
+        settings = cluster_settings(archived, lone_scheduler.address, secret)
+        state = _rehash(settings, "sha3_512", monkeypatch, batch_size=6)
     rows = _rows(settings)
     assert state.is_failed()
     message = state.message or ""

@@ -7,7 +7,6 @@ indeterminate under a named reason, never passed.
 from __future__ import annotations
 
 import json
-import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from flows.outcome import summary_of
 from infra.dask_cluster import DaskCluster
 from infra.settings import AppSettings as Settings
 from tests.support.cluster import cluster_settings
-from tests.support.nightly import make_export, run_once
 from tests.support.verification import flip_on_disk
 from verification.config import VerificationSettings
 from verification.remote import unverified, verify_remote_batch
@@ -33,24 +31,6 @@ from verification.select import Mode, Selection
 pytestmark = pytest.mark.integration
 
 Verdicts = dict[str, tuple[str, str, tuple[tuple[str, str, str], ...]]]
-
-
-@pytest.fixture(scope="module")
-def archived(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """A small archived day in a bucket and catalog of this module's own."""
-    here = tmp_path_factory.mktemp("verify-cluster")
-    settings = stack_settings.model_copy(
-        update={
-            "s3": stack_settings.s3.model_copy(update={"bucket": f"vc-{secrets.token_hex(4)}"}),
-            "catalog": stack_settings.catalog.model_copy(update={"catalog_dir": here / "catalog"}),
-            "archive": stack_settings.archive.model_copy(update={"workers": 1}),
-        }
-    )
-    S3ObjectStore.from_settings(settings).create_locked_bucket()
-    summary = run_once(settings, make_export(here / "export", encounters=12, seed=41))
-    assert summary.archived >= 4
-    assert summary.failed == {}
-    return settings
 
 
 def _vsettings(directory: Path) -> VerificationSettings:

@@ -26,14 +26,11 @@ from archive.audit import AuditLog
 from archive.catalog import Catalog, table_to_rows
 from archive.core.errors import ObjectNotFoundError, RehomedError
 from archive.core.sections import StackSettings
-from archive.core.settings import ReplicaSettings
 from archive.store import (
     REHOMED_PREFIX,
-    ReplicatedStore,
     S3ObjectStore,
     SealedStore,
     Site,
-    open_sites,
     sha256_hex,
 )
 from archive.store.rehomed import (
@@ -50,12 +47,15 @@ from infra.repair import audit_repair, repair_site
 from infra.settings import AppSettings as Settings
 from retrieval import Retrieval, Role, validate_zip
 from retrieval.errors import DossierError
-from tests.support.nightly import Export, make_export, run_once
-from verification.config import HoldSet, VerificationSettings
-from verification.report import Summary
+from tests.support.nightly import Export, make_export
+from tests.support.sites import (
+    archive_holding_one,
+    not_passed,
+    repair_without_keys,
+    two_site_settings,
+    verify_full,
+)
 from verification.results import Status
-from verification.run import RunPlan, VerificationRun
-from verification.select import Mode, Selection
 
 pytestmark = pytest.mark.integration
 
@@ -86,16 +86,12 @@ def sites(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
             }
         )
     )
-    bucket = "primary-loss"
-    settings = stack_settings.model_copy(
-        update={
-            "data_dir": data,
-            "stack": stack,
-            "s3": stack_settings.s3.model_copy(update={"bucket": bucket}),
-            "replica": ReplicaSettings(enabled=True, bucket=bucket),
-            "catalog": stack_settings.catalog.model_copy(update={"catalog_dir": base / "catalog"}),
-            "archive": stack_settings.archive.model_copy(update={"workers": 1}),
-        }
+    settings = two_site_settings(
+        stack_settings,
+        bucket="primary-loss",
+        catalog_dir=base / "catalog",
+        data_dir=data,
+        stack=stack,
     )
     both: tuple[Site, Site] = ("primary", "replica")
     with ThreadPoolExecutor(2) as pool:  # each site takes seconds to start and to stop
@@ -114,39 +110,10 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> Export:
     )
 
 
-def verify(settings: Settings, tmp_path: Path, holds: HoldSet) -> Summary:
-    vsettings = VerificationSettings(output_dir=tmp_path, workers=1)
-    plan = RunPlan.create(
-        settings, vsettings, selection=Selection(mode=Mode.FULL), now=datetime.now(UTC)
-    )
-    with VerificationRun.start(settings, vsettings, plan, holds=holds) as run:
-        for batch in run.batches():
-            run.verify_batch(batch)
-        return run.finish()
-
-
-def bad(summary: Summary) -> dict[str, str]:
-    found = {
-        c.check: c.reason_code for c in summary.archive_checks if c.status is not Status.PASSED
-    }
-    found |= {
-        r.encounter_id: r.status.value for r in summary.results if r.status is not Status.PASSED
-    }
-    return found
-
-
 def test_the_primary_lost_entirely_is_repaired_from_the_replica(
     sites: Settings, export: Export, tmp_path: Path
 ) -> None:
-    summary = run_once(sites, export)
-    assert summary.archived > 5
-    assert summary.failed == {}
-    rows = table_to_rows(Catalog.open(sites.catalog_dir).rows())
-    held = rows[0]
-    both = open_sites(sites)
-    assert isinstance(both, ReplicatedStore)
-    both.set_legal_hold(held.object_key, version_id=held.version_id, on=True)
-    holds = HoldSet.of([held.encounter_id])
+    rows, held, holds = archive_holding_one(sites, export)
 
     # The primary loses everything: stopped, data directory deleted, started empty.
     assert seaweed.stop(sites)
@@ -156,14 +123,7 @@ def test_the_primary_lost_entirely_is_repaired_from_the_replica(
     with pytest.raises(ObjectNotFoundError):
         wiring.open_store(sites, read_only=True).get(held.object_key, version_id=held.version_id)
 
-    keyring = sites.keyring_dir
-    hidden = keyring.with_name("keys-away")
-    keyring.rename(hidden)  # no key anywhere: repair copies sealed bytes, it cannot decrypt
-    try:
-        report = repair_site(sites, site="primary")
-    finally:
-        hidden.rename(keyring)
-    assert report.ok, report.refused
+    report = repair_without_keys(sites, "primary")  # no key anywhere: sealed bytes copied
     assert report.rehomed == len(rows)
     assert report.rehomed_segments == 1
     kinds = {"/".join(k.split("/")[:3]) for k in report.copied}
@@ -187,8 +147,8 @@ def test_the_primary_lost_entirely_is_repaired_from_the_replica(
 
     # Every reader resolves through the map: full verification (fixity, signatures, evidence,
     # locks, holds, inventory, both sites) ...
-    repaired = verify(sites, tmp_path / "repaired", holds)
-    assert bad(repaired) == {}
+    repaired = verify_full(sites, tmp_path / "repaired", holds)
+    assert not_passed(repaired) == {}
     assert len(repaired.results) == len(rows)
 
     # ... an export (the record unsealed and checked against the catalog, its evidence record) ...
@@ -249,8 +209,8 @@ def test_the_primary_lost_entirely_is_repaired_from_the_replica(
     # Verification reports it and goes on: every record here was restored, so each fails
     # object.rehomed_broken, the run fails rehomed.broken; the catalog and audit chains, read
     # without the map, still pass. An export refuses the record with the map's reason.
-    broken = verify(sites, tmp_path / "broken", holds)
-    found = bad(broken)
+    broken = verify_full(sites, tmp_path / "broken", holds)
+    found = not_passed(broken)
     assert broken.status is Status.FAILED
     assert (found["rehomed"], found["inventory"]) == ("rehomed.broken", "rehomed.broken")
     assert not {"catalog.chain", "audit-log.chain"} & set(found)

@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 from archive.audit import AuditLog
-from archive.catalog import Catalog, table_to_rows
+from archive.catalog import Catalog
 from archive.core.errors import ReplicaError
-from archive.core.settings import ReplicaSettings
-from archive.store import UNREPLICATED_PREFIXES, ReplicatedStore, S3ObjectStore, open_sites
+from archive.store import UNREPLICATED_PREFIXES, S3ObjectStore
 from infra import seaweed, stack
 from infra.repair import audit_repair, repair_site
 from infra.settings import AppSettings as Settings
@@ -29,9 +28,14 @@ from retention.parts import RetentionParts
 from retention.people import Actor
 from tests.support.nightly import Export, make_export, run_once
 from tests.support.retention import Rec, archive_records, wait_until
+from tests.support.sites import (
+    archive_holding_one,
+    not_passed,
+    repair_without_keys,
+    two_site_settings,
+    verify_full,
+)
 from verification.config import HoldSet, VerificationSettings
-from verification.report import Summary
-from verification.results import Status
 from verification.run import RunPlan, VerificationRun
 from verification.select import Mode, Selection
 
@@ -42,17 +46,8 @@ LAN, HEAD = Actor("lan", "records-officer"), Actor("director.binh", "facility-he
 @pytest.fixture(scope="module")
 def dual(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """The session stack plus a replica site, started by `stack up`; a bucket of our own."""
-    bucket = "second-site"
-    settings = stack_settings.model_copy(
-        update={
-            "s3": stack_settings.s3.model_copy(update={"bucket": bucket}),
-            "replica": ReplicaSettings(enabled=True, bucket=bucket),
-            "catalog": stack_settings.catalog.model_copy(
-                update={"catalog_dir": tmp_path_factory.mktemp("dual") / "catalog"}
-            ),
-            "archive": stack_settings.archive.model_copy(update={"workers": 1}),
-        }
-    )
+    catalog_dir = tmp_path_factory.mktemp("dual") / "catalog"
+    settings = two_site_settings(stack_settings, bucket="second-site", catalog_dir=catalog_dir)
     S3ObjectStore.from_settings(settings).create_locked_bucket()
     try:
         rows = {r.name: r for r in stack.up(settings)}
@@ -67,41 +62,12 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> Export:
     return make_export(tmp_path_factory.mktemp("dual-export"), encounters=ENCOUNTERS, seed=23)
 
 
-def verify(settings: Settings, tmp_path: Path, holds: HoldSet) -> Summary:
-    vsettings = VerificationSettings(output_dir=tmp_path / "verification", workers=1)
-    plan = RunPlan.create(
-        settings, vsettings, selection=Selection(mode=Mode.FULL), now=datetime.now(UTC)
-    )
-    with VerificationRun.start(settings, vsettings, plan, holds=holds) as run:
-        for batch in run.batches():
-            run.verify_batch(batch)
-        return run.finish()
-
-
-def bad(summary: Summary) -> dict[str, str]:
-    found = {
-        c.check: c.reason_code for c in summary.archive_checks if c.status is not Status.PASSED
-    }
-    found |= {
-        r.encounter_id: r.status.value for r in summary.results if r.status is not Status.PASSED
-    }
-    return found
-
-
 def test_a_site_lost_entirely_is_repaired_from_the_other_without_a_key(
     dual: Settings, export: Export, tmp_path: Path
 ) -> None:
-    summary = run_once(dual, export)
-    assert summary.archived > 5
-    assert summary.failed == {}
-    rows = table_to_rows(Catalog.open(dual.catalog_dir).rows())
-    held = rows[0]
-    both = open_sites(dual)
-    assert isinstance(both, ReplicatedStore)
-    both.set_legal_hold(held.object_key, version_id=held.version_id, on=True)  # mirrored
-    holds = HoldSet.of([held.encounter_id])
-    clean = verify(dual, tmp_path / "before", holds)
-    assert bad(clean) == {}
+    rows, held, holds = archive_holding_one(dual, export)
+    clean = verify_full(dual, tmp_path / "before", holds)
+    assert not_passed(clean) == {}
     assert "replica" in {c.check for c in clean.archive_checks}
 
     # The replica site loses everything: process stopped (while a verification runs), data
@@ -116,12 +82,12 @@ def test_a_site_lost_entirely_is_repaired_from_the_other_without_a_key(
     with VerificationRun.start(impatient, vsettings, run_plan, holds=holds) as run:
         seaweed.stop(dual, "replica")
         with pytest.raises(ReplicaError):  # a site down: the run refuses before any record
-            run_once(dual, export)
+            run_once(impatient, export)  # after 2 attempts, not botocore's 8 backed-off ones
         assert len(Catalog.open(dual.catalog_dir).rows()) == len(rows)
         for batch in run.batches():
             run.verify_batch(batch)
         down = run.finish()
-    assert bad(down) == {"replica": "replica.unreachable"}
+    assert not_passed(down) == {"replica": "replica.unreachable"}
     assert "replica.unreachable" in {f.reason_code for f in down.findings}
     assert down.report_path is not None
     assert down.report_path.exists()
@@ -132,20 +98,13 @@ def test_a_site_lost_entirely_is_repaired_from_the_other_without_a_key(
     shutil.rmtree(dual.replica_dir)
     stack.up(dual)  # a new, empty site: the bucket is created again with Object Lock
 
-    lost = verify(dual, tmp_path / "lost", holds)
-    assert bad(lost) == {"replica": "replica.missing"}
+    lost = verify_full(dual, tmp_path / "lost", holds)
+    assert not_passed(lost) == {"replica": "replica.missing"}
     assert {f.reason_code for f in lost.findings} == {"replica.missing"}
 
     plan = repair_site(dual, site="replica", plan_only=True)
     assert plan.ok
-    keyring = dual.keyring_dir
-    hidden = keyring.with_name("keys-away")
-    keyring.rename(hidden)  # no key anywhere: repair copies sealed bytes, it cannot decrypt
-    try:
-        report = repair_site(dual, site="replica")
-    finally:
-        hidden.rename(keyring)
-    assert report.ok, report.refused
+    report = repair_without_keys(dual, "replica")  # no key anywhere: sealed bytes copied
     assert set(report.copied) == set(plan.copied)
     # Everything the site held comes back: records, evidence records and the evidence stage's
     # state, sealed manifests, audit segments (the down-time verification's among them; the
@@ -166,8 +125,8 @@ def test_a_site_lost_entirely_is_repaired_from_the_other_without_a_key(
     assert report.held == (held.object_key,)
     audit_repair(dual, report, site="replica")
 
-    repaired = verify(dual, tmp_path / "repaired", holds)
-    assert bad(repaired) == {}
+    repaired = verify_full(dual, tmp_path / "repaired", holds)
+    assert not_passed(repaired) == {}
     again = _cli(dual, "repair", "--plan")
     assert again.returncode == 0, again.stderr
     assert "would restore 0 (0 bytes)" in again.stdout
