@@ -139,6 +139,13 @@ def install() -> None:
     certvalidator_validate.async_validate_path = async_validate_path
 
 
+def uninstall() -> None:
+    """The library's own ``async_validate_path`` back (the cold benchmark)."""
+    pyhanko_certvalidator.async_validate_path = _ORIGINAL  # type: ignore[attr-defined]
+    ades_past.async_validate_path = _ORIGINAL  # type: ignore[attr-defined]
+    certvalidator_validate.async_validate_path = _ORIGINAL
+
+
 def hits() -> int:
     """How many answers this process reused so far."""
     return _HITS[0]
