@@ -1,5 +1,5 @@
-"""The memoised name comparison (archive.sign.name_equality) gives asn1crypto's own answer, on
-edge cases and random names, cold and with its memory warm."""
+"""The memoised name comparison and ``hashable`` (archive.sign.name_equality) give asn1crypto's
+own answers, on edge cases and random names, cold and with their memory warm."""
 
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ def test_names_compare_as_asn1crypto_compares_them(specs: list[dict[str, str]]) 
         for a, b in itertools.product(names, repeat=2):
             assert (a == b) == _original(a, b), (a.native, b.native, warm)
             assert (a != b) == (not _original(a, b))
+            assert a.hashable == name_equality._ORIGINAL_HASHABLE.fget(a)
     assert any(a == b and a.dump() != b.dump() for a, b in itertools.product(names, repeat=2))
 
 
