@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from threading import Lock
@@ -115,7 +114,7 @@ async def async_validate_path(
     if answer is not None:
         return _replay(validation_context, path, answer.policies)
     result = await _ORIGINAL(validation_context, path, parameters)  # raises: nothing kept
-    times, shifts = question[-1], _shifts(tolerance)
+    times, shifts = _times(question), _shifts(tolerance)
     answer = _Answer(
         _cell(moment, times, shifts),
         _cell(signed, times, shifts),
@@ -184,14 +183,6 @@ def _question(
     ):
         return None
     roots = frozenset(_root(trust, cert) for cert in trust.iter_certs())
-    ders = (
-        *(c.dump() for c in path.iter_certs(include_root=True)),
-        *(c.dump() for c in registry),
-        *(der for der, _ in roots),
-        *(c.ocsp_response_data.dump() for c in revinfo._ocsps),
-        *(c.crl_data.dump() for c in revinfo._crls),
-    )
-    qualifiers = (anchor.trust_qualifiers, *(q for _, q in roots))
     return (
         tuple(c.dump() for c in path.iter_certs(include_root=True)),
         anchor.trust_qualifiers,
@@ -204,8 +195,20 @@ def _question(
         algorithms,
         context.time_tolerance,
         context.timing_params.point_in_time_validation,
-        _times(ders, qualifiers),  # last: what the cells are drawn from
     )
+
+
+def _times(question: Question) -> tuple[datetime, ...]:
+    """Every time the question's inputs carry, sorted: what the cells are drawn from."""
+    path, anchor_qualifiers, _, roots, registry, ocsps, crls = question[:7]
+    found: set[datetime] = set()
+    for der in (*path, *(d for d, _ in roots), *registry, *(d for d, _ in ocsps), *crls):
+        found.update(times_in(der))
+    for q in (anchor_qualifiers, *(q for _, q in roots)):
+        for bound in (getattr(q, "valid_from", None), getattr(q, "valid_until", None)):
+            if bound is not None:
+                found.add(bound)
+    return tuple(sorted(found))
 
 
 def _root(trust: SimpleTrustManager, cert: x509.Certificate) -> tuple[bytes, Any]:
@@ -226,17 +229,6 @@ def _algorithm_policy(policy: object) -> tuple[Any, ...] | None:
             policy.dsa_key_size_threshold,
         )
     return None
-
-
-def _times(ders: Iterable[bytes], qualifiers: Iterable[Any]) -> tuple[datetime, ...]:
-    found: set[datetime] = set()
-    for der in ders:
-        found.update(times_in(der))
-    for q in qualifiers:
-        for bound in (getattr(q, "valid_from", None), getattr(q, "valid_until", None)):
-            if bound is not None:
-                found.add(bound)
-    return tuple(sorted(found))
 
 
 def _shifts(tolerance: timedelta) -> tuple[timedelta, ...]:

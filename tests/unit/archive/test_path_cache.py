@@ -146,9 +146,10 @@ def naive(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A cache keyed by the path's certificates only, reused at any moment."""
 
     def question(context: Any, path: Any, parameters: Any) -> tuple[Any, ...]:
-        return (tuple(c.dump() for c in path.iter_certs(include_root=True)), ())
+        return (tuple(c.dump() for c in path.iter_certs(include_root=True)),)
 
     monkeypatch.setattr(path_cache, "_question", question)
+    monkeypatch.setattr(path_cache, "_times", lambda question: ())  # no breakpoints: any moment
     path_cache.forget()
     yield
     path_cache.forget()
@@ -172,6 +173,25 @@ def test_a_naive_cache_would_pass_the_attack(name: str, ca: MiniCa, naive: None)
     genuine, attack = ATTACKS[name](ca)
     _warm(genuine)
     assert verdict(attack) == "valid"  # what the tests above would catch
+
+
+TIME_ATTACKS = [
+    "signer revoked between two documents' times",
+    "OCSP response used after its nextUpdate",
+    "certificate expired at the later document's time",
+]
+
+
+@pytest.mark.parametrize("name", TIME_ATTACKS)
+def test_the_full_key_without_time_windows_would_pass_the_time_attacks(
+    name: str, ca: MiniCa, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(path_cache, "_times", lambda question: ())  # no breakpoints: any moment
+    path_cache.forget()
+    genuine, attack = ATTACKS[name](ca)
+    _warm(genuine)
+    assert verdict(attack) == "valid"
+    path_cache.forget()
 
 
 def test_a_moment_on_a_breakpoint_is_reused_for_that_moment_only(ca: MiniCa) -> None:
