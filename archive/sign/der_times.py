@@ -10,23 +10,35 @@ make the cache's intervals smaller; never fewer.
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import re
 from datetime import datetime
+from threading import Lock
 from typing import Final
 
 from asn1crypto import core, parser
 
 _DEPTH: Final = 24
+_LIMIT: Final = 4096  # distinct certificates, OCSP responses and CRLs met
+_KNOWN: dict[bytes, frozenset[datetime]] = {}
+_LOCK = Lock()
 _TIME_LIKE: Final = re.compile(rb"\d{10,14}(\.\d+)?(Z|[+-]\d{4})")
 
 
-@functools.lru_cache(maxsize=4096)
 def times_in(der: bytes) -> frozenset[datetime]:
-    """Every time in ``der`` (kept per process: the same certificates and revocation data come
-    with every document of a batch)."""
+    """Every time in ``der`` (kept per process by the DER's SHA-256: the same certificates and
+    revocation data come with every document of a batch)."""
+    digest = hashlib.sha256(der).digest()
+    with _LOCK:
+        known = _KNOWN.get(digest)
+    if known is not None:
+        return known
     found: set[datetime] = set()
     _walk(der, found, 0)
+    with _LOCK:
+        if len(_KNOWN) >= _LIMIT:
+            _KNOWN.clear()
+        _KNOWN[digest] = frozenset(found)
     return frozenset(found)
 
 

@@ -31,6 +31,7 @@ responder or CRL issuer records there only saves later work, so leaving it out c
 from __future__ import annotations
 
 import bisect
+import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -102,14 +103,15 @@ async def async_validate_path(
     question = _question(validation_context, path, parameters)
     if question is None:
         return await _ORIGINAL(validation_context, path, parameters)
+    key = _digested(question)
     moment, signed = validation_context.moment, validation_context.best_signature_time
     tolerance = validation_context.time_tolerance
     order = _order(moment, signed, tolerance)
     with _LOCK:
-        known = _ANSWERS.get(question, ())
+        known = _ANSWERS.get(key, ())
         answer = next((a for a in known if _fits(a, moment, signed, order)), None)
         if answer is not None:
-            _ANSWERS.move_to_end(question)
+            _ANSWERS.move_to_end(key)
             _HITS[0] += 1
     if answer is not None:
         return _replay(validation_context, path, answer.policies)
@@ -122,10 +124,10 @@ async def async_validate_path(
         path.qualified_policies(),
     )
     with _LOCK:
-        kept = _ANSWERS.setdefault(question, [])
+        kept = _ANSWERS.setdefault(key, [])
         kept.insert(0, answer)
         del kept[_WINDOWS:]
-        _ANSWERS.move_to_end(question)
+        _ANSWERS.move_to_end(key)
         while len(_ANSWERS) > _KEYS:
             _ANSWERS.popitem(last=False)
     return result
@@ -211,6 +213,18 @@ def _times(question: Question) -> tuple[datetime, ...]:
     return tuple(sorted(found))
 
 
+def _digested(value: Any) -> Any:
+    """The question with each DER replaced by its SHA-256: a CRL of megabytes is not kept once
+    per question, and the key hashes fast."""
+    if isinstance(value, bytes):
+        return hashlib.sha256(value).digest()
+    if isinstance(value, tuple):
+        return tuple(_digested(v) for v in value)
+    if isinstance(value, frozenset):
+        return frozenset(_digested(v) for v in value)
+    return value
+
+
 def _root(trust: SimpleTrustManager, cert: x509.Certificate) -> tuple[bytes, Any]:
     anchor = trust.as_trust_anchor(AuthorityWithCert(cert))
     return cert.dump(), None if anchor is None else anchor.trust_qualifiers
@@ -254,11 +268,8 @@ def _cell(moment: datetime, times: tuple[datetime, ...], shifts: tuple[timedelta
 
 
 def _order(moment: datetime, signed: datetime, tolerance: timedelta) -> tuple[int, ...]:
-    return tuple(_sign(moment - signed - k * tolerance) for k in _SHIFTS)
-
-
-def _sign(delta: timedelta) -> int:
-    return (delta > timedelta(0)) - (delta < timedelta(0))
+    deltas = [moment - signed - k * tolerance for k in _SHIFTS]
+    return tuple((d > timedelta(0)) - (d < timedelta(0)) for d in deltas)
 
 
 def _fits(answer: _Answer, moment: datetime, signed: datetime, order: tuple[int, ...]) -> bool:
