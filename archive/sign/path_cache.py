@@ -20,10 +20,9 @@ What ``async_validate_path`` answers depends on (pyhanko_certvalidator 0.33, rea
 So a *successful* answer is kept under a key holding all of the first list (each DER by its SHA-256),
 with the open interval of moments between the nearest such breakpoints on either side (every
 time found anywhere in the inputs' DER, shifted by each of those constants): any moment inside
-it makes every comparison come out the same, hence the same answer. Failures are never kept
-(each is worked out afresh and reports its own reason). A context that may fetch, holds
-revocation assertions, or uses another freshness rule, algorithm policy, signature validator
-or context class is passed straight through. A hit repeats what a success leaves behind in the
+it makes every comparison come out the same, hence the same answer. Failures are never kept. A
+context that may fetch, holds revocation assertions, or uses another freshness rule, algorithm
+policy, signature validator or context class is passed straight through. A hit repeats what a success leaves behind in the
 context (the validated prefixes of the path, the qualified policies); what validating an OCSP
 responder or CRL issuer records there only saves later work, so leaving it out checks more.
 The attack tests are tests/unit/archive/test_path_cache.py; recheck this list on any upgrade of
