@@ -17,14 +17,15 @@ What ``async_validate_path`` answers depends on (pyhanko_certvalidator 0.33, rea
   revocation times. Under the DEFAULT freshness rule and the two time-blind algorithm policies
   the library has, nothing else reads a clock or a time.
 
-So a *successful* answer is kept under a key holding all of the first list (each DER by its SHA-256),
-with the open interval of moments between the nearest such breakpoints on either side (every
-time found anywhere in the inputs' DER, shifted by each of those constants): any moment inside
-it makes every comparison come out the same, hence the same answer. Failures are never kept. A
-context that may fetch, holds revocation assertions, or uses another freshness rule, algorithm
-policy, signature validator or context class is passed straight through. A hit repeats what a success leaves behind in the
-context (the validated prefixes of the path, the qualified policies); what validating an OCSP
-responder or CRL issuer records there only saves later work, so leaving it out checks more.
+So a *successful* answer is kept under a key holding all of the first list (each DER by its
+SHA-256), with the open interval of moments between the nearest such breakpoints on either side
+(every time found anywhere in the inputs' DER, shifted by each of those constants): any moment
+inside it makes every comparison come out the same, hence the same answer. Failures are never
+kept. A context that may fetch, holds revocation assertions, or uses another freshness rule,
+algorithm policy, signature validator or context class is passed straight through. A hit
+repeats what a success leaves behind in the context (the validated prefixes of the path, the
+qualified policies); what validating an OCSP responder or CRL issuer records there only saves
+later work, so leaving it out checks more.
 The attack tests are tests/unit/archive/test_path_cache.py; recheck this list on any upgrade of
 pyhanko-certvalidator (pinned through pyHanko 0.38).
 """
@@ -63,8 +64,6 @@ _KEYS: Final = 1024  # distinct questions: a few paths per signer and per set of
 _WINDOWS: Final = 8  # cells kept per question
 _SHIFTS: Final = range(-2, 3)  # multiples of the tolerance a comparison adds (± 1), with margin
 
-Question = tuple[Any, ...]
-
 
 @dataclass(frozen=True, slots=True)
 class Cell:
@@ -89,7 +88,7 @@ class _Answer:
     policies: Any  # the qualified policies the path ends with
 
 
-_ANSWERS: OrderedDict[Question, list[_Answer]] = OrderedDict()
+_ANSWERS: OrderedDict[tuple[Any, ...], list[_Answer]] = OrderedDict()
 _LOCK = Lock()
 _HITS = [0]  # answers reused: tests assert the cache was in play, benchmarks report it
 
@@ -161,7 +160,7 @@ def forget() -> None:
 
 def _question(
     context: ValidationContext, path: ValidationPath, parameters: PKIXValidationParams | None
-) -> Question | None:
+) -> tuple[Any, ...] | None:
     """Everything but the moment the answer depends on, or None when it cannot be told."""
     revinfo = context.revinfo_manager
     trust = context.path_builder.trust_manager
@@ -201,7 +200,7 @@ def _question(
     )
 
 
-def _times(question: Question) -> tuple[datetime, ...]:
+def _times(question: tuple[Any, ...]) -> tuple[datetime, ...]:
     """Every time the question's inputs carry, sorted: what the cells are drawn from."""
     path, anchor_qualifiers, _, roots, registry, ocsps, crls = question[:7]
     found: set[datetime] = set()
