@@ -7,7 +7,7 @@ and a :class:`TrustPolicy` (trust roots for signers and TSAs, the hospital's own
 certificates) and returns a report; it never signs.
 """
 
-from archive.sign import name_prep, pdf_tokens
+from archive.sign import name_equality, name_prep, path_cache, pdf_tokens
 from archive.sign.config import RetryPolicy, SignerConfig, load_trust_roots
 from archive.sign.identity import SignerIdentity, SigningKey
 from archive.sign.key import load_signer
@@ -43,8 +43,13 @@ __all__ = [
 ]
 
 # Certificate names are compared by their prepared values: each distinct value is prepared once
-# per process instead of once per parsed copy (archive.sign.name_prep).
+# per process instead of once per parsed copy (archive.sign.name_prep), each distinct pair of
+# names compared once (archive.sign.name_equality).
 name_prep.install()
+name_equality.install()
 # Plain names and integer arrays are read in one step, not a byte at a time: same objects and
 # errors (archive.sign.pdf_tokens); the incremental-update analysis reads every signed object.
 pdf_tokens.install()
+# Path + revocation validation answers are reused for a later document only where the same
+# inputs give the same answer at its moment (archive.sign.path_cache).
+path_cache.install()

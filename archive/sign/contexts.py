@@ -18,6 +18,10 @@ from threading import Lock
 from typing import Any, Final
 
 from asn1crypto import cms, x509
+from asn1crypto.crl import CertificateList
+from asn1crypto.ocsp import OCSPResponse
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.decode_limits import DecodePurpose
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.general import extract_certificate_info
 from pyhanko.sign.validation import DocumentSecurityStore
@@ -45,6 +49,7 @@ class DocumentContexts:
         except NoDSSFoundError:
             self._dss = None
         self._dss_certs = list(self._dss.load_certs()) if self._dss is not None else []
+        self._revinfo: tuple[list[OCSPResponse], list[CertificateList]] | None = None
 
     def context(
         self,
@@ -54,19 +59,35 @@ class DocumentContexts:
     ) -> ValidationContext:
         """A hard-fail, non-fetching context with the DSS's validation data, the token's own
         certificates and ``others``; trust ``roots`` (default: every root of the policy)."""
-        kwargs: dict[str, Any] = {
-            "trust_roots": list(self._roots if roots is None else roots),
-            "allow_fetching": False,
-            "revocation_mode": "hard-fail",
-            "moment": self._moment,
-            "other_certs": [*embedded_certs(signed_data), *others],
-            "ocsps": [],  # without a DSS there is simply nothing to go on
-            "crls": [],
-        }
-        if self._dss is None:
-            return ValidationContext(**kwargs)
-        context: ValidationContext = self._dss.as_validation_context(kwargs)
-        return context
+        ocsps, crls = self._revocation_data()
+        return ValidationContext(
+            trust_roots=list(self._roots if roots is None else roots),
+            allow_fetching=False,
+            revocation_mode="hard-fail",
+            moment=self._moment,
+            other_certs=[*self._dss_certs, *embedded_certs(signed_data), *others],
+            ocsps=ocsps,  # without a DSS there is simply nothing to go on
+            crls=crls,
+        )
+
+    def _revocation_data(self) -> tuple[list[OCSPResponse], list[CertificateList]]:
+        """The DSS's OCSP responses and CRLs, parsed on first use and once per document, in the
+        order pyHanko's ``DocumentSecurityStore.as_validation_context`` gives them (which parses
+        them, and the certificates, again on every call)."""
+        if self._revinfo is None:
+            dss = self._dss
+            ocsps = (
+                [_load(r, OCSPResponse, DecodePurpose.OCSP_RESPONSE) for r in dss.ocsps]
+                if dss is not None
+                else []
+            )
+            crls = (
+                [_load(r, CertificateList, DecodePurpose.CRL) for r in dss.crls]
+                if dss is not None
+                else []
+            )
+            self._revinfo = (ocsps, crls)
+        return list(self._revinfo[0]), list(self._revinfo[1])
 
     async def chains(
         self,
@@ -100,6 +121,11 @@ class DocumentContexts:
             while len(_CHAINS) > _LIMIT:
                 _CHAINS.popitem(last=False)
         return found
+
+
+def _load(ref: generic.IndirectObject, kind: Any, purpose: DecodePurpose) -> Any:
+    stream: generic.StreamObject = ref.get_object()  # type: ignore[no-untyped-call]
+    return kind.load(stream.read_data(purpose))
 
 
 def embedded_certs(signed_data: cms.SignedData) -> list[x509.Certificate]:

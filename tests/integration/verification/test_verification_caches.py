@@ -2,9 +2,10 @@
 
 Each attack comes after many genuine documents signed by the same hospital key under the same CA
 and TSA (so every per-process cache is warm with their answers: certificate chains, prepared
-certificate names), and must get exactly the verdict it gets from a cold process: a revoked
-signer, a document changed after signing, a document timestamp whose imprint is another
-document's, a signer from a CA outside the trust roots.
+certificate names, certificate path + revocation answers), and must get exactly the verdict it
+gets from a cold process: a revoked signer, a document changed after signing, a document
+timestamp whose imprint is another document's, a signer from a CA outside the trust roots. (The
+path cache's time windows are attacked one by one in tests/unit/archive/test_path_cache.py.)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 import pytest
 
 from archive.render import Renderer
-from archive.sign import DocumentSigner, SignedDocument, SignerConfig, TrustPolicy
+from archive.sign import DocumentSigner, SignedDocument, SignerConfig, TrustPolicy, path_cache
 from archive.sign.contexts import forget_chains
 from archive.sign.name_prep import _prepared
 from infra.pki import DevPki
@@ -80,6 +81,7 @@ def _verdict(pdf: bytes, trust: TrustPolicy) -> dict[str, str]:
 
 def _cold() -> None:
     forget_chains()
+    path_cache.forget()
     _prepared.cache_clear()
 
 
@@ -92,8 +94,10 @@ def test_an_attack_after_many_good_documents_gets_its_cold_verdict(
     _cold()
     cold = _verdict(forged, trust)
     assert cold["signature"] != "sig.ok", cold
+    reused = path_cache.hits()
     for i in range(GOOD_BEFORE):  # warm every cache with the genuine documents' answers
         assert _verdict(pdfs[i % len(pdfs)], trust)["signature"] == "sig.ok"
+    assert path_cache.hits() > reused  # the genuine documents' path answers were reused
     assert _verdict(forged, trust) == cold
     _cold()
     assert _verdict(pdfs[0], trust)["signature"] == "sig.ok"  # and the other way round
