@@ -17,8 +17,9 @@ What still grows with the pages in the converting process is the output (the sig
 held in memory, about the PDF's size: ~170 KiB a page here). The ~0.3 MB a page more that it
 grew by was the join of the page groups (``Pdf.pages.extend`` copied every group's images into
 memory); qpdf's own page selection reads them from the groups' files as it saves
-(:func:`archive.intake.pages.joined`). 80 pages in groups of 10, no OCR, load ~13: converter
-peak 165 -> 147 MiB against 135 for 10 pages (0.43 -> 0.17 MiB a page).
+(:func:`archive.intake.pages.joined`). Groups of 10, no OCR, load 7-13: converter peak for 80
+pages 165 -> 147 MiB (135 for 10 pages: 0.43 -> 0.17 MiB a page); 200 pages 173 MiB after (one
+OCRmyPDF call for the whole record: 248 MiB, OCRmyPDF's own memory, which groups bound).
 """
 
 from __future__ import annotations
