@@ -15,23 +15,40 @@ four bytes instead of two (T.88 7.2.5) and stops with an assertion or an unsuppo
 exception on hostile input; the header walk below is the standard's, and reads nothing but
 headers and the fixed-size size fields. JBIG2 data (or its globals) behind a Flate layer, as
 qpdf writes globals, is inflated up to a bound first; behind any other filter it is refused.
+
+JBIG2's symbol coding declares counts before any bitmap: a symbol dictionary its number of new
+and exported symbols (SDNUMNEWSYMS, SDNUMEXSYMS), a text region the symbols it places
+(SBNUMINSTANCES), each four bytes, and jbig2dec allocates or loops by them before decoding one
+symbol (the symbols' own sizes are arithmetic- or Huffman-coded: not readable without decoding).
+They are summed over the image and its globals, each symbol counted as :data:`SYMBOL_PIXELS`
+pixels, and held to the same pixel limit as the page. A pattern dictionary declares its patterns'
+size and number (HDPW, HDPH, GRAYMAX): it is judged by the one bitmap they are decoded into.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
+from dataclasses import dataclass
 from typing import Final
 
 import pikepdf
 
 JBIG2: Final = pikepdf.Name("/JBIG2Decode")
 CCITT: Final = pikepdf.Name("/CCITTFaxDecode")
+_SYMBOL_DICTIONARY: Final = 0
+_PATTERN_DICTIONARY: Final = 16
 _PAGE_INFORMATION: Final = 48
 _END_OF_STRIPE: Final = 50
 # Segment types whose data starts with a region segment information field (T.88 7.4.1): text,
 # halftone, generic and refinement regions, intermediate and immediate.
 _REGIONS: Final = frozenset({4, 6, 7, 20, 22, 23, 36, 38, 39, 40, 42, 43})
+_TEXT_REGIONS: Final = frozenset({4, 6, 7})
+_HEADER_BYTES: Final = 32  # the longest fixed part read: a text region's, 29 bytes
+# A symbol costs its decoder at least 64 bytes however small its bitmap (the image header and
+# its entries in the dictionary's new and exported lists): 512 pixels at one bit each. So
+# counted, an image's symbols take no more than the largest page we accept.
+SYMBOL_PIXELS: Final = 512
 _UNKNOWN: Final = 0xFFFFFFFF
 _FLATE: Final = pikepdf.Name("/FlateDecode")
 _MAX_INFLATED: Final = 64 * 1024 * 1024  # a JBIG2 page's coded data is far below (1 bit/pixel)
@@ -42,15 +59,24 @@ class UnmeasurableError(ValueError):
     """The image's decoded size cannot be read without decoding it."""
 
 
-def declared_pixels(stream: pikepdf.Stream) -> int:
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """What an image's data declares it decodes to."""
+
+    pixels: int  # its largest bitmap
+    symbols: int = 0  # JBIG2: symbols its dictionaries declare and its text regions place
+
+
+def declared(stream: pikepdf.Stream) -> Declared:
     """The largest bitmap ``stream`` (an image XObject) declares it decodes to, in pixels: its
     dictionary's ``/Width`` x ``/Height``, and for JBIG2 and CCITT images also what their data
-    or decode parameters declare. Raises :class:`UnmeasurableError`."""
+    or decode parameters declare; and for JBIG2 the symbols it declares, in all. Raises
+    :class:`UnmeasurableError`."""
     width, height = _int(stream.get("/Width", 0)), _int(stream.get("/Height", 0))
     largest = width * height
     filters = _filters(stream)
     if JBIG2 not in filters and CCITT not in filters:
-        return largest
+        return Declared(largest)
     params = stream.get("/DecodeParms")
     if isinstance(params, pikepdf.Array):  # one entry per filter: the codec's is the last
         params = params[len(params) - 1] if len(params) else None
@@ -58,34 +84,64 @@ def declared_pixels(stream: pikepdf.Stream) -> int:
     if filters[-1] == CCITT:
         columns = _int(params.get("/Columns", _CCITT_COLUMNS))
         rows = _int(params.get("/Rows", 0))
-        return max(largest, columns * max(rows, height))
-    sizes = jbig2_sizes(_codec_input(stream, filters), height=height)
+        return Declared(max(largest, columns * max(rows, height)))
+    sizes, symbols = jbig2_declared(_codec_input(stream, filters), height=height)
     globals_ = params.get("/JBIG2Globals")
     if isinstance(globals_, pikepdf.Stream):  # qpdf and others Flate-compress it when saving
-        sizes += jbig2_sizes(_codec_input(globals_, [*_filters(globals_), JBIG2]), height=height)
-    return max([largest, *(w * h for w, h in sizes)])
+        data = _codec_input(globals_, [*_filters(globals_), JBIG2])
+        more, more_symbols = jbig2_declared(data, height=height)
+        sizes, symbols = sizes + more, symbols + more_symbols
+    return Declared(max([largest, *(w * h for w, h in sizes)]), symbols)
 
 
-def jbig2_sizes(data: bytes, *, height: int) -> list[tuple[int, int]]:
+def jbig2_declared(data: bytes, *, height: int) -> tuple[list[tuple[int, int]], int]:
     """Every (width, height) a PDF-embedded JBIG2 stream (no file header, T.88 annex D.3)
-    declares: its page and its regions. A page of unknown height (striped) grows to its last
-    end-of-stripe row; ``height`` (the image dictionary's) stands in below that."""
+    declares: its page, its regions and its pattern dictionaries' bitmaps; and the number of
+    symbols its symbol dictionaries and text regions declare, in all. A page of unknown height
+    (striped) grows to its last end-of-stripe row; ``height`` (the image dictionary's) stands
+    in below that."""
     sizes: list[tuple[int, int]] = []
-    stripe_end = 0
-    offset = 0
+    symbols = stripe_end = offset = 0
     while offset < len(data):
         kind, offset, length = _segment_header(data, offset)
-        body = data[offset : offset + min(length, 8)]
+        body = data[offset : offset + min(length, _HEADER_BYTES)]
         if kind == _PAGE_INFORMATION or kind in _REGIONS:
             w, h = _fields(body, ">II")
             sizes.append((w, height if (kind == _PAGE_INFORMATION and h == _UNKNOWN) else h))
+            symbols += _placed(body) if kind in _TEXT_REGIONS else 0
+        elif kind == _SYMBOL_DICTIONARY:
+            symbols += _dictionary_symbols(body)
+        elif kind == _PATTERN_DICTIONARY:
+            _, pattern_w, pattern_h, gray_max = _fields(body, ">BBBI")
+            sizes.append(((gray_max + 1) * pattern_w, pattern_h))  # one collective bitmap
         elif kind == _END_OF_STRIPE:
             (row,) = _fields(body, ">I")
             stripe_end = max(stripe_end, row + 1)
         offset += length
     if stripe_end:
         sizes.append((max((w for w, _ in sizes), default=0), stripe_end))
-    return sizes
+    return sizes, symbols
+
+
+def _dictionary_symbols(body: bytes) -> int:
+    """SDNUMEXSYMS + SDNUMNEWSYMS, after the flags and the AT fields they imply (7.4.2.1)."""
+    (flags,) = _fields(body, ">H")
+    huffman, aggregate = flags & 1, flags >> 1 & 1
+    template, refinement_template = flags >> 10 & 3, flags >> 12 & 1
+    at = 0 if huffman else 8 if template == 0 else 2
+    at += 4 if aggregate and refinement_template == 0 else 0
+    exported, new = _fields(body[2 + at :], ">II")
+    return int(exported + new)
+
+
+def _placed(body: bytes) -> int:
+    """A text region's SBNUMINSTANCES, after its region information (17 bytes), flags and the
+    fields they imply (7.4.3.1)."""
+    (flags,) = _fields(body[17:], ">H")
+    huffman, refine, refinement_template = flags & 1, flags >> 1 & 1, flags >> 15 & 1
+    offset = 19 + (2 if huffman else 0) + (4 if refine and refinement_template == 0 else 0)
+    (instances,) = _fields(body[offset:], ">I")
+    return int(instances)
 
 
 def _segment_header(data: bytes, offset: int) -> tuple[int, int, int]:

@@ -83,7 +83,7 @@ class ScanConverter:
                     pages = len(pdf.pages)
                     out = BytesIO()
                     pdf.save(out, deterministic_id=True)
-            except (pikepdf.PdfError, ValueError) as e:
+            except (pikepdf.PdfError, pikepdf.JobUsageError, ValueError) as e:
                 raise RenderError(
                     f"the conversion mark could not be applied ({type(e).__name__})"
                 ) from e

@@ -18,7 +18,7 @@ import pikepdf
 from PIL import Image, UnidentifiedImageError
 
 from archive.core.intake_section import IntakeSettings
-from archive.intake.bitmaps import UnmeasurableError, declared_pixels
+from archive.intake.bitmaps import SYMBOL_PIXELS, UnmeasurableError, declared
 from archive.sources import QuarantineReason
 
 IMAGE_SUFFIXES: Final = frozenset({".tif", ".tiff", ".jpg", ".jpeg"})
@@ -93,21 +93,30 @@ def _pdf_page_problem(
 def _pdf_image_problem(pdf: pikepdf.Pdf, limits: IntakeSettings) -> ScanProblem | None:
     """A small page may still draw an image that Ghostscript decodes whole (a pixel bomb, a
     blank area compressed to a few bytes): every image stream of the file, however reached, by
-    the largest bitmap it declares (JBIG2 and CCITT: their data's own sizes, :mod:`.bitmaps`)."""
+    the largest bitmap it declares (JBIG2 and CCITT: their data's own sizes, :mod:`.bitmaps`),
+    and for JBIG2 by the symbols it declares."""
     for obj in pdf.objects:
         if isinstance(obj, pikepdf.Stream) and obj.get("/Subtype") == pikepdf.Name.Image:
             try:
-                pixels = declared_pixels(obj)
+                found = declared(obj)
             except UnmeasurableError as e:
                 return ScanProblem(
                     QuarantineReason.UNREADABLE_SCAN,
                     f"an image's decoded size cannot be read without decoding it ({e})",
                 )
-            if pixels > limits.max_pixels:
+            if found.pixels > limits.max_pixels:
                 return ScanProblem(
                     QuarantineReason.OVERSIZED_SCAN,
                     f"an image has more than {limits.max_page_megapixels} million pixels "
                     "(max_page_megapixels)",
+                )
+            if found.symbols * SYMBOL_PIXELS > limits.max_pixels:
+                return ScanProblem(
+                    QuarantineReason.OVERSIZED_SCAN,
+                    f"an image declares more than {limits.max_pixels // SYMBOL_PIXELS:,} JBIG2 "
+                    "symbols (its symbol dictionaries' and text regions' counts; each symbol "
+                    f"costs the decoder as much as {SYMBOL_PIXELS} pixels of "
+                    "max_page_megapixels)",
                 )
     return None
 

@@ -39,12 +39,27 @@ def page_groups(paths: list[Path], work: Path, size: int) -> Iterator[Path]:
 @contextlib.contextmanager
 def joined(parts: list[Path]) -> Iterator[pikepdf.Pdf]:
     """The first part with every other part's pages appended (its catalog, output intent and
-    metadata are the document's; the others' pages bring their own resources)."""
-    with contextlib.ExitStack() as stack:
-        first = stack.enter_context(pikepdf.open(parts[0]))
-        for part in parts[1:]:  # kept open until the caller has saved: pages are copied lazily
-            first.pages.extend(stack.enter_context(pikepdf.open(part)).pages)
-        yield first
+    metadata are the document's; the others' pages bring their own resources).
+
+    Joined by qpdf's own page selection (``qpdf first.pdf --pages first.pdf ... --``, run in
+    this process by :class:`pikepdf.Job`, stopped before it writes): it reads each page's
+    image from its part's file only when the caller saves. ``Pdf.pages.extend`` copied every
+    foreign image into memory on the spot, so the converting process grew by the record's
+    size again on top of the output (~0.3 MB a page of a 200 dpi grey scan; measured with
+    ``bench/bench_scans.py``)."""
+    if len(parts) == 1:
+        with pikepdf.open(parts[0]) as pdf:
+            yield pdf
+        return
+    job = pikepdf.Job(
+        {
+            "inputFile": str(parts[0]),
+            "outputFile": "-",  # required by the job's syntax; create_pdf writes nothing
+            "pages": [{"file": str(part)} for part in parts],
+        }
+    )
+    with job.create_pdf() as pdf:  # the parts stay open (qpdf's default) until it is closed
+        yield pdf
 
 
 def _pdf_groups(path: Path, work: Path, size: int) -> Iterator[Path]:

@@ -8,6 +8,11 @@ Decree 113/2025 art. 20), not an amendment. Such a change is quarantined ``reten
 what a records officer should do, once per run and content-addressed (a rerun stores nothing new),
 instead of failing in the worker on every run. The archived versions are left as they are.
 
+A record the records department chose to keep longer (a retention upgrade: an extension in the
+retention register) is judged by that extension instead, when it runs longer than the class: an
+amendment is archived and locked until the extension, and quarantined only once the extension
+has ended too. The register is asked once per batch, for the changed records only.
+
 The same holds for a record the catalog has never seen whose period ended before it reached the
 archive (a backfill over years long past): :func:`ended_before_archiving` quarantines it.
 """
@@ -21,7 +26,7 @@ from datetime import datetime, timedelta
 
 from archive.core.errors import ArchiveError
 from archive.intake import SCANNED
-from archive.pipeline.classifier import Classifier
+from archive.pipeline.classifier import Classifier, decide
 from archive.sources import EncounterBundle, QuarantineEntry, QuarantineReason, QuarantineScope
 
 # No retention class is shorter than this (TT 33/2025's shortest is 10 years): a record
@@ -52,19 +57,29 @@ def sort_known(
     an archived record whose period ended since is still "already archived". A record the
     classifier cannot judge is left to the worker, which fails it with its reason."""
     out = Known()
-    for bundle in known:
+    changed = [b for b in known if _changed(b, versions)]
+    amended = [b.encounter_id for b in changed if versions.get(b.encounter_id)]
+    extended = classifier.extensions(amended) if amended else {}
+    out.unchanged = len(known) - len(changed)
+    for bundle in changed:
         archived = versions.get(bundle.encounter_id, ())
-        if archived and archived[-1] == bundle.sha256:
-            out.unchanged += 1
+        kept = extended.get(bundle.encounter_id)  # only ever an amended record's
+        bundle = dataclasses.replace(
+            bundle,
+            revision=len(archived) + 1,
+            extended_retention=None if kept is None else (kept.class_id, kept.retain_until),
+        )
+        if archived and (entry := _ended(bundle, classifier, now, source_file)) is not None:
+            out.ended.append(entry)
             continue
-        if archived:
-            entry = _ended(bundle, classifier, now, source_file)
-            if entry is not None:
-                out.ended.append(entry)
-                continue
-        out.changed.append(dataclasses.replace(bundle, revision=len(archived) + 1))
+        out.changed.append(bundle)
         out.amended += bool(archived)
     return out
+
+
+def _changed(bundle: EncounterBundle, versions: Mapping[str, Sequence[str]]) -> bool:
+    archived = versions.get(bundle.encounter_id, ())
+    return not archived or archived[-1] != bundle.sha256
 
 
 def ended_before_archiving(
@@ -89,10 +104,11 @@ def ended_before_archiving(
 
 
 def _ended_class(bundle: EncounterBundle, classifier: Classifier, now: datetime) -> str | None:
-    """The class whose period ended by ``now``; None while it runs, or when the classifier
-    cannot judge the record (the worker then fails it with its reason)."""
+    """The class whose period ended by ``now`` (an extension the bundle carries counts when
+    longer); None while it runs, or when the classifier cannot judge the record (the worker
+    then fails it with its reason)."""
     try:
-        decision = classifier.decide(bundle)
+        decision = decide(classifier, bundle)
     except (ArchiveError, ValueError):
         return None
     return decision.class_id if decision.retain_until <= now else None

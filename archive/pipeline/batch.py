@@ -58,6 +58,7 @@ class Member:
     encounter_id: str
     data_sha256: str
     revision: int
+    extended_retention: tuple[str, datetime] | None = None  # the flow's, from the register
 
 
 class RunContext:
@@ -139,7 +140,10 @@ def plan_refs(batches: Iterable[list[EncounterBundle]], *, batch_size: int) -> l
     slice of the window is narrow (a worker rereads only that slice of the source)."""
     found = sorted(
         (
-            (b.discharged_at, Member(b.encounter_id, b.sha256, b.revision))
+            (
+                b.discharged_at,
+                Member(b.encounter_id, b.sha256, b.revision, b.extended_retention),
+            )
             for bs in batches
             for b in bs
         ),
@@ -205,8 +209,9 @@ def process_batch(context: RunContext, ref: BatchRef, *, worker: str) -> BatchRe
 
 
 def _reread(context: RunContext, ref: BatchRef) -> tuple[list[EncounterBundle], list[Member]]:
-    """The members' bundles from the source, with the revision the flow gave them; members the
-    source no longer holds with the same data (changed or removed since) are returned apart."""
+    """The members' bundles from the source, with the revision (and extended retention) the
+    flow gave them; members the source no longer holds with the same data (changed or removed
+    since) are returned apart."""
     source = context.source
     try:
         readable = source.is_dir() and os.access(source, os.R_OK | os.X_OK)
@@ -223,7 +228,10 @@ def _reread(context: RunContext, ref: BatchRef) -> tuple[list[EncounterBundle], 
         for item in _items(context, ref):
             member = wanted.get(getattr(item, "encounter_id", ""))
             if isinstance(item, EncounterBundle) and member and item.sha256 == member.data_sha256:
-                bundles.append(dataclasses.replace(item, revision=member.revision))
+                kept = member.extended_retention
+                bundles.append(
+                    dataclasses.replace(item, revision=member.revision, extended_retention=kept)
+                )
     except (ArchiveError, OSError) as e:
         raise WorkerSourceError(
             f"this worker cannot read the source {source} ({type(e).__name__}): check that it "

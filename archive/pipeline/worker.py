@@ -28,7 +28,7 @@ from archive.core.errors import (
 )
 from archive.core.settings import Settings
 from archive.intake import SCANNED, ScanConverter
-from archive.pipeline.classifier import Classifier, RetentionDecision
+from archive.pipeline.classifier import Classifier, RetentionDecision, decide
 from archive.render import RenderedDocument, Renderer, extract_embedded_data
 from archive.seal import ArchiveKeys, ObjectIdentity, open_keys
 from archive.sign import (
@@ -154,7 +154,7 @@ class RecordWorker:
         token = self._keys.record_token(_record_id(bundle))
         key = record_key(facility=bundle.facility_code, token=token)
         identity = ObjectIdentity(self._store.bucket, key, bundle.encounter_id)
-        return _Planned(bundle, identity, self._classifier.decide(bundle))
+        return _Planned(bundle, identity, decide(self._classifier, bundle))
 
     def _archive(
         self, batch: list[_Planned], *, run_id: str, created_at: datetime

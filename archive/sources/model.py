@@ -137,6 +137,10 @@ class EncounterBundle:
     # more when the catalog holds the encounter with other data (an amendment), which is then
     # archived as a new version beside the old ones, under a key of its own.
     revision: int = 1
+    # Set by the archive run, never by a source, on an amendment of a record the records
+    # department kept longer than its class (retention register ``lock.extended``): that class
+    # and retain-until, which the new version's lock never falls short of.
+    extended_retention: tuple[str, datetime] | None = None
 
     @property
     def sha256(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -71,6 +71,9 @@ class EndedClassifier:
         return RetentionDecision(
             self.inner.decide(bundle).class_id, datetime(2001, 1, 1, tzinfo=UTC)
         )
+
+    def extensions(self, encounter_ids: Collection[str]) -> Mapping[str, RetentionDecision]:
+        return self.inner.extensions(encounter_ids)  # the register's, as the policy's
 
 
 def run_once(

@@ -8,7 +8,7 @@ import hashlib
 import json
 import shutil
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,12 @@ from archive.seal import ObjectIdentity
 from archive.store import S3ObjectStore, withdraw
 from infra.settings import AppSettings as Settings
 from retention.classifier import PolicyClassifier
+from retention.errors import RetentionError
+from retention.parts import RetentionParts
+from retention.upgrades import apply_upgrade, plan_upgrade
+from tests.support.chains import forge_next_segment
 from tests.support.nightly import EndedClassifier, Export, make_export, record_versions, run_once
+from tests.support.retention import lock_of
 
 pytestmark = pytest.mark.integration
 
@@ -103,6 +108,41 @@ def test_an_amended_encounter_is_archived_again_as_a_new_version(
     assert ended_change.quarantine_new == 1
     rerun = run_once(settings, amended, classifier=ended)
     assert (rerun.failed, rerun.quarantined["retention-ended"], rerun.quarantine_new) == ({}, 1, 0)
+
+    # The records department keeps the record longer (a death recorded since: an upgrade to 30
+    # years, in the retention register): the same amendment is now archived, locked until the
+    # extension, though its class's period has ended.
+    parts = RetentionParts.open(settings)
+    facts = {eid: {"deceased": True, "discharge_disposition": "exp"}}
+    plan = plan_upgrade(
+        parts.catalog.rows(), parts.register, policy=parts.policy, facts=facts, tz=parts.tz
+    )
+    assert {c.encounter_id for c in plan.extensions} == {eid}
+    apply_upgrade(plan, register=parts.register, audit=parts.audit, by="lan", now=datetime.now(UTC))
+    [(_, until)] = {(c.new_class, c.new_until) for c in plan.extensions}
+    kept = EndedClassifier(PolicyClassifier.from_settings(settings))
+    upgraded = run_once(settings, amended, classifier=kept)
+    assert (upgraded.archived, upgraded.amended, upgraded.failed) == (1, 1, {})
+    assert "retention-ended" not in upgraded.quarantined
+    newest = max(
+        (
+            r
+            for r in Catalog.open(settings.catalog_dir).rows().to_pylist()
+            if r["encounter_id"] == eid
+        ),
+        key=lambda r: r["signed_at"],
+    )
+    assert (newest["retention_class"], newest["retain_until"]) == ("death", until)
+    assert lock_of(store, newest["object_key"]) == [(until, False)]
+
+    # An extension chained onto the register by hand (no keyring) gives nothing: the register
+    # does not verify, and no run starts on it.
+    forged = {"type": "lock.extended", "encounter_id": "E-FORGED", "new_class": "death"}
+    forge_next_segment(
+        settings.retention_dir, {**forged, "new_until": "2090-01-01T00:00:00+00:00"}, move_head=True
+    )
+    with pytest.raises(RetentionError, match="does not verify"):
+        PolicyClassifier.from_settings(settings)
 
 
 def test_records_whose_period_ended_before_they_reached_the_archive_are_quarantined(

@@ -5,10 +5,11 @@ worker, where Object Lock refused the past retain-until with ``store.error`` on 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 
 from archive.pipeline.amendments import ended_before_archiving, sort_known
-from archive.pipeline.classifier import RetentionDecision
+from archive.pipeline.classifier import RetentionDecision, decide
 from archive.sources import EncounterBundle, QuarantineReason, QuarantineScope
 
 NOW = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
@@ -16,7 +17,16 @@ YEARS = 10
 
 
 class TenYears:
-    """Ten years from discharge; a record with an ``X`` diagnosis cannot be classified."""
+    """Ten years from discharge; a record with an ``X`` diagnosis cannot be classified.
+    ``kept``: what the retention register says the records department extended, by encounter."""
+
+    def __init__(self, kept: Mapping[str, RetentionDecision] | None = None) -> None:
+        self.kept = dict(kept or {})
+        self.asked: list[set[str]] = []
+
+    def extensions(self, encounter_ids: Collection[str]) -> Mapping[str, RetentionDecision]:
+        self.asked.append(set(encounter_ids))
+        return {e: self.kept[e] for e in encounter_ids if e in self.kept}
 
     def decide(self, bundle: EncounterBundle) -> RetentionDecision:
         if "X99" in bundle.icd10_codes:
@@ -124,6 +134,9 @@ class Refuses:
     def decide(self, bundle: EncounterBundle) -> RetentionDecision:
         raise AssertionError("a recent record was classified during collection")
 
+    def extensions(self, encounter_ids: Collection[str]) -> Mapping[str, RetentionDecision]:
+        raise AssertionError("a new record has no extension to look up")
+
 
 def test_a_new_record_past_its_period_is_quarantined_before_any_worker() -> None:
     """A backfill over years long past: the lock date would be in the past, which Object Lock
@@ -145,3 +158,58 @@ def test_a_new_record_past_its_period_is_quarantined_before_any_worker() -> None
     assert ended_before_archiving(_bundle("p", OLD, "d", kind="scanned"), TenYears(), NOW) is None
     odd = dataclasses.replace(_bundle("x", OLD, "d"), icd10_codes=("X99",))
     assert ended_before_archiving(odd, TenYears(), NOW) is None
+
+
+# --- a retention the records department extended (retention register, ``lock.extended``) -----
+
+KEPT = RetentionDecision("death", datetime(2040, 5, 2, tzinfo=UTC))
+
+
+def test_an_amendment_of_an_extended_record_is_archived_until_the_extension() -> None:
+    """The facility chose to keep the record past its class (an upgrade): a correction after
+    the class ended is the next revision, locked until the extension, not quarantined."""
+    classifier = TenYears({"enc-old": KEPT})
+    found = sort_known(
+        [_bundle("enc-old", OLD, "corrected")], {"enc-old": ["v1"]}, classifier, NOW, "x"
+    )
+    assert found.ended == []
+    [bundle] = found.changed
+    assert (bundle.revision, found.amended) == (2, 1)
+    # What the worker locks it with: the extension, which the bundle carries to the worker.
+    assert decide(classifier, bundle) == KEPT
+    assert decide(TenYears(), bundle) == KEPT  # a worker's classifier knows no register
+
+
+def test_the_register_is_asked_once_per_batch_for_the_changed_records_only() -> None:
+    classifier = TenYears({"b": KEPT})
+    same = _bundle("c", OLD, "c1")
+    batch = [_bundle("a", RECENT, "a2"), _bundle("b", OLD, "b2"), same]
+    sort_known(batch, {"a": ["a1"], "b": ["b1"], "c": [same.sha256]}, classifier, NOW, "x")
+    assert classifier.asked == [{"a", "b"}]
+
+
+def test_an_extension_that_has_also_ended_is_still_quarantined() -> None:
+    ended = RetentionDecision("mental", datetime(2025, 5, 2, tzinfo=UTC))
+    found = sort_known([_bundle("e", OLD, "new")], {"e": ["old"]}, TenYears({"e": ended}), NOW, "x")
+    [entry] = found.ended
+    assert "class mental" in entry.detail
+    assert found.changed == []
+
+
+def test_an_extension_never_shortens_the_lock_its_class_gives() -> None:
+    """A register date earlier than the class's own (say, a policy lengthened since): the
+    longer wins; an Object Lock in COMPLIANCE mode can never be shortened anyway."""
+    short = RetentionDecision("register", datetime(2030, 1, 1, tzinfo=UTC))
+    classifier = TenYears({"e": short})
+    [bundle] = sort_known([_bundle("e", RECENT, "v2")], {"e": ["v1"]}, classifier, NOW, "x").changed
+    assert decide(classifier, bundle) == RetentionDecision(
+        "ordinary", datetime(2034, 5, 2, tzinfo=UTC)
+    )
+
+
+def test_an_extension_is_not_given_to_a_new_record_nor_to_an_unchanged_one() -> None:
+    classifier = TenYears({"e": KEPT, "n": KEPT})
+    same = _bundle("e", OLD, "same")
+    found = sort_known([same], {"e": [same.sha256]}, classifier, NOW, "x")
+    assert (found.unchanged, classifier.asked) == (1, [])
+    assert ended_before_archiving(_bundle("n", OLD, "d"), classifier, NOW) is not None

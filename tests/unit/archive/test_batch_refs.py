@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from pydantic import SecretStr
 
 from archive.core.errors import KeyringError, WorkerStoreError
 from archive.core.settings import Settings
+from archive.pipeline import batch
 from archive.pipeline.batch import (
     RunContext,
     plan_refs,
@@ -150,3 +152,28 @@ def test_a_worker_without_its_keys_names_the_provider_and_never_quotes_a_foreign
     assert "ValueError" in str(foreign)
     assert "Nguyễn" not in str(foreign)
     assert "079201001234" not in str(foreign)
+
+
+def test_an_amendment_s_extended_retention_travels_with_its_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cluster worker rereads the bundle from the source, which knows nothing of the retention
+    register: the flow's extension must come back with it, or the amendment of a record kept
+    longer is locked until its class's (long past) date and fails."""
+    kept = ("death", datetime(2045, 1, 1, tzinfo=UTC))
+    amended = dataclasses.replace(_bundle(1, 5, revision=2), extended_retention=kept)
+    [ref] = plan_refs([[amended, _bundle(2, 6)]], batch_size=10)
+    assert [m.extended_retention for m in ref.members] == [kept, None]
+    fresh = [_bundle(1, 5), _bundle(2, 6)]  # as the source yields them
+    monkeypatch.setattr(batch, "_items", lambda context, ref: iter(fresh))
+    context = RunContext(
+        settings=Settings(),
+        classifier=None,  # type: ignore[arg-type]  # not used to reread
+        known_signers=frozenset(),
+        run_id="run-1",
+        created_at=T0,
+        source=tmp_path,
+    )
+    bundles, missing = batch._reread(context, pickle.loads(pickle.dumps(ref)))  # noqa: S301
+    assert missing == []
+    assert [(b.revision, b.extended_retention) for b in bundles] == [(2, kept), (1, None)]

@@ -17,9 +17,9 @@ from PIL import Image
 from archive.core.intake_section import IntakeSettings
 from archive.intake import ScanProblem, inspect_scan
 from archive.sources import QuarantineReason
+from tests.support.jbig2 import A4, jbig2, pdf_with_image, segment
 
 LIMITS = IntakeSettings()
-A4 = (595, 842)
 
 
 def _pdf(path: Path, *, pages: int = 1, size: tuple[float, float] = A4, **save: object) -> Path:
@@ -27,58 +27,6 @@ def _pdf(path: Path, *, pages: int = 1, size: tuple[float, float] = A4, **save: 
         for _ in range(pages):
             pdf.add_blank_page(page_size=size)
         pdf.save(path, **save)  # type: ignore[arg-type]
-    return path
-
-
-def _segment(number: int, kind: int, data: bytes) -> bytes:
-    """A JBIG2 segment (T.88 7.2): no referred-to segments, page 1, short page association."""
-    return struct.pack(">IBBBI", number, kind, 0, 1, len(data)) + data
-
-
-def _jbig2(
-    page: tuple[int, int], region: tuple[int, int] | None = None, *, stripe_end: int | None = None
-) -> bytes:
-    """Page information (48), an immediate generic region (38) and the end of page (49): the
-    sizes as declared, the coded pixels a few bytes (inspection never decodes them)."""
-    w, h = page
-    data = _segment(0, 48, struct.pack(">IIIIBH", w, h, 0, 0, 0, 0x8000 if stripe_end else 0))
-    rw, rh = region or page
-    region_info = struct.pack(">IIIIB", rw, rh, 0, 0, 0)
-    data += _segment(1, 38, region_info + b"\x00" + bytes([3, 255, 253, 255, 2, 254, 254, 254]))
-    if stripe_end is not None:
-        data += _segment(2, 50, struct.pack(">I", stripe_end))
-    return data + _segment(3, 49, b"")
-
-
-def _pdf_with_image(
-    path: Path,
-    *,
-    width: int,
-    height: int,
-    filter_: str | list[str],
-    data: bytes | None = None,
-    params: dict[str, object] | None = None,
-) -> Path:
-    with pikepdf.new() as pdf:
-        pdf.add_blank_page(page_size=A4)
-        if data is None:
-            data = _jbig2((width, height)) if "JBIG2" in str(filter_) else b"\x00" * 64
-        image = pikepdf.Stream(pdf, data)
-        image.Type, image.Subtype = pikepdf.Name.XObject, pikepdf.Name.Image
-        image.Width, image.Height, image.BitsPerComponent = width, height, 1
-        image.ColorSpace = pikepdf.Name.DeviceGray
-        filters = [filter_] if isinstance(filter_, str) else filter_
-        image.Filter = pikepdf.Array([pikepdf.Name(f) for f in filters])
-        if params is not None:
-            image.DecodeParms = pikepdf.Dictionary(
-                {
-                    f"/{k}": pdf.make_stream(v) if isinstance(v, bytes) else v
-                    for k, v in params.items()
-                }
-            )
-        pdf.pages[0].Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=image))
-        pdf.pages[0].Contents = pdf.make_stream(b"q 595 0 0 842 0 0 cm /Im0 Do Q")
-        pdf.save(path)
     return path
 
 
@@ -160,7 +108,7 @@ def test_a_multi_page_tiff_counts_its_pages(tmp_path: Path) -> None:
 
 
 def test_jbig2_in_a_pdf_passes(tmp_path: Path) -> None:
-    path = _pdf_with_image(tmp_path / "j.pdf", width=2480, height=3508, filter_="/JBIG2Decode")
+    path = pdf_with_image(tmp_path / "j.pdf", width=2480, height=3508, filter_="/JBIG2Decode")
     assert inspect_scan(path, LIMITS) == 1
 
 
@@ -214,7 +162,7 @@ def test_max_page_megapixels_in_an_image_and_in_a_pdf(tmp_path: Path) -> None:
     assert isinstance(found, ScanProblem)
     assert "max_page_megapixels" in found.detail
     # A pixel bomb inside a PDF of an ordinary page size (JBIG2 compresses blank area to bytes).
-    bomb = _pdf_with_image(
+    bomb = pdf_with_image(
         tmp_path / "bomb.pdf", width=200_000, height=200_000, filter_="/JBIG2Decode"
     )
     assert _reason(inspect_scan(bomb, LIMITS)) == "oversized-scan"
@@ -228,19 +176,19 @@ SMALL: dict[str, Any] = {"width": 100, "height": 100}
 @pytest.mark.parametrize(
     ("case", "filter_", "data", "params"),
     [
-        ("JBIG2 page of 60,000 x 60,000", "/JBIG2Decode", _jbig2((60_000, 60_000)), None),
-        ("JBIG2 region", "/JBIG2Decode", _jbig2((100, 100), (60_000, 60_000)), None),
+        ("JBIG2 page of 60,000 x 60,000", "/JBIG2Decode", jbig2((60_000, 60_000)), None),
+        ("JBIG2 region", "/JBIG2Decode", jbig2((100, 100), (60_000, 60_000)), None),
         (
             "JBIG2 striped page, unknown height",
             "/JBIG2Decode",
-            _jbig2((100, 0xFFFFFFFF), (100, 100), stripe_end=2_000_000_000),
+            jbig2((100, 0xFFFFFFFF), (100, 100), stripe_end=2_000_000_000),
             None,
         ),
         (
             "JBIG2 globals",
             "/JBIG2Decode",
-            _jbig2((100, 100)),
-            {"JBIG2Globals": _segment(0, 36, struct.pack(">IIIIB", 70_000, 70_000, 0, 0, 0))},
+            jbig2((100, 100)),
+            {"JBIG2Globals": segment(0, 36, struct.pack(">IIIIB", 70_000, 70_000, 0, 0, 0))},
         ),
         ("CCITT columns", "/CCITTFaxDecode", b"\x00" * 16, {"K": -1, "Columns": 2_000_000_000}),
         ("CCITT rows", "/CCITTFaxDecode", b"\x00" * 16, {"K": -1, "Columns": 100, "Rows": 10**9}),
@@ -251,7 +199,7 @@ def test_a_bilevel_image_declaring_a_huge_bitmap_is_quarantined(
 ) -> None:
     """The image dictionary says 100 x 100; the decoder would allocate what the data (JBIG2
     segments) or the decode parameters (CCITT) declare."""
-    path = _pdf_with_image(tmp_path / "h.pdf", **SMALL, filter_=filter_, data=data, params=params)
+    path = pdf_with_image(tmp_path / "h.pdf", **SMALL, filter_=filter_, data=data, params=params)
     found = inspect_scan(path, LIMITS)
     assert _reason(found) == "oversized-scan", case
     assert isinstance(found, ScanProblem)
@@ -261,22 +209,22 @@ def test_a_bilevel_image_declaring_a_huge_bitmap_is_quarantined(
 @pytest.mark.parametrize(
     ("case", "filter_", "data"),
     [
-        ("behind another filter", ["/LZWDecode", "/JBIG2Decode"], _jbig2((100, 100))),
-        ("behind damaged Flate", ["/FlateDecode", "/JBIG2Decode"], _jbig2((100, 100))),
+        ("behind another filter", ["/LZWDecode", "/JBIG2Decode"], jbig2((100, 100))),
+        ("behind damaged Flate", ["/FlateDecode", "/JBIG2Decode"], jbig2((100, 100))),
         (
             "behind a Flate bomb",
             ["/FlateDecode", "/JBIG2Decode"],
-            zlib.compress(_jbig2((100, 100)) + b"\x00" * (65 * 1024 * 1024), 9),
+            zlib.compress(jbig2((100, 100)) + b"\x00" * (65 * 1024 * 1024), 9),
         ),
         ("unknown segment length", "/JBIG2Decode", struct.pack(">IBBBI", 0, 38, 0, 1, 2**32 - 1)),
-        ("truncated segment", "/JBIG2Decode", _jbig2((100, 100))[:15]),
+        ("truncated segment", "/JBIG2Decode", jbig2((100, 100))[:15]),
         ("malformed reference count", "/JBIG2Decode", struct.pack(">IBBBI", 0, 48, 5 << 5, 1, 0)),
     ],
 )
 def test_a_bilevel_image_whose_size_cannot_be_read_is_quarantined(
     tmp_path: Path, case: str, filter_: str | list[str], data: bytes
 ) -> None:
-    path = _pdf_with_image(tmp_path / "u.pdf", **SMALL, filter_=filter_, data=data)
+    path = pdf_with_image(tmp_path / "u.pdf", **SMALL, filter_=filter_, data=data)
     found = inspect_scan(path, LIMITS)
     assert _reason(found) == "unreadable-scan", case
     assert isinstance(found, ScanProblem)
@@ -286,7 +234,7 @@ def test_a_bilevel_image_whose_size_cannot_be_read_is_quarantined(
 def test_ordinary_jbig2_and_ccitt_scans_pass(tmp_path: Path) -> None:
     """Sizes that agree pass: a hand-built JBIG2 page, and a real CCITT G4 page from Pillow
     wrapped by img2pdf (what a bilevel TIFF scan becomes)."""
-    path = _pdf_with_image(tmp_path / "j.pdf", width=2480, height=3508, filter_="/JBIG2Decode")
+    path = pdf_with_image(tmp_path / "j.pdf", width=2480, height=3508, filter_="/JBIG2Decode")
     assert inspect_scan(path, LIMITS) == 1
     g4 = _image(tmp_path / "g4.tiff", "1", size=(2480, 3508), compression="group4")
     (tmp_path / "g4.pdf").write_bytes(img2pdf.convert(str(g4)))
