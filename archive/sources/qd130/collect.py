@@ -50,6 +50,7 @@ from archive.sources.qd130.build import (
 )
 from archive.sources.qd130.hoso import Limits
 from archive.sources.qd130.index import FileIndex, Refusal, index_file, index_files
+from archive.sources.qd130.pieces import Piece, index_piece, merge, plan
 from archive.sources.qd130.signature import FacilityTrust
 from archive.sources.quarantine import QuarantineEntry, QuarantineReason, QuarantineScope
 
@@ -132,19 +133,42 @@ def _ready() -> None:
 def _indexes(
     pool: Executor | None, files: list[Path], window: Window, limits: Limits, trust: FacilityTrust
 ) -> Iterator[FileIndex]:
-    """Pass 1, file by file in name order."""
+    """Pass 1, file by file in name order. On the pool, a large envelope is read as byte ranges
+    on every worker (:mod:`~archive.sources.qd130.pieces`), the other files a few per task."""
     if pool is None:
         for path in files:
             yield index_file(path, window, limits, trust)
         return
     trusted = tuple(sorted(c.public_bytes(Encoding.DER) for c in trust.certs.values()))
-    tasks = list(_batches(files, lambda p: p.stat().st_size, FILES_PER_TASK))
-    n = len(tasks)
-    # Every task is submitted at once: what comes back is byte ranges, no file content.
-    for batch in pool.map(
-        index_files, tasks, repeat(window, n), repeat(limits, n), repeat(trusted, n)
-    ):
-        yield from batch
+    steps: list[tuple[Path, int] | list[Path]] = []  # a file in n ranges, or a run of files
+    pieces: list[Piece] = []
+    run: list[Path] = []
+    for path in files:
+        size = path.stat().st_size
+        ranges = plan(path, size) if size > limits.max_signed_file_bytes else []
+        if not ranges:
+            run.append(path)
+            continue
+        steps += list(_batches(run, lambda p: p.stat().st_size, FILES_PER_TASK))
+        steps.append((path, len(ranges)))
+        pieces += ranges
+        run = []
+    steps += list(_batches(run, lambda p: p.stat().st_size, FILES_PER_TASK))
+    tasks = [step for step in steps if isinstance(step, list)]
+    # Every task is submitted at once, the ranges first (the longest work): what comes back is
+    # byte ranges, no file content.
+    n, m = len(pieces), len(tasks)
+    ranged = pool.map(index_piece, pieces, repeat(window, n), repeat(limits, n))
+    batched = pool.map(index_files, tasks, repeat(window, m), repeat(limits, m), repeat(trusted, m))
+    for step in steps:
+        if isinstance(step, list):
+            yield from next(batched)
+            continue
+        path, count = step
+        merged = merge(path, [next(ranged) for _ in range(count)], limits, trust)
+        if merged is None:  # broken somewhere: the whole reading says where and why
+            merged = next(pool.map(index_files, [[path]], [window], [limits], [trusted]))[0]
+        yield merged
 
 
 def _episodes(index: dict[str, list[Place]], limits: Limits) -> Iterator[list[Episode]]:
