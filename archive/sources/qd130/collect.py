@@ -27,7 +27,6 @@ them; a file holding a single HOSO is embedded whole, so its facility signature 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from itertools import repeat
@@ -42,7 +41,6 @@ from archive.sources.model import CollectedItem, Window
 from archive.sources.qd130.build import (
     Episode,
     OpenFiles,
-    Place,
     build,
     build_chunk,
     entry,
@@ -51,6 +49,7 @@ from archive.sources.qd130.build import (
 from archive.sources.qd130.hoso import Limits
 from archive.sources.qd130.index import FileIndex, Refusal, index_file, index_files
 from archive.sources.qd130.pieces import Piece, index_piece, merge, plan
+from archive.sources.qd130.places import Places
 from archive.sources.qd130.signature import FacilityTrust
 from archive.sources.quarantine import QuarantineEntry, QuarantineReason, QuarantineScope
 
@@ -106,21 +105,18 @@ def _run(
 ) -> Iterator[CollectedItem]:
     pool = worker_pool(workers, initializer=_ready, initargs=()) if workers > 1 else None
     try:
-        index: dict[str, list[Place]] = defaultdict(list)
+        index = Places()
         for found in _indexes(pool, files, window, limits, trust):
             yield from _refused(found, limits)
-            for f in found.found:
-                assert found.signature is not None  # checked whenever a HOSO was found
-                where = (f.ordinal, f.start, f.end_tag, f.facility)
-                index[f.key].append(Place(found.path, *where, found.whole, found.signature))
+            index.add(found)
         if on_selected is not None:
             on_selected(len(index))
         if pool is None:
             with OpenFiles() as handles:
-                for key in sorted(index):
-                    yield from build(key, index[key], window, limits, handles)
+                for key in index.in_order():
+                    yield from build(key, index.places(key), window, limits, handles)
         else:
-            yield from _built(pool, workers, _episodes(index, limits), window, limits)
+            yield from _built(pool, workers, _episodes(index), window, limits)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -171,11 +167,11 @@ def _indexes(
         yield merged
 
 
-def _episodes(index: dict[str, list[Place]], limits: Limits) -> Iterator[list[Episode]]:
+def _episodes(index: Places) -> Iterator[list[Episode]]:
     def size(episode: Episode) -> int:
         return sum(p.end_tag - p.start for p in episode[1])
 
-    yield from _batches(((k, index[k]) for k in sorted(index)), size, EPISODES_PER_TASK)
+    yield from _batches(((k, index.places(k)) for k in index.in_order()), size, EPISODES_PER_TASK)
 
 
 def _built(
