@@ -17,11 +17,14 @@ from pathlib import Path
 import pytest
 
 from archive.sources import EncounterBundle, QuarantineReason, Window
+from archive.sources.model import FacilitySignature
 from archive.sources.qd130 import collect
 from archive.sources.qd130 import pieces as pieces_module
+from archive.sources.qd130.build import Place
 from archive.sources.qd130.collect import DEFAULT_LIMITS
-from archive.sources.qd130.index import FileIndex, index_file
+from archive.sources.qd130.index import FileIndex, Found, index_file
 from archive.sources.qd130.pieces import index_piece, merge, plan
+from archive.sources.qd130.places import Places
 from archive.sources.qd130.signature import FacilityTrust
 from infra.sample.qd130 import write_qd130_export
 
@@ -76,7 +79,9 @@ def _blocks(day_file: bytes) -> tuple[bytes, list[bytes], bytes]:
 
 def test_a_day_read_in_ranges_is_the_day_read_whole(day_file: bytes, tmp_path: Path) -> None:
     whole = _same_as_whole(_write(tmp_path, day_file), merges=True)
-    assert len(whole.found) > 40 and whole.refusals and whole.refused is None
+    assert len(whole.found) > 40
+    assert whole.refusals
+    assert whole.refused is None
     assert {f.facility for f in whole.found} == {"17001"}
     _, n = _by_pieces(_write(tmp_path, day_file), SIZES[0])
     assert n > 50  # most ranges hold a HOSO or two: every kind of cut is met
@@ -124,17 +129,20 @@ def test_a_broken_middle_range_is_refused_in_the_whole_readings_words(
     middle = len(blocks) // 2
     blocks[middle] = spoil(blocks[middle])  # type: ignore[operator]
     whole = _same_as_whole(_write(tmp_path, head + b"\n".join(blocks) + tail), merges=False)
-    assert whole.refused is not None and whole.refused[0] == reason
+    assert whole.refused is not None
+    assert whole.refused[0] == reason
 
 
 def test_a_doctype_or_a_wrong_count_is_refused_as_before(day_file: bytes, tmp_path: Path) -> None:
     doctype = day_file.replace(b"?>\n", b'?>\n<!DOCTYPE GIAMDINHHS SYSTEM "http://x/">\n', 1)
     whole = _same_as_whole(_write(tmp_path, doctype), merges=False)
-    assert whole.refused is not None and whole.refused[0] == R.HOSTILE_XML
+    assert whole.refused is not None
+    assert whole.refused[0] == R.HOSTILE_XML
     head, blocks, tail = _blocks(day_file)
     extra = head + b"\n".join([*blocks, blocks[0].replace(b"<HOSO>", b"<HOSO >")]) + tail
     whole = _same_as_whole(_write(tmp_path, extra), merges=False)
-    assert whole.refused is not None and "SOLUONGHOSO" in whole.refused[1]
+    assert whole.refused is not None
+    assert "SOLUONGHOSO" in whole.refused[1]
 
 
 def test_a_facility_named_late_and_a_second_list_are_read_as_whole(
@@ -178,7 +186,8 @@ def test_the_pool_reads_a_large_envelope_in_ranges_and_yields_the_same(
     pooled = list(
         collect(tmp_path / "day", window=WINDOW, limits=limits, workers=2, pool_min_bytes=0)
     )
-    assert planned and planned[0] > 5
+    assert planned
+    assert planned[0] > 5
     assert [_item(i) for i in pooled] == [_item(i) for i in alone]
 
 
@@ -186,3 +195,28 @@ def _item(item: object) -> object:
     if isinstance(item, EncounterBundle):
         return (item.encounter_id, item.canonical, item.facility_signature)
     return item
+
+
+def test_the_compact_index_gives_back_each_place_as_it_was_found(tmp_path: Path) -> None:
+    signature = FacilitySignature(status="absent")
+    signed = FacilitySignature(status="valid", signer_sha256="ab" * 32)
+    day, single = tmp_path / "day.xml", tmp_path / "HOSO_1.xml"
+    rows = [
+        Found("K2", 1, 100, 5_000, "17001"),
+        Found("K1", 2, 5_010, 9_000, None),
+        Found("K2", 3, 9_010, 3 << 32, "79002"),  # a second HOSO with K2; beyond 4 GiB
+    ]
+    places = Places()
+    places.add(FileIndex(day, found=tuple(rows), signature=signature))
+    places.add(FileIndex(tmp_path / "empty.xml", refusals=()))  # nothing found: nothing kept
+    places.add(
+        FileIndex(single, found=(Found("K2", 1, 0, 700, "17001"),), whole=True, signature=signed)
+    )
+    assert len(places) == 2
+    assert places.in_order() == ["K1", "K2"]
+    assert places.places("K1") == [Place(day, 2, 5_010, 9_000, None, False, signature)]
+    assert places.places("K2") == [
+        Place(day, 1, 100, 5_000, "17001", False, signature),
+        Place(day, 3, 9_010, 3 << 32, "79002", False, signature),
+        Place(single, 1, 0, 700, "17001", True, signed),
+    ]
