@@ -49,7 +49,7 @@ from archive.sources.qd130.build import (
 from archive.sources.qd130.hoso import Limits
 from archive.sources.qd130.index import FileIndex, Refusal, index_file, index_files
 from archive.sources.qd130.pieces import Piece, index_piece, merge, plan
-from archive.sources.qd130.places import Places
+from archive.sources.qd130.places import Places, Rows
 from archive.sources.qd130.signature import FacilityTrust
 from archive.sources.quarantine import QuarantineEntry, QuarantineReason, QuarantineScope
 
@@ -106,9 +106,9 @@ def _run(
     pool = worker_pool(workers, initializer=_ready, initargs=()) if workers > 1 else None
     try:
         index = Places()
-        for found in _indexes(pool, files, window, limits, trust):
+        for found, rows in _indexes(pool, files, window, limits, trust):
             yield from _refused(found, limits)
-            index.add(found)
+            index.add(found, rows)
         if on_selected is not None:
             on_selected(len(index))
         if pool is None:
@@ -128,12 +128,12 @@ def _ready() -> None:
 
 def _indexes(
     pool: Executor | None, files: list[Path], window: Window, limits: Limits, trust: FacilityTrust
-) -> Iterator[FileIndex]:
+) -> Iterator[tuple[FileIndex, Rows | None]]:
     """Pass 1, file by file in name order. On the pool, a large envelope is read as byte ranges
     on every worker (:mod:`~archive.sources.qd130.pieces`), the other files a few per task."""
     if pool is None:
         for path in files:
-            yield index_file(path, window, limits, trust)
+            yield index_file(path, window, limits, trust), None
         return
     trusted = tuple(sorted(c.public_bytes(Encoding.DER) for c in trust.certs.values()))
     steps: list[tuple[Path, int] | list[Path]] = []  # a file in n ranges, or a run of files
@@ -158,13 +158,15 @@ def _indexes(
     batched = pool.map(index_files, tasks, repeat(window, m), repeat(limits, m), repeat(trusted, m))
     for step in steps:
         if isinstance(step, list):
-            yield from next(batched)
+            yield from ((found, None) for found in next(batched))
             continue
         path, count = step
-        merged = merge(path, [next(ranged) for _ in range(count)], limits, trust)
-        if merged is None:  # broken somewhere: the whole reading says where and why
-            merged = next(pool.map(index_files, [[path]], [window], [limits], [trusted]))[0]
-        yield merged
+        merged = merge(path, (next(ranged) for _ in range(count)), limits, trust)
+        if merged is not None:
+            yield merged
+        else:  # broken somewhere: the whole reading says where and why
+            whole = pool.map(index_files, [[path]], [window], [limits], [trusted])
+            yield next(whole)[0], None
 
 
 def _episodes(index: Places) -> Iterator[list[Episode]]:

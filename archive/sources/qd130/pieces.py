@@ -5,7 +5,9 @@ the longest of pass 1, on one core. :func:`plan` cuts it where a byte search fin
 start tag, and counts the ``<HOSO`` of each range, so each range's HOSO get their numbers in the
 file without waiting for the ranges before; :func:`index_piece` reads one range
 (:meth:`~archive.sources.qd130.envelope.EnvelopeReader.piece`), in a worker; :func:`merge`
-joins the ranges into the :class:`~archive.sources.qd130.index.FileIndex` of the whole file.
+joins the ranges into the whole file's :class:`~archive.sources.qd130.index.FileIndex` and the
+compact rows of what it found (a 500 MB day's HOSO as objects were a third of the collector's
+memory).
 
 A byte search does not parse: a ``<HOSO`` may lie in a comment, a CDATA section or deeper in the
 tree, and a file may be broken or hostile anywhere. The pieces are therefore a fast path for the
@@ -21,7 +23,8 @@ same HOSO, numbers, byte ranges, facility and refusals.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import IO, Final
@@ -32,6 +35,7 @@ from archive.sources.qd130.envelope import EnvelopeReader
 from archive.sources.qd130.hardening import XmlRefusedError
 from archive.sources.qd130.hoso import Limits
 from archive.sources.qd130.index import FileIndex, Found, Refusal, file_signature, visit
+from archive.sources.qd130.places import Rows
 from archive.sources.qd130.signature import FacilityTrust
 
 PIECE_BYTES: Final = 32 << 20  # a range's size (a file of fewer than two is read whole)
@@ -150,35 +154,39 @@ def index_piece(piece: Piece, window: Window, limits: Limits) -> PieceIndex:
 
 
 def merge(
-    path: Path, pieces: list[PieceIndex], limits: Limits, trust: FacilityTrust
-) -> FileIndex | None:
-    """The whole file's index from its ranges', in order; None when the file must be read
-    whole to say what is wrong with it."""
-    if not pieces or not all(p.ok for p in pieces):
-        return None
-    found: list[Found] = []
+    path: Path, pieces: Iterable[PieceIndex], limits: Limits, trust: FacilityTrust
+) -> tuple[FileIndex, Rows] | None:
+    """The whole file's index from its ranges', taken in order (each range's result is let go
+    once taken, and every one is taken): its refusals and signature, and what it found as
+    compact :class:`~archive.sources.qd130.places.Rows`. None when the file must be read whole
+    to say what is wrong with it."""
+    rows = Rows()
     refusals: list[Refusal] = []
     facility: str | None = None
     declared: str | None = None
+    count, signed, ok, k = 0, False, True, -1
     for k, p in enumerate(pieces):
+        ok = ok and p.ok
+        if not ok:
+            continue  # the rest is still taken: the caller's results stay in step
         # A HOSO read before the range's first MACSKCB has the one read before the range.
-        inherits = k > 0
         for f in p.found:
-            if inherits and (p.facility_at is None or f.ordinal <= p.facility_at):
-                f = replace(f, facility=facility)
-            found.append(f)
+            late = k > 0 and (p.facility_at is None or f.ordinal <= p.facility_at)
+            rows.append(f, facility if late else f.facility)
         refusals += p.refusals
         if p.facility_at is not None:
             facility = p.facility
         declared = p.declared if p.declared is not None else declared
-    count = sum(p.count for p in pieces)
+        count += p.count
+        signed = signed or p.signed
+    if not ok or k < 0:
+        return None
     if declared is not None and declared.strip() != str(count):
         return None  # SOLUONGHOSO disagrees: refused, in the whole reading's words
-    signed = any(p.signed for p in pieces)
-    return FileIndex(
+    index = FileIndex(
         path,
         refusals=tuple(refusals),
-        found=tuple(found),
         whole=count == 1,
-        signature=file_signature(path, signed, limits, trust) if found else None,
+        signature=file_signature(path, signed, limits, trust) if rows else None,
     )
+    return index, rows

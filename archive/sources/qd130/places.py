@@ -14,7 +14,34 @@ from pathlib import Path
 
 from archive.sources.model import FacilitySignature
 from archive.sources.qd130.build import Place
-from archive.sources.qd130.index import FileIndex
+from archive.sources.qd130.index import FileIndex, Found
+
+
+class Rows:
+    """HOSO found in one file, in its order, as columns (what :class:`Places` absorbs)."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.ordinal = array("L")
+        self.start = array("Q")
+        self.end = array("Q")
+        self.facility: list[str | None] = []
+
+    def append(self, f: Found, facility: str | None) -> None:
+        self.keys.append(f.key)
+        self.ordinal.append(f.ordinal)
+        self.start.append(f.start)
+        self.end.append(f.end_tag)
+        self.facility.append(facility)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def found(self) -> list[Found]:
+        return [
+            Found(k, self.ordinal[r], self.start[r], self.end[r], self.facility[r])
+            for r, k in enumerate(self.keys)
+        ]
 
 
 class Places:
@@ -29,27 +56,33 @@ class Places:
         self._end = array("Q")
         self._facility = array("L")
 
-    def add(self, found: FileIndex) -> None:
-        """The HOSO pass 1 found in one file, in the file's order."""
-        if not found.found:
+    def add(self, found: FileIndex, rows: Rows | None = None) -> None:
+        """The HOSO pass 1 found in one file, in the file's order: ``found.found``, or ``rows``
+        (a file read in ranges)."""
+        if not found.found and not rows:
             return
         assert found.signature is not None  # checked whenever a HOSO was found
         self._files.append((found.path, found.whole, found.signature))
         file = len(self._files) - 1
-        for f in found.found:
-            row = len(self._start)
+        if rows is None:
+            rows = Rows()
+            for f in found.found:
+                rows.append(f, f.facility)
+        first = len(self._start)
+        for r, key in enumerate(rows.keys):
+            row = first + r
             self._file.append(file)
-            self._ordinal.append(f.ordinal)
-            self._start.append(f.start)
-            self._end.append(f.end_tag)
-            self._facility.append(self._facility_number(f.facility))
-            have = self._rows.get(f.key)
+            self._facility.append(self._facility_number(rows.facility[r]))
+            have = self._rows.get(key)
             if have is None:
-                self._rows[f.key] = row
+                self._rows[key] = row
             elif isinstance(have, int):
-                self._rows[f.key] = [have, row]
+                self._rows[key] = [have, row]
             else:
                 have.append(row)
+        self._ordinal.extend(rows.ordinal)
+        self._start.extend(rows.start)
+        self._end.extend(rows.end)
 
     def _facility_number(self, facility: str | None) -> int:
         number = self._facilities.get(facility)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -51,7 +52,12 @@ def _by_pieces(path: Path, size: int) -> tuple[FileIndex | None, int]:
     ranges = plan(path, path.stat().st_size, piece_bytes=size)
     assert len(ranges) >= 2
     done = [index_piece(r, WINDOW, DEFAULT_LIMITS) for r in ranges]
-    return merge(path, done, DEFAULT_LIMITS, TRUST), len(ranges)
+    merged = merge(path, iter(done), DEFAULT_LIMITS, TRUST)
+    if merged is None:
+        return None, len(ranges)
+    index, rows = merged
+    assert not index.found
+    return replace(index, found=tuple(rows.found())), len(ranges)
 
 
 def _same_as_whole(path: Path, *, merges: bool) -> FileIndex:
