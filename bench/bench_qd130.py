@@ -8,7 +8,8 @@ already, then collects it in a fresh child process (so peak RSS is the collector
 generator's) through :func:`archive.sources.qd130.collect`, exactly as the nightly run does.
 
 Stages: pass 1 (stream every file, index the window's HOSO: the XML1 decode of each HOSO and
-the facility signature checks; one HOSO in 11 is a signed file of its own) and pass 2 (each
+the facility signature checks; one HOSO in 11 is a signed file of its own; on a pool the day
+file is read in 32 MB ranges on every worker) and pass 2 (each
 HOSO read back, every table decoded, parsed and checked; its FHIR mapping for the page is built
 later, in the render worker, and is not counted here), both on
 ``--workers`` processes (default: the cores; 1 = in-process, as small runs do). ``--save``

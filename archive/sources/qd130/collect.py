@@ -7,14 +7,16 @@ encounters:
    XML1 is decoded, for ``MA_LK`` and ``NGAY_RA``; a HOSO discharged in the window is indexed by
    ``MA_LK`` with its byte range, and the file's facility signature (``CHUKYDONVI``) is checked
    when the file holds such a HOSO: the result travels with each of its bundles, and an invalid
-   signature holds the whole file back;
+   signature holds the whole file back; the window's HOSO are kept as compact rows
+   (:mod:`~archive.sources.qd130.places`);
 2. in ``MA_LK`` order each indexed HOSO is read back by range and checked table by table
    (:mod:`~archive.sources.qd130.build`); its FHIR mapping for the page waits for the render
    worker (:mod:`~archive.sources.qd130.page`).
 
 With ``workers`` > 1 (and enough bytes to repay starting processes) both passes run on the
-archive's process pool (:func:`archive.core.pool.worker_pool`): pass 1 a few files per task,
-pass 2 a few episodes per task, with a bounded number of tasks in flight so memory stays bounded
+archive's process pool (:func:`archive.core.pool.worker_pool`): pass 1 a few files per task and
+a large envelope in byte ranges on every worker (:mod:`~archive.sources.qd130.pieces`), pass 2 a
+few episodes per task, with a bounded number of tasks in flight so memory stays bounded
 however slowly the caller consumes. Results are taken in submission order, so the items and
 their order are the same whatever the number of workers.
 
