@@ -7,14 +7,16 @@ encounters:
    XML1 is decoded, for ``MA_LK`` and ``NGAY_RA``; a HOSO discharged in the window is indexed by
    ``MA_LK`` with its byte range, and the file's facility signature (``CHUKYDONVI``) is checked
    when the file holds such a HOSO: the result travels with each of its bundles, and an invalid
-   signature holds the whole file back;
+   signature holds the whole file back; the window's HOSO are kept as compact rows
+   (:mod:`~archive.sources.qd130.places`);
 2. in ``MA_LK`` order each indexed HOSO is read back by range and checked table by table
    (:mod:`~archive.sources.qd130.build`); its FHIR mapping for the page waits for the render
    worker (:mod:`~archive.sources.qd130.page`).
 
 With ``workers`` > 1 (and enough bytes to repay starting processes) both passes run on the
-archive's process pool (:func:`archive.core.pool.worker_pool`): pass 1 a few files per task,
-pass 2 a few episodes per task, with a bounded number of tasks in flight so memory stays bounded
+archive's process pool (:func:`archive.core.pool.worker_pool`): pass 1 a few files per task and
+a large envelope in byte ranges on every worker (:mod:`~archive.sources.qd130.pieces`), pass 2 a
+few episodes per task, with a bounded number of tasks in flight so memory stays bounded
 however slowly the caller consumes. Results are taken in submission order, so the items and
 their order are the same whatever the number of workers.
 
@@ -27,7 +29,6 @@ them; a file holding a single HOSO is embedded whole, so its facility signature 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from itertools import repeat
@@ -42,7 +43,6 @@ from archive.sources.model import CollectedItem, Window
 from archive.sources.qd130.build import (
     Episode,
     OpenFiles,
-    Place,
     build,
     build_chunk,
     entry,
@@ -50,6 +50,8 @@ from archive.sources.qd130.build import (
 )
 from archive.sources.qd130.hoso import Limits
 from archive.sources.qd130.index import FileIndex, Refusal, index_file, index_files
+from archive.sources.qd130.pieces import Piece, index_piece, merge, plan
+from archive.sources.qd130.places import Places, Rows
 from archive.sources.qd130.signature import FacilityTrust
 from archive.sources.quarantine import QuarantineEntry, QuarantineReason, QuarantineScope
 
@@ -105,21 +107,18 @@ def _run(
 ) -> Iterator[CollectedItem]:
     pool = worker_pool(workers, initializer=_ready, initargs=()) if workers > 1 else None
     try:
-        index: dict[str, list[Place]] = defaultdict(list)
-        for found in _indexes(pool, files, window, limits, trust):
+        index = Places()
+        for found, rows in _indexes(pool, files, window, limits, trust):
             yield from _refused(found, limits)
-            for f in found.found:
-                assert found.signature is not None  # checked whenever a HOSO was found
-                where = (f.ordinal, f.start, f.end_tag, f.facility)
-                index[f.key].append(Place(found.path, *where, found.whole, found.signature))
+            index.add(found, rows)
         if on_selected is not None:
             on_selected(len(index))
         if pool is None:
             with OpenFiles() as handles:
-                for key in sorted(index):
-                    yield from build(key, index[key], window, limits, handles)
+                for key in index.in_order():
+                    yield from build(key, index.places(key), window, limits, handles)
         else:
-            yield from _built(pool, workers, _episodes(index, limits), window, limits)
+            yield from _built(pool, workers, _episodes(index), window, limits)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -131,27 +130,52 @@ def _ready() -> None:
 
 def _indexes(
     pool: Executor | None, files: list[Path], window: Window, limits: Limits, trust: FacilityTrust
-) -> Iterator[FileIndex]:
-    """Pass 1, file by file in name order."""
+) -> Iterator[tuple[FileIndex, Rows | None]]:
+    """Pass 1, file by file in name order. On the pool, a large envelope is read as byte ranges
+    on every worker (:mod:`~archive.sources.qd130.pieces`), the other files a few per task."""
     if pool is None:
         for path in files:
-            yield index_file(path, window, limits, trust)
+            yield index_file(path, window, limits, trust), None
         return
     trusted = tuple(sorted(c.public_bytes(Encoding.DER) for c in trust.certs.values()))
-    tasks = list(_batches(files, lambda p: p.stat().st_size, FILES_PER_TASK))
-    n = len(tasks)
-    # Every task is submitted at once: what comes back is byte ranges, no file content.
-    for batch in pool.map(
-        index_files, tasks, repeat(window, n), repeat(limits, n), repeat(trusted, n)
-    ):
-        yield from batch
+    steps: list[tuple[Path, int] | list[Path]] = []  # a file in n ranges, or a run of files
+    pieces: list[Piece] = []
+    run: list[Path] = []
+    for path in files:
+        size = path.stat().st_size
+        ranges = plan(path, size) if size > limits.max_signed_file_bytes else []
+        if not ranges:
+            run.append(path)
+            continue
+        steps += list(_batches(run, lambda p: p.stat().st_size, FILES_PER_TASK))
+        steps.append((path, len(ranges)))
+        pieces += ranges
+        run = []
+    steps += list(_batches(run, lambda p: p.stat().st_size, FILES_PER_TASK))
+    tasks = [step for step in steps if isinstance(step, list)]
+    # Every task is submitted at once, the ranges first (the longest work): what comes back is
+    # byte ranges, no file content.
+    n, m = len(pieces), len(tasks)
+    ranged = pool.map(index_piece, pieces, repeat(window, n), repeat(limits, n))
+    batched = pool.map(index_files, tasks, repeat(window, m), repeat(limits, m), repeat(trusted, m))
+    for step in steps:
+        if isinstance(step, list):
+            yield from ((found, None) for found in next(batched))
+            continue
+        path, count = step
+        merged = merge(path, (next(ranged) for _ in range(count)), limits, trust)
+        if merged is not None:
+            yield merged
+        else:  # broken somewhere: the whole reading says where and why
+            whole = pool.map(index_files, [[path]], [window], [limits], [trusted])
+            yield next(whole)[0], None
 
 
-def _episodes(index: dict[str, list[Place]], limits: Limits) -> Iterator[list[Episode]]:
+def _episodes(index: Places) -> Iterator[list[Episode]]:
     def size(episode: Episode) -> int:
         return sum(p.end_tag - p.start for p in episode[1])
 
-    yield from _batches(((k, index[k]) for k in sorted(index)), size, EPISODES_PER_TASK)
+    yield from _batches(((k, index.places(k)) for k in index.in_order()), size, EPISODES_PER_TASK)
 
 
 def _built(

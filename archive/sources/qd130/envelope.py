@@ -11,6 +11,13 @@ A file is either a ``GIAMDINHHS`` envelope (``THONGTINHOSO/DANHSACHHOSO/HOSO``, 
 single ``HOSO``. A file that is not well-formed, is hostile, or whose ``SOLUONGHOSO`` disagrees
 with the HOSO it holds raises :class:`XmlRefusedError`: the caller holds the whole file back,
 because what a broken file seemed to hold cannot be trusted.
+
+:meth:`EnvelopeReader.piece` reads one byte range of a large envelope on its own (the pieces of
+a day file are read on several cores, :mod:`~archive.sources.qd130.pieces`): a range after the
+first is read behind :data:`OPEN`, the start tags a ``DANHSACHHOSO``'s content lies in, and a
+range before the last is closed by :data:`CLOSE`. Read whole (``final``), a range so framed
+parses only if it begins and ends between the list's elements, outside any comment, section or
+tag, and then expat meets its bytes in the state the whole file's reading would meet them in.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ _SIGNATURE_PATH: Final = ("GIAMDINHHS", "CHUKYDONVI")
 # The last names of the paths above: only for these is the element's path built and compared
 # (twice per element of a 500 MB file otherwise).
 _PATH_ENDS: Final = frozenset({"HOSO", "MACSKCB", "SOLUONGHOSO", "CHUKYDONVI"})
+OPEN: Final = b"<GIAMDINHHS><THONGTINHOSO><DANHSACHHOSO>"
+CLOSE: Final = b"</DANHSACHHOSO></THONGTINHOSO></GIAMDINHHS>"
 
 
 @dataclass(slots=True)
@@ -62,6 +71,8 @@ class _State:
         self.root: str | None = None
         self.in_signature = False  # inside GIAMDINHHS/CHUKYDONVI
         self.signed = False  # CHUKYDONVI holds something, or an XML signature is anywhere
+        self.shift = 0  # file offset of the parser's byte 0 (a piece: its start minus OPEN)
+        self.facility_at: int | None = None  # ``count`` when the first MACSKCB was read
 
 
 class EnvelopeReader:
@@ -89,15 +100,51 @@ class EnvelopeReader:
         """How many HOSO the file held (after :meth:`hosos` is exhausted)."""
         return self._s.count
 
+    @property
+    def facility(self) -> tuple[str | None, int | None]:
+        """The last ``MACSKCB`` read, and the HOSO count when the first was (None: none was
+        read): the HOSO counted up to then took theirs from before."""
+        return self._s.facility, self._s.facility_at
+
+    @property
+    def declared(self) -> str | None:
+        """The last ``SOLUONGHOSO`` read."""
+        return self._s.declared
+
     def hosos(self, handle: IO[bytes]) -> Iterator[HosoRef]:
+        yield from self._read(handle, None)
+        self.check()
+
+    def piece(
+        self, handle: IO[bytes], start: int, end: int, *, first: int, last: bool
+    ) -> Iterator[HosoRef]:
+        """The HOSO of the bytes ``start``..``end`` of a file, the first one numbered ``first``
+        (by the caller's count); ``start`` 0 is the file's beginning, ``last`` its end. Not
+        checked as a whole file (:meth:`check`): the caller merges the pieces first."""
         s = self._s
-        while chunk := handle.read(CHUNK):
+        s.count = first - 1
+        if start:
+            s.shift = start - len(OPEN)
+            self._feed(OPEN, final=False)
+        handle.seek(start)
+        yield from self._read(handle, None if last else end - start, close=b"" if last else CLOSE)
+
+    def _read(self, handle: IO[bytes], size: int | None, close: bytes = b"") -> Iterator[HosoRef]:
+        s = self._s
+        left = size
+        while chunk := handle.read(CHUNK if left is None else min(CHUNK, left)):
+            if left is not None:
+                left -= len(chunk)
             self._feed(chunk, final=False)
             yield from s.done
             s.done.clear()
-        self._feed(b"", final=True)
+        self._feed(close, final=True)
         yield from s.done
         s.done.clear()
+
+    def check(self) -> None:
+        """What the whole file must satisfy once every HOSO was read."""
+        s = self._s
         if s.root not in ("GIAMDINHHS", "HOSO"):
             raise XmlRefusedError(R.MALFORMED_XML, f"{s.what} is neither a GIAMDINHHS nor a HOSO")
         if s.declared is not None and s.declared.strip() != str(s.count):
@@ -132,7 +179,7 @@ class EnvelopeReader:
             self._listen()
         if name == "HOSO" and (where == _ENVELOPE_HOSO or where == ("HOSO",)):
             s.count += 1
-            s.current = HosoRef(s.count, self._parser.CurrentByteIndex, 0, s.facility)
+            s.current = HosoRef(s.count, s.shift + self._parser.CurrentByteIndex, 0, s.facility)
         elif where in (_FACILITY_PATH, _COUNT_PATH) or (s.current and self._captured(name)):
             s.text, s.size = [], 0
             self._listen()
@@ -179,6 +226,7 @@ class EnvelopeReader:
             return
         if where == _FACILITY_PATH:
             s.facility = (text or b"").decode("utf-8").strip()
+            s.facility_at = s.count if s.facility_at is None else s.facility_at
         elif where == _COUNT_PATH:
             s.declared = (text or b"").decode("utf-8")
         elif s.current is not None and name == "LOAIHOSO":
@@ -187,7 +235,7 @@ class EnvelopeReader:
         elif s.current is not None and name == "NOIDUNGFILE" and s.kind == "XML1":
             s.current.xml1 = text
         elif s.current is not None and name == "HOSO":
-            s.current.end_tag = self._parser.CurrentByteIndex
+            s.current.end_tag = s.shift + self._parser.CurrentByteIndex
             if s.current.end_tag - s.current.start > s.max_hoso:
                 s.current.oversized = True
             s.done.append(s.current)

@@ -10,6 +10,7 @@ pass (signxml parses and canonicalises the file several times), so it runs on ev
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,17 +82,8 @@ def index_file(path: Path, window: Window, limits: Limits, trust: FacilityTrust)
     reader = EnvelopeReader(path.name, max_hoso_bytes=limits.max_hoso_bytes)
     try:
         with path.open("rb") as stream:
-            for ref in reader.hosos(stream):
-                try:
-                    key = _selected(ref, window, limits)
-                except (XmlRefusedError, FieldError) as e:
-                    refusals.append(
-                        Refusal(ref.ordinal, e.reason, e.detail, ref.start, ref.end_tag)
-                    )
-                    continue
-                if key is not None:
-                    found.append(Found(key, ref.ordinal, ref.start, ref.end_tag, ref.facility))
-        signature = _signature(path, reader.signed, limits, trust) if found else None
+            visit(reader.hosos(stream), window, limits, found, refusals)
+        signature = file_signature(path, reader.signed, limits, trust) if found else None
     except XmlRefusedError as e:
         return FileIndex(path, refused=(e.reason, e.detail))
     except OSError as e:
@@ -105,7 +97,27 @@ def index_file(path: Path, window: Window, limits: Limits, trust: FacilityTrust)
     )
 
 
-def _signature(path: Path, signed: bool, limits: Limits, trust: FacilityTrust) -> FacilitySignature:
+def visit(
+    refs: Iterable[HosoRef],
+    window: Window,
+    limits: Limits,
+    found: list[Found],
+    refusals: list[Refusal],
+) -> None:
+    """Each HOSO of ``refs`` found (discharged in the window) or refused, in order."""
+    for ref in refs:
+        try:
+            key = _selected(ref, window, limits)
+        except (XmlRefusedError, FieldError) as e:
+            refusals.append(Refusal(ref.ordinal, e.reason, e.detail, ref.start, ref.end_tag))
+            continue
+        if key is not None:
+            found.append(Found(key, ref.ordinal, ref.start, ref.end_tag, ref.facility))
+
+
+def file_signature(
+    path: Path, signed: bool, limits: Limits, trust: FacilityTrust
+) -> FacilitySignature:
     """The file's facility signature; the file is read whole only when it carries one and is
     within the limit (a signature covers every byte)."""
     if not signed:
