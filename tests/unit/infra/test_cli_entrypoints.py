@@ -133,3 +133,18 @@ def test_an_invalid_setting_is_reported_by_the_root_before_any_command_runs() ->
     assert result.stderr.startswith("error: ")
     assert "EMR_ARCHIVE_SEAL__ZSTD_LEVEL" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_spawned_pool_worker_does_not_import_the_command_line() -> None:
+    # A ``spawn`` child runs the parent's main script as ``__mp_main__`` before its own work: with
+    # the script importing infra.cli, each batch-pool worker carried the whole command line
+    # (~161 MB instead of ~16 MB). This is what multiprocessing.spawn does with the script.
+    probe = (
+        "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__mp_main__'); "
+        "print(sorted(m for m in ('infra.cli', 'prefect', 'pyhanko', 'retrieval') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(SCRIPT)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
