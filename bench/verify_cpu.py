@@ -105,7 +105,10 @@ def _record(ev: Evidence, now: datetime, spent: _Clock, *, shared: bool) -> list
         spent("conversion-mark", lambda: check_conversion_mark(pdf, reader=reader)),
         spent("evidence", lambda: check_evidence_record(ev, now)),
     ]
-    spent("horizon", lambda: renewal_need(pdf, now=now, settings=settings, reader=reader))
+    weak = ev.env.weak
+    spent(
+        "horizon", lambda: renewal_need(pdf, now=now, settings=settings, weak=weak, reader=reader)
+    )
     others = [c for c in FULL if c.name in ("object", "lock")]
     results += spent("lock, object", lambda: [c.run(ev, now) for c in others])
     return [r.reason_code for r in results if r.status.value != "passed"]

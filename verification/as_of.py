@@ -35,7 +35,13 @@ from archive.sign import TrustPolicy
 from verification.document import verify_document
 from verification.results import CheckResult
 
-__all__ = ["EVIDENCE", "judge_evidence", "parse_moment", "verify_document_as_of"]
+__all__ = [
+    "EVIDENCE",
+    "document_as_of",
+    "judge_evidence",
+    "parse_moment",
+    "verify_document_as_of",
+]
 
 EVIDENCE = "evidence"
 
@@ -100,18 +106,31 @@ def verify_document_as_of(
 ) -> tuple[CheckResult, ...]:
     """``verify-file --at``: the evidence record (when given) judged for ``pdf`` as of
     ``as_of``, then the document's checks at the moment it proves, else at ``as_of`` alone."""
+    return document_as_of(pdf, trust=trust, as_of=as_of, evidence=evidence, weak=weak)[0]
+
+
+def document_as_of(
+    pdf: bytes,
+    *,
+    trust: TrustPolicy,
+    as_of: datetime,
+    evidence: bytes | None,
+    weak: WeakAlgorithms,
+) -> tuple[tuple[CheckResult, ...], datetime | None]:
+    """:func:`verify_document_as_of`'s results, and the moment a passing evidence record proves
+    the PDF existed (None without one): what the renewal horizon says of a lapsed timestamp."""
     if evidence is None:
-        return verify_document(pdf, trust=trust, now=as_of)
+        return verify_document(pdf, trust=trust, now=as_of), None
     verdict = judge_evidence(
         evidence, DataObject(data=pdf), as_of=as_of, tsa_roots=trust.tsa_roots, weak=weak
     )
     if verdict.code is not None:
         found = CheckResult.failed(EVIDENCE, verdict.code, verdict.detail)
-        return (*verify_document(pdf, trust=trust, now=as_of), found)
+        return (*verify_document(pdf, trust=trust, now=as_of), found), None
     proven = verdict.proven_at or as_of
     found = CheckResult.passed(
         EVIDENCE,
         f"the evidence record proves the PDF existed at {proven:%Y-%m-%d %H:%M}Z and still "
         f"holds as of {as_of:%Y-%m-%d}",
     )
-    return (*verify_document(pdf, trust=trust, now=proven), found)
+    return (*verify_document(pdf, trust=trust, now=proven), found), proven

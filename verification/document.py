@@ -17,9 +17,11 @@ from datetime import datetime, timedelta
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from archive.core.errors import ArchiveError
+from archive.evidence import WeakAlgorithms
 from archive.intake import mark_problem, scanned_row
 from archive.render import check_pdfa3b, extract_embedded_data, read_pdf
 from archive.sign import (
+    NewestTimestamp,
     SignatureReport,
     TrustPolicy,
     newest_document_timestamp,
@@ -123,34 +125,95 @@ def renewal_need(
     *,
     now: datetime,
     settings: VerificationSettings,
+    weak: WeakAlgorithms,
+    proven_at: datetime | None = None,
     reader: PdfFileReader | None = None,
 ) -> Renewal | None:
-    """Why the newest document timestamp must be renewed soon, or None. A document without a
-    readable document timestamp is the signature check's finding, not a renewal."""
+    """Why the newest document timestamp must be renewed soon, or None, judged at ``now`` (the
+    verification date: ``--at`` moves it). A document without a readable document timestamp is
+    the signature check's finding, not a renewal.
+
+    ``weak``: the dated table (``[evidence] weak_algorithms``) the evidence renewal plans by, so
+    a hash is called weak here on the day the renewal and the evidence check call it weak, and
+    listed once it weakens within the horizon, as an expiring certificate is. ``proven_at``: the
+    moment a passing evidence record proves the PDF existed (None: none given or none passed),
+    which says whether a TSA certificate that has already expired is covered by the evidence
+    renewal (it is when the PDF was proven to exist before the expiry)."""
     try:
         newest = newest_document_timestamp(pdf, reader=reader)
     except ArchiveError:
         return None
     if newest is None:
         return None
-    algorithm = newest.hash_algorithm.lower()
-    if algorithm in {a.lower() for a in settings.weak_hash_algorithms}:
+    return judge_horizon(
+        newest,
+        now=now,
+        horizon_days=settings.renewal_horizon_days,
+        weak=weak,
+        proven_at=proven_at,
+    )
+
+
+def judge_horizon(
+    newest: NewestTimestamp,
+    *,
+    now: datetime,
+    horizon_days: int,
+    weak: WeakAlgorithms,
+    proven_at: datetime | None,
+) -> Renewal | None:
+    """:func:`renewal_need`'s judgement of the newest document timestamp (pure)."""
+    algorithm, not_after = newest.hash_algorithm.lower(), newest.tsa_cert_not_after
+    horizon = now + timedelta(days=horizon_days)
+    weak_from = weak.since.get(algorithm)
+    if weak_from is not None and weak.weak_at(algorithm, horizon):
+        when = (
+            f"weak since {weak_from:%Y-%m-%d}"
+            if weak.weak_at(algorithm, now)
+            else f"weak from {weak_from:%Y-%m-%d}, within {horizon_days} days"
+        )
         return Renewal(
             "horizon.weak_hash",
-            f"the newest document timestamp uses {algorithm}, marked weak",
-            newest.tsa_cert_not_after,
+            f"the newest document timestamp uses {algorithm}, {when} (the dated table)",
+            not_after,
             algorithm,
         )
-    horizon = now + timedelta(days=settings.renewal_horizon_days)
-    if newest.tsa_cert_not_after <= horizon:
+    if not_after <= now:
+        return Renewal(
+            "horizon.tsa_expired",
+            f"the newest document timestamp's TSA certificate expired on {not_after:%Y-%m-%d}, "
+            f"before {now:%Y-%m-%d}; {_covered(not_after, proven_at)}",
+            not_after,
+            algorithm,
+        )
+    if not_after <= horizon:
         return Renewal(
             "horizon.tsa_expiring",
             f"the newest document timestamp's TSA certificate expires on "
-            f"{newest.tsa_cert_not_after:%Y-%m-%d}, within {settings.renewal_horizon_days} days",
-            newest.tsa_cert_not_after,
+            f"{not_after:%Y-%m-%d}, within {horizon_days} days",
+            not_after,
             algorithm,
         )
     return None
+
+
+def _covered(not_after: datetime, proven_at: datetime | None) -> str:
+    """Whether the evidence renewal covers a lapsed document timestamp: RFC 4998 keeps the PDF
+    provable only if its evidence record proves it existed before the TSA certificate ended."""
+    if proven_at is None:
+        return (
+            "no evidence record proves the PDF existed before then (none given, or it did not "
+            "pass): the PDF alone is no longer provable"
+        )
+    if proven_at < not_after:
+        return (
+            f"covered by its evidence record, which proves the PDF existed at "
+            f"{proven_at:%Y-%m-%d}, before that"
+        )
+    return (
+        f"not covered: its evidence record proves the PDF only from {proven_at:%Y-%m-%d}, "
+        "after that"
+    )
 
 
 def verify_document(pdf: bytes, *, trust: TrustPolicy, now: datetime) -> tuple[CheckResult, ...]:

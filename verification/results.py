@@ -75,7 +75,7 @@ def primary(results: Iterable[CheckResult]) -> CheckResult:
 class Renewal:
     """Why a record's newest document timestamp must be renewed (the renewal job's input)."""
 
-    reason_code: str  # horizon.tsa_expiring, horizon.weak_hash
+    reason_code: str  # horizon.tsa_expiring, horizon.tsa_expired, horizon.weak_hash
     message: str
     tsa_cert_not_after: datetime | None
     hash_algorithm: str | None

@@ -18,10 +18,8 @@ class VerificationSettings(Section):
         default=730,
         ge=1,
         le=36500,
-        description="list records whose newest timestamp's TSA certificate expires within this",
-    )
-    weak_hash_algorithms: tuple[str, ...] = Field(
-        default=("sha1", "md5"), description="timestamp hash algorithms that need renewal"
+        description="list records whose newest document timestamp's TSA certificate expires, "
+        "or whose hash weakens by [evidence] weak_algorithms, within this",
     )
     sample_share: float = Field(
         default=0.1, gt=0, le=1, description="share of each archive day the weekly sample checks"

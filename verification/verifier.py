@@ -75,7 +75,15 @@ class Verifier:
         reader = evidence.reader()
         try:
             return evidence.timed(
-                "horizon", lambda: renewal_need(pdf, now=now, settings=settings, reader=reader)
+                "horizon",
+                lambda: renewal_need(
+                    pdf,
+                    now=now,
+                    settings=settings,
+                    weak=self._env.weak,
+                    proven_at=evidence.proven_at,
+                    reader=reader,
+                ),
             )
         except Exception as e:  # noqa: BLE001 - unknown is listed for a person, never dropped
             what = f"the newest document timestamp could not be read ({type(e).__name__})"

@@ -92,10 +92,15 @@ class EvidenceStage:
         self._cache, self._threads = cache, io_threads
         self._step = on_step or (lambda _step: None)
         self._now: datetime | None = None
+        # The documents this stage held for a run in this process: their records' locks were
+        # set by this run, so the date held is the lock (no HEAD); see _retain_until.
+        self._held: tuple[str, frozenset[str]] = ("", frozenset())
+        self._fresh: frozenset[str] = frozenset()
 
     def hold(self, run_id: str, members: list[Member]) -> None:
         if members:
             self._state.save_pending(run_id, members)
+        self._held = (run_id, frozenset(m.key for m in members))
         self._step("held")
 
     def complete_safely(
@@ -121,6 +126,7 @@ class EvidenceStage:
         ``extra(run)``: documents known only after the hold (the run's catalog manifest)."""
         outcome = EvidenceOutcome()
         self._now = now
+        self._fresh = self._held[1] if self._held[0] == run_id else frozenset()
         trees, done = self._state.tree_ids(), self._state.done_runs()
         unresolved = self._state.pending_runs(done)
         for tree_id in sorted(trees - done):  # open: timestamped, records not all written
@@ -214,9 +220,18 @@ class EvidenceStage:
     def _retain_until(self, member: Member) -> datetime:
         """The date promised at the hold, or the record's own lock when it is later now: a
         retention upgrade made while this evidence was pending (a TSA outage) extended the
-        record but had no evidence record to extend (retention/upgrades.py). One HEAD."""
+        record but had no evidence record to extend (retention/upgrades.py).
+
+        Only a document held by an *earlier* run (or an earlier attempt of this one) can have
+        been upgraded while pending, so only those cost a HEAD. This run's own documents were
+        locked by this run to the date it held: no upgrade could have found them in the catalog
+        before this run's append, minutes ago. (An upgrade run *during* that append and this
+        stage is not excluded by the run lease; it reports the version as evidence pending, and
+        verification's ``evidence`` check would report the shorter lock as ``evidence.lock``.)"""
         record = record_of_evidence_key(member.key)
-        head = None if record is None else self._store.latest(record)
+        if record is None or member.key in self._fresh:
+            return member.retain_until
+        head = self._store.latest(record)
         locked = None if head is None else head.lock.retain_until
         return member.retain_until if locked is None else max(member.retain_until, locked)
 

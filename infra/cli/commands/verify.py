@@ -113,7 +113,7 @@ def verify_file_cmd(
     with --at, as if on that date; with --evidence, its evidence record too."""
     from archive import wiring
     from archive.sign import captured_library_log
-    from verification.as_of import verify_document_as_of
+    from verification.as_of import document_as_of
     from verification.document import renewal_need
     from verification.settings import weak_table
 
@@ -128,8 +128,10 @@ def verify_file_cmd(
     # A hostile file makes pyHanko log tracebacks; the verdict is one line, the log on request.
     with captured_library_log() as log:
         weak = weak_table(settings)
-        results = verify_document_as_of(pdf, trust=trust, as_of=now, evidence=record, weak=weak)
-        renewal = renewal_need(pdf, now=now, settings=settings.verification)
+        results, proven = document_as_of(pdf, trust=trust, as_of=now, evidence=record, weak=weak)
+        renewal = renewal_need(
+            pdf, now=now, settings=settings.verification, weak=weak, proven_at=proven
+        )
     _print_checks(results)
     if verbose:
         for line in log:

@@ -309,11 +309,18 @@ def test_verify_file_30_years_ahead_passes_only_with_a_renewed_record(
     assert code == 0, out
     assert out.splitlines()[0].startswith("as of ")
     assert out.splitlines()[-1] == "record.pdf: PASSED"
+    # 30 years on the document timestamp's TSA certificate has long expired: said so, covered.
+    [note] = [line for line in out.splitlines() if line.startswith("note ")]
+    assert note.startswith("note horizon.tsa_expired: "), note
+    assert "covered by its evidence record" in note, note
     code, out = verdicts["initial"]
     assert code == 1, out
     [evidence] = [line for line in out.splitlines() if line.split()[1:2] == ["evidence"]]
     assert evidence.split()[:3] == ["FAIL", "evidence", "evidence.expired"], evidence
     assert out.splitlines()[-1] == "record.pdf: FAILED"
+    [note] = [line for line in out.splitlines() if line.startswith("note ")]
+    assert note.startswith("note horizon.tsa_expired: "), note
+    assert "no evidence record proves the PDF existed before then" in note, note
 
 
 def test_a_record_s_evidence_costs_little_once_its_run_s_token_is_checked(

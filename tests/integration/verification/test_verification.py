@@ -432,12 +432,12 @@ def test_the_renewal_horizon_lists_expiring_tsa_certificates_and_weak_hashes(
 ) -> None:
     """Renewal is a to-do list for the timestamp-renewal job, not a failure."""
 
-    def renewals(**changes: Any) -> dict[str, set[str]]:
+    def renewals(settings: Settings = archived, **changes: Any) -> dict[str, set[str]]:
         vsettings = VerificationSettings(output_dir=tmp_path / "v", workers=1, **changes)
         plan = RunPlan.create(
-            archived, vsettings, selection=Selection(mode=Mode.FULL), now=datetime.now(UTC)
+            settings, vsettings, selection=Selection(mode=Mode.FULL), now=datetime.now(UTC)
         )
-        with VerificationRun.start(archived, vsettings, plan) as run:
+        with VerificationRun.start(settings, vsettings, plan) as run:
             for batch in run.batches():
                 run.verify_batch(batch)
             summary = run.finish()
@@ -449,7 +449,12 @@ def test_the_renewal_horizon_lists_expiring_tsa_certificates_and_weak_hashes(
     due = renewals(renewal_horizon_days=36500)
     assert set(due) == everyone
     assert set().union(*due.values()) == {"horizon.tsa_expiring"}
-    weak = renewals(renewal_horizon_days=1, weak_hash_algorithms=("sha256",))
+    # Weak by the evidence renewal's dated table: sha256 weakens tomorrow, within a 2-day
+    # horizon (the evidence check, judged today, still passes).
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
+    weakening = archived.evidence.model_copy(update={"weak_algorithms": (f"sha256@{tomorrow}",)})
+    dated = archived.model_copy(update={"evidence": weakening})
+    weak = renewals(dated, renewal_horizon_days=2)
     assert set().union(*weak.values()) == {"horizon.weak_hash"}
     assert set(weak) == everyone
 

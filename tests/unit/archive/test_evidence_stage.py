@@ -17,7 +17,8 @@ from archive.evidence import DataObject, TsaTrust, WeakAlgorithms, validate_evid
 from archive.pipeline.evidence_stage import EvidenceStage
 from archive.pipeline.evidence_state import DONE, TREES, EvidenceState, Member
 from archive.seal import LocalKeyring
-from archive.store import PutResult, SealedStore, evidence_key
+from archive.store import ObjectHead, PutResult, SealedStore, evidence_key
+from archive.store.naming import record_of_evidence_key
 from tests.support.evidence import local_tsa
 from tests.support.memstore import MemoryStore
 
@@ -125,3 +126,71 @@ def test_pending_runs_are_covered_by_the_next_tree_with_one_timestamp(tmp_path: 
     assert len(calls) == 1
     assert _proven(sealed, {**first, **second}) == 7
     assert {v.key for v in store.list_versions(DONE)} == {DONE + "run1", DONE + "run2"}
+
+
+class CountingStore(MemoryStore):
+    """Counts the lock look-ups (HEAD, or latest = list + HEAD) of record objects."""
+
+    record_heads = 0
+
+    def latest(self, key: str) -> ObjectHead | None:
+        self.record_heads += key.startswith("records/")
+        return super().latest(key)
+
+    def head(self, key: str, *, version_id: str) -> ObjectHead:
+        self.record_heads += key.startswith("records/")
+        return super().head(key, version_id=version_id)
+
+
+def _archived(store: MemoryStore, run: str, n: int) -> dict[str, tuple[bytes, Member]]:
+    """``n`` records stored and locked until UNTIL, as a run archives them."""
+    out = {}
+    for i in range(n):
+        pdf, record = f"{run} pdf {i}".encode(), f"records/v1/BV01/ab/{run}{i:036x}"
+        version = store.put_locked(record, b"sealed " + pdf, retain_until=UNTIL).version_id
+        key = evidence_key(object_key=record, version_id=version)
+        out[key] = (pdf, Member(key, hashlib.sha256(pdf).hexdigest(), UNTIL))
+    return out
+
+
+def test_an_upgrade_while_pending_reaches_the_evidence_lock_and_only_carried_members_cost_a_head(
+    tmp_path: Path,
+) -> None:
+    store, calls, tsa_up = CountingStore(), list[bytes](), [False]
+    stage, sealed = _stage(tmp_path, store, calls, lambda: tsa_up[0])
+    pending, fresh = _archived(store, "run1", 3), _archived(store, "run2", 4)
+    stage.hold("run1", [m for _, m in pending.values()])
+    assert stage.complete("run1", now=NOW, extra=lambda _r: []).pending == 3
+
+    # A retention upgrade while run1's evidence is pending: it extends the record, finds no
+    # evidence record to extend (retention/upgrades.py) and leaves it to the nightly run.
+    upgraded = next(iter(pending))
+    record = record_of_evidence_key(upgraded)
+    assert record is not None
+    later = UNTIL + timedelta(days=3650)
+    head = store.latest(record)
+    assert head is not None
+    store.extend_retention(record, version_id=head.version_id, retain_until=later)
+
+    tsa_up[0] = True
+    stage2 = EvidenceStage(  # the next night's process: a new stage over the same state
+        EvidenceState(tmp_path / "state", sealed),
+        sealed,
+        timestamper=lambda root: TSA.stamp(root, "sha256", NOW),
+        check=TsaTrust([TSA.root]),
+        cache=tmp_path / "cache",
+    )
+    stage2.hold("run2", [m for _, m in fresh.values()])
+    store.record_heads = 0
+    done = stage2.complete("run2", now=NOW, extra=lambda _r: [])
+    heads = store.record_heads
+    assert (done.written, done.pending) == (7, 0)
+    locks = {}
+    for key in (*pending, *fresh):
+        ers = sealed.latest(key)
+        assert ers is not None
+        locks[key] = ers.lock.retain_until
+    assert locks.pop(upgraded) == later  # at least as long as its upgraded record
+    assert set(locks.values()) == {UNTIL}
+    assert _proven(sealed, {**pending, **fresh}) == 7
+    assert heads == 3  # run1's carried members only (was 7: run2 locked its own, no HEAD)
