@@ -7,6 +7,8 @@ alternate between
 
 - *pyHanko*: its standard policy (``DEFAULT_DIFF_POLICY``) with pyHanko's own name and array
   readers, as before issue #15 item 2;
+- *no dict reader*: ours without :func:`archive.sign.pdf_tokens.read_dictionary` (pyHanko's
+  dictionary reader, our name and array readers: the state before the dictionary reader);
 - *ours*: :data:`archive.sign.diff_policy.POLICY` (each review once per document) with
   :mod:`archive.sign.pdf_tokens` installed,
 
@@ -46,7 +48,7 @@ from verification.document import (
     shared_reader,
 )
 
-SIDES = ("pyHanko", "ours")
+SIDES = ("pyHanko", "no dict reader", "ours")
 
 
 def documents(pki: DevPki) -> tuple[dict[str, bytes], TrustPolicy]:
@@ -74,8 +76,9 @@ def side(name: str) -> Iterator[None]:
     ours = diff_policy.POLICY
     if name == "pyHanko":
         diff_policy.POLICY = DEFAULT_DIFF_POLICY  # type: ignore[misc, assignment]
-        generic.NameObject.read_from_stream = pdf_tokens._ORIGINAL_NAME  # type: ignore[method-assign]
-        generic.ArrayObject.read_from_stream = pdf_tokens._ORIGINAL_ARRAY  # type: ignore[method-assign]
+        pdf_tokens.uninstall()
+    elif name == "no dict reader":
+        generic.DictionaryObject.read_from_stream = pdf_tokens._ORIGINAL_DICT  # type: ignore[method-assign]
     try:
         yield
     finally:

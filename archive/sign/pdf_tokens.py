@@ -1,25 +1,34 @@
-"""Faster readers for plain PDF names and plain integer arrays, installed into pyHanko's parser.
+"""Faster readers for plain PDF names, arrays and dictionaries, installed into pyHanko's parser.
 
-pyHanko 0.38 reads both a byte at a time: a name through ``read_until_delimiter`` (a generator
-over 1-byte reads) and ``_decode_name`` (a byte loop for ``#`` escapes); an array token by
-token, peeking 20 bytes for an indirect reference before every number and reading numbers in
-16-byte chunks. The incremental-update analysis of a signature reads every object of the signed
-revision (to know every way an object overwritten later could be reached), and an embedded
-font's ``/W`` array holds hundreds of integers: that parse was most of the analysis' CPU
-(profiled, issue #15 item 2).
+pyHanko 0.38 reads all three a byte at a time: a name through ``read_until_delimiter`` (a
+generator over 1-byte reads) and ``_decode_name`` (a byte loop for ``#`` escapes); an array or
+a dictionary token by token, peeking 20 bytes for an indirect reference before every number,
+reading numbers in 16-byte chunks and a reference's numbers byte by byte. The incremental-update
+analysis of a signature reads every object of the signed revision (to know every way an object
+overwritten later could be reached): that parse was most of the analysis' CPU (profiled, issue
+#15 item 2).
 
-Each reader gives the same object, the same stream position and the same errors as pyHanko's:
-when the input is in the plain form below it is built in one step, and anything else goes to
-pyHanko's own function, which then reads, raises or decides exactly as before:
+Each reader gives the same object, the same stream position, the same errors and warnings as
+pyHanko's: input in the plain form below is built in one step, and anything else goes to
+pyHanko's own code, which then reads, raises or decides exactly as before:
 
 * a name: ``/`` then printable ASCII other than delimiters and ``#``, ended by PDF whitespace
   or a delimiter (no escapes, nothing pyHanko would refuse or decode);
 * an array: ``[``, decimal integers without sign or point, PDF whitespace, and arrays of the
-  same one level deep, then ``]`` (no reference, name, real, comment or stray byte).
+  same one level deep, then ``]`` (no reference, name, real, comment or stray byte); or ``[``,
+  indirect references ``N G R`` (N from 1, at most 10 digits, G at most 5, single spaces) and
+  PDF whitespace, then ``]``;
+* a dictionary: pyHanko's loop entry by entry, where an entry of a plain name key, PDF
+  whitespace and a plain name, a plain reference (as above, ended by whitespace or a
+  delimiter) or an integer followed by the next key or the end is read in one step; any other
+  value by pyHanko's ``read_object``, any other entry (a comment, an odd key, the end of the
+  stream) by pyHanko's statements from the same position; the stream payload by pyHanko's
+  function. Content-stream dictionaries always go to pyHanko.
 
 A stream that is not a ``BytesIO`` always goes to pyHanko. ``tests/unit/archive/
-test_pdf_tokens.py`` compares both readers with pyHanko's on edge cases, every object of real
-signed documents and random input. pyHanko is pinned at 0.38.0: recheck on any upgrade.
+test_pdf_tokens.py`` compares the readers with pyHanko's on edge cases, random input (strict
+and lenient) and, with ``tests/integration/archive/test_diff_policy.py``, every object of real
+signed documents. pyHanko is pinned at 0.38.0: recheck on any upgrade.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ __all__ = ["install", "read_array", "read_dictionary", "read_name", "uninstall"]
 _ORIGINAL_NAME: Final[Callable[[Any], Any]] = generic.NameObject.read_from_stream
 _ORIGINAL_ARRAY: Final[Callable[..., Any]] = generic.ArrayObject.read_from_stream
 _ORIGINAL_DICT: Final[Callable[..., Any]] = generic.DictionaryObject.read_from_stream
+_pdf: Any = generic  # pyHanko's parser module, untyped: called as the originals call it
 
 # pyhanko.pdf_utils.misc.PDF_WHITESPACE and PDF_DELIMITERS, no more.
 _WS = rb"[ \n\r\t\x0c\x00]"
@@ -113,7 +123,7 @@ def _references(stream: io.BytesIO, text: bytes, container_ref: Any) -> Any:
     handler = container_ref.get_pdf_handler()
     outer = generic.ArrayObject()
     for idnum, generation in _REF_TOKEN.findall(text):
-        reference = generic.IndirectObject(int(idnum), int(generation), handler)
+        reference = _pdf.IndirectObject(int(idnum), int(generation), handler)
         reference.container_ref = container_ref
         outer.append(reference)
     stream.seek(stream.tell() + len(text))
@@ -148,18 +158,18 @@ def read_dictionary(
                 stream.seek(closed.end())
                 break
             if (entry := _ENTRY.match(view, pos)) is None:  # pyHanko's statements, one entry
-                if generic.read_non_whitespace(stream) == b">":
+                if _pdf.read_non_whitespace(stream) == b">":
                     stream.read(1)
                     break
                 stream.seek(-1, io.SEEK_CUR)
                 try:
-                    key = generic.NameObject.read_from_stream(stream)
+                    key = _pdf.NameObject.read_from_stream(stream)
                 except Exception as ex:
-                    raise generic.PdfReadError(
+                    raise _pdf.PdfReadError(
                         f"Failed to read dictionary key at byte 0x{hex(stream.tell())}; "
                         "expected PDF name"
                     ) from ex
-                generic.read_non_whitespace(stream)
+                _pdf.read_non_whitespace(stream)
                 stream.seek(-1, io.SEEK_CUR)
                 value = _read_object(stream, container_ref, in_content_stream)
             else:
@@ -169,7 +179,7 @@ def read_dictionary(
                 if name is not None:
                     value = generic.NameObject("/" + bytes(name).decode("ascii"))
                 elif idnum is not None:
-                    value = generic.IndirectObject(int(idnum), int(generation), handler)
+                    value = _pdf.IndirectObject(int(idnum), int(generation), handler)
                 elif number is not None:
                     value = generic.NumberObject(int(number))  # type: ignore[no-untyped-call]
                 else:  # any other value: pyHanko's read_object from its first byte
@@ -180,20 +190,20 @@ def read_dictionary(
                 continue
             err = f"Multiple definitions in dictionary at byte {hex(stream.tell())} for key {key}"
             if handler.strict:
-                raise generic.PdfStrictReadError(err)
-            generic.logger.warning(err)
+                raise _pdf.PdfStrictReadError(err)
+            _pdf.logger.warning(err)
     return _finish(stream, data, handler, as_metadata_stream)
 
 
 def _read_object(stream: io.BytesIO, container_ref: Any, mode: Any) -> Any:
-    return generic.read_object(stream, container_ref, in_content_stream=mode)
+    return _pdf.read_object(stream, container_ref, in_content_stream=mode)
 
 
 def _finish(stream: io.BytesIO, data: dict[Any, Any], handler: Any, metadata: bool) -> Any:
     """The end of pyHanko's reader: a stream's payload, or a dictionary."""
-    stream_data = generic._maybe_read_stream_payload(stream, data, handler)
+    stream_data = _pdf._maybe_read_stream_payload(stream, data, handler)
     if stream_data is None:
-        return generic.DictionaryObject(data)
+        return _pdf.DictionaryObject(data)
     stm_cls: Any = generic.StreamObject
     if metadata:
         from pyhanko.pdf_utils.metadata.xmp_xml import MetadataStream

@@ -112,8 +112,7 @@ CASES: dict[str, tuple[Callable[[dict[str, bytes]], bytes], bool]] = {
 
 @contextlib.contextmanager
 def _pyhankos_own_parser() -> Iterator[None]:
-    generic.NameObject.read_from_stream = pdf_tokens._ORIGINAL_NAME  # type: ignore[method-assign]
-    generic.ArrayObject.read_from_stream = pdf_tokens._ORIGINAL_ARRAY  # type: ignore[method-assign]
+    pdf_tokens.uninstall()
     try:
         yield
     finally:

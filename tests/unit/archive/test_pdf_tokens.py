@@ -66,6 +66,10 @@ ARRAYS = [
     b"[3  0 R]",  # two spaces: read by bytes.isspace
     b"[3\x000 R]",  # NUL: PDF whitespace, not isspace
     b"[3 0 R 5]",
+    b"[3 0  R]",
+    b"[3 0\x0bR]",
+    b"[3 0 \x0bR]",
+    b"[3 0 R\x0b]",
     b"[5 3 0 R]",
     b"[3 0 R",
 ]
@@ -92,6 +96,11 @@ DICTIONARIES = [
     b"<< /A 1 0 R2 >>",
     b"<< /A 1 0 Rx >>",
     b"<< /A 1  0 R >>",
+    b"<< /A 1 0  R >>",
+    b"<< /A 1 0\x0bR >>",  # isspace, not PDF whitespace
+    b"<< /A 1 0\x00R >>",  # PDF whitespace, not isspace
+    b"<< /A 1 0 \x0bR >>",
+    b"<< /A 1\x0b0 R >>",
     b"<< /A 1\x0b >>",
     b"<< /A 1, /B 2 >>",
     b"<< /A 7/B 8>>",
@@ -124,7 +133,7 @@ def _describe(value: Any) -> object:
         if isinstance(value, generic.StreamObject):
             inner = (inner, value.encoded_data)
     elif isinstance(value, generic.IndirectObject):
-        inner = (value.idnum, value.generation, id(value.get_pdf_handler()))
+        inner = (value.idnum, value.generation, id(value.reference.pdf))
     else:
         inner = value
     return (type(value), inner, getattr(value, "container_ref", None))
@@ -163,12 +172,9 @@ def test_the_readers_are_installed_and_pyhanko_parses_through_them() -> None:
     assert generic.DictionaryObject.read_from_stream is pdf_tokens.read_dictionary
     data = io.BytesIO(b"<< /W [0 [1 2] 3] /T /Font /K [3 0 R] /P 3 0 R >>")
     parsed: Any = generic.read_object(data, generic.Reference(1))
-    assert parsed == {
-        "/W": [0, [1, 2], 3],
-        "/T": "/Font",
-        "/K": [generic.IndirectObject(3, 0, None)],
-        "/P": generic.IndirectObject(3, 0, None),
-    }
+    indirect: Any = generic.IndirectObject
+    three = indirect(3, 0, None)
+    assert parsed == {"/W": [0, [1, 2], 3], "/T": "/Font", "/K": [three], "/P": three}
 
 
 def _handler(strict: bool) -> Any:
@@ -183,9 +189,11 @@ KEYS = ([b"/A", b"/B", b"/Type", b"/"], [b"/A#20", b"/\x80", b"A", b"1"])
 GAPS = ([b"", b" ", b"\n", b"\r\n", b"\x00", b"\x0c"], [b"%c\n", b"\x0b", b"%c"])
 VALUES = (
     [b"1", b"12", b"007", b"3 0 R", b"/N", b"/", b"[1 2]", b"[3 0 R 4 0 R]", b"<<>>"],
-    [b"3 0 R2", b"3 0 Rx", b"0 0 R", b"3  0 R", b"3\t0 R", b"12345678901 0 R", b"/N#41"]
-    + [b"[3 0 R 4]", b"<< /C 4 0 R >>", b"(s)", b"<41>", b"1.5", b"-2", b"+1", b"1,", b"true"]
-    + [b"null", b"", b">"],
+    [
+        *(b"3 0 R2", b"3 0 Rx", b"0 0 R", b"3  0 R", b"3\t0 R", b"12345678901 0 R", b"/N#41"),
+        *(b"[3 0 R 4]", b"<< /C 4 0 R >>", b"(s)", b"<41>", b"1.5", b"-2", b"+1", b"1,"),
+        *(b"true", b"null", b"", b">"),
+    ],
 )
 
 
