@@ -17,7 +17,7 @@ pyHanko's own code, which then reads, raises or decides exactly as before:
 * an array: ``[``, decimal integers without sign or point, PDF whitespace, and arrays of the
   same one level deep, then ``]`` (no reference, name, real, comment or stray byte); or ``[``,
   indirect references ``N G R`` (N from 1, at most 10 digits, G at most 5, single spaces) and
-  PDF whitespace, then ``]``;
+  PDF whitespace, then ``]``, outside content streams;
 * a dictionary: pyHanko's loop entry by entry, where an entry of a plain name key, PDF
   whitespace and a plain name, a plain reference (as above, ended by whitespace or a
   delimiter) or an integer followed by the next key or the end is read in one step; any other
@@ -96,7 +96,8 @@ def read_array(stream: Any, container_ref: Any, in_content_stream: Any = None) -
     with stream.getbuffer() as view:
         found = _ARRAY.match(view, start)
         if found is None:
-            found = _REFS.match(view, start)
+            # a content stream has no references: pyHanko reads numbers and an operator there
+            found = None if mode else _REFS.match(view, start)
             if found is None:
                 return _ORIGINAL_ARRAY(stream, container_ref, in_content_stream=mode)
             return _references(stream, bytes(view[start : found.end()]), container_ref)

@@ -159,11 +159,14 @@ def test_the_name_reader_gives_pyhankos_object_position_and_error(data: bytes) -
 @pytest.mark.parametrize(
     "data", ARRAYS + _random(b"0123456789  [[]]]\n\x00R./+-%\x0b", b"[", 400, seed=16)
 )
-def test_the_array_reader_gives_pyhankos_object_position_and_error(data: bytes) -> None:
+@pytest.mark.parametrize("mode", list(generic.ContentOpReading))  # a content stream's too
+def test_the_array_reader_gives_pyhankos_object_position_and_error(
+    data: bytes, mode: generic.ContentOpReading
+) -> None:
     whole = b"1 0 obj " + data + b" endobj"
     container = generic.Reference(1, 0)
-    ours = _read(pdf_tokens.read_array, whole, 8, container)
-    assert ours == _read(pdf_tokens._ORIGINAL_ARRAY, whole, 8, container)
+    ours = _read(pdf_tokens.read_array, whole, 8, container, mode)
+    assert ours == _read(pdf_tokens._ORIGINAL_ARRAY, whole, 8, container, mode)
 
 
 def test_the_readers_are_installed_and_pyhanko_parses_through_them() -> None:
@@ -229,6 +232,17 @@ def test_the_dictionary_reader_gives_pyhankos_object_position_error_and_warning(
         theirs = _read(pdf_tokens._ORIGINAL_DICT, whole, 8, container)
     assert ours == theirs
     assert warned == caplog.messages
+
+
+@pytest.mark.parametrize("mode", list(generic.ContentOpReading)[1:])
+@pytest.mark.parametrize("data", DICTIONARIES)
+def test_a_content_streams_dictionary_is_read_as_pyhanko_reads_it(
+    data: bytes, mode: generic.ContentOpReading
+) -> None:
+    whole = b"BDC " + data + b" EMC"
+    container = generic.Reference(1, 0, HANDLERS[True])
+    ours = _read(pdf_tokens.read_dictionary, whole, 4, container, False, mode)
+    assert ours == _read(pdf_tokens._ORIGINAL_DICT, whole, 4, container, False, mode)
 
 
 def test_pyhankos_readers_come_back_for_comparisons() -> None:
