@@ -12,8 +12,10 @@ parsed file (a strict, immutable reader) and that key, and hands back a copy.
 
 Nothing is judged differently: a review that was not done yet is pyHanko's, rule for rule, and
 the policy has exactly the default policy's rules and settings. What made the review itself
-cheaper is the parse it spends most of its time in (reading every object of the signed
-revision): :mod:`archive.sign.pdf_tokens`, installed by :mod:`archive.sign`.
+cheaper is the parse it spent most of its time in (reading every object of the signed
+revision): :mod:`archive.sign.pdf_tokens`, installed by :mod:`archive.sign`; and the copy of
+every object into the signed revision's view (``HistoricalResolver._subsume_object``), which
+for a plain value builds a container reference it then drops: :func:`install`, at import.
 ``tests/integration/archive/test_diff_policy.py`` runs both policies on genuine documents (one
 and several renewals) and on documents altered after signing, and compares the verdicts.
 """
@@ -21,9 +23,10 @@ and several renewals) and on documents altered after signing, and compares the v
 from __future__ import annotations
 
 import weakref
-from collections.abc import Hashable
-from typing import Final
+from collections.abc import Callable, Hashable
+from typing import Any, Final
 
+from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader
 from pyhanko.sign.diff_analysis import (
     DEFAULT_DIFF_POLICY,
@@ -33,7 +36,7 @@ from pyhanko.sign.diff_analysis import (
 )
 from pyhanko.sign.fields import FieldMDPSpec, MDPPerm
 
-__all__ = ["POLICY", "ReviewOncePolicy"]
+__all__ = ["POLICY", "ReviewOncePolicy", "install", "uninstall"]
 
 Review = DiffResult | SuspiciousModification
 
@@ -94,3 +97,47 @@ def _key(
 
 
 POLICY: Final = ReviewOncePolicy()
+
+
+_ORIGINAL_SUBSUME: Final[Callable[[HistoricalResolver, Any], Any]] = (
+    HistoricalResolver._subsume_object
+)
+# values pyHanko 0.38's _subsume_object hands back as they are (after building, from the
+# value's container reference, a reference to the revision's view that it does not use)
+_PLAIN: Final = frozenset(
+    {
+        generic.NameObject,
+        generic.NumberObject,
+        generic.FloatObject,
+        generic.BooleanObject,
+        generic.NullObject,
+        generic.TextStringObject,
+        generic.ByteStringObject,
+    }
+)
+
+
+def _subsume(resolver: HistoricalResolver, obj: Any) -> Any:
+    """pyHanko's ``_subsume_object``; a plain value with a plain container reference at once.
+
+    The reference pyHanko would build reads the container reference's number and generation,
+    which a :class:`generic.Reference` has, and has no other effect; anything else (a
+    container, a reference, an encrypted value, a value without or with another kind of
+    container reference, where pyHanko raises or builds) is pyHanko's, recursing through here.
+    """
+    if type(obj) in _PLAIN and type(obj.container_ref) is generic.Reference:
+        return obj
+    return _ORIGINAL_SUBSUME(resolver, obj)
+
+
+def install() -> None:
+    """Make every historical view use :func:`_subsume` (idempotent)."""
+    HistoricalResolver._subsume_object = _subsume  # type: ignore[method-assign]
+
+
+def uninstall() -> None:
+    """pyHanko's own copy again (for comparisons and benchmarks)."""
+    HistoricalResolver._subsume_object = _ORIGINAL_SUBSUME  # type: ignore[method-assign]
+
+
+install()

@@ -25,7 +25,7 @@ from pyhanko.sign.diff_analysis import (
 )
 
 from archive.render import Renderer
-from archive.sign import DocumentSigner, SignedDocument, SignerConfig, pdf_tokens
+from archive.sign import DocumentSigner, SignedDocument, SignerConfig, diff_policy, pdf_tokens
 from archive.sign.config import load_certificates
 from archive.sign.diff_policy import POLICY
 from archive.sign.renew import DocumentRenewer
@@ -112,12 +112,13 @@ CASES: dict[str, tuple[Callable[[dict[str, bytes]], bytes], bool]] = {
 
 @contextlib.contextmanager
 def _pyhankos_own_parser() -> Iterator[None]:
-    generic.NameObject.read_from_stream = pdf_tokens._ORIGINAL_NAME  # type: ignore[method-assign]
-    generic.ArrayObject.read_from_stream = pdf_tokens._ORIGINAL_ARRAY  # type: ignore[method-assign]
+    pdf_tokens.uninstall()
+    diff_policy.uninstall()
     try:
         yield
     finally:
         pdf_tokens.install()
+        diff_policy.install()
 
 
 def _verdicts(pdf: bytes, policy: DiffPolicy, *, times: int = 1) -> list[object]:
