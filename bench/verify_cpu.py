@@ -43,7 +43,7 @@ from pyhanko_certvalidator import ValidationContext
 
 from archive.catalog import CatalogRow
 from archive.render import hex_strings
-from archive.sign import name_equality, name_prep, path_cache
+from archive.sign import diff_policy, name_equality, name_prep, path_cache, pdf_tokens
 from archive.sign.contexts import forget_chains
 from verification.checks import FULL
 from verification.document import (
@@ -70,6 +70,8 @@ def cold() -> Iterator[None]:
     x509.NameTypeAndValue._ldap_string_prep = name_prep._ORIGINAL
     path_cache.uninstall()
     name_equality.uninstall()
+    pdf_tokens.uninstall()
+    diff_policy.uninstall()
     try:
         yield
     finally:
@@ -77,6 +79,8 @@ def cold() -> Iterator[None]:
         name_prep.install()
         path_cache.install()
         name_equality.install()
+        pdf_tokens.install()
+        diff_policy.install()
 
 
 def check_cpu(
