@@ -80,7 +80,7 @@ def verify(
     with VerificationRun.start(settings, vsettings, plan) as run:
         started = time.perf_counter()
         rows = run.rows if limit is None else run.rows[:limit]
-        run.verify_batch(rows[:1])  # spawn and initialise the worker pool
+        run.verify_batch(rows[: 2 * plan.workers])  # spawn and initialise every worker
         warm = time.perf_counter()
         pool, store, mine = _cpu_of(_pool_pids()), _cpu_of(_store_pids(settings)), _cpu_seconds()
         size = plan.batch_size

@@ -36,7 +36,8 @@ class GetStore(MemoryStore):
 
     def __init__(self) -> None:
         super().__init__()
-        self.answer, self.serve, self.fail = True, b"", None
+        self.answer, self.serve = True, b""
+        self.fail: Exception | None = None
         self.heads = 0
 
     def read(self, key: str, *, version_id: str) -> ObjectRead:
