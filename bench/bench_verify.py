@@ -12,6 +12,10 @@ then verifies every record:
   stock pyHanko (``validate_pdf_signature`` with a fresh ValidationContext per document), beside
   the issue's figures from before (measured as wall seconds on a loaded machine).
 
+Each verification line gives, besides records/s, the steady CPU per record (after the pool
+started) of the pool, this process and SeaweedFS (read from /proc): the stack shares the cores,
+so its CPU bounds the throughput as much as ours.
+
 The library is timed, not the Prefect flow (the flow adds ~1 s of tasks per run, see
 bench_nightly for orchestration overhead). Nothing is asserted: the machine is shared and noisy.
 Targets (issue #15 item 2): full >= 50 records/s, fixity >= 500 records/s, >= 5x stock pyHanko.
@@ -24,6 +28,7 @@ import os
 import resource
 import time
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from archive.pipeline import ArchiveRun, RunOptions, window_for
@@ -74,23 +79,68 @@ def verify(
     cpu = _cpu_seconds()
     with VerificationRun.start(settings, vsettings, plan) as run:
         started = time.perf_counter()
-        if limit is not None:
-            run.rows = run.rows[:limit]
-        run.verify_batch(run.rows[:1])  # spawn and initialise the worker pool
+        rows = run.rows if limit is None else run.rows[:limit]
+        run.verify_batch(rows[: 2 * plan.workers])  # spawn and initialise every worker
         warm = time.perf_counter()
-        for batch in run.batches():
-            run.verify_batch(batch)
+        pool, store, mine = _cpu_of(_pool_pids()), _cpu_of(_store_pids(settings)), _cpu_seconds()
+        size = plan.batch_size
+        for i in range(0, len(rows), size):
+            run.verify_batch(rows[i : i + size])
         steady = time.perf_counter() - warm
+        pool = _cpu_of(_pool_pids()) - pool
+        store = _cpu_of(_store_pids(settings)) - store
+        mine = _cpu_seconds() - mine
         summary = run.finish()
     cpu = _cpu_seconds() - cpu  # the pool's processes are reaped when the run closes
+    n = len(rows)
     print(
         f"  {checks}: start (catalog, bucket copies, inventory) {started - begin:.2f} s, "
         f"pool start {warm - started:.2f} s, records {steady:.2f} s "
-        f"= {len(run.rows) / steady:.1f} records/s steady; "
-        f"{cpu / len(run.rows) * 1000:.1f} ms CPU per record (this process and its pool, "
-        "the pool's start included)"
+        f"= {n / steady:.1f} records/s steady; "
+        f"{cpu / n * 1000:.1f} ms CPU per record (this process and its pool, "
+        f"the pool's start included); steady, ms CPU per record: pool {pool / n * 1000:.2f}, "
+        f"this process {mine / n * 1000:.2f}, SeaweedFS {store / n * 1000:.2f}"
     )
     return summary
+
+
+def _pool_pids() -> list[int]:
+    """This process's worker pool (spawned children; the stack's servers are children too)."""
+    return [p for p in _children() if b"multiprocessing" in _cmdline(p)]
+
+
+def _store_pids(settings: Settings) -> list[int]:
+    where = str(settings.seaweedfs_dir).encode()
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and where in _cmdline(int(p))]
+
+
+def _children() -> list[int]:
+    me, out = os.getpid(), []
+    for p in os.listdir("/proc"):
+        if p.isdigit() and _stat(int(p))[1:2] == [str(me)]:
+            out.append(int(p))
+    return out
+
+
+def _stat(pid: int) -> list[str]:
+    """Fields of /proc/<pid>/stat after the command: state, ppid, ...; [] when gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _cpu_of(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` (those still running)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    return sum((int(f[11]) + int(f[12])) / tick for f in map(_stat, pids) if f)
 
 
 def _timed(label: str, fn: Any) -> tuple[Summary, float]:

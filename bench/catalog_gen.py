@@ -97,7 +97,7 @@ def _manifest_table(
         "retention_class": pa.array([CLASSES[c] for c in classes]),
         "retain_until": _times(keep),
         "bucket": pa.array(["emr-archive"] * n),
-        "object_key": _hex(n, 19, prefix=b"records/r1"),
+        "object_key": _hex(n, 19, prefix=b"records/v1/r1"),  # under RECORDS_PREFIX, as listed
         "version_id": _hex(n, 16),
         "pdf_sha256": _hex(n, 32),
         "data_sha256": _hex(n, 32),

@@ -1,7 +1,10 @@
 """What the record checks look at: one catalogued record's object, fetched once and shared.
 
-Each stage (HEAD, GET, unseal) runs at most once per record, whichever check asks first, and its
-outcome (value or exception) is kept, so five checks cost one GET and one unseal. A check that
+Each stage (GET, HEAD, unseal) runs at most once per record, whichever check asks first, and its
+outcome (value or exception) is kept, so five checks cost one GET and one unseal. The GET answers
+the version's checksum, lock and hold too (:class:`archive.store.MetaReader`), hashed as it
+streams in: a HEAD is sent only when the store's GET left one out or failed (a version that is
+listed but cannot be read is still reported present and unreadable, as before). A check that
 needs a stage an earlier check found broken gets :class:`NotReached`: it is reported as
 indeterminate ``<check>.not_reached`` and the record's bottom line names the real failure.
 """
@@ -19,12 +22,20 @@ from typing import Any, TypeVar, cast
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from archive.catalog import CatalogRow
+from archive.core.errors import ObjectNotFoundError, RehomedError, StoreUnavailableError
 from archive.core.settings import SealSettings
 from archive.evidence import WeakAlgorithms
 from archive.pipeline.evidence_current import Renewal
 from archive.seal import KeyProvider, ObjectIdentity, unseal
 from archive.sign import TrustPolicy
-from archive.store import ObjectHead, ObjectStore
+from archive.store import (
+    MetaReader,
+    ObjectHead,
+    ObjectRead,
+    ObjectStore,
+    RehomedStore,
+    sha256_hex,
+)
 from verification.config import HoldSource, VerificationSettings
 from verification.document import shared_reader
 
@@ -66,17 +77,31 @@ class Evidence:
         """``fn``'s outcome, computed at most once per record (a check another check needs)."""
         return self._once(stage, fn)
 
+    def fetched(self) -> ObjectRead:
+        """The one GET: bytes, their SHA-256 as read, and the version's metadata if answered."""
+        key, version = self.row.object_key, self.row.version_id
+        return self._once("get", lambda: read_object(self.env.store, key, version))
+
     def head(self) -> ObjectHead:
+        """The version's checksum, size and lock: from the GET's response when it says them
+        all, else from a HEAD (a store that leaves them out, or a GET that failed otherwise than
+        by a missing version: a damaged object is still present, and its lock still checked)."""
+        try:
+            answered = self.fetched().head
+        except (ObjectNotFoundError, RehomedError, StoreUnavailableError):
+            raise  # what a HEAD would answer too
+        except Exception:  # noqa: BLE001 - unreadable: the object check reports it after the HEAD
+            answered = None
+        if answered is not None:
+            return answered
         key, version = self.row.object_key, self.row.version_id
         return self._once("head", lambda: self.env.store.head(key, version_id=version))
 
     def sealed(self) -> bytes:
-        key, version = self.row.object_key, self.row.version_id
-        return self._once("get", lambda: self.env.store.get(key, version_id=version))
+        return self.fetched().data
 
     def sealed_sha256(self) -> str:
-        sealed = self.sealed()  # outside the "hash" timing, which would count the GET twice
-        return self._once("hash", lambda: hashlib.sha256(sealed).hexdigest())
+        return self.fetched().sha256
 
     def pdf(self) -> bytes:
         """The unsealed PDF, only once the sealed bytes are the catalogued ones and opened."""
@@ -131,3 +156,18 @@ class Evidence:
         if not ok:
             raise value
         return cast(_T, value)
+
+
+def read_object(store: ObjectStore, key: str, version_id: str) -> ObjectRead:
+    """One GET with the version's metadata where the store answers it (the primary's S3 store,
+    also inside the :class:`RehomedStore` every reader gets); a version a primary repair restored
+    (missing at its catalogued id) is read through the re-homed store, which checks it."""
+    inner = store.inner if isinstance(store, RehomedStore) else store
+    if isinstance(inner, MetaReader):
+        try:
+            return inner.read(key, version_id=version_id)
+        except ObjectNotFoundError:
+            if inner is store:
+                raise
+    data = store.get(key, version_id=version_id)
+    return ObjectRead(data, sha256_hex(data), None)

@@ -23,9 +23,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+
 from archive.catalog import BUCKET_PREFIX, Catalog
 from archive.core.errors import CatalogError, ChainBrokenError, ManifestCorruptError, SealError
-from archive.store import RECORDS_PREFIX, ObjectStore, ObjectVersion, sha256_hex
+from archive.store import ObjectStore, ObjectVersion, sha256_hex
+from verification.catalog_index import CatalogIndex
 from verification.results import CheckResult
 
 CHAIN = "catalog.chain"
@@ -116,37 +119,47 @@ def inventory(
     verified: set[tuple[str, str]],
     map_refused: bool = False,
 ) -> tuple[CheckResult, tuple[Finding, ...]]:
-    """Compare the catalog's (key, version) pairs with the bucket's versions under records/.
-    ``map_refused``: ``versions`` is the bare primary's listing, the re-homed map being refused."""
-    wanted = set(catalogued)
-    keys = {k for k, _ in wanted}
+    """:func:`compare_inventory` of pairs at hand (a run streams the catalog into the index)."""
+    pairs = list(catalogued)
+    with CatalogIndex() as index:
+        table = pa.table(
+            {"object_key": [k for k, _ in pairs], "version_id": [v for _, v in pairs]},
+            schema=pa.schema([("object_key", pa.string()), ("version_id", pa.string())]),
+        )
+        index.add(table, pa.array([p in verified for p in pairs], pa.bool_()))
+        index.add_listing(versions)
+        return compare_inventory(index, map_refused=map_refused)
+
+
+def compare_inventory(
+    index: CatalogIndex, *, map_refused: bool = False
+) -> tuple[CheckResult, tuple[Finding, ...]]:
+    """Compare the catalog's (key, version) pairs with the bucket's versions under records/ (both
+    in ``index``); pairs the run verifies one by one are not reported missing here (the record
+    checks do). ``map_refused``: the listing is the bare primary's, the re-homed map refused."""
     found: list[Finding] = []
-    present: set[tuple[str, str]] = set()
-    for v in versions:
-        if not v.key.startswith(RECORDS_PREFIX):
-            continue
-        pair = (v.key, v.version_id)
-        if v.is_delete_marker and v.key in keys:
+    for v in index.listed():
+        pair = (v.object_key, v.version_id)
+        if v.is_delete_marker and v.key_catalogued:
             found.append(
                 Finding(
                     "inventory.delete_marker", *pair, "a delete marker hides a catalogued record"
                 )
             )
-        elif not v.is_delete_marker and pair not in wanted:
+        elif not v.is_delete_marker and not v.catalogued:
             code, what = (
                 ("inventory.newer_version", "a version no catalog row names, over a catalogued key")
-                if v.key in keys
+                if v.key_catalogued
                 else ("inventory.orphan", "an object no catalog row names")
             )
             found.append(Finding(code, *pair, what))
-        present.add(pair)
-    for pair in sorted(wanted - present - verified):
+    for pair in index.missing():
         found.append(
             Finding("inventory.missing", *pair, "a catalogued version is not in the bucket")
         )
     if map_refused:
-        found = _unmapped(found, {k for k, v in wanted - present})
-    return _inventory_result(found, len(wanted)), tuple(found)
+        found = _unmapped(found, index.unlisted_keys())
+    return _inventory_result(found, index.pair_count()), tuple(found)
 
 
 def _unmapped(found: list[Finding], gone: set[str]) -> list[Finding]:

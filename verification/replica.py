@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from archive.catalog import CatalogRow
 from archive.core.errors import StoreError
 from archive.store import (
     COMPLIANCE,
@@ -27,6 +26,7 @@ from archive.store import (
     ObjectStore,
     sha256_hex,
 )
+from verification.catalog_index import Newest
 from verification.config import HoldSet
 from verification.inventory import Finding
 from verification.results import CheckResult
@@ -36,12 +36,14 @@ _SKIP = UNREPLICATED_PREFIXES  # coordination objects: no copy at the other site
 
 
 def compare_sites(
-    rows: Iterable[CatalogRow], primary: ObjectStore, replica: ObjectStore, *, holds: HoldSet
+    records: Iterable[Newest], primary: ObjectStore, replica: ObjectStore, *, holds: HoldSet
 ) -> tuple[CheckResult, tuple[Finding, ...]]:
+    """``records``: each catalogued key's newest row, once (:meth:`CatalogIndex.newest`)."""
     found: list[Finding] = []
-    records = {r.object_key: r for r in rows}  # oldest first: a key's newest row wins
+    count = 0
     try:
-        for row in records.values():
+        for row in records:
+            count += 1
             want_hold = holds.expected_hold(row.encounter_id)
             found += _check(replica, row.object_key, row.sealed_sha256, row.retain_until, want_hold)
     except StoreError as e:
@@ -64,7 +66,7 @@ def compare_sites(
         return CheckResult.indeterminate(
             REPLICA, "replica.unavailable", f"a site could not be read ({type(e).__name__})"
         ), tuple(found)
-    return _result(found, len(records)), tuple(found)
+    return _result(found, count), tuple(found)
 
 
 def unreachable(error: Exception) -> CheckResult:

@@ -5,6 +5,10 @@ CLI and the benchmark.
 Read only: the store is opened with the read-only identity and nothing is uploaded; the catalog
 is opened (which verifies its chain), never appended to. A broken catalog chain stops the run
 after the archive-wide checks: its rows cannot be trusted to say what to verify.
+
+Memory does not grow with the catalog: the selection streams from the manifests in batches
+(:func:`verification.select.selected`), and the archive-wide comparisons go through an on-disk
+index (:mod:`verification.catalog_index`). What grows is the results of the records verified.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from archive import wiring
 from archive.audit import AuditEvent, AuditLog, ChainReport
@@ -24,15 +29,16 @@ from archive.core.errors import ReplicaError
 from archive.core.pool import split, worker_pool
 from archive.core.settings import Settings
 from archive.store import ObjectStore, ReplicatedStore, S3ObjectStore, SealedStore, open_sites
+from verification.catalog_index import CatalogIndex
 from verification.config import HoldSet, VerificationSettings, output_directory
-from verification.inventory import Finding, compare_bucket_copies, inventory, open_catalog
+from verification.inventory import Finding, compare_bucket_copies, compare_inventory, open_catalog
 from verification.log import write_log
 from verification.rehomed import check_rehomed
 from verification.remote import VerifyContext
 from verification.replica import REPLICA, compare_sites, unreachable, unreachable_finding
 from verification.report import Summary, write_reports
 from verification.results import CheckResult, RecordResult, Status
-from verification.select import Selection, catalog_rows, select
+from verification.select import Selection, marked, selected
 from verification.worker import FULL_CHECKS, init_worker, verify_chunk
 
 Progress = Callable[[int, int], None]  # (records done, records selected)
@@ -92,16 +98,20 @@ class VerificationRun:
         holds: HoldSet,
         archive_checks: list[CheckResult],
         findings: tuple[Finding, ...],
-        rows: list[CatalogRow],
+        source: Callable[[], Iterable[list[CatalogRow]]],
+        selected: int,
         audit_store: ObjectStore,
         signers: frozenset[str] = frozenset(),
     ) -> None:
+        """``source``: the selected rows, read again from the catalog each time it is called;
+        ``selected``: how many rows it yields."""
         self.settings, self.vsettings, self.plan, self.holds = settings, vsettings, plan, holds
         self.signers = signers  # every signer the catalog recorded: the hospital's keys
         self._audit_store = audit_store
         self.archive_checks = archive_checks
         self.findings = findings
-        self.rows = rows
+        self._source = source
+        self.selected = selected
         self.results: list[RecordResult] = []
         self.progress: Progress | None = None
         self.batches_by_worker: dict[str, int] = {}  # cluster runs: batches each worker did
@@ -131,34 +141,31 @@ class VerificationRun:
         catalog, chain = open_catalog(settings.catalog_dir)
         checks: list[CheckResult] = [chain]
         findings: tuple[Finding, ...] = ()
-        rows: list[CatalogRow] = []
         signers: frozenset[str] = frozenset()
+        source: Callable[[], Iterable[list[CatalogRow]]] = tuple  # no catalog: no rows
+        count = 0
         if catalog is not None:
+            tz = settings.archive.timezone
             signers = frozenset(catalog.signer_fingerprints())
             checks = [compare_bucket_copies(catalog, SealedStore.for_settings(settings, store))]
             # A refused re-homed map is a finding; the bucket is then listed bare.
             rehomed, listed = check_rehomed(store)
             checks += [rehomed] if rehomed is not None else []
-            all_rows = [
-                r
-                for r in catalog_rows(catalog.rows())
-                if (r.object_key, r.version_id) not in disposed
-            ]
-            rows = select(all_rows, plan.selection, tz=settings.archive.timezone)
-            verified = {(r.object_key, r.version_id) for r in rows}
-            catalogued = [(r.object_key, r.version_id) for r in all_rows]
-            result, findings = inventory(
-                catalogued,
-                listed.list_versions("records/"),
-                verified=verified,
-                map_refused=listed is not store,
-            )
-            checks.append(result)
-            if settings.replica.enabled:
-                replica = S3ObjectStore.from_settings(settings, read_only=True, site="replica")
-                result, seen = compare_sites(all_rows, listed, replica, holds=holds or HoldSet())
+            with CatalogIndex(newest=settings.replica.enabled) as index:
+                for table, picked in marked(catalog, plan.selection, tz=tz, disposed=disposed):
+                    index.add(table, picked)
+                index.add_listing(listed.list_versions("records/"))
+                result, findings = compare_inventory(index, map_refused=listed is not store)
                 checks.append(result)
-                findings += seen
+                if settings.replica.enabled:
+                    replica = S3ObjectStore.from_settings(settings, read_only=True, site="replica")
+                    result, seen = compare_sites(
+                        index.newest(), listed, replica, holds=holds or HoldSet()
+                    )
+                    checks.append(result)
+                    findings += seen
+                count = index.picked
+            source = partial(selected, catalog, plan.selection, tz=tz, disposed=disposed)
         checks += [chain_check(name, r) for name, r in [*chains, ("audit log", audit)]]
         return cls(
             settings=settings,
@@ -167,7 +174,8 @@ class VerificationRun:
             holds=holds or HoldSet(),
             archive_checks=checks,
             findings=findings,
-            rows=rows,
+            source=source,
+            selected=count,
             audit_store=audit_store,
             signers=signers,
         )
@@ -178,10 +186,23 @@ class VerificationRun:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def rows(self) -> list[CatalogRow]:
+        """Every selected row at once (tests, benchmarks); the run itself streams
+        :meth:`batches`."""
+        return [row for rows in self._source() for row in rows]
+
     def batches(self) -> Iterator[list[CatalogRow]]:
+        """The selected rows in batches of ``batch_size``, read from the catalog as they go."""
         size = self.plan.batch_size
-        for i in range(0, len(self.rows), size):
-            yield self.rows[i : i + size]
+        pending: list[CatalogRow] = []
+        for rows in self._source():
+            pending += rows
+            while len(pending) >= size:
+                yield pending[:size]
+                pending = pending[size:]
+        if pending:
+            yield pending
 
     def verify_batch(self, batch: Sequence[CatalogRow]) -> dict[str, int]:
         """Verify one batch on every core; returns counts by status (no PHI through Prefect)."""
@@ -203,7 +224,7 @@ class VerificationRun:
         if worker:
             self.batches_by_worker[worker] = self.batches_by_worker.get(worker, 0) + 1
         if self.progress is not None:
-            self.progress(len(self.results), len(self.rows))
+            self.progress(len(self.results), self.selected)
         return counts
 
     def context(self) -> VerifyContext:
@@ -244,7 +265,7 @@ class VerificationRun:
             archive_checks=tuple(self.archive_checks),
             findings=self.findings,
             results=tuple(self.results),
-            selected=len(self.rows),
+            selected=self.selected,
             as_of=self.plan.at,
         )
 

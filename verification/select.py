@@ -16,12 +16,13 @@ import math
 import random
 import secrets
 from array import array
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -30,6 +31,9 @@ import pyarrow.compute as pc
 from archive.catalog import Catalog, CatalogRow, reader, table_to_rows
 from verification.results import VerificationError
 from verification.verifier import archive_day
+
+# What the archive-wide checks compare of every catalogued row (:func:`marked`).
+MARK_COLUMNS: Final = ("object_key", "version_id", "sealed_sha256", "retain_until", "encounter_id")
 
 
 class Mode(StrEnum):
@@ -143,6 +147,77 @@ def _sampled(
     disposed: Collection[tuple[str, str]],
     batch_rows: int,
 ) -> Iterator[list[CatalogRow]]:
+    chosen = _draw(catalog, selection, disposed=disposed, batch_rows=batch_rows)
+    # Pass 2: read the chosen rows (positions in catalog order), hand them out in draw order.
+    wanted = sorted(chosen)
+    rows: dict[int, CatalogRow] = {}
+    position, i = 0, 0
+    for table in reader.batches(catalog, batch_rows=batch_rows):
+        end, local = position + table.num_rows, []
+        while i < len(wanted) and wanted[i] < end:
+            local.append(wanted[i] - position)
+            i += 1
+        if local:
+            picked = table_to_rows(table.take(pa.array(local, pa.int64())))
+            rows.update(zip((position + j for j in local), picked, strict=True))
+        position = end
+    for start in range(0, len(chosen), batch_rows):
+        yield [rows[p] for p in chosen[start : start + batch_rows]]
+
+
+def marked(
+    catalog: Catalog,
+    selection: Selection,
+    *,
+    tz: str,
+    disposed: Collection[tuple[str, str]] = frozenset(),
+    batch_rows: int = reader.BATCH_ROWS,
+) -> Iterator[tuple[Any, Any]]:
+    """Every catalogued row less ``disposed``, oldest first, as ``MARK_COLUMNS`` batches, each
+    with a boolean array: does :func:`selected` pick the row. What the archive-wide checks
+    compare (:mod:`verification.catalog_index`); memory is one batch, and for a sample the chosen
+    rows' positions (8 bytes each)."""
+    chosen = array("q")
+    if selection.mode is Mode.SAMPLE:
+        chosen = array(
+            "q", sorted(_draw(catalog, selection, disposed=disposed, batch_rows=batch_rows))
+        )
+    start = None
+    if selection.mode is Mode.SINCE:
+        assert selection.since is not None  # checked in Selection
+        since = datetime.combine(selection.since, datetime.min.time(), tzinfo=ZoneInfo(tz))
+        start = pa.scalar(since, pa.timestamp("us", tz="UTC"))
+    gone = pa.array([f"{key}\x00{version}" for key, version in disposed], pa.string())
+    position = 0
+    for table in reader.batches(
+        catalog, columns=[*MARK_COLUMNS, "signed_at"], batch_rows=batch_rows
+    ):
+        n = table.num_rows
+        if selection.mode is Mode.SAMPLE:
+            mask = [False] * n
+            for p in chosen[bisect_left(chosen, position) : bisect_left(chosen, position + n)]:
+                mask[p - position] = True
+            picked = pa.array(mask, pa.bool_())
+        elif start is not None:
+            picked = pc.greater_equal(table.column("signed_at"), start).combine_chunks()
+        else:
+            picked = pa.array([True] * n, pa.bool_())
+        kept = _not_disposed(table, gone)
+        if kept is not None:
+            table, picked = table.filter(kept), picked.filter(kept)
+        position += n
+        yield table.select(list(MARK_COLUMNS)), picked
+
+
+def _draw(
+    catalog: Catalog,
+    selection: Selection,
+    *,
+    disposed: Collection[tuple[str, str]],
+    batch_rows: int,
+) -> array[int]:
+    """The sample's rows, as positions in catalog order (disposed rows counted, never drawn), in
+    the order :func:`_stratified` draws them."""
     # Pass 1: each kept row's position (in catalog order) under its archive day.
     by_day: dict[str, array[int]] = defaultdict(lambda: array("q"))
     position = 0
@@ -167,22 +242,7 @@ def _sampled(
     for day in sorted(by_day):
         members = by_day[day]
         chosen.extend(rng.sample(members, max(1, math.ceil(share * len(members)))))
-    del by_day
-    # Pass 2: read the chosen rows (positions in catalog order), hand them out in draw order.
-    wanted = sorted(chosen)
-    rows: dict[int, CatalogRow] = {}
-    position, i = 0, 0
-    for table in reader.batches(catalog, batch_rows=batch_rows):
-        end, local = position + table.num_rows, []
-        while i < len(wanted) and wanted[i] < end:
-            local.append(wanted[i] - position)
-            i += 1
-        if local:
-            picked = table_to_rows(table.take(pa.array(local, pa.int64())))
-            rows.update(zip((position + j for j in local), picked, strict=True))
-        position = end
-    for start in range(0, len(chosen), batch_rows):
-        yield [rows[p] for p in chosen[start : start + batch_rows]]
+    return chosen
 
 
 def _archive_days(table: Any) -> Any:

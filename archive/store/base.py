@@ -53,6 +53,16 @@ class ObjectVersion:
     last_modified: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectRead:
+    """One GET: the bytes, their SHA-256 as read (hashed while they streamed in), and what the
+    store said about the version in the same response."""
+
+    data: bytes
+    sha256: str  # hex, of ``data``: computed by us, never the store's word
+    head: ObjectHead | None  # None: the response lacked the checksum, lock mode or hold status
+
+
 class ObjectStore(Protocol):
     """Create-once, locked object storage."""
 
@@ -105,6 +115,15 @@ class ClaimStore(Protocol):
     def list_versions(self, prefix: str = "") -> Iterator[ObjectVersion]: ...
 
     def delete_version(self, key: str, *, version_id: str) -> None: ...
+
+
+@runtime_checkable
+class MetaReader(Protocol):
+    """A store whose GET answers the version's checksum, lock and hold with the bytes (S3 with
+    ``ChecksumMode=ENABLED``): one request instead of a HEAD and a GET. Readers fall back to
+    :meth:`ObjectStore.head` when :attr:`ObjectRead.head` is None."""
+
+    def read(self, key: str, *, version_id: str) -> ObjectRead: ...
 
 
 def sha256_hex(data: bytes) -> str:
