@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from archive.core.errors import ArchiveError
 
 
@@ -16,3 +18,12 @@ class PolicyError(ArchiveError):
 
 class RetentionError(ArchiveError):
     """A hold, upgrade or disposition was refused; the message says why and what to do."""
+
+
+class RunsInProgressError(RetentionError):
+    """An archive run is writing the locks a governance command would change: refused so that
+    the officer retries once the run has ended (EX_TEMPFAIL; :mod:`retention.exclusion`)."""
+
+    exit_code: ClassVar[int] = 75
+    http_status: ClassVar[int] = 409
+    label: ClassVar[str] = "busy"

@@ -8,15 +8,19 @@ without the verification package importing retention.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from archive import wiring
 from archive.audit import AuditLog
 from archive.catalog import Catalog
 from archive.core.settings import Settings
+from archive.pipeline.runlock import RunLock
 from archive.seal import ArchiveKeys
 from archive.store import ObjectStore, S3ObjectStore
+from retention.exclusion import exclude_runs
 from retention.minutes import MinutesWriter
 from retention.people import Actor
 from retention.policy import RetentionPolicy, load_policy
@@ -53,6 +57,30 @@ class RetentionParts:
 
     def keyring(self) -> ArchiveKeys:
         return wiring.open_keyring(self.settings)
+
+    @contextmanager
+    def runs_excluded(
+        self,
+        action: str,
+        *,
+        wait: timedelta = timedelta(0),
+        report: Callable[[str], None] = lambda _line: None,
+    ) -> Iterator[None]:
+        """Hold the whole-export run lock and lease while ``action`` changes locks, so no
+        archive run writes locks meanwhile (:mod:`retention.exclusion`)."""
+        now = datetime.now(UTC)
+        run_id = f"{action.replace(' ', '-')}-{now:%Y%m%dT%H%M%SZ}"  # shown to a refused run
+        keys = self.keyring()
+        lock = exclude_runs(
+            lambda: RunLock.for_run(self.settings, run_id, now, None, keys=keys),
+            action=action,
+            wait=wait,
+            report=report,
+        )
+        try:
+            yield
+        finally:
+            lock.release()
 
     def minutes_writer(self) -> MinutesWriter:
         return MinutesWriter(

@@ -20,6 +20,9 @@ TSA outage) has nothing to extend yet: the nightly run that writes it takes the 
 lock when longer than the date promised before (evidence_stage). Both sites: ReplicatedStore.
 The renewals still to come are covered by a lock floor on the record's newest token
 (:mod:`archive.pipeline.evidence_floor`), which every later renewal reads and passes on.
+A run's own evidence and amendments are written under the run lock, which the command holds
+while it plans and applies (:mod:`retention.exclusion`), so none is written to an older date
+between the two.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Collection
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -182,24 +183,44 @@ class EncounterLookup:
             found += held
         return found
 
+    def longest_locks(self, encounter_ids: Collection[str]) -> dict[str, tuple[str, datetime]]:
+        """Each id's catalogued version with the longest lock: its class and date (an amendment
+        is never locked shorter, :mod:`archive.pipeline.amendments`), read from the manifests
+        the index names, and only those; an id the index does not name is absent."""
+        try:
+            rows = self._columns(encounter_ids, ["retain_until", "retention_class"])
+        except _MismatchError:
+            self._reset()
+            self.sync()
+            rows = self._columns(encounter_ids, ["retain_until", "retention_class"])
+        found: dict[str, tuple[str, datetime]] = {}
+        for eid, until, class_id in sorted(rows, key=lambda r: (r[0], r[1])):
+            found[eid] = (class_id, until)  # the last: the longest
+        return found
+
     def _versions(self, encounter_ids: Collection[str]) -> dict[str, list[str]]:
-        rows: list[tuple[str, Any, str]] = []
-        for seq, ids in sorted(self._where(encounter_ids).items()):
-            held: list[tuple[str, Any, str]] = []
-            for table in reader.batches(
-                self._catalog,
-                columns=["encounter_id", "signed_at", "data_sha256"],
-                where=pc.field("encounter_id").isin(sorted(ids)),
-                seqs=[seq],
-            ):
-                held += zip(*(table.column(i).to_pylist() for i in range(3)), strict=True)
-            if {r[0] for r in held} != ids:
-                raise _MismatchError(f"the look-up index names manifest {seq} for ids it lacks")
-            rows += held
         found: dict[str, list[str]] = {}
+        rows = self._columns(encounter_ids, ["signed_at", "data_sha256"])
         for eid, _, sha in sorted(rows, key=lambda r: (r[0], r[1])):
             found.setdefault(eid, []).append(sha)
         return found
+
+    def _columns(self, encounter_ids: Collection[str], columns: list[str]) -> list[tuple[Any, ...]]:
+        """``(encounter_id, *columns)`` of every catalogued row of the ids."""
+        rows: list[tuple[Any, ...]] = []
+        for seq, ids in sorted(self._where(encounter_ids).items()):
+            held: list[tuple[Any, ...]] = []
+            for table in reader.batches(
+                self._catalog,
+                columns=["encounter_id", *columns],
+                where=pc.field("encounter_id").isin(sorted(ids)),
+                seqs=[seq],
+            ):
+                held += zip(*(c.to_pylist() for c in table.columns), strict=True)
+            if {r[0] for r in held} != ids:
+                raise _MismatchError(f"the look-up index names manifest {seq} for ids it lacks")
+            rows += held
+        return rows
 
     def _where(self, encounter_ids: Collection[str]) -> dict[int, set[str]]:
         """The manifests the index names for ``encounter_ids``: seq -> ids."""

@@ -13,6 +13,14 @@ retention register) is judged by that extension instead, when it runs longer tha
 amendment is archived and locked until the extension, and quarantined only once the extension
 has ended too. The register is asked once per batch, for the changed records only.
 
+Likewise a record whose earlier version was catalogued under a longer class than its corrected
+data now gives (a diagnosis or a death entered in error, say): the record's retention is the
+longest any of its versions required (a dossier takes its longest class, Archive Law 33/2024 art.
+15; a class never falls on new data, as in retention/upgrades.py), and only a disposition
+decision ends it, not a correction. So an amendment takes the class and date of the version
+catalogued with the longest lock when that runs longer than its own class (and than any
+extension), read from the catalog once per batch for the changed records only.
+
 The same holds for a record the catalog has never seen whose period ended before it reached the
 archive (a backfill over years long past): :func:`ended_before_archiving` quarantines it.
 """
@@ -20,13 +28,13 @@ archive (a backfill over years long past): :func:`ended_before_archiving` quaran
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from archive.core.errors import ArchiveError
 from archive.intake import SCANNED
-from archive.pipeline.classifier import Classifier, decide
+from archive.pipeline.classifier import Classifier, RetentionDecision, decide
 from archive.sources import EncounterBundle, QuarantineEntry, QuarantineReason, QuarantineScope
 
 # No retention class is shorter than this (TT 33/2025's shortest is 10 years): a record
@@ -44,26 +52,34 @@ class Known:
     ended: list[QuarantineEntry] = field(default_factory=list)  # changes past their period
 
 
+Locks = Callable[[Collection[str]], Mapping[str, RetentionDecision]]
+
+
 def sort_known(
     known: Sequence[EncounterBundle],
     versions: Mapping[str, Sequence[str]],
     classifier: Classifier,
     now: datetime,
     source_file: str,
+    catalogued_locks: Locks,
 ) -> Known:
     """``source_file``: what the quarantine index names as the source (the scan manifest).
     ``versions``: each encounter's catalogued ``data_sha256``, oldest first (the catalog's
-    :meth:`data_versions`). Unchanged encounters are compared before any retention decision, so
-    an archived record whose period ended since is still "already archived". A record the
-    classifier cannot judge is left to the worker, which fails it with its reason."""
+    :meth:`data_versions`); ``catalogued_locks(ids)``: of these, each one's longest catalogued
+    class and lock date (the look-up's :meth:`longest_locks`). Unchanged encounters are compared
+    before any retention decision, so an archived record whose period ended since is still
+    "already archived". A record the classifier cannot judge is left to the worker, which fails
+    it with its reason."""
     out = Known()
     changed = [b for b in known if _changed(b, versions)]
     amended = [b.encounter_id for b in changed if versions.get(b.encounter_id)]
     extended = classifier.extensions(amended) if amended else {}
+    locked = catalogued_locks(amended) if amended else {}
     out.unchanged = len(known) - len(changed)
     for bundle in changed:
         archived = versions.get(bundle.encounter_id, ())
-        kept = extended.get(bundle.encounter_id)  # only ever an amended record's
+        # only ever an amended record's: the longer of its extension and earlier versions' lock
+        kept = _longest(extended.get(bundle.encounter_id), locked.get(bundle.encounter_id))
         bundle = dataclasses.replace(
             bundle,
             revision=len(archived) + 1,
@@ -75,6 +91,11 @@ def sort_known(
         out.changed.append(bundle)
         out.amended += bool(archived)
     return out
+
+
+def _longest(*decisions: RetentionDecision | None) -> RetentionDecision | None:
+    found = [d for d in decisions if d is not None]
+    return max(found, key=lambda d: d.retain_until) if found else None
 
 
 def _changed(bundle: EncounterBundle, versions: Mapping[str, Sequence[str]]) -> bool:

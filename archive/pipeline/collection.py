@@ -10,6 +10,7 @@ The quarantine entries are kept here until the run has them stored
 from __future__ import annotations
 
 import time
+from collections import abc
 from collections.abc import Callable, Iterator, MutableMapping
 from datetime import datetime, timedelta
 
@@ -19,7 +20,7 @@ from archive.core.settings import Settings
 from archive.intake import collect_scans
 from archive.pipeline.amendments import ended_before_archiving, sort_known
 from archive.pipeline.batch import collect_window
-from archive.pipeline.classifier import Classifier
+from archive.pipeline.classifier import Classifier, RetentionDecision
 from archive.pipeline.options import RunOptions
 from archive.pipeline.quarantine import store_entries
 from archive.pipeline.summary import RunSummary
@@ -141,12 +142,23 @@ class Collection:
         quarantined when their retention period has ended (:mod:`.amendments`)."""
         versions = self._known.data_versions({b.encounter_id for b in known})
         label = self.options.manifest.name if self.options.manifest else "amendment"
-        found = sort_known(known, versions, self._classifier, self.options.started_at, label)
+        found = sort_known(
+            known,
+            versions,
+            self._classifier,
+            self.options.started_at,
+            label,
+            self._catalogued_locks,
+        )
         self._summary.already_archived += found.unchanged
         self._summary.amended += found.amended
         self.quarantine += found.ended  # a change past its period: a disposition matter
         self.held_back += len(found.ended)
         return found.changed
+
+    def _catalogued_locks(self, encounter_ids: abc.Collection[str]) -> dict[str, RetentionDecision]:
+        locks = self._known.longest_locks(encounter_ids)
+        return {eid: RetentionDecision(*lock) for eid, lock in locks.items()}
 
     def _selected(self, count: int) -> None:
         self.selected = count

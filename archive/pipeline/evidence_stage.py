@@ -225,9 +225,8 @@ class EvidenceStage:
         Only a document held by an *earlier* run (or an earlier attempt of this one) can have
         been upgraded while pending, so only those cost a HEAD. This run's own documents were
         locked by this run to the date it held: no upgrade could have found them in the catalog
-        before this run's append, minutes ago. (An upgrade run *during* that append and this
-        stage is not excluded by the run lease; it reports the version as evidence pending, and
-        verification's ``evidence`` check would report the shorter lock as ``evidence.lock``.)"""
+        before this run's append, minutes ago, and none can run until this run ends: ``retention
+        apply`` takes the run lock and lease itself (retention/exclusion.py)."""
         record = record_of_evidence_key(member.key)
         if record is None or member.key in self._fresh:
             return member.retain_until

@@ -76,6 +76,24 @@ class EndedClassifier:
         return self.inner.extensions(encounter_ids)  # the register's, as the policy's
 
 
+@dataclass(frozen=True)
+class LockedAs:
+    """The shipped policy, but the records in ``locks`` get the class and date given there: one
+    locked only seconds (its period really ends during the test: an :class:`EndedClassifier`
+    alone leaves the catalogued versions' real locks running, and an amendment is never locked
+    shorter than its record's catalogued versions), or one under a longer class than its data
+    will classify to once corrected."""
+
+    inner: PolicyClassifier
+    locks: Mapping[str, RetentionDecision]
+
+    def decide(self, bundle: EncounterBundle) -> RetentionDecision:
+        return self.locks.get(bundle.encounter_id) or self.inner.decide(bundle)
+
+    def extensions(self, encounter_ids: Collection[str]) -> Mapping[str, RetentionDecision]:
+        return self.inner.extensions(encounter_ids)
+
+
 def run_once(
     settings: Settings,
     export: Export,

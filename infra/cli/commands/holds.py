@@ -5,12 +5,13 @@ Placing a hold and requesting its release (``remove``) run as a records officer'
 (``--as`` or ``--token-file``); the release happens only when a different person (another
 records officer, the facility head or a delegate) confirms it with ``confirm-release``.
 A patient id is read from a hidden prompt, never from the command line (shell history, process
-list), and turned into its pseudonym at once.
+list), and turned into its pseudonym at once. ``add`` selects and holds under the archive runs'
+lock (:mod:`retention.exclusion`), waiting up to ``--wait`` minutes for a run in progress.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import click
@@ -18,6 +19,7 @@ import click
 from infra.cli._command import Group
 from infra.cli._ctx import retention_parts
 from infra.cli._identity import person
+from infra.cli.commands.retention import WAIT
 from retrieval.access import HOLD_RELEASERS, Role
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ def hold_group() -> None:
 @click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), default=None)
 @click.option("--case", "case_ref", required=True, help="case reference, e.g. court file number")
 @click.option("--reason", required=True)
+@WAIT
 @click.pass_context
 @person(Role.RECORDS_OFFICER)
 def hold_add(
@@ -48,6 +51,7 @@ def hold_add(
     end: datetime | None,
     case_ref: str,
     reason: str,
+    wait_minutes: int,
     actor: Actor,
 ) -> None:
     """Place a legal hold on every version of the selected records."""
@@ -64,17 +68,19 @@ def hold_add(
             discharged_from=start.date() if start else None,
             discharged_to=end.date() if end else None,
         )
-    result = place_hold(
-        scope,
-        case_ref=case_ref,
-        reason=reason,
-        by=actor,
-        catalog_rows=parts.catalog.rows(),
-        register=parts.register,
-        audit=parts.audit,
-        now=datetime.now(UTC),
-        tz=parts.tz,
-    )
+    wait = timedelta(minutes=wait_minutes)
+    with parts.runs_excluded("hold add", wait=wait, report=click.echo):
+        result = place_hold(
+            scope,
+            case_ref=case_ref,
+            reason=reason,
+            by=actor,
+            catalog_rows=parts.catalog.rows(),
+            register=parts.register,
+            audit=parts.audit,
+            now=datetime.now(UTC),
+            tz=parts.tz,
+        )
     click.echo(
         f"hold {result.hold_id}: {result.encounters} records, {result.versions} versions held"
     )

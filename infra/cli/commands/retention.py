@@ -2,12 +2,14 @@
 (a death, a link to a lawsuit).
 
 ``plan`` shows per retention class what would change and touches nothing; ``apply`` extends the
-locks the same plan says to extend, as a records officer, and never shortens one.
+locks the same plan says to extend, as a records officer, and never shortens one. ``apply`` plans
+and extends under the archive runs' lock (:mod:`retention.exclusion`): while a run is in progress
+it waits up to ``--wait`` minutes, then is refused with exit code 75 (retry after the run).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,22 +91,42 @@ def retention_plan(
     _plan(ctx, policy_path, facts, export)
 
 
+WAIT = click.option(
+    "--wait",
+    "wait_minutes",
+    type=click.IntRange(0, 24 * 60),
+    default=0,
+    show_default=True,
+    help="minutes to wait for an archive run in progress before giving up",
+)
+
+
 @retention_group.command("apply")
 @_POLICY
 @_FACTS
 @_EXPORT
+@WAIT
 @click.pass_context
 @officer
 def retention_apply(
-    ctx: click.Context, policy_path: Path | None, facts: Path | None, export: Path | None, by: str
+    ctx: click.Context,
+    policy_path: Path | None,
+    facts: Path | None,
+    export: Path | None,
+    wait_minutes: int,
+    by: str,
 ) -> None:
     """Extend the locks the plan says to extend (never shortens one) and record it."""
     from retention.upgrades import apply_upgrade
 
-    parts, plan = _plan(ctx, policy_path, facts, export)
-    result = apply_upgrade(
-        plan, register=parts.register, audit=parts.audit, by=by, now=datetime.now(UTC)
+    excluded = retention_parts(ctx).runs_excluded(
+        "retention apply", wait=timedelta(minutes=wait_minutes), report=click.echo
     )
+    with excluded:  # planned under the lock too: a catalog no run is changing
+        parts, plan = _plan(ctx, policy_path, facts, export)
+        result = apply_upgrade(
+            plan, register=parts.register, audit=parts.audit, by=by, now=datetime.now(UTC)
+        )
     click.echo(
         f"extended {result.extended_records} records ({result.extended_versions} versions); "
         f"{result.already_later} versions were already locked at least as long"

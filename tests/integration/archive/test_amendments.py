@@ -15,6 +15,7 @@ import pytest
 
 from archive import wiring
 from archive.catalog import Catalog
+from archive.pipeline.classifier import RetentionDecision
 from archive.render import extract_embedded_data
 from archive.seal import ObjectIdentity
 from archive.store import S3ObjectStore, withdraw
@@ -24,8 +25,15 @@ from retention.errors import RetentionError
 from retention.parts import RetentionParts
 from retention.upgrades import apply_upgrade, plan_upgrade
 from tests.support.chains import forge_next_segment
-from tests.support.nightly import EndedClassifier, Export, make_export, record_versions, run_once
-from tests.support.retention import lock_of
+from tests.support.nightly import (
+    EndedClassifier,
+    Export,
+    LockedAs,
+    make_export,
+    record_versions,
+    run_once,
+)
+from tests.support.retention import lock_of, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -52,8 +60,16 @@ def test_an_amended_encounter_is_archived_again_as_a_new_version(
     settings: Settings, tmp_path: Path
 ) -> None:
     export = make_export(tmp_path / "a", encounters=12, seed=23)
-    first = run_once(settings, export)
-    eid = sorted(export.summary.in_window)[0]
+    eid, brief = sorted(export.summary.in_window)[:2]
+    # The first night, ``eid``'s data put it in a longer class than its corrected data will (a
+    # death entered in error, say), and ``brief`` is locked only seconds: its period really
+    # ends during this test.
+    briefly = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=10)  # > a first run
+    longer = RetentionDecision("death", datetime(2061, 12, 31, 17, tzinfo=UTC))
+    locks = {eid: longer, brief: RetentionDecision("ordinary", briefly)}
+    first = run_once(
+        settings, export, classifier=LockedAs(PolicyClassifier.from_settings(settings), locks)
+    )
     amended = _amend(export, tmp_path / "b", eid)
 
     again = run_once(settings, amended)
@@ -68,6 +84,10 @@ def test_an_amended_encounter_is_archived_again_as_a_new_version(
     assert original["object_key"] != newer["object_key"]  # both kept, each create-once
     assert original["data_sha256"] != newer["data_sha256"]
     store = S3ObjectStore.from_settings(settings)
+    # The correction classifies shorter, but the record's retention is the longest any of its
+    # versions required: it is locked as long as the first, under the first's class.
+    assert (newer["retention_class"], newer["retain_until"]) == ("death", longer.retain_until)
+    assert lock_of(store, newer["object_key"]) == [(longer.retain_until, False)]
     assert {original["object_key"], newer["object_key"]} <= dict(record_versions(store)).keys()
     for row in (original, newer):  # each version holds its own data, signed
         pdf = withdraw(
@@ -101,6 +121,9 @@ def test_an_amended_encounter_is_archived_again_as_a_new_version(
     # An amendment after the period ended is not archived as a new version (Object Lock refuses
     # a retain-until in the past: it failed with store.error on every run): it is quarantined
     # as a disposition matter, once, and the other encounters are still "already archived".
+    # (``eid``'s versions are still locked: its amendments would be kept as long.)
+    wait_until(briefly)
+    amended = _amend(export, tmp_path / "c", brief)
     ended_change = run_once(settings, amended, classifier=ended)
     assert (ended_change.archived, ended_change.amended, ended_change.failed) == (0, 0, {})
     assert ended_change.already_archived == first.archived - 1
@@ -113,11 +136,11 @@ def test_an_amended_encounter_is_archived_again_as_a_new_version(
     # years, in the retention register): the same amendment is now archived, locked until the
     # extension, though its class's period has ended.
     parts = RetentionParts.open(settings)
-    facts = {eid: {"deceased": True, "discharge_disposition": "exp"}}
+    facts = {brief: {"deceased": True, "discharge_disposition": "exp"}}
     plan = plan_upgrade(
         parts.catalog.rows(), parts.register, policy=parts.policy, facts=facts, tz=parts.tz
     )
-    assert {c.encounter_id for c in plan.extensions} == {eid}
+    assert {c.encounter_id for c in plan.extensions} == {brief}
     apply_upgrade(plan, register=parts.register, audit=parts.audit, by="lan", now=datetime.now(UTC))
     [(_, until)] = {(c.new_class, c.new_until) for c in plan.extensions}
     kept = EndedClassifier(PolicyClassifier.from_settings(settings))
@@ -128,7 +151,7 @@ def test_an_amended_encounter_is_archived_again_as_a_new_version(
         (
             r
             for r in Catalog.open(settings.catalog_dir).rows().to_pylist()
-            if r["encounter_id"] == eid
+            if r["encounter_id"] == brief
         ),
         key=lambda r: r["signed_at"],
     )

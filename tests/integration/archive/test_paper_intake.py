@@ -14,7 +14,7 @@ import subprocess
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from archive import wiring
 from archive.catalog import Catalog, table_to_rows
 from archive.pipeline import ArchiveRun, RunOptions, RunSummary
-from archive.pipeline.classifier import Classifier
+from archive.pipeline.classifier import Classifier, RetentionDecision
 from archive.render import extract_embedded_data
 from archive.seal import ObjectIdentity
 from archive.sources import Window
@@ -34,8 +34,9 @@ from infra.pki import DevPki
 from infra.settings import AppSettings as Settings
 from retention.classifier import PolicyClassifier
 from retrieval.dossier import export_dossier
-from tests.support.nightly import EndedClassifier
+from tests.support.nightly import EndedClassifier, LockedAs
 from tests.support.oracles import dss, verapdf
+from tests.support.retention import wait_until
 from verification.config import HoldSet, VerificationSettings
 from verification.document import check_conversion_mark
 from verification.results import Status
@@ -148,13 +149,19 @@ def intake(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
     _scans(scan_dir)
     manifest = out / "manifest.csv"
     manifest.write_bytes(b"\xef\xbb\xbf" + (HEADER + ROWS).encode())  # Excel's "CSV UTF-8"
-    first = _run(settings, scan_dir, manifest)
+    # The record corrected below is locked only seconds, so that its period has really ended
+    # when it is corrected (an amendment is never locked shorter than its catalogued versions).
+    briefly = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=15)  # > a first run
+    policy = PolicyClassifier.from_settings(settings)
+    brief = LockedAs(policy, {"paper-79001-HS-2015-002": RetentionDecision("death", briefly)})
+    first = _run(settings, scan_dir, manifest, brief)
     second = _run(settings, scan_dir, manifest)
-    ended = EndedClassifier(PolicyClassifier.from_settings(settings))
+    ended = EndedClassifier(policy)
     late = _run(settings, scan_dir, manifest, ended)
     corrected = out / "corrected" / "manifest.csv"  # same name: the other entries are found stored
     corrected.parent.mkdir()
     corrected.write_text(HEADER + ROWS.replace("BN-0002,", "BN-0020,"), encoding="utf-8")
+    wait_until(briefly)
     late_changed = _run(settings, scan_dir, corrected, ended)
     rows = Catalog.open(settings.catalog_dir).rows().to_pylist()
     pdfs = {}

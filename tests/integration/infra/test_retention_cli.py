@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from archive.pipeline.runlock import RunLock
 from archive.render import check_pdfa3b
 from infra.cli import cli
 from infra.settings import AppSettings as Settings
@@ -79,6 +80,20 @@ def test_hold_plan_propose_approve_and_audit_from_the_command_line(
     assert plan.exit_code == 0, plan.output
     assert "death" in plan.output
     assert "extend 1" in plan.output
+    # An archive run in progress: the officer's apply and a new hold are refused, retry code
+    run = RunLock.acquire(settings.catalog_dir, run_id="nightly-busy", now=now)
+    try:
+        busy = _run(
+            settings, "retention", "apply", "--facts", str(facts), "--as", "lan", **_as("lan")
+        )
+        later = ["hold", "add", "--encounter", "E-C2", "--case", "TA-2", "--reason", "r"]
+        held_busy = _run(settings, *later, "--as", "lan", **_as("lan"))
+    finally:
+        run.release()
+    assert (busy.exit_code, held_busy.exit_code) == (75, 75), busy.output + held_busy.output
+    assert "nightly-busy" in busy.output
+    assert "extend 1" in _run(settings, "retention", "plan", "--facts", str(facts)).output
+    assert "TA-2" not in _run(settings, "hold", "list").output
 
     wait_until(soon)
     proposed = _run(settings, "disposition", "propose", "--as", "lan", **_as("lan"))

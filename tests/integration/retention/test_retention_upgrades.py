@@ -1,6 +1,7 @@
 """Upgrades on the real stack: a death recorded after archiving extends the lock 10 -> 30 years on
 every version and on its evidence record (also one a TSA outage left pending, locked later by the
-next run); a shorter rule in a new policy leaves every lock as it is."""
+next run); a shorter rule in a new policy leaves every lock as it is; an upgrade waits for no
+archive run: it is refused while one holds the run lock."""
 
 from __future__ import annotations
 
@@ -13,13 +14,22 @@ from typing import Any
 import pytest
 
 from archive.catalog import CatalogRow
+from archive.pipeline import ArchiveRun, RunOptions
 from archive.pipeline.evidence_current import current_evidence
 from archive.pipeline.evidence_floor import newest_token, read_floor
 from archive.store import COMPLIANCE, S3ObjectStore, SealedStore, evidence_key
 from infra.settings import AppSettings as Settings
+from retention.classifier import PolicyClassifier
+from retention.errors import RunsInProgressError
 from retention.parts import RetentionParts
 from retention.policy import LockAction, classification_for, load_policy, retain_until
-from retention.upgrades import apply_upgrade, facts_from_export, load_facts_file, plan_upgrade
+from retention.upgrades import (
+    ApplyResult,
+    apply_upgrade,
+    facts_from_export,
+    load_facts_file,
+    plan_upgrade,
+)
 from tests.support.nightly import DEAD_TSA, make_export, run_once
 from tests.support.paths import REPO
 from tests.support.retention import RecordingStore, lock_of
@@ -212,3 +222,62 @@ def test_facts_read_again_from_the_export_change_nothing(
     )
     assert len(plan.changes) == len(catalogued)
     assert {c.action for c in plan.changes} == {LockAction.UNCHANGED}
+
+
+# --- an upgrade tried while a run is between its catalog append and its evidence records ------
+# The run writes its fresh records' evidence locked to the date it promised at the hold, so an
+# upgrade that found those records in the catalog (and no evidence record yet to extend) left the
+# evidence shorter than the record (``evidence.lock``; seen before the upgrade took the run lock).
+# Now it is refused while the run holds the lock, and applied after it.
+
+
+def _upgrade(settings: Settings) -> tuple[dict[str, Any], datetime, ApplyResult]:
+    """A death recorded for the shortest-kept record, planned and applied as `retention apply`
+    does: under the run lock."""
+    parts = RetentionParts.open(settings)
+    with parts.runs_excluded("retention apply"):
+        return _plan_apply(parts)
+
+
+def _plan_apply(parts: RetentionParts) -> tuple[dict[str, Any], datetime, ApplyResult]:
+    row = min(parts.catalog.rows().to_pylist(), key=lambda r: r["retain_until"])
+    facts = {row["encounter_id"]: {"deceased": True, "discharge_disposition": "exp"}}
+    plan = plan_upgrade(
+        parts.catalog.rows(), parts.register, policy=parts.policy, facts=facts, tz=parts.tz
+    )
+    [change] = plan.extensions
+    result = apply_upgrade(
+        plan, register=parts.register, audit=parts.audit, by="lan", now=datetime.now(UTC)
+    )
+    return row, change.new_until, result
+
+
+def test_an_upgrade_cannot_land_between_a_runs_catalog_append_and_its_evidence(
+    settings: Settings, tmp_path: Path
+) -> None:
+    export = make_export(tmp_path / "export", encounters=4, seed=23, bad_share=0.0)
+    options = RunOptions.create(
+        settings, window=export.window, source=export.path, now=datetime.now(UTC), batch_size=8
+    )
+    refused: list[RunsInProgressError] = []
+
+    def upgrade_now(step: str) -> None:
+        if step == "tree-built" and not refused:  # catalogued, evidence not yet written
+            with pytest.raises(RunsInProgressError) as caught:
+                _upgrade(settings)
+            refused.append(caught.value)
+
+    classifier = PolicyClassifier.from_settings(settings)
+    with ArchiveRun.start(settings, options, classifier=classifier) as run:
+        run.evidence_step = upgrade_now
+        for batch in run.batches():
+            run.archive_batch(batch)
+        run.store_quarantine()
+        assert run.finish().evidence_written
+    [error] = refused
+    assert error.exit_code == 75
+    assert "retry after the run" in str(error).lower()
+    row, until, result = _upgrade(settings)  # the run over: the officer's retry
+    assert (result.extended_records, result.extended_evidence) == (1, 1)
+    assert _evidence_check(settings, row, until) == "evidence.ok"
+    assert _evidence_lock(RetentionParts.open(settings).store, row) >= until
