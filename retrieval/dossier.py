@@ -99,6 +99,9 @@ def export_dossier(
     when it fails for one document nothing is exported."""
     if not rows:
         raise DossierError("nothing to export: no catalogued record matched")
+    # The folder is named by the encounter: two versions of one record (an amendment, a corrected
+    # scan manifest) would collide there (FileExistsError), so the newest is taken here too.
+    rows = newest_per_encounter(rows)
     for row in rows:
         _require_folder_name(row)
     begin = datetime.now(UTC)

@@ -4,6 +4,7 @@ the newest version of a renewed record."""
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -131,3 +132,44 @@ def test_an_encounter_id_that_is_a_path_never_becomes_a_bag_folder(
     with pytest.raises(DossierError, match="cannot name a folder"):
         export_dossier([row], env=env, out_dir=out, label="d", now=NOW, context={})
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_two_versions_of_one_record_export_its_newest_only(tmp_path: Path) -> None:
+    # A caller handing every catalogued version (an amended record, a corrected scan manifest)
+    # got FileExistsError: each version wrote the encounter's one folder.
+    keys = LocalKeyring.create(tmp_path / "keys", kek_id="emr-archive-kek")
+    store = MemoryStore()
+    rows = []
+    bundle, renderer = example_bundle(), Renderer.create()
+    pdfs = [
+        renderer.render(bundle, canonical(bundle), created_at=NOW + timedelta(n)).pdf
+        for n in (1, 2)
+    ]
+    for n, pdf in enumerate(pdfs, start=1):
+        sealed = seal(
+            pdf,
+            identity=ObjectIdentity("memory", f"records/v1/79001/ab/r{n}ab" + "0" * 36, "E1"),
+            keys=keys,
+            settings=SealSettings(),
+        )
+        put = store.put_locked(
+            f"records/v1/79001/ab/r{n}ab" + "0" * 36, sealed, retain_until=NOW + timedelta(days=1)
+        )
+        signed = NOW + timedelta(days=n)
+        row = _row(
+            pdf_sha256=hashlib.sha256(pdf).hexdigest(), version_id=put.version_id, signed_at=signed
+        )
+        rows.append(replace(row, object_key=f"records/v1/79001/ab/r{n}ab" + "0" * 36))
+    env = Environment(
+        store=store,
+        keys=keys,
+        seal=SealSettings(),
+        trust=NO_TRUST,
+        holds=HoldSet(),
+        settings=VerificationSettings(),
+        weak=weak_table(VerifySettings()),
+    )
+    result = export_dossier(rows, env=env, out_dir=tmp_path / "out", label="d", now=NOW, context={})
+    assert [d.encounter_id for d in result.documents] == ["E1"]
+    with zipfile.ZipFile(result.path) as z:
+        assert z.read("d/data/E1/discharge-summary.pdf") == pdfs[1] != pdfs[0]
