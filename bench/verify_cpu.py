@@ -43,7 +43,14 @@ from pyhanko_certvalidator import ValidationContext
 
 from archive.catalog import CatalogRow
 from archive.render import hex_strings
-from archive.sign import diff_policy, name_equality, name_prep, path_cache, pdf_tokens
+from archive.sign import (
+    diff_policy,
+    name_equality,
+    name_prep,
+    parsed_der,
+    path_cache,
+    pdf_tokens,
+)
 from archive.sign.contexts import forget_chains
 from verification.checks import FULL
 from verification.document import (
@@ -72,6 +79,7 @@ def cold() -> Iterator[None]:
     name_equality.uninstall()
     pdf_tokens.uninstall()
     diff_policy.uninstall()
+    parsed_der.uninstall()
     try:
         yield
     finally:
@@ -81,6 +89,7 @@ def cold() -> Iterator[None]:
         name_equality.install()
         pdf_tokens.install()
         diff_policy.install()
+        parsed_der.install()
 
 
 def check_cpu(

@@ -35,7 +35,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from threading import Lock
 from typing import Any, Final
@@ -57,6 +57,7 @@ from pyhanko_certvalidator.policy_decl import (
 from pyhanko_certvalidator.registry import SimpleTrustManager
 from pyhanko_certvalidator.sig_validate import DefaultSignatureValidator
 
+from archive.sign import parsed_der
 from archive.sign.der_times import times_in
 
 _ORIGINAL: Final = certvalidator_validate.async_validate_path
@@ -186,13 +187,13 @@ def _question(
         return None
     roots = frozenset(_root(trust, cert) for cert in trust.iter_certs())
     return (
-        tuple(c.dump() for c in path.iter_certs(include_root=True)),
+        tuple(_der(c) for c in path.iter_certs(include_root=True)),
         anchor.trust_qualifiers,
         parameters,
         roots,
-        tuple(c.dump() for c in registry),
-        tuple((c.ocsp_response_data.dump(), c.index) for c in revinfo._ocsps),
-        tuple(c.crl_data.dump() for c in revinfo._crls),
+        tuple(_der(c) for c in registry),
+        tuple((_der(c.ocsp_response_data), c.index) for c in revinfo._ocsps),
+        tuple(_der(c.crl_data) for c in revinfo._crls),
         policy,
         algorithms,
         context.time_tolerance,
@@ -205,7 +206,7 @@ def _times(question: tuple[Any, ...]) -> tuple[datetime, ...]:
     path, anchor_qualifiers, _, roots, registry, ocsps, crls = question[:7]
     found: set[datetime] = set()
     for der in (*path, *(d for d, _ in roots), *registry, *(d for d, _ in ocsps), *crls):
-        found.update(times_in(der))
+        found.update(times_in(der.value.dump() if isinstance(der, _Der) else der))
     for q in (anchor_qualifiers, *(q for _, q in roots)):
         for bound in (getattr(q, "valid_from", None), getattr(q, "valid_until", None)):
             if bound is not None:
@@ -216,6 +217,8 @@ def _times(question: tuple[Any, ...]) -> tuple[datetime, ...]:
 def _digested(value: Any) -> Any:
     """The question with each DER replaced by its SHA-256: a CRL of megabytes is not kept once
     per question, and the key hashes fast."""
+    if isinstance(value, _Der):
+        return value.digest
     if isinstance(value, bytes):
         return hashlib.sha256(value).digest()
     if isinstance(value, tuple):
@@ -225,9 +228,23 @@ def _digested(value: Any) -> Any:
     return value
 
 
-def _root(trust: SimpleTrustManager, cert: x509.Certificate) -> tuple[bytes, Any]:
+@dataclass(frozen=True, slots=True)
+class _Der:
+    """An input of the question by the SHA-256 of its DER (noted by archive.sign.parsed_der for
+    what it parsed: asn1crypto's dump() walks every parsed child); its bytes are read only
+    when a miss needs their times."""
+
+    digest: bytes
+    value: Any = field(compare=False, hash=False)
+
+
+def _der(value: Any) -> _Der:
+    return _Der(parsed_der.digest(value), value)
+
+
+def _root(trust: SimpleTrustManager, cert: x509.Certificate) -> tuple[_Der, Any]:
     anchor = trust.as_trust_anchor(AuthorityWithCert(cert))
-    return cert.dump(), None if anchor is None else anchor.trust_qualifiers
+    return _der(cert), None if anchor is None else anchor.trust_qualifiers
 
 
 def _algorithm_policy(policy: object) -> tuple[Any, ...] | None:
