@@ -19,15 +19,30 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from types import SimpleNamespace
 from typing import Any, Final, TypeVar
 
 from asn1crypto import cms, x509
+from asn1crypto.crl import CertificateList
+from asn1crypto.ocsp import OCSPResponse
 from pyhanko.sign import general
 from pyhanko.sign.validation import ades, dss, generic_cms
 
 T = TypeVar("T")
 
 _ORIGINAL: Final = general.extract_certificate_info
+# Where pyHanko 0.38 parses a DSS's contents by name, read only as ``<name>.load(data)`` (DSS
+# reading, its local knowledge and proofs of existence in AdES): module, name, original.
+_PARSERS: Final = tuple(
+    (module, name, getattr(module, name))
+    for module, name in (
+        (dss, "Certificate"),
+        (dss, "asn1_ocsp"),
+        (dss, "asn1_crl"),
+        (ades, "OCSPResponse"),
+        (ades, "CertificateList"),
+    )
+)
 _ENTRIES: Final = 256  # certificates and revocation data of a few signers and TSAs
 _BYTES: Final = 32 * 1024 * 1024  # per thread: a CRL can weigh megabytes
 _MODULES: Final = (general, generic_cms, ades, dss)  # each imported the function by name
@@ -95,11 +110,34 @@ def extract_certificate_info(signed_data: cms.SignedData) -> general.SignedDataC
     )
 
 
+class _Parsing:
+    """Stands for an asn1crypto type where pyHanko only calls its ``load``."""
+
+    def __init__(self, kind: type) -> None:
+        self._kind = kind
+
+    def load(self, der: bytes, strict: bool = False) -> Any:
+        if strict:
+            return self._kind.load(der, strict=True)  # type: ignore[attr-defined]
+        return load(self._kind, der)
+
+
+_STANDINS: Final = {
+    "Certificate": _Parsing(x509.Certificate),
+    "asn1_ocsp": SimpleNamespace(OCSPResponse=_Parsing(OCSPResponse)),
+    "asn1_crl": SimpleNamespace(CertificateList=_Parsing(CertificateList)),
+    "OCSPResponse": _Parsing(OCSPResponse),
+    "CertificateList": _Parsing(CertificateList),
+}
+
+
 def install() -> None:
     """Parse once per thread from now on (idempotent)."""
     _ON[0] = True
     for module in _MODULES:
         module.extract_certificate_info = extract_certificate_info  # type: ignore[attr-defined]
+    for module, name, _ in _PARSERS:
+        setattr(module, name, _STANDINS[name])
 
 
 def uninstall() -> None:
@@ -107,6 +145,8 @@ def uninstall() -> None:
     _ON[0] = False
     for module in _MODULES:
         module.extract_certificate_info = _ORIGINAL  # type: ignore[attr-defined]
+    for module, name, original in _PARSERS:
+        setattr(module, name, original)
 
 
 def forget() -> None:

@@ -9,8 +9,10 @@ the test can fail.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import datetime as dt
+import inspect
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -136,3 +138,32 @@ def test_extracted_certificates_match_pyhankos(ca: MiniCa) -> None:
     assert ours.signer_cert.dump() == theirs.signer_cert.dump() == genuine.dump()
     assert [c.dump() for c in ours.other_certs] == [c.dump() for c in theirs.other_certs]
     assert parsed_der.extract_certificate_info(signed_data(genuine)).signer_cert is ours.signer_cert
+
+
+def test_pyhanko_reads_the_stood_in_names_only_to_load() -> None:
+    """The stand-ins (parsed_der._PARSERS) only offer ``load``: any other use pyHanko makes of
+    those names at run time (an isinstance, an attribute) would change on an upgrade."""
+    for module, name, _ in parsed_der._PARSERS:
+        tree = ast.parse(inspect.getsource(module))
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        annotations = {
+            id(n)
+            for node in ast.walk(tree)
+            for a in (getattr(node, "annotation", None), getattr(node, "returns", None))
+            if a is not None
+            for n in ast.walk(a)
+        }
+        uses = [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Name) and n.id == name and id(n) not in annotations
+        ]
+        assert uses, (module.__name__, name)
+        for use in uses:
+            node: ast.AST = parents[use]
+            if name.startswith("asn1_"):  # the module: <module>.<type>.load
+                assert isinstance(node, ast.Attribute), (module.__name__, name, use.lineno)
+                assert hasattr(parsed_der._STANDINS[name], node.attr)
+                node = parents[node]
+            assert isinstance(node, ast.Attribute), (module.__name__, name, use.lineno)
+            assert node.attr == "load", (module.__name__, name, use.lineno)
