@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Final, TypeVar
 
@@ -92,6 +93,19 @@ def digest(value: Any) -> bytes:
 
 def _key(kind: type, der: bytes) -> tuple[type, bytes]:
     return kind, hashlib.sha256(der).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Der:
+    """A DER value in a cache key, by its SHA-256 (:func:`digest`); the value itself is left
+    out of comparisons, for whoever needs its bytes."""
+
+    digest: bytes
+    value: Any = field(compare=False, hash=False)
+
+
+def der(value: Any) -> Der:
+    return Der(digest(value), value)
 
 
 def extract_certificate_info(signed_data: cms.SignedData) -> general.SignedDataCerts:
