@@ -7,7 +7,8 @@ clock (``time.thread_time``: the machine is shared, so wall time says little):
 - *now*: as verification runs — one strict reader per record for every check, pyHanko's hex
   strings read in one step, certificate names prepared once per process, chain answers and
   certificate path + revocation answers kept (archive.sign.path_cache), certificate name
-  comparisons kept (archive.sign.name_equality);
+  comparisons kept (archive.sign.name_equality), certificates, OCSP responses and CRLs parsed
+  once per thread (archive.sign.parsed_der);
 - *cold*: the same checks with all of that off — each check parses the PDF itself, the
   libraries' own hex reader and name preparation and path validation, the chain answers
   forgotten before each record (close to the code before issue #15 item 2: that one also read
@@ -43,7 +44,14 @@ from pyhanko_certvalidator import ValidationContext
 
 from archive.catalog import CatalogRow
 from archive.render import hex_strings
-from archive.sign import diff_policy, name_equality, name_prep, path_cache, pdf_tokens
+from archive.sign import (
+    diff_policy,
+    name_equality,
+    name_prep,
+    parsed_der,
+    path_cache,
+    pdf_tokens,
+)
 from archive.sign.contexts import forget_chains
 from verification.checks import FULL
 from verification.document import (
@@ -72,6 +80,7 @@ def cold() -> Iterator[None]:
     name_equality.uninstall()
     pdf_tokens.uninstall()
     diff_policy.uninstall()
+    parsed_der.uninstall()
     try:
         yield
     finally:
@@ -81,6 +90,7 @@ def cold() -> Iterator[None]:
         name_equality.install()
         pdf_tokens.install()
         diff_policy.install()
+        parsed_der.install()
 
 
 def check_cpu(

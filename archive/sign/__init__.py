@@ -7,7 +7,7 @@ and a :class:`TrustPolicy` (trust roots for signers and TSAs, the hospital's own
 certificates) and returns a report; it never signs.
 """
 
-from archive.sign import name_equality, name_prep, path_cache, pdf_tokens
+from archive.sign import name_equality, name_prep, parsed_der, path_cache, pdf_tokens
 from archive.sign.config import RetryPolicy, SignerConfig, load_trust_roots
 from archive.sign.identity import SignerIdentity, SigningKey
 from archive.sign.key import load_signer
@@ -53,3 +53,6 @@ pdf_tokens.install()
 # Path + revocation validation answers are reused for a later document only where the same
 # inputs give the same answer at its moment (archive.sign.path_cache).
 path_cache.install()
+# Certificates, OCSP responses and CRLs: each distinct one parsed once per thread, not once per
+# document and use (archive.sign.parsed_der).
+parsed_der.install()

@@ -4,9 +4,10 @@ The DSS (``/DSS``: certificates, OCSP responses, CRLs) is read once per document
 signature and question. Whether a path leads from a certificate to a set of roots is the same
 answer for every document that carries the same certificates: path building looks at nothing
 but the certificates (issuer names, keys identifiers; no time, no revocation — AdES judges those
-per document), and nothing is fetched. So the answer is kept per process, keyed by the DER of the
-certificate, of every root and of every other certificate offered: a document that offers one
-certificate more or less, or another signer, is a different question and gets built afresh.
+per document), and nothing is fetched. So the answer is kept per process, keyed by the SHA-256
+of the DER of the certificate, of every root and of every other certificate offered: a document
+that offers one certificate more or less, or another signer, is a different question and gets
+built afresh.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from asn1crypto.ocsp import OCSPResponse
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.decode_limits import DecodePurpose
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.general import extract_certificate_info
+from pyhanko.sign import general
 from pyhanko.sign.validation import DocumentSecurityStore
 from pyhanko.sign.validation.errors import NoDSSFoundError
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import PathBuildingError
+
+from archive.sign import parsed_der
 
 ChainKey = tuple[bytes, frozenset[bytes], frozenset[bytes]]
 
@@ -48,7 +51,14 @@ class DocumentContexts:
             self._dss: DocumentSecurityStore | None = DocumentSecurityStore.read_dss(reader)
         except NoDSSFoundError:
             self._dss = None
-        self._dss_certs = list(self._dss.load_certs()) if self._dss is not None else []
+        self._dss_certs = (
+            [
+                _load(r, x509.Certificate, DecodePurpose.CERTIFICATE)
+                for r in self._dss.certs.values()
+            ]
+            if self._dss is not None
+            else []
+        )
         self._revinfo: tuple[list[OCSPResponse], list[CertificateList]] | None = None
 
     def context(
@@ -99,10 +109,10 @@ class DocumentContexts:
         """Whether any path leads from ``cert`` to one of ``roots`` through the certificates
         this document offers (the DSS's, the token's, ``others``)."""
         offered = [*self._dss_certs, *embedded_certs(signed_data), *others]
-        key: ChainKey = (
-            cert.dump(),
-            frozenset(r.dump() for r in roots),
-            frozenset(c.dump() for c in offered),
+        key: ChainKey = (  # SHA-256s of the DER (parsed_der notes them for what it parsed)
+            parsed_der.digest(cert),
+            frozenset(parsed_der.digest(r) for r in roots),
+            frozenset(parsed_der.digest(c) for c in offered),
         )
         with _LOCK:
             known = _CHAINS.get(key)
@@ -125,11 +135,11 @@ class DocumentContexts:
 
 def _load(ref: generic.IndirectObject, kind: Any, purpose: DecodePurpose) -> Any:
     stream: generic.StreamObject = ref.get_object()  # type: ignore[no-untyped-call]
-    return kind.load(stream.read_data(purpose))
+    return parsed_der.load(kind, stream.read_data(purpose))
 
 
 def embedded_certs(signed_data: cms.SignedData) -> list[x509.Certificate]:
-    info = extract_certificate_info(signed_data)
+    info = general.extract_certificate_info(signed_data)  # parsed_der's, when installed
     return [info.signer_cert, *info.other_certs]
 
 

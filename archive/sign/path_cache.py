@@ -58,6 +58,7 @@ from pyhanko_certvalidator.registry import SimpleTrustManager
 from pyhanko_certvalidator.sig_validate import DefaultSignatureValidator
 
 from archive.sign.der_times import times_in
+from archive.sign.parsed_der import Der, der
 
 _ORIGINAL: Final = certvalidator_validate.async_validate_path
 _KEYS: Final = 1024  # distinct questions: a few paths per signer and per set of revocation data
@@ -186,13 +187,13 @@ def _question(
         return None
     roots = frozenset(_root(trust, cert) for cert in trust.iter_certs())
     return (
-        tuple(c.dump() for c in path.iter_certs(include_root=True)),
+        tuple(der(c) for c in path.iter_certs(include_root=True)),
         anchor.trust_qualifiers,
         parameters,
         roots,
-        tuple(c.dump() for c in registry),
-        tuple((c.ocsp_response_data.dump(), c.index) for c in revinfo._ocsps),
-        tuple(c.crl_data.dump() for c in revinfo._crls),
+        tuple(der(c) for c in registry),
+        tuple((der(c.ocsp_response_data), c.index) for c in revinfo._ocsps),
+        tuple(der(c.crl_data) for c in revinfo._crls),
         policy,
         algorithms,
         context.time_tolerance,
@@ -204,8 +205,8 @@ def _times(question: tuple[Any, ...]) -> tuple[datetime, ...]:
     """Every time the question's inputs carry, sorted: what the cells are drawn from."""
     path, anchor_qualifiers, _, roots, registry, ocsps, crls = question[:7]
     found: set[datetime] = set()
-    for der in (*path, *(d for d, _ in roots), *registry, *(d for d, _ in ocsps), *crls):
-        found.update(times_in(der))
+    for d in (*path, *(d for d, _ in roots), *registry, *(d for d, _ in ocsps), *crls):
+        found.update(times_in(d.value.dump() if isinstance(d, Der) else d))
     for q in (anchor_qualifiers, *(q for _, q in roots)):
         for bound in (getattr(q, "valid_from", None), getattr(q, "valid_until", None)):
             if bound is not None:
@@ -214,8 +215,9 @@ def _times(question: tuple[Any, ...]) -> tuple[datetime, ...]:
 
 
 def _digested(value: Any) -> Any:
-    """The question with each DER replaced by its SHA-256: a CRL of megabytes is not kept once
-    per question, and the key hashes fast."""
+    """The question with each DER by its SHA-256: no CRL kept per question, a fast key."""
+    if isinstance(value, Der):
+        return value.digest
     if isinstance(value, bytes):
         return hashlib.sha256(value).digest()
     if isinstance(value, tuple):
@@ -225,9 +227,9 @@ def _digested(value: Any) -> Any:
     return value
 
 
-def _root(trust: SimpleTrustManager, cert: x509.Certificate) -> tuple[bytes, Any]:
+def _root(trust: SimpleTrustManager, cert: x509.Certificate) -> tuple[Der, Any]:
     anchor = trust.as_trust_anchor(AuthorityWithCert(cert))
-    return cert.dump(), None if anchor is None else anchor.trust_qualifiers
+    return der(cert), None if anchor is None else anchor.trust_qualifiers
 
 
 def _algorithm_policy(policy: object) -> tuple[Any, ...] | None:
