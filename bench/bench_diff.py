@@ -9,8 +9,11 @@ alternate between
   dictionary readers, as before issue #15 item 2;
 - *15i*: the state after the first round of work: our policy, name and array readers, with
   pyHanko's dictionary reader and pyHanko's copy into a revision's view;
-- *ours*: :data:`archive.sign.diff_policy.POLICY` (each review once per document) and its
-  copy into a revision's view, with :mod:`archive.sign.pdf_tokens` installed,
+- *15i2*: the state after the second round: :data:`archive.sign.diff_policy.POLICY` (each
+  review once per document) and its copy into a revision's view, with
+  :mod:`archive.sign.pdf_tokens` installed, and pyHanko's map of the paths to each object;
+- *ours*: the same with :mod:`archive.sign.ref_paths` (that map walks only values that can
+  hold a reference),
 
 and report the median thread CPU per document of the analysis (every ``review_file`` call,
 outermost only), of the whole signature check (``check_signature``, which includes it) and of
@@ -33,7 +36,14 @@ from typing import Any
 from pyhanko.pdf_utils import generic
 from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY, StandardDiffPolicy
 
-from archive.sign import DocumentSigner, SignedDocument, SignerConfig, diff_policy, pdf_tokens
+from archive.sign import (
+    DocumentSigner,
+    SignedDocument,
+    SignerConfig,
+    diff_policy,
+    pdf_tokens,
+    ref_paths,
+)
 from archive.sign.certificates import cert_sha256
 from archive.sign.config import load_certificates
 from archive.sign.renew import DocumentRenewer
@@ -50,7 +60,7 @@ from verification.document import (
     shared_reader,
 )
 
-SIDES = ("pyHanko", "15i", "ours")
+SIDES = ("pyHanko", "15i", "15i2", "ours")
 
 
 def documents(pki: DevPki) -> tuple[dict[str, bytes], TrustPolicy]:
@@ -80,15 +90,20 @@ def side(name: str) -> Iterator[None]:
         diff_policy.POLICY = DEFAULT_DIFF_POLICY  # type: ignore[misc, assignment]
         pdf_tokens.uninstall()
         diff_policy.uninstall()
+        ref_paths.uninstall()
     elif name == "15i":
         generic.DictionaryObject.read_from_stream = pdf_tokens._ORIGINAL_DICT  # type: ignore[method-assign]
         diff_policy.uninstall()
+        ref_paths.uninstall()
+    elif name == "15i2":
+        ref_paths.uninstall()
     try:
         yield
     finally:
         diff_policy.POLICY = ours  # type: ignore[misc]
         pdf_tokens.install()
         diff_policy.install()
+        ref_paths.install()
 
 
 class DiffClock:

@@ -51,6 +51,7 @@ from archive.sign import (
     parsed_der,
     path_cache,
     pdf_tokens,
+    ref_paths,
 )
 from archive.sign.contexts import forget_chains
 from verification.checks import FULL
@@ -79,6 +80,7 @@ def cold() -> Iterator[None]:
     path_cache.uninstall()
     name_equality.uninstall()
     pdf_tokens.uninstall()
+    ref_paths.uninstall()
     diff_policy.uninstall()
     parsed_der.uninstall()
     try:
@@ -89,6 +91,7 @@ def cold() -> Iterator[None]:
         path_cache.install()
         name_equality.install()
         pdf_tokens.install()
+        ref_paths.install()
         diff_policy.install()
         parsed_der.install()
 

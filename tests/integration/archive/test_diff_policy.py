@@ -4,7 +4,9 @@ pyHanko's own parser: the same modification level, the same changed form fields,
 refusal, for every signature and document timestamp of genuine records (signed; renewed once;
 renewed three times) and of records changed after signing (page content, page tree, overlay,
 annotation, form fields, redefined objects, object stream behind an xref stream, a freed
-object, an orphan, the DSS). Signed by the real signer on the session stack's PKI and TSA.
+object, an orphan, the DSS); and the map of the paths to each signed object
+(archive.sign.ref_paths) is pyHanko's on all of them. Signed by the real signer on the session
+stack's PKI and TSA.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ from pyhanko.sign.diff_analysis import (
 )
 
 from archive.render import Renderer
-from archive.sign import DocumentSigner, SignedDocument, SignerConfig, diff_policy, pdf_tokens
+from archive.sign import (
+    DocumentSigner,
+    SignedDocument,
+    SignerConfig,
+    diff_policy,
+    pdf_tokens,
+    ref_paths,
+)
 from archive.sign.config import load_certificates
 from archive.sign.diff_policy import POLICY
 from archive.sign.renew import DocumentRenewer
@@ -33,6 +42,7 @@ from infra.pki import DevPki
 from infra.settings import AppSettings as Settings
 from tests.support import attacks, diff_attacks
 from tests.support.fhir import canonical, example_bundle
+from tests.support.path_maps import same_as_pyhanko
 
 pytestmark = pytest.mark.integration
 
@@ -114,11 +124,13 @@ CASES: dict[str, tuple[Callable[[dict[str, bytes]], bytes], bool]] = {
 def _pyhankos_own_parser() -> Iterator[None]:
     pdf_tokens.uninstall()
     diff_policy.uninstall()
+    ref_paths.uninstall()
     try:
         yield
     finally:
         pdf_tokens.install()
         diff_policy.install()
+        ref_paths.install()
 
 
 def _verdicts(pdf: bytes, policy: DiffPolicy, *, times: int = 1) -> list[object]:
@@ -150,6 +162,17 @@ def test_the_verdicts_equal_pyhankos_standard_policy(name: str, genuine: dict[st
     assert ours == theirs + theirs
     lta: list[object] = [(ModificationLevel.NONE, []), (ModificationLevel.LTA_UPDATES, [])]
     assert all(v in lta for v in theirs) is accepted, theirs
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_paths_to_each_signed_object_equal_pyhankos(
+    name: str, genuine: dict[str, bytes]
+) -> None:
+    """archive.sign.ref_paths maps every revision of the genuine and the changed records as
+    pyHanko does (references, views, paths in order, objects read, errors)."""
+    build, _ = CASES[name]
+    theirs = same_as_pyhanko(build(genuine))
+    assert len(theirs) >= 6
 
 
 def test_every_object_of_a_renewed_record_parses_as_with_pyhankos_parser(

@@ -1,0 +1,155 @@
+"""A faster map of every way an object of a signed revision is reached, installed into pyHanko.
+
+The incremental-update analysis asks, for each object a later revision overwrites, by which
+paths from the trailer it could be reached in the signed revision. pyHanko 0.38 answers with
+``HistoricalResolver._load_reverse_xref_cache``: a depth-first walk of the whole revision that
+makes one recursive call, one path node (``ConsList.cons``) and a dozen ``isinstance`` tests for
+every value, numbers and names included, and tests "is this object already on the path" by
+walking the path. On our documents (font width arrays, the structure tree, the DSS) that walk was
+more than half of the analysis' CPU (profiled, issue #15 item 2).
+
+:func:`load_reverse_xref_cache` walks the same objects in the same order and records the same
+paths (the same ``ConsList`` values, flattened as pyHanko flattens them, so even the sets'
+iteration order is pyHanko's), with the same exceptions (malformed trees, missing objects as the
+resolver answers them): it only does not descend into values that hold no reference (a leaf
+pyHanko's walk enters and leaves without recording anything), keeps the references on the
+current path in a set beside the path, and asks for a page tree node's canonical path once.
+The page and structure tree prologue is pyHanko's code (MIT), unchanged. Recursion is one frame
+per container like pyHanko's (which adds one for each leaf), so this one runs out of stack only
+where pyHanko's does.
+
+``tests/unit/archive/test_ref_paths.py`` compares the two on our signed documents, the attack
+documents and random, looped, shared, deep and broken structures. pyHanko is pinned at 0.38.0:
+recheck on any upgrade.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import Any, Final
+
+from pyhanko.pdf_utils import generic, misc
+from pyhanko.pdf_utils.reader import HistoricalResolver, RawPdfPath
+
+__all__ = ["install", "load_reverse_xref_cache", "uninstall"]
+
+_ORIGINAL: Final[Callable[[Any], None]] = HistoricalResolver._load_reverse_xref_cache
+_INDIRECT: Final = generic.IndirectObject
+_DICT: Final = generic.DictionaryObject
+_ARRAY: Final = generic.ArrayObject
+_CONTAINERS: Final = (_INDIRECT, _DICT, _ARRAY)
+_ROOT_ONLY: Final = misc.ConsList.sing("/Root")
+
+
+def load_reverse_xref_cache(resolver: Any) -> None:
+    """pyHanko's ``HistoricalResolver._load_reverse_xref_cache``, same result and errors."""
+    if resolver._indirect_object_access_cache is not None:
+        return
+    collected: defaultdict[generic.Reference, set[Any]] = defaultdict(set)
+    page_tree_nodes, struct_tree_nodes = _trees(resolver)
+    on_path: set[generic.Reference] = set()
+    fetch = resolver.__call__
+
+    def walk(obj: Any, cur_path: Any, is_struct_tree: bool) -> None:
+        # pyHanko's _compute_paths_to_refs, called only for references and containers; one
+        # frame per level like pyHanko's (a reference is followed in the frame that meets it).
+        obj_ref = None
+        if isinstance(obj, _INDIRECT):
+            obj_ref = obj.reference
+            if obj_ref in on_path:
+                return
+            collected[obj_ref].add(cur_path)
+            obj = fetch(obj_ref)
+            canonical = page_tree_nodes.get(obj_ref)
+            if canonical is not None and cur_path != canonical:
+                return
+            if not is_struct_tree and obj_ref in struct_tree_nodes:
+                return
+            on_path.add(obj_ref)
+        if isinstance(obj, _DICT):
+            # pyHanko enters the structure tree at /Root /StructTreeRoot /K only.
+            at_tree_root = cur_path.head == "/StructTreeRoot" and cur_path.tail == _ROOT_ONLY
+            for k, v in obj.items():
+                if k == "/Parent" or (is_struct_tree and k == "/P"):
+                    continue
+                if isinstance(v, _CONTAINERS):
+                    walk(v, cur_path.cons(k), is_struct_tree or (at_tree_root and k == "/K"))
+        elif isinstance(obj, _ARRAY):
+            for ix, v in enumerate(obj):
+                if isinstance(v, _CONTAINERS):
+                    walk(v, cur_path.cons(ix), is_struct_tree)
+        if obj_ref is not None:
+            on_path.discard(obj_ref)
+
+    walk(resolver.trailer_view, misc.ConsList.empty(), False)
+    resolver._indirect_object_access_cache = {
+        ref: {RawPdfPath(*reversed(list(p))) for p in paths} for ref, paths in collected.items()
+    }
+
+
+def _trees(resolver: Any) -> tuple[dict[Any, Any], set[Any]]:
+    """The page tree nodes with their canonical paths, the structure elements (pyHanko's code)."""
+
+    def _collect_page_tree_refs(pages_obj: Any, path: Any) -> Iterator[tuple[Any, Any]]:
+        for ix, kid in enumerate(pages_obj["/Kids"]):
+            kid_path = path.cons("/Kids").cons(ix)
+            if isinstance(kid, generic.IndirectObject):
+                yield kid.reference, kid_path
+            kid = kid.get_object()
+            if kid.get("/Type", None) == "/Pages":
+                yield from _collect_page_tree_refs(kid, kid_path)
+
+    def _collect_struct_tree_refs(struct_elem: Any) -> Iterator[Any]:
+        try:
+            children = struct_elem["/K"]
+        except KeyError:
+            return
+        if not isinstance(children, generic.ArrayObject):
+            children = (children,)
+        for child in children:
+            child_ref = None
+            if isinstance(child, generic.IndirectObject):
+                child_ref = child.reference
+                child = child.get_object()  # type: ignore[no-untyped-call]
+            if not isinstance(child, generic.DictionaryObject):
+                continue
+            try:
+                if child["/Type"] != "/StructElem":
+                    continue
+            except KeyError:
+                pass
+            if child_ref is not None:
+                yield child_ref
+            yield from _collect_struct_tree_refs(child)
+
+    pages_ref: Any = resolver.root.raw_get("/Pages")
+    pages_path = misc.ConsList.sing("/Root").cons("/Pages")
+    page_tree_nodes = {}
+    if isinstance(pages_ref, generic.IndirectObject):
+        page_tree_nodes[pages_ref.reference] = pages_path
+    for ref, path in _collect_page_tree_refs(pages_ref.get_object(), pages_path):
+        if ref in page_tree_nodes:
+            raise misc.PdfReadError("Circular reference in page tree in mapping stage")
+        page_tree_nodes[ref] = path
+    struct_tree_nodes = set()
+    try:
+        struct_tree_root_ref = resolver.root.raw_get("/StructTreeRoot")
+        struct_tree_root = struct_tree_root_ref.get_object()
+        for ref in _collect_struct_tree_refs(struct_tree_root):
+            if ref in struct_tree_nodes:
+                raise misc.PdfReadError("Circular reference in structure tree in mapping stage")
+            struct_tree_nodes.add(ref)
+    except KeyError:
+        pass
+    return page_tree_nodes, struct_tree_nodes
+
+
+def install() -> None:
+    """Make every historical view use :func:`load_reverse_xref_cache` (idempotent)."""
+    HistoricalResolver._load_reverse_xref_cache = load_reverse_xref_cache  # type: ignore[method-assign]
+
+
+def uninstall() -> None:
+    """pyHanko's own walk again (for comparisons and benchmarks)."""
+    HistoricalResolver._load_reverse_xref_cache = _ORIGINAL  # type: ignore[method-assign]
