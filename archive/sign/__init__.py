@@ -57,8 +57,9 @@ name_equality.install()
 # Plain names and integer arrays are read in one step, not a byte at a time: same objects and
 # errors (archive.sign.pdf_tokens); the incremental-update analysis reads every signed object.
 pdf_tokens.install()
-# The map of every path to each signed object walks only values that can hold a reference: same
-# paths and errors (archive.sign.ref_paths); it was over half of the incremental-update analysis.
+# The map of every path to each signed object walks only values that can hold a reference, and
+# each object's newest revision is looked up once per document: same paths, answers and errors
+# (archive.sign.ref_paths); that map was over half of the incremental-update analysis.
 ref_paths.install()
 # Path + revocation validation answers are reused for a later document only where the same
 # inputs give the same answer at its moment (archive.sign.path_cache).

@@ -16,11 +16,13 @@ pyHanko's walk enters and leaves without recording anything), keeps the referenc
 current path in a set beside the path, and asks for a page tree node's canonical path once.
 The page and structure tree prologue is pyHanko's code (MIT), unchanged. Recursion is one frame
 per container like pyHanko's (which adds one for each leaf), so this one runs out of stack only
-where pyHanko's does.
+where pyHanko's does. Each object read into a view first asks in which revision it last changed:
+:func:`last_change` keeps pyHanko's answer per document instead of trying every cross-reference
+section again for every view.
 
-``tests/unit/archive/test_ref_paths.py`` compares the two on our signed documents, the attack
-documents and random, looped, shared, deep and broken structures. pyHanko is pinned at 0.38.0:
-recheck on any upgrade.
+``tests/unit/archive/test_ref_paths.py`` compares each with pyHanko's on random, looped, shared,
+deep and broken structures, ``tests/integration/archive/test_diff_policy.py`` on our signed
+records and the attack documents. pyHanko is pinned at 0.38.0: recheck on any upgrade.
 """
 
 from __future__ import annotations
@@ -31,10 +33,14 @@ from typing import Any, Final
 
 from pyhanko.pdf_utils import generic, misc
 from pyhanko.pdf_utils.reader import HistoricalResolver, RawPdfPath
+from pyhanko.pdf_utils.xref import XRefCache
 
-__all__ = ["install", "load_reverse_xref_cache", "uninstall"]
+__all__ = ["install", "last_change", "load_reverse_xref_cache", "uninstall"]
 
 _ORIGINAL: Final[Callable[[Any], None]] = HistoricalResolver._load_reverse_xref_cache
+_ORIGINAL_LAST_CHANGE: Final[Callable[[Any, Any], int]] = XRefCache.get_last_change
+_NOWHERE: Final = -1
+_xref_cache: Any = XRefCache  # untyped in pyHanko: its method is replaced as a plain attribute
 _INDIRECT: Final = generic.IndirectObject
 _DICT: Final = generic.DictionaryObject
 _ARRAY: Final = generic.ArrayObject
@@ -145,11 +151,42 @@ def _trees(resolver: Any) -> tuple[dict[Any, Any], set[Any]]:
     return page_tree_nodes, struct_tree_nodes
 
 
+def last_change(xrefs: Any, ref: Any) -> int:
+    """pyHanko's ``XRefCache.get_last_change``, each answer kept per document.
+
+    The walk asks it for every object it reads into a revision's view, once per view; pyHanko
+    answers by trying every cross-reference section from the newest, each miss a ``KeyError``
+    raised and caught. The answer depends on the number and generation only, and a reader's
+    sections do not change once read (pyHanko fills them while parsing, before the cache
+    exists), so it is asked once per reference and document; a missing reference raises
+    ``KeyError(ref)`` as pyHanko's does.
+    """
+    memo: dict[tuple[int, int], int]
+    try:
+        memo = xrefs._archive_last_change
+    except AttributeError:
+        memo = xrefs._archive_last_change = {}
+    key = (ref.idnum, ref.generation)
+    found: int | None = memo.get(key)
+    if found is None:
+        try:
+            found = _ORIGINAL_LAST_CHANGE(xrefs, ref)
+        except KeyError:
+            found = _NOWHERE
+        memo[key] = found
+    if found == _NOWHERE:
+        raise KeyError(ref)
+    return found
+
+
 def install() -> None:
-    """Make every historical view use :func:`load_reverse_xref_cache` (idempotent)."""
+    """Make every historical view use :func:`load_reverse_xref_cache` and every reader
+    :func:`last_change` (idempotent)."""
     HistoricalResolver._load_reverse_xref_cache = load_reverse_xref_cache  # type: ignore[method-assign]
+    _xref_cache.get_last_change = last_change
 
 
 def uninstall() -> None:
-    """pyHanko's own walk again (for comparisons and benchmarks)."""
+    """pyHanko's own walk and history look-up again (for comparisons and benchmarks)."""
     HistoricalResolver._load_reverse_xref_cache = _ORIGINAL  # type: ignore[method-assign]
+    _xref_cache.get_last_change = _ORIGINAL_LAST_CHANGE

@@ -8,6 +8,7 @@ import io
 from collections.abc import Callable
 from typing import Any
 
+from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader
 
 from archive.sign import ref_paths
@@ -36,4 +37,29 @@ def maps(pdf: bytes, load: Callable[[Any], None], *, strict: bool = True) -> lis
 def same_as_pyhanko(pdf: bytes, *, strict: bool = True) -> list[object]:
     theirs = maps(pdf, ref_paths._ORIGINAL, strict=strict)
     assert maps(pdf, ref_paths.load_reverse_xref_cache, strict=strict) == theirs
+    return theirs
+
+
+def last_changes(pdf: bytes, find: Callable[[Any, Any], int]) -> list[object]:
+    """The newest revision of every object number in use and past it, generations 0, 1 and
+    5, asked twice (the second answer may come from a memo); or the error."""
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    xrefs = reader.xrefs
+    revisions = range(xrefs.total_revisions)
+    top = max(r.idnum for n in revisions for r in xrefs.explicit_refs_in_revision(n)) + 3
+    found: list[object] = []
+    for _ in range(2):
+        for idnum in range(top):
+            for generation in (0, 1, 5):
+                ref = generic.Reference(idnum, generation, reader)
+                try:
+                    found.append(find(xrefs, ref))
+                except KeyError as e:
+                    found.append(("KeyError", e.args[0] is ref))
+    return found
+
+
+def same_history_as_pyhanko(pdf: bytes) -> list[object]:
+    theirs = last_changes(pdf, ref_paths._ORIGINAL_LAST_CHANGE)
+    assert last_changes(pdf, ref_paths.last_change) == theirs
     return theirs

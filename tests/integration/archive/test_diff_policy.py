@@ -42,7 +42,7 @@ from infra.pki import DevPki
 from infra.settings import AppSettings as Settings
 from tests.support import attacks, diff_attacks
 from tests.support.fhir import canonical, example_bundle
-from tests.support.path_maps import same_as_pyhanko
+from tests.support.path_maps import same_as_pyhanko, same_history_as_pyhanko
 
 pytestmark = pytest.mark.integration
 
@@ -169,10 +169,13 @@ def test_the_paths_to_each_signed_object_equal_pyhankos(
     name: str, genuine: dict[str, bytes]
 ) -> None:
     """archive.sign.ref_paths maps every revision of the genuine and the changed records as
-    pyHanko does (references, views, paths in order, objects read, errors)."""
+    pyHanko does (references, views, paths in order, objects read, errors), and finds each
+    object's newest revision as pyHanko does."""
     build, _ = CASES[name]
-    theirs = same_as_pyhanko(build(genuine))
+    pdf = build(genuine)
+    theirs = same_as_pyhanko(pdf)
     assert len(theirs) >= 6
+    same_history_as_pyhanko(pdf)
 
 
 def test_every_object_of_a_renewed_record_parses_as_with_pyhankos_parser(

@@ -19,7 +19,7 @@ from pyhanko.pdf_utils.reader import HistoricalResolver
 from pyhanko.pdf_utils.writer import PdfFileWriter
 
 from archive.sign import ref_paths
-from tests.support.path_maps import same_as_pyhanko
+from tests.support.path_maps import same_as_pyhanko, same_history_as_pyhanko
 
 g: Any = generic
 N = generic.NameObject
@@ -194,6 +194,19 @@ def test_a_chain_too_deep_for_pyhanko_is_too_deep_for_ours() -> None:
 @pytest.mark.parametrize("seed", range(60))
 def test_random_object_graphs_give_pyhankos_paths(seed: int) -> None:
     same_as_pyhanko(_write(random_graph(seed), update=_overwrite_second))
+
+
+def _rewrite_loop(later: Any) -> None:
+    later.root[N("/Again")] = g.NumberObject(3)
+    later.update_root()
+    later.mark_update(later.root.raw_get("/Loop"))
+
+
+@pytest.mark.parametrize("update", [None, _overwrite_second, _rewrite_loop])
+def test_each_objects_newest_revision_is_pyhankos(update: Any) -> None:
+    history = same_history_as_pyhanko(_write(loops_and_shared, update=update))
+    assert ("KeyError", True) in history
+    assert any(isinstance(h, int) and h > 0 for h in history) is (update is not None)
 
 
 def test_the_map_is_installed_and_can_be_taken_back() -> None:
