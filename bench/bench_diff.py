@@ -13,7 +13,7 @@ alternate between
   review once per document) and its copy into a revision's view, with
   :mod:`archive.sign.pdf_tokens` installed, and pyHanko's map of the paths to each object;
 - *ours*: the same with :mod:`archive.sign.ref_paths` (that map walks only values that can
-  hold a reference),
+  hold a reference; each object's newest revision looked up once per document),
 
 and report the median thread CPU per document of the analysis (every ``review_file`` call,
 outermost only), of the whole signature check (``check_signature``, which includes it) and of
