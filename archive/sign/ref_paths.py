@@ -14,9 +14,9 @@ iteration order is pyHanko's), with the same exceptions (malformed trees, missin
 resolver answers them): it only does not descend into values that hold no reference (a leaf
 pyHanko's walk enters and leaves without recording anything), keeps the references on the
 current path in a set beside the path, and asks for a page tree node's canonical path once.
-The page and structure tree prologue is pyHanko's code (MIT), unchanged. Recursion is one frame
-per container like pyHanko's (which adds one for each leaf), so this one runs out of stack only
-where pyHanko's does. Each object read into a view first asks in which revision it last changed:
+The page and structure trees are collected first, as pyHanko does (``_trees``). Recursion is one
+frame per container like pyHanko's (which adds one for each leaf), so this one runs out of stack
+only where pyHanko's does. Each object read into a view first asks in which revision it last changed:
 :func:`last_change` keeps pyHanko's answer per document instead of trying every cross-reference
 section again for every view.
 
@@ -27,8 +27,9 @@ records and the attack documents. pyHanko is pinned at 0.38.0: recheck on any up
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Final
 
 from pyhanko.pdf_utils import generic, misc
@@ -95,60 +96,59 @@ def load_reverse_xref_cache(resolver: Any) -> None:
 
 
 def _trees(resolver: Any) -> tuple[dict[Any, Any], set[Any]]:
-    """The page tree nodes with their canonical paths, the structure elements (pyHanko's code)."""
+    """The page tree's nodes with the one path the walk may enter each by, and the structure
+    tree's elements, collected as pyHanko 0.38 collects them before its walk (written here to
+    its behaviour, checked against it by the tests): the same order, the same refusal of a node
+    met twice, and for the structure tree the same tolerance, where a ``KeyError`` anywhere ends
+    the collection and keeps what was found so far."""
+    pages = resolver.root.raw_get("/Pages")
+    pages_path = misc.ConsList.sing("/Root").cons("/Pages")
+    nodes: dict[Any, Any] = {}
+    if isinstance(pages, _INDIRECT):
+        nodes[pages.reference] = pages_path
 
-    def _collect_page_tree_refs(pages_obj: Any, path: Any) -> Iterator[tuple[Any, Any]]:
-        for ix, kid in enumerate(pages_obj["/Kids"]):
+    def enter_pages(node: Any, path: Any) -> None:
+        for ix, kid in enumerate(node["/Kids"]):
             kid_path = path.cons("/Kids").cons(ix)
-            if isinstance(kid, generic.IndirectObject):
-                yield kid.reference, kid_path
-            kid = kid.get_object()
-            if kid.get("/Type", None) == "/Pages":
-                yield from _collect_page_tree_refs(kid, kid_path)
+            if isinstance(kid, _INDIRECT):
+                if kid.reference in nodes:
+                    raise misc.PdfReadError("Circular reference in page tree in mapping stage")
+                nodes[kid.reference] = kid_path
+            resolved = kid.get_object()
+            if resolved.get("/Type", None) == "/Pages":
+                enter_pages(resolved, kid_path)
 
-    def _collect_struct_tree_refs(struct_elem: Any) -> Iterator[Any]:
+    enter_pages(pages.get_object(), pages_path)
+
+    elements: set[Any] = set()
+
+    def enter_struct(element: Any) -> None:
         try:
-            children = struct_elem["/K"]
+            kids = element["/K"]
         except KeyError:
             return
-        if not isinstance(children, generic.ArrayObject):
-            children = (children,)
-        for child in children:
-            child_ref = None
-            if isinstance(child, generic.IndirectObject):
-                child_ref = child.reference
-                child = child.get_object()  # type: ignore[no-untyped-call]
-            if not isinstance(child, generic.DictionaryObject):
+        for kid in kids if isinstance(kids, _ARRAY) else (kids,):
+            ref = kid.reference if isinstance(kid, _INDIRECT) else None
+            resolved = kid.get_object() if ref is not None else kid
+            if not isinstance(resolved, _DICT) or not _struct_elem(resolved):
                 continue
-            try:
-                if child["/Type"] != "/StructElem":
-                    continue
-            except KeyError:
-                pass
-            if child_ref is not None:
-                yield child_ref
-            yield from _collect_struct_tree_refs(child)
+            if ref is not None:
+                if ref in elements:
+                    raise misc.PdfReadError("Circular reference in structure tree in mapping stage")
+                elements.add(ref)
+            enter_struct(resolved)
 
-    pages_ref: Any = resolver.root.raw_get("/Pages")
-    pages_path = misc.ConsList.sing("/Root").cons("/Pages")
-    page_tree_nodes = {}
-    if isinstance(pages_ref, generic.IndirectObject):
-        page_tree_nodes[pages_ref.reference] = pages_path
-    for ref, path in _collect_page_tree_refs(pages_ref.get_object(), pages_path):
-        if ref in page_tree_nodes:
-            raise misc.PdfReadError("Circular reference in page tree in mapping stage")
-        page_tree_nodes[ref] = path
-    struct_tree_nodes = set()
+    with contextlib.suppress(KeyError):
+        enter_struct(resolver.root.raw_get("/StructTreeRoot").get_object())
+    return nodes, elements
+
+
+def _struct_elem(node: Any) -> bool:
+    # An element without /Type counts; the value is read through the dictionary (dereferenced).
     try:
-        struct_tree_root_ref = resolver.root.raw_get("/StructTreeRoot")
-        struct_tree_root = struct_tree_root_ref.get_object()
-        for ref in _collect_struct_tree_refs(struct_tree_root):
-            if ref in struct_tree_nodes:
-                raise misc.PdfReadError("Circular reference in structure tree in mapping stage")
-            struct_tree_nodes.add(ref)
+        return bool(node["/Type"] == "/StructElem")
     except KeyError:
-        pass
-    return page_tree_nodes, struct_tree_nodes
+        return True
 
 
 def last_change(xrefs: Any, ref: Any) -> int:
