@@ -28,9 +28,11 @@ timeouts, and a scheduler without workers would hold the batches forever.
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -56,6 +58,8 @@ from verification.remote import VerifiedBatch, VerifyContext, unverified, verify
 from verification.run import VerificationRun
 
 T = TypeVar("T")
+F = TypeVar("F")
+MIN_IN_FLIGHT = 8  # batches submitted ahead of the one awaited, however few workers
 
 
 @task(name="archive-batch-on-worker", cache_policy=NO_CACHE, persist_result=False)
@@ -95,22 +99,28 @@ def verify_batch_on_worker(
 
 def verify_on_cluster(run: VerificationRun, address: str) -> None:
     """Every batch of ``run`` verified on the Dask cluster at ``address``; results (or, for a
-    batch no worker could verify, indeterminate results naming why) recorded in ``run``."""
-    batches = list(run.batches())
-    if not batches:
+    batch no worker could verify, indeterminate results naming why) recorded in ``run``.
+
+    Batches are read from the catalog as they are submitted, a bounded number ahead of the
+    results recorded (:func:`ahead`): the flow's process holds a window of batches, never the
+    whole selection."""
+    batches = run.batches()
+    first = next(batches, None)
+    if first is None:
         return
     context = run.context()
     now = run.plan.moment
     logger = get_run_logger()
     with _tasks_report_here(), DaskTaskRunner(address=address) as runner:
-        futures = [
-            runner.submit(
-                verify_batch_on_worker,
-                parameters={"context": context, "rows": rows, "index": i, "now": now},
-            )
-            for i, rows in enumerate(batches)
-        ]
-        for i, (rows, future) in enumerate(zip(batches, futures, strict=True)):
+
+        def submit(item: tuple[int, list[CatalogRow]]) -> Any:
+            i, rows = item
+            parameters = {"context": context, "rows": rows, "index": i, "now": now}
+            return runner.submit(verify_batch_on_worker, parameters=parameters)
+
+        window = in_flight(sum(runner.client.nthreads().values()))
+        numbered = enumerate(itertools.chain([first], batches))
+        for (i, rows), future in ahead(numbered, submit, window=window):
             outcome = _outcome(future, VerifiedBatch)
             if isinstance(outcome, VerifiedBatch):
                 run.absorb(outcome.results, worker=outcome.worker)
@@ -118,6 +128,26 @@ def verify_on_cluster(run: VerificationRun, address: str) -> None:
                 logger.warning("verification batch %d failed on the cluster: %s", i, outcome)
                 code, _, why = outcome.partition(" ")
                 run.absorb(unverified(rows, code, f"not verified: {why.strip('()')}"))
+
+
+def in_flight(threads: int) -> int:
+    """Batches submitted ahead of the one awaited: every worker thread busy twice over, so that
+    a slow batch at the head does not idle the cluster (at least :data:`MIN_IN_FLIGHT`)."""
+    return max(MIN_IN_FLIGHT, 2 * threads)
+
+
+def ahead(items: Iterable[T], submit: Callable[[T], F], *, window: int) -> Iterator[tuple[T, F]]:
+    """``(item, submit(item))`` in the items' order, at most ``window`` submitted and not yet
+    handed back: the next item is read (and submitted) only as the oldest is taken."""
+    if window < 1:
+        raise ValueError(f"window must be at least 1, not {window}")
+    pending: deque[tuple[T, F]] = deque()
+    for item in items:
+        pending.append((item, submit(item)))
+        if len(pending) >= window:
+            yield pending.popleft()
+    while pending:
+        yield pending.popleft()
 
 
 @task(name="rehash-batch-on-worker", cache_policy=NO_CACHE, persist_result=False)
