@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import itertools
 import os
+import queue
 import socket
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from distributed import CancelledError, Client, KilledWorker
 from prefect import get_run_logger, task
@@ -58,7 +59,7 @@ from verification.remote import VerifiedBatch, VerifyContext, unverified, verify
 from verification.run import VerificationRun
 
 T = TypeVar("T")
-F = TypeVar("F")
+F = TypeVar("F", bound="Completes")
 MIN_IN_FLIGHT = 8  # batches submitted ahead of the one awaited, however few workers
 
 
@@ -102,8 +103,8 @@ def verify_on_cluster(run: VerificationRun, address: str) -> None:
     batch no worker could verify, indeterminate results naming why) recorded in ``run``.
 
     Batches are read from the catalog as they are submitted, a bounded number ahead of the
-    results recorded (:func:`ahead`): the flow's process holds a window of batches, never the
-    whole selection."""
+    results recorded (:func:`ahead`), and recorded as they finish: the flow's process holds a
+    window of batches, never the whole selection."""
     batches = run.batches()
     first = next(batches, None)
     if first is None:
@@ -136,18 +137,30 @@ def in_flight(threads: int) -> int:
     return max(MIN_IN_FLIGHT, 2 * threads)
 
 
+class Completes(Protocol):
+    """A future that calls back when done (Prefect's, Dask's, concurrent.futures')."""
+
+    def add_done_callback(self, fn: Callable[[Any], Any], /) -> None: ...
+
+
 def ahead(items: Iterable[T], submit: Callable[[T], F], *, window: int) -> Iterator[tuple[T, F]]:
-    """``(item, submit(item))`` in the items' order, at most ``window`` submitted and not yet
-    handed back: the next item is read (and submitted) only as the oldest is taken."""
+    """``(item, submit(item))`` as each future finishes, at most ``window`` submitted and not
+    yet handed back: the next item is read (and submitted) only as one is taken. In finishing
+    order, so that one slow batch (a damaged object takes SeaweedFS seconds to refuse) does not
+    keep the others from being submitted."""
     if window < 1:
         raise ValueError(f"window must be at least 1, not {window}")
-    pending: deque[tuple[T, F]] = deque()
+    finished: queue.SimpleQueue[tuple[T, F]] = queue.SimpleQueue()
+    pending = 0
     for item in items:
-        pending.append((item, submit(item)))
-        if len(pending) >= window:
-            yield pending.popleft()
-    while pending:
-        yield pending.popleft()
+        future = submit(item)
+        future.add_done_callback(_hand_back(finished, (item, future)))
+        pending += 1
+        if pending >= window:
+            yield finished.get()
+            pending -= 1
+    for _ in range(pending):
+        yield finished.get()
 
 
 @task(name="rehash-batch-on-worker", cache_policy=NO_CACHE, persist_result=False)
@@ -193,6 +206,12 @@ class RehashOnCluster:
                     self.problems.append(outcome)
                     leaves += [outcome.partition(" ")[0]] * len(part)
         return leaves
+
+
+def _hand_back(
+    finished: queue.SimpleQueue[tuple[T, F]], done: tuple[T, F]
+) -> Callable[[Any], None]:
+    return lambda _: finished.put(done)
 
 
 def ensure_cluster(address: str, *, timeout_s: float) -> None:
