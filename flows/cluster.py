@@ -28,11 +28,14 @@ timeouts, and a scheduler without workers would hold the batches forever.
 
 from __future__ import annotations
 
+import itertools
 import os
+import queue
 import socket
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from distributed import CancelledError, Client, KilledWorker
 from prefect import get_run_logger, task
@@ -56,6 +59,8 @@ from verification.remote import VerifiedBatch, VerifyContext, unverified, verify
 from verification.run import VerificationRun
 
 T = TypeVar("T")
+F = TypeVar("F", bound="Completes")
+MIN_IN_FLIGHT = 8  # batches submitted ahead of the one awaited, however few workers
 
 
 @task(name="archive-batch-on-worker", cache_policy=NO_CACHE, persist_result=False)
@@ -95,22 +100,28 @@ def verify_batch_on_worker(
 
 def verify_on_cluster(run: VerificationRun, address: str) -> None:
     """Every batch of ``run`` verified on the Dask cluster at ``address``; results (or, for a
-    batch no worker could verify, indeterminate results naming why) recorded in ``run``."""
-    batches = list(run.batches())
-    if not batches:
+    batch no worker could verify, indeterminate results naming why) recorded in ``run``.
+
+    Batches are read from the catalog as they are submitted, a bounded number ahead of the
+    results recorded (:func:`ahead`), and recorded as they finish: the flow's process holds a
+    window of batches, never the whole selection."""
+    batches = run.batches()
+    first = next(batches, None)
+    if first is None:
         return
     context = run.context()
     now = run.plan.moment
     logger = get_run_logger()
     with _tasks_report_here(), DaskTaskRunner(address=address) as runner:
-        futures = [
-            runner.submit(
-                verify_batch_on_worker,
-                parameters={"context": context, "rows": rows, "index": i, "now": now},
-            )
-            for i, rows in enumerate(batches)
-        ]
-        for i, (rows, future) in enumerate(zip(batches, futures, strict=True)):
+
+        def submit(item: tuple[int, list[CatalogRow]]) -> Any:
+            i, rows = item
+            parameters = {"context": context, "rows": rows, "index": i, "now": now}
+            return runner.submit(verify_batch_on_worker, parameters=parameters)
+
+        window = in_flight(sum(runner.client.nthreads().values()))
+        numbered = enumerate(itertools.chain([first], batches))
+        for (i, rows), future in ahead(numbered, submit, window=window):
             outcome = _outcome(future, VerifiedBatch)
             if isinstance(outcome, VerifiedBatch):
                 run.absorb(outcome.results, worker=outcome.worker)
@@ -118,6 +129,38 @@ def verify_on_cluster(run: VerificationRun, address: str) -> None:
                 logger.warning("verification batch %d failed on the cluster: %s", i, outcome)
                 code, _, why = outcome.partition(" ")
                 run.absorb(unverified(rows, code, f"not verified: {why.strip('()')}"))
+
+
+def in_flight(threads: int) -> int:
+    """Batches submitted ahead of the one awaited: every worker thread busy twice over, so that
+    a slow batch at the head does not idle the cluster (at least :data:`MIN_IN_FLIGHT`)."""
+    return max(MIN_IN_FLIGHT, 2 * threads)
+
+
+class Completes(Protocol):
+    """A future that calls back when done (Prefect's, Dask's, concurrent.futures')."""
+
+    def add_done_callback(self, fn: Callable[[Any], Any], /) -> None: ...
+
+
+def ahead(items: Iterable[T], submit: Callable[[T], F], *, window: int) -> Iterator[tuple[T, F]]:
+    """``(item, submit(item))`` as each future finishes, at most ``window`` submitted and not
+    yet handed back: the next item is read (and submitted) only as one is taken. In finishing
+    order, so that one slow batch (a damaged object takes SeaweedFS seconds to refuse) does not
+    keep the others from being submitted."""
+    if window < 1:
+        raise ValueError(f"window must be at least 1, not {window}")
+    finished: queue.SimpleQueue[tuple[T, F]] = queue.SimpleQueue()
+    pending = 0
+    for item in items:
+        future = submit(item)
+        future.add_done_callback(_hand_back(finished, (item, future)))
+        pending += 1
+        if pending >= window:
+            yield finished.get()
+            pending -= 1
+    for _ in range(pending):
+        yield finished.get()
 
 
 @task(name="rehash-batch-on-worker", cache_policy=NO_CACHE, persist_result=False)
@@ -163,6 +206,12 @@ class RehashOnCluster:
                     self.problems.append(outcome)
                     leaves += [outcome.partition(" ")[0]] * len(part)
         return leaves
+
+
+def _hand_back(
+    finished: queue.SimpleQueue[tuple[T, F]], done: tuple[T, F]
+) -> Callable[[Any], None]:
+    return lambda _: finished.put(done)
 
 
 def ensure_cluster(address: str, *, timeout_s: float) -> None:

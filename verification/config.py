@@ -26,11 +26,14 @@ def read_settings(settings: Settings, vsettings: VerificationSettings) -> Settin
     """The settings verification reads records with: at most ``read_attempts`` S3 attempts per
     read, never more than the S3 section allows. A damaged object fails every retry (SeaweedFS
     takes seconds to refuse each read of a damaged needle), so a few attempts, not the write
-    path's patience; a smaller ``s3.max_attempts`` is kept, not raised."""
+    path's patience; a smaller ``s3.max_attempts`` is kept, not raised.
+
+    A process's ``threads`` read records at once through one client: it keeps a connection for
+    each (a larger ``s3.max_connections`` is kept)."""
     attempts = min(settings.s3.max_attempts, vsettings.read_attempts)
-    return settings.model_copy(
-        update={"s3": settings.s3.model_copy(update={"max_attempts": attempts})}
-    )
+    connections = max(settings.s3.max_connections, vsettings.threads)
+    update = {"max_attempts": attempts, "max_connections": connections}
+    return settings.model_copy(update={"s3": settings.s3.model_copy(update=update)})
 
 
 class HoldSource(Protocol):

@@ -1,4 +1,5 @@
-"""The verification log: one Parquet file per run, one row per verified record, written atomically.
+"""The verification log: one Parquet file per run, one row per verified record, streamed as the
+run goes and published atomically at its end.
 
 ``<data_dir>/verification/log/<run_id>.parquet``; read all runs as one dataset with
 :func:`read_log` (history of a record: filter on ``encounter_id``). A row names the record by
@@ -8,17 +9,19 @@ encounter id and pseudonym only, like the catalog. The archive-wide results of t
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from archive.core.atomic import write_private
+from archive.core.atomic import atomic_writer
 from verification.results import RecordResult
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -48,24 +51,70 @@ def log_dir(directory: Path) -> Path:
     return directory / "log"
 
 
+class LogWriter:
+    """This run's rows streamed into ``log/<run_id>.parquet`` as records are verified, a row
+    group every :attr:`GROUP` rows: memory holds one group, not the run. The file appears only
+    at :meth:`close`: private (0600; rows name encounters and pseudonyms), through a temporary
+    file (``.<name>.<random>.tmp``, skipped by :func:`read_log`), fsync and rename. A run that
+    fails, or :meth:`abort`, leaves no log."""
+
+    GROUP = 4096
+
+    def __init__(self, directory: Path, *, run_id: str, mode: str, verified_at: datetime) -> None:
+        self.path = log_dir(directory) / f"{run_id}.parquet"
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._run_id, self._mode, self._verified_at = run_id, mode, verified_at
+        self._stack = contextlib.ExitStack()
+        sink = self._stack.enter_context(atomic_writer(self.path))
+        self._writer = pq.ParquetWriter(sink, LOG_SCHEMA, compression="zstd")
+        self._rows: list[dict[str, Any]] = []
+
+    def add(self, results: Iterable[RecordResult]) -> None:
+        at = self._verified_at
+        self._rows += (
+            _row(r, run_id=self._run_id, mode=self._mode, verified_at=at) for r in results
+        )
+        if len(self._rows) >= self.GROUP:
+            self._flush()
+
+    def close(self) -> Path:
+        """Publish the log; returns its path."""
+        self._flush()
+        self._writer.close()
+        self._stack.close()
+        return self.path
+
+    def abort(self, exc: BaseException | None = None) -> None:
+        """Drop the unfinished log (its temporary file is removed)."""
+        with contextlib.suppress(Exception):
+            self._writer.close()
+        error = exc or RuntimeError("verification log abandoned")
+        tb: TracebackType | None = error.__traceback__
+        with contextlib.suppress(Exception):
+            self._stack.__exit__(type(error), error, tb)
+
+    def _flush(self) -> None:
+        if self._rows:
+            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=LOG_SCHEMA))
+            self._rows = []
+
+
 def write_log(
     directory: Path,
-    results: Sequence[RecordResult],
+    results: Iterable[RecordResult],
     *,
     run_id: str,
     mode: str,
     verified_at: datetime,
 ) -> Path:
-    """Write this run's rows as ``log/<run_id>.parquet``: private (0600; rows name encounters
-    and pseudonyms), through a temp file, fsync and rename."""
-    rows = [_row(r, run_id=run_id, mode=mode, verified_at=verified_at) for r in results]
-    table = pa.Table.from_pylist(rows, schema=LOG_SCHEMA)
-    target = log_dir(directory) / f"{run_id}.parquet"
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
-    write_private(target, sink.getvalue().to_pybytes())
-    return target
+    """Write ``results`` as this run's log at once (see :class:`LogWriter`)."""
+    writer = LogWriter(directory, run_id=run_id, mode=mode, verified_at=verified_at)
+    try:
+        writer.add(results)
+    except BaseException as e:
+        writer.abort(e)
+        raise
+    return writer.close()
 
 
 def read_log(directory: Path) -> Any:

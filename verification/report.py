@@ -18,9 +18,9 @@ from typing import Any
 
 from archive.core.atomic import write_private
 from verification.inventory import Finding
-from verification.results import CheckResult, RecordResult, Status, bottom_line
+from verification.results import CheckResult, RecordResult, Status, VerificationError, worst
+from verification.tally import Tally
 
-_MAX_DETAIL = 2000  # failed records listed in full; the log holds every row anyway
 # The work list's owner: the evidence records carry each record's proof past its document
 # timestamps, and the monthly job renews them (README, Preservation).
 RENEWAL_JOB = (
@@ -38,11 +38,12 @@ class Summary:
     duration_s: float
     archive_checks: tuple[CheckResult, ...]
     findings: tuple[Finding, ...]
-    results: tuple[RecordResult, ...]
+    tally: Tally  # the records' counts; each record's row is in the log
     selected: int
     report_path: Path | None = None
     log_path: Path | None = None
     as_of: datetime | None = None  # ``verify --at``: the date judged as of (also in ``mode``)
+    kept: tuple[RecordResult, ...] | None = None  # every record's result, if the run kept them
 
     @classmethod
     def create(cls, **fields: Any) -> Summary:
@@ -51,7 +52,19 @@ class Summary:
     @property
     def status(self) -> Status:
         """Fail closed over everything: archive-wide checks and every record's bottom line."""
-        return bottom_line([*self.archive_checks, *(r.reason for r in self.results)])
+        return worst([*(c.status for c in self.archive_checks), *self.tally.bottom_lines()])
+
+    @property
+    def results(self) -> tuple[RecordResult, ...]:
+        """Every record's result, for runs started with ``keep_results`` (tests, small runs);
+        a run over the archive keeps only its :class:`Tally` and writes the rest to the log."""
+        if self.kept is None:
+            raise VerificationError("this run kept no results: read its log (verification.log)")
+        return self.kept
+
+    @property
+    def verified(self) -> int:
+        return self.tally.verified
 
     @property
     def failure_message(self) -> str | None:
@@ -62,31 +75,25 @@ class Summary:
         return f"verification {self.status.value}: {bad} record(s) not passed"  # or archive-wide
 
     def counts(self) -> dict[str, int]:
-        counts = Counter(r.status.value for r in self.results)
-        return {s.value: counts.get(s.value, 0) for s in Status}
+        return {s.value: self.tally.statuses.get(s.value, 0) for s in Status}
 
     def reasons(self) -> dict[str, int]:
         """Records (and archive-wide findings) by the reason code that explains them."""
-        reasons = Counter(
-            r.reason.reason_code for r in self.results if r.status is not Status.PASSED
-        )
+        reasons = Counter(self.tally.reasons)
         reasons.update(c.reason_code for c in self.archive_checks if c.status is not Status.PASSED)
         reasons.update(f.reason_code for f in self.findings)
         return dict(sorted(reasons.items()))
 
     def stage_seconds(self) -> dict[str, float]:
-        total: Counter[str] = Counter()
-        for r in self.results:
-            total.update(dict(r.stage_seconds))
-        return {k: round(v, 3) for k, v in sorted(total.items())}
+        return {k: round(v, 3) for k, v in sorted(self.tally.stages.items())}
 
     @property
-    def renewals(self) -> tuple[RecordResult, ...]:
-        return tuple(r for r in self.results if r.renewal is not None)
+    def renewal_due(self) -> int:
+        return self.tally.renewal_due
 
     @property
     def throughput(self) -> float:
-        return len(self.results) / self.duration_s if self.duration_s else 0.0
+        return self.verified / self.duration_s if self.duration_s else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,12 +105,12 @@ class Summary:
             "as_of": self.as_of.isoformat() if self.as_of else None,
             "duration_s": round(self.duration_s, 3),
             "selected": self.selected,
-            "verified": len(self.results),
+            "verified": self.verified,
             "records": self.counts(),
             "reasons": self.reasons(),
             "archive_checks": [dataclasses.asdict(c) for c in self.archive_checks],
             "findings": [dataclasses.asdict(f) for f in self.findings],
-            "renewal_due": len(self.renewals),
+            "renewal_due": self.renewal_due,
             "records_per_s": round(self.throughput, 2),
             "stage_seconds": self.stage_seconds(),
             "report": str(self.report_path) if self.report_path else None,
@@ -115,15 +122,15 @@ class Summary:
         lines = [
             f"# Verification `{self.run_id}`: **{self.status.value.upper()}**",
             "",
-            f"{self.mode}; checks: {self.checks}. {len(self.results)} record(s) verified in "
+            f"{self.mode}; checks: {self.checks}. {self.verified} record(s) verified in "
             f"{self.duration_s:.1f} s ({self.throughput:.1f}/s).",
             "",
             "| records | count |",
             "|---|---:|",
             *(f"| {k} | {v} |" for k, v in c.items()),
-            f"| renewal due | {len(self.renewals)} |",
+            f"| renewal due | {self.renewal_due} |",
             "",
-            *([RENEWAL_JOB, ""] if self.renewals else []),
+            *([RENEWAL_JOB, ""] if self.renewal_due else []),
             "| archive-wide check | status | reason |",
             "|---|---|---|",
             *(f"| {a.check} | {a.status.value} | `{a.reason_code}` |" for a in self.archive_checks),
@@ -153,7 +160,7 @@ def render_html(s: Summary) -> str:
         f"<h1>Archive verification {e(s.run_id)}: <span class='{e(s.status.value)}'>"
         f"{e(s.status.value.upper())}</span></h1>",
         f"<p>{e(s.mode)}; checks: {e(s.checks)}; started {e(s.started_at.isoformat())}; "
-        f"{len(s.results)} record(s) in {s.duration_s:.1f} s.</p>",
+        f"{s.verified} record(s) in {s.duration_s:.1f} s.</p>",
         "<h2>Summary</h2>",
         _table(["records", "count"], list(s.counts().items())),
         "<h2>Archive-wide checks</h2>",
@@ -171,14 +178,14 @@ def render_html(s: Summary) -> str:
             _table(["reason", "key", "version", "what"], found),
         ]
     parts += _failed_records(s)
-    if s.renewals:
+    if s.renewal_due:
         rows = [
             (r.encounter_id, r.renewal.reason_code, r.renewal.message)
-            for r in s.renewals[:_MAX_DETAIL]
+            for r in s.tally.renewals
             if r.renewal
         ]
         parts += [
-            f"<h2>Timestamp renewal due ({len(s.renewals)})</h2>",
+            f"<h2>Timestamp renewal due ({s.renewal_due})</h2>",
             f"<p>{html.escape(RENEWAL_JOB)}</p>",
             _table(["encounter", "reason", "detail"], rows),
         ]
@@ -187,11 +194,11 @@ def render_html(s: Summary) -> str:
 
 
 def _failed_records(s: Summary) -> list[str]:
-    bad = [r for r in s.results if r.status is not Status.PASSED]
+    bad = s.verified - s.tally.statuses.get(Status.PASSED.value, 0)
     if not bad:
         return []
-    out = [f"<h2>Records that did not pass ({len(bad)})</h2>"]
-    for r in bad[:_MAX_DETAIL]:
+    out = [f"<h2>Records that did not pass ({bad})</h2>"]
+    for r in s.tally.failed:  # the first MAX_DETAIL; the log holds every row
         e = html.escape
         out.append(
             f"<h3>{e(r.encounter_id)} <small>pseudonym {e(r.patient_pseudonym[:16])}…, "

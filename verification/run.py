@@ -7,8 +7,9 @@ is opened (which verifies its chain), never appended to. A broken catalog chain 
 after the archive-wide checks: its rows cannot be trusted to say what to verify.
 
 Memory does not grow with the catalog: the selection streams from the manifests in batches
-(:func:`verification.select.selected`), and the archive-wide comparisons go through an on-disk
-index (:mod:`verification.catalog_index`). What grows is the results of the records verified.
+(:func:`verification.select.selected`), the archive-wide comparisons go through an on-disk
+index (:mod:`verification.catalog_index`), and each record's result goes to the log as it comes
+(:class:`verification.log.LogWriter`): the run keeps a :class:`verification.tally.Tally`.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ from archive.store import ObjectStore, ReplicatedStore, S3ObjectStore, SealedSto
 from verification.catalog_index import CatalogIndex
 from verification.config import HoldSet, VerificationSettings, output_directory
 from verification.inventory import Finding, compare_bucket_copies, compare_inventory, open_catalog
-from verification.log import write_log
+from verification.log import LogWriter
 from verification.rehomed import check_rehomed
 from verification.remote import VerifyContext
 from verification.replica import REPLICA, compare_sites, unreachable, unreachable_finding
 from verification.report import Summary, write_reports
 from verification.results import CheckResult, RecordResult, Status
 from verification.select import Selection, marked, selected
+from verification.tally import Tally
 from verification.worker import FULL_CHECKS, init_worker, verify_chunk
 
 Progress = Callable[[int, int], None]  # (records done, records selected)
@@ -102,9 +104,11 @@ class VerificationRun:
         selected: int,
         audit_store: ObjectStore,
         signers: frozenset[str] = frozenset(),
+        keep_results: bool = False,
     ) -> None:
         """``source``: the selected rows, read again from the catalog each time it is called;
-        ``selected``: how many rows it yields."""
+        ``selected``: how many rows it yields; ``keep_results``: hold every record's result for
+        :attr:`Summary.results` too (tests, small runs), not only the tally and the log."""
         self.settings, self.vsettings, self.plan, self.holds = settings, vsettings, plan, holds
         self.signers = signers  # every signer the catalog recorded: the hospital's keys
         self._audit_store = audit_store
@@ -112,7 +116,9 @@ class VerificationRun:
         self.findings = findings
         self._source = source
         self.selected = selected
-        self.results: list[RecordResult] = []
+        self.tally = Tally()
+        self._kept: list[RecordResult] | None = [] if keep_results else None
+        self._log: LogWriter | None = None  # opened by the first results
         self.progress: Progress | None = None
         self.batches_by_worker: dict[str, int] = {}  # cluster runs: batches each worker did
         self._pool: Executor | None = None
@@ -129,6 +135,7 @@ class VerificationRun:
         disposed: frozenset[tuple[str, str]] = frozenset(),
         store: ObjectStore | None = None,
         chains: Sequence[tuple[str, ChainReport]] = (),
+        keep_results: bool = False,
     ) -> VerificationRun:
         """Archive-wide checks and the selection; no record is read yet. ``disposed`` are the
         (key, version) pairs lawfully destroyed after their retention (the retention register):
@@ -178,6 +185,7 @@ class VerificationRun:
             selected=count,
             audit_store=audit_store,
             signers=signers,
+            keep_results=keep_results,
         )
 
     def __enter__(self) -> VerificationRun:
@@ -218,14 +226,28 @@ class VerificationRun:
         """Results verified elsewhere (a pool process, a cluster worker) into the run; returns
         their counts by status. ``worker``: which cluster worker did them, for the summary."""
         counts: dict[str, int] = {}
+        self._writer().add(results)
         for r in results:
-            self.results.append(r)
-            counts[r.status.value] = counts.get(r.status.value, 0) + 1
+            status = self.tally.add(r).value
+            counts[status] = counts.get(status, 0) + 1
+        if self._kept is not None:
+            self._kept += results
         if worker:
             self.batches_by_worker[worker] = self.batches_by_worker.get(worker, 0) + 1
         if self.progress is not None:
-            self.progress(len(self.results), self.selected)
+            self.progress(self.tally.verified, self.selected)
         return counts
+
+    def _writer(self) -> LogWriter:
+        if self._log is None:
+            plan = self.plan
+            self._log = LogWriter(
+                output_directory(self.settings, self.vsettings),
+                run_id=plan.run_id,
+                mode=plan.selection.mode.value,
+                verified_at=plan.started_at,
+            )
+        return self._log
 
     def context(self) -> VerifyContext:
         """What a cluster worker needs to verify this run's batches (no secret in it)."""
@@ -245,15 +267,8 @@ class VerificationRun:
         summary."""
         summary = self._audit(self._summary())
         directory = output_directory(self.settings, self.vsettings)
-        plan = self.plan
-        log = write_log(
-            directory,
-            self.results,
-            run_id=plan.run_id,
-            mode=plan.selection.mode.value,
-            verified_at=plan.started_at,
-        )
-        return write_reports(directory, summary, log_path=log)
+        log, self._log = self._writer(), None
+        return write_reports(directory, summary, log_path=log.close())
 
     def _summary(self) -> Summary:
         return Summary.create(
@@ -264,9 +279,10 @@ class VerificationRun:
             duration_s=time.perf_counter() - self._began,
             archive_checks=tuple(self.archive_checks),
             findings=self.findings,
-            results=tuple(self.results),
+            tally=self.tally,
             selected=self.selected,
             as_of=self.plan.at,
+            kept=None if self._kept is None else tuple(self._kept),
         )
 
     def _audit(self, summary: Summary) -> Summary:
@@ -320,6 +336,9 @@ class VerificationRun:
         log.flush()
 
     def close(self) -> None:
+        if self._log is not None:  # not finished: no log for a run that did not end
+            self._log.abort()
+            self._log = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

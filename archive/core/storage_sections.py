@@ -34,6 +34,13 @@ class S3Settings(Section):
     max_attempts: int = Field(default=8, ge=1, le=20, description="botocore retries (standard)")
     connect_timeout_s: float = Field(default=5.0, gt=0, description="seconds per attempt")
     read_timeout_s: float = Field(default=60.0, gt=0, description="seconds per attempt")
+    max_connections: int = Field(
+        default=10,
+        ge=1,
+        le=256,
+        description="connections each client keeps (botocore's pool); verification raises it "
+        "to its threads",
+    )
 
     @field_validator("endpoint_url")
     @classmethod

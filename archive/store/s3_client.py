@@ -104,6 +104,8 @@ def make_client(
         retries={"mode": "standard", "total_max_attempts": s3.max_attempts},
         connect_timeout=s3.connect_timeout_s,
         read_timeout=s3.read_timeout_s,
+        # Threads sharing this client each hold a connection while they wait on the store.
+        max_pool_connections=s3.max_connections,
         s3={"addressing_style": s3.addressing_style},
         # We send SHA-256 ourselves; avoid botocore adding a second (CRC) checksum per request.
         request_checksum_calculation="when_required",

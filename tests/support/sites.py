@@ -80,7 +80,7 @@ def verify_full(settings: Settings, output_dir: Path, holds: HoldSet) -> Summary
     plan = RunPlan.create(
         settings, vsettings, selection=Selection(mode=Mode.FULL), now=datetime.now(UTC)
     )
-    with VerificationRun.start(settings, vsettings, plan, holds=holds) as run:
+    with VerificationRun.start(settings, vsettings, plan, holds=holds, keep_results=True) as run:
         for batch in run.batches():
             run.verify_batch(batch)
         return run.finish()

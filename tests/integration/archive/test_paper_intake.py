@@ -257,7 +257,7 @@ def test_verification_passes_every_scanned_record_with_its_mark(
     plan = RunPlan.create(
         intake.settings, vsettings, selection=Selection(mode=Mode.FULL), now=datetime.now(UTC)
     )
-    with VerificationRun.start(intake.settings, vsettings, plan) as run:
+    with VerificationRun.start(intake.settings, vsettings, plan, keep_results=True) as run:
         for batch in run.batches():
             run.verify_batch(batch)
         summary = run.finish()

@@ -118,7 +118,7 @@ def test_after_a_key_rotation_the_run_adopts_what_the_catalogued_old_key_stored(
     plan = RunPlan.create(
         new, vsettings, selection=Selection(mode=Mode.FULL), now=datetime.now(UTC)
     )
-    with VerificationRun.start(new, vsettings, plan) as run:
+    with VerificationRun.start(new, vsettings, plan, keep_results=True) as run:
         for batch in run.batches():
             run.verify_batch(batch)
         verified = run.finish()

@@ -66,7 +66,7 @@ def verify(
         seed=1 if mode is Mode.SAMPLE else None,
     )
     plan = RunPlan.create(settings, vsettings, selection=selection, now=datetime.now(UTC))
-    with VerificationRun.start(settings, vsettings, plan, holds=holds) as run:
+    with VerificationRun.start(settings, vsettings, plan, holds=holds, keep_results=True) as run:
         for batch in run.batches():
             run.verify_batch(batch)
         return run.finish()
@@ -271,7 +271,7 @@ def test_a_missing_object_is_found_by_the_record_check_and_by_the_inventory(
     tomorrow = datetime.now(UTC).date() + timedelta(days=2)
     selection = Selection(mode=Mode.SINCE, since=tomorrow)
     plan = RunPlan.create(settings, vsettings, selection=selection, now=datetime.now(UTC))
-    with VerificationRun.start(settings, vsettings, plan) as run:
+    with VerificationRun.start(settings, vsettings, plan, keep_results=True) as run:
         assert run.rows == []
         inventory_only = run.finish()
     assert problems(inventory_only) == {
@@ -437,7 +437,7 @@ def test_the_renewal_horizon_lists_expiring_tsa_certificates_and_weak_hashes(
         plan = RunPlan.create(
             settings, vsettings, selection=Selection(mode=Mode.FULL), now=datetime.now(UTC)
         )
-        with VerificationRun.start(settings, vsettings, plan) as run:
+        with VerificationRun.start(settings, vsettings, plan, keep_results=True) as run:
             for batch in run.batches():
                 run.verify_batch(batch)
             summary = run.finish()
@@ -471,7 +471,7 @@ def _as_of_a_date_the_signature_stands_on_the_evidence_until_its_tsa_lapses(
         at = datetime.now(UTC) + timedelta(days=365 * years)
         sample = Selection(mode=Mode.SAMPLE, share=0.2, seed=1)  # a few records are enough
         plan = RunPlan.create(archived, vsettings, selection=sample, now=datetime.now(UTC), at=at)
-        with VerificationRun.start(archived, vsettings, plan) as run:
+        with VerificationRun.start(archived, vsettings, plan, keep_results=True) as run:
             for batch in run.batches():
                 run.verify_batch(batch)
             return run.finish()

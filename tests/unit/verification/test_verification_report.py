@@ -11,6 +11,7 @@ from verification.inventory import Finding
 from verification.log import read_log, write_log
 from verification.report import Summary, render_html, write_reports
 from verification.results import CheckResult, RecordResult, Status, VerificationError
+from verification.tally import Tally
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
@@ -38,7 +39,7 @@ def _summary(*results: RecordResult, archive: tuple[CheckResult, ...] | None = N
         duration_s=1.0,
         archive_checks=archive if archive is not None else (chain,),
         findings=(Finding("inventory.orphan", "records/v1/<b>", "1", "an object"),),
-        results=results,
+        tally=Tally.of(results),
         selected=len(results),
     )
 

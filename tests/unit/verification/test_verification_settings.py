@@ -34,3 +34,14 @@ def test_read_attempts_reach_the_s3_client_of_the_record_reads() -> None:
     client = make_client(chosen, read_only=True)
     retries = client.meta.config.retries  # type: ignore[attr-defined]  # not in the stubs
     assert retries == {"mode": "standard", "total_max_attempts": 1}
+
+
+@pytest.mark.parametrize("threads", [1, 16, 64])
+def test_the_record_reads_client_has_a_connection_for_each_thread_sharing_it(threads: int) -> None:
+    # A fixity process verifies `threads` records at once on one client: botocore's default pool
+    # of 10 would make the rest wait for a connection (and log "Connection pool is full").
+    chosen = read_settings(_settings(8), VerificationSettings(threads=threads))
+    client = make_client(chosen, read_only=True)
+    pool = client.meta.config.max_pool_connections  # type: ignore[attr-defined]  # not in stubs
+    assert pool >= threads
+    assert pool == max(threads, S3Settings().max_connections)  # never fewer than configured
