@@ -16,9 +16,9 @@ pyHanko's walk enters and leaves without recording anything), keeps the referenc
 current path in a set beside the path, and asks for a page tree node's canonical path once.
 The page and structure trees are collected first, as pyHanko does (``_trees``). Recursion is one
 frame per container like pyHanko's (which adds one for each leaf), so this one runs out of stack
-only where pyHanko's does. Each object read into a view first asks in which revision it last changed:
-:func:`last_change` keeps pyHanko's answer per document instead of trying every cross-reference
-section again for every view.
+only where pyHanko's does. Each object read into a view first asks in which revision it last
+changed: :func:`last_change` keeps pyHanko's answer per document instead of trying every
+cross-reference section again for every view.
 
 ``tests/unit/archive/test_ref_paths.py`` compares each with pyHanko's on random, looped, shared,
 deep and broken structures, ``tests/integration/archive/test_diff_policy.py`` on our signed
