@@ -79,7 +79,9 @@ def test_a_site_lost_entirely_is_repaired_from_the_other_without_a_key(
     run_plan = RunPlan.create(
         impatient, vsettings, selection=Selection(mode=Mode.FULL), now=datetime.now(UTC)
     )
-    with VerificationRun.start(impatient, vsettings, run_plan, holds=holds) as run:
+    with VerificationRun.start(
+        impatient, vsettings, run_plan, holds=holds, keep_results=True
+    ) as run:
         seaweed.stop(dual, "replica")
         with pytest.raises(ReplicaError):  # a site down: the run refuses before any record
             run_once(impatient, export)  # after 2 attempts, not botocore's 8 backed-off ones

@@ -251,9 +251,11 @@ def test_dss_passes_the_renewed_copy_with_one_more_document_timestamp(oracles: O
 
     assert document_timestamps(oracles.pdf) == ["PASSED"]
     assert document_timestamps(oracles.renewed) == ["PASSED", "PASSED"]
-    # the evidence record proves the archived bytes only (what the bag's README says)
+    # the evidence record proves the archived bytes only (what the bag's README says): DSS
+    # answers INDETERMINATE, or FAILED with HASH_FAILURE (seen once in a full CI run), never PASSED
     [signature] = oracles.pades[oracles.renewed].signatures
-    assert [e[0] for e in signature.evidence_records] == ["INDETERMINATE"], signature
+    [verdict] = signature.evidence_records
+    assert verdict[0] == "INDETERMINATE" or verdict == ("FAILED", "HASH_FAILURE"), signature
     assert oracles.pdfa_compliant  # veraPDF: still PDF/A-3b
 
 
